@@ -1,0 +1,58 @@
+// swift-tools-version: 6.3
+// MaskDM in Swift: masked diffusion pre-training and unmasked fine-tuning of pixel-space ViTs on CPU.
+import PackageDescription
+
+let package = Package(
+    name: "MaskDM",
+    products: [
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "Masking", targets: ["Masking"]),
+        .library(name: "Schedules", targets: ["Schedules"]),
+        .library(name: "ImageIO", targets: ["ImageIO"]),
+        .library(name: "Metrics", targets: ["Metrics"]),
+        .library(name: "ViTDiffusion", targets: ["ViTDiffusion"]),
+        .executable(name: "maskdm", targets: ["maskdm"]),
+        .executable(name: "maskdm-bench", targets: ["maskdm-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config; `scripts/setup.sh` installs them with apt.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        // setjmp-guarded libjpeg/libpng calls: a corrupt image must throw, never exit the process.
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
+
+        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        .target(name: "NN", dependencies: ["Tensor"]),
+        .target(name: "Masking", dependencies: ["Tensor"]),
+        .target(name: "Schedules", dependencies: ["Tensor"]),
+        .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs"]),
+        .target(name: "Metrics", dependencies: ["NN", "ImageIO"]),
+        .target(name: "ViTDiffusion", dependencies: ["NN", "Masking", "Schedules"]),
+
+        .executableTarget(
+            name: "maskdm",
+            dependencies: [
+                "Tensor", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/maskdm"),
+        .executableTarget(
+            name: "maskdm-bench",
+            dependencies: ["Tensor", "NN", "Masking", "ViTDiffusion", "CBLAS"],
+            path: "Benchmarks/maskdm-bench"),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
+        .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+#ifndef MASKDM_CIMAGECODECS_H
+#define MASKDM_CIMAGECODECS_H
+#include <stddef.h>
+#endif

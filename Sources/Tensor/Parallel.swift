@@ -1,0 +1,70 @@
+import Dispatch
+import Foundation
+
+/// Threading configuration for the library's own (non-BLAS) kernels.
+///
+/// The thread count is task-local configuration, not a global: wrap work in
+/// `Parallel.$threads.withValue(1) { ... }` to change it for that scope. The default is the
+/// `MASKDM_THREADS` environment variable, or the number of active processors.
+public enum Parallel {
+    /// Default thread count: `MASKDM_THREADS` if set, else the active processor count.
+    public static let defaultThreads: Int = {
+        if let s = ProcessInfo.processInfo.environment["MASKDM_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Threads used by ``parallelFor(_:grain:_:)`` in the current task scope.
+    @TaskLocal public static var threads: Int = defaultThreads
+}
+
+/// Runs `body` over disjoint sub-ranges covering `0..<count`, on up to ``Parallel/threads`` threads.
+///
+/// Chunks never overlap, so `body` may write to disjoint parts of a shared buffer. Ranges
+/// smaller than `grain` items are not split further. Never call BLAS from `body`: OpenBLAS
+/// threads itself.
+/// - Parameters:
+///   - count: number of work items.
+///   - grain: the minimum number of items worth a separate chunk.
+///   - body: called once per chunk with its item range.
+@inlinable
+public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    if count <= 0 { return }
+    let threads = Parallel.threads
+    let maxChunks = max(1, count / max(grain, 1))
+    let chunks = min(threads, maxChunks)
+    if chunks <= 1 { body(0..<count); return }
+    withoutActuallyEscaping(body) { escapable in
+        // The body only runs inside this call (concurrentPerform blocks until all chunks finish),
+        // and chunks write disjoint ranges, so handing it to the worker threads is safe.
+        let box = UncheckedSendableBox(escapable)
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * count / chunks
+            let hi = (c + 1) * count / chunks
+            if lo < hi { box.value(lo..<hi) }
+        }
+    }
+}
+
+/// A pointer that may be captured by ``parallelFor(_:grain:_:)`` bodies.
+///
+/// The one audited escape hatch for Swift 6 sendability in kernels: callers promise that
+/// concurrent chunks write disjoint elements.
+public struct SendablePointer<T>: @unchecked Sendable {
+    // @unchecked Sendable: used only by kernels whose parallel chunks touch disjoint elements.
+    public let base: UnsafeMutablePointer<T>
+    @inlinable public init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+    @inlinable public init(_ base: UnsafePointer<T>) { self.base = UnsafeMutablePointer(mutating: base) }
+    @inlinable public subscript(i: Int) -> T {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+    @inlinable public static func + (p: SendablePointer, n: Int) -> UnsafeMutablePointer<T> { p.base + n }
+}
+
+/// Carries a non-Sendable value into `concurrentPerform`; only ``parallelFor(_:grain:_:)`` uses it.
+@usableFromInline
+struct UncheckedSendableBox<T>: @unchecked Sendable {
+    // @unchecked Sendable: parallelFor's chunks are disjoint and the box never outlives the call.
+    @usableFromInline let value: T
+    @usableFromInline init(_ value: T) { self.value = value }
+}

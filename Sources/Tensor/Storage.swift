@@ -1,0 +1,35 @@
+/// The heap buffer behind a ``Tensor``: `count` Float32 values, 64-byte aligned.
+///
+/// Owned by exactly one or more tensors; ``Tensor`` copies it before a write when it is shared
+/// (copy-on-write).
+public final class TensorStorage: @unchecked Sendable {
+    // @unchecked Sendable: the buffer is only mutated through Tensor's copy-on-write accessors,
+    // which first make the storage uniquely referenced; shared storages are read-only.
+    /// The first element.
+    public let base: UnsafeMutablePointer<Float>
+    /// Number of Float32 elements.
+    public let count: Int
+
+    /// Allocates uninitialised storage for `count` floats (at least one byte is allocated).
+    public init(uninitializedCount count: Int) {
+        precondition(count >= 0, "TensorStorage: negative count \(count)")
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    /// Allocates storage filled with `value`.
+    public convenience init(count: Int, repeating value: Float) {
+        self.init(uninitializedCount: count)
+        base.initialize(repeating: value, count: count)
+    }
+
+    /// A new storage holding a copy of this one.
+    public func copy() -> TensorStorage {
+        let s = TensorStorage(uninitializedCount: count)
+        s.base.update(from: base, count: count)
+        return s
+    }
+
+    deinit { UnsafeMutableRawPointer(base).deallocate() }
+}
