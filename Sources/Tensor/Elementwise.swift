@@ -37,7 +37,7 @@ extension Tensor {
     public func rsqrt() -> Tensor { mapElements({ 1 / $0.squareRoot() }) { 1 / $0.squareRoot() } }
     /// Hyperbolic tangent elementwise (vectorised).
     public func tanh() -> Tensor { mapElements(FastMath.tanh) { Foundation.tanh($0) } }
-    /// The error function elementwise (vectorised, |error| < 3e-7).
+    /// The error function elementwise (vectorised, |error| < 5e-7).
     public func erf() -> Tensor { mapElements(FastMath.erf) { Foundation.erf($0) } }
     /// Absolute value elementwise.
     public func abs() -> Tensor { mapElements(FastMath.abs) { Swift.abs($0) } }

@@ -1,6 +1,6 @@
 /// Vectorised transcendental functions on `SIMD16<Float>` built only from operations that the
 /// baseline x86-64 target (SSE2) has: add, multiply, divide, compare, bit casts and integer shifts.
-/// Relative error is below 2e-7 for `exp` over its range and below 3e-7 absolute for `erf`.
+/// Relative error is below 2e-7 for `exp` over its range and below 5e-7 absolute for `erf`.
 public enum FastMath {
     public typealias V = SIMD16<Float>
 
@@ -29,7 +29,7 @@ public enum FastMath {
         return y * pow2
     }
 
-    /// The error function, lanewise (Abramowitz & Stegun 7.1.26 refined; |error| < 3e-7).
+    /// The error function, lanewise (Abramowitz & Stegun 7.1.26 refined; |error| < 5e-7).
     @inlinable @inline(__always)
     public static func erf(_ x: V) -> V {
         let ax = abs(x)

@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+@Suite struct KernelTests {
+    @Test(arguments: [(1, 1), (3, 5), (7, 16), (5, 33), (2, 257)])
+    func softmaxMatchesNaive(rows: Int, cols: Int) {
+        var rng = RandomGenerator(seed: UInt64(rows * 1000 + cols))
+        let x = Tensor.randomNormal([rows, cols], std: 4, using: &rng)
+        var ref = Tensor.zeros(x.shape)
+        let rp = ref.mutablePointer()
+        x.withUnsafeBufferPointer { Naive.softmax(x: $0.baseAddress!, y: rp, rows: rows, cols: cols) }
+        #expect(relativeError(x.softmax(), ref) < 1e-6)
+    }
+
+    @Test func softmaxBackwardMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 11)
+        let (rows, cols) = (3, 21)
+        let x = Tensor.randomNormal([rows, cols], using: &rng)
+        let w = Tensor.randomNormal([rows, cols], using: &rng)
+        let y = x.softmax()
+        var dx = Tensor.randomNormal([rows, cols], using: &rng)   // accumulates on top of this
+        let before = dx
+        let dxp = dx.mutablePointer()
+        Kernels.softmaxBackward(dy: w.storage.base, y: y.storage.base, dx: dxp, rows: rows, cols: cols)
+        let num = numericGradient(x) { weightedSum($0.softmax(), w) }
+        #expect(relativeError(dx - before, num) < 2e-3)
+    }
+
+    @Test(arguments: [(1, 1), (4, 10), (5, 16), (3, 77), (9, 512)])
+    func layerNormMatchesNaive(rows: Int, cols: Int) {
+        var rng = RandomGenerator(seed: UInt64(rows * 100 + cols))
+        let x = Tensor.randomNormal([rows, cols], mean: 3, std: 2, using: &rng)
+        let w = Tensor.randomNormal([cols], using: &rng), b = Tensor.randomNormal([cols], using: &rng)
+        var ref = Tensor.zeros(x.shape)
+        let rp = ref.mutablePointer()
+        Naive.layerNorm(x: x.storage.base, weight: w.storage.base, bias: b.storage.base, y: rp, rows: rows, cols: cols, eps: 1e-5)
+        #expect(relativeError(x.layerNorm(weight: w, bias: b), ref) < 2e-6)
+    }
+
+    @Test func layerNormBackwardMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 12)
+        let (rows, cols) = (4, 19)
+        let x = Tensor.randomNormal([rows, cols], using: &rng)
+        let w = Tensor.randomNormal([cols], using: &rng), b = Tensor.randomNormal([cols], using: &rng)
+        let g = Tensor.randomNormal([rows, cols], using: &rng)
+        var y = Tensor.zeros(x.shape), mean = Tensor.zeros([rows]), rstd = Tensor.zeros([rows])
+        Kernels.layerNormForward(x: x.storage.base, weight: w.storage.base, bias: b.storage.base, y: y.mutablePointer(),
+                                 mean: mean.mutablePointer(), rstd: rstd.mutablePointer(), rows: rows, cols: cols, eps: 1e-5)
+        var dx = Tensor.zeros(x.shape), dw = Tensor.ones([cols]), db = Tensor.ones([cols])
+        Kernels.layerNormBackward(dy: g.storage.base, x: x.storage.base, weight: w.storage.base, mean: mean.storage.base,
+                                  rstd: rstd.storage.base, dx: dx.mutablePointer(), dweight: dw.mutablePointer(),
+                                  dbias: db.mutablePointer(), rows: rows, cols: cols)
+        #expect(relativeError(dx, numericGradient(x) { weightedSum($0.layerNorm(weight: w, bias: b), g) }) < 2e-3)
+        #expect(relativeError(dw - 1, numericGradient(w) { weightedSum(x.layerNorm(weight: $0, bias: b), g) }) < 2e-3)
+        #expect(relativeError(db - 1, numericGradient(b) { weightedSum(x.layerNorm(weight: w, bias: $0), g) }) < 2e-3)
+    }
+
+    @Test func geluMatchesNaiveAndFiniteDifferences() {
+        var rng = RandomGenerator(seed: 13)
+        let x = Tensor.randomUniform([1037], low: -7, high: 7, using: &rng)
+        var ref = Tensor.zeros(x.shape)
+        Naive.gelu(x: x.storage.base, y: ref.mutablePointer(), count: x.count)
+        #expect(x.gelu().maxAbsDifference(ref) < 1e-6)
+        let small = Tensor.randomUniform([53], low: -4, high: 4, using: &rng)
+        let g = Tensor.randomNormal([53], using: &rng)
+        var dx = Tensor.zeros([53])
+        Kernels.geluBackward(dy: g.storage.base, x: small.storage.base, dx: dx.mutablePointer(), count: 53)
+        #expect(relativeError(dx, numericGradient(small) { weightedSum($0.gelu(), g) }) < 2e-3)
+    }
+
+    /// Shapes include multi-block ones (T = 600 gives two query blocks) and ragged head sizes.
+    @Test(arguments: [(1, 1, 1, 4), (2, 3, 17, 8), (1, 2, 33, 64), (2, 1, 65, 5), (1, 1, 600, 4)])
+    func attentionMatchesNaive(b: Int, nh: Int, t: Int, hs: Int) {
+        var rng = RandomGenerator(seed: UInt64(t * 7 + hs))
+        let q = Tensor.randomNormal([b, nh, t, hs], using: &rng)
+        let k = Tensor.randomNormal([b, nh, t, hs], using: &rng)
+        let v = Tensor.randomNormal([b, nh, t, hs], using: &rng)
+        var ref = Tensor.zeros(q.shape)
+        Naive.attention(q: q.storage.base, k: k.storage.base, v: v.storage.base, out: ref.mutablePointer(),
+                        shape: AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs))
+        #expect(relativeError(Tensor.attention(q: q, k: k, v: v), ref) < 1e-5)
+    }
+
+    @Test(arguments: [(1, 2, 7, 4), (1, 1, 600, 2)])
+    func attentionBackwardMatchesFiniteDifferences(b: Int, nh: Int, t: Int, hs: Int) {
+        var rng = RandomGenerator(seed: 14)
+        let shape: Shape = [b, nh, t, hs]
+        let q = Tensor.randomNormal(shape, using: &rng), k = Tensor.randomNormal(shape, using: &rng)
+        let v = Tensor.randomNormal(shape, using: &rng), g = Tensor.randomNormal(shape, using: &rng)
+        let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        var out = Tensor.zeros(shape), lse = Tensor.zeros([b, nh, t])
+        var scratch = Tensor.zeros([s.scratchCount])
+        let sp = scratch.mutablePointer()
+        let op = out.mutablePointer()
+        func operand(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+        Kernels.attentionForward(q: operand(q.storage.base), k: operand(k.storage.base), v: operand(v.storage.base),
+                                 out: operand(op), lse: lse.mutablePointer(), shape: s, scratch: sp)
+        var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
+        Kernels.attentionBackward(dout: operand(g.storage.base), q: operand(q.storage.base), k: operand(k.storage.base),
+                                  v: operand(v.storage.base), lse: lse.storage.base, dq: operand(dq.mutablePointer()),
+                                  dk: operand(dk.mutablePointer()), dv: operand(dv.mutablePointer()), shape: s, scratch: sp)
+        if t > 100 {
+            // Too many elements for full finite differences: check a directional derivative instead.
+            let dir = Tensor.randomNormal(shape, using: &rng)
+            let h: Float = 1e-2
+            let f = { (qq: Tensor) in weightedSum(Tensor.attention(q: qq, k: k, v: v), g) }
+            let num = (f(q + dir * h) - f(q - dir * h)) / (2 * Double(h))
+            let ana = weightedSum(dq, dir)
+            #expect(abs(num - ana) < 2e-3 * max(1, abs(num)))
+            let fv = { (vv: Tensor) in weightedSum(Tensor.attention(q: q, k: k, v: vv), g) }
+            let numv = (fv(v + dir * h) - fv(v - dir * h)) / (2 * Double(h))
+            #expect(abs(numv - weightedSum(dv, dir)) < 2e-3 * max(1, abs(numv)))
+            return
+        }
+        #expect(relativeError(dq, numericGradient(q) { weightedSum(Tensor.attention(q: $0, k: k, v: v), g) }) < 3e-3)
+        #expect(relativeError(dk, numericGradient(k) { weightedSum(Tensor.attention(q: q, k: $0, v: v), g) }) < 3e-3)
+        #expect(relativeError(dv, numericGradient(v) { weightedSum(Tensor.attention(q: q, k: k, v: $0), g) }) < 3e-3)
+    }
+
+    @Test func attentionReadsPackedQKVAndWritesTokenMajor() {
+        var rng = RandomGenerator(seed: 15)
+        let (b, nh, t, hs) = (2, 3, 9, 4)
+        let d = nh * hs
+        let qkv = Tensor.randomNormal([b, t, 3 * d], using: &rng)
+        // Reference: split and permute explicitly.
+        let parts = qkv.reshaped([b, t, 3, nh, hs]).permuted([2, 0, 3, 1, 4])   // (3, B, NH, T, HS)
+        let q = parts.sliced(axis: 0, 0..<1).reshaped([b, nh, t, hs])
+        let k = parts.sliced(axis: 0, 1..<2).reshaped([b, nh, t, hs])
+        let v = parts.sliced(axis: 0, 2..<3).reshaped([b, nh, t, hs])
+        let ref = Tensor.attention(q: q, k: k, v: v).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+        let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        var out = Tensor.zeros([b, t, d])
+        var scratch = Tensor.zeros([s.scratchCount])
+        let base = qkv.storage.base
+        Kernels.attentionForward(q: .packedQKV(base, part: 0, heads: nh, tokens: t, headSize: hs),
+                                 k: .packedQKV(base, part: 1, heads: nh, tokens: t, headSize: hs),
+                                 v: .packedQKV(base, part: 2, heads: nh, tokens: t, headSize: hs),
+                                 out: .tokenMajor(out.mutablePointer(), heads: nh, tokens: t, headSize: hs),
+                                 lse: nil, shape: s, scratch: scratch.mutablePointer())
+        #expect(relativeError(out, ref) < 1e-6)
+    }
+
+    @Test func patchifyLayoutAndRoundTrip() {
+        let (b, c, h, w, p) = (2, 3, 8, 12, 4)
+        let x = Tensor((0..<(b * c * h * w)).map(Float.init), shape: [b, c, h, w])
+        let t = x.patchified(patch: p)
+        #expect(t.shape == [b, 6, p * p * c])
+        // token (hi, wi) = (1, 2), inner (p1, p2, c) = (3, 1, 2) comes from x[b, 2, 1*4+3, 2*4+1]
+        #expect(t[1, 1 * 3 + 2, (3 * p + 1) * c + 2] == x[1, 2, 7, 9])
+        #expect(t.unpatchified(patch: p, channels: c, height: h, width: w).scalars == x.scalars)
+        // Equivalent to reshape + permute: B C h p1 w p2 -> B h w p1 p2 C.
+        let ref = x.reshaped([b, c, h / p, p, w / p, p]).permuted([0, 2, 4, 3, 5, 1]).reshaped([b, 6, p * p * c])
+        #expect(t.scalars == ref.scalars)
+    }
+}
