@@ -47,7 +47,7 @@ let package = Package(
             path: "Benchmarks/maskdm-bench"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
         .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),

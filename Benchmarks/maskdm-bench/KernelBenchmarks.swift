@@ -1,0 +1,81 @@
+import CBLAS
+import Foundation
+import Tensor
+
+/// Matmul on the small config's real shapes (batch 16, 64 px: 257 tokens; 90% block masking: 33 tokens)
+/// and square sizes, through our wrapper and through raw `cblas_sgemm`, alternating.
+func benchMatmul(threads: Int, quick: Bool) {
+    var cases: [(String, Int, Int, Int)] = []
+    for (label, tokens) in [("unmasked", 257), ("masked90", 33)] {
+        let m = 16 * tokens
+        cases += [("qkv_\(label)", m, 512, 1536), ("proj_\(label)", m, 512, 512), ("fc1_\(label)", m, 512, 2048),
+                  ("fc2_\(label)", m, 2048, 512), ("skip_linear_\(label)", m, 1024, 512)]
+    }
+    for s in (quick ? [256, 1024] : [256, 512, 1024, 2048]) { cases.append(("square_\(s)", s, s, s)) }
+    var rng = RandomGenerator(seed: 0)
+    for (name, m, k, n) in cases {
+        let x = Tensor.randomNormal([m, k], using: &rng)
+        let w = Tensor.randomNormal([n, k], using: &rng)          // PyTorch (out, in) layout: x W^T
+        var c = Tensor.zeros([m, n])
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
+        let reps = max(5, min(50, Int(2e10 / flops)))
+        var oursT: [Double] = [], rawT: [Double] = []
+        for _ in 0..<3 {   // alternate the two sides
+            oursT.append(medianMs(warmup: 1, reps: reps) { _ = x.matmul(w, transposeB: true) })
+            let cp = c.mutablePointer()
+            rawT.append(medianMs(warmup: 1, reps: reps) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1,
+                            x.storage.base, blasint(k), w.storage.base, blasint(k), 0, cp, blasint(n))
+            })
+        }
+        let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
+        let g = flops / ours / 1e6
+        emit([("name", "matmul_\(name)"), ("shape", "(\(m)x\(k))x(\(k)x\(n))^T"), ("threads", threads),
+              ("median_ms", ours), ("gflops", g), ("raw_sgemm_ms", raw), ("raw_gflops", flops / raw / 1e6),
+              ("wrapper_overhead_pct", (ours / raw - 1) * 100),
+              ("peak_share", g / (peakGflopsPerCore * Double(threads)))])
+    }
+}
+
+/// Attention core: fused blockwise kernel vs the unfused composition (batched matmul, softmax,
+/// batched matmul), forward and forward+backward.
+func benchAttention(threads: Int, quick: Bool) {
+    var cases = [(16, 8, 257, 64), (16, 8, 33, 64), (64, 8, 65, 64), (4, 12, 417, 64)]
+    if !quick { cases.append((1, 12, 4097, 64)) }
+    var rng = RandomGenerator(seed: 1)
+    for (b, nh, t, hs) in cases {
+        let shape: Shape = [b, nh, t, hs]
+        let q = Tensor.randomNormal(shape, using: &rng), k = Tensor.randomNormal(shape, using: &rng)
+        let v = Tensor.randomNormal(shape, using: &rng), g = Tensor.randomNormal(shape, using: &rng)
+        let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        let fl = s.forwardFlops
+        let reps = max(3, min(20, Int(3e9 / fl)))
+        var out = Tensor.zeros(shape), lse = Tensor.zeros([b, nh, t]), scratch = Tensor.zeros([s.scratchCount])
+        var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
+        func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+        let op0 = out.mutablePointer(), lp = lse.mutablePointer(), sp = scratch.mutablePointer()
+        let dqp = dq.mutablePointer(), dkp = dk.mutablePointer(), dvp = dv.mutablePointer()
+        let fused = medianMs(warmup: 1, reps: reps) {
+            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
+                                     out: op(op0), lse: lp, shape: s, scratch: sp)
+        }
+        let fusedFB = medianMs(warmup: 1, reps: reps) {
+            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
+                                     out: op(op0), lse: lp, shape: s, scratch: sp)
+            Kernels.attentionBackward(dout: op(g.storage.base), q: op(q.storage.base), k: op(k.storage.base),
+                                      v: op(v.storage.base), lse: lp, dq: op(dqp), dk: op(dkp), dv: op(dvp),
+                                      shape: s, scratch: sp)
+        }
+        var unfused = Double.nan
+        if t <= 1024 {
+            unfused = medianMs(warmup: 1, reps: reps) {
+                let p = (q.matmul(k, transposeB: true) * s.scale).softmax()
+                _ = p.matmul(v)
+            }
+        }
+        emit([("name", "attention"), ("shape", "(\(b), \(nh), \(t), \(hs))"), ("threads", threads),
+              ("median_ms", fused), ("gflops", fl / fused / 1e6), ("fwd_bwd_ms", fusedFB),
+              ("fwd_bwd_gflops", 3.5 * fl / fusedFB / 1e6), ("unfused_fwd_ms", unfused),
+              ("peak_rss_mb", peakRSSMiB())])
+    }
+}

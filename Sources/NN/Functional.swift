@@ -1,0 +1,232 @@
+import Tensor
+
+/// Differentiable fused primitives. Each runs a forward kernel and, when a tape is given,
+/// records a backward closure that accumulates into input and parameter gradients.
+public enum Functional {
+    /// `y = x W^T + b` over the last axis: x (..., IN), weight (OUT, IN) (or (OUT, ...) flattened to
+    /// (OUT, IN), as a patch-embedding conv), bias (OUT) -> (..., OUT).
+    public static func linear(_ x: Variable, weight: Parameter, bias: Parameter?, store: ParameterStore,
+                              tape: Tape?) -> Variable {
+        let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
+        precondition(x.shape.dims.last == inDim, "linear \(weight.name): input \(x.shape) does not end in \(inDim)")
+        let rows = x.value.count / inDim
+        var outDims = x.shape.dims
+        outDims[outDims.count - 1] = outDim
+        var y = Tensor(uninitialized: Shape(outDims))
+        let yp = y.mutablePointer()
+        let w = store.pointer(weight)
+        if let bias {
+            let b = store.pointer(bias)
+            for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
+        }
+        withExtendedLifetime(x.value.storage) {
+            BLAS.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
+                       beta: bias == nil ? 0 : 1, c: yp)
+        }
+        let frozen = store.frozen.contains(weight.name)
+        return Tape.record(y, inputs: [x], tracked: !frozen, on: tape) { dy, tape in
+            withExtendedLifetime((dy.storage, x.value.storage)) {
+                let dyp = dy.storage.base
+                if !store.frozen.contains(weight.name) {
+                    // dW += dy^T x   (OUT, IN)
+                    BLAS.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
+                               beta: 1, c: store.gradientPointer(weight))
+                }
+                if let bias, !store.frozen.contains(bias.name) {
+                    columnSums(dyp, rows: rows, cols: outDim, into: store.gradientPointer(bias))
+                }
+                if let dx = tape.gradientPointer(for: x) {
+                    // dx += dy W   (rows, IN)
+                    BLAS.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
+                }
+            }
+        }
+    }
+
+    /// `out[j] += sum_r x[r, j]`, parallel over column blocks.
+    static func columnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+        let xs = SendablePointer(x), os = SendablePointer(out)
+        parallelFor((cols + 15) / 16, grain: 4) { r in
+            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, cols)
+            for i in 0..<rows {
+                let row = xs.base + i * cols
+                for j in lo..<hi { os[j] += row[j] }
+            }
+        }
+    }
+
+    /// LayerNorm over the last axis with affine parameters (C).
+    public static func layerNorm(_ x: Variable, weight: Parameter, bias: Parameter, eps: Float = 1e-5,
+                                 store: ParameterStore, tape: Tape?) -> Variable {
+        let c = weight.count
+        precondition(x.shape.dims.last == c, "layerNorm \(weight.name): input \(x.shape) does not end in \(c)")
+        let rows = x.value.count / c
+        var y = Tensor(uninitialized: x.shape)
+        let keep = tape != nil
+        var mean = Tensor(uninitialized: [keep ? rows : 0]), rstd = Tensor(uninitialized: [keep ? rows : 0])
+        withExtendedLifetime(x.value.storage) {
+            Kernels.layerNormForward(x: x.value.storage.base, weight: store.pointer(weight), bias: store.pointer(bias),
+                                     y: y.mutablePointer(), mean: keep ? mean.mutablePointer() : nil,
+                                     rstd: keep ? rstd.mutablePointer() : nil, rows: rows, cols: c, eps: eps)
+        }
+        return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
+            withExtendedLifetime((dy.storage, x.value.storage, mean.storage, rstd.storage)) {
+                let frozenW = store.frozen.contains(weight.name), frozenB = store.frozen.contains(bias.name)
+                Kernels.layerNormBackward(dy: dy.storage.base, x: x.value.storage.base, weight: store.pointer(weight),
+                                          mean: mean.storage.base, rstd: rstd.storage.base,
+                                          dx: tape.gradientPointer(for: x),
+                                          dweight: frozenW ? nil : store.gradientPointer(weight),
+                                          dbias: frozenB ? nil : store.gradientPointer(bias), rows: rows, cols: c)
+            }
+        }
+    }
+
+    /// Exact (erf) GELU.
+    public static func gelu(_ x: Variable, tape: Tape?) -> Variable {
+        let y = x.value.gelu()
+        return Tape.record(y, inputs: [x], on: tape) { dy, tape in
+            guard let dx = tape.gradientPointer(for: x) else { return }
+            withExtendedLifetime((dy.storage, x.value.storage)) {
+                Kernels.geluBackward(dy: dy.storage.base, x: x.value.storage.base, dx: dx, count: dy.count)
+            }
+        }
+    }
+
+    /// Elementwise `a + b` of equal shapes (residual connections).
+    public static func add(_ a: Variable, _ b: Variable, tape: Tape?) -> Variable {
+        precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
+        return Tape.record(a.value + b.value, inputs: [a, b], on: tape) { dy, tape in
+            tape.accumulate(dy, into: a)
+            tape.accumulate(dy, into: b)
+        }
+    }
+
+    /// Concatenation along the last axis: (..., CA) and (..., CB) -> (..., CA + CB).
+    public static func concatLastAxis(_ a: Variable, _ b: Variable, tape: Tape?) -> Variable {
+        let ca = a.shape.dims.last ?? 1, cb = b.shape.dims.last ?? 1
+        let y = Tensor.concat([a.value, b.value], axis: -1)
+        return Tape.record(y, inputs: [a, b], on: tape) { dy, tape in
+            let parts = dy.split(sizes: [ca, cb], axis: -1)
+            tape.accumulate(parts[0], into: a)
+            tape.accumulate(parts[1], into: b)
+        }
+    }
+
+    /// Multi-head self-attention core on a packed projection: qkv (B, T, 3 * NH * HS) laid out
+    /// as (B, T, 3, NH, HS) -> (B, T, NH * HS), `softmax(Q K^T / sqrt(HS)) V` per head.
+    public static func attention(_ qkv: Variable, heads: Int, tape: Tape?) -> Variable {
+        let (b, t, d3) = qkv.shape.dims3()
+        precondition(d3 % (3 * heads) == 0, "attention: qkv width \(d3) is not 3 x heads (\(heads)) x head size")
+        let hs = d3 / (3 * heads)
+        let s = AttentionShape(batch: b, heads: heads, tokens: t, headSize: hs)
+        var y = Tensor(uninitialized: [b, t, heads * hs])
+        let keep = tape != nil
+        var lse = Tensor(uninitialized: [keep ? b * heads * t : 0])
+        let scratch = TensorStorage(uninitializedCount: s.scratchCount)
+        let base = qkv.value.storage.base
+        withExtendedLifetime((qkv.value.storage, scratch)) {
+            Kernels.attentionForward(q: .packedQKV(base, part: 0, heads: heads, tokens: t, headSize: hs),
+                                     k: .packedQKV(base, part: 1, heads: heads, tokens: t, headSize: hs),
+                                     v: .packedQKV(base, part: 2, heads: heads, tokens: t, headSize: hs),
+                                     out: .tokenMajor(y.mutablePointer(), heads: heads, tokens: t, headSize: hs),
+                                     lse: keep ? lse.mutablePointer() : nil, shape: s, scratch: scratch.base)
+        }
+        return Tape.record(y, inputs: [qkv], on: tape) { dy, tape in
+            guard let dqkv = tape.gradientPointer(for: qkv) else { return }
+            let scratch = TensorStorage(uninitializedCount: s.scratchCount)
+            withExtendedLifetime((dy.storage, qkv.value.storage, lse.storage, scratch)) {
+                let base = qkv.value.storage.base
+                func packed(_ p: UnsafeMutablePointer<Float>, _ part: Int) -> AttentionOperand {
+                    .packedQKV(p, part: part, heads: heads, tokens: t, headSize: hs)
+                }
+                Kernels.attentionBackward(dout: .tokenMajor(dy.storage.base, heads: heads, tokens: t, headSize: hs),
+                                          q: packed(base, 0), k: packed(base, 1), v: packed(base, 2),
+                                          lse: lse.storage.base, dq: packed(dqkv, 0), dk: packed(dqkv, 1),
+                                          dv: packed(dqkv, 2), shape: s, scratch: scratch.base)
+            }
+        }
+    }
+
+    /// Builds the token sequence of a ViT with a prepended conditioning token and learned positions:
+    /// `out[b, 0] = first[b] + pos[0]`, `out[b, 1 + i] = tokens[b, i] + pos[1 + positions[b][i]]`.
+    /// tokens (B, NV, D) are the embedded (visible) patches, first (B, D) a constant (the time
+    /// token), pos (1, 1 + N, D); `positions` (B lists of NV patch indices) is nil when all N
+    /// patches are present in order. Result (B, 1 + NV, D).
+    public static func prependTokenAndAddPositions(_ tokens: Variable, first: Tensor, position: Parameter,
+                                                   positions: [[Int]]?, store: ParameterStore, tape: Tape?) -> Variable {
+        let (b, nv, d) = tokens.shape.dims3()
+        precondition(first.shape == [b, d], "prependToken: first token \(first.shape), expected (\(b), \(d))")
+        let (_, np1, pd) = position.shape.dims3()
+        precondition(pd == d, "prependToken: position embedding \(position.shape) width differs from tokens \(tokens.shape)")
+        if let positions {
+            precondition(positions.count == b && positions.allSatisfy { $0.count == nv },
+                         "prependToken: need \(b) position lists of \(nv) indices")
+        } else {
+            precondition(nv == np1 - 1, "prependToken: \(nv) tokens but position embedding has \(np1 - 1) patches")
+        }
+        var y = Tensor(uninitialized: [b, 1 + nv, d])
+        let yp = y.mutablePointer(), pos = store.pointer(position)
+        withExtendedLifetime((tokens.value.storage, first.storage)) {
+            let tp = tokens.value.storage.base, fp = first.storage.base
+            for bi in 0..<b {
+                let row0 = yp + bi * (1 + nv) * d
+                for j in 0..<d { row0[j] = fp[bi * d + j] + pos[j] }
+                for i in 0..<nv {
+                    let pidx = 1 + (positions?[bi][i] ?? i)
+                    let dst = row0 + (1 + i) * d, src = tp + (bi * nv + i) * d, pp = pos + pidx * d
+                    for j in 0..<d { dst[j] = src[j] + pp[j] }
+                }
+            }
+        }
+        return Tape.record(y, inputs: [tokens], tracked: true, on: tape) { dy, tape in
+            withExtendedLifetime(dy.storage) {
+                let g = dy.storage.base
+                if !store.frozen.contains(position.name) {
+                    let gp = store.gradientPointer(position)
+                    for bi in 0..<b {
+                        let row0 = g + bi * (1 + nv) * d
+                        for j in 0..<d { gp[j] += row0[j] }
+                        for i in 0..<nv {
+                            let pidx = 1 + (positions?[bi][i] ?? i)
+                            let src = row0 + (1 + i) * d, dst = gp + pidx * d
+                            for j in 0..<d { dst[j] += src[j] }
+                        }
+                    }
+                }
+                if let dt = tape.gradientPointer(for: tokens) {
+                    for bi in 0..<b {
+                        let src = g + (bi * (1 + nv) + 1) * d, dst = dt + bi * nv * d
+                        for j in 0..<(nv * d) { dst[j] += src[j] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the first `count` tokens: (B, T, D) -> (B, T - count, D).
+    public static func dropLeadingTokens(_ x: Variable, count n: Int = 1, tape: Tape?) -> Variable {
+        let t = x.shape[1]
+        let y = x.value.sliced(axis: 1, n..<t)
+        return Tape.record(y, inputs: [x], on: tape) { dy, tape in
+            guard let dx = tape.gradientPointer(for: x) else { return }
+            let (b, _, d) = x.shape.dims3()
+            withExtendedLifetime(dy.storage) {
+                for bi in 0..<b {
+                    let src = dy.storage.base + bi * (t - n) * d, dst = dx + (bi * t + n) * d
+                    for j in 0..<((t - n) * d) { dst[j] += src[j] }
+                }
+            }
+        }
+    }
+
+    /// Mean squared error `mean((prediction - target)^2)` as a scalar (shape []).
+    public static func mseLoss(_ prediction: Variable, target: Tensor, tape: Tape?) -> Variable {
+        precondition(prediction.shape == target.shape, "mseLoss: prediction \(prediction.shape) vs target \(target.shape)")
+        let diff = prediction.value - target
+        let n = Double(diff.count)
+        let loss = diff.withUnsafeBufferPointer { b in b.reduce(0.0) { $0 + Double($1) * Double($1) } } / n
+        return Tape.record(Tensor(scalar: Float(loss)), inputs: [prediction], on: tape) { dy, tape in
+            tape.accumulate(diff * (2 * dy.item / Float(n)), into: prediction)
+        }
+    }
+}

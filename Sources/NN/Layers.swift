@@ -1,0 +1,181 @@
+import Foundation
+import Tensor
+
+/// How a weight tensor is initialised.
+public enum Initializer: Sendable {
+    /// Truncated normal with the given std, cut at +-2 (absolute), as `trunc_normal_(std=...)`.
+    case truncatedNormal(std: Float)
+    /// PyTorch's default for Linear/Conv weights: kaiming-uniform with a = sqrt(5), i.e.
+    /// U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
+    case kaimingUniform
+    /// All zeros.
+    case zeros
+    /// All ones.
+    case ones
+
+    /// A tensor of `shape` initialised by this rule; `fanIn` is used by `kaimingUniform`.
+    public func make(_ shape: Shape, fanIn: Int, rng: inout RandomGenerator) -> Tensor {
+        switch self {
+        case .truncatedNormal(let std): return .truncatedNormal(shape, std: std, using: &rng)
+        case .kaimingUniform:
+            let bound = 1 / Float(Swift.max(fanIn, 1)).squareRoot()
+            return .randomUniform(shape, low: -bound, high: bound, using: &rng)
+        case .zeros: return .zeros(shape)
+        case .ones: return .ones(shape)
+        }
+    }
+}
+
+/// `y = x W^T + b`, weight (OUT, IN) as in PyTorch.
+public struct Linear: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter?
+    let store: ParameterStore
+
+    /// Creates `weight` and (optionally) `bias` under `builder`'s prefix. MaskDM initialises every
+    /// Linear with a truncated normal (std 0.02) and zero bias; `.kaimingUniform` gives PyTorch's
+    /// default (with its uniform bias).
+    public init(_ builder: ParameterBuilder, inputDimensions: Int, outputDimensions: Int, bias: Bool = true,
+                initializer: Initializer = .truncatedNormal(std: 0.02), rng: inout RandomGenerator) {
+        store = builder.store
+        weight = builder.parameter("weight", initializer.make([outputDimensions, inputDimensions], fanIn: inputDimensions, rng: &rng))
+        if bias {
+            let b: Tensor
+            if case .kaimingUniform = initializer { b = Initializer.kaimingUniform.make([outputDimensions], fanIn: inputDimensions, rng: &rng) }
+            else { b = .zeros([outputDimensions]) }
+            self.bias = builder.parameter("bias", b)
+        } else {
+            self.bias = nil
+        }
+    }
+
+    /// Applies the layer over the last axis.
+    public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
+        Functional.linear(x, weight: weight, bias: bias, store: store, tape: tape)
+    }
+}
+
+/// LayerNorm over the last axis with affine parameters (`weight` = 1, `bias` = 0 at init).
+public struct LayerNorm: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let eps: Float
+    let store: ParameterStore
+
+    public init(_ builder: ParameterBuilder, dimensions: Int, eps: Float = 1e-5) {
+        store = builder.store
+        weight = builder.parameter("weight", .ones([dimensions]))
+        bias = builder.parameter("bias", .zeros([dimensions]))
+        self.eps = eps
+    }
+
+    public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
+        Functional.layerNorm(x, weight: weight, bias: bias, eps: eps, store: store, tape: tape)
+    }
+}
+
+/// Transformer MLP: `fc2(gelu(fc1(x)))`, hidden width `ratio * D`.
+public struct MLP: Sendable {
+    public let fc1: Linear
+    public let fc2: Linear
+
+    public init(_ builder: ParameterBuilder, dimensions: Int, hiddenDimensions: Int, rng: inout RandomGenerator) {
+        fc1 = Linear(builder.scope("fc1"), inputDimensions: dimensions, outputDimensions: hiddenDimensions, rng: &rng)
+        fc2 = Linear(builder.scope("fc2"), inputDimensions: hiddenDimensions, outputDimensions: dimensions, rng: &rng)
+    }
+
+    public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
+        fc2(Functional.gelu(fc1(x, tape: tape), tape: tape), tape: tape)
+    }
+}
+
+/// Multi-head self-attention: `proj(attention(qkv(x)))`, qkv (3D, D) without bias by default
+/// (as MaskDM), scale `HS^-1/2`, no dropout, no attention mask.
+public struct MultiHeadAttention: Sendable {
+    public let qkv: Linear
+    public let proj: Linear
+    public let heads: Int
+
+    public init(_ builder: ParameterBuilder, dimensions: Int, heads: Int, qkvBias: Bool = false,
+                rng: inout RandomGenerator) {
+        precondition(dimensions % heads == 0, "MultiHeadAttention: width \(dimensions) not divisible by \(heads) heads")
+        self.heads = heads
+        qkv = Linear(builder.scope("qkv"), inputDimensions: dimensions, outputDimensions: 3 * dimensions, bias: qkvBias, rng: &rng)
+        proj = Linear(builder.scope("proj"), inputDimensions: dimensions, outputDimensions: dimensions, rng: &rng)
+    }
+
+    /// x (B, T, D) -> (B, T, D).
+    public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
+        proj(Functional.attention(qkv(x, tape: tape), heads: heads, tape: tape), tape: tape)
+    }
+}
+
+/// Patch embedding: Conv2d(C, D, kernel = stride = P) written as a Linear over flattened
+/// (c, p1, p2) patches. Weight (D, C, P, P), bias (D), PyTorch's default conv init.
+public struct PatchEmbedding: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let patchSize: Int
+    public let channels: Int
+    let store: ParameterStore
+
+    public init(_ builder: ParameterBuilder, channels: Int, dimensions: Int, patchSize: Int, rng: inout RandomGenerator) {
+        store = builder.store
+        self.patchSize = patchSize
+        self.channels = channels
+        let fanIn = channels * patchSize * patchSize
+        weight = builder.parameter("weight", Initializer.kaimingUniform.make([dimensions, channels, patchSize, patchSize], fanIn: fanIn, rng: &rng))
+        bias = builder.parameter("bias", Initializer.kaimingUniform.make([dimensions], fanIn: fanIn, rng: &rng))
+    }
+
+    /// Embeds the patches of images x (B, C, H, W) in raster order, or only the patches listed in
+    /// `patches` (one sorted index list per batch item, equal lengths) -> (B, NV, D).
+    /// The images are data: no gradient flows into them.
+    public func callAsFunction(_ x: Tensor, patches: [[Int]]?, tape: Tape?) -> Variable {
+        let (b, c, h, w) = x.shape.dims4()
+        let p = patchSize
+        precondition(c == channels && h % p == 0 && w % p == 0,
+                     "PatchEmbedding: image \(x.shape) does not fit \(channels) channels and patch \(p)")
+        let gw = w / p, n = (h / p) * gw
+        let nv = patches?.first?.count ?? n
+        var cols = Tensor(uninitialized: [b, nv, c * p * p])
+        let cp = SendablePointer(cols.mutablePointer())
+        let xs = SendablePointer(x.storage.base)
+        withExtendedLifetime(x.storage) {
+            parallelFor(b * nv, grain: 16) { r in
+                for k in r {
+                    let bi = k / nv, i = k % nv
+                    let patch = patches?[bi][i] ?? i
+                    let hi = patch / gw, wi = patch % gw
+                    var dst = cp.base + k * c * p * p
+                    for ci in 0..<c {
+                        for p1 in 0..<p {
+                            let src = xs.base + ((bi * c + ci) * h + hi * p + p1) * w + wi * p
+                            dst.update(from: src, count: p)
+                            dst += p
+                        }
+                    }
+                }
+            }
+        }
+        return Functional.linear(Variable(cols), weight: weight, bias: bias, store: store, tape: tape)
+    }
+}
+
+/// The sinusoidal time embedding of MaskDM / U-ViT: `concat(cos(t * f), sin(t * f))` with
+/// `f_i = exp(-ln(10000) * i / half)`, cos first, computed in Float32 as PyTorch does.
+/// - Returns: (B, D).
+public func sinusoidalTimeEmbedding(_ timesteps: [Float], dimensions d: Int, maxPeriod: Float = 10000) -> Tensor {
+    let half = d / 2
+    var out = Tensor.zeros([timesteps.count, d])
+    let o = out.mutablePointer()
+    let freqs: [Float] = (0..<half).map { i in Foundation.exp(-Foundation.log(maxPeriod) * Float(i) / Float(half)) }
+    for (b, t) in timesteps.enumerated() {
+        for i in 0..<half {
+            let arg = t * freqs[i]
+            o[b * d + i] = Foundation.cos(arg)
+            o[b * d + half + i] = Foundation.sin(arg)
+        }
+    }
+    return out
+}

@@ -1,0 +1,160 @@
+import Foundation
+import Tensor
+
+/// AdamW with PyTorch's exact update (`torch.optim.AdamW`, non-amsgrad, non-fused):
+/// `p -= lr * wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;`
+/// `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+/// Moments live in arenas parallel to the ``ParameterStore``; frozen parameters are skipped.
+public final class AdamW: @unchecked Sendable {
+    // @unchecked Sendable: owned by one training loop.
+    public let store: ParameterStore
+    public var learningRate: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var eps: Float
+    public var weightDecay: Float
+    /// Number of steps taken (PyTorch's `state['step']`).
+    public internal(set) var step: Int = 0
+    /// First moments, same layout as the store's values.
+    public internal(set) var m: TensorStorage
+    /// Second moments.
+    public internal(set) var v: TensorStorage
+
+    public init(store: ParameterStore, learningRate: Float = 2e-4, beta1: Float = 0.99, beta2: Float = 0.99,
+                eps: Float = 1e-8, weightDecay: Float = 0.03) {
+        self.store = store
+        self.learningRate = learningRate
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        m = TensorStorage(count: store.count, repeating: 0)
+        v = TensorStorage(count: store.count, repeating: 0)
+    }
+
+    /// One update of every non-frozen parameter from the store's gradients.
+    public func update() {
+        step += 1
+        let lr = learningRate, b1 = beta1, b2 = beta2, e = eps, wd = weightDecay
+        // PyTorch computes the bias corrections in Python floats (double).
+        let bc1 = 1 - Foundation.pow(Double(b1), Double(step))
+        let bc2 = 1 - Foundation.pow(Double(b2), Double(step))
+        let stepSize = Float(Double(lr) / bc1)
+        let bc2Sqrt = Float(bc2.squareRoot())
+        let decay = 1 - lr * wd
+        let p = SendablePointer(store.values.base), g = SendablePointer(store.gradients.base)
+        let mp = SendablePointer(m.base), vp = SendablePointer(v.base)
+        for param in store.parameters where !store.frozen.contains(param.name) {
+            let off = param.offset
+            parallelFor(param.count, grain: 1 << 15) { r in
+                for j in r {
+                    let i = off + j
+                    let gi = g[i]
+                    p[i] *= decay
+                    mp[i] += (1 - b1) * (gi - mp[i])      // torch: exp_avg.lerp_(grad, 1 - beta1)
+                    vp[i] = vp[i] * b2 + (1 - b2) * gi * gi     // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
+                    let denom = vp[i].squareRoot() / bc2Sqrt + e
+                    p[i] -= stepSize * mp[i] / denom
+                }
+            }
+        }
+    }
+
+    /// Restores optimizer state (from a checkpoint).
+    public func restore(step: Int, m: Tensor, v: Tensor) {
+        precondition(m.count == store.count && v.count == store.count, "AdamW.restore: moment sizes differ from the store")
+        self.step = step
+        m.withUnsafeBufferPointer { self.m.base.update(from: $0.baseAddress!, count: store.count) }
+        v.withUnsafeBufferPointer { self.v.base.update(from: $0.baseAddress!, count: store.count) }
+    }
+}
+
+/// Learning-rate schedules: linear warm-up then constant (MaskDM), or cosine decay.
+public enum LearningRateSchedule: Sendable, Equatable {
+    /// `lr * min(step / warmup, 1)`; `warmup` 0 means constant.
+    case constant(warmup: Int)
+    /// Linear warm-up, then cosine decay to `minimum` at `total` steps.
+    case cosine(warmup: Int, total: Int, minimum: Float)
+
+    /// The learning rate at (1-based) `step` for a base rate.
+    public func rate(base: Float, step: Int) -> Float {
+        switch self {
+        case .constant(let w):
+            return w <= 0 ? base : base * Swift.min(Float(step) / Float(w), 1)
+        case .cosine(let w, let total, let minimum):
+            if w > 0 && step < w { return base * Float(step) / Float(w) }
+            let progress = Swift.min(1, Float(step - w) / Float(Swift.max(total - w, 1)))
+            return minimum + (base - minimum) * 0.5 * (1 + Foundation.cos(Float.pi * progress))
+        }
+    }
+}
+
+/// Exponential moving average of the parameters with ema-pytorch's warm-up rule: with `k` the
+/// number of updates so far (including this one), copy while `k <= updateAfterStep + 1`
+/// (default 101); afterwards `decay = clamp(1 - (1 + (k - 101))^(-2/3), 0, beta)` and
+/// `ema += (1 - decay) (online - ema)`.
+public final class ExponentialMovingAverage: @unchecked Sendable {
+    // @unchecked Sendable: owned by one training loop.
+    /// The averaged weights, same layout as the online store.
+    public let shadow: ParameterStore
+    public let online: ParameterStore
+    public var beta: Float
+    public var power: Double = 2.0 / 3.0
+    public var invGamma: Double = 1
+    public var updateAfterStep: Int = 100
+    /// Updates so far.
+    public internal(set) var updates: Int = 0
+
+    /// A fresh EMA whose shadow weights start as a copy of `online`.
+    public init(online: ParameterStore, beta: Float = 0.999) {
+        self.online = online
+        self.beta = beta
+        shadow = ParameterStore()
+        for p in online.parameters { shadow.add(p.name, online.value(p)) }
+    }
+
+    /// The decay ema-pytorch uses at update number `k` (1-based), or nil while it copies.
+    public func decay(at k: Int) -> Float? {
+        let epoch = k - updateAfterStep - 1
+        if epoch <= 0 { return nil }
+        let value = 1 - Foundation.pow(1 + Double(epoch) / invGamma, -power)
+        return Float(Swift.min(Swift.max(value, 0), Double(beta)))
+    }
+
+    /// One EMA update from the online weights.
+    public func update() {
+        updates += 1
+        let n = online.count
+        guard let d = decay(at: updates) else {
+            shadow.copyValues(from: online)
+            return
+        }
+        let s = SendablePointer(shadow.values.base), o = SendablePointer(online.values.base)
+        let w = 1 - d
+        parallelFor(n, grain: 1 << 15) { r in
+            for i in r { s[i] += w * (o[i] - s[i]) }
+        }
+    }
+
+    /// Restores the update count and weights (from a checkpoint).
+    public func restore(updates: Int) { self.updates = updates }
+}
+
+/// Scales gradients so their global L2 norm is at most `maxNorm`, as
+/// `torch.nn.utils.clip_grad_norm_` (coefficient `maxNorm / (norm + 1e-6)` clamped to 1).
+/// - Returns: the norm before clipping (non-finite if any gradient is).
+@discardableResult
+public func clipGradientNorm(_ store: ParameterStore, maxNorm: Float) -> Float {
+    let norm = gradientNorm(store)
+    let coef = maxNorm / (norm + 1e-6)
+    if coef < 1 {
+        let g = SendablePointer(store.gradients.base)
+        parallelFor(store.count, grain: 1 << 15) { r in for i in r { g[i] *= coef } }
+    }
+    return norm
+}
+
+/// Global L2 norm of all gradients (accumulated in Double).
+public func gradientNorm(_ store: ParameterStore) -> Float {
+    let g = store.gradients.base
+    var acc = 0.0
+    for i in 0..<store.count { acc += Double(g[i]) * Double(g[i]) }
+    return Float(acc.squareRoot())
+}

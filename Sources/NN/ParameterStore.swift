@@ -1,0 +1,142 @@
+import Tensor
+
+/// A named parameter: a slice of the ``ParameterStore`` arena.
+public struct Parameter: Sendable, Hashable {
+    /// The full dotted name, e.g. `encoder.in_blocks.0.attn.qkv.weight` (the PyTorch state-dict key).
+    public let name: String
+    /// The parameter's shape.
+    public let shape: Shape
+    /// Offset of the first element in the arena.
+    public let offset: Int
+    /// Number of elements.
+    public var count: Int { shape.count }
+}
+
+/// All parameters of a model in one flat Float32 arena, with a parallel gradient arena.
+///
+/// Layers are built through a name-scoped ``ParameterBuilder`` so that names are the PyTorch
+/// state-dict keys of the layer tree. `zeroGrad` is a single fill; optimizers and gradient
+/// clipping are single loops over the arenas.
+///
+/// ```swift
+/// let store = ParameterStore()
+/// var rng = RandomGenerator(seed: 0)
+/// let fc = Linear(store.builder.scope("mlp.fc1"), inputDimensions: 4, outputDimensions: 8, rng: &rng)
+/// store.parameters.map(\.name)   // ["mlp.fc1.weight", "mlp.fc1.bias"]
+/// ```
+public final class ParameterStore: @unchecked Sendable {
+    // @unchecked Sendable: a store belongs to one training loop; kernels write disjoint slices.
+    /// The parameters in creation order.
+    public private(set) var parameters: [Parameter] = []
+    private var index: [String: Int] = [:]
+    /// Parameters excluded from optimisation (by name).
+    public private(set) var frozen: Set<String> = []
+    /// Number of Float32 values in the arena.
+    public private(set) var count = 0
+    /// The parameter values (the first ``count`` elements are in use).
+    public private(set) var values = TensorStorage(uninitializedCount: 0)
+    /// The gradients, same layout as ``values``.
+    public private(set) var gradients = TensorStorage(uninitializedCount: 0)
+
+    public init() {}
+
+    /// The root builder (no name prefix).
+    public var builder: ParameterBuilder { ParameterBuilder(store: self, prefix: "") }
+
+    /// Registers a parameter with an initial value; the name must be new.
+    @discardableResult
+    public func add(_ name: String, _ initial: Tensor) -> Parameter {
+        precondition(index[name] == nil, "ParameterStore: duplicate parameter name \(name)")
+        let p = Parameter(name: name, shape: initial.shape, offset: count)
+        let newCount = count + p.count
+        if newCount > values.count {
+            // Grow geometrically so building a model copies the arena O(log n) times.
+            let capacity = Swift.max(newCount, 2 * values.count, 1024)
+            let v = TensorStorage(uninitializedCount: capacity)
+            v.base.update(from: values.base, count: count)
+            let g = TensorStorage(count: capacity, repeating: 0)
+            g.base.update(from: gradients.base, count: count)
+            values = v
+            gradients = g
+        }
+        initial.withUnsafeBufferPointer { src in
+            if let b = src.baseAddress { (values.base + count).update(from: b, count: p.count) }
+        }
+        (gradients.base + count).update(repeating: 0, count: p.count)
+        count = newCount
+        index[name] = parameters.count
+        parameters.append(p)
+        return p
+    }
+
+    /// The parameter with this name, if any.
+    public func parameter(named name: String) -> Parameter? { index[name].map { parameters[$0] } }
+
+    /// Pointer to a parameter's values (valid until the next `add`).
+    @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.base + p.offset }
+    /// Pointer to a parameter's gradient (valid until the next `add`).
+    @inlinable public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.base + p.offset }
+
+    /// A copy of a parameter's value as a tensor.
+    public func value(_ p: Parameter) -> Tensor {
+        var t = Tensor(uninitialized: p.shape)
+        t.mutablePointer().update(from: pointer(p), count: p.count)
+        return t
+    }
+
+    /// A copy of a parameter's gradient as a tensor.
+    public func gradient(_ p: Parameter) -> Tensor {
+        var t = Tensor(uninitialized: p.shape)
+        t.mutablePointer().update(from: gradientPointer(p), count: p.count)
+        return t
+    }
+
+    /// Overwrites a parameter's value; the shape must match.
+    public func setValue(_ p: Parameter, _ t: Tensor) {
+        precondition(t.shape == p.shape, "setValue \(p.name): expected \(p.shape), got \(t.shape)")
+        t.withUnsafeBufferPointer { if let b = $0.baseAddress { pointer(p).update(from: b, count: p.count) } }
+    }
+
+    /// Sets every gradient to zero (one fill).
+    public func zeroGrad() { gradients.base.update(repeating: 0, count: count) }
+
+    /// Excludes parameters whose names satisfy `predicate` from optimisation.
+    public func freeze(where predicate: (String) -> Bool) {
+        for p in parameters where predicate(p.name) { frozen.insert(p.name) }
+    }
+
+    /// Re-enables optimisation of every parameter.
+    public func unfreezeAll() { frozen.removeAll() }
+
+    /// All values as a name -> tensor dictionary (copies), e.g. for checkpoints.
+    public func stateDict() -> [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, value($0)) })
+    }
+
+    /// Copies every value from another store with the same layout.
+    public func copyValues(from other: ParameterStore) {
+        precondition(other.count == count, "copyValues: stores hold \(other.count) and \(count) values")
+        values.base.update(from: other.values.base, count: count)
+    }
+}
+
+/// Creates parameters under a dotted name prefix (`store.builder.scope("encoder").scope("norm")`).
+public struct ParameterBuilder {
+    /// The store parameters are added to.
+    public let store: ParameterStore
+    /// The dotted prefix ("" at the root).
+    public let prefix: String
+
+    /// A builder one level deeper: `prefix.name`.
+    public func scope(_ name: String) -> ParameterBuilder {
+        ParameterBuilder(store: store, prefix: prefix.isEmpty ? name : prefix + "." + name)
+    }
+
+    /// A builder for the `i`-th element of a list (`prefix.i`).
+    public func scope(_ i: Int) -> ParameterBuilder { scope(String(i)) }
+
+    /// Adds the parameter `prefix.name` with the given initial value.
+    public func parameter(_ name: String, _ initial: Tensor) -> Parameter {
+        store.add(prefix.isEmpty ? name : prefix + "." + name, initial)
+    }
+}
