@@ -5,7 +5,7 @@ import Tensor
 // finite differences, and a few hand-computed values.
 
 /// Largest |a - b| relative to max(1, largest |b|).
-private func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
+private func convRelativeError(_ a: Tensor, _ b: Tensor) -> Float {
     a.maxAbsDifference(b) / Swift.max(1, b.maxAbs())
 }
 
@@ -110,8 +110,8 @@ struct Conv2dTests {
     @Test("fast forward matches the 7-loop twin", arguments: convCases)
     func forwardMatchesNaive(_ g: Conv2dGeometry) {
         let p = ConvProblem(g, seed: 1)
-        #expect(relativeError(p.forward(naive: false), p.forward(naive: true)) < 1e-5)
-        #expect(relativeError(p.forward(naive: false, bias: false), p.forward(naive: true, bias: false)) < 1e-5)
+        #expect(convRelativeError(p.forward(naive: false), p.forward(naive: true)) < 1e-5)
+        #expect(convRelativeError(p.forward(naive: false, bias: false), p.forward(naive: true, bias: false)) < 1e-5)
     }
 
     @Test("fast backward matches the twin and accumulates", arguments: convCases)
@@ -124,13 +124,13 @@ struct Conv2dTests {
         let fast = p.backward(naive: false, dOut: dOut, initial: (start.0, start.1, start.2))
         let slow = p.backward(naive: true, dOut: dOut, initial: (start.0, start.1, start.2))
         for (f, s) in [(fast.0, slow.0), (fast.1, slow.1), (fast.2, slow.2)] {
-            if let f, let s { #expect(relativeError(f, s) < 1e-5) } else { Issue.record("missing gradient") }
+            if let f, let s { #expect(convRelativeError(f, s) < 1e-5) } else { Issue.record("missing gradient") }
         }
         // Only some gradients requested: the others stay untouched and the rest still agree.
         let onlyInput = p.backward(naive: false, dOut: dOut, initial: (start.0, nil, nil))
         let onlyWeight = p.backward(naive: false, dOut: dOut, initial: (nil, start.1, nil))
-        if let a = onlyInput.0, let b = slow.0 { #expect(relativeError(a, b) < 1e-5) }
-        if let a = onlyWeight.1, let b = slow.1 { #expect(relativeError(a, b) < 1e-5) }
+        if let a = onlyInput.0, let b = slow.0 { #expect(convRelativeError(a, b) < 1e-5) }
+        if let a = onlyWeight.1, let b = slow.1 { #expect(convRelativeError(a, b) < 1e-5) }
     }
 
     @Test("backward matches central differences", arguments: [
@@ -149,7 +149,7 @@ struct Conv2dTests {
         let nb = numericalGradient(p.b) { t in var q = p; q.b = t; return dot(q.forward(naive: false), r) }
         for (analytic, numeric) in [(dx, nx), (dw, nw), (db, nb)] {
             guard let analytic else { Issue.record("missing gradient"); continue }
-            #expect(relativeError(analytic, numeric) < 2e-3)
+            #expect(convRelativeError(analytic, numeric) < 2e-3)
             #expect(numeric.maxAbs() > 0.1)
         }
     }
@@ -183,7 +183,7 @@ struct Conv2dTests {
         for b in 0..<2 {
             let xb = x.sliced(axis: 0, b..<(b + 1)).reshaped([5, 12])
             let expected = w.reshaped([7, 5]).matmul(xb)
-            #expect(relativeError(y.sliced(axis: 0, b..<(b + 1)).reshaped([7, 12]), expected) < 1e-6)
+            #expect(convRelativeError(y.sliced(axis: 0, b..<(b + 1)).reshaped([7, 12]), expected) < 1e-6)
         }
     }
 }
@@ -268,11 +268,11 @@ struct PoolingTests {
         for kind in PoolKind.allCases {
             let (fast, fastIdx) = poolForward(kind, naive: false, x, g)
             let (slow, slowIdx) = poolForward(kind, naive: true, x, g)
-            #expect(relativeError(fast, slow) < 1e-6, "\(kind)")
+            #expect(convRelativeError(fast, slow) < 1e-6, "\(kind)")
             if kind == .max { #expect(fastIdx == slowIdx) }
             let dFast = poolBackward(kind, naive: false, dOut: dOut, indices: fastIdx, initial: start, g)
             let dSlow = poolBackward(kind, naive: true, dOut: dOut, indices: slowIdx, initial: start, g)
-            #expect(relativeError(dFast, dSlow) < 1e-6, "\(kind)")
+            #expect(convRelativeError(dFast, dSlow) < 1e-6, "\(kind)")
         }
     }
 
@@ -288,7 +288,7 @@ struct PoolingTests {
             let (_, idx) = poolForward(kind, naive: false, x, g)
             let analytic = poolBackward(kind, naive: false, dOut: r, indices: idx, initial: .zeros(x.shape), g)
             let numeric = numericalGradient(x) { dot(poolForward(kind, naive: false, $0, g).0, r) }
-            #expect(relativeError(analytic, numeric) < 1e-3, "\(kind)")
+            #expect(convRelativeError(analytic, numeric) < 1e-3, "\(kind)")
             #expect(numeric.maxAbs() > 0.1)
         }
     }
@@ -321,7 +321,7 @@ struct PoolingTests {
         let x = Tensor.randomNormal([2, 3, 5, 7], using: &rng)
         let y = x.globalAvgPool2d()
         #expect(y.shape == [2, 3, 1, 1])
-        #expect(relativeError(y.reshaped([2, 3]), x.reshaped([2, 3, 35]).mean(axis: -1)) < 1e-6)
+        #expect(convRelativeError(y.reshaped([2, 3]), x.reshaped([2, 3, 35]).mean(axis: -1)) < 1e-6)
         #expect(Tensor.arange(0, 16).reshaped([1, 1, 4, 4]).globalAvgPool2d().item == 7.5)
         // The backward spreads dOut / (H W) over each plane, on top of what is there.
         var dx = Tensor.ones(x.shape)
