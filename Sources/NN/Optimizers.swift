@@ -61,8 +61,8 @@ public final class AdamW: @unchecked Sendable {
     public func restore(step: Int, m: Tensor, v: Tensor) {
         precondition(m.count == store.count && v.count == store.count, "AdamW.restore: moment sizes differ from the store")
         self.step = step
-        m.withUnsafeBufferPointer { self.m.base.update(from: $0.baseAddress!, count: store.count) }
-        v.withUnsafeBufferPointer { self.v.base.update(from: $0.baseAddress!, count: store.count) }
+        m.copyScalars(to: self.m.base)
+        v.copyScalars(to: self.v.base)
     }
 }
 

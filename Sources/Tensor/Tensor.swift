@@ -100,6 +100,11 @@ public struct Tensor: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Copies the elements (row-major) to `destination`, which must have room for ``count`` floats.
+    public func copyScalars(to destination: UnsafeMutablePointer<Float>) {
+        withExtendedLifetime(storage) { destination.update(from: storage.base, count: count) }
+    }
+
     /// Makes the storage uniquely owned (copying it if shared) and returns its base pointer.
     /// The pointer is valid while `self` is alive and not reassigned.
     @inlinable
