@@ -1,0 +1,132 @@
+import NN
+import Tensor
+
+/// One pre-norm U-ViT block: optional long-skip fusion `skip_linear(concat(x, skip))`, then
+/// `x + attn(norm1(x))` and `x + mlp(norm2(x))`.
+public struct UViTBlock: Sendable {
+    public let norm1: LayerNorm
+    public let attn: MultiHeadAttention
+    public let norm2: LayerNorm
+    public let mlp: MLP
+    public let skipLinear: Linear?
+
+    public init(_ b: ParameterBuilder, config c: MaskedUViTConfig, skip: Bool, rng: inout RandomGenerator) {
+        norm1 = LayerNorm(b.scope("norm1"), dimensions: c.embedDim)
+        attn = MultiHeadAttention(b.scope("attn"), dimensions: c.embedDim, heads: c.heads, qkvBias: c.qkvBias, rng: &rng)
+        norm2 = LayerNorm(b.scope("norm2"), dimensions: c.embedDim)
+        mlp = MLP(b.scope("mlp"), dimensions: c.embedDim, hiddenDimensions: c.mlpHiddenDimensions, rng: &rng)
+        skipLinear = skip ? Linear(b.scope("skip_linear"), inputDimensions: 2 * c.embedDim, outputDimensions: c.embedDim, rng: &rng) : nil
+    }
+
+    /// x (B, T, D), skip (B, T, D) for out-blocks -> (B, T, D).
+    public func callAsFunction(_ x: Variable, skip: Variable? = nil, tape: Tape?) -> Variable {
+        var h = x
+        if let skipLinear, let skip { h = skipLinear(Functional.concatLastAxis(h, skip, tape: tape), tape: tape) }
+        h = Functional.add(h, attn(norm1(h, tape: tape), tape: tape), tape: tape)
+        return Functional.add(h, mlp(norm2(h, tape: tape), tape: tape), tape: tape)
+    }
+}
+
+/// MaskDM's network: a U-ViT with token dropping (reference `models/mask_uvit.py`).
+///
+/// Patch embedding, a raw sinusoidal time token (cos first) prepended at index 0, a learned
+/// position embedding over 1 + N tokens added to every token, dropping of masked patch tokens
+/// (raster order kept), `depth / 2` in-blocks, a mid block and `depth / 2` out-blocks with LIFO
+/// long skips, a final LayerNorm and a linear head to `P * P * C` per token (no final conv).
+/// Parameter names are the reference's state-dict keys.
+///
+/// ```swift
+/// var rng = RandomGenerator(seed: 0)
+/// let model = MaskedUViT(config: .tiny(), rng: &rng)
+/// let eps = model.predictNoise(xt, timesteps: [999, 10])            // (B, 3, 32, 32)
+/// let tape = Tape()
+/// let loss = model.loss(xt: xt, timesteps: t, noise: eps, visiblePatches: mask.visible, tape: tape)
+/// tape.backward(from: loss)
+/// ```
+public struct MaskedUViT: Sendable {
+    public let config: MaskedUViTConfig
+    /// Every parameter, named as the reference's state dict.
+    public let store: ParameterStore
+    public let patchEmbed: PatchEmbedding
+    public let positionEmbedding: Parameter
+    public let inBlocks: [UViTBlock]
+    public let midBlock: UViTBlock
+    public let outBlocks: [UViTBlock]
+    public let norm: LayerNorm
+    public let head: Linear
+
+    /// Builds the network with MaskDM's initialisation (truncated normal std 0.02 for linears and
+    /// the position embedding, zero biases, unit LayerNorms, PyTorch's default for the patch conv).
+    public init(config c: MaskedUViTConfig, rng: inout RandomGenerator) {
+        precondition((try? c.validate()) != nil, "MaskedUViT: invalid config \(c)")
+        config = c
+        store = ParameterStore()
+        let enc = store.builder.scope("encoder")
+        positionEmbedding = enc.parameter("encoder_pos_embed", .truncatedNormal([1, 1 + c.patchCount, c.embedDim], std: 0.02, using: &rng))
+        patchEmbed = PatchEmbedding(enc.scope("patch_embed").scope("proj"), channels: c.inChannels, dimensions: c.embedDim,
+                                    patchSize: c.patchSize, rng: &rng)
+        var ins: [UViTBlock] = []
+        for i in 0..<(c.depth / 2) { ins.append(UViTBlock(enc.scope("in_blocks").scope(i), config: c, skip: false, rng: &rng)) }
+        inBlocks = ins
+        midBlock = UViTBlock(enc.scope("mid_block"), config: c, skip: false, rng: &rng)
+        var outs: [UViTBlock] = []
+        for i in 0..<(c.depth / 2) { outs.append(UViTBlock(enc.scope("out_blocks").scope(i), config: c, skip: true, rng: &rng)) }
+        outBlocks = outs
+        norm = LayerNorm(enc.scope("norm"), dimensions: c.embedDim)
+        head = Linear(store.builder.scope("encoder_to_output"), inputDimensions: c.embedDim, outputDimensions: c.patchDimensions, rng: &rng)
+    }
+
+    /// Number of parameters.
+    public var parameterCount: Int { store.count }
+
+    /// The network on noisy images `x` (B, C, H, W) at integer steps `timesteps` (B).
+    ///
+    /// - Parameter visiblePatches: nil for the full image, or one sorted list of kept patch
+    ///   indices per item (equal lengths), e.g. `Mask.visible`.
+    /// - Returns: predicted noise tokens (B, NV, P * P * C) in `(p1 p2 c)` layout, NV = N without a mask.
+    public func tokens(_ x: Tensor, timesteps: [Float], visiblePatches: [[Int]]?, tape: Tape?) -> Variable {
+        let c = config
+        let (b, ch, h, w) = x.shape.dims4()
+        precondition(ch == c.inChannels && h == c.imageHeight && w == c.imageWidth,
+                     "MaskedUViT: input \(x.shape) does not match config \(c)")
+        precondition(timesteps.count == b, "MaskedUViT: \(timesteps.count) timesteps for a batch of \(b)")
+        if let v = visiblePatches {
+            precondition(v.count == b && v.allSatisfy { $0.count == v[0].count },
+                         "MaskedUViT: need \(b) visible-patch lists of equal length")
+        }
+        let embedded = patchEmbed(x, patches: visiblePatches, tape: tape)                       // (B, NV, D)
+        let time = sinusoidalTimeEmbedding(timesteps, dimensions: c.embedDim)                    // (B, D)
+        var hdn = Functional.prependTokenAndAddPositions(embedded, first: time, position: positionEmbedding,
+                                                         positions: visiblePatches, store: store, tape: tape)  // (B, 1+NV, D)
+        var skips: [Variable] = []
+        for blk in inBlocks { hdn = blk(hdn, tape: tape); skips.append(hdn) }
+        hdn = midBlock(hdn, tape: tape)
+        for blk in outBlocks { hdn = blk(hdn, skip: skips.removeLast(), tape: tape) }
+        // Norm and head are per token, so dropping the time token first is exact and cheaper.
+        hdn = Functional.dropLeadingTokens(hdn, tape: tape)
+        return head(norm(hdn, tape: tape), tape: tape)
+    }
+
+    /// Predicted noise for full images (inference, no tape): (B, C, H, W).
+    public func predictNoise(_ x: Tensor, timesteps: [Float]) -> Tensor {
+        let c = config
+        return tokens(x, timesteps: timesteps, visiblePatches: nil, tape: nil).value
+            .unpatchified(patch: c.patchSize, channels: c.inChannels, height: c.imageHeight, width: c.imageWidth)
+    }
+
+    /// MaskDM's denoising score-matching loss: MSE between the predicted tokens of the visible
+    /// patches and `patchify(noise)` at the same positions (all patches without a mask).
+    public func loss(xt: Tensor, timesteps: [Float], noise: Tensor, visiblePatches: [[Int]]?, tape: Tape?) -> Variable {
+        let pred = tokens(xt, timesteps: timesteps, visiblePatches: visiblePatches, tape: tape)
+        return Functional.mseLoss(pred, target: Self.targetTokens(noise, patch: config.patchSize, visiblePatches: visiblePatches), tape: tape)
+    }
+
+    /// `patchify(noise)` restricted to the visible patches: (B, NV, P * P * C).
+    public static func targetTokens(_ noise: Tensor, patch: Int, visiblePatches: [[Int]]?) -> Tensor {
+        let all = noise.patchified(patch: patch)                                                 // (B, N, PPC)
+        guard let visiblePatches else { return all }
+        let (b, n, d) = all.shape.dims3()
+        let rows = visiblePatches.enumerated().flatMap { bi, v in v.map { bi * n + $0 } }
+        return all.reshaped([b * n, d]).gatherRows(rows).reshaped([b, visiblePatches[0].count, d])
+    }
+}

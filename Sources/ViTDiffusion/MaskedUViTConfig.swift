@@ -1,0 +1,147 @@
+import Foundation
+
+/// Architecture of a ``MaskedUViT``. JSON uses the reference implementation's names
+/// (`img_size`, `patch_size`, `in_chans`, `encoder_embed_dim`, `encoder_depth`, `encoder_heads`,
+/// `mlp_ratio`, `qkv_bias`); `img_size` may be an integer or `[height, width]`.
+public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var imageHeight: Int
+    public var imageWidth: Int
+    public var patchSize: Int
+    public var inChannels: Int
+    public var embedDim: Int
+    /// The reference's `encoder_depth`: `depth / 2` in-blocks, one mid block, `depth / 2` out-blocks.
+    public var depth: Int
+    public var heads: Int
+    public var mlpRatio: Double
+    public var qkvBias: Bool
+
+    public init(imageSize: Int, patchSize: Int = 4, inChannels: Int = 3, embedDim: Int, depth: Int, heads: Int,
+                mlpRatio: Double = 4, qkvBias: Bool = false) {
+        self.init(imageHeight: imageSize, imageWidth: imageSize, patchSize: patchSize, inChannels: inChannels,
+                  embedDim: embedDim, depth: depth, heads: heads, mlpRatio: mlpRatio, qkvBias: qkvBias)
+    }
+
+    public init(imageHeight: Int, imageWidth: Int, patchSize: Int = 4, inChannels: Int = 3, embedDim: Int,
+                depth: Int, heads: Int, mlpRatio: Double = 4, qkvBias: Bool = false) {
+        self.imageHeight = imageHeight; self.imageWidth = imageWidth; self.patchSize = patchSize
+        self.inChannels = inChannels; self.embedDim = embedDim; self.depth = depth; self.heads = heads
+        self.mlpRatio = mlpRatio; self.qkvBias = qkvBias
+    }
+
+    /// U-ViT-S/4 as MaskDM uses it: D 512, 13 blocks, 8 heads (44,292,144 parameters at 64 px).
+    public static func small(imageSize: Int = 64) -> MaskedUViTConfig {
+        MaskedUViTConfig(imageSize: imageSize, embedDim: 512, depth: 13, heads: 8)
+    }
+    /// U-ViT-B/4: D 768, 13 blocks, 12 heads.
+    public static func base(imageSize: Int = 256) -> MaskedUViTConfig {
+        MaskedUViTConfig(imageSize: imageSize, embedDim: 768, depth: 13, heads: 12)
+    }
+    /// The CPU demo network: D 256, 9 blocks, 4 heads, 32 px.
+    public static func tiny(imageSize: Int = 32) -> MaskedUViTConfig {
+        MaskedUViTConfig(imageSize: imageSize, embedDim: 256, depth: 9, heads: 4)
+    }
+
+    /// Named configs: `tiny`, `small`, `base`.
+    public static func named(_ name: String, imageSize: Int? = nil) -> MaskedUViTConfig? {
+        switch name {
+        case "tiny": return .tiny(imageSize: imageSize ?? 32)
+        case "small": return .small(imageSize: imageSize ?? 64)
+        case "base": return .base(imageSize: imageSize ?? 256)
+        default: return nil
+        }
+    }
+
+    /// Patch grid height.
+    public var gridHeight: Int { imageHeight / patchSize }
+    /// Patch grid width.
+    public var gridWidth: Int { imageWidth / patchSize }
+    /// Number of patches N.
+    public var patchCount: Int { gridHeight * gridWidth }
+    /// Width of one patch vector, `P * P * C`.
+    public var patchDimensions: Int { patchSize * patchSize * inChannels }
+    /// Hidden width of the MLPs.
+    public var mlpHiddenDimensions: Int { Int(Double(embedDim) * mlpRatio) }
+
+    /// Checks the config is buildable; throws a message naming the offending field.
+    public func validate() throws {
+        func fail(_ s: String) -> ConfigError { ConfigError(message: s) }
+        guard patchSize > 0, imageHeight > 0, imageWidth > 0, imageHeight % patchSize == 0, imageWidth % patchSize == 0 else {
+            throw fail("img_size \(imageHeight)x\(imageWidth) is not divisible by patch_size \(patchSize)")
+        }
+        guard inChannels > 0 else { throw fail("in_chans must be positive, got \(inChannels)") }
+        guard embedDim > 0, embedDim % 2 == 0 else { throw fail("encoder_embed_dim must be positive and even, got \(embedDim)") }
+        guard heads > 0, embedDim % heads == 0 else { throw fail("encoder_embed_dim \(embedDim) is not divisible by encoder_heads \(heads)") }
+        guard depth >= 1 else { throw fail("encoder_depth must be at least 1, got \(depth)") }
+        guard mlpRatio > 0 else { throw fail("mlp_ratio must be positive, got \(mlpRatio)") }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case imgSize = "img_size", patchSize = "patch_size", inChans = "in_chans", embedDim = "encoder_embed_dim"
+        case depth = "encoder_depth", heads = "encoder_heads", mlpRatio = "mlp_ratio", qkvBias = "qkv_bias"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let s = try? c.decode(Int.self, forKey: .imgSize) {
+            imageHeight = s; imageWidth = s
+        } else {
+            let hw = try c.decode([Int].self, forKey: .imgSize)
+            guard hw.count == 2 else {
+                throw DecodingError.dataCorruptedError(forKey: .imgSize, in: c, debugDescription: "img_size must be an int or [height, width]")
+            }
+            imageHeight = hw[0]; imageWidth = hw[1]
+        }
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 4
+        inChannels = try c.decodeIfPresent(Int.self, forKey: .inChans) ?? 3
+        embedDim = try c.decode(Int.self, forKey: .embedDim)
+        depth = try c.decode(Int.self, forKey: .depth)
+        heads = try c.decode(Int.self, forKey: .heads)
+        mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? 4
+        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if imageHeight == imageWidth { try c.encode(imageHeight, forKey: .imgSize) } else { try c.encode([imageHeight, imageWidth], forKey: .imgSize) }
+        try c.encode(patchSize, forKey: .patchSize); try c.encode(inChannels, forKey: .inChans)
+        try c.encode(embedDim, forKey: .embedDim); try c.encode(depth, forKey: .depth); try c.encode(heads, forKey: .heads)
+        try c.encode(mlpRatio, forKey: .mlpRatio); try c.encode(qkvBias, forKey: .qkvBias)
+    }
+
+    /// Reads a JSON config file; errors name the file and the field.
+    public static func load(from url: URL) throws -> MaskedUViTConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError(message: "cannot read config '\(url.path)': \(error.localizedDescription)") }
+        do {
+            let c = try JSONDecoder().decode(MaskedUViTConfig.self, from: data)
+            try c.validate()
+            return c
+        } catch let e as ConfigError {
+            throw ConfigError(message: "config '\(url.path)': \(e.message)")
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ConfigError(message: "config '\(url.path)': missing key '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw ConfigError(message: "config '\(url.path)': wrong type for '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+        } catch {
+            throw ConfigError(message: "config '\(url.path)': \(error)")
+        }
+    }
+
+    /// The config as compact JSON (reference names), e.g. for checkpoint metadata.
+    public var json: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return (try? enc.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+    }
+
+    public var description: String {
+        "MaskedUViT(\(imageHeight)x\(imageWidth), p\(patchSize), D \(embedDim), depth \(depth), heads \(heads))"
+    }
+}
+
+/// An invalid or unreadable model config.
+public struct ConfigError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
