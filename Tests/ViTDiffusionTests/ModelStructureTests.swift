@@ -46,7 +46,7 @@ import Tensor
         var rng = RandomGenerator(seed: 0)
         let c = MaskedUViTConfig(imageHeight: 12, imageWidth: 8, embedDim: 24, depth: 5, heads: 3, qkvBias: true)
         #expect(MaskedUViT(config: c, rng: &rng).parameterCount == paramCount(c))
-        #expect(MaskedUViT(config: .small(imageSize: 64), rng: &rng).parameterCount == paramCount(.small(imageSize: 64)))
+        #expect(paramCount(.small(imageSize: 64)) == 44_292_144)
     }
 
     @Test func configJSONUsesReferenceNamesAndValidates() throws {

@@ -1,0 +1,10 @@
+// maskdm: command-line front end of the MaskDM library (thin: parsing and progress only).
+import ArgumentParser
+
+@main
+struct MaskDM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maskdm",
+        abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
+        subcommands: [Forward.self])
+}

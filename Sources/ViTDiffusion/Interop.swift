@@ -1,0 +1,86 @@
+import Foundation
+import NN
+import Tensor
+
+/// Errors of the interop tool; messages name the file and the key.
+public struct InteropError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// Running the network on tensors from files, for checking ports against the reference
+/// (`maskdm forward`).
+public enum Interop {
+    /// Converts a reference token mask (B, 1 + N), 1 = dropped, index 0 the time token, into
+    /// per-item sorted visible patch indices. Every item must keep the time token and the same
+    /// number of patches.
+    public static func visiblePatches(fromTokenMask mask: [[Bool]], patchCount n: Int, source: String = "mask") throws -> [[Int]] {
+        var lists: [[Int]] = []
+        for (b, row) in mask.enumerated() {
+            guard row.count == 1 + n else { throw InteropError("\(source): row \(b) has \(row.count) entries, expected 1 + N = \(1 + n)") }
+            guard !row[0] else { throw InteropError("\(source): item \(b) drops index 0 (the time token), which is never dropped") }
+            lists.append((1...n).filter { !row[$0] }.map { $0 - 1 })
+        }
+        if let first = lists.first, lists.contains(where: { $0.count != first.count }) {
+            throw InteropError("\(source): items keep different numbers of patches (\(lists.map(\.count))); all must be equal")
+        }
+        return lists
+    }
+
+    /// Loads `config` and `weights`, runs the network on `inputs` and writes `output`:
+    /// `out` (image-shaped, or (B, NV, P*P*C) with a mask) and, when the inputs hold `eps`,
+    /// `loss` and `grad.<name>` for every parameter.
+    public static func forward(weights: URL, config: URL, inputs: URL, output: URL) throws {
+        let cfg = try MaskedUViTConfig.load(from: config)
+        var rng = RandomGenerator(seed: 0)
+        let model = MaskedUViT(config: cfg, rng: &rng)
+        try Checkpoint.load(from: weights, into: model.store)
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(contentsOf: inputs) } catch { throw InteropError("inputs: \(error)") }
+        let name = inputs.lastPathComponent
+        func need(_ key: String) throws -> SafetensorsFile.TensorInfo {
+            guard let info = file.info(key) else { throw InteropError("\(name): missing key '\(key)'") }
+            return info
+        }
+        let xInfo = try need("x")
+        let expected = [cfg.inChannels, cfg.imageHeight, cfg.imageWidth]
+        guard xInfo.shape.count == 4, Array(xInfo.shape.dropFirst()) == expected else {
+            throw InteropError("\(name): 'x' has shape \(xInfo.shape), expected (B, \(expected.map(String.init).joined(separator: ", ")))")
+        }
+        let b = xInfo.shape[0]
+        let x = try file.tensor("x")
+        let tInfo = try need("t")
+        guard tInfo.shape == [b] else { throw InteropError("\(name): 't' has shape \(tInfo.shape), expected [\(b)]") }
+        let t: [Float] = tInfo.dtype.isInteger ? try file.int64s("t").map(Float.init) : try file.tensor("t").scalars
+        var visible: [[Int]]? = nil
+        if let mInfo = file.info("mask") {
+            guard mInfo.shape == [b, 1 + cfg.patchCount] else {
+                throw InteropError("\(name): 'mask' has shape \(mInfo.shape), expected [\(b), \(1 + cfg.patchCount)]")
+            }
+            let flat = try file.int64s("mask")
+            let rows = (0..<b).map { i in flat[(i * (1 + cfg.patchCount))..<((i + 1) * (1 + cfg.patchCount))].map { $0 != 0 } }
+            visible = try visiblePatches(fromTokenMask: rows, patchCount: cfg.patchCount, source: "\(name) 'mask'")
+        }
+        var results: [String: Tensor] = [:]
+        if let eInfo = file.info("eps") {
+            guard eInfo.shape == xInfo.shape else { throw InteropError("\(name): 'eps' has shape \(eInfo.shape), expected \(xInfo.shape)") }
+            let eps = try file.tensor("eps")
+            model.store.zeroGrad()
+            let tape = Tape()
+            let pred = model.tokens(x, timesteps: t, visiblePatches: visible, tape: tape)
+            let loss = Functional.mseLoss(pred, target: MaskedUViT.targetTokens(eps, patch: cfg.patchSize, visiblePatches: visible), tape: tape)
+            tape.backward(from: loss)
+            results["loss"] = loss.value
+            results["out"] = pred.value
+            for p in model.store.parameters { results["grad." + p.name] = model.store.gradient(p) }
+        } else {
+            results["out"] = model.tokens(x, timesteps: t, visiblePatches: visible, tape: nil).value
+        }
+        if visible == nil, let out = results["out"] {
+            results["out"] = out.unpatchified(patch: cfg.patchSize, channels: cfg.inChannels, height: cfg.imageHeight, width: cfg.imageWidth)
+        }
+        try Safetensors.write(results, metadata: ["config": cfg.json], to: output)
+    }
+}
