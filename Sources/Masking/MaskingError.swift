@@ -1,0 +1,20 @@
+/// Errors for masks and strategies read from outside the program (configs, files, other frameworks).
+public enum MaskingError: Error, Equatable, CustomStringConvertible {
+    /// A strategy name that `maskingStrategy(named:ratio:)` does not know.
+    case unknownStrategy(String)
+    /// A mask ratio outside `[0, 1]` (or not finite) given for the named strategy.
+    case invalidRatio(strategy: String, ratio: Double)
+    /// A `(B, 1+N)` token mask that cannot be a MaskDM mask; the reason says why.
+    case invalidTokenMask(String)
+
+    public var description: String {
+        switch self {
+        case .unknownStrategy(let name):
+            return "unknown masking strategy '\(name)' (expected none, patch, block<b>, crop or crop<c>)"
+        case .invalidRatio(let strategy, let ratio):
+            return "masking strategy '\(strategy)': ratio \(ratio) is not in [0, 1]"
+        case .invalidTokenMask(let reason):
+            return "invalid token mask: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Testing
+import Tensor
+import Masking   // deliberately not @testable: only the public API
+
+/// A user-defined strategy, written outside the library: keeps the patches of one random row.
+struct KeepOneRowMasking: MaskingStrategy {
+    func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { (gridHeight - 1) * gridWidth }
+
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
+        let rows = (0..<batchSize).map { _ -> [Int] in
+            let r = rng.nextInt(below: gridHeight)
+            return (0..<gridWidth).map { r * gridWidth + $0 }
+        }
+        return Mask(visible: rows, patchCount: gridHeight * gridWidth)
+    }
+}
+
+/// Generic code over the protocol, as a trainer would use it.
+func drawMasks<S: MaskingStrategy>(_ s: S, grid: Int, batches: Int, seed: UInt64) -> [Mask] {
+    var rng = RandomGenerator(seed: seed)
+    return (0..<batches).map { _ in s.makeMask(gridSize: grid, batchSize: 4, using: &rng) }
+}
+
+@Suite struct CustomStrategyTests {
+    @Test func customStrategyWorksThroughTheProtocol() {
+        let masks = drawMasks(KeepOneRowMasking(), grid: 8, batches: 3, seed: 1)
+        for m in masks {
+            #expect(m.visibleCount == 8 && m.droppedCount == 56)
+            for b in 0..<4 {
+                let row = m.visible[b][0] / 8
+                #expect(m.visible[b] == Array((row * 8)..<(row * 8 + 8)))
+                #expect(m.tokenMask[b][0] == false)
+            }
+        }
+        #expect(masks == drawMasks(KeepOneRowMasking(), grid: 8, batches: 3, seed: 1))
+        let existential: any MaskingStrategy = KeepOneRowMasking()
+        #expect(existential.visibleCount(gridHeight: 8, gridWidth: 8) == 8)
+    }
+}
