@@ -102,12 +102,20 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
     /// Updates so far.
     public internal(set) var updates: Int = 0
 
-    /// A fresh EMA whose shadow weights start as a copy of `online`.
-    public init(online: ParameterStore, beta: Float = 0.999) {
+    /// A fresh EMA whose shadow weights start as a copy of `online`. Pass `shadow` (a store with
+    /// the same layout, e.g. a second model's) to average into it; otherwise one is created.
+    public init(online: ParameterStore, shadow: ParameterStore? = nil, beta: Float = 0.999) {
         self.online = online
         self.beta = beta
-        shadow = ParameterStore()
-        for p in online.parameters { shadow.add(p.name, online.value(p)) }
+        if let shadow {
+            precondition(shadow.parameters.map(\.name) == online.parameters.map(\.name) && shadow.count == online.count,
+                         "ExponentialMovingAverage: shadow store layout differs from the online store")
+            shadow.copyValues(from: online)
+            self.shadow = shadow
+        } else {
+            self.shadow = ParameterStore()
+            for p in online.parameters { self.shadow.add(p.name, online.value(p)) }
+        }
     }
 
     /// The decay ema-pytorch uses at update number `k` (1-based), or nil while it copies.

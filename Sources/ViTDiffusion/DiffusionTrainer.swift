@@ -1,0 +1,193 @@
+import Foundation
+import Masking
+import NN
+import Schedules
+import Tensor
+
+/// A training failure: non-finite loss or gradients, or a bad checkpoint.
+public struct TrainingError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// Trains a ``MaskedUViT`` with MaskDM's recipe: masked pre-training, then unmasked fine-tuning.
+///
+/// Each step draws uniform integer timesteps, Gaussian noise, a mask and (through the caller's
+/// data) a batch from a generator derived from `(seed, step)`, so a resumed run replays exactly
+/// the same randomness as an uninterrupted one.
+///
+/// ```swift
+/// var rng = RandomGenerator(seed: 0)
+/// let pre = try DiffusionTrainer(model: MaskedUViT(config: .tiny(), rng: &rng), recipe: .pretraining(steps: 1000))
+/// for _ in 0..<1000 { _ = try pre.trainStep(dataset: data) }
+/// let fine = try pre.transferred(to: .finetuning(steps: 1000))   // online weights, fresh AdamW and EMA
+/// ```
+public final class DiffusionTrainer {
+    /// The online network.
+    public let model: MaskedUViT
+    /// A network of the same config whose weights are the EMA (used for sampling).
+    public let emaModel: MaskedUViT
+    public let optimizer: AdamW
+    public let ema: ExponentialMovingAverage
+    public let schedule: NoiseSchedule
+    public let masking: any MaskingStrategy
+    public let recipe: TrainingRecipe
+    /// Optimisation steps taken in this stage.
+    public private(set) var step: Int = 0
+    /// Steps skipped because of non-finite values (with `skipNonFiniteSteps`).
+    public private(set) var skippedSteps: Int = 0
+    private let learningRateSchedule: LearningRateSchedule
+
+    /// A trainer for `model` with fresh AdamW and EMA state. `masking` overrides the recipe's
+    /// named strategy (e.g. a custom ``MaskingStrategy``).
+    public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws {
+        self.model = model
+        self.recipe = recipe
+        var rng = RandomGenerator(seed: recipe.seed ^ 0xE3A)
+        emaModel = MaskedUViT(config: model.config, rng: &rng)
+        ema = ExponentialMovingAverage(online: model.store, shadow: emaModel.store, beta: recipe.emaBeta)
+        optimizer = AdamW(store: model.store, learningRate: recipe.learningRate, beta1: recipe.beta1, beta2: recipe.beta2,
+                          eps: recipe.adamEps, weightDecay: recipe.weightDecay)
+        schedule = try NoiseSchedule.named(recipe.schedule)
+        self.masking = try masking ?? maskingStrategy(named: recipe.mask, ratio: recipe.maskRatio)
+        learningRateSchedule = .constant(warmup: recipe.warmupSteps)
+    }
+
+    /// The generator of step `step`: a pure function of the seed and the step number.
+    public func generator(forStep step: Int) -> RandomGenerator {
+        RandomGenerator(seed: recipe.seed &+ UInt64(step + 1) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// One optimisation step on a batch drawn from `dataset`. Returns the loss.
+    @discardableResult
+    public func trainStep(dataset: TensorDataset) throws -> Float {
+        var rng = generator(forStep: step)
+        let x0 = dataset.batch(size: recipe.batchSize, flipProbability: recipe.flipProbability, using: &rng)
+        return try trainStep(images: x0, using: &rng)
+    }
+
+    /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1].
+    @discardableResult
+    public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
+        let c = model.config
+        let b = x0.shape[0]
+        let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
+        let noise = Tensor.randomNormal(x0.shape, using: &rng)
+        let xt = schedule.qSample(x0: x0, t: t, noise: noise)
+        let mask = masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng)
+        let visible: [[Int]]? = mask.droppedCount == 0 ? nil : mask.visible
+        model.store.zeroGrad()
+        let tape = Tape()
+        let loss = model.loss(xt: xt, timesteps: t.map(Float.init), noise: noise, visiblePatches: visible, tape: tape)
+        let value = loss.value.item
+        guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
+        tape.backward(from: loss)
+        let norm: Float
+        if let clip = recipe.gradientClip { norm = clipGradientNorm(model.store, maxNorm: clip) } else { norm = gradientNorm(model.store) }
+        guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
+        optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step + 1)
+        optimizer.update()
+        ema.update()
+        step += 1
+        return value
+    }
+
+    private func nonFinite(_ what: String) throws -> Float {
+        if recipe.skipNonFiniteSteps {
+            skippedSteps += 1
+            step += 1
+            return .nan
+        }
+        throw TrainingError("training stopped: \(what); weights were not updated (set skipNonFiniteSteps to skip such steps)")
+    }
+
+    /// A fine-tuning trainer that starts from this trainer's **online** weights (all of them),
+    /// with a fresh optimizer and a fresh EMA copied from those weights (MaskDM's transfer).
+    public func transferred(to recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws -> DiffusionTrainer {
+        var rng = RandomGenerator(seed: recipe.seed)
+        let fresh = MaskedUViT(config: model.config, rng: &rng)
+        fresh.store.copyValues(from: model.store)
+        return try DiffusionTrainer(model: fresh, recipe: recipe, masking: masking)
+    }
+
+    /// Saves weights, EMA, optimizer state, step and config atomically.
+    public func save(to url: URL, extraMetadata: [String: String] = [:]) throws {
+        var meta = extraMetadata
+        meta["config"] = model.config.json
+        meta["recipe"] = recipe.json
+        meta["step"] = String(step)
+        meta["skipped_steps"] = String(skippedSteps)
+        try Checkpoint.save(to: url, store: model.store, ema: ema, optimizer: optimizer, metadata: meta)
+    }
+
+    /// Restores a checkpoint written by ``save(to:extraMetadata:)`` (strict: every key must match).
+    public func resume(from url: URL) throws {
+        let report = try Checkpoint.load(from: url, into: model.store, ema: ema, optimizer: optimizer)
+        guard let s = report.metadata["step"].flatMap(Int.init) else {
+            throw TrainingError("checkpoint '\(url.path)': metadata has no 'step'")
+        }
+        step = s
+        skippedSteps = report.metadata["skipped_steps"].flatMap(Int.init) ?? 0
+    }
+
+    /// Samples `count` images with the EMA weights, in batches of `batchSize`. Returns (count, C, H, W).
+    public func sample(count: Int, batchSize: Int = 64, sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
+        try Sampling.sample(model: emaModel, count: count, batchSize: batchSize, sampler: sampler, using: &rng)
+    }
+}
+
+/// Sampling helpers over a network.
+public enum Sampling {
+    /// `count` samples from `model` with `sampler`, batched. Returns (count, C, H, W) in about [-1, 1].
+    public static func sample(model: MaskedUViT, count: Int, batchSize: Int = 64, sampler: any DiffusionSampler,
+                              using rng: inout RandomGenerator) throws -> Tensor {
+        let c = model.config
+        var parts: [Tensor] = []
+        var done = 0
+        while done < count {
+            let n = min(batchSize, count - done)
+            let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
+                model.predictNoise(xt, timesteps: t.map(Float.init))
+            }, using: &rng)
+            parts.append(x)
+            done += n
+        }
+        return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+    }
+}
+
+extension DiffusionTrainer {
+    /// Progress of ``run(dataset:checkpoint:progress:)``.
+    public struct Progress: Sendable {
+        public let step: Int
+        public let totalSteps: Int
+        public let loss: Float
+        public let secondsPerStep: Double
+    }
+
+    /// Trains until `recipe.steps`, resuming from `checkpoint` if it exists, saving it every
+    /// `recipe.checkpointEvery` steps and at the end. Returns the losses of the steps run now.
+    @discardableResult
+    public func run(dataset: TensorDataset, checkpoint: URL? = nil,
+                    progress: ((Progress) -> Void)? = nil) throws -> [Float] {
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            try resume(from: checkpoint)
+        }
+        var losses: [Float] = []
+        var last = Date()
+        while step < recipe.steps {
+            let loss = try trainStep(dataset: dataset)
+            losses.append(loss)
+            let now = Date()
+            progress?(Progress(step: step, totalSteps: recipe.steps, loss: loss, secondsPerStep: now.timeIntervalSince(last)))
+            last = now
+            if let checkpoint, recipe.checkpointEvery > 0, step % recipe.checkpointEvery == 0, step < recipe.steps {
+                try save(to: checkpoint)
+            }
+        }
+        if let checkpoint { try save(to: checkpoint) }
+        return losses
+    }
+}
