@@ -326,6 +326,10 @@ def corrupt_fixtures(pngs, jpegs):
     bad_crc[crc_at] ^= 0xFF
     bad_ihdr = bytearray(rgb8)
     bad_ihdr[29] ^= 0x01                       # last byte of IHDR's CRC
+    huge_png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 6, 0, 0, 0)) + rgb8[33:]
+    huge_jpg = bytearray(rgbj)
+    sof = rgbj.index(b"\xFF\xC0")
+    huge_jpg[sof + 5:sof + 9] = struct.pack(">HH", 65000, 65000)   # height, width
     rng = random.Random(1234)
     sos = rgbj.index(b"\xFF\xDA")
     scan_len = len(rgbj) - sos
@@ -342,6 +346,8 @@ def corrupt_fixtures(pngs, jpegs):
         ("truncated_header.jpg", rgbj[:30]),
         ("garbage_after_soi.jpg", b"\xFF\xD8\xFF" + bytes(rng.randrange(256) for _ in range(200))),
         ("truncated_png_named.jpg", rgb8[: idat + 20]),       # PNG bytes under a JPEG name
+        ("huge_dimensions.png", huge_png),                     # 60000 x 60000 RGBA claimed
+        ("huge_dimensions.jpg", bytes(huge_jpg)),              # 65000 x 65000 claimed
     ]
 
 

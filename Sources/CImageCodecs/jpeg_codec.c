@@ -49,6 +49,13 @@ static void on_message(j_common_ptr cinfo, int level) {
     if (level < 0) cinfo->err->num_warnings++;
 }
 
+// Fails the current call with `text` (the longjmp target is the caller's setjmp).
+static void fail(j_common_ptr cinfo, const char *text) {
+    error_context *error = (error_context *)cinfo->err;
+    snprintf(error->message, MDM_MESSAGE_SIZE, "%s", text);
+    longjmp(error->jump, 1);
+}
+
 static void install_error_handler(error_context *error, char *message) {
     jpeg_std_error(&error->base);
     error->base.error_exit = on_error;
@@ -79,6 +86,10 @@ int mdm_jpeg_decode(const unsigned char *data, size_t size, mdm_decoded_image *o
     jpeg_create_decompress(&ctx->cinfo);
     jpeg_mem_src(&ctx->cinfo, data, (unsigned long)size);
     jpeg_read_header(&ctx->cinfo, TRUE);
+    size_t header_bytes = 0;   // checked before libjpeg allocates whole-image buffers (progressive)
+    if (mdm_pixel_bytes(ctx->cinfo.image_width, ctx->cinfo.image_height,
+                        (size_t)(ctx->cinfo.num_components > 0 ? ctx->cinfo.num_components : 1), &header_bytes) != 0)
+        fail((j_common_ptr)&ctx->cinfo, "image too large (more than 1 GiB of pixels)");
     J_COLOR_SPACE source = ctx->cinfo.jpeg_color_space;
     int cmyk = source == JCS_CMYK || source == JCS_YCCK;
     ctx->cinfo.out_color_space = source == JCS_GRAYSCALE ? JCS_GRAYSCALE : (cmyk ? JCS_CMYK : JCS_RGB);
@@ -90,7 +101,7 @@ int mdm_jpeg_decode(const unsigned char *data, size_t size, mdm_decoded_image *o
     if (channels != 1 && channels != 3) ERREXIT(&ctx->cinfo, JERR_CONVERSION_NOTIMPL);
     if (mdm_pixel_bytes(width, height, channels, &total) != 0 ||
         mdm_pixel_bytes(width, 1, components, &row_total) != 0)
-        ERREXIT1(&ctx->cinfo, JERR_OUT_OF_MEMORY, 0);
+        fail((j_common_ptr)&ctx->cinfo, "image too large (more than 1 GiB of pixels)");
     ctx->pixels = malloc(total);
     ctx->row = malloc(row_total);
     if (ctx->pixels == NULL || ctx->row == NULL) ERREXIT1(&ctx->cinfo, JERR_OUT_OF_MEMORY, 1);

@@ -95,6 +95,8 @@ int mdm_png_decode(const unsigned char *data, size_t size, mdm_decoded_image *ou
     png_uint_32 width = 0, height = 0;
     int depth = 0, color = 0;
     png_get_IHDR(png, info, &width, &height, &depth, &color, NULL, NULL, NULL);
+    size_t worst = 0;   // 4 channels after expansion
+    if (mdm_pixel_bytes(width, height, 4, &worst) != 0) png_error(png, "image too large (more than 1 GiB of pixels)");
     int transparency = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
     if (depth == 16) png_set_scale_16(png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -108,7 +110,7 @@ int mdm_png_decode(const unsigned char *data, size_t size, mdm_decoded_image *ou
     size_t row_bytes = png_get_rowbytes(png, info);
     size_t total = 0;
     if (channels != 1 && channels != 3 && channels != 4) png_error(png, "unsupported channel layout");
-    if (mdm_pixel_bytes(width, height, (size_t)channels, &total) != 0) png_error(png, "image too large");
+    if (mdm_pixel_bytes(width, height, (size_t)channels, &total) != 0) png_error(png, "image too large (more than 1 GiB of pixels)");
     if (row_bytes != (size_t)width * (size_t)channels) png_error(png, "unexpected row size");
     ctx->pixels = malloc(total);
     ctx->rows = malloc(sizeof(png_bytep) * height);

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Testing
 @testable import ImageIO
 
@@ -55,7 +56,7 @@ import Testing
 
     @Test func everyCorruptFileThrowsAnErrorNamingTheFile() throws {
         let names = try Fixtures.corrupt()
-        #expect(names.count == 12)
+        #expect(names.count == 14)
         for name in names {
             let url = Fixtures.url("corrupt/\(name)")
             do {
@@ -79,6 +80,35 @@ import Testing
         #expect(message("truncated_scan.jpg").contains("as JPEG") && message("truncated_scan.jpg").contains("Premature end"))
         #expect(message("truncated_png_named.jpg").contains("as PNG"))
         #expect(message("garbage_after_soi.jpg").contains("as JPEG"))
+        #expect(message("huge_dimensions.png").contains("too large"))
+        #expect(message("huge_dimensions.jpg").contains("too large"))
+    }
+
+    @Test func randomlyDamagedFilesDecodeOrThrowButNeverCrash() throws {
+        var rng = RandomGenerator(seed: 7)
+        var thrown = 0, decoded = 0
+        for name in ["rgb8.png", "palette4_trns.png", "rgb8_interlaced.png", "rgb.jpg", "grey.jpg", "cmyk_adobe.jpg"] {
+            let original = [UInt8](try Data(contentsOf: Fixtures.url(name)))
+            for trial in 0..<60 {
+                var bytes = original
+                if trial % 3 == 0 {
+                    bytes.removeLast(1 + rng.nextInt(below: bytes.count - 4))      // truncate
+                } else {
+                    for _ in 0..<(1 + rng.nextInt(below: 4)) {                      // overwrite bytes past the signature
+                        bytes[3 + rng.nextInt(below: bytes.count - 3)] = UInt8(rng.nextInt(below: 256))
+                    }
+                }
+                do {
+                    let image = try Image.decode(data: Data(bytes), name: "\(name)#\(trial)")
+                    #expect(image.pixels.count == image.width * image.height * image.channels)
+                    decoded += 1
+                } catch {
+                    #expect(error.description.contains("\(name)#\(trial)"))
+                    thrown += 1
+                }
+            }
+        }
+        #expect(thrown + decoded == 360 && thrown > 100)
     }
 
     @Test func missingFileThrowsUnreadable() {
