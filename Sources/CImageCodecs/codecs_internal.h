@@ -1,0 +1,12 @@
+// Internal helpers shared by png_codec.c and jpeg_codec.c (not part of the module's API).
+#ifndef MASKDM_CODECS_INTERNAL_H
+#define MASKDM_CODECS_INTERNAL_H
+#include <stddef.h>
+
+// Largest decoded or encoded pixel buffer accepted (1 GiB): guards against hostile headers.
+#define MDM_MAX_PIXEL_BYTES ((size_t)1 << 30)
+
+// width * height * channels into *bytes; -1 when zero or larger than MDM_MAX_PIXEL_BYTES.
+int mdm_pixel_bytes(size_t width, size_t height, size_t channels, size_t *bytes);
+
+#endif

@@ -1,0 +1,60 @@
+extension Image {
+    /// The `width` x `height` rectangle whose top-left corner is (`x`, `y`); it must lie inside the image.
+    public func cropped(x: Int, y: Int, width cropWidth: Int, height cropHeight: Int) -> Image {
+        precondition(x >= 0 && y >= 0 && cropWidth >= 0 && cropHeight >= 0
+                     && x + cropWidth <= width && y + cropHeight <= height,
+                     "cropped: rectangle (x \(x), y \(y), \(cropWidth)x\(cropHeight)) outside \(width)x\(height)")
+        var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * channels)
+        let row = cropWidth * channels
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<cropHeight {
+                    let s = ((y + r) * width + x) * channels
+                    for i in 0..<row { dst[r * row + i] = src[s + i] }
+                }
+            }
+        }
+        return Image(width: cropWidth, height: cropHeight, channels: channels, pixels: out)
+    }
+
+    /// The centred `width` x `height` rectangle; the offset is `round((W - w) / 2)` (half to
+    /// even), as torchvision's `CenterCrop`.
+    public func centerCropped(width cropWidth: Int, height cropHeight: Int) -> Image {
+        let left = Int((Double(width - cropWidth) / 2).rounded(.toNearestOrEven))
+        let top = Int((Double(height - cropHeight) / 2).rounded(.toNearestOrEven))
+        return cropped(x: left, y: top, width: cropWidth, height: cropHeight)
+    }
+
+    /// Resized so that the shorter side is `size`; the longer side is `Int(size * long / short)`
+    /// (truncated, as torchvision's `Resize(size)`).
+    public func resizedShortSide(to size: Int, filter: ResizeFilter = .area) -> Image {
+        precondition(size > 0 && width > 0 && height > 0,
+                     "resizedShortSide: cannot resize \(width)x\(height) to short side \(size)")
+        if width <= height {
+            return resized(width: size, height: max(1, size * height / width), filter: filter)
+        }
+        return resized(width: max(1, size * width / height), height: size, filter: filter)
+    }
+
+    /// A `size` x `size` image: short side resized to `size`, then centre-cropped.
+    public func resizedAndCenterCropped(to size: Int, filter: ResizeFilter = .area) -> Image {
+        resizedShortSide(to: size, filter: filter).centerCropped(width: size, height: size)
+    }
+
+    /// The image mirrored left to right.
+    public func flippedHorizontally() -> Image {
+        var out = pixels
+        let c = channels
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    for x in 0..<width {
+                        let s = (y * width + x) * c, d = (y * width + (width - 1 - x)) * c
+                        for k in 0..<c { dst[d + k] = src[s + k] }
+                    }
+                }
+            }
+        }
+        return Image(width: width, height: height, channels: channels, pixels: out)
+    }
+}

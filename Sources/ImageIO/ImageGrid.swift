@@ -1,0 +1,43 @@
+import Foundation
+import Tensor
+
+extension Image {
+    /// A sample sheet: `images` (all one size) as tiles in rows of `columns`, row-major,
+    /// separated and framed by `padding` pixels of `background`. Rows = ceil(count / columns);
+    /// unused cells stay background. Output is RGB (tiles converted with ``rgb()``).
+    public static func grid(_ images: [Image], columns: Int, padding: Int = 2,
+                            background: RGBColor = (0, 0, 0)) -> Image {
+        precondition(!images.isEmpty && columns > 0 && padding >= 0,
+                     "Image.grid: \(images.count) images, \(columns) columns, padding \(padding)")
+        let w = images[0].width, h = images[0].height
+        let cols = min(columns, images.count), rows = (images.count + columns - 1) / columns
+        let outW = cols * (w + padding) + padding, outH = rows * (h + padding) + padding
+        var sheet = Image(width: outW, height: outH, color: [background.r, background.g, background.b])
+        sheet.withUnsafeMutablePixels { dst in
+            for (n, image) in images.enumerated() {
+                precondition(image.width == w && image.height == h,
+                             "Image.grid: image \(n) is \(image.width)x\(image.height), image 0 is \(w)x\(h)")
+                let tile = image.rgb()
+                let x0 = padding + (n % columns) * (w + padding), y0 = padding + (n / columns) * (h + padding)
+                tile.pixels.withUnsafeBufferPointer { src in
+                    for y in 0..<h {
+                        let d = ((y0 + y) * outW + x0) * 3
+                        for i in 0..<(w * 3) { dst[d + i] = src[y * w * 3 + i] }
+                    }
+                }
+            }
+        }
+        return sheet
+    }
+
+    /// A sample sheet from a (B, C, H, W) tensor in [-1, 1] (see ``grid(_:columns:padding:background:)``).
+    public static func grid(batch: Tensor, columns: Int, padding: Int = 2,
+                            background: RGBColor = (0, 0, 0)) -> Image {
+        grid(images(fromBatch: batch), columns: columns, padding: padding, background: background)
+    }
+
+    /// Writes a sample sheet of `images` (PNG, or JPEG for `.jpg` paths), atomically.
+    public static func writeGrid(_ images: [Image], columns: Int, to url: URL, padding: Int = 2) throws(ImageIOError) {
+        try grid(images, columns: columns, padding: padding).write(to: url)
+    }
+}
