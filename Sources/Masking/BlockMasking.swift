@@ -23,10 +23,12 @@ public struct BlockMasking: MaskingStrategy, CustomStringConvertible {
         pythonIntProduct(ratio, gridHeight * gridWidth) / (blockSize * blockSize)
     }
 
+    /// Number of patches this strategy drops per item on the grid.
     public func maskedCount(gridHeight: Int, gridWidth: Int) -> Int {
         maskedBlockCount(gridHeight: gridHeight, gridWidth: gridWidth) * blockSize * blockSize
     }
 
+    /// Draws one mask per batch item from `rng`.
     public func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
                          using rng: inout RandomGenerator) -> Mask {
         checkGrid("BlockMasking", gridHeight, gridWidth, batchSize)

@@ -38,11 +38,13 @@ public struct CropMasking: MaskingStrategy, CustomStringConvertible {
         }
     }
 
+    /// Number of patches this strategy drops per item on the grid.
     public func maskedCount(gridHeight: Int, gridWidth: Int) -> Int {
         let c = cropSize(gridHeight: gridHeight, gridWidth: gridWidth)
         return gridHeight * gridWidth - c * c
     }
 
+    /// Draws one mask per batch item from `rng`.
     public func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
                          using rng: inout RandomGenerator) -> Mask {
         checkGrid("CropMasking", gridHeight, gridWidth, batchSize)

@@ -7,6 +7,7 @@ public enum MaskingError: Error, Equatable, CustomStringConvertible {
     /// A `(B, 1+N)` token mask that cannot be a MaskDM mask; the reason says why.
     case invalidTokenMask(String)
 
+    /// The message, naming the offending name, ratio or row.
     public var description: String {
         switch self {
         case .unknownStrategy(let name):

@@ -12,10 +12,12 @@ public struct PatchMasking: MaskingStrategy, CustomStringConvertible {
         self.ratio = ratio
     }
 
+    /// Number of patches this strategy drops per item on the grid.
     public func maskedCount(gridHeight: Int, gridWidth: Int) -> Int {
         pythonIntProduct(ratio, gridHeight * gridWidth)
     }
 
+    /// Draws one mask per batch item from `rng`.
     public func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
                          using rng: inout RandomGenerator) -> Mask {
         checkGrid("PatchMasking", gridHeight, gridWidth, batchSize)
