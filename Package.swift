@@ -43,7 +43,7 @@ let package = Package(
             path: "Examples/maskdm"),
         .executableTarget(
             name: "maskdm-bench",
-            dependencies: ["Tensor", "NN", "Masking", "ViTDiffusion", "CBLAS"],
+            dependencies: ["Tensor", "NN", "Masking", "Schedules", "ViTDiffusion", "CBLAS"],
             path: "Benchmarks/maskdm-bench"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),

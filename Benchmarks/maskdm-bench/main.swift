@@ -1,15 +1,28 @@
 // maskdm-bench: kernel and training-step benchmarks, one JSON object per case on stdout.
-// Usage: swift run -c release maskdm-bench [matmul|attention|all] [--quick] [--threads N]
+// Usage: swift build -c release --product maskdm-bench
+//        .build/release/maskdm-bench [matmul|attention|step|all] [--quick] [--threads N]
 import Foundation
 import Tensor
 
-var args = Array(CommandLine.arguments.dropFirst())
+let args = Array(CommandLine.arguments.dropFirst())
 let quick = args.contains("--quick")
 var threads = Parallel.defaultThreads
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
-let suite = args.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
+let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || args[i - 1] != "--threads") }.map(\.element)
+let suite = positional.first ?? "all"
 BLAS.setThreads(threads)
 Parallel.$threads.withValue(threads) {
-    if suite == "matmul" || suite == "all" { benchMatmul(threads: threads, quick: quick) }
-    if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
+    switch suite {
+    case "step-case":
+        guard positional.count > 1, let c = StepCase.all.first(where: { $0.name == positional[1] }) else {
+            print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
+        }
+        do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
+    case "matmul", "attention", "step", "all":
+        if suite == "matmul" || suite == "all" { benchMatmul(threads: threads, quick: quick) }
+        if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
+        if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
+    default:
+        print("usage: maskdm-bench [matmul|attention|step|all] [--quick] [--threads N]"); exit(2)
+    }
 }

@@ -1,0 +1,67 @@
+import Foundation
+import Masking
+import NN
+import Schedules
+import Tensor
+import ViTDiffusion
+
+/// Whole training steps (forward, backward, AdamW, EMA) and one sampling step of MaskedUViT.
+struct StepCase {
+    let name: String
+    let config: MaskedUViTConfig
+    let batch: Int
+    let mask: String
+    let ratio: Double
+    let sampling: Bool
+
+    var label: String {
+        "\(config.embedDim == 256 ? "tiny" : "small") \(config.imageHeight)px b\(batch) \(mask == "none" ? "unmasked" : "\(mask) r\(ratio)")"
+    }
+
+    static let all: [StepCase] = [
+        StepCase(name: "step_tiny_unmasked", config: .tiny(), batch: 32, mask: "none", ratio: 0, sampling: false),
+        StepCase(name: "step_tiny_block4_90", config: .tiny(), batch: 32, mask: "block4", ratio: 0.9, sampling: false),
+        StepCase(name: "step_small_unmasked", config: .small(), batch: 16, mask: "none", ratio: 0, sampling: false),
+        StepCase(name: "step_small_block4_90", config: .small(), batch: 16, mask: "block4", ratio: 0.9, sampling: false),
+        StepCase(name: "sample_step_small", config: .small(), batch: 16, mask: "none", ratio: 0, sampling: true),
+    ]
+}
+
+/// Runs one case in this process and prints its JSON line.
+func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
+    var rng = RandomGenerator(seed: 0)
+    var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: c.mask, ratio: c.ratio)
+    recipe.gradientClip = 1
+    let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
+    let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)
+    let (warmup, reps) = quick ? (1, 3) : (2, 5)
+    let ms: Double
+    if c.sampling {
+        let ddim = DDIMSampler(schedule: trainer.schedule, steps: 250, eta: 1)
+        var srng = RandomGenerator(seed: 1)
+        ms = medianMs(warmup: warmup, reps: reps) {
+            let eps = trainer.emaModel.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
+            _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
+        }
+    } else {
+        var srng = RandomGenerator(seed: 2)
+        ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }
+    }
+    emit([("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
+          ("peak_rss_mb", peakRSSMiB())])
+}
+
+/// Runs every step case in its own process so that each peak RSS is that case's own.
+func benchSteps(threads: Int, quick: Bool) {
+    for c in StepCase.all {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        p.arguments = ["step-case", c.name, "--threads", String(threads)] + (quick ? ["--quick"] : [])
+        do {
+            try p.run()
+            p.waitUntilExit()
+        } catch {
+            FileHandle.standardError.write(Data("cannot run \(c.name): \(error)\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Masking
+import NN
+import Schedules
+import Tensor
+import Testing
+@testable import ViTDiffusion
+
+/// A strategy defined outside the library: keep the first `keep` patches of a random row order.
+struct KeepRandomRows: MaskingStrategy {
+    let keepRows: Int
+    func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { (gridHeight - keepRows) * gridWidth }
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
+        let visible = (0..<batchSize).map { _ -> [Int] in
+            let rows = Array(0..<gridHeight).shuffled(using: &rng).prefix(keepRows).sorted()
+            return rows.flatMap { r in (0..<gridWidth).map { r * gridWidth + $0 } }
+        }
+        return Mask(visible: visible, patchCount: gridHeight * gridWidth)
+    }
+}
+
+@Suite struct TrainerTests {
+    static let config = MaskedUViTConfig(imageSize: 8, embedDim: 32, depth: 3, heads: 2)
+
+    /// Eight fixed 8x8 colour patterns in [-1, 1].
+    static func toyData() -> TensorDataset {
+        var rng = RandomGenerator(seed: 99)
+        let base = Tensor.randomUniform([8, 3, 1, 1], low: -0.8, high: 0.8, using: &rng)
+        let ramp = Tensor((0..<64).map { Float($0 % 8) / 7 - 0.5 }, shape: [1, 1, 8, 8])
+        return TensorDataset(images: (base + ramp * 0.5).clamped(min: -1, max: 1))
+    }
+
+    func recipe(steps: Int, mask: String = "patch", ratio: Double = 0.5, lr: Float = 3e-3) -> TrainingRecipe {
+        var r = TrainingRecipe.pretraining(batchSize: 16, steps: steps, mask: mask, ratio: ratio)
+        r.learningRate = lr
+        r.seed = 5
+        return r
+    }
+
+    func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func killAndResumeReplaysTheUninterruptedRun() throws {
+        let data = Self.toyData()
+        var rng = RandomGenerator(seed: 1)
+        let full = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: recipe(steps: 8))
+        let fullLosses = try full.run(dataset: data)
+
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let ckpt = dir.appendingPathComponent("run.safetensors")
+        var rng2 = RandomGenerator(seed: 1)
+        let first = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng2), recipe: recipe(steps: 4))
+        let firstLosses = try first.run(dataset: data, checkpoint: ckpt)
+        // A new process: different initial weights, everything comes from the checkpoint.
+        var rng3 = RandomGenerator(seed: 77)
+        let resumed = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng3), recipe: recipe(steps: 8))
+        let restLosses = try resumed.run(dataset: data, checkpoint: ckpt)
+        #expect(resumed.step == 8)
+        #expect(firstLosses + restLosses == fullLosses)
+        #expect(same(resumed.model.store, full.model.store))
+        #expect(same(resumed.ema.shadow, full.ema.shadow))
+    }
+
+    @Test func maskedPretrainingThenFinetuningLowersTheLossInBothStages() throws {
+        let data = Self.toyData()
+        var rng = RandomGenerator(seed: 2)
+        let pre = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: recipe(steps: 80))
+        #expect(pre.masking is PatchMasking)
+        let l1 = try pre.run(dataset: data)
+        #expect(mean(l1.suffix(20)) < 0.7 * mean(l1.prefix(10)), "pre-training: \(mean(l1.prefix(10))) -> \(mean(l1.suffix(20)))")
+        var fine = TrainingRecipe.finetuning(batchSize: 16, steps: 60, learningRate: 1e-3, flipProbability: 0.5)
+        fine.seed = 6
+        let ft = try pre.transferred(to: fine)
+        // Transfer: online weights copied, fresh optimizer and EMA.
+        #expect(same(ft.model.store, pre.model.store))
+        #expect(ft.optimizer.step == 0 && ft.ema.updates == 0 && ft.masking is NoMasking)
+        let l2 = try ft.run(dataset: data)
+        #expect(mean(l2.suffix(20)) < mean(l2.prefix(10)), "fine-tuning: \(mean(l2.prefix(10))) -> \(mean(l2.suffix(20)))")
+    }
+
+    @Test func customStrategyFromOutsideTheLibraryTrains() throws {
+        var rng = RandomGenerator(seed: 3)
+        let c = MaskedUViTConfig(imageSize: 16, embedDim: 16, depth: 1, heads: 2)
+        let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3),
+                                     masking: KeepRandomRows(keepRows: 2))
+        let before = snapshot(t.model.store)
+        var data = RandomGenerator(seed: 4)
+        let loss = try t.trainStep(images: Tensor.randomUniform([4, 3, 16, 16], low: -1, high: 1, using: &data), using: &data)
+        #expect(loss.isFinite && loss > 0)
+        #expect(snapshot(t.model.store) != before)
+    }
+
+    @Test func nonFiniteLossStopsWithoutTouchingWeights() throws {
+        var rng = RandomGenerator(seed: 3)
+        let t = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: recipe(steps: 3))
+        let before = snapshot(t.model.store)
+        let bad = Tensor.full([2, 3, 8, 8], .nan)
+        var g = RandomGenerator(seed: 0)
+        #expect { try t.trainStep(images: bad, using: &g) } throws: { "\($0)".contains("loss is nan") }
+        #expect(snapshot(t.model.store) == before)
+        #expect(t.step == 0)
+        var skipping = recipe(steps: 3)
+        skipping.skipNonFiniteSteps = true
+        let s = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: skipping)
+        #expect(try s.trainStep(images: bad, using: &g).isNaN)
+        #expect(s.skippedSteps == 1)
+    }
+
+    @Test func tinyModelLearnsAToyDistributionAndSamplesFromIt() throws {
+        // Data: constant images whose grey level is uniform in [-0.6, 0.6] (mean 0, std 0.346).
+        var rng = RandomGenerator(seed: 10)
+        let n = 64
+        let levels = (0..<n).map { Float($0) / Float(n - 1) * 1.2 - 0.6 }
+        var images = Tensor.zeros([n, 3, 8, 8])
+        for i in 0..<n { for j in 0..<(3 * 64) { images[flat: i * 192 + j] = levels[i] } }
+        var r = TrainingRecipe.finetuning(batchSize: 32, steps: 400, learningRate: 2e-3, flipProbability: 0)
+        r.emaBeta = 0.99
+        // Patch 2: the 12 values of a patch fit through the 32-wide residual stream.
+        let c = MaskedUViTConfig(imageSize: 8, patchSize: 2, embedDim: 32, depth: 3, heads: 2)
+        let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: r)
+        let losses = try t.run(dataset: TensorDataset(images: images))
+        #expect(losses.suffix(20).reduce(0, +) / 20 < 0.15, "final loss \(losses.suffix(20).reduce(0, +) / 20)")
+        // The paper's sampler (DDIM, eta 1) and the fast one (DPM-Solver++ 2M, 20 calls) both give
+        // grey levels with the data's mean and spread; DDIM's images are nearly constant like the
+        // data. (The deterministic solver keeps more residual noise with so small a model.)
+        let samplers: [(any DiffusionSampler, Float)] = [(DDIMSampler(schedule: t.schedule, steps: 50, eta: 1), 0.2),
+                                                         (DPMSolverPlusPlus2M(schedule: t.schedule, steps: 20), 0.6)]
+        for (sampler, maxWithin) in samplers {
+            var srng = RandomGenerator(seed: 11)
+            let samples = try t.sample(count: 64, sampler: sampler, using: &srng)
+            let perImage = samples.reshaped([64, 192]).mean(axis: 1).scalars
+            let m = mean(perImage), sd = (perImage.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(perImage.count)).squareRoot()
+            #expect(abs(m) < 0.1, "\(sampler): sample mean \(m)")
+            #expect(abs(sd - 0.346) < 0.1, "\(sampler): sample spread \(sd) vs 0.346")
+            let within = mean(samples.reshaped([64, 192]).variance(axis: 1).scalars).squareRoot()
+            #expect(within < maxWithin, "\(sampler): within-image std \(within)")
+        }
+    }
+
+    /// All parameter values in arena order (compared as one array, so failures print briefly).
+    func snapshot(_ s: ParameterStore) -> [Float] { Array(UnsafeBufferPointer(start: s.values.base, count: s.count)) }
+    func same(_ a: ParameterStore, _ b: ParameterStore) -> Bool { snapshot(a) == snapshot(b) }
+
+    func mean(_ a: some Collection<Float>) -> Float { a.reduce(0, +) / Float(a.count) }
+}
