@@ -28,7 +28,9 @@ import Foundation
 /// file throws a ``TorchCheckpointError`` naming the file and the entry.
 ///
 /// Only STORED zip entries are read (PyTorch stores tensors and pickles uncompressed; TorchScript
-/// code entries are compressed and are never needed). The legacy pre-1.6 format is refused.
+/// code entries are compressed and are never needed). The legacy pre-1.6 format is refused, and a
+/// whole pickled `nn.Module` (`torch.save(model)`) is an opaque object: save its `state_dict()`.
+/// Tensors in a TorchScript archive's `constants.pkl` are read with ``constant(_:)``.
 public struct TorchCheckpoint: Sendable {
     /// Where one tensor lives and what it holds.
     public struct TensorInfo: Sendable, Equatable {

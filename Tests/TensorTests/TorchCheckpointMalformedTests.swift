@@ -125,6 +125,28 @@ extension TorchCheckpointTests {
             }
             let transposed = try TorchCheckpoint(bytes: withView(size: [3, 2], stride: [1, 3]), name: "t.pt")
             #expect(try transposed.tensor("w").scalars == [0, 3, 1, 4, 2, 5])
+            // torch.save(tensor): a bare tensor at the root has the empty key.
+            let bare = TestPickle.header + TestPickle.tensor(numel: 6, offset: 1, size: [2, 2], stride: [1, 2]) + TestPickle.stop
+            let root = try TorchCheckpoint(bytes: withPickle(bare), name: "bare.pt")
+            #expect(root.keys == [""])
+            #expect(try root.tensor("").scalars == [1, 3, 2, 4])
+        }
+
+        @Test func protocol0TextOpcodes() throws {
+            let p = TestPickle.self
+            func text(_ s: String) -> [UInt8] { Array(s.utf8) }
+            let pickle = [UInt8(ascii: "}")] + p.mark
+                + p.string("a") + text("I42\n") + p.string("b") + text("I01\n")
+                + p.string("c") + text("L12345678901234L\n") + p.string("d") + text("F-1.5\n")
+                + p.string("e") + text("I5\np7\n") + p.string("f") + text("g7\n")
+                + p.string("h") + text("L123456789012345678901234567890L\n")
+                + p.string("i") + [UInt8(ascii: "U"), 2, 0x41, 0xE9] + [UInt8(ascii: "u")] + p.stop
+            let ckpt = try TorchCheckpoint(bytes: withPickle(pickle), name: "p0.pt")
+            #expect(ckpt.keys.isEmpty)
+            #expect(ckpt.number("a") == 42 && ckpt.number("b") == 1 && ckpt.number("c") == 12_345_678_901_234)
+            #expect(ckpt.number("d") == -1.5 && ckpt.number("e") == 5 && ckpt.number("f") == 5)
+            #expect(ckpt.describe("h")?.contains("integer of 30 digits") == true)
+            #expect(ckpt.describe("i") == "the string 'A\u{E9}'")
         }
 
         @Test func everyTruncationThrows() throws {

@@ -156,6 +156,18 @@ func torchOpenError(_ bytes: [UInt8], name: String = "case.pt") -> String? {
         #expect(throws: TorchCheckpointError.self) { try ckpt.stateDict(prefix: "emma") }
     }
 
+    @Test func pythonValuesOfAProtocol4Pickle() throws {
+        let ckpt = try TorchCheckpoint(contentsOf: try fixtureURL("torch_protocol4.pt"))
+        #expect(ckpt.describe("huge")?.contains("integer of 11 bytes") == true)
+        #expect(ckpt.describe("text") == "the string 'hello'")
+        #expect(ckpt.describe("nothing") == "None")
+        #expect(ckpt.describe("blob") == "2 bytes")
+        #expect(ckpt.describe("ints") == "a list of 3" && ckpt.describe("tags") == "a list of 2")
+        #expect(ckpt.describe("pair") == "a tuple of 2")
+        #expect(ckpt.describe("weights.b") == "a list of 2")
+        #expect(try ckpt.int64s("pair.0") == [0, 1, 2])
+    }
+
     @Test func torchScriptModuleTree() throws {
         let expected = try #require(try TorchFixtureExpectations.load().files["torch_script.pt"])
         let ckpt = try TorchCheckpoint(contentsOf: try fixtureURL("torch_script.pt"))
