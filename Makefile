@@ -9,9 +9,11 @@ demo: setup
 	swift build -c release --product maskdm
 	.build/release/maskdm pipeline $(ARGS)
 
+# Tests run on an optimised build (-O with testability; preconditions stay on): the training
+# tests are ~50x slower in a debug build.
 test: setup
-	swift build --build-tests
-	swift test --skip-build
+	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift test -c release -Xswiftc -enable-testing --skip-build
 
 python:
 	./scripts/setup-python.sh

@@ -110,33 +110,30 @@ struct KeepRandomRows: MaskingStrategy {
     }
 
     @Test func tinyModelLearnsAToyDistributionAndSamplesFromIt() throws {
-        // Data: constant images whose grey level is uniform in [-0.6, 0.6] (mean 0, std 0.346).
+        // Data: constant grey images at -0.5 or +0.5 (two modes, equal weight).
         var rng = RandomGenerator(seed: 10)
-        let n = 64
-        let levels = (0..<n).map { Float($0) / Float(n - 1) * 1.2 - 0.6 }
-        var images = Tensor.zeros([n, 3, 8, 8])
-        for i in 0..<n { for j in 0..<(3 * 64) { images[flat: i * 192 + j] = levels[i] } }
-        var r = TrainingRecipe.finetuning(batchSize: 32, steps: 400, learningRate: 2e-3, flipProbability: 0)
+        var images = Tensor.zeros([64, 3, 8, 8])
+        for i in 0..<64 { for j in 0..<192 { images[flat: i * 192 + j] = i % 2 == 0 ? -0.5 : 0.5 } }
+        var r = TrainingRecipe.finetuning(batchSize: 32, steps: 2000, learningRate: 2e-3, flipProbability: 0)
         r.emaBeta = 0.99
         // Patch 2: the 12 values of a patch fit through the 32-wide residual stream.
         let c = MaskedUViTConfig(imageSize: 8, patchSize: 2, embedDim: 32, depth: 3, heads: 2)
         let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: r)
         let losses = try t.run(dataset: TensorDataset(images: images))
-        #expect(losses.suffix(20).reduce(0, +) / 20 < 0.15, "final loss \(losses.suffix(20).reduce(0, +) / 20)")
-        // The paper's sampler (DDIM, eta 1) and the fast one (DPM-Solver++ 2M, 20 calls) both give
-        // grey levels with the data's mean and spread; DDIM's images are nearly constant like the
-        // data. (The deterministic solver keeps more residual noise with so small a model.)
-        let samplers: [(any DiffusionSampler, Float)] = [(DDIMSampler(schedule: t.schedule, steps: 50, eta: 1), 0.2),
-                                                         (DPMSolverPlusPlus2M(schedule: t.schedule, steps: 20), 0.6)]
-        for (sampler, maxWithin) in samplers {
+        #expect(losses.suffix(20).reduce(0, +) / 20 < 0.1, "final loss \(losses.suffix(20).reduce(0, +) / 20)")
+        // Both the paper's sampler (DDIM, eta 1) and the fast one (DPM-Solver++ 2M, 20 calls)
+        // put most samples on the two modes (pure noise would put almost none there), in about
+        // equal shares. Measured: 45/64 and 48/64 near a mode, 32 and 33 positive.
+        let samplers: [any DiffusionSampler] = [DDIMSampler(schedule: t.schedule, steps: 50, eta: 1),
+                                                DPMSolverPlusPlus2M(schedule: t.schedule, steps: 20)]
+        for sampler in samplers {
             var srng = RandomGenerator(seed: 11)
             let samples = try t.sample(count: 64, sampler: sampler, using: &srng)
             let perImage = samples.reshaped([64, 192]).mean(axis: 1).scalars
-            let m = mean(perImage), sd = (perImage.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(perImage.count)).squareRoot()
-            #expect(abs(m) < 0.1, "\(sampler): sample mean \(m)")
-            #expect(abs(sd - 0.346) < 0.1, "\(sampler): sample spread \(sd) vs 0.346")
-            let within = mean(samples.reshaped([64, 192]).variance(axis: 1).scalars).squareRoot()
-            #expect(within < maxWithin, "\(sampler): within-image std \(within)")
+            let nearMode = perImage.filter { abs(abs($0) - 0.5) < 0.15 }.count
+            let positive = perImage.filter { $0 > 0 }.count
+            #expect(nearMode >= 40, "\(type(of: sampler)): only \(nearMode)/64 samples near a mode")
+            #expect((20...44).contains(positive), "\(type(of: sampler)): \(positive)/64 samples in the positive mode")
         }
     }
 
