@@ -32,9 +32,17 @@ extension Tensor {
     /// Natural logarithm elementwise.
     public func log() -> Tensor { mapElements({ v in var r = v; for i in 0..<16 { r[i] = Foundation.log(v[i]) }; return r }) { Foundation.log($0) } }
     /// Square root elementwise.
-    public func sqrt() -> Tensor { mapElements({ $0.squareRoot() }) { $0.squareRoot() } }
+    public func sqrt() -> Tensor { mapElements(Self.simdSqrt) { $0.squareRoot() } }
     /// `1 / sqrt(x)` elementwise.
-    public func rsqrt() -> Tensor { mapElements({ 1 / $0.squareRoot() }) { 1 / $0.squareRoot() } }
+    public func rsqrt() -> Tensor { mapElements({ 1 / Self.simdSqrt($0) }) { 1 / $0.squareRoot() } }
+
+    /// Lanewise square root as scalar `sqrtss` per lane (`SIMD.squareRoot()` calls libm per lane).
+    @inline(__always)
+    static func simdSqrt(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        var r = v
+        for i in 0..<16 { r[i] = v[i].squareRoot() }
+        return r
+    }
     /// Hyperbolic tangent elementwise (vectorised).
     public func tanh() -> Tensor { mapElements(FastMath.tanh) { Foundation.tanh($0) } }
     /// The error function elementwise (vectorised, |error| < 5e-7).
@@ -50,8 +58,7 @@ extension Tensor {
     /// Elementwise clamp into `[low, high]`.
     public func clamped(min low: Float, max high: Float) -> Tensor {
         precondition(low <= high, "clamped: min \(low) > max \(high)")
-        let lo = SIMD16<Float>(repeating: low), hi = SIMD16<Float>(repeating: high)
-        return mapElements({ $0.clamped(lowerBound: lo, upperBound: hi) }) { Swift.min(Swift.max($0, low), high) }
+        return mapElements({ FastMath.clamp($0, low, high) }) { Swift.min(Swift.max($0, low), high) }
     }
     /// `a * x + b` elementwise.
     public func affine(scale a: Float, shift b: Float) -> Tensor { mapElements({ $0 * a + b }) { $0 * a + b } }
@@ -178,9 +185,9 @@ extension Tensor {
     /// Elementwise quotient with broadcasting.
     public static func / (a: Tensor, b: Tensor) -> Tensor { a.zipElements(b, { $0 / $1 }) { $0 / $1 } }
     /// Elementwise maximum with broadcasting.
-    public func maximum(_ b: Tensor) -> Tensor { zipElements(b, { $0.replacing(with: $1, where: $1 .> $0) }) { Swift.max($0, $1) } }
+    public func maximum(_ b: Tensor) -> Tensor { zipElements(b, FastMath.max) { Swift.max($0, $1) } }
     /// Elementwise minimum with broadcasting.
-    public func minimum(_ b: Tensor) -> Tensor { zipElements(b, { $0.replacing(with: $1, where: $1 .< $0) }) { Swift.min($0, $1) } }
+    public func minimum(_ b: Tensor) -> Tensor { zipElements(b, FastMath.min) { Swift.min($0, $1) } }
     /// Elementwise `a^b` with broadcasting.
     public func pow(_ b: Tensor) -> Tensor {
         zipElements(b, { x, y in var r = x; for i in 0..<16 { r[i] = Foundation.pow(x[i], y[i]) }; return r }) { Foundation.pow($0, $1) }

@@ -10,7 +10,7 @@ public enum FastMath {
     /// `e^x`, lanewise. Inputs are clamped to [-87.3, 88.7]; below that the result is ~1e-38.
     @inlinable @inline(__always)
     public static func exp(_ x: V) -> V {
-        let xc = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.7))
+        let xc = clamp(x, -87.3, 88.7)
         let shifted = xc * 1.442_695_040_888_963_4 + roundMagic
         let n = shifted - roundMagic                           // round(x / ln 2)
         var r = xc - n * 0.693_359_375
@@ -49,6 +49,21 @@ public enum FastMath {
     public static func tanh(_ x: V) -> V {
         let e = exp(2 * x)
         return 1 - 2 / (e + 1)
+    }
+
+    /// Lanewise maximum. (`pointwiseMax` and `clamped` are not vectorised by the compiler on the
+    /// baseline target: they become per-lane loops through the stack; a compare and blend is.)
+    @inlinable @inline(__always)
+    public static func max(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .> a) }
+
+    /// Lanewise minimum (vectorised compare and blend).
+    @inlinable @inline(__always)
+    public static func min(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .< a) }
+
+    /// Lanewise clamp into [lo, hi] (vectorised compare and blend).
+    @inlinable @inline(__always)
+    public static func clamp(_ x: V, _ lo: Float, _ hi: Float) -> V {
+        min(max(x, V(repeating: lo)), V(repeating: hi))
     }
 
     /// Lanewise absolute value via the sign bit.

@@ -16,7 +16,7 @@ extension Kernels {
         var j = 0
         var mv = SIMD16<Float>(repeating: -.infinity)
         while j + 16 <= n {
-            mv = pointwiseMax(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self))
+            mv = FastMath.max(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self))
             j += 16
         }
         m = mv.max()
