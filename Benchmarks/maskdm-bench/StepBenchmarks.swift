@@ -47,8 +47,14 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         var srng = RandomGenerator(seed: 2)
         ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }
     }
-    emit([("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
-          ("peak_rss_mb", peakRSSMiB())])
+    var fields: [(String, Any)] = [("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
+                                   ("peak_rss_mb", peakRSSMiB())]
+    if !c.sampling {
+        let p = trainer.lastStepTimings
+        fields += [("prepare_ms", p.prepare * 1000), ("forward_ms", p.forward * 1000), ("backward_ms", p.backward * 1000),
+                   ("clip_ms", p.clip * 1000), ("adamw_ms", p.optimizer * 1000), ("ema_ms", p.ema * 1000)]
+    }
+    emit(fields)
 }
 
 /// Runs every step case in its own process so that each peak RSS is that case's own.

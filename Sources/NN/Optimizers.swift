@@ -41,20 +41,49 @@ public final class AdamW: @unchecked Sendable {
         let decay = 1 - lr * wd
         let p = SendablePointer(store.values.base), g = SendablePointer(store.gradients.base)
         let mp = SendablePointer(m.base), vp = SendablePointer(v.base)
-        for param in store.parameters where !store.frozen.contains(param.name) {
-            let off = param.offset
-            parallelFor(param.count, grain: 1 << 15) { r in
-                for j in r {
-                    let i = off + j
+        // One parallel loop over each run of consecutive trainable parameters (the whole arena
+        // when nothing is frozen), 16 lanes at a time; same operation order as torch's AdamW.
+        for run in trainableRuns() {
+            parallelFor((run.count + 15) / 16, grain: 1 << 11) { r in
+                let lo = run.lowerBound + r.lowerBound * 16, hi = Swift.min(run.lowerBound + r.upperBound * 16, run.upperBound)
+                var i = lo
+                while i + 16 <= hi {
+                    let gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    var pi = UnsafeRawPointer(p.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    var mi = UnsafeRawPointer(mp.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    var vi = UnsafeRawPointer(vp.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    pi *= decay
+                    mi += (1 - b1) * (gi - mi)                  // torch: exp_avg.lerp_(grad, 1 - beta1)
+                    vi = vi * b2 + (1 - b2) * gi * gi           // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
+                    var root = vi
+                    for l in 0..<16 { root[l] = vi[l].squareRoot() }
+                    pi -= stepSize * mi / (root / bc2Sqrt + e)
+                    UnsafeMutableRawPointer(p.base + i).storeBytes(of: pi, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(mp.base + i).storeBytes(of: mi, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(vp.base + i).storeBytes(of: vi, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                while i < hi {
                     let gi = g[i]
                     p[i] *= decay
-                    mp[i] += (1 - b1) * (gi - mp[i])      // torch: exp_avg.lerp_(grad, 1 - beta1)
-                    vp[i] = vp[i] * b2 + (1 - b2) * gi * gi     // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-                    let denom = vp[i].squareRoot() / bc2Sqrt + e
-                    p[i] -= stepSize * mp[i] / denom
+                    mp[i] += (1 - b1) * (gi - mp[i])
+                    vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
+                    p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+                    i += 1
                 }
             }
         }
+    }
+
+    /// Arena ranges covering the trainable parameters, merging neighbours.
+    func trainableRuns() -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        for param in store.parameters where !store.frozen.contains(param.name) {
+            let r = param.offset..<(param.offset + param.count)
+            if let last = runs.last, last.upperBound == r.lowerBound { runs[runs.count - 1] = last.lowerBound..<r.upperBound }
+            else { runs.append(r) }
+        }
+        return runs
     }
 
     /// Restores optimizer state (from a checkpoint).
@@ -136,8 +165,16 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
         }
         let s = SendablePointer(shadow.values.base), o = SendablePointer(online.values.base)
         let w = 1 - d
-        parallelFor(n, grain: 1 << 15) { r in
-            for i in r { s[i] += w * (o[i] - s[i]) }
+        parallelFor((n + 15) / 16, grain: 1 << 11) { r in
+            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
+            var i = lo
+            while i + 16 <= hi {
+                let sv = UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                let ov = UnsafeRawPointer(o.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(s.base + i).storeBytes(of: sv + w * (ov - sv), as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < hi { s[i] += w * (o[i] - s[i]); i += 1 }
         }
     }
 
@@ -154,15 +191,37 @@ public func clipGradientNorm(_ store: ParameterStore, maxNorm: Float) -> Float {
     let coef = maxNorm / (norm + 1e-6)
     if coef < 1 {
         let g = SendablePointer(store.gradients.base)
-        parallelFor(store.count, grain: 1 << 15) { r in for i in r { g[i] *= coef } }
+        parallelFor(store.count, grain: 1 << 16) { r in for i in r { g[i] *= coef } }
     }
     return norm
 }
 
-/// Global L2 norm of all gradients (accumulated in Double).
+/// Global L2 norm of all gradients: Float partial sums over blocks of 4,096, combined in Double
+/// (deterministic for a given arena size, whatever the thread count).
 public func gradientNorm(_ store: ParameterStore) -> Float {
-    let g = store.gradients.base
-    var acc = 0.0
-    for i in 0..<store.count { acc += Double(g[i]) * Double(g[i]) }
-    return Float(acc.squareRoot())
+    let g = SendablePointer(store.gradients.base)
+    let n = store.count
+    let block = 4096
+    let blocks = (n + block - 1) / block
+    var partial = [Double](repeating: 0, count: blocks)
+    partial.withUnsafeMutableBufferPointer { buf in
+        guard let base = buf.baseAddress else { return }
+        let out = SendablePointer(base)
+        parallelFor(blocks, grain: 16) { r in
+            for bi in r {
+                let lo = bi * block, hi = Swift.min(lo + block, n)
+                var acc = SIMD16<Float>(repeating: 0)
+                var i = lo
+                while i + 16 <= hi {
+                    let v = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    acc += v * v
+                    i += 16
+                }
+                var s = Double(acc.sum())
+                while i < hi { s += Double(g[i]) * Double(g[i]); i += 1 }
+                out[bi] = s
+            }
+        }
+    }
+    return Float(partial.reduce(0, +).squareRoot())
 }

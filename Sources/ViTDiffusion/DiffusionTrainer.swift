@@ -39,6 +39,14 @@ public final class DiffusionTrainer {
     /// Steps skipped because of non-finite values (with `skipNonFiniteSteps`).
     public private(set) var skippedSteps: Int = 0
     private let learningRateSchedule: LearningRateSchedule
+    /// Wall-clock seconds of the phases of the last step (for profiling).
+    public private(set) var lastStepTimings = StepTimings()
+
+    /// Seconds spent in each phase of one training step.
+    public struct StepTimings: Sendable {
+        public var prepare = 0.0, forward = 0.0, backward = 0.0, clip = 0.0, optimizer = 0.0, ema = 0.0
+        public var total: Double { prepare + forward + backward + clip + optimizer + ema }
+    }
 
     /// A trainer for `model` with fresh AdamW and EMA state. `masking` overrides the recipe's
     /// named strategy (e.g. a custom ``MaskingStrategy``).
@@ -73,23 +81,33 @@ public final class DiffusionTrainer {
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
         let c = model.config
         let b = x0.shape[0]
+        var timings = StepTimings()
+        var clock = Date()
+        func lap() -> Double { let n = Date(); defer { clock = n }; return n.timeIntervalSince(clock) }
         let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
         let noise = Tensor.randomNormal(x0.shape, using: &rng)
         let xt = schedule.qSample(x0: x0, t: t, noise: noise)
         let mask = masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng)
         let visible: [[Int]]? = mask.droppedCount == 0 ? nil : mask.visible
         model.store.zeroGrad()
+        timings.prepare = lap()
         let tape = Tape()
         let loss = model.loss(xt: xt, timesteps: t.map(Float.init), noise: noise, visiblePatches: visible, tape: tape)
         let value = loss.value.item
+        timings.forward = lap()
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
         tape.backward(from: loss)
+        timings.backward = lap()
         let norm: Float
         if let clip = recipe.gradientClip { norm = clipGradientNorm(model.store, maxNorm: clip) } else { norm = gradientNorm(model.store) }
+        timings.clip = lap()
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
         optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step + 1)
         optimizer.update()
+        timings.optimizer = lap()
         ema.update()
+        timings.ema = lap()
+        lastStepTimings = timings
         step += 1
         return value
     }
