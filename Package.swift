@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // setjmp-guarded libjpeg/libpng calls: a corrupt image must throw, never exit the process.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
@@ -30,7 +31,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),
-        .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs"]),
+        .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs", "CZlib"]),
         .target(name: "Metrics", dependencies: ["NN", "ImageIO"]),
         .target(name: "ViTDiffusion", dependencies: ["NN", "Masking", "Schedules"]),
 
