@@ -12,6 +12,7 @@ demo: setup
 # Tests run on an optimised build (-O with testability; preconditions stay on): the training
 # tests are ~50x slower in a debug build.
 test: setup
+	./scripts/fetch-datasets.sh
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release -Xswiftc -enable-testing --skip-build
 
