@@ -268,6 +268,21 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def forward_flops(cfg: MaskDMConfig, batch: int, visible: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass with `visible` patch tokens (+1 time token):
+    patch embedding over all patches, per block qkv/proj/fc1/fc2 (24 D^2 per token) and attention
+    (4 T D per token), skip_linear (4 D^2 per token) in out-blocks, output head. A training step is
+    about three times this."""
+    d, p, c = cfg.encoder_embed_dim, cfg.patch_size, cfg.in_chans
+    tokens = visible + 1
+    hidden = int(d * cfg.mlp_ratio)
+    blocks = 2 * (cfg.encoder_depth // 2) + 1
+    per_block = tokens * (2 * d * 3 * d + 2 * d * d + 2 * 2 * d * hidden) + 4 * tokens * tokens * d
+    total = blocks * per_block + (cfg.encoder_depth // 2) * tokens * 2 * 2 * d * d
+    total += cfg.num_patches * 2 * p * p * c * d + tokens * 2 * d * p * p * c
+    return float(batch * total)
+
+
 # --------------------------------------------------------------------------------------------------
 # Loss
 
@@ -427,7 +442,7 @@ def train_step(model, opt, ema, schedule: Schedule, x0, mask, gen: torch.Generat
     opt.zero_grad(set_to_none=True)
     if ema is not None:
         ema.update()
-    return float(loss)
+    return float(loss.detach())
 
 
 if __name__ == "__main__":
