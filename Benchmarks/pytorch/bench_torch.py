@@ -14,7 +14,9 @@ Suites:
              sample_step_small (one no-grad forward + one DDIM update). Each case runs in its own
              process (unless --no-isolate) so that peak_rss_mb is that case's own peak.
 Fields: name, shape or config, threads, median_ms, gflops (where meaningful), peak_rss_mb
-(ru_maxrss of the process; for matmul/attention it is the process's running peak, as in maskdm-bench).
+(ru_maxrss of the process; for matmul/attention it is the process's running peak, as in maskdm-bench),
+cpu_share (process CPU time / (wall time x threads) over the timed runs of the last timing; well
+below 1 means the cores were shared with other processes and the figure is noisy).
 """
 import argparse
 import json
@@ -37,18 +39,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kB
 
 
+CPU_SHARE = {"value": float("nan")}
+
+
 def median_ms(fn, warmup: int, reps: int) -> float:
+    """Median wall milliseconds of `reps` runs after `warmup`. Also records in CPU_SHARE the process
+    CPU time over wall time x threads during the timed runs: well below 1 means other processes took
+    the cores (the machine is shared), so the figure is not trustworthy."""
     for _ in range(warmup):
         fn()
     times = []
+    r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000.0)
+    r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    CPU_SHARE["value"] = cpu / ((w1 - w0) * torch.get_num_threads())
     return statistics.median(times)
 
 
 def emit(d: dict):
+    d = {**d, "cpu_share": CPU_SHARE["value"]}
     out = {}
     for k, v in d.items():
         out[k] = float(f"{v:.4g}") if isinstance(v, float) else v
