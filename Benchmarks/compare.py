@@ -107,6 +107,7 @@ def main():
                 "swift_peak_rss_mb": med(s, "peak_rss_mb"), "torch_peak_rss_mb": med(t, "peak_rss_mb"),
                 "swift_gflops": med(s, "gflops") if metric == "median_ms" else med(s, "fwd_bwd_gflops"),
                 "torch_gflops": med(t, "gflops") if metric == "median_ms" else med(t, "fwd_bwd_gflops"),
+                "torch_cpu_share": med(t, "cpu_share"),
                 "label": f"{key[0]} {key[1]}{suffix}".strip(),
             })
 
@@ -115,7 +116,8 @@ def main():
                           "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
         return
     header = ("case", "swift ms", "torch ms", "torch/swift", "swift RSS MB", "torch RSS MB")
-    rows = [(r["label"], fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3),
+    noisy = lambda r: r["torch_cpu_share"] is not None and r["torch_cpu_share"] < 0.85
+    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3),
              fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"])) for r in results]
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
@@ -126,6 +128,8 @@ def main():
     print(line(["-" * w for w in widths]))
     for r in rows:
         print(line(r))
+    if any(noisy(r) for r in results):
+        print("(!) the PyTorch process got under 85% of its cores (cpu_share): other processes were running")
 
 
 if __name__ == "__main__":
