@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
-        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"]),
+        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -55,6 +55,33 @@ public enum Functional {
         }
     }
 
+    /// Adds BEiT-style biases to a packed projection (..., 3D): `q` (D) to the first third, `v` (D)
+    /// to the last third, nothing to the keys.
+    public static func addQueryValueBias(_ x: Variable, q: Parameter, v: Parameter, store: ParameterStore,
+                                         tape: Tape?) -> Variable {
+        let d = q.count
+        precondition(x.shape.dims.last == 3 * d && v.count == d, "addQueryValueBias: \(x.shape) is not (..., 3 x \(d))")
+        let rows = x.value.count / (3 * d)
+        var y = x.value
+        let yp = y.mutablePointer(), qp = store.pointer(q), vp = store.pointer(v)
+        for r in 0..<rows {
+            let row = yp + r * 3 * d
+            for j in 0..<d { row[j] += qp[j]; row[2 * d + j] += vp[j] }
+        }
+        return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
+            withExtendedLifetime(dy.storage) {
+                let g = dy.storage.base
+                let gq = store.gradientPointer(q), gv = store.gradientPointer(v)
+                for r in 0..<rows {
+                    let row = g + r * 3 * d
+                    if !store.frozen.contains(q.name) { for j in 0..<d { gq[j] += row[j] } }
+                    if !store.frozen.contains(v.name) { for j in 0..<d { gv[j] += row[2 * d + j] } }
+                }
+            }
+            tape.accumulate(dy, into: x)
+        }
+    }
+
     /// LayerNorm over the last axis with affine parameters (C).
     public static func layerNorm(_ x: Variable, weight: Parameter, bias: Parameter, eps: Float = 1e-5,
                                  store: ParameterStore, tape: Tape?) -> Variable {
