@@ -27,7 +27,9 @@ let package = Package(
         // setjmp-guarded libjpeg/libpng calls: a corrupt image must throw, never exit the process.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),
