@@ -20,7 +20,7 @@ public enum Functional {
             for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
         }
         withExtendedLifetime(x.value.storage) {
-            BLAS.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
+            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
                        beta: bias == nil ? 0 : 1, c: yp)
         }
         let frozen = store.frozen.contains(weight.name)
@@ -29,7 +29,7 @@ public enum Functional {
                 let dyp = dy.storage.base
                 if !store.frozen.contains(weight.name) {
                     // dW += dy^T x   (OUT, IN)
-                    BLAS.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
+                    Gemm.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
                                beta: 1, c: store.gradientPointer(weight))
                 }
                 if let bias, !store.frozen.contains(bias.name) {
@@ -37,7 +37,7 @@ public enum Functional {
                 }
                 if let dx = tape.gradientPointer(for: x) {
                     // dx += dy W   (rows, IN)
-                    BLAS.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
+                    Gemm.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
                 }
             }
         }

@@ -138,3 +138,30 @@ struct GemmSplit {
         byRows ? (cut(i, m)..<cut(i + 1, m), 0..<n) : (0..<m, cut(i, n)..<cut(i + 1, n))
     }
 }
+
+extension Gemm {
+    /// True when ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
+    /// is available (the CPU has a supported SIMD kernel). Kernels that want to run many small
+    /// products in parallel (one per attention head) check this; without it they must call the
+    /// threaded ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` serially.
+    public static var hasSerialKernel: Bool { instructionSet != .none }
+
+    /// Floats of workspace ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
+    /// needs for an (m, n, k) product (allocate it 64-byte aligned, e.g. a ``TensorStorage``).
+    public static func serialWorkspaceSize(m: Int, n: Int, k: Int) -> Int {
+        maskdm_sgemm_workspace_size(Int32(m), Int32(n), Int32(k))
+    }
+
+    /// Single-threaded product on this thread, safe to call from a ``parallelFor(_:grain:_:)``
+    /// body (each concurrent caller with its own workspace). Requires ``hasSerialKernel``.
+    @inlinable
+    public static func serial(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
+                              b: UnsafePointer<Float>, ldb: Int? = nil, beta: Float = 0,
+                              c: UnsafeMutablePointer<Float>, ldc: Int? = nil, workspace: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        maskdm_sgemm_block(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+                           a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)), beta,
+                           c, Int32(ldc ?? n), workspace)
+    }
+}
