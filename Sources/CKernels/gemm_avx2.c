@@ -60,6 +60,7 @@ AVX2 static void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc
             for (int p = 0; p < kc; p++) {
                 const float *sp = s + (long)p * ps;
                 float *d = dst + (long)p * w;
+                if (p + 8 < kc) __builtin_prefetch(sp + 8 * ps, 0, 3);
                 if (w == 16) {
                     _mm256_storeu_ps(d, _mm256_loadu_ps(sp));
                     _mm256_storeu_ps(d + 8, _mm256_loadu_ps(sp + 8));
@@ -75,7 +76,13 @@ AVX2 static void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc
                 const float *row[8];
                 for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < gw ? l : gw - 1)) * ls;
                 int p = 0;
+                // Lines are short runs (kc floats) at a large stride, too short for the hardware
+                // prefetcher to lock on: fetch the next panel's lines one panel ahead.
+                int prefetch = l0 + 2 * w <= n;
                 for (; p + 8 <= kc; p += 8) {
+                    if (prefetch && p % 16 == 0) {
+                        for (int l = 0; l < gw; l++) __builtin_prefetch(row[l] + (long)w * ls + p, 0, 3);
+                    }
                     __m256 r[8];
                     for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(row[l] + p);
                     transpose8(r);
