@@ -65,7 +65,7 @@ public enum Gemm {
         let la = lda ?? (transposeA ? m : k)
         let lb = ldb ?? (transposeB ? k : n)
         let lc = ldc ?? n
-        precondition(la >= max(1, transposeA ? m : k) && lb >= max(1, transposeB ? k : n) && lc >= n,
+        precondition(la >= (transposeA ? m : k) && lb >= (transposeB ? k : n) && lc >= n,
                      "Gemm.sgemm: leading dimensions lda \(la), ldb \(lb), ldc \(lc) too small for "
                      + "A \(transposeA ? "(\(k), \(m))" : "(\(m), \(k))"), "
                      + "B \(transposeB ? "(\(n), \(k))" : "(\(k), \(n))"), C (\(m), \(n))")
@@ -119,7 +119,7 @@ struct GemmSplit {
         self.byRows = byRows
         unit = Int(byRows ? mr : nr)
         let tiles = byRows ? rowTiles : columnTiles
-        let small = m * n * k < Gemm.singleThreadWork
+        let small = Double(m) * Double(n) * Double(k) < Double(Gemm.singleThreadWork)
         chunks = small ? 1 : max(1, min(threads, tiles))
     }
 

@@ -136,6 +136,13 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
             }
             #expect(c == (0..<8).map { beta * Float($0) }.map { beta == 0 ? 0 : $0 }, "alpha \(alpha) k \(k) beta \(beta)")
         }
+        // k 0 with default (zero) leading dimensions for A and B.
+        var c = [Float](repeating: .nan, count: 6)
+        c.withUnsafeMutableBufferPointer {
+            Gemm.sgemm(instructionSet: Self.kernels[0], threads: 2, transposeA: false, transposeB: true, m: 2, n: 3, k: 0,
+                       alpha: 1, a: nanA, lda: nil, b: nanB, ldb: nil, beta: 0, c: $0.baseAddress!, ldc: nil)
+        }
+        #expect(c == [Float](repeating: 0, count: 6))
     }
 
     /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.
