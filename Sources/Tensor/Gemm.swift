@@ -29,6 +29,10 @@ public enum Gemm {
     /// True when this CPU can run kernel `isa` (`.none` is never runnable).
     public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }
 
+    /// Floats on which the vectorised packer differs from the portable one over every kernel's
+    /// panel widths (a self-test; -1 without AVX2).
+    static func packSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_self_test()) }
+
     /// Products with fewer multiply-adds (m n k) than this run on one thread.
     static let singleThreadWork = 64 * 64 * 64
 

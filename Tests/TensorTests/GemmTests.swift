@@ -145,6 +145,14 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(c == [Float](repeating: 0, count: 6))
     }
 
+    /// The vectorised packer agrees with the portable one for AVX2's and AVX-512's panel widths
+    /// (AVX-512's micro-kernel shares its template with AVX2's; its packing is checked here even
+    /// on CPUs that cannot run it).
+    @Test func vectorisedPackingMatchesPortable() throws {
+        try #require(!Self.kernels.isEmpty)
+        #expect(Gemm.packSelfTestMismatches() == 0)
+    }
+
     /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.
     @Test(arguments: [(600, 260, 512), (33, 2048, 64), (5, 5, 5), (700, 7, 100), (7, 17, 4000), (100, 900, 64)])
     func splitCoversCOnce(m: Int, n: Int, k: Int) throws {

@@ -69,4 +69,9 @@ void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha
                            const float *A, int lda, const float *packedB, float beta,
                            float *C, int ldc, float *workspace);
 
+/// Test hook: packs panels of every width the kernels use (including AVX-512's) with the
+/// vectorised packer and the portable one and returns the number of differing floats (0 = pass),
+/// or -1 when the CPU lacks AVX2.
+int maskdm_gemm_pack_self_test(void);
+
 #endif
