@@ -4,7 +4,8 @@
 # Usage: scripts/check_gemm_asm.sh [debug|release]   (build first: swift build [-c release])
 set -eu
 config=${1:-release}
-dir=".build/$config/CKernels.build"
+dir=$(ls -d .build/"$config"/CKernels.build .build/*/"$config"/CKernels.build 2>/dev/null | head -n 1)
+[ -n "$dir" ] || { echo "no CKernels objects: build the $config configuration first"; exit 2; }
 status=0
 for pair in avx2:ymm avx512:zmm; do
     isa=${pair%%:*}; reg=${pair#*:}

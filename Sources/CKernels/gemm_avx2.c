@@ -39,43 +39,65 @@ AVX2 static inline void transpose8(__m256 r[8]) {
     }
 }
 
-/// Stores the first `w` (6 or 8) floats of v.
+/// Stores the first `w` (1 to 8) floats of v.
 AVX2 static inline void store_w(float *d, __m256 v, int w) {
     if (w == 8) { _mm256_storeu_ps(d, v); return; }
-    _mm_storeu_ps(d, _mm256_castps256_ps128(v));
-    _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(v, 1));
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    if (w == 6) {
+        _mm_storeu_ps(d, lo);
+        _mm_storel_pi((__m64 *)(d + 4), hi);
+        return;
+    }
+    _Alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < w; i++) d[i] = t[i];
 }
 
-/// Packer for the 6-row A panels and 16-column B panels (see mdm_packer): full panels with a unit
+/// Copies `w` contiguous floats.
+AVX2 static inline void copy_w(float *d, const float *s, int w) {
+    int l = 0;
+    for (; l + 8 <= w; l += 8) _mm256_storeu_ps(d + l, _mm256_loadu_ps(s + l));
+    if (l + 4 <= w) { _mm_storeu_ps(d + l, _mm_loadu_ps(s + l)); l += 4; }
+    for (; l < w; l++) d[l] = s[l];
+}
+
+/// Vectorised packer (see mdm_packer), also used by the AVX-512 kernel: full panels with a unit
 /// stride are vectorised (contiguous lines are copied, contiguous depth is transposed 8x8 at a
 /// time); ragged panels and other layouts take the generic path.
-AVX2 static void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
+AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
+    if (ls == 1 && n >= w) {
+        // Contiguous lines: walk each depth row once across all full panels (reads stay
+        // sequential), then leave the ragged last panel to the loop below.
+        int full = n / w;
+        for (int p = 0; p < kc; p++) {
+            const float *sp = src + (long)p * ps;
+            if (p + 4 < kc) __builtin_prefetch(sp + 4 * ps, 0, 3);
+            for (int i = 0; i < full; i++) copy_w(dst + ((long)i * kc + p) * w, sp + i * w, w);
+        }
+        src += (long)full * w;
+        dst += (long)full * kc * w;
+        n -= full * w;
+    }
     for (int l0 = 0; l0 < n; l0 += w, dst += (long)kc * w) {
         const float *s = src + (long)l0 * ls;
         int lines = n - l0 < w ? n - l0 : w;
-        if (lines < w || (w != 6 && w != 16) || (ls != 1 && ps != 1)) {
+        if (lines < w || ps != 1) {
             mdm_pack_generic(s, ls, ps, lines, kc, w, dst);
-        } else if (ls == 1) {
-            // Each depth step is w contiguous floats.
-            for (int p = 0; p < kc; p++) {
-                const float *sp = s + (long)p * ps;
-                float *d = dst + (long)p * w;
-                if (w == 16) {
-                    _mm256_storeu_ps(d, _mm256_loadu_ps(sp));
-                    _mm256_storeu_ps(d + 8, _mm256_loadu_ps(sp + 8));
-                } else {
-                    for (int l = 0; l < 6; l++) d[l] = sp[l];
-                }
-            }
         } else {
-            // Each line is contiguous in depth: transpose groups of 8 lines (6 lines: the last is
-            // repeated to fill the group and the extra lanes are not stored).
+            // Each line is contiguous in depth: transpose groups of 8 lines (a smaller last group
+            // repeats its last line to fill the 8 and does not store the extra lanes).
             for (int g = 0; g < w; g += 8) {
                 int gw = w - g < 8 ? w - g : 8;
                 const float *row[8];
                 for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < gw ? l : gw - 1)) * ls;
                 int p = 0;
+                // Lines are short runs (kc floats) at a large stride, too short for the hardware
+                // prefetcher to lock on: fetch the next panel's lines one panel ahead.
+                int prefetch = l0 + 2 * w <= n;
                 for (; p + 8 <= kc; p += 8) {
+                    if (prefetch && p % 16 == 0) {
+                        for (int l = 0; l < gw; l++) __builtin_prefetch(row[l] + (long)w * ls + p, 0, 3);
+                    }
                     __m256 r[8];
                     for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(row[l] + p);
                     transpose8(r);
@@ -91,6 +113,5 @@ AVX2 static void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc
 
 const mdm_gemm_config mdm_gemm_config_avx2 = {
     .mr = 6, .nr = 16, .mc = 144, .kc = 256, .nc = 4096,
-    .kernel = mdm_microkernel_avx2, 
-    .pack = mdm_pack_avx2,
+    .kernel = mdm_microkernel_avx2, .pack = mdm_pack_avx2,
 };

@@ -20,5 +20,5 @@
 
 const mdm_gemm_config mdm_gemm_config_avx512 = {
     .mr = 14, .nr = 32, .mc = 168, .kc = 192, .nc = 4096,
-    .kernel = mdm_microkernel_avx512, .pack = mdm_pack_generic,
+    .kernel = mdm_microkernel_avx512, .pack = mdm_pack_avx2,
 };

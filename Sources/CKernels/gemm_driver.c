@@ -90,9 +90,11 @@ static void scale_c(int M, int N, float beta, float *C, long ldc) {
     }
 }
 
-void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc, float *workspace) {
+/// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it;
+/// otherwise each is packed into the workspace just before use.
+static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, const float *packedB, float beta,
+                 float *C, int ldc, float *workspace) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); return; }
     const mdm_gemm_config *cfg = config(isa);
@@ -100,6 +102,7 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
     blocking bs = block_sizes(cfg, M, N, K);
     float *bpack = workspace;
     float *apack = workspace + bs.b_floats;
+    long npad = round_up(N, cfg->nr);
     // op(A)(i, p) = A[i * a_rs + p * a_cs];  op(B)(p, j) = B[p * b_rs + j * b_cs].
     long a_rs = transA ? 1 : lda, a_cs = transA ? lda : 1;
     long b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
@@ -108,15 +111,20 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
         for (int pc = 0; pc < K; pc += bs.kc) {
             int kc = K - pc < bs.kc ? K - pc : bs.kc;
             float beta_block = pc == 0 ? beta : 1.0f;
-            // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
-            cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
+            const float *bblock = bpack;
+            if (packedB) {
+                bblock = packedB + pc * npad + (long)jc * kc;
+            } else {
+                // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
+                cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
+            }
             for (int ic = 0; ic < M; ic += bs.mc) {
                 int mc = M - ic < bs.mc ? M - ic : bs.mc;
                 // A block: lines are rows i (stride a_rs), depth is p (stride a_cs).
                 cfg->pack(A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, cfg->mr, apack);
                 for (int jr = 0; jr < nc; jr += cfg->nr) {
                     int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-                    const float *bp = bpack + (long)jr * kc;
+                    const float *bp = bblock + (long)jr * kc;
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
                         int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
                         float *c = C + (long)(ic + ir) * ldc + jc + jr;
@@ -128,9 +136,41 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
     }
 }
 
+void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc, float *workspace) {
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, workspace);
+}
+
 void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta,
                         float *C, int ldc, float *workspace) {
     maskdm_sgemm_block_isa(maskdm_gemm_best_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
                            beta, C, ldc, workspace);
+}
+
+size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || N <= 0 || K <= 0) return 16;
+    return (size_t)(round_up(N, cfg->nr) * K) + 16;
+}
+
+void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
+                         float *packedB) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || K <= 0 || j1 <= j0) return;
+    int kcb = balanced(K, cfg->kc, 1);
+    long npad = round_up(N, cfg->nr);
+    long b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
+    for (int pc = 0; pc < K; pc += kcb) {
+        int kc = K - pc < kcb ? K - pc : kcb;
+        cfg->pack(B + pc * b_rs + j0 * b_cs, b_cs, b_rs, j1 - j0, kc, cfg->nr,
+                  packedB + pc * npad + (long)j0 * kc);
+    }
+}
+
+void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *packedB, float beta,
+                           float *C, int ldc, float *workspace) {
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, beta, C, ldc, workspace);
 }

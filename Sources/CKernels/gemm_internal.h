@@ -24,6 +24,9 @@ typedef struct {
 /// Portable scalar packer (any w, any strides).
 void mdm_pack_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
 
+/// Vectorised packer (AVX2; any w). Call only on CPUs with AVX2.
+void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+
 /// Configurations; defined in gemm_avx2.c and gemm_avx512.c.
 extern const mdm_gemm_config mdm_gemm_config_avx2;
 extern const mdm_gemm_config mdm_gemm_config_avx512;

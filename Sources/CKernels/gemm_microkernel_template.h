@@ -22,6 +22,7 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
     for (int r = 0; r < MK_MR; r++) { lo[r] = MK_ZERO(); hi[r] = MK_ZERO(); }
 #pragma clang loop unroll_count(4)
     for (long p = 0; p < kc; p++) {
+        __builtin_prefetch(a + 16 * MK_MR, 0, 3);  // the A panel streams from L2
         MK_VEC b0 = MK_LOAD(b), b1 = MK_LOAD(b + MK_W);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MK_MR; r++) {

@@ -29,6 +29,10 @@ public enum Gemm {
     /// True when this CPU can run kernel `isa` (`.none` is never runnable).
     public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }
 
+    /// Floats on which the vectorised packer differs from the portable one over every kernel's
+    /// panel widths (a self-test; -1 without AVX2).
+    static func packSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_self_test()) }
+
     /// Products with fewer multiply-adds (m n k) than this run on one thread.
     static let singleThreadWork = 64 * 64 * 64
 
@@ -65,7 +69,7 @@ public enum Gemm {
         let la = lda ?? (transposeA ? m : k)
         let lb = ldb ?? (transposeB ? k : n)
         let lc = ldc ?? n
-        precondition(la >= max(1, transposeA ? m : k) && lb >= max(1, transposeB ? k : n) && lc >= n,
+        precondition(la >= (transposeA ? m : k) && lb >= (transposeB ? k : n) && lc >= n,
                      "Gemm.sgemm: leading dimensions lda \(la), ldb \(lb), ldc \(lc) too small for "
                      + "A \(transposeA ? "(\(k), \(m))" : "(\(m), \(k))"), "
                      + "B \(transposeB ? "(\(n), \(k))" : "(\(k), \(n))"), C (\(m), \(n))")
@@ -74,19 +78,44 @@ public enum Gemm {
 
         let plan = GemmSplit(isa: isa, m: m, n: n, k: k, threads: threads)
         let perChunk = (maskdm_sgemm_workspace_size(Int32(plan.maxRows), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
+        let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
+        let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
+        if plan.chunks > 1 && plan.byRows {
+            // Row blocks share one packed B: the threads pack disjoint column ranges of it, then
+            // each multiplies its rows of A by all of it (two passes: no barrier inside a pass).
+            let packed = (maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(k)) + 15) / 16 * 16
+            workspaces.withBuffer(floats: packed + perChunk * plan.chunks) { workspace in
+                let wp = SendablePointer(workspace)
+                parallelFor(plan.chunks) { range in
+                    for chunk in range {
+                        let columns = plan.packingColumns(chunk)
+                        maskdm_sgemm_pack_b(isa.rawValue, tb, Int32(n), Int32(k), bp.base, Int32(lb),
+                                            Int32(columns.lowerBound), Int32(columns.upperBound), wp.base)
+                    }
+                }
+                parallelFor(plan.chunks) { range in
+                    for chunk in range {
+                        let rows = plan.block(chunk).rows
+                        if rows.isEmpty { continue }
+                        maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(k), alpha,
+                                              ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la), wp.base,
+                                              beta, cp + rows.lowerBound * lc, Int32(lc),
+                                              wp + packed + chunk * perChunk)
+                    }
+                }
+            }
+            return
+        }
         workspaces.withBuffer(floats: perChunk * plan.chunks) { workspace in
-            let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
             let wp = SendablePointer(workspace)
             parallelFor(plan.chunks) { range in
                 for chunk in range {
                     let (rows, columns) = plan.block(chunk)
                     if rows.isEmpty || columns.isEmpty { continue }
-                    // Chunk origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
-                    let aBlock = ap + rows.lowerBound * (transposeA ? 1 : la)
-                    let bBlock = bp + columns.lowerBound * (transposeB ? lb : 1)
-                    maskdm_sgemm_block_isa(isa.rawValue, transposeA ? 1 : 0, transposeB ? 1 : 0,
-                                           Int32(rows.count), Int32(columns.count), Int32(k), alpha,
-                                           aBlock, Int32(la), bBlock, Int32(lb), beta,
+                    // Block origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
+                    maskdm_sgemm_block_isa(isa.rawValue, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+                                           ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
+                                           bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
                                            cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
                                            wp + chunk * perChunk)
                 }
@@ -95,15 +124,20 @@ public enum Gemm {
     }
 }
 
-/// How ``Gemm`` splits C (M, N) into one block per thread. Every thread packs the whole of the
-/// operand it does not split (B (K, N) for a row split, A (M, K) for a column split), so the split
-/// goes along the larger of M and N. Cuts fall on micro-tile multiples.
+/// How ``Gemm`` splits C (M, N) into one block per thread, cutting at micro-tile multiples.
+///
+/// Row blocks share one packed B (each thread packs a column range of it first), so a row split
+/// packs nothing twice; it is used whenever every thread gets at least `minRowTiles` row tiles.
+/// Fewer rows than that would stream all of B for a thin sliver of C, so short, wide products
+/// split columns instead (each thread then packs all of the small A).
 struct GemmSplit {
+    /// Row tiles per thread below which a product is split by columns.
+    static let minRowTiles = 8
     /// Number of blocks (1 for small products).
     let chunks: Int
     /// True: blocks are row ranges of C; false: column ranges.
     let byRows: Bool
-    let m: Int, n: Int, unit: Int
+    let m: Int, n: Int, unit: Int, columnUnit: Int
     /// Largest block extent along each dimension (for workspace sizes).
     var maxRows: Int { byRows ? extent(m) : m }
     var maxColumns: Int { byRows ? n : extent(n) }
@@ -114,12 +148,12 @@ struct GemmSplit {
         self.m = m
         self.n = n
         let rowTiles = (m + Int(mr) - 1) / Int(mr), columnTiles = (n + Int(nr) - 1) / Int(nr)
-        // Row split duplicates B's packing (n per thread), column split duplicates A's (m).
-        let byRows = n < m ? rowTiles >= 2 : columnTiles < 2
+        let byRows = rowTiles >= GemmSplit.minRowTiles * threads || columnTiles < 2
         self.byRows = byRows
         unit = Int(byRows ? mr : nr)
+        columnUnit = Int(nr)
         let tiles = byRows ? rowTiles : columnTiles
-        let small = m * n * k < Gemm.singleThreadWork
+        let small = Double(m) * Double(n) * Double(k) < Double(Gemm.singleThreadWork)
         chunks = small ? 1 : max(1, min(threads, tiles))
     }
 
@@ -131,6 +165,12 @@ struct GemmSplit {
 
     private func extent(_ size: Int) -> Int {
         (0..<chunks).map { cut($0 + 1, size) - cut($0, size) }.max() ?? size
+    }
+
+    /// Columns of B that thread `i` packs for the shared packed B of a row split (cut at NR multiples).
+    func packingColumns(_ i: Int) -> Range<Int> {
+        let tiles = (n + columnUnit - 1) / columnUnit
+        return min(n, i * tiles / chunks * columnUnit)..<min(n, (i + 1) * tiles / chunks * columnUnit)
     }
 
     /// Rows and columns of C in block `i`.

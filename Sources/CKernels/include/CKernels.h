@@ -52,4 +52,26 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc, float *workspace);
 
+/// Floats of a buffer holding all of op(B) (K, N) packed for `isa` (see maskdm_sgemm_pack_b).
+size_t maskdm_sgemm_packed_b_size(int isa, int N, int K);
+
+/// Packs columns [j0, j1) of op(B) (K, N) into `packedB` (maskdm_sgemm_packed_b_size floats,
+/// 64-byte aligned) in the layout `maskdm_sgemm_packed_b` reads. j0 must be a multiple of the
+/// kernel's NR and j1 a multiple of NR or N, so threads can pack disjoint column ranges of one
+/// buffer concurrently. B is (K, N) with row stride ldb, or (N, K) when transB != 0.
+void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
+                         float *packedB);
+
+/// `maskdm_sgemm_block_isa` with op(B) already packed by `maskdm_sgemm_pack_b` (all N columns), so
+/// threads computing different row blocks of C share one packed B instead of each packing it.
+/// Same workspace as maskdm_sgemm_block.
+void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *packedB, float beta,
+                           float *C, int ldc, float *workspace);
+
+/// Test hook: packs panels of every width the kernels use (including AVX-512's) with the
+/// vectorised packer and the portable one and returns the number of differing floats (0 = pass),
+/// or -1 when the CPU lacks AVX2.
+int maskdm_gemm_pack_self_test(void);
+
 #endif
