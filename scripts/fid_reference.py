@@ -167,9 +167,13 @@ def save_safetensors(tensors, path):
 def cmd_features(args):
     import torch
     torch.set_num_threads(args.threads)
-    f = folder_features(load_model(args.weights), args.folder, args.batch_size)
+    model = load_model(args.weights)
+    t0 = time.time()
+    f = folder_features(model, args.folder, args.batch_size)
+    seconds = time.time() - t0
     save_safetensors({"features": f}, args.out)
-    print(f"{args.out}: features {f.shape}")
+    print(f"{args.out}: features {f.shape}, {seconds:.1f} s ({len(f) / seconds:.2f} images/s, "
+          f"{args.threads} threads, batch {args.batch_size})")
 
 
 def cmd_fid(args):

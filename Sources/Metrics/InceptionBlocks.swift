@@ -35,6 +35,10 @@ enum InceptionOp: Sendable {
             case let .conv(conv):
                 precondition(c == conv.inChannels, "\(conv.name): input \(x.shape) needs \(conv.inChannels) channels")
                 conv.forward(xp, batch: b, height: h, width: w, into: out)
+            case let .maxPool(3, s, p) where p <= 1:
+                Kernels.pool3x3(out: out, input: xp, planes: c * b, height: h, width: w, stride: s, padding: p, average: false)
+            case let .avgPool(3, s, p) where p <= 1:
+                Kernels.pool3x3(out: out, input: xp, planes: c * b, height: h, width: w, stride: s, padding: p, average: true)
             case let .maxPool(k, s, p):
                 // (C, B) planes are independent, so the NCHW pooling kernels apply with C*B planes.
                 let g = Pool2dGeometry(batch: c, channels: b, height: h, width: w,

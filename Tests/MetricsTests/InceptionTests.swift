@@ -91,3 +91,27 @@ import Tensor
         #expect(maxed.scalars[0] == 4 - 100)
     }
 }
+
+@Suite struct PoolTests {
+    /// The specialised 3x3 pools against the general pooling kernels of the Tensor module.
+    @Test(arguments: [(1, 1, true), (2, 0, false), (1, 1, false), (2, 1, true), (1, 0, true)])
+    func pool3x3MatchesGeneralKernels(stride: Int, padding: Int, average: Bool) {
+        var rng = RandomGenerator(seed: UInt64(stride * 10 + padding))
+        for (h, w) in [(7, 9), (8, 8), (3, 5)] {
+            let x = Tensor.randomNormal([3, 2, h, w], using: &rng)
+            let general: Tensor
+            if average {
+                general = x.avgPool2d(kernel: (3, 3), stride: (stride, stride), padding: (padding, padding), countIncludePad: false)
+            } else {
+                general = x.maxPool2d(kernel: (3, 3), stride: (stride, stride), padding: (padding, padding))
+            }
+            var out = Tensor(uninitialized: general.shape)
+            let o = out.mutablePointer()
+            withExtendedLifetime(x.storage) {
+                Kernels.pool3x3(out: o, input: x.storage.base, planes: 6, height: h, width: w,
+                                stride: stride, padding: padding, average: average)
+            }
+            #expect(out.maxAbsDifference(general) < 1e-6, "\(h)x\(w) stride \(stride) padding \(padding) average \(average)")
+        }
+    }
+}
