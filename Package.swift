@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),
         .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs", "CZlib"]),
-        .target(name: "Metrics", dependencies: ["NN", "ImageIO"]),
+        .target(name: "Metrics", dependencies: ["NN", "ImageIO", "CBLAS"]),
         .target(name: "ViTDiffusion", dependencies: ["NN", "Masking", "Schedules"]),
 
         .executableTarget(
@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
         .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

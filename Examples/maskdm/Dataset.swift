@@ -5,9 +5,10 @@ import ImageIO
 /// `maskdm dataset`: writes one of the offline datasets as a folder of PNGs at a chosen size.
 struct Dataset: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Materialise a bundled dataset as PNGs: emoji, emoji-faces, fashion-mnist, mnist5k, lfw.")
+        abstract: "Materialise a bundled dataset as PNGs: emoji, emoji-faces, emoji-others, fashion-mnist, mnist5k, lfw.")
 
-    @Argument(help: "emoji | emoji-faces | fashion-mnist | mnist5k | lfw") var name: String
+    @Argument(help: "emoji | emoji-faces (the 115 face-* emoji) | emoji-others (the rest) | fashion-mnist | mnist5k | lfw")
+    var name: String
     @Option(help: "Output folder.") var out: String
     @Option(help: "Square size in pixels (area-resized; emoji composited on white).") var size = 32
     @Option(help: "Write at most this many images.") var limit: Int?
@@ -16,10 +17,11 @@ struct Dataset: ParsableCommand {
     func run() throws {
         let images: [Image]
         switch name {
-        case "emoji", "emoji-faces":
+        case "emoji", "emoji-faces", "emoji-others":
             let d = try EmojiDataset()
-            images = name == "emoji" ? try d.images(of: d.entries, size: size)
-                                     : try d.images(group: "Smileys & Emotion", subgroups: ["face-*"], size: size)
+            let isFace = { (e: EmojiEntry) in e.group == "Smileys & Emotion" && (e.subgroup?.hasPrefix("face-") ?? false) }
+            let entries = name == "emoji" ? d.entries : d.entries.filter { isFace($0) == (name == "emoji-faces") }
+            images = try d.images(of: entries, size: size)
         case "fashion-mnist":
             images = try GreyDatasets.fashionMNIST(train: true) + GreyDatasets.fashionMNIST(train: false)
         case "mnist5k", "lfw":

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Metrics
+
+/// `maskdm fid DIR_A DIR_B`: FID and KID between two image folders.
+struct FID: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fid",
+        abstract: "FID and KID between two image folders (TF-FID Inception-v3, pytorch-fid preprocessing).",
+        discussion: "Folders are read recursively (png, jpg, jpeg); unreadable files are skipped with a warning. "
+            + "Features are cached per folder in --cache-dir. Weights: scripts/fetch-fid-weights.sh.")
+
+    @Argument(help: "First image folder.") var dirA: String
+    @Argument(help: "Second image folder.") var dirB: String
+    @Flag(help: "Print {\"fid\", \"kid\", \"kid_std\", \"n_a\", \"n_b\"} as JSON.") var json = false
+    @Option(help: "Images per network batch.") var batchSize = 32
+    @Option(help: "Inception weights (default: $MASKDM_FID_PT or \(FIDInceptionV3.defaultWeightsPath)).") var weights: String?
+    @Option(help: "Feature cache folder.") var cacheDir = FIDFeatureCache.defaultDirectory
+    @Flag(help: "Neither read nor write the feature cache.") var noCache = false
+    @Option(help: "KID subsets.") var kidSubsets = 100
+    @Option(help: "KID subset size (capped by the smaller folder).") var kidSubsetSize = 1000
+    @Option(help: "Seed of the KID subsets.") var seed: UInt64 = 0
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard kidSubsets > 0 && kidSubsetSize > 1 else { throw ValidationError("need --kid-subsets > 0 and --kid-subset-size > 1") }
+    }
+
+    func run() throws {
+        let network = try FIDInceptionV3(contentsOf: weights.map { URL(fileURLWithPath: $0) } ?? FIDInceptionV3.defaultWeightsURL)
+        var evaluator = FIDEvaluator(network: network, batchSize: batchSize,
+                                     cache: noCache ? nil : FIDFeatureCache(directory: URL(fileURLWithPath: cacheDir)))
+        evaluator.kidSubsets = kidSubsets
+        evaluator.kidSubsetSize = kidSubsetSize
+        evaluator.seed = seed
+        var features: [FolderFeatures] = []
+        for dir in [dirA, dirB] {
+            let start = Date()
+            let f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir)) { folder, done, total in
+                log(String(format: "\r%@: %d/%d images", folder, done, total), newline: false)
+            }
+            let seconds = Date().timeIntervalSince(start)
+            log(f.fromCache ? "\(dir): \(f.count) images, features from \(f.cacheFile ?? "cache")"
+                            : String(format: "\r%@: %d images, %.1f s (%.1f images/s)", dir, f.count, seconds, Double(f.count) / seconds))
+            if f.skipped > 0 {
+                log("warning: \(f.skipped) unreadable files skipped in \(dir)")
+                for message in f.failures.prefix(5) { log("  \(message)") }
+            }
+            features.append(f)
+        }
+        let result = try evaluator.compare(features[0], features[1])
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(String(format: "FID %.4f  KID %.6f +- %.6f  (%d vs %d images)",
+                         result.fid, result.kid, result.kidStd, result.nA, result.nB))
+        }
+    }
+
+    /// Progress and warnings go to standard error, so `--json` output stays clean.
+    func log(_ text: String, newline: Bool = true) {
+        FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
+    }
+}

@@ -1,0 +1,98 @@
+// Gaussian fits of feature sets and the Frechet distance between them (FID), in Float64.
+import CBLAS
+import Tensor
+
+/// The mean and covariance of a set of feature vectors, in Float64: the Gaussian that FID fits.
+///
+/// The covariance is unbiased (divided by N - 1), as `numpy.cov(features, rowvar=False)`.
+/// ```swift
+/// let a = try GaussianStatistics(features: featsA)      // (N, 2048)
+/// let fid = frechetDistance(a, try GaussianStatistics(features: featsB))
+/// ```
+public struct GaussianStatistics: Sendable, Equatable {
+    /// N, the number of feature vectors.
+    public let count: Int
+    /// D, the feature length.
+    public let dimension: Int
+    /// The mean (D).
+    public let mean: [Double]
+    /// The covariance (D, D), row-major.
+    public let covariance: [Double]
+
+    /// Statistics given directly; `mean` has D values and `covariance` D * D.
+    public init(count: Int, mean: [Double], covariance: [Double]) {
+        precondition(covariance.count == mean.count * mean.count,
+                     "GaussianStatistics: covariance of \(covariance.count) values for mean of \(mean.count)")
+        self.count = count
+        self.dimension = mean.count
+        self.mean = mean
+        self.covariance = covariance
+    }
+
+    /// Fits `features` (N, D) with N >= 2; sums in Float64, the covariance by `dsyrk` over
+    /// centred rows (in blocks of 1,024 rows to bound memory).
+    /// - Throws: ``MetricsError/tooFewSamples(what:count:needed:)`` when N < 2.
+    public init(features: Tensor) throws {
+        precondition(features.rank == 2, "GaussianStatistics: features \(features.shape) must be (N, D)")
+        let (n, d) = features.shape.dims2()
+        guard n >= 2 else { throw MetricsError.tooFewSamples(what: "covariance of features", count: n, needed: 2) }
+        var mean = [Double](repeating: 0, count: d)
+        var covariance = [Double](repeating: 0, count: d * d)
+        features.withUnsafeBufferPointer { x in
+            for i in 0..<n {
+                for j in 0..<d { mean[j] += Double(x[i * d + j]) }
+            }
+            for j in 0..<d { mean[j] /= Double(n) }
+            let block = Swift.min(n, 1_024)
+            var centred = [Double](repeating: 0, count: block * d)
+            var start = 0
+            while start < n {
+                let rows = Swift.min(block, n - start)
+                for i in 0..<rows {
+                    for j in 0..<d { centred[i * d + j] = Double(x[(start + i) * d + j]) - mean[j] }
+                }
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(rows),
+                            1 / Double(n - 1), centred, blasint(d), 1, &covariance, blasint(d))
+                start += rows
+            }
+        }
+        SymmetricMatrix.mirrorUpper(&covariance, n: d)
+        self.init(count: n, mean: mean, covariance: covariance)
+    }
+
+    /// The trace of the covariance.
+    public var covarianceTrace: Double {
+        (0..<dimension).reduce(0) { $0 + covariance[$1 * dimension + $1] }
+    }
+}
+
+/// The Frechet distance between two Gaussians, the FID of their feature statistics:
+/// `|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrt(S1 S2))`.
+///
+/// `tr(sqrt(S1 S2))` is computed stably as the sum of the square roots of the eigenvalues of the
+/// symmetric `S1^(1/2) S2 S1^(1/2)` (which has the same eigenvalues as `S1 S2`), with symmetric
+/// eigendecompositions (LAPACK `dsyevd`); eigenvalues at the rounding level (`n eps max|lambda|`)
+/// and negative ones count as 0, so singular covariances (fewer images than 2,048) add no
+/// square-rooted rounding noise. This is the value `scipy.linalg.sqrtm(S1 @ S2).trace()`
+/// approximates (pytorch-fid), without its `eps * I` offset for singular covariances.
+/// Returns NaN if LAPACK fails (a NaN in the statistics).
+public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) -> Double {
+    precondition(a.dimension == b.dimension,
+                 "frechetDistance: statistics of dimension \(a.dimension) and \(b.dimension)")
+    var meanTerm = 0.0
+    for j in 0..<a.dimension {
+        let diff = a.mean[j] - b.mean[j]
+        meanTerm += diff * diff
+    }
+    guard let trace = traceSqrtProduct(a.covariance, b.covariance, n: a.dimension) else { return .nan }
+    return meanTerm + a.covarianceTrace + b.covarianceTrace - 2 * trace
+}
+
+/// `tr(sqrt(S1 S2))` for symmetric positive semi-definite (n, n) `s1`, `s2`: the sum of the
+/// square roots of the (rank-clamped) eigenvalues of `S1^(1/2) S2 S1^(1/2)`; nil if LAPACK fails.
+func traceSqrtProduct(_ s1: [Double], _ s2: [Double], n: Int) -> Double? {
+    guard let root = SymmetricMatrix.squareRoot(s1, n: n) else { return nil }
+    let m = SymmetricMatrix.symmetrized(SymmetricMatrix.product(SymmetricMatrix.product(root, s2, n: n), root, n: n), n: n)
+    guard let (values, _) = SymmetricMatrix.eigen(m, n: n) else { return nil }
+    return SymmetricMatrix.clampedToNumericalRank(values).reduce(0) { $0 + $1.squareRoot() }
+}

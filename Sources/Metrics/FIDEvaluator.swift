@@ -1,0 +1,127 @@
+import Foundation
+import ImageIO
+import Tensor
+
+/// The Inception features of the readable images of a folder.
+public struct FolderFeatures: Sendable {
+    /// The folder path.
+    public let folder: String
+    /// (N, 2048): one row per readable image, in sorted file order.
+    public let features: Tensor
+    /// One message per unreadable file (empty when loaded from the cache).
+    public let failures: [String]
+    /// Number of unreadable files skipped.
+    public let skipped: Int
+    /// The cache file read or written, if any.
+    public let cacheFile: String?
+    /// True when the features came from the cache.
+    public let fromCache: Bool
+
+    /// N, the number of images with features.
+    public var count: Int { features.shape.dims[0] }
+}
+
+/// FID and KID between two sets of features, as `maskdm fid --json` prints them.
+public struct FIDResult: Sendable, Equatable, Codable {
+    /// The Frechet Inception Distance.
+    public let fid: Double
+    /// The mean KID over the subsets.
+    public let kid: Double
+    /// The standard deviation of KID over the subsets.
+    public let kidStd: Double
+    /// Images with features in the first set.
+    public let nA: Int
+    /// Images with features in the second set.
+    public let nB: Int
+
+    /// JSON keys: `fid`, `kid`, `kid_std`, `n_a`, `n_b`.
+    enum CodingKeys: String, CodingKey {
+        case fid, kid
+        case kidStd = "kid_std"
+        case nA = "n_a"
+        case nB = "n_b"
+    }
+
+    /// FID and KID of feature sets `a` (N_a, 2048) and `b` (N_b, 2048).
+    public init(_ a: Tensor, _ b: Tensor, kidSubsets: Int = 100, kidSubsetSize: Int = 1000, seed: UInt64 = 0) throws {
+        fid = frechetDistance(try GaussianStatistics(features: a), try GaussianStatistics(features: b))
+        let k = try KernelInceptionDistance(a, b, subsets: kidSubsets, subsetSize: kidSubsetSize, seed: seed)
+        kid = k.mean
+        kidStd = k.std
+        nA = a.shape.dims[0]
+        nB = b.shape.dims[0]
+    }
+}
+
+/// Computes folder features with the FID Inception-v3 (through an optional cache) and compares folders.
+///
+/// ```swift
+/// let evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: FIDInceptionV3.defaultWeightsURL),
+///                              cache: FIDFeatureCache())
+/// let result = try evaluator.compare(URL(fileURLWithPath: "real"), URL(fileURLWithPath: "samples"))
+/// print(result.fid, result.kid)
+/// ```
+public struct FIDEvaluator: Sendable {
+    /// Progress of one folder: images processed so far and the total.
+    public typealias Progress = (_ folder: String, _ done: Int, _ total: Int) -> Void
+
+    /// The feature network.
+    public let network: FIDInceptionV3
+    /// Images per network batch.
+    public var batchSize: Int
+    /// The feature cache, or nil for none.
+    public var cache: FIDFeatureCache?
+    /// KID subsets.
+    public var kidSubsets = 100
+    /// KID subset size (at most; capped by the smaller set).
+    public var kidSubsetSize = 1000
+    /// Seed of the KID subset draws.
+    public var seed: UInt64 = 0
+
+    /// An evaluator over `network` with batches of `batchSize` images.
+    public init(network: FIDInceptionV3, batchSize: Int = 32, cache: FIDFeatureCache? = nil) {
+        precondition(batchSize > 0, "FIDEvaluator: batch size \(batchSize) must be positive")
+        self.network = network
+        self.batchSize = batchSize
+        self.cache = cache
+    }
+
+    /// The features of the readable images under `url` (recursively), from the cache when it
+    /// holds them, else computed (and stored).
+    /// - Throws: ``MetricsError/notADirectory(path:)``, ``MetricsError/noImages(path:skipped:)``,
+    ///   ``MetricsError/cacheFailed(path:reason:)``.
+    public func features(ofFolder url: URL, progress: Progress? = nil) throws -> FolderFeatures {
+        let folder = try ImageFolder(url)
+        if let cache, let cached = cache.load(folder, network: network) {
+            guard cached.count > 0 else { throw MetricsError.noImages(path: url.path, skipped: cached.skipped) }
+            return cached
+        }
+        let d = FIDInceptionV3.featureDimension
+        var rows: [Float] = []
+        rows.reserveCapacity(folder.count * d)
+        var failures: [String] = []
+        var start = 0
+        while start < folder.count {
+            let end = Swift.min(folder.count, start + batchSize)
+            let (images, failed) = folder.loadImages(start..<end)
+            failures += failed
+            if !images.isEmpty { rows += network.features(of: images, batchSize: batchSize).scalars }
+            progress?(url.path, end, folder.count)
+            start = end
+        }
+        guard !rows.isEmpty else { throw MetricsError.noImages(path: url.path, skipped: failures.count) }
+        var result = FolderFeatures(folder: url.path, features: Tensor(rows, shape: [rows.count / d, d]),
+                                    failures: failures, skipped: failures.count, cacheFile: nil, fromCache: false)
+        if let cache {
+            let file = try cache.store(result, of: folder, network: network)
+            result = FolderFeatures(folder: result.folder, features: result.features, failures: failures,
+                                    skipped: failures.count, cacheFile: file.path, fromCache: false)
+        }
+        return result
+    }
+
+    /// FID and KID between the images of two folders.
+    public func compare(_ a: FolderFeatures, _ b: FolderFeatures) throws -> FIDResult {
+        try FIDResult(a.features, b.features, kidSubsets: kidSubsets, kidSubsetSize: kidSubsetSize, seed: seed)
+    }
+}
