@@ -13,6 +13,7 @@ demo: setup
 # tests are ~50x slower in a debug build.
 test: setup
 	./scripts/fetch-datasets.sh
+	./scripts/fetch-fid-weights.sh
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release -Xswiftc -enable-testing --skip-build
 

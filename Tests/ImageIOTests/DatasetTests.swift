@@ -79,6 +79,6 @@ import Testing
         }
         #expect(a.skipped >= 0)
         let empty = try tempDir(); defer { try? FileManager.default.removeItem(at: empty) }
-        #expect { try ImageFolder(empty) } throws: { "\($0)".contains("no .png") }
+        #expect { try ImageFolder(empty).loadAll(size: 8) } throws: { "\($0)".contains("no .png") }
     }
 }

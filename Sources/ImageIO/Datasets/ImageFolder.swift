@@ -1,54 +1,168 @@
-import Dispatch
 import Foundation
 import Tensor
 
-/// A folder of images, read recursively (`.png`, `.jpg`, `.jpeg`, any case), in sorted path order.
+/// The PNG and JPEG files under a folder, found recursively (extensions `png`, `jpg`, `jpeg`,
+/// any case; hidden files and folders skipped), in sorted relative-path order.
 ///
-/// Files that cannot be decoded are skipped and counted (``skipped``), never fatal, unless none
-/// remain. Images are converted to RGB on white and resized (short side + centre crop) to `size`.
+/// ```swift
+/// let folder = try ImageFolder(URL(fileURLWithPath: "samples"))
+/// let (images, failures) = folder.loadImages(0..<folder.count)
+/// ```
 public struct ImageFolder: Sendable {
-    /// The image files found.
-    public let files: [URL]
-    /// The folder.
-    public let root: URL
-
-    /// Lists the images under `root`; throws if the folder is unreadable or holds no image files.
-    public init(_ root: URL) throws(ImageIOError) {
-        self.root = root
-        guard let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey]) else {
-            throw .unreadableFile(path: root.path, reason: "not a readable folder")
-        }
-        var found: [URL] = []
-        for case let url as URL in e where ["png", "jpg", "jpeg"].contains(url.pathExtension.lowercased()) { found.append(url) }
-        guard !found.isEmpty else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
-        files = found.sorted { $0.path < $1.path }
+    /// One listed file.
+    public struct Entry: Sendable, Equatable {
+        /// The path relative to the folder (`a/b.png`).
+        public let path: String
+        /// Size in bytes.
+        public let size: Int
+        /// Modification time, seconds since 1970.
+        public let modified: Double
     }
 
-    /// Decodes the files at `indices` in parallel as RGB `size`x`size` images; failures are nil.
-    public func load(_ indices: [Int], size: Int?) -> [Image?] {
-        var out = [Image?](repeating: nil, count: indices.count)
-        out.withUnsafeMutableBufferPointer { buf in
-            guard let base = buf.baseAddress else { return }
-            let o = SendablePointer(base)
-            parallelFor(indices.count, grain: 4) { r in
-                for i in r {
-                    guard let img = try? Image(contentsOf: files[indices[i]]) else { continue }
-                    var rgb = img.composited(on: (255, 255, 255))
-                    if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
-                    o[i] = rgb
+    /// File extensions that are listed (lower case).
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    /// The folder.
+    public let root: URL
+    /// The image files, sorted by relative path.
+    public let entries: [Entry]
+
+    /// Number of listed files.
+    public var count: Int { entries.count }
+
+    /// Lists the image files under `root`.
+    /// - Throws: ``ImageIOError/unreadableFile(path:reason:)`` when `root` is not a readable folder.
+    public init(_ root: URL) throws(ImageIOError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .unreadableFile(path: root.path, reason: "not a folder")
+        }
+        let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey]
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: keys,
+                                                          options: [.skipsHiddenFiles]) else {
+            throw .unreadableFile(path: root.path, reason: "not a readable folder")
+        }
+        let base = root.standardizedFileURL.path
+        var entries: [Entry] = []
+        for case let url as URL in walker where ImageFolder.extensions.contains(url.pathExtension.lowercased()) {
+            let values = try? url.resourceValues(forKeys: Set(keys))
+            guard values?.isRegularFile ?? false else { continue }
+            var path = url.standardizedFileURL.path
+            if path.hasPrefix(base + "/") { path.removeFirst(base.count + 1) }
+            entries.append(Entry(path: path, size: values?.fileSize ?? 0,
+                                 modified: values?.contentModificationDate?.timeIntervalSince1970 ?? 0))
+        }
+        self.root = root
+        self.entries = entries.sorted { $0.path < $1.path }
+    }
+
+    /// The URL of entry `index`.
+    public func url(_ index: Int) -> URL { root.appendingPathComponent(entries[index].path) }
+
+    /// A 64-bit FNV-1a hash of every entry's relative path, size and modification time: it
+    /// changes when a file is added, removed, renamed, resized or rewritten (file bytes are not read).
+    public var fingerprint: UInt64 {
+        var hash = FNV1a()
+        for e in entries {
+            hash.add(e.path)
+            hash.add("\u{0}\(e.size)\u{0}\(e.modified.bitPattern)\n")
+        }
+        return hash.value
+    }
+
+    /// Decodes the files `range` (in parallel); files that cannot be read or decoded are left
+    /// out and reported in `failures` (one message each, naming the file).
+    public func loadImages(_ range: Range<Int>) -> (images: [Image], failures: [String]) {
+        let results = ResultSlots<Result<Image, ImageIOError>>(count: range.count)
+        parallelFor(range.count) { part in
+            for i in part {
+                do throws(ImageIOError) {
+                    results.set(i, .success(try Image(contentsOf: url(range.lowerBound + i))))
+                } catch {
+                    results.set(i, .failure(error))
                 }
             }
         }
-        return out
+        var images: [Image] = [], failures: [String] = []
+        for result in results.values {
+            switch result {
+            case let .success(image): images.append(image)
+            case let .failure(error): failures.append(error.description)
+            case nil: break
+            }
+        }
+        return (images, failures)
+    }
+}
+
+extension ImageFolder {
+    /// The URLs of all listed files, in listing order.
+    public var files: [URL] { entries.indices.map(url) }
+
+    /// Decodes the files at `indices` in parallel as RGB images (alpha composited on white),
+    /// resized (short side, then centre crop) to `size` x `size` when given; failures are nil.
+    public func load(_ indices: [Int], size: Int?) -> [Image?] {
+        let results = ResultSlots<Image>(count: indices.count)
+        parallelFor(indices.count, grain: 4) { r in
+            for i in r {
+                guard let img = try? Image(contentsOf: url(indices[i])) else { continue }
+                var rgb = img.composited(on: (255, 255, 255))
+                if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
+                results.set(i, rgb)
+            }
+        }
+        return results.values
     }
 
     /// Every image decoded and resized (for small folders); unreadable files are skipped, with
-    /// their number in `skipped`. Throws if none could be read.
+    /// their number in `skipped`. Throws if the folder has no image files or none could be read.
     public func loadAll(size: Int?) throws(ImageIOError) -> (images: [Image], skipped: Int) {
-        let all = load(Array(files.indices), size: size)
-        let images = all.compactMap { $0 }
-        guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(files.count) image files could be decoded") }
-        return (images, files.count - images.count)
+        guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
+        let images = load(Array(entries.indices), size: size).compactMap { $0 }
+        guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(count) image files could be decoded") }
+        return (images, count - images.count)
+    }
+}
+
+/// Per-index result slots written from ``parallelFor(_:grain:_:)`` chunks (disjoint indices).
+final class ResultSlots<T>: @unchecked Sendable {
+    // @unchecked Sendable: each index is written by exactly one chunk through the raw buffer
+    // (no Swift property access, so no exclusivity conflict), and read only after parallelFor returns.
+    private let slots: UnsafeMutablePointer<T?>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: Swift.max(count, 1))
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func set(_ index: Int, _ value: T) {
+        precondition(index >= 0 && index < count, "ResultSlots: index \(index) out of 0..<\(count)")
+        slots[index] = value
+    }
+
+    var values: [T?] { Array(UnsafeBufferPointer(start: slots, count: count)) }
+}
+
+/// The 64-bit FNV-1a hash (a cache key, not a cryptographic hash).
+public struct FNV1a: Sendable {
+    /// The running hash.
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    /// Hashes the UTF-8 bytes of `text`.
+    public mutating func add(_ text: String) {
+        for byte in text.utf8 {
+            value ^= UInt64(byte)
+            value = value &* 0x0000_0100_0000_01b3
+        }
     }
 }
 
@@ -77,6 +191,7 @@ public final class BatchLoader: @unchecked Sendable {
 
     public init(folder: ImageFolder, batchSize: Int, size: Int, seed: UInt64, flipProbability: Double = 0) throws(ImageIOError) {
         precondition(batchSize > 0 && size > 0, "BatchLoader: batch size and image size must be positive")
+        guard folder.count > 0 else { throw .unreadableFile(path: folder.root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
         self.folder = folder; self.batchSize = batchSize; self.size = size; self.flipProbability = flipProbability
         rng = RandomGenerator(seed: seed)
         prefetch()
@@ -98,7 +213,7 @@ public final class BatchLoader: @unchecked Sendable {
         // Choose indices and flips on the caller's thread so the stream depends only on the seed.
         var picks: [Int] = [], flips: [Bool] = []
         for _ in 0..<batchSize {
-            if cursor == order.count { order = Array(folder.files.indices).shuffled(using: &rng); cursor = 0 }
+            if cursor == order.count { order = Array(folder.entries.indices).shuffled(using: &rng); cursor = 0 }
             picks.append(order[cursor]); cursor += 1
             flips.append(flipProbability > 0 && rng.nextUniformDouble() < flipProbability)
         }
