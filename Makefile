@@ -6,6 +6,7 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
+	./scripts/fetch-fid-weights.sh
 	swift build -c release --product maskdm
 	.build/release/maskdm pipeline $(ARGS)
 
