@@ -25,6 +25,14 @@ static int has(int isa) {
 int maskdm_gemm_isa_supported(int isa) { return has(isa); }
 int maskdm_gemm_has_avx512(void) { return has(MASKDM_GEMM_ISA_AVX512); }
 
+int maskdm_gemm_kernels_optimized(void) {
+#ifdef __OPTIMIZE__
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int maskdm_gemm_best_isa(void) {
     if (has(MASKDM_GEMM_ISA_AVX512)) return MASKDM_GEMM_ISA_AVX512;
     if (has(MASKDM_GEMM_ISA_AVX2)) return MASKDM_GEMM_ISA_AVX2;

@@ -5,8 +5,9 @@ import CKernels
 ///
 /// A drop-in for ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``: same
 /// labels, defaults and semantics. The kernel (AVX-512 or AVX2+FMA) is chosen at run time from
-/// the CPU; on a CPU with neither, calls go to OpenBLAS. Threads come from ``Parallel/threads``
-/// (not OpenBLAS's setting), so never call it from inside a `parallelFor` body.
+/// the CPU; on a CPU with neither, or in a debug build of the C kernels (see ``usesOwnKernels``),
+/// calls go to OpenBLAS. Threads come from ``Parallel/threads`` (not OpenBLAS's setting), so
+/// never call it from inside a `parallelFor` body.
 ///
 /// ```swift
 /// // y (M, N) = x (M, K) W^T, W stored (N, K) as in PyTorch's Linear.
@@ -25,6 +26,11 @@ public enum Gemm {
 
     /// The kernel this CPU runs (the best one it supports).
     public static let instructionSet = InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
+
+    /// True when ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` runs the own
+    /// kernels: the CPU has one of them and the C target was optimised. A debug (-O0) build of
+    /// the kernels is ~150x slower than OpenBLAS, so it forwards to OpenBLAS instead.
+    public static let usesOwnKernels = instructionSet != .none && maskdm_gemm_kernels_optimized() != 0
 
     /// True when this CPU can run kernel `isa` (`.none` is never runnable).
     public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }
@@ -48,7 +54,7 @@ public enum Gemm {
                              a: UnsafePointer<Float>, lda: Int? = nil,
                              b: UnsafePointer<Float>, ldb: Int? = nil,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
-        guard instructionSet != .none else {
+        guard usesOwnKernels else {
             BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return

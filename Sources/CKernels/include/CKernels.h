@@ -24,6 +24,11 @@ int maskdm_gemm_best_isa(void);
 /// 1 when the CPU supports AVX-512F (and so the AVX-512 kernel), else 0.
 int maskdm_gemm_has_avx512(void);
 
+/// 1 when this file's target was compiled with optimisation. At -O0 (SwiftPM debug builds) the
+/// intrinsics kernels run about 150x slower (0.6 instead of 85 GFLOP/s measured), so callers
+/// should prefer another GEMM then.
+int maskdm_gemm_kernels_optimized(void);
+
 /// 1 when `isa` is a kernel instruction set this CPU can run, else 0.
 int maskdm_gemm_isa_supported(int isa);
 
