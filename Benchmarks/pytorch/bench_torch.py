@@ -16,7 +16,8 @@ Suites:
 Fields: name, shape or config, threads, median_ms, gflops (where meaningful), peak_rss_mb
 (ru_maxrss of the process; for matmul/attention it is the process's running peak, as in maskdm-bench),
 cpu_share (process CPU time / (wall time x threads) over the timed runs of the last timing; well
-below 1 means the cores were shared with other processes and the figure is noisy).
+below 1 means the cores were shared with other processes and the figure is noisy), median_cpu_ms
+(process CPU time per run, median; with --threads 1 a contention-robust figure on a busy machine).
 """
 import argparse
 import json
@@ -39,7 +40,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kB
 
 
-CPU_SHARE = {"value": float("nan")}
+CPU_SHARE = {"value": float("nan"), "cpu_ms": float("nan")}
 
 
 def median_ms(fn, warmup: int, reps: int) -> float:
@@ -48,12 +49,14 @@ def median_ms(fn, warmup: int, reps: int) -> float:
     the cores (the machine is shared), so the figure is not trustworthy."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu_times = [], []
     r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - t0) * 1000.0)
+        cpu_times.append((time.process_time() - c0) * 1000.0)
+    CPU_SHARE["cpu_ms"] = statistics.median(cpu_times)
     r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     CPU_SHARE["value"] = cpu / ((w1 - w0) * torch.get_num_threads())
@@ -61,7 +64,7 @@ def median_ms(fn, warmup: int, reps: int) -> float:
 
 
 def emit(d: dict):
-    d = {**d, "cpu_share": CPU_SHARE["value"]}
+    d = {**d, "cpu_share": CPU_SHARE["value"], "median_cpu_ms": CPU_SHARE["cpu_ms"]}
     out = {}
     for k, v in d.items():
         out[k] = float(f"{v:.4g}") if isinstance(v, float) else v

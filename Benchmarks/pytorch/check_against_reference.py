@@ -3,8 +3,12 @@
 needs a checkout of github.com/jiachenlei/maskdm and its imports timm + einops; torchvision, PIL,
 pywt and tqdm are only imported, never used on these paths, so they may be stubbed).
 
-    PYTHONPATH=<site with timm, einops> .venv/bin/python Benchmarks/pytorch/check_against_reference.py \
-        <maskdm checkout> [--stub-imports]
+    .venv/bin/python -m pip install --no-deps --target /tmp/refsite timm einops   # aside, not in .venv
+    PYTHONPATH=/tmp/refsite .venv/bin/python Benchmarks/pytorch/check_against_reference.py \
+        <maskdm checkout> --stub-imports
+
+(Checked with timm 1.0.31 and einops 0.8.2; the PyPI torchvision wheel does not load with the CPU
+torch, hence --stub-imports.)
 
 For every Tests/ViTDiffusionTests/Fixtures/parity_* folder it builds the reference MaskedUViT with the
 fixture's config, loads weights.safetensors strictly, runs it in float64, computes the loss with the
