@@ -190,7 +190,7 @@ extension Gemm {
     /// is available (the CPU has a supported SIMD kernel). Kernels that want to run many small
     /// products in parallel (one per attention head) check this; without it they must call the
     /// threaded ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` serially.
-    public static var hasSerialKernel: Bool { instructionSet != .none }
+    public static var hasSerialKernel: Bool { usesOwnKernels }
 
     /// Floats of workspace ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
     /// needs for an (m, n, k) product (allocate it 64-byte aligned, e.g. a ``TensorStorage``).
