@@ -6,12 +6,15 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
+	./scripts/fetch-fid-weights.sh
 	swift build -c release --product maskdm
 	.build/release/maskdm pipeline $(ARGS)
 
 # Tests run on an optimised build (-O with testability; preconditions stay on): the training
 # tests are ~50x slower in a debug build.
 test: setup
+	./scripts/fetch-datasets.sh
+	./scripts/fetch-fid-weights.sh
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release -Xswiftc -enable-testing --skip-build
 

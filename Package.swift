@@ -23,14 +23,17 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // setjmp-guarded libjpeg/libpng calls: a corrupt image must throw, never exit the process.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),
-        .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs"]),
+        .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs", "CZlib"]),
         .target(name: "Metrics", dependencies: ["NN", "ImageIO", "CBLAS"]),
         .target(name: "ViTDiffusion", dependencies: ["NN", "Masking", "Schedules"]),
 
@@ -52,7 +55,7 @@ let package = Package(
         .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"]),
+        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,9 +2,9 @@ import CBLAS
 import Foundation
 import Tensor
 
-/// Matmul on the small config's real shapes (batch 16, 64 px: 257 tokens; 90% block masking: 33 tokens)
-/// and square sizes, through our wrapper and through raw `cblas_sgemm`, alternating.
-func benchMatmul(threads: Int, quick: Bool) {
+/// Matmul cases (name, M, K, N) for x (M, K) W^T with W (N, K): the small config's linear layers at
+/// batch 16 with 257 tokens (unmasked) and 33 tokens (90% block masking), then squares.
+func matmulCases(quick: Bool) -> [(String, Int, Int, Int)] {
     var cases: [(String, Int, Int, Int)] = []
     for (label, tokens) in [("unmasked", 257), ("masked90", 33)] {
         let m = 16 * tokens
@@ -12,6 +12,13 @@ func benchMatmul(threads: Int, quick: Bool) {
                   ("fc2_\(label)", m, 2048, 512), ("skip_linear_\(label)", m, 1024, 512)]
     }
     for s in (quick ? [256, 1024] : [256, 512, 1024, 2048]) { cases.append(("square_\(s)", s, s, s)) }
+    return cases
+}
+
+/// Matmul on the small config's real shapes (batch 16, 64 px: 257 tokens; 90% block masking: 33 tokens)
+/// and square sizes, through our wrapper and through raw `cblas_sgemm`, alternating.
+func benchMatmul(threads: Int, quick: Bool) {
+    let cases = matmulCases(quick: quick)
     var rng = RandomGenerator(seed: 0)
     for (name, m, k, n) in cases {
         let x = Tensor.randomNormal([m, k], using: &rng)

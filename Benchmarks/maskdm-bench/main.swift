@@ -1,6 +1,6 @@
 // maskdm-bench: kernel and training-step benchmarks, one JSON object per case on stdout.
 // Usage: swift build -c release --product maskdm-bench
-//        .build/release/maskdm-bench [matmul|attention|step|all] [--quick] [--threads N]
+//        .build/release/maskdm-bench [matmul|gemm|attention|step|all] [--quick] [--threads N]
 import Foundation
 import Tensor
 
@@ -18,11 +18,12 @@ Parallel.$threads.withValue(threads) {
             print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
         }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
-    case "matmul", "attention", "step", "all":
+    case "matmul", "gemm", "attention", "step", "all":
         if suite == "matmul" || suite == "all" { benchMatmul(threads: threads, quick: quick) }
+        if suite == "gemm" || suite == "all" { benchGemm(threads: threads, quick: quick) }
         if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
         if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
     default:
-        print("usage: maskdm-bench [matmul|attention|step|all] [--quick] [--threads N]"); exit(2)
+        print("usage: maskdm-bench [matmul|gemm|attention|step|all] [--quick] [--threads N]"); exit(2)
     }
 }

@@ -6,5 +6,5 @@ struct MaskDM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
-        subcommands: [Pipeline.self, Forward.self, FID.self, ExportEmoji.self])
+        subcommands: [Pipeline.self, Forward.self, Dataset.self, FID.self])
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import Metrics
 import Schedules
 import Tensor
 import ViTDiffusion
@@ -36,6 +37,7 @@ struct Pipeline: ParsableCommand {
         let others = try emoji.images(of: emoji.entries.filter { !faceSubgroup($0.subgroup) }, size: size)
         print("source (pre-training): \(others.count) emoji; target (fine-tuning): \(faces.count) face emoji")
         try Image.writeGrid(Array(faces.prefix(64)), columns: 8, to: dir.appendingPathComponent("target.png"))
+        try writeFolder(faces, to: dir.appendingPathComponent("target"))
 
         var rng = RandomGenerator(seed: seed)
         var pre = TrainingRecipe.pretraining(batchSize: pretrainBatch, steps: pretrainSteps, mask: mask, ratio: ratio)
@@ -62,6 +64,21 @@ struct Pipeline: ParsableCommand {
         try Image.writeGrid(Image.images(fromBatch: x), columns: 8, to: grid)
         print(String(format: "sampled %d images (%@, %d steps) in %.1f s -> %@", samples, sampler, samplingSteps,
                      Date().timeIntervalSince(t0), grid.path))
+        let sampleDir = dir.appendingPathComponent("samples")
+        try writeFolder(Image.images(fromBatch: x), to: sampleDir)
+        guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
+            print("FID skipped: Inception weights not cached (run scripts/fetch-fid-weights.sh)")
+            return
+        }
+        let evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: FIDInceptionV3.defaultWeightsURL), batchSize: 32, cache: nil)
+        let result = try evaluator.compare(try evaluator.features(ofFolder: sampleDir), try evaluator.features(ofFolder: dir.appendingPathComponent("target")))
+        print(String(format: "FID %.1f  KID %.4f (%d samples vs %d face emoji; few samples: compare runs, not papers)",
+                     result.fid, result.kid, result.nA, result.nB))
+    }
+
+    func writeFolder(_ images: [Image], to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (i, img) in images.enumerated() { try img.write(to: folder.appendingPathComponent(String(format: "%05d.png", i))) }
     }
 
     func faceSubgroup(_ s: String?) -> Bool { s?.hasPrefix("face-") ?? false }

@@ -19,6 +19,8 @@ public enum ImageIOError: Error, Equatable, Sendable, CustomStringConvertible, L
     case malformedFont(path: String, table: String, problem: String)
     /// A line of `emoji-test.txt` could not be parsed.
     case malformedEmojiTest(path: String, line: Int, problem: String)
+    /// A dataset file (IDX, CSV, NPY, gzip) is missing, truncated or inconsistent.
+    case malformedDataset(path: String, problem: String)
 
     /// A one-line message naming the file and the problem.
     public var description: String {
@@ -37,6 +39,8 @@ public enum ImageIOError: Error, Equatable, Sendable, CustomStringConvertible, L
             return "malformed font \"\(path)\", table '\(table)': \(problem)"
         case let .malformedEmojiTest(path, line, problem):
             return "malformed emoji test file \"\(path)\", line \(line): \(problem)"
+        case let .malformedDataset(path, problem):
+            return "malformed dataset file \"\(path)\": \(problem)"
         }
     }
 

@@ -91,7 +91,8 @@ public struct FIDEvaluator: Sendable {
     /// - Throws: ``MetricsError/notADirectory(path:)``, ``MetricsError/noImages(path:skipped:)``,
     ///   ``MetricsError/cacheFailed(path:reason:)``.
     public func features(ofFolder url: URL, progress: Progress? = nil) throws -> FolderFeatures {
-        let folder = try ImageFolder(url)
+        let folder: ImageFolder
+        do { folder = try ImageFolder(url) } catch { throw MetricsError.notADirectory(path: url.path) }
         if let cache, let cached = cache.load(folder, network: network) {
             guard cached.count > 0 else { throw MetricsError.noImages(path: url.path, skipped: cached.skipped) }
             return cached

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import Tensor
 
 /// A folder's Inception features stored as safetensors in a cache directory

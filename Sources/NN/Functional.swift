@@ -20,7 +20,7 @@ public enum Functional {
             for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
         }
         withExtendedLifetime(x.value.storage) {
-            BLAS.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
+            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
                        beta: bias == nil ? 0 : 1, c: yp)
         }
         let frozen = store.frozen.contains(weight.name)
@@ -29,7 +29,7 @@ public enum Functional {
                 let dyp = dy.storage.base
                 if !store.frozen.contains(weight.name) {
                     // dW += dy^T x   (OUT, IN)
-                    BLAS.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
+                    Gemm.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
                                beta: 1, c: store.gradientPointer(weight))
                 }
                 if let bias, !store.frozen.contains(bias.name) {
@@ -37,7 +37,7 @@ public enum Functional {
                 }
                 if let dx = tape.gradientPointer(for: x) {
                     // dx += dy W   (rows, IN)
-                    BLAS.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
+                    Gemm.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
                 }
             }
         }
@@ -52,6 +52,33 @@ public enum Functional {
                 let row = xs.base + i * cols
                 for j in lo..<hi { os[j] += row[j] }
             }
+        }
+    }
+
+    /// Adds BEiT-style biases to a packed projection (..., 3D): `q` (D) to the first third, `v` (D)
+    /// to the last third, nothing to the keys.
+    public static func addQueryValueBias(_ x: Variable, q: Parameter, v: Parameter, store: ParameterStore,
+                                         tape: Tape?) -> Variable {
+        let d = q.count
+        precondition(x.shape.dims.last == 3 * d && v.count == d, "addQueryValueBias: \(x.shape) is not (..., 3 x \(d))")
+        let rows = x.value.count / (3 * d)
+        var y = x.value
+        let yp = y.mutablePointer(), qp = store.pointer(q), vp = store.pointer(v)
+        for r in 0..<rows {
+            let row = yp + r * 3 * d
+            for j in 0..<d { row[j] += qp[j]; row[2 * d + j] += vp[j] }
+        }
+        return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
+            withExtendedLifetime(dy.storage) {
+                let g = dy.storage.base
+                let gq = store.gradientPointer(q), gv = store.gradientPointer(v)
+                for r in 0..<rows {
+                    let row = g + r * 3 * d
+                    if !store.frozen.contains(q.name) { for j in 0..<d { gq[j] += row[j] } }
+                    if !store.frozen.contains(v.name) { for j in 0..<d { gv[j] += row[2 * d + j] } }
+                }
+            }
+            tape.accumulate(dy, into: x)
         }
     }
 

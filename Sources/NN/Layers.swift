@@ -90,23 +90,34 @@ public struct MLP: Sendable {
 }
 
 /// Multi-head self-attention: `proj(attention(qkv(x)))`, qkv (3D, D) without bias by default
-/// (as MaskDM), scale `HS^-1/2`, no dropout, no attention mask.
+/// (as MaskDM), scale `HS^-1/2`, no dropout, no attention mask. With `qkvBias`, BEiT-style
+/// biases as the reference: `q_bias` and `v_bias` (D each) and no key bias.
 public struct MultiHeadAttention: Sendable {
     public let qkv: Linear
     public let proj: Linear
     public let heads: Int
+    /// Query bias (D), present with `qkvBias`.
+    public let qBias: Parameter?
+    /// Value bias (D), present with `qkvBias`.
+    public let vBias: Parameter?
+    let store: ParameterStore
 
     public init(_ builder: ParameterBuilder, dimensions: Int, heads: Int, qkvBias: Bool = false,
                 rng: inout RandomGenerator) {
         precondition(dimensions % heads == 0, "MultiHeadAttention: width \(dimensions) not divisible by \(heads) heads")
         self.heads = heads
-        qkv = Linear(builder.scope("qkv"), inputDimensions: dimensions, outputDimensions: 3 * dimensions, bias: qkvBias, rng: &rng)
+        store = builder.store
+        qkv = Linear(builder.scope("qkv"), inputDimensions: dimensions, outputDimensions: 3 * dimensions, bias: false, rng: &rng)
+        qBias = qkvBias ? builder.parameter("q_bias", .zeros([dimensions])) : nil
+        vBias = qkvBias ? builder.parameter("v_bias", .zeros([dimensions])) : nil
         proj = Linear(builder.scope("proj"), inputDimensions: dimensions, outputDimensions: dimensions, rng: &rng)
     }
 
     /// x (B, T, D) -> (B, T, D).
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
-        proj(Functional.attention(qkv(x, tape: tape), heads: heads, tape: tape), tape: tape)
+        var h = qkv(x, tape: tape)
+        if let qBias, let vBias { h = Functional.addQueryValueBias(h, q: qBias, v: vBias, store: store, tape: tape) }
+        return proj(Functional.attention(h, heads: heads, tape: tape), tape: tape)
     }
 }
 

@@ -51,12 +51,20 @@ public struct AttentionShape: Sendable, Equatable {
 }
 
 extension Kernels {
+    /// Tests set this to run the one-head-at-a-time path (threaded GEMMs), which CPUs without a
+    /// SIMD GEMM kernel use, on machines that have one.
+    @TaskLocal static var forceSerialHeads = false
+
     /// Attention core `O = softmax(scale * Q K^T) V` per (batch, head), memory-efficient:
     /// queries are processed in blocks, so scratch is O(T) per block row, never O(T^2) per head.
     /// Writes `lse` (B, NH, T), the log-sum-exp of each scaled logit row, when given (for backward).
     public static func attentionForward(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                                         out: AttentionOperand, lse: UnsafeMutablePointer<Float>?,
                                         shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>) {
+        if Gemm.hasSerialKernel && !forceSerialHeads {
+            attentionForwardPerHead(q: q, k: k, v: v, out: out, lse: lse, shape: s)
+            return
+        }
         let t = s.tokens, hs = s.headSize, br = s.blockRows
         let p = SendablePointer(scratch)
         for b in 0..<s.batch {
@@ -67,7 +75,7 @@ extension Kernels {
                 while r0 < t {
                     let rows = Swift.min(br, t - r0)
                     // S = Q_blk K^T (rows, T); the scale is applied inside the softmax.
-                    BLAS.sgemm(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
+                    Gemm.sgemm(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
                                b: kh, ldb: k.rowStride, c: scratch, ldc: t)
                     let base = r0
                     parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(t, 1))) { rr in
@@ -78,7 +86,7 @@ extension Kernels {
                         }
                     }
                     // O_blk = P V (rows, HS)
-                    BLAS.sgemm(m: rows, n: hs, k: t, a: scratch, lda: t, b: vh, ldb: v.rowStride,
+                    Gemm.sgemm(m: rows, n: hs, k: t, a: scratch, lda: t, b: vh, ldb: v.rowStride,
                                c: oh + r0 * out.rowStride, ldc: out.rowStride)
                     r0 += rows
                 }
@@ -92,6 +100,10 @@ extension Kernels {
                                          v: AttentionOperand, lse: UnsafePointer<Float>,
                                          dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
                                          shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>) {
+        if Gemm.hasSerialKernel && !forceSerialHeads {
+            attentionBackwardPerHead(dout: dout, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
+            return
+        }
         let t = s.tokens, hs = s.headSize, br = s.blockRows
         let pBuf = SendablePointer(scratch), dpBuf = SendablePointer(scratch + br * t)
         let lses = SendablePointer(lse)
@@ -105,46 +117,25 @@ extension Kernels {
                     let rows = Swift.min(br, t - r0)
                     let base = r0
                     // Recompute P = exp(scale * Q K^T - lse).
-                    BLAS.sgemm(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
+                    Gemm.sgemm(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
                                b: kh, ldb: k.rowStride, c: pBuf.base, ldc: t)
                     // dP = dO V^T (rows, T)
-                    BLAS.sgemm(transposeB: true, m: rows, n: t, k: hs, a: doh + r0 * dout.rowStride, lda: dout.rowStride,
+                    Gemm.sgemm(transposeB: true, m: rows, n: t, k: hs, a: doh + r0 * dout.rowStride, lda: dout.rowStride,
                                b: vh, ldb: v.rowStride, c: dpBuf.base, ldc: t)
                     parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(t, 1))) { rr in
                         for i in rr {
-                            let pr = pBuf.base + i * t, dpr = dpBuf.base + i * t
-                            let l = SIMD16<Float>(repeating: lses[lbase + base + i])
-                            var j = 0
-                            var dotv = SIMD16<Float>(repeating: 0)
-                            while j + 16 <= t {
-                                let e = FastMath.exp(UnsafeRawPointer(pr + j).loadUnaligned(as: SIMD16<Float>.self) * s.scale - l)
-                                UnsafeMutableRawPointer(pr + j).storeBytes(of: e, as: SIMD16<Float>.self)
-                                dotv += e * UnsafeRawPointer(dpr + j).loadUnaligned(as: SIMD16<Float>.self)
-                                j += 16
-                            }
-                            var dot = dotv.sum()
-                            let ls = lses[lbase + base + i]
-                            while j < t { let e = Foundation.exp(pr[j] * s.scale - ls); pr[j] = e; dot += e * dpr[j]; j += 1 }
-                            // dS = P * (dP - dot), written over dP.
-                            j = 0
-                            let dv = SIMD16<Float>(repeating: dot)
-                            while j + 16 <= t {
-                                let pv = UnsafeRawPointer(pr + j).loadUnaligned(as: SIMD16<Float>.self)
-                                let g = UnsafeRawPointer(dpr + j).loadUnaligned(as: SIMD16<Float>.self)
-                                UnsafeMutableRawPointer(dpr + j).storeBytes(of: pv * (g - dv), as: SIMD16<Float>.self)
-                                j += 16
-                            }
-                            while j < t { dpr[j] = pr[j] * (dpr[j] - dot); j += 1 }
+                            probabilityAndScoreGradient(p: pBuf.base + i * t, dp: dpBuf.base + i * t, t: t,
+                                                        scale: s.scale, lse: lses[lbase + base + i])
                         }
                     }
                     // dV += P^T dO_blk (T, HS)
-                    BLAS.sgemm(transposeA: true, m: t, n: hs, k: rows, a: pBuf.base, lda: t,
+                    Gemm.sgemm(transposeA: true, m: t, n: hs, k: rows, a: pBuf.base, lda: t,
                                b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: 1, c: dvh, ldc: dv.rowStride)
                     // dQ_blk += scale dS K (rows, HS)
-                    BLAS.sgemm(m: rows, n: hs, k: t, alpha: s.scale, a: dpBuf.base, lda: t, b: kh, ldb: k.rowStride,
+                    Gemm.sgemm(m: rows, n: hs, k: t, alpha: s.scale, a: dpBuf.base, lda: t, b: kh, ldb: k.rowStride,
                                beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride)
                     // dK += scale dS^T Q_blk (T, HS)
-                    BLAS.sgemm(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: dpBuf.base, lda: t,
+                    Gemm.sgemm(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: dpBuf.base, lda: t,
                                b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: 1, c: dkh, ldc: dk.rowStride)
                     r0 += rows
                 }

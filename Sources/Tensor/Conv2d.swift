@@ -73,7 +73,7 @@ extension Kernels {
             if let bias {
                 for c in 0..<cout { (o + c * n).update(repeating: bias[c], count: n) }
             }
-            BLAS.sgemm(m: cout, n: n, k: k, a: weight, b: src, beta: bias == nil ? 0 : 1, c: o)
+            Gemm.sgemm(m: cout, n: n, k: k, a: weight, b: src, beta: bias == nil ? 0 : 1, c: o)
         }
     }
 
@@ -112,15 +112,15 @@ extension Kernels {
             if let dWeight {
                 var src = x
                 if let col { im2col(x, into: col, g); src = UnsafePointer(col) }
-                BLAS.sgemm(transposeB: true, m: cout, n: k, k: n, a: dy, b: src, beta: 1, c: dWeight)
+                Gemm.sgemm(transposeB: true, m: cout, n: k, k: n, a: dy, b: src, beta: 1, c: dWeight)
             }
             if let dInput {
                 let dx = dInput + b * inImage
                 if let dCol {
-                    BLAS.sgemm(transposeA: true, m: k, n: n, k: cout, a: weight, b: dy, beta: 0, c: dCol)
+                    Gemm.sgemm(transposeA: true, m: k, n: n, k: cout, a: weight, b: dy, beta: 0, c: dCol)
                     col2imAdd(UnsafePointer(dCol), into: dx, g)
                 } else {
-                    BLAS.sgemm(transposeA: true, m: k, n: n, k: cout, a: weight, b: dy, beta: 1, c: dx)
+                    Gemm.sgemm(transposeA: true, m: k, n: n, k: cout, a: weight, b: dy, beta: 1, c: dx)
                 }
             }
         }

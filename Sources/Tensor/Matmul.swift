@@ -47,7 +47,7 @@ extension Tensor {
             var out = Tensor(uninitialized: Shape(batchA + [m, n]))
             let rows = count / Swift.max(k, 1) == 0 ? 0 : shape.count / ac
             withExtendedLifetime((storage, other.storage)) {
-                BLAS.sgemm(transposeB: transposeB, m: rows, n: n, k: k,
+                Gemm.sgemm(transposeB: transposeB, m: rows, n: n, k: k,
                            a: storage.base, b: other.storage.base, c: out.mutablePointer())
             }
             return out
@@ -61,7 +61,7 @@ extension Tensor {
         let strideB = batchB.isEmpty ? 0 : br * bc
         withExtendedLifetime((storage, other.storage)) {
             for i in 0..<batch {
-                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                Gemm.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                            a: storage.base + i * ar * ac, b: other.storage.base + i * strideB,
                            c: o + i * m * n)
             }

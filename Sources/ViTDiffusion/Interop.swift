@@ -37,6 +37,14 @@ public enum Interop {
         var rng = RandomGenerator(seed: 0)
         let model = MaskedUViT(config: cfg, rng: &rng)
         try Checkpoint.load(from: weights, into: model.store)
+        let results = try evaluate(model, inputs: inputs)
+        try Safetensors.write(results, metadata: ["config": cfg.json], to: output)
+    }
+
+    /// Runs `model` on the tensors of an inputs file (see ``forward(weights:config:inputs:output:)``)
+    /// and returns `out` and, with `eps`, `loss` and `grad.<name>`.
+    public static func evaluate(_ model: MaskedUViT, inputs: URL) throws -> [String: Tensor] {
+        let cfg = model.config
         let file: SafetensorsFile
         do { file = try SafetensorsFile(contentsOf: inputs) } catch { throw InteropError("inputs: \(error)") }
         let name = inputs.lastPathComponent
@@ -59,7 +67,9 @@ public enum Interop {
             guard mInfo.shape == [b, 1 + cfg.patchCount] else {
                 throw InteropError("\(name): 'mask' has shape \(mInfo.shape), expected [\(b), \(1 + cfg.patchCount)]")
             }
-            let flat = try file.int64s("mask")
+            // U8 / BOOL as specified; integer and float masks are read too (nonzero = dropped).
+            let flat: [Int64] = mInfo.dtype.isInteger || mInfo.dtype == .bool ? try file.int64s("mask")
+                                                                             : try file.tensor("mask").scalars.map { $0 != 0 ? 1 : 0 }
             let rows = (0..<b).map { i in flat[(i * (1 + cfg.patchCount))..<((i + 1) * (1 + cfg.patchCount))].map { $0 != 0 } }
             visible = try visiblePatches(fromTokenMask: rows, patchCount: cfg.patchCount, source: "\(name) 'mask'")
         }
@@ -81,6 +91,6 @@ public enum Interop {
         if visible == nil, let out = results["out"] {
             results["out"] = out.unpatchified(patch: cfg.patchSize, channels: cfg.inChannels, height: cfg.imageHeight, width: cfg.imageWidth)
         }
-        try Safetensors.write(results, metadata: ["config": cfg.json], to: output)
+        return results
     }
 }

@@ -32,9 +32,7 @@ import Tensor
     }
 
     @Test func notAFolder() {
-        #expect(throws: MetricsError.notADirectory(path: "/nonexistent/folder")) {
-            try ImageFolder(URL(fileURLWithPath: "/nonexistent/folder"))
-        }
+        #expect { try ImageFolder(URL(fileURLWithPath: "/nonexistent/folder")) } throws: { "\($0)".contains("/nonexistent/folder") }
     }
 
     @Test func resultJSONKeys() throws {

@@ -58,12 +58,14 @@ func checkGradients(_ store: ParameterStore, h: Float = 1e-2, maxElementsPerPara
         let attn = MultiHeadAttention(store.builder.scope("attn"), dimensions: 8, heads: 2, qkvBias: true, rng: &rng)
         store.setValue(attn.qkv.weight, .randomNormal([24, 8], std: 0.4, using: &rng))
         store.setValue(attn.proj.weight, .randomNormal([8, 8], std: 0.4, using: &rng))
+        store.setValue(attn.qBias!, .randomNormal([8], std: 0.4, using: &rng))
+        store.setValue(attn.vBias!, .randomNormal([8], std: 0.4, using: &rng))
         let x = Tensor.randomNormal([2, 5, 8], using: &rng)
         let target = Tensor.randomNormal([2, 5, 8], using: &rng)
         let errs = checkGradients(store) { tape in
             Functional.mseLoss(attn(Variable(x), tape: tape), target: target, tape: tape)
         }
-        #expect(store.parameters.map(\.name) == ["attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias"])
+        #expect(store.parameters.map(\.name) == ["attn.qkv.weight", "attn.q_bias", "attn.v_bias", "attn.proj.weight", "attn.proj.bias"])
         for (name, e) in errs { #expect(e < 5e-3, "\(name): \(e)") }
         // Input gradient through a leaf.
         let tape = Tape()

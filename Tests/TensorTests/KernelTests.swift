@@ -118,6 +118,31 @@ import Testing
         #expect(relativeError(dv, numericGradient(v) { weightedSum(Tensor.attention(q: q, k: k, v: $0), g) }) < 3e-3)
     }
 
+    /// The one-head-at-a-time path (CPUs without a SIMD GEMM kernel) against the per-head-parallel one.
+    @Test(arguments: [(2, 3, 17, 8), (1, 1, 600, 4)])
+    func attentionPathsAgree(b: Int, nh: Int, t: Int, hs: Int) {
+        var rng = RandomGenerator(seed: 21)
+        let shape: Shape = [b, nh, t, hs]
+        let q = Tensor.randomNormal(shape, using: &rng), k = Tensor.randomNormal(shape, using: &rng)
+        let v = Tensor.randomNormal(shape, using: &rng), g = Tensor.randomNormal(shape, using: &rng)
+        let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        func run() -> [Tensor] {
+            var out = Tensor.zeros(shape), lse = Tensor.zeros([b * nh * t]), scratch = Tensor.zeros([s.scratchCount])
+            var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
+            func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+            let sp = scratch.mutablePointer()
+            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base), out: op(out.mutablePointer()),
+                                     lse: lse.mutablePointer(), shape: s, scratch: sp)
+            Kernels.attentionBackward(dout: op(g.storage.base), q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
+                                      lse: lse.storage.base, dq: op(dq.mutablePointer()), dk: op(dk.mutablePointer()),
+                                      dv: op(dv.mutablePointer()), shape: s, scratch: sp)
+            return [out, lse, dq, dk, dv]
+        }
+        let fast = run()
+        let serial = Kernels.$forceSerialHeads.withValue(true) { run() }
+        for (a, c) in zip(fast, serial) { #expect(relativeError(a, c) < 1e-5) }
+    }
+
     @Test func attentionReadsPackedQKVAndWritesTokenMajor() {
         var rng = RandomGenerator(seed: 15)
         let (b, nh, t, hs) = (2, 3, 9, 4)

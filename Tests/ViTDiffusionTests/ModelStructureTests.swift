@@ -37,7 +37,7 @@ import Tensor
     func paramCount(_ c: MaskedUViTConfig) -> Int {
         // Count analytically from the layer shapes (building a 100M model in a test is slow).
         let d = c.embedDim, h = c.mlpHiddenDimensions, n = c.patchCount, ppc = c.patchDimensions
-        let block = 4 * d + 3 * d * d + (c.qkvBias ? 3 * d : 0) + d * d + d + d * h + h + h * d + d
+        let block = 4 * d + 3 * d * d + (c.qkvBias ? 2 * d : 0) + d * d + d + d * h + h + h * d + d
         let blocks = (2 * (c.depth / 2) + 1) * block + (c.depth / 2) * (2 * d * d + d)
         return d * ppc + d + (1 + n) * d + blocks + 2 * d + d * ppc + ppc
     }

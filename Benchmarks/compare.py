@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: maskdm-bench (Swift) against Benchmarks/pytorch/bench_torch.py (PyTorch).
+
+    python3 Benchmarks/compare.py matmul|attention|step|all [--quick] [--threads N] [--rounds 3] [--json]
+
+Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
+(name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
+ms, torch/swift (> 1 means the Swift side is faster) and both peak RSS figures where reported.
+Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one side lacks shows "-".
+Nothing is built here: build the Swift side first with
+    swift build -c release --product maskdm-bench
+Without the binary the table has the PyTorch column only.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SWIFT_BIN = os.path.join(ROOT, ".build", "release", "maskdm-bench")
+TORCH_SCRIPT = os.path.join(ROOT, "Benchmarks", "pytorch", "bench_torch.py")
+BUILD_CMD = "swift build -c release --product maskdm-bench"
+METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
+
+
+def torch_python() -> str:
+    venv = os.path.join(ROOT, ".venv", "bin", "python")
+    return venv if os.path.exists(venv) else sys.executable
+
+
+def run_side(cmd: list[str]) -> list[dict]:
+    print("running:", " ".join(cmd), file=sys.stderr, flush=True)
+    r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        print(f"warning: exit code {r.returncode} from {cmd[0]}", file=sys.stderr)
+    rows = []
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"warning: unparsable line: {line}", file=sys.stderr)
+    return rows
+
+
+def case_key(row: dict) -> tuple[str, str]:
+    return row.get("name", "?"), str(row.get("shape", row.get("config", "")))
+
+
+def collect(runs: list[list[dict]]) -> dict:
+    """{key: {metric: [values over rounds]}} keeping first-seen order."""
+    out: dict = {}
+    for rows in runs:
+        for row in rows:
+            entry = out.setdefault(case_key(row), {})
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and v is not None:
+                    entry.setdefault(k, []).append(float(v))
+    return out
+
+
+def med(entry: dict | None, metric: str):
+    if not entry or metric not in entry:
+        return None
+    return statistics.median(entry[metric])
+
+
+def fmt(v, digits=4):
+    return "-" if v is None else f"{v:.{digits}g}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Swift vs PyTorch benchmark table")
+    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "all"])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="emit one JSON document instead of the table")
+    args = ap.parse_args()
+
+    common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
+    have_swift = os.path.exists(SWIFT_BIN)
+    if not have_swift:
+        print(f"note: {os.path.relpath(SWIFT_BIN, ROOT)} not found; build it with: {BUILD_CMD}", file=sys.stderr)
+    swift_runs, torch_runs = [], []
+    for _ in range(args.rounds):
+        if have_swift:
+            swift_runs.append(run_side([SWIFT_BIN] + common))
+        torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common))
+    swift, torch = collect(swift_runs), collect(torch_runs)
+
+    keys = list(swift) + [k for k in torch if k not in swift]
+    results = []
+    for key in keys:
+        s, t = swift.get(key), torch.get(key)
+        for metric, suffix in METRICS:
+            sm, tm = med(s, metric), med(t, metric)
+            if sm is None and tm is None:
+                continue
+            results.append({
+                "name": key[0], "shape_or_config": key[1], "metric": metric,
+                "swift_ms": sm, "torch_ms": tm,
+                "ratio_torch_over_swift": (tm / sm) if (sm and tm) else None,
+                "swift_peak_rss_mb": med(s, "peak_rss_mb"), "torch_peak_rss_mb": med(t, "peak_rss_mb"),
+                "swift_gflops": med(s, "gflops") if metric == "median_ms" else med(s, "fwd_bwd_gflops"),
+                "torch_gflops": med(t, "gflops") if metric == "median_ms" else med(t, "fwd_bwd_gflops"),
+                "torch_cpu_share": med(t, "cpu_share"),
+                "label": f"{key[0]} {key[1]}{suffix}".strip(),
+            })
+
+    if args.json:
+        print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds,
+                          "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
+        return
+    header = ("case", "swift ms", "torch ms", "torch/swift", "swift RSS MB", "torch RSS MB")
+    noisy = lambda r: r["torch_cpu_share"] is not None and r["torch_cpu_share"] < 0.85
+    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3),
+             fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"])) for r in results]
+    widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    print(f"suite {args.suite}, threads {args.threads}, {args.rounds} rounds alternating"
+          f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster")
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+    if any(noisy(r) for r in results):
+        print("(!) the PyTorch process got under 85% of its cores (cpu_share): other processes were running")
+
+
+if __name__ == "__main__":
+    main()

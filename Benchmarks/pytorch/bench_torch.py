@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""The PyTorch side of the benchmarks: one JSON object per line, case names as maskdm-bench's.
+
+    .venv/bin/python Benchmarks/pytorch/bench_torch.py matmul|attention|step|all [--quick] [--threads N]
+                                                      [--attn sdpa|vanilla] [--no-isolate]
+
+Suites:
+  matmul     matmul_<layer>_<unmasked|masked90> for the small config's Linear shapes at batch 16
+             (257 / 33 tokens) and matmul_square_<s>; F.linear(x, w) (x W^T, no bias).
+  attention  name "attention", shape "(B, NH, T, HS)": F.scaled_dot_product_attention forward
+             (no grad) and forward + backward.
+  step       whole training steps of the MaskedUViT (forward, loss, backward, AdamW, EMA update):
+             step_tiny_unmasked, step_tiny_block4_90, step_small_unmasked, step_small_block4_90, and
+             sample_step_small (one no-grad forward + one DDIM update). Each case runs in its own
+             process (unless --no-isolate) so that peak_rss_mb is that case's own peak.
+Fields: name, shape or config, threads, median_ms, gflops (where meaningful), peak_rss_mb
+(ru_maxrss of the process; for matmul/attention it is the process's running peak, as in maskdm-bench),
+cpu_share (process CPU time / (wall time x threads) over the timed runs of the last timing; well
+below 1 means the cores were shared with other processes and the figure is noisy).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import maskdm_torch as mt  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kB
+
+
+CPU_SHARE = {"value": float("nan")}
+
+
+def median_ms(fn, warmup: int, reps: int) -> float:
+    """Median wall milliseconds of `reps` runs after `warmup`. Also records in CPU_SHARE the process
+    CPU time over wall time x threads during the timed runs: well below 1 means other processes took
+    the cores (the machine is shared), so the figure is not trustworthy."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    CPU_SHARE["value"] = cpu / ((w1 - w0) * torch.get_num_threads())
+    return statistics.median(times)
+
+
+def emit(d: dict):
+    d = {**d, "cpu_share": CPU_SHARE["value"]}
+    out = {}
+    for k, v in d.items():
+        out[k] = float(f"{v:.4g}") if isinstance(v, float) else v
+    print(json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------------------------ matmul
+
+def bench_matmul(args):
+    cases = []
+    for label, tokens in (("unmasked", 257), ("masked90", 33)):
+        m = 16 * tokens
+        cases += [(f"qkv_{label}", m, 512, 1536), (f"proj_{label}", m, 512, 512),
+                  (f"fc1_{label}", m, 512, 2048), (f"fc2_{label}", m, 2048, 512),
+                  (f"skip_linear_{label}", m, 1024, 512)]
+    for s in ((256, 1024) if args.quick else (256, 512, 1024, 2048)):
+        cases.append((f"square_{s}", s, s, s))
+    g = torch.Generator().manual_seed(0)
+    for name, m, k, n in cases:
+        x = torch.randn(m, k, generator=g)
+        w = torch.randn(n, k, generator=g)                      # (out, in): x W^T
+        flops = 2.0 * m * n * k
+        reps = max(5, min(50, int(2e10 / flops)))
+        with torch.no_grad():
+            ms = median_ms(lambda: F.linear(x, w), warmup=1, reps=reps)
+        emit({"name": f"matmul_{name}", "shape": f"({m}x{k})x({k}x{n})^T", "threads": args.threads,
+              "median_ms": ms, "gflops": flops / ms / 1e6})
+
+
+# --------------------------------------------------------------------------------------- attention
+
+def bench_attention(args):
+    cases = [(16, 8, 257, 64), (16, 8, 33, 64), (64, 8, 65, 64), (4, 12, 417, 64)]
+    if not args.quick:
+        cases.append((1, 12, 4097, 64))
+    g = torch.Generator().manual_seed(1)
+    for b, nh, t, hs in cases:
+        q, k, v, up = (torch.randn(b, nh, t, hs, generator=g) for _ in range(4))
+        fl = 4.0 * b * nh * t * t * hs
+        reps = max(3, min(20, int(3e9 / fl)))
+        with torch.no_grad():
+            fwd = median_ms(lambda: F.scaled_dot_product_attention(q, k, v), warmup=1, reps=reps)
+        qg, kg, vg = (a.clone().requires_grad_(True) for a in (q, k, v))
+
+        def fwd_bwd():
+            for a in (qg, kg, vg):
+                a.grad = None
+            F.scaled_dot_product_attention(qg, kg, vg).backward(up)
+
+        fb = median_ms(fwd_bwd, warmup=1, reps=reps)
+        emit({"name": "attention", "shape": f"({b}, {nh}, {t}, {hs})", "threads": args.threads,
+              "median_ms": fwd, "gflops": fl / fwd / 1e6, "fwd_bwd_ms": fb,
+              "fwd_bwd_gflops": 3.5 * fl / fb / 1e6, "peak_rss_mb": peak_rss_mb()})
+
+
+# -------------------------------------------------------------------------------------------- step
+
+STEP_CASES = {
+    # name: (config name, config, batch, mask kind, ratio, block)
+    "step_tiny_unmasked": ("tiny", mt.TINY, 32, None, 0.0, 1),
+    "step_tiny_block4_90": ("tiny", mt.TINY, 32, "block", 0.9, 4),
+    "step_small_unmasked": ("small", mt.SMALL, 16, None, 0.0, 1),
+    "step_small_block4_90": ("small", mt.SMALL, 16, "block", 0.9, 4),
+    "sample_step_small": ("small", mt.SMALL, 16, "sample", 0.0, 1),
+}
+
+
+def config_string(name):
+    label, cfg, batch, kind, ratio, block = STEP_CASES[name]
+    h, w = cfg.image_hw
+    px = f"{h}px" if h == w else f"{h}x{w}px"
+    tail = {None: "unmasked", "sample": "ddim eta1"}.get(kind, f"{kind}{block} r{ratio}")
+    return f"{label} {px} b{batch} {tail}"
+
+
+def run_step_case(name, args):
+    label, cfg, batch, kind, ratio, block = STEP_CASES[name]
+    torch.manual_seed(0)
+    model = mt.MaskedUViT(cfg, use_sdpa=(args.attn == "sdpa"))
+    sched = mt.Schedule(mt.linear_betas(1000))
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    h, w = cfg.image_hw
+    x0 = torch.rand(batch, cfg.in_chans, h, w, generator=gen) * 2 - 1
+    warmup, reps = (1, 3) if args.quick else (2, 5)
+    visible = cfg.num_patches
+    if kind == "sample":
+        x = torch.randn(batch, cfg.in_chans, h, w, generator=gen)
+        times = mt.ddim_times(1000, 250)
+
+        def step():
+            with torch.inference_mode():
+                t = torch.full((batch,), times[0], dtype=torch.long)
+                eps = model(x, t)
+                sched.ddim_update(x, times[0], times[1], eps)
+
+        flops = mt.forward_flops(cfg, batch, visible)
+    else:
+        opt = mt.make_optimizer(model)
+        ema = mt.make_ema(model, beta=0.999)
+        ema.update()                          # initialise the EMA copy
+        ema.step.fill_(10_000)                # then measure the steady-state lerp, not the early copies
+        if kind == "block":
+            visible = mt.visible_count("block", cfg.grid, ratio, block)
+        masks = iter([mt.batch_mask([mt.block_mask(cfg.grid, ratio, block, rng) for _ in range(batch)])
+                      if kind == "block" else None for _ in range(warmup + reps)])
+
+        def step():
+            mt.train_step(model, opt, ema, sched, x0, next(masks), gen)
+
+        flops = 3.0 * mt.forward_flops(cfg, batch, visible)
+    ms = median_ms(step, warmup=warmup, reps=reps)
+    emit({"name": name, "config": config_string(name), "threads": args.threads, "median_ms": ms,
+          "gflops": flops / ms / 1e6, "tokens": visible + 1, "params": mt.count_parameters(model),
+          "attention": args.attn, "peak_rss_mb": peak_rss_mb()})
+
+
+def bench_step(args):
+    names = [args.case] if args.case else list(STEP_CASES)
+    for name in names:
+        if args.no_isolate or args.case:
+            run_step_case(name, args)
+            continue
+        cmd = [sys.executable, os.path.abspath(__file__), "step", "--case", name, "--threads", str(args.threads),
+               "--attn", args.attn] + (["--quick"] if args.quick else [])
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(r.stdout)
+        sys.stdout.flush()
+        if r.returncode != 0:
+            sys.exit(f"step case {name} failed with exit code {r.returncode}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "all"])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attn", choices=["sdpa", "vanilla"], default="sdpa",
+                    help="attention in the step cases: sdpa (fastest) or vanilla (the reference's CPU path)")
+    ap.add_argument("--no-isolate", action="store_true", help="run step cases in this process")
+    ap.add_argument("--case", choices=list(STEP_CASES), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.suite in ("matmul", "all"):
+        bench_matmul(args)
+    if args.suite in ("attention", "all"):
+        bench_attention(args)
+    if args.suite in ("step", "all"):
+        bench_step(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+// AVX2 + FMA GEMM kernel: 6x16 micro-tile (12 ymm accumulators, 2 B vectors, 1 broadcast).
+// Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
+#include <immintrin.h>
+#include "gemm_internal.h"
+
+#define MK_NAME mdm_microkernel_avx2
+#define MK_TARGET "avx2,fma"
+#define MK_MR 6
+#define MK_W 8
+#define MK_VEC __m256
+#define MK_ZERO() _mm256_setzero_ps()
+#define MK_LOAD(p) _mm256_load_ps(p)
+#define MK_LOADU(p) _mm256_loadu_ps(p)
+#define MK_STORE(p, v) _mm256_store_ps(p, v)
+#define MK_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define MK_SET1(x) _mm256_set1_ps(x)
+#define MK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define MK_MUL(a, b) _mm256_mul_ps(a, b)
+#include "gemm_microkernel_template.h"
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/// Transposes the 8x8 block rows[0..8][0..8] in registers: out[q][l] = rows[l][q].
+AVX2 static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     // a0 b0 a1 b1 | a4 b4 a5 b5
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); // a2 b2 a3 b3 | a6 b6 a7 b7
+    }
+    for (int h = 0; h < 2; h++) {  // h = 0: rows 0-3, h = 1: rows 4-7
+        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);     // column 0 | 4
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);     // column 1 | 5
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44); // column 2 | 6
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE); // column 3 | 7
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+        r[q + 4] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+    }
+}
+
+/// Stores the first `w` (1 to 8) floats of v.
+AVX2 static inline void store_w(float *d, __m256 v, int w) {
+    if (w == 8) { _mm256_storeu_ps(d, v); return; }
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    if (w == 6) {
+        _mm_storeu_ps(d, lo);
+        _mm_storel_pi((__m64 *)(d + 4), hi);
+        return;
+    }
+    _Alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < w; i++) d[i] = t[i];
+}
+
+/// Copies `w` contiguous floats.
+AVX2 static inline void copy_w(float *d, const float *s, int w) {
+    int l = 0;
+    for (; l + 8 <= w; l += 8) _mm256_storeu_ps(d + l, _mm256_loadu_ps(s + l));
+    if (l + 4 <= w) { _mm_storeu_ps(d + l, _mm_loadu_ps(s + l)); l += 4; }
+    for (; l < w; l++) d[l] = s[l];
+}
+
+/// Vectorised packer (see mdm_packer), also used by the AVX-512 kernel: full panels with a unit
+/// stride are vectorised (contiguous lines are copied, contiguous depth is transposed 8x8 at a
+/// time); ragged panels and other layouts take the generic path.
+AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
+    if (ls == 1 && n >= w) {
+        // Contiguous lines: walk each depth row once across all full panels (reads stay
+        // sequential), then leave the ragged last panel to the loop below.
+        int full = n / w;
+        for (int p = 0; p < kc; p++) {
+            const float *sp = src + (long)p * ps;
+            if (p + 4 < kc) __builtin_prefetch(sp + 4 * ps, 0, 3);
+            for (int i = 0; i < full; i++) copy_w(dst + ((long)i * kc + p) * w, sp + i * w, w);
+        }
+        src += (long)full * w;
+        dst += (long)full * kc * w;
+        n -= full * w;
+    }
+    for (int l0 = 0; l0 < n; l0 += w, dst += (long)kc * w) {
+        const float *s = src + (long)l0 * ls;
+        int lines = n - l0 < w ? n - l0 : w;
+        if (lines < w || ps != 1) {
+            mdm_pack_generic(s, ls, ps, lines, kc, w, dst);
+        } else {
+            // Each line is contiguous in depth: transpose groups of 8 lines (a smaller last group
+            // repeats its last line to fill the 8 and does not store the extra lanes).
+            for (int g = 0; g < w; g += 8) {
+                int gw = w - g < 8 ? w - g : 8;
+                const float *row[8];
+                for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < gw ? l : gw - 1)) * ls;
+                int p = 0;
+                // Lines are short runs (kc floats) at a large stride, too short for the hardware
+                // prefetcher to lock on: fetch the next panel's lines one panel ahead.
+                int prefetch = l0 + 2 * w <= n;
+                for (; p + 8 <= kc; p += 8) {
+                    if (prefetch && p % 16 == 0) {
+                        for (int l = 0; l < gw; l++) __builtin_prefetch(row[l] + (long)w * ls + p, 0, 3);
+                    }
+                    __m256 r[8];
+                    for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(row[l] + p);
+                    transpose8(r);
+                    for (int q = 0; q < 8; q++) store_w(dst + (long)(p + q) * w + g, r[q], gw);
+                }
+                for (; p < kc; p++) {
+                    for (int l = 0; l < gw; l++) dst[(long)p * w + g + l] = row[l][p];
+                }
+            }
+        }
+    }
+}
+
+const mdm_gemm_config mdm_gemm_config_avx2 = {
+    .mr = 6, .nr = 16, .mc = 144, .kc = 256, .nc = 4096,
+    .kernel = mdm_microkernel_avx2, .pack = mdm_pack_avx2,
+};

@@ -1,0 +1,176 @@
+// GEMM driver: run-time dispatch, cache blocking and the loops around the micro-kernel.
+//
+// Loop nest (Goto / BLIS order), for C (M, N) += op(A) (M, K) op(B) (K, N):
+//   jc over N by nc:   pc over K by kc:   pack op(B)[pc.., jc..] (kc, nc) into (kc, nr) panels
+//     ic over M by mc: pack op(A)[ic.., pc..] (mc, kc) into (mr, kc) panels
+//       jr over nc by nr: ir over mc by mr: micro-kernel on one (mr, nr) tile of C
+// The first kc block applies the caller's beta; later ones accumulate (beta 1). Block sizes are
+// balanced (a 300-deep K becomes two 150-deep blocks, not 256 + 44).
+#include "CKernels.h"
+#include "gemm_internal.h"
+
+static int has(int isa) {
+    __builtin_cpu_init();
+    switch (isa) {
+    case MASKDM_GEMM_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MASKDM_GEMM_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("fma");
+    default:
+        return 0;
+    }
+}
+
+int maskdm_gemm_isa_supported(int isa) { return has(isa); }
+int maskdm_gemm_has_avx512(void) { return has(MASKDM_GEMM_ISA_AVX512); }
+
+int maskdm_gemm_best_isa(void) {
+    if (has(MASKDM_GEMM_ISA_AVX512)) return MASKDM_GEMM_ISA_AVX512;
+    if (has(MASKDM_GEMM_ISA_AVX2)) return MASKDM_GEMM_ISA_AVX2;
+    return MASKDM_GEMM_ISA_NONE;
+}
+
+static const mdm_gemm_config *config(int isa) {
+    switch (isa) {
+    case MASKDM_GEMM_ISA_AVX2: return &mdm_gemm_config_avx2;
+    case MASKDM_GEMM_ISA_AVX512: return &mdm_gemm_config_avx512;
+    default: return 0;
+    }
+}
+
+void maskdm_gemm_micro_tile(int isa, int *mr, int *nr) {
+    const mdm_gemm_config *cfg = config(isa);
+    *mr = cfg ? cfg->mr : 0;
+    *nr = cfg ? cfg->nr : 0;
+}
+
+static long round_up(long x, long m) { return (x + m - 1) / m * m; }
+
+/// Even split of `n` into blocks of at most `limit`, rounded up to a multiple of `unit`.
+static int balanced(int n, int limit, int unit) {
+    if (n <= 0) return unit;
+    long blocks = (n + limit - 1) / limit;
+    long size = round_up((n + blocks - 1) / blocks, unit);
+    return (int)(size < limit ? size : limit);
+}
+
+typedef struct { int mc, nc, kc; long b_floats, a_floats; } blocking;
+
+static blocking block_sizes(const mdm_gemm_config *cfg, int M, int N, int K) {
+    blocking b;
+    b.mc = balanced(M, cfg->mc, cfg->mr);
+    b.nc = balanced(N, cfg->nc, cfg->nr);
+    b.kc = balanced(K, cfg->kc, 1);
+    b.b_floats = round_up((long)b.kc * b.nc, 16);
+    b.a_floats = round_up((long)b.kc * b.mc, 16);
+    return b;
+}
+
+size_t maskdm_sgemm_workspace_size(int M, int N, int K) {
+    long most = 0;
+    const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512};
+    for (int i = 0; i < 2; i++) {
+        blocking b = block_sizes(all[i], M, N, K);
+        long need = b.b_floats + b.a_floats;
+        if (need > most) most = need;
+    }
+    return (size_t)most + 16;
+}
+
+/// C = beta C without reading C when beta is 0.
+static void scale_c(int M, int N, float beta, float *C, long ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0) {
+            for (int j = 0; j < N; j++) c[j] = 0;
+        } else if (beta != 1) {
+            for (int j = 0; j < N; j++) c[j] *= beta;
+        }
+    }
+}
+
+/// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it;
+/// otherwise each is packed into the workspace just before use.
+static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, const float *packedB, float beta,
+                 float *C, int ldc, float *workspace) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); return; }
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg) return;
+    blocking bs = block_sizes(cfg, M, N, K);
+    float *bpack = workspace;
+    float *apack = workspace + bs.b_floats;
+    long npad = round_up(N, cfg->nr);
+    // op(A)(i, p) = A[i * a_rs + p * a_cs];  op(B)(p, j) = B[p * b_rs + j * b_cs].
+    long a_rs = transA ? 1 : lda, a_cs = transA ? lda : 1;
+    long b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
+    for (int jc = 0; jc < N; jc += bs.nc) {
+        int nc = N - jc < bs.nc ? N - jc : bs.nc;
+        for (int pc = 0; pc < K; pc += bs.kc) {
+            int kc = K - pc < bs.kc ? K - pc : bs.kc;
+            float beta_block = pc == 0 ? beta : 1.0f;
+            const float *bblock = bpack;
+            if (packedB) {
+                bblock = packedB + pc * npad + (long)jc * kc;
+            } else {
+                // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
+                cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
+            }
+            for (int ic = 0; ic < M; ic += bs.mc) {
+                int mc = M - ic < bs.mc ? M - ic : bs.mc;
+                // A block: lines are rows i (stride a_rs), depth is p (stride a_cs).
+                cfg->pack(A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, cfg->mr, apack);
+                for (int jr = 0; jr < nc; jr += cfg->nr) {
+                    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
+                    const float *bp = bblock + (long)jr * kc;
+                    for (int ir = 0; ir < mc; ir += cfg->mr) {
+                        int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
+                        float *c = C + (long)(ic + ir) * ldc + jc + jr;
+                        cfg->kernel(kc, apack + (long)ir * kc, bp, c, ldc, alpha, beta_block, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc, float *workspace) {
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, workspace);
+}
+
+void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta,
+                        float *C, int ldc, float *workspace) {
+    maskdm_sgemm_block_isa(maskdm_gemm_best_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
+                           beta, C, ldc, workspace);
+}
+
+size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || N <= 0 || K <= 0) return 16;
+    return (size_t)(round_up(N, cfg->nr) * K) + 16;
+}
+
+void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
+                         float *packedB) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || K <= 0 || j1 <= j0) return;
+    int kcb = balanced(K, cfg->kc, 1);
+    long npad = round_up(N, cfg->nr);
+    long b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
+    for (int pc = 0; pc < K; pc += kcb) {
+        int kc = K - pc < kcb ? K - pc : kcb;
+        cfg->pack(B + pc * b_rs + j0 * b_cs, b_cs, b_rs, j1 - j0, kc, cfg->nr,
+                  packedB + pc * npad + (long)j0 * kc);
+    }
+}
+
+void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *packedB, float beta,
+                           float *C, int ldc, float *workspace) {
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, beta, C, ldc, workspace);
+}

@@ -1,0 +1,34 @@
+// Internal interface of the GEMM kernels: blocking parameters and the per-ISA entry points.
+#ifndef MASKDM_GEMM_INTERNAL_H
+#define MASKDM_GEMM_INTERNAL_H
+#include <stddef.h>
+
+/// Micro-kernel: C[0..mr, 0..nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C not read).
+/// `a` is a packed (kc, MR) panel, `b` a packed (kc, NR) panel, both 64-byte aligned; C is
+/// row-major with row stride ldc; mr <= MR and nr <= NR select the valid part of the tile.
+typedef void (*mdm_microkernel)(long kc, const float *a, const float *b, float *c, long ldc,
+                                float alpha, float beta, int mr, int nr);
+
+/// Packs `n` lines of `kc` values into micro-panels of `w` lines each, laid out [panel][p][w],
+/// zero-padding the last panel. Element (line l, depth p) is at src[l * ls + p * ps].
+typedef void (*mdm_packer)(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+
+/// One instruction set's kernel and blocking.
+typedef struct {
+    int mr, nr;              // micro-tile
+    int mc, kc, nc;          // cache blocks: A block (mc, kc) in L2, B block (kc, nc) in L3
+    mdm_microkernel kernel;
+    mdm_packer pack;         // used for A (w = mr) and B (w = nr)
+} mdm_gemm_config;
+
+/// Portable scalar packer (any w, any strides).
+void mdm_pack_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+
+/// Vectorised packer (AVX2; any w). Call only on CPUs with AVX2.
+void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+
+/// Configurations; defined in gemm_avx2.c and gemm_avx512.c.
+extern const mdm_gemm_config mdm_gemm_config_avx2;
+extern const mdm_gemm_config mdm_gemm_config_avx512;
+
+#endif

@@ -1,0 +1,69 @@
+// Micro-kernel template, included once per instruction set (gemm_avx2.c, gemm_avx512.c).
+//
+// The includer defines: MK_NAME (function name), MK_TARGET (target attribute string), MK_MR
+// (rows), MK_W (lanes per vector; the tile is MK_MR x 2*MK_W), MK_VEC (vector type) and the
+// operations MK_ZERO(), MK_LOAD(p) (aligned), MK_LOADU(p), MK_STORE(p) (aligned), MK_STOREU(p, v),
+// MK_SET1(x), MK_FMA(a, b, c) (a*b+c), MK_MUL(a, b).
+//
+// Per depth step p the kernel loads two vectors of the packed B panel (row p, NR = 2*MK_W
+// columns), broadcasts each of the MK_MR packed A values of column p and issues 2*MK_MR FMAs
+// into register accumulators; the tile of C is read (if beta != 0) and written once at the end.
+
+__attribute__((target(MK_TARGET)))
+static void MK_NAME(long kc, const float *restrict a, const float *restrict b, float *restrict c,
+                    long ldc, float alpha, float beta, int mr, int nr) {
+    // Start fetching the C tile now: it is touched only at the end, and is usually not cached.
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(c + r * ldc, 1, 3);
+        __builtin_prefetch(c + r * ldc + 2 * MK_W - 1, 1, 3);
+    }
+    MK_VEC lo[MK_MR], hi[MK_MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MK_MR; r++) { lo[r] = MK_ZERO(); hi[r] = MK_ZERO(); }
+#pragma clang loop unroll_count(4)
+    for (long p = 0; p < kc; p++) {
+        __builtin_prefetch(a + 16 * MK_MR, 0, 3);  // the A panel streams from L2
+        MK_VEC b0 = MK_LOAD(b), b1 = MK_LOAD(b + MK_W);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MK_MR; r++) {
+            MK_VEC ar = MK_SET1(a[r]);
+            lo[r] = MK_FMA(ar, b0, lo[r]);
+            hi[r] = MK_FMA(ar, b1, hi[r]);
+        }
+        a += MK_MR;
+        b += 2 * MK_W;
+    }
+    MK_VEC va = MK_SET1(alpha), vb = MK_SET1(beta);
+    if (mr == MK_MR && nr == 2 * MK_W) {
+        if (beta == 0) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MK_MR; r++) {
+                MK_STOREU(c + r * ldc, MK_MUL(lo[r], va));
+                MK_STOREU(c + r * ldc + MK_W, MK_MUL(hi[r], va));
+            }
+        } else {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MK_MR; r++) {
+                MK_STOREU(c + r * ldc, MK_FMA(lo[r], va, MK_MUL(vb, MK_LOADU(c + r * ldc))));
+                MK_STOREU(c + r * ldc + MK_W, MK_FMA(hi[r], va, MK_MUL(vb, MK_LOADU(c + r * ldc + MK_W))));
+            }
+        }
+        return;
+    }
+    // Ragged tile: spill alpha * acc, then update only the valid (mr, nr) corner of C.
+    _Alignas(64) float tile[MK_MR * 2 * MK_W];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MK_MR; r++) {
+        MK_STORE(tile + r * 2 * MK_W, MK_MUL(lo[r], va));
+        MK_STORE(tile + r * 2 * MK_W + MK_W, MK_MUL(hi[r], va));
+    }
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        const float *tr = tile + r * 2 * MK_W;
+        if (beta == 0) {
+            for (int j = 0; j < nr; j++) cr[j] = tr[j];
+        } else {
+            for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];
+        }
+    }
+}

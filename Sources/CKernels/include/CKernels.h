@@ -1,0 +1,77 @@
+// Single-threaded fp32 GEMM kernels with run-time instruction-set dispatch.
+//
+// `maskdm_sgemm_block` computes a row-major C = alpha op(A) op(B) + beta C on one block, Goto
+// style: panels of op(B) and op(A) are packed into a caller-provided workspace and a
+// register-blocked micro-kernel (broadcast + FMA into vector accumulators) walks them. The SIMD code
+// is compiled with per-function target attributes, so the library builds with default flags and
+// picks AVX-512 or AVX2+FMA at run time; when neither is present the caller must use another GEMM
+// (the Swift wrapper falls back to OpenBLAS). Threading is the caller's job: split C into disjoint
+// blocks and give each its own workspace.
+#ifndef MASKDM_CKERNELS_H
+#define MASKDM_CKERNELS_H
+#include <stddef.h>
+
+/// Kernel instruction sets, in increasing order of preference.
+typedef enum {
+    MASKDM_GEMM_ISA_NONE = 0,    ///< no supported SIMD: use another GEMM
+    MASKDM_GEMM_ISA_AVX2 = 1,    ///< AVX2 + FMA, 256-bit vectors, 6x16 micro-tile
+    MASKDM_GEMM_ISA_AVX512 = 2,  ///< AVX-512F/VL, 512-bit vectors, 14x32 micro-tile
+} maskdm_gemm_isa;
+
+/// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
+int maskdm_gemm_best_isa(void);
+
+/// 1 when the CPU supports AVX-512F (and so the AVX-512 kernel), else 0.
+int maskdm_gemm_has_avx512(void);
+
+/// 1 when `isa` is a kernel instruction set this CPU can run, else 0.
+int maskdm_gemm_isa_supported(int isa);
+
+/// Micro-tile rows (MR) and columns (NR) of the kernel for `isa` (0 and 0 for NONE).
+/// Splitting C at multiples of these keeps every block's tiles full.
+void maskdm_gemm_micro_tile(int isa, int *mr, int *nr);
+
+/// Floats of workspace `maskdm_sgemm_block` needs for an (M, N, K) block, for any instruction set.
+/// The workspace must be 64-byte aligned.
+size_t maskdm_sgemm_workspace_size(int M, int N, int K);
+
+/// C = alpha op(A) op(B) + beta C, row-major, single-threaded, with the best instruction set.
+///
+/// op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when transA != 0.
+/// op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when transB != 0.
+/// C is (M, N) with row stride ldc. beta == 0 never reads C (it may hold NaN); alpha == 0 or
+/// K == 0 never reads A or B. `workspace` holds `maskdm_sgemm_workspace_size(M, N, K)` floats,
+/// 64-byte aligned. Requires `maskdm_gemm_best_isa() != MASKDM_GEMM_ISA_NONE`.
+void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta,
+                        float *C, int ldc, float *workspace);
+
+/// `maskdm_sgemm_block` with an explicit instruction set (tests compare the kernels); `isa` must
+/// satisfy `maskdm_gemm_isa_supported`.
+void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc, float *workspace);
+
+/// Floats of a buffer holding all of op(B) (K, N) packed for `isa` (see maskdm_sgemm_pack_b).
+size_t maskdm_sgemm_packed_b_size(int isa, int N, int K);
+
+/// Packs columns [j0, j1) of op(B) (K, N) into `packedB` (maskdm_sgemm_packed_b_size floats,
+/// 64-byte aligned) in the layout `maskdm_sgemm_packed_b` reads. j0 must be a multiple of the
+/// kernel's NR and j1 a multiple of NR or N, so threads can pack disjoint column ranges of one
+/// buffer concurrently. B is (K, N) with row stride ldb, or (N, K) when transB != 0.
+void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
+                         float *packedB);
+
+/// `maskdm_sgemm_block_isa` with op(B) already packed by `maskdm_sgemm_pack_b` (all N columns), so
+/// threads computing different row blocks of C share one packed B instead of each packing it.
+/// Same workspace as maskdm_sgemm_block.
+void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *packedB, float beta,
+                           float *C, int ldc, float *workspace);
+
+/// Test hook: packs panels of every width the kernels use (including AVX-512's) with the
+/// vectorised packer and the portable one and returns the number of differing floats (0 = pass),
+/// or -1 when the CPU lacks AVX2.
+int maskdm_gemm_pack_self_test(void);
+
+#endif

@@ -1,0 +1,239 @@
+import Foundation
+import Tensor
+
+/// The PNG and JPEG files under a folder, found recursively (extensions `png`, `jpg`, `jpeg`,
+/// any case; hidden files and folders skipped), in sorted relative-path order.
+///
+/// ```swift
+/// let folder = try ImageFolder(URL(fileURLWithPath: "samples"))
+/// let (images, failures) = folder.loadImages(0..<folder.count)
+/// ```
+public struct ImageFolder: Sendable {
+    /// One listed file.
+    public struct Entry: Sendable, Equatable {
+        /// The path relative to the folder (`a/b.png`).
+        public let path: String
+        /// Size in bytes.
+        public let size: Int
+        /// Modification time, seconds since 1970.
+        public let modified: Double
+    }
+
+    /// File extensions that are listed (lower case).
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    /// The folder.
+    public let root: URL
+    /// The image files, sorted by relative path.
+    public let entries: [Entry]
+
+    /// Number of listed files.
+    public var count: Int { entries.count }
+
+    /// Lists the image files under `root`.
+    /// - Throws: ``ImageIOError/unreadableFile(path:reason:)`` when `root` is not a readable folder.
+    public init(_ root: URL) throws(ImageIOError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .unreadableFile(path: root.path, reason: "not a folder")
+        }
+        let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey]
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: keys,
+                                                          options: [.skipsHiddenFiles]) else {
+            throw .unreadableFile(path: root.path, reason: "not a readable folder")
+        }
+        let base = root.standardizedFileURL.path
+        var entries: [Entry] = []
+        for case let url as URL in walker where ImageFolder.extensions.contains(url.pathExtension.lowercased()) {
+            let values = try? url.resourceValues(forKeys: Set(keys))
+            guard values?.isRegularFile ?? false else { continue }
+            var path = url.standardizedFileURL.path
+            if path.hasPrefix(base + "/") { path.removeFirst(base.count + 1) }
+            entries.append(Entry(path: path, size: values?.fileSize ?? 0,
+                                 modified: values?.contentModificationDate?.timeIntervalSince1970 ?? 0))
+        }
+        self.root = root
+        self.entries = entries.sorted { $0.path < $1.path }
+    }
+
+    /// The URL of entry `index`.
+    public func url(_ index: Int) -> URL { root.appendingPathComponent(entries[index].path) }
+
+    /// A 64-bit FNV-1a hash of every entry's relative path, size and modification time: it
+    /// changes when a file is added, removed, renamed, resized or rewritten (file bytes are not read).
+    public var fingerprint: UInt64 {
+        var hash = FNV1a()
+        for e in entries {
+            hash.add(e.path)
+            hash.add("\u{0}\(e.size)\u{0}\(e.modified.bitPattern)\n")
+        }
+        return hash.value
+    }
+
+    /// Decodes the files `range` (in parallel); files that cannot be read or decoded are left
+    /// out and reported in `failures` (one message each, naming the file).
+    public func loadImages(_ range: Range<Int>) -> (images: [Image], failures: [String]) {
+        let results = ResultSlots<Result<Image, ImageIOError>>(count: range.count)
+        parallelFor(range.count) { part in
+            for i in part {
+                do throws(ImageIOError) {
+                    results.set(i, .success(try Image(contentsOf: url(range.lowerBound + i))))
+                } catch {
+                    results.set(i, .failure(error))
+                }
+            }
+        }
+        var images: [Image] = [], failures: [String] = []
+        for result in results.values {
+            switch result {
+            case let .success(image): images.append(image)
+            case let .failure(error): failures.append(error.description)
+            case nil: break
+            }
+        }
+        return (images, failures)
+    }
+}
+
+extension ImageFolder {
+    /// The URLs of all listed files, in listing order.
+    public var files: [URL] { entries.indices.map(url) }
+
+    /// Decodes the files at `indices` in parallel as RGB images (alpha composited on white),
+    /// resized (short side, then centre crop) to `size` x `size` when given; failures are nil.
+    public func load(_ indices: [Int], size: Int?) -> [Image?] {
+        let results = ResultSlots<Image>(count: indices.count)
+        parallelFor(indices.count, grain: 4) { r in
+            for i in r {
+                guard let img = try? Image(contentsOf: url(indices[i])) else { continue }
+                var rgb = img.composited(on: (255, 255, 255))
+                if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
+                results.set(i, rgb)
+            }
+        }
+        return results.values
+    }
+
+    /// Every image decoded and resized (for small folders); unreadable files are skipped, with
+    /// their number in `skipped`. Throws if the folder has no image files or none could be read.
+    public func loadAll(size: Int?) throws(ImageIOError) -> (images: [Image], skipped: Int) {
+        guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
+        let images = load(Array(entries.indices), size: size).compactMap { $0 }
+        guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(count) image files could be decoded") }
+        return (images, count - images.count)
+    }
+}
+
+/// Per-index result slots written from ``parallelFor(_:grain:_:)`` chunks (disjoint indices).
+final class ResultSlots<T>: @unchecked Sendable {
+    // @unchecked Sendable: each index is written by exactly one chunk through the raw buffer
+    // (no Swift property access, so no exclusivity conflict), and read only after parallelFor returns.
+    private let slots: UnsafeMutablePointer<T?>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: Swift.max(count, 1))
+        slots.initialize(repeating: nil, count: count)
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func set(_ index: Int, _ value: T) {
+        precondition(index >= 0 && index < count, "ResultSlots: index \(index) out of 0..<\(count)")
+        slots[index] = value
+    }
+
+    var values: [T?] { Array(UnsafeBufferPointer(start: slots, count: count)) }
+}
+
+/// The 64-bit FNV-1a hash (a cache key, not a cryptographic hash).
+public struct FNV1a: Sendable {
+    /// The running hash.
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    /// Hashes the UTF-8 bytes of `text`.
+    public mutating func add(_ text: String) {
+        for byte in text.utf8 {
+            value ^= UInt64(byte)
+            value = value &* 0x0000_0100_0000_01b3
+        }
+    }
+}
+
+/// Batches from an ``ImageFolder`` for training: shuffled per epoch by seed, optional horizontal
+/// flips, decoded on worker threads one batch ahead of the consumer.
+///
+/// ```swift
+/// let loader = try BatchLoader(folder: ImageFolder(url), batchSize: 64, size: 64, seed: 0, flipProbability: 0.5)
+/// let x = try loader.next()       // (64, 3, 64, 64) in [-1, 1]
+/// ```
+public final class BatchLoader: @unchecked Sendable {
+    // @unchecked Sendable: state is touched only under `lock` or by the one prefetch task in flight.
+    public let folder: ImageFolder
+    public let batchSize: Int
+    public let size: Int
+    public let flipProbability: Double
+    /// Files skipped so far because they could not be decoded.
+    public private(set) var skipped = 0
+    private var rng: RandomGenerator
+    private var order: [Int] = []
+    private var cursor = 0
+    private var pending: DispatchWorkItem?
+    private var prefetched: Result<Tensor, ImageIOError>?
+    private let lock = NSLock()
+    private let queue = DispatchQueue(label: "maskdm.batchloader")
+
+    public init(folder: ImageFolder, batchSize: Int, size: Int, seed: UInt64, flipProbability: Double = 0) throws(ImageIOError) {
+        precondition(batchSize > 0 && size > 0, "BatchLoader: batch size and image size must be positive")
+        guard folder.count > 0 else { throw .unreadableFile(path: folder.root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
+        self.folder = folder; self.batchSize = batchSize; self.size = size; self.flipProbability = flipProbability
+        rng = RandomGenerator(seed: seed)
+        prefetch()
+    }
+
+    /// The next batch (B, 3, size, size) in [-1, 1]; the following one starts decoding at once.
+    public func next() throws(ImageIOError) -> Tensor {
+        pending?.wait()
+        let result = lock.withLock { prefetched }
+        prefetch()
+        switch result {
+        case .success(let t): return t
+        case .failure(let e): throw e
+        case nil: throw .unreadableFile(path: folder.root.path, reason: "loader produced no batch")
+        }
+    }
+
+    private func prefetch() {
+        // Choose indices and flips on the caller's thread so the stream depends only on the seed.
+        var picks: [Int] = [], flips: [Bool] = []
+        for _ in 0..<batchSize {
+            if cursor == order.count { order = Array(folder.entries.indices).shuffled(using: &rng); cursor = 0 }
+            picks.append(order[cursor]); cursor += 1
+            flips.append(flipProbability > 0 && rng.nextUniformDouble() < flipProbability)
+        }
+        let work = DispatchWorkItem { [self] in
+            let imgs = folder.load(picks, size: size)
+            let good = imgs.enumerated().compactMap { i, im in im.map { flips[i] ? $0.flippedHorizontally() : $0 } }
+            let result: Result<Tensor, ImageIOError>
+            if good.isEmpty {
+                result = .failure(.unreadableFile(path: folder.root.path, reason: "a whole batch of \(picks.count) files could not be decoded"))
+            } else {
+                // Refill the holes with decodable images of this batch so the batch stays full.
+                let filled = (0..<picks.count).map { good[$0 % good.count] }
+                result = .success(Image.batch(filled))
+            }
+            lock.withLock {
+                skipped += picks.count - good.count
+                prefetched = result
+            }
+        }
+        pending = work
+        queue.async(execute: work)
+    }
+}

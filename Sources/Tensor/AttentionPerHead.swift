@@ -1,0 +1,126 @@
+import Foundation
+
+// Attention with the heads spread over threads: every (batch, head) pair runs on one thread with
+// single-threaded SIMD GEMMs (``Gemm/serial``), so small heads (T = 33, 65) cost no thread
+// hand-offs per GEMM. Same maths and the same blockwise O(T) scratch as the serial-head path.
+
+extension Kernels {
+    /// Per-thread buffers: probabilities and their gradient for one query block, and GEMM packing space.
+    struct AttentionScratch {
+        let storage: TensorStorage
+        let p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>, gemm: UnsafeMutablePointer<Float>
+        init(_ s: AttentionShape) {
+            let br = s.blockRows, t = s.tokens, hs = s.headSize
+            let g = [Gemm.serialWorkspaceSize(m: br, n: t, k: hs), Gemm.serialWorkspaceSize(m: br, n: hs, k: t),
+                     Gemm.serialWorkspaceSize(m: t, n: hs, k: br)].max() ?? 0
+            let pad = { (n: Int) in (n + 15) / 16 * 16 }
+            storage = TensorStorage(uninitializedCount: 2 * pad(br * t) + pad(g))
+            p = storage.base
+            dp = storage.base + pad(br * t)
+            gemm = storage.base + 2 * pad(br * t)
+        }
+    }
+
+    static func attentionForwardPerHead(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
+                                        out: AttentionOperand, lse: UnsafeMutablePointer<Float>?, shape s: AttentionShape) {
+        let t = s.tokens, hs = s.headSize, br = s.blockRows
+        let qs = SendablePointer(q.base), ks = SendablePointer(k.base), vs = SendablePointer(v.base), os = SendablePointer(out.base)
+        let ls = lse.map { SendablePointer($0) }
+        let (qo, ko, vo, oo) = (q, k, v, out)
+        parallelFor(s.batch * s.heads) { range in
+            let w = AttentionScratch(s)
+            withExtendedLifetime(w.storage) {
+                for bh in range {
+                    let b = bh / s.heads, h = bh % s.heads
+                    let qh = qs.base + b * qo.batchStride + h * qo.headStride
+                    let kh = ks.base + b * ko.batchStride + h * ko.headStride
+                    let vh = vs.base + b * vo.batchStride + h * vo.headStride
+                    let oh = os.base + b * oo.batchStride + h * oo.headStride
+                    var r0 = 0
+                    while r0 < t {
+                        let rows = Swift.min(br, t - r0)
+                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * qo.rowStride, lda: qo.rowStride,
+                                    b: kh, ldb: ko.rowStride, c: w.p, ldc: t, workspace: w.gemm)
+                        for i in 0..<rows {
+                            let row = w.p + i * t
+                            let l = softmaxRow(row, row, t, scale: s.scale)
+                            ls?[bh * t + r0 + i] = l
+                        }
+                        Gemm.serial(m: rows, n: hs, k: t, a: w.p, lda: t, b: vh, ldb: vo.rowStride,
+                                    c: oh + r0 * oo.rowStride, ldc: oo.rowStride, workspace: w.gemm)
+                        r0 += rows
+                    }
+                }
+            }
+        }
+    }
+
+    static func attentionBackwardPerHead(dout: AttentionOperand, q: AttentionOperand, k: AttentionOperand,
+                                         v: AttentionOperand, lse: UnsafePointer<Float>,
+                                         dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
+                                         shape s: AttentionShape) {
+        let t = s.tokens, hs = s.headSize, br = s.blockRows
+        let ops = (dout, q, k, v, dq, dk, dv)
+        let bases = (SendablePointer(dout.base), SendablePointer(q.base), SendablePointer(k.base), SendablePointer(v.base),
+                     SendablePointer(dq.base), SendablePointer(dk.base), SendablePointer(dv.base))
+        let lses = SendablePointer(lse)
+        parallelFor(s.batch * s.heads) { range in
+            let w = AttentionScratch(s)
+            withExtendedLifetime(w.storage) {
+                for bh in range {
+                    let b = bh / s.heads, h = bh % s.heads
+                    func at(_ base: SendablePointer<Float>, _ o: AttentionOperand) -> UnsafeMutablePointer<Float> {
+                        base.base + b * o.batchStride + h * o.headStride
+                    }
+                    let doh = at(bases.0, ops.0), qh = at(bases.1, ops.1), kh = at(bases.2, ops.2), vh = at(bases.3, ops.3)
+                    let dqh = at(bases.4, ops.4), dkh = at(bases.5, ops.5), dvh = at(bases.6, ops.6)
+                    var r0 = 0
+                    while r0 < t {
+                        let rows = Swift.min(br, t - r0)
+                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * ops.1.rowStride, lda: ops.1.rowStride,
+                                    b: kh, ldb: ops.2.rowStride, c: w.p, ldc: t, workspace: w.gemm)
+                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: doh + r0 * ops.0.rowStride, lda: ops.0.rowStride,
+                                    b: vh, ldb: ops.3.rowStride, c: w.dp, ldc: t, workspace: w.gemm)
+                        for i in 0..<rows {
+                            probabilityAndScoreGradient(p: w.p + i * t, dp: w.dp + i * t, t: t, scale: s.scale, lse: lses[bh * t + r0 + i])
+                        }
+                        Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
+                                    b: doh + r0 * ops.0.rowStride, ldb: ops.0.rowStride, beta: 1, c: dvh, ldc: ops.6.rowStride, workspace: w.gemm)
+                        Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, b: kh, ldb: ops.2.rowStride,
+                                    beta: 1, c: dqh + r0 * ops.4.rowStride, ldc: ops.4.rowStride, workspace: w.gemm)
+                        Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
+                                    b: qh + r0 * ops.1.rowStride, ldb: ops.1.rowStride, beta: 1, c: dkh, ldc: ops.5.rowStride, workspace: w.gemm)
+                        r0 += rows
+                    }
+                }
+            }
+        }
+    }
+
+    /// For one query row: `p = exp(scale * s - lse)` in place of the logits `s`, and
+    /// `dp = p * (dp - <p, dp>)` in place of `dp` (the softmax backward).
+    @inline(__always)
+    static func probabilityAndScoreGradient(p pr: UnsafeMutablePointer<Float>, dp dpr: UnsafeMutablePointer<Float>,
+                                            t: Int, scale: Float, lse ls: Float) {
+        let l = SIMD16<Float>(repeating: ls)
+        var j = 0
+        var dotv = SIMD16<Float>(repeating: 0)
+        while j + 16 <= t {
+            let e = FastMath.exp(UnsafeRawPointer(pr + j).loadUnaligned(as: SIMD16<Float>.self) * scale - l)
+            UnsafeMutableRawPointer(pr + j).storeBytes(of: e, as: SIMD16<Float>.self)
+            dotv += e * UnsafeRawPointer(dpr + j).loadUnaligned(as: SIMD16<Float>.self)
+            j += 16
+        }
+        var dot = dotv.sum()
+        while j < t { let e = Foundation.exp(pr[j] * scale - ls); pr[j] = e; dot += e * dpr[j]; j += 1 }
+        j = 0
+        let dv = SIMD16<Float>(repeating: dot)
+        while j + 16 <= t {
+            let pv = UnsafeRawPointer(pr + j).loadUnaligned(as: SIMD16<Float>.self)
+            let g = UnsafeRawPointer(dpr + j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(dpr + j).storeBytes(of: pv * (g - dv), as: SIMD16<Float>.self)
+            j += 16
+        }
+        while j < t { dpr[j] = pr[j] * (dpr[j] - dot); j += 1 }
+    }
+}

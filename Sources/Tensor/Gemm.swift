@@ -1,0 +1,207 @@
+import CKernels
+
+/// Fp32 matrix multiply on the library's own SIMD kernels (the `CKernels` C target), threaded
+/// over disjoint blocks of C with ``parallelFor(_:grain:_:)``.
+///
+/// A drop-in for ``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``: same
+/// labels, defaults and semantics. The kernel (AVX-512 or AVX2+FMA) is chosen at run time from
+/// the CPU; on a CPU with neither, calls go to OpenBLAS. Threads come from ``Parallel/threads``
+/// (not OpenBLAS's setting), so never call it from inside a `parallelFor` body.
+///
+/// ```swift
+/// // y (M, N) = x (M, K) W^T, W stored (N, K) as in PyTorch's Linear.
+/// Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x, b: w, c: y)
+/// ```
+public enum Gemm {
+    /// An instruction set of the GEMM kernels.
+    public enum InstructionSet: Int32, Sendable {
+        /// No supported SIMD: ``Gemm`` forwards to OpenBLAS.
+        case none = 0
+        /// AVX2 + FMA, 256-bit vectors, 6x16 micro-tile.
+        case avx2 = 1
+        /// AVX-512F/VL, 512-bit vectors, 14x32 micro-tile.
+        case avx512 = 2
+    }
+
+    /// The kernel this CPU runs (the best one it supports).
+    public static let instructionSet = InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
+
+    /// True when this CPU can run kernel `isa` (`.none` is never runnable).
+    public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }
+
+    /// Floats on which the vectorised packer differs from the portable one over every kernel's
+    /// panel widths (a self-test; -1 without AVX2).
+    static func packSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_self_test()) }
+
+    /// Products with fewer multiply-adds (m n k) than this run on one thread.
+    static let singleThreadWork = 64 * 64 * 64
+
+    /// Per-call packing buffers.
+    static let workspaces = GemmWorkspacePool(capacity: 2)
+
+    /// `C = alpha * op(A) op(B) + beta * C` for row-major matrices; `op` transposes when asked.
+    /// `A` is (M, K) after `op`, `B` is (K, N) after `op`, `C` is (M, N).
+    /// Leading dimensions default to tight packing of the stored (pre-`op`) matrices.
+    /// `beta == 0` never reads C (it may hold NaN); `alpha == 0` or `k == 0` never reads A or B.
+    public static func sgemm(transposeA: Bool = false, transposeB: Bool = false,
+                             m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int? = nil,
+                             b: UnsafePointer<Float>, ldb: Int? = nil,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        guard instructionSet != .none else {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        sgemm(instructionSet: instructionSet, threads: Parallel.threads,
+              transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on a given kernel
+    /// (which the CPU must support) and thread count.
+    static func sgemm(instructionSet isa: InstructionSet, threads: Int,
+                      transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int?, b: UnsafePointer<Float>, ldb: Int?,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "Gemm.sgemm: negative size m \(m), n \(n), k \(k)")
+        if m == 0 || n == 0 { return }
+        let la = lda ?? (transposeA ? m : k)
+        let lb = ldb ?? (transposeB ? k : n)
+        let lc = ldc ?? n
+        precondition(la >= (transposeA ? m : k) && lb >= (transposeB ? k : n) && lc >= n,
+                     "Gemm.sgemm: leading dimensions lda \(la), ldb \(lb), ldc \(lc) too small for "
+                     + "A \(transposeA ? "(\(k), \(m))" : "(\(m), \(k))"), "
+                     + "B \(transposeB ? "(\(n), \(k))" : "(\(k), \(n))"), C (\(m), \(n))")
+        precondition(max(m, n, k, la, lb, lc) <= Int(Int32.max), "Gemm.sgemm: sizes exceed Int32")
+        precondition(maskdm_gemm_isa_supported(isa.rawValue) != 0, "Gemm.sgemm: CPU lacks \(isa)")
+
+        let plan = GemmSplit(isa: isa, m: m, n: n, k: k, threads: threads)
+        let perChunk = (maskdm_sgemm_workspace_size(Int32(plan.maxRows), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
+        let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
+        let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
+        if plan.chunks > 1 && plan.byRows {
+            // Row blocks share one packed B: the threads pack disjoint column ranges of it, then
+            // each multiplies its rows of A by all of it (two passes: no barrier inside a pass).
+            let packed = (maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(k)) + 15) / 16 * 16
+            workspaces.withBuffer(floats: packed + perChunk * plan.chunks) { workspace in
+                let wp = SendablePointer(workspace)
+                parallelFor(plan.chunks) { range in
+                    for chunk in range {
+                        let columns = plan.packingColumns(chunk)
+                        maskdm_sgemm_pack_b(isa.rawValue, tb, Int32(n), Int32(k), bp.base, Int32(lb),
+                                            Int32(columns.lowerBound), Int32(columns.upperBound), wp.base)
+                    }
+                }
+                parallelFor(plan.chunks) { range in
+                    for chunk in range {
+                        let rows = plan.block(chunk).rows
+                        if rows.isEmpty { continue }
+                        maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(k), alpha,
+                                              ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la), wp.base,
+                                              beta, cp + rows.lowerBound * lc, Int32(lc),
+                                              wp + packed + chunk * perChunk)
+                    }
+                }
+            }
+            return
+        }
+        workspaces.withBuffer(floats: perChunk * plan.chunks) { workspace in
+            let wp = SendablePointer(workspace)
+            parallelFor(plan.chunks) { range in
+                for chunk in range {
+                    let (rows, columns) = plan.block(chunk)
+                    if rows.isEmpty || columns.isEmpty { continue }
+                    // Block origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
+                    maskdm_sgemm_block_isa(isa.rawValue, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+                                           ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
+                                           bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
+                                           cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
+                                           wp + chunk * perChunk)
+                }
+            }
+        }
+    }
+}
+
+/// How ``Gemm`` splits C (M, N) into one block per thread, cutting at micro-tile multiples.
+///
+/// Row blocks share one packed B (each thread packs a column range of it first), so a row split
+/// packs nothing twice; it is used whenever every thread gets at least `minRowTiles` row tiles.
+/// Fewer rows than that would stream all of B for a thin sliver of C, so short, wide products
+/// split columns instead (each thread then packs all of the small A).
+struct GemmSplit {
+    /// Row tiles per thread below which a product is split by columns.
+    static let minRowTiles = 8
+    /// Number of blocks (1 for small products).
+    let chunks: Int
+    /// True: blocks are row ranges of C; false: column ranges.
+    let byRows: Bool
+    let m: Int, n: Int, unit: Int, columnUnit: Int
+    /// Largest block extent along each dimension (for workspace sizes).
+    var maxRows: Int { byRows ? extent(m) : m }
+    var maxColumns: Int { byRows ? n : extent(n) }
+
+    init(isa: Gemm.InstructionSet, m: Int, n: Int, k: Int, threads: Int) {
+        var mr: Int32 = 0, nr: Int32 = 0
+        maskdm_gemm_micro_tile(isa.rawValue, &mr, &nr)
+        self.m = m
+        self.n = n
+        let rowTiles = (m + Int(mr) - 1) / Int(mr), columnTiles = (n + Int(nr) - 1) / Int(nr)
+        let byRows = rowTiles >= GemmSplit.minRowTiles * threads || columnTiles < 2
+        self.byRows = byRows
+        unit = Int(byRows ? mr : nr)
+        columnUnit = Int(nr)
+        let tiles = byRows ? rowTiles : columnTiles
+        let small = Double(m) * Double(n) * Double(k) < Double(Gemm.singleThreadWork)
+        chunks = small ? 1 : max(1, min(threads, tiles))
+    }
+
+    /// Start of block `i` along a dimension of size `size` (whole micro-tiles, balanced).
+    private func cut(_ i: Int, _ size: Int) -> Int {
+        let tiles = (size + unit - 1) / unit
+        return min(size, i * tiles / chunks * unit)
+    }
+
+    private func extent(_ size: Int) -> Int {
+        (0..<chunks).map { cut($0 + 1, size) - cut($0, size) }.max() ?? size
+    }
+
+    /// Columns of B that thread `i` packs for the shared packed B of a row split (cut at NR multiples).
+    func packingColumns(_ i: Int) -> Range<Int> {
+        let tiles = (n + columnUnit - 1) / columnUnit
+        return min(n, i * tiles / chunks * columnUnit)..<min(n, (i + 1) * tiles / chunks * columnUnit)
+    }
+
+    /// Rows and columns of C in block `i`.
+    func block(_ i: Int) -> (rows: Range<Int>, columns: Range<Int>) {
+        byRows ? (cut(i, m)..<cut(i + 1, m), 0..<n) : (0..<m, cut(i, n)..<cut(i + 1, n))
+    }
+}
+
+extension Gemm {
+    /// True when ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
+    /// is available (the CPU has a supported SIMD kernel). Kernels that want to run many small
+    /// products in parallel (one per attention head) check this; without it they must call the
+    /// threaded ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` serially.
+    public static var hasSerialKernel: Bool { instructionSet != .none }
+
+    /// Floats of workspace ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
+    /// needs for an (m, n, k) product (allocate it 64-byte aligned, e.g. a ``TensorStorage``).
+    public static func serialWorkspaceSize(m: Int, n: Int, k: Int) -> Int {
+        maskdm_sgemm_workspace_size(Int32(m), Int32(n), Int32(k))
+    }
+
+    /// Single-threaded product on this thread, safe to call from a ``parallelFor(_:grain:_:)``
+    /// body (each concurrent caller with its own workspace). Requires ``hasSerialKernel``.
+    @inlinable
+    public static func serial(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
+                              b: UnsafePointer<Float>, ldb: Int? = nil, beta: Float = 0,
+                              c: UnsafeMutablePointer<Float>, ldc: Int? = nil, workspace: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        maskdm_sgemm_block(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+                           a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)), beta,
+                           c, Int32(ldc ?? n), workspace)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Tensor
+import Testing
+@testable import ImageIO
+
+@Suite struct DatasetTests {
+    func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ds-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: GreyDatasets.fashionMNISTDirectory),
+                   "Debian dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"))
+    func fashionMNISTHas60kPlus10k() throws {
+        let train = try GreyDatasets.fashionMNIST(train: true), test = try GreyDatasets.fashionMNIST(train: false)
+        #expect(train.count == 60_000 && test.count == 10_000)
+        #expect(train[0].width == 28 && train[0].height == 28 && train[0].channels == 1)
+        let labels = try GreyDatasets.idxLabels(contentsOf: URL(fileURLWithPath: GreyDatasets.fashionMNISTDirectory + "/train-labels-idx1-ubyte.gz"))
+        #expect(labels.count == 60_000 && Set(labels) == Set(0..<10))
+    }
+
+    @Test func idxNpyAndGzipErrorsNameTheFile() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        // A valid 2x2x3 IDX file, uncompressed.
+        let idx = dir.appendingPathComponent("tiny-idx3-ubyte")
+        try Data([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3] + (0..<12).map { UInt8($0 * 20) }).write(to: idx)
+        let imgs = try GreyDatasets.idxImages(contentsOf: idx)
+        #expect(imgs.count == 2 && imgs[1].width == 3 && imgs[1].pixels == [120, 140, 160, 180, 200, 220])
+        // Truncated IDX, wrong magic, corrupt gzip.
+        let bad = dir.appendingPathComponent("bad-idx3-ubyte")
+        try Data([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2]).write(to: bad)
+        #expect { try GreyDatasets.idxImages(contentsOf: bad) } throws: { "\($0)".contains("bad-idx3-ubyte") && "\($0)".contains("data has 2") }
+        try Data([0, 0, 8, 1] + [UInt8](repeating: 0, count: 12)).write(to: bad)
+        #expect { try GreyDatasets.idxImages(contentsOf: bad) } throws: { "\($0)".contains("magic") }
+        let gz = dir.appendingPathComponent("broken.gz")
+        try Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]).write(to: gz)
+        #expect { try Gzip.decompress(contentsOf: gz) } throws: { "\($0)".contains("broken.gz") }
+        // A float64 .npy of shape (2, 2, 2).
+        let npy = dir.appendingPathComponent("a.npy")
+        var header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2, 2), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 255), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        for v in [0.0, 1.0, 0.5, 0.25, 1.0, 1.0, 0.0, 2.0] { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        try Data(bytes).write(to: npy)
+        let faces = try GreyDatasets.npyImages(contentsOf: npy)
+        #expect(faces.count == 2 && faces[0].pixels == [0, 255, 128, 64] && faces[1].pixels == [255, 255, 0, 255])
+        try Data(bytes.dropLast(3)).write(to: npy)
+        #expect { try GreyDatasets.npyImages(contentsOf: npy) } throws: { "\($0)".contains("a.npy") && "\($0)".contains("needs 64 bytes") }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: ".cache/datasets/mnist_5k.csv.gz"), "run scripts/fetch-datasets.sh"))
+    func mnist5kAndLFWFromTheirWheels() throws {
+        let (imgs, labels) = try GreyDatasets.mnist5k(contentsOf: URL(fileURLWithPath: ".cache/datasets/mnist_5k.csv.gz"))
+        #expect(imgs.count == 5000 && labels.count == 5000 && Set(labels) == Set(0..<10))
+        let lfw = try GreyDatasets.npyImages(contentsOf: URL(fileURLWithPath: ".cache/datasets/lfw_subset.npy"))
+        #expect(lfw.count == 200 && lfw[0].width == 25)
+    }
+
+    @Test func imageFolderSkipsUnreadableFilesAndTheLoaderIsSeeded() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        for i in 0..<6 {
+            let img = Image(width: 10, height: 8, color: [UInt8(i * 40), 100, 200])
+            try img.write(to: dir.appendingPathComponent(i % 2 == 0 ? "img\(i).png" : "sub/img\(i).PNG"))
+        }
+        try Data("not an image".utf8).write(to: dir.appendingPathComponent("sub/broken.jpg"))
+        try Data("ignored".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+        let folder = try ImageFolder(dir)
+        #expect(folder.files.count == 7)
+        let (all, skipped) = try folder.loadAll(size: 8)
+        #expect(all.count == 6 && skipped == 1 && all[0].width == 8 && all[0].height == 8 && all[0].channels == 3)
+        let a = try BatchLoader(folder: folder, batchSize: 4, size: 8, seed: 3, flipProbability: 0.5)
+        let b = try BatchLoader(folder: folder, batchSize: 4, size: 8, seed: 3, flipProbability: 0.5)
+        for _ in 0..<3 {
+            let x = try a.next(), y = try b.next()
+            #expect(x.shape == [4, 3, 8, 8] && x.scalars == y.scalars)
+        }
+        #expect(a.skipped >= 0)
+        let empty = try tempDir(); defer { try? FileManager.default.removeItem(at: empty) }
+        #expect { try ImageFolder(empty).loadAll(size: 8) } throws: { "\($0)".contains("no .png") }
+    }
+}

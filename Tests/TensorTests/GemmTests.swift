@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+/// One GEMM problem: sizes, transposes, extra leading-dimension padding, alpha and beta.
+struct GemmCase: CustomStringConvertible {
+    var m: Int, n: Int, k: Int
+    var transposeA = false, transposeB = false
+    var padA = 0, padB = 0, padC = 0
+    var alpha: Float = 1, beta: Float = 0
+
+    var description: String {
+        "m \(m) n \(n) k \(k) tA \(transposeA) tB \(transposeB) pad \(padA)/\(padB)/\(padC) alpha \(alpha) beta \(beta)"
+    }
+}
+
+/// Runs `gemm` and the naive Double twin on random operands and returns the max error relative to
+/// the result's magnitude. Padding of A, B and C holds NaN: a read of it poisons the result, and
+/// C's padding must come back untouched. With beta 0, C starts as NaN.
+func gemmRelativeError(_ p: GemmCase, seed: UInt64,
+                       _ gemm: (GemmCase, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int) -> Void) -> Float {
+    var rng = RandomGenerator(seed: seed)
+    let (rowsA, colsA) = p.transposeA ? (p.k, p.m) : (p.m, p.k)
+    let (rowsB, colsB) = p.transposeB ? (p.n, p.k) : (p.k, p.n)
+    let lda = colsA + p.padA, ldb = colsB + p.padB, ldc = p.n + p.padC
+    func matrix(_ rows: Int, _ cols: Int, _ ld: Int, _ value: (inout RandomGenerator) -> Float) -> [Float] {
+        var x = [Float](repeating: .nan, count: max(1, rows * ld))
+        for i in 0..<rows { for j in 0..<cols { x[i * ld + j] = value(&rng) } }
+        return x
+    }
+    let a = matrix(rowsA, colsA, lda) { $0.nextNormal() }
+    let b = matrix(rowsB, colsB, ldb) { $0.nextNormal() }
+    var c = matrix(p.m, p.n, ldc) { p.beta == 0 ? .nan : $0.nextNormal() }
+    var ref = c
+    ref.withUnsafeMutableBufferPointer { r in
+        Naive.sgemm(transposeA: p.transposeA, transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
+                    a: a, lda: lda, b: b, ldb: ldb, beta: p.beta, c: r.baseAddress!, ldc: ldc)
+    }
+    c.withUnsafeMutableBufferPointer { gemm(p, a, lda, b, ldb, $0.baseAddress!, ldc) }
+    var err: Float = 0, scale: Float = 1e-20
+    for i in 0..<p.m {
+        for j in 0..<ldc {
+            let (x, y) = (c[i * ldc + j], ref[i * ldc + j])
+            if j >= p.n { if !x.isNaN { return .infinity }; continue }   // padding written
+            if !x.isFinite { return .infinity }
+            err = max(err, abs(x - y))
+            scale = max(scale, abs(y))
+        }
+    }
+    return err / scale
+}
+
+/// Tolerance for a k-deep fp32 dot product against a Double reference.
+func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
+
+@Suite struct GemmTests {
+    static let sizes = [1, 3, 15, 17, 31, 33, 65, 257, 513]
+
+    /// Kernels this CPU can run (never empty on x86 machines with AVX2).
+    static let kernels = [Gemm.InstructionSet.avx2, .avx512].filter { Gemm.isaSupported($0) }
+
+    /// Deterministic sample of size triples (the full 9^3 product is too slow for the naive twin in
+    /// a debug build), keeping m n k under 5M multiply-adds.
+    static func shapes(count: Int, seed: UInt64) -> [(Int, Int, Int)] {
+        var rng = RandomGenerator(seed: seed)
+        var out: [(Int, Int, Int)] = []
+        while out.count < count {
+            let s = (sizes[rng.nextInt(below: 9)], sizes[rng.nextInt(below: 9)], sizes[rng.nextInt(below: 9)])
+            if s.0 * s.1 * s.2 <= 5_000_000 { out.append(s) }
+        }
+        return out
+    }
+
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func matchesNaiveOnRaggedShapes(transposeA: Bool, transposeB: Bool) throws {
+        try #require(!Self.kernels.isEmpty, "no AVX2/AVX-512 on this CPU: Gemm forwards to OpenBLAS")
+        let seed = UInt64(transposeA ? 2 : 0) + (transposeB ? 1 : 0)
+        let alphas: [Float] = [1, -0.75, 2.5], betas: [Float] = [0, 1, 0.5]
+        for (i, (m, n, k)) in Self.shapes(count: 24, seed: seed).enumerated() {
+            let p = GemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                             padA: i % 3 == 0 ? 0 : 5, padB: i % 4 == 1 ? 0 : 3, padC: i % 2 == 0 ? 0 : 7,
+                             alpha: alphas[i % 3], beta: betas[(i / 3) % 3])
+            for isa in Self.kernels {
+                for threads in [1, 2] {
+                    let e = gemmRelativeError(p, seed: UInt64(i)) { p, a, lda, b, ldb, c, ldc in
+                        Gemm.sgemm(instructionSet: isa, threads: threads, transposeA: p.transposeA,
+                                   transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
+                                   a: a, lda: lda, b: b, ldb: ldb, beta: p.beta, c: c, ldc: ldc)
+                    }
+                    #expect(e < gemmTolerance(k), "\(isa) threads \(threads): \(p): relative error \(e)")
+                }
+            }
+        }
+    }
+
+    /// Blocks bigger than the cache blocks: K over two depth blocks (beta applies once), M over
+    /// several row blocks, N over the column block (4096) with a ragged rest.
+    @Test(arguments: [GemmCase(m: 300, n: 40, k: 700, beta: 1), GemmCase(m: 3, n: 4133, k: 9, padC: 2, beta: 0.5),
+                      GemmCase(m: 700, n: 20, k: 20, transposeA: true, transposeB: true, alpha: -1, beta: 0)])
+    func matchesNaiveAcrossCacheBlocks(p: GemmCase) throws {
+        try #require(!Self.kernels.isEmpty)
+        for isa in Self.kernels {
+            let e = gemmRelativeError(p, seed: 7) { p, a, lda, b, ldb, c, ldc in
+                Gemm.sgemm(instructionSet: isa, threads: 2, transposeA: p.transposeA, transposeB: p.transposeB,
+                           m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda, b: b, ldb: ldb,
+                           beta: p.beta, c: c, ldc: ldc)
+            }
+            #expect(e < gemmTolerance(p.k), "\(isa): \(p): relative error \(e)")
+        }
+    }
+
+    /// The public entry (best kernel, or OpenBLAS without one) matches OpenBLAS with default
+    /// leading dimensions, as a drop-in for `BLAS.sgemm`.
+    @Test func publicEntryMatchesBLAS() {
+        var rng = RandomGenerator(seed: 3)
+        let (m, n, k) = (97, 130, 75)
+        let x = Tensor.randomNormal([m, k], using: &rng), w = Tensor.randomNormal([n, k], using: &rng)
+        var ours = Tensor.zeros([m, n]), blas = Tensor.zeros([m, n])
+        let op = ours.mutablePointer(), bp = blas.mutablePointer()
+        Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x.storage.base, b: w.storage.base, c: op)
+        BLAS.sgemm(transposeB: true, m: m, n: n, k: k, a: x.storage.base, b: w.storage.base, c: bp)
+        #expect(relativeError(ours, blas) < 1e-5)
+        #expect(relativeError(ours, x.matmul(w, transposeB: true)) < 1e-5)
+    }
+
+    /// alpha 0 and k 0 only scale C (beta 0: zero it, ignoring NaN); A and B, here NaN, are not read.
+    @Test func alphaZeroAndEmptyDepthOnlyScaleC() throws {
+        try #require(!Self.kernels.isEmpty)
+        let nanA = [Float](repeating: .nan, count: 12), nanB = [Float](repeating: .nan, count: 12)
+        for (alpha, k, beta) in [(Float(0), 3, Float(0)), (0, 3, 2), (1, 0, 0), (1.5, 0, -1)] {
+            var c: [Float] = beta == 0 ? .init(repeating: .nan, count: 8) : (0..<8).map(Float.init)
+            c.withUnsafeMutableBufferPointer {
+                Gemm.sgemm(instructionSet: Self.kernels[0], threads: 1, transposeA: false, transposeB: false,
+                           m: 2, n: 4, k: k, alpha: alpha, a: nanA, lda: max(k, 1), b: nanB, ldb: 4,
+                           beta: beta, c: $0.baseAddress!, ldc: 4)
+            }
+            #expect(c == (0..<8).map { beta * Float($0) }.map { beta == 0 ? 0 : $0 }, "alpha \(alpha) k \(k) beta \(beta)")
+        }
+        // k 0 with default (zero) leading dimensions for A and B.
+        var c = [Float](repeating: .nan, count: 6)
+        c.withUnsafeMutableBufferPointer {
+            Gemm.sgemm(instructionSet: Self.kernels[0], threads: 2, transposeA: false, transposeB: true, m: 2, n: 3, k: 0,
+                       alpha: 1, a: nanA, lda: nil, b: nanB, ldb: nil, beta: 0, c: $0.baseAddress!, ldc: nil)
+        }
+        #expect(c == [Float](repeating: 0, count: 6))
+    }
+
+    /// The vectorised packer agrees with the portable one for AVX2's and AVX-512's panel widths
+    /// (AVX-512's micro-kernel shares its template with AVX2's; its packing is checked here even
+    /// on CPUs that cannot run it).
+    @Test func vectorisedPackingMatchesPortable() throws {
+        try #require(!Self.kernels.isEmpty)
+        #expect(Gemm.packSelfTestMismatches() == 0)
+    }
+
+    /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.
+    @Test(arguments: [(600, 260, 512), (33, 2048, 64), (5, 5, 5), (700, 7, 100), (7, 17, 4000), (100, 900, 64)])
+    func splitCoversCOnce(m: Int, n: Int, k: Int) throws {
+        let isa = try #require(Self.kernels.first)
+        for threads in [1, 2, 3] {
+            let split = GemmSplit(isa: isa, m: m, n: n, k: k, threads: threads)
+            var hits = [Int](repeating: 0, count: m * n)
+            for i in 0..<split.chunks {
+                let (rows, cols) = split.block(i)
+                #expect(rows.count <= split.maxRows && cols.count <= split.maxColumns)
+                for r in rows { for c in cols { hits[r * n + c] += 1 } }
+                #expect(rows.lowerBound % (split.byRows ? split.unit : 1) == 0)
+                #expect(cols.lowerBound % (split.byRows ? 1 : split.unit) == 0)
+            }
+            #expect(hits.allSatisfy { $0 == 1 }, "m \(m) n \(n) threads \(threads)")
+            if threads > 1 && m == 600 { #expect(split.byRows, "tall products split rows") }
+            if threads > 1 && m == 33 { #expect(!split.byRows, "short, wide products split columns") }
+            if split.byRows {   // the shared packed B's column ranges also cover B once
+                var packed = [Int](repeating: 0, count: n)
+                for i in 0..<split.chunks { for j in split.packingColumns(i) { packed[j] += 1 } }
+                #expect(packed.allSatisfy { $0 == 1 })
+            }
+        }
+    }
+}
