@@ -15,7 +15,7 @@ struct StepCase {
     let sampling: Bool
 
     var label: String {
-        "\(config.embedDim == 256 ? "tiny" : "small") \(config.imageHeight)px b\(batch) \(mask == "none" ? "unmasked" : "\(mask) r\(ratio)")"
+        "\(config.embedDim == 256 ? "tiny" : "small") \(config.imageHeight)px b\(batch) \(sampling ? "ddim eta1" : mask == "none" ? "unmasked" : "\(mask) r\(ratio)")"
     }
 
     static let all: [StepCase] = [

@@ -71,7 +71,7 @@ public struct GaussianStatistics: Sendable, Equatable {
 ///
 /// `tr(sqrt(S1 S2))` is computed stably as the sum of the square roots of the eigenvalues of the
 /// symmetric `S1^(1/2) S2 S1^(1/2)` (which has the same eigenvalues as `S1 S2`), with symmetric
-/// eigendecompositions (LAPACK `dsyevd`); eigenvalues at the rounding level (`n eps max|lambda|`)
+/// eigendecompositions (LAPACK `dsyevd`, see ``traceSqrtProduct(_:_:n:)``); eigenvalues at the rounding level (`n eps max|lambda|`)
 /// and negative ones count as 0, so singular covariances (fewer images than 2,048) add no
 /// square-rooted rounding noise. This is the value `scipy.linalg.sqrtm(S1 @ S2).trace()`
 /// approximates (pytorch-fid), without its `eps * I` offset for singular covariances.
@@ -90,9 +90,26 @@ public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) ->
 
 /// `tr(sqrt(S1 S2))` for symmetric positive semi-definite (n, n) `s1`, `s2`: the sum of the
 /// square roots of the (rank-clamped) eigenvalues of `S1^(1/2) S2 S1^(1/2)`; nil if LAPACK fails.
+///
+/// With `S1 = V diag(l) V^T`, `S1^(1/2) S2 S1^(1/2) = V (B S2 B^T) V^T` for `B = diag(l^(1/2)) V^T`,
+/// so the eigenvalues are those of the (r, r) matrix `B S2 B^T` over the r eigenvalues of S1 above
+/// the rounding level: for N < 2,048 images that is an (N-1)-sized problem.
 func traceSqrtProduct(_ s1: [Double], _ s2: [Double], n: Int) -> Double? {
-    guard let root = SymmetricMatrix.squareRoot(s1, n: n) else { return nil }
-    let m = SymmetricMatrix.symmetrized(SymmetricMatrix.product(SymmetricMatrix.product(root, s2, n: n), root, n: n), n: n)
-    guard let (values, _) = SymmetricMatrix.eigen(m, n: n) else { return nil }
-    return SymmetricMatrix.clampedToNumericalRank(values).reduce(0) { $0 + $1.squareRoot() }
+    guard let (values, vectors) = SymmetricMatrix.eigen(s1, n: n) else { return nil }
+    let kept = SymmetricMatrix.clampedToNumericalRank(values).enumerated().filter { $0.element > 0 }
+    let r = kept.count
+    guard r > 0 else { return 0 }
+    var b = [Double](repeating: 0, count: r * n)                                  // (r, n)
+    for (row, (i, l)) in kept.enumerated() {
+        let s = l.squareRoot()
+        for j in 0..<n { b[row * n + j] = vectors[i * n + j] * s }
+    }
+    var bs = [Double](repeating: 0, count: r * n)                                 // B S2 (r, n)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(r), blasint(n), blasint(n),
+                1, b, blasint(n), s2, blasint(n), 0, &bs, blasint(n))
+    var m = [Double](repeating: 0, count: r * r)                                  // B S2 B^T (r, r)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(r), blasint(r), blasint(n),
+                1, bs, blasint(n), b, blasint(n), 0, &m, blasint(r))
+    guard let (eigen, _) = SymmetricMatrix.eigen(SymmetricMatrix.symmetrized(m, n: r), n: r) else { return nil }
+    return SymmetricMatrix.clampedToNumericalRank(eigen).reduce(0) { $0 + $1.squareRoot() }
 }

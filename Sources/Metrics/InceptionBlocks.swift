@@ -27,14 +27,14 @@ enum InceptionOp: Sendable {
     }
 
     /// Applies the step to `x` (C, B, H, W) and writes (C', B, OH, OW) contiguously at `out`.
-    func forward(_ x: Tensor, into out: UnsafeMutablePointer<Float>) {
+    func forward(_ x: Tensor, into out: UnsafeMutablePointer<Float>, workspace: ColumnWorkspace) {
         let (c, b, h, w) = x.shape.dims4()
         withExtendedLifetime(x.storage) {
             let xp = UnsafePointer(x.storage.base)
             switch self {
             case let .conv(conv):
                 precondition(c == conv.inChannels, "\(conv.name): input \(x.shape) needs \(conv.inChannels) channels")
-                conv.forward(xp, batch: b, height: h, width: w, into: out)
+                conv.forward(xp, batch: b, height: h, width: w, into: out, workspace: workspace)
             case let .maxPool(3, s, p) where p <= 1:
                 Kernels.pool3x3(out: out, input: xp, planes: c * b, height: h, width: w, stride: s, padding: p, average: false)
             case let .avgPool(3, s, p) where p <= 1:
@@ -55,11 +55,11 @@ enum InceptionOp: Sendable {
     }
 
     /// Applies the step to `x` (C, B, H, W) -> (C', B, OH, OW).
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    func callAsFunction(_ x: Tensor, workspace: ColumnWorkspace = ColumnWorkspace()) -> Tensor {
         let (c, b, h, w) = x.shape.dims4()
         let (oh, ow) = outputSize(height: h, width: w)
         var out = Tensor(uninitialized: [outChannels(c), b, oh, ow])
-        forward(x, into: out.mutablePointer())
+        forward(x, into: out.mutablePointer(), workspace: workspace)
         return out
     }
 }
@@ -93,7 +93,7 @@ struct InceptionBlock: Sendable {
     let branches: [InceptionBranch]
 
     /// `x` (C, B, H, W) -> (sum of branch channels, B, OH, OW).
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    func callAsFunction(_ x: Tensor, workspace: ColumnWorkspace) -> Tensor {
         let (c, b, h, w) = x.shape.dims4()
         // Output size and channel count of every concatenated part.
         var parts: [(prefix: ArraySlice<InceptionOp>, finals: [InceptionOp])] = []
@@ -117,9 +117,9 @@ struct InceptionBlock: Sendable {
         var offset = 0
         for p in parts {
             var y = x
-            for op in p.prefix { y = op(y) }
+            for op in p.prefix { y = op(y, workspace: workspace) }
             for op in p.finals {
-                op.forward(y, into: o + offset * b * oh * ow)
+                op.forward(y, into: o + offset * b * oh * ow, workspace: workspace)
                 offset += op.outChannels(y.shape.dims[0])
             }
         }

@@ -28,18 +28,59 @@ extension Kernels {
                         if average {
                             for i in 0..<w { column[i] += line[i] }
                         } else {
-                            for i in 0..<w { column[i] = Swift.max(column[i], line[i]) }
+                            for i in 0..<w { column[i] = line[i] > column[i] ? line[i] : column[i] }
                         }
                     }
                     let rows = Float(r1 - r0), orow = op + y * ow
-                    for xo in 0..<ow {
-                        let c0 = Swift.max(0, xo * stride - padding), c1 = Swift.min(w, xo * stride - padding + 3)
-                        var v = column[c0]
-                        for c in (c0 + 1)..<c1 { v = average ? v + column[c] : Swift.max(v, column[c]) }
-                        orow[xo] = average ? v / (rows * Float(c1 - c0)) : v
+                    if average {
+                        averageRow(orow, column, width: w, outWidth: ow, stride: stride, padding: padding, rows: rows)
+                    } else {
+                        maximumRow(orow, column, width: w, outWidth: ow, stride: stride, padding: padding)
                     }
                 }
             }
+        }
+    }
+
+    /// One output row of a 3x3 average from the column sums of its input rows: the window's sum
+    /// over its in-image columns divided by `rows * columns` (padding excluded).
+    @inline(__always)
+    private static func averageRow(_ out: UnsafeMutablePointer<Float>, _ column: UnsafeMutablePointer<Float>,
+                                   width w: Int, outWidth ow: Int, stride: Int, padding: Int, rows: Float) {
+        // Interior outputs (whole window inside) first, as one branch-free loop.
+        let first = padding > 0 ? 1 : 0, last = w - 3 + padding >= 0 ? (w - 3 + padding) / stride : -1
+        if first <= last {
+            let divisor = rows * 3
+            for xo in first...last {
+                let c = column + xo * stride - padding
+                out[xo] = (c[0] + c[1] + c[2]) / divisor
+            }
+        }
+        for xo in 0..<ow where xo < first || xo > last {
+            let c0 = Swift.max(0, xo * stride - padding), c1 = Swift.min(w, xo * stride - padding + 3)
+            var v: Float = 0
+            for c in c0..<c1 { v += column[c] }
+            out[xo] = v / (rows * Float(c1 - c0))
+        }
+    }
+
+    /// One output row of a 3x3 maximum from the column maxima of its input rows.
+    @inline(__always)
+    private static func maximumRow(_ out: UnsafeMutablePointer<Float>, _ column: UnsafeMutablePointer<Float>,
+                                   width w: Int, outWidth ow: Int, stride: Int, padding: Int) {
+        let first = padding > 0 ? 1 : 0, last = w - 3 + padding >= 0 ? (w - 3 + padding) / stride : -1
+        if first <= last {
+            for xo in first...last {
+                let c = column + xo * stride - padding
+                let m = c[0] > c[1] ? c[0] : c[1]
+                out[xo] = c[2] > m ? c[2] : m
+            }
+        }
+        for xo in 0..<ow where xo < first || xo > last {
+            let c0 = Swift.max(0, xo * stride - padding), c1 = Swift.min(w, xo * stride - padding + 3)
+            var v = column[c0]
+            for c in (c0 + 1)..<c1 where column[c] > v { v = column[c] }
+            out[xo] = v
         }
     }
 }

@@ -109,9 +109,10 @@ public struct FIDInceptionV3: Sendable {
         let (c, b, h, w) = x.shape.dims4()
         precondition(c == 3 && h == FIDInceptionV3.inputSize && w == FIDInceptionV3.inputSize,
                      "FIDInceptionV3: channel-major input \(x.shape) must be (3, B, 299, 299)")
+        let workspace = ColumnWorkspace()
         var y = x
-        for op in stem { y = op(y) }
-        for block in blocks { y = block(y) }
+        for op in stem { y = op(y, workspace: workspace) }
+        for block in blocks { y = block(y, workspace: workspace) }
         // Global average pool of (2048, B, 8, 8) -> (2048, B), then (B, 2048).
         let (d, _, fh, fw) = y.shape.dims4()
         var pooled = Tensor(uninitialized: [d, b])

@@ -1,5 +1,4 @@
-// Float64 linear algebra for the Frechet distance: symmetric eigendecomposition (LAPACK dsyevd)
-// and the products it needs (OpenBLAS dgemm / dsyrk).
+// Float64 linear algebra for the Frechet distance: symmetric eigendecomposition (LAPACK dsyevd).
 import CBLAS
 
 /// Symmetric Float64 matrices, row-major (n, n).
@@ -27,25 +26,6 @@ enum SymmetricMatrix {
         return (values, matrix)
     }
 
-    /// The principal square root `V diag(sqrt(l)) V^T` of the symmetric positive semi-definite
-    /// `a` (n, n); eigenvalues at the rounding level, and negative ones, count as 0
-    /// (``clampedToNumericalRank(_:)``).
-    static func squareRoot(_ a: [Double], n: Int) -> [Double]? {
-        guard var (values, vectors) = eigen(a, n: n) else { return nil }
-        values = clampedToNumericalRank(values)
-        for i in 0..<n { values[i] = values[i].squareRoot() }
-        // B = diag(sqrt(l)^(1/2)) V_rows, then sqrt(A) = B^T B = V diag(sqrt l) V^T.
-        for i in 0..<n {
-            let s = values[i].squareRoot()
-            for j in 0..<n { vectors[i * n + j] *= s }
-        }
-        var result = [Double](repeating: 0, count: n * n)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(n), blasint(n), 1, vectors, blasint(n),
-                    0, &result, blasint(n))
-        mirrorUpper(&result, n: n)
-        return result
-    }
-
     /// Eigenvalues with those at or below the rounding level of the decomposition,
     /// `n * eps * max |lambda|` (including every negative one), set to 0: the zero eigenvalues of a
     /// singular covariance come out of the solver as +-rounding noise, whose square roots would
@@ -54,14 +34,6 @@ enum SymmetricMatrix {
         let largest = values.reduce(0) { Swift.max($0, abs($1)) }
         let cutoff = Double(values.count) * Double.ulpOfOne * largest
         return values.map { $0 > cutoff ? $0 : 0 }
-    }
-
-    /// `a b` for (n, n) matrices.
-    static func product(_ a: [Double], _ b: [Double], n: Int) -> [Double] {
-        var c = [Double](repeating: 0, count: n * n)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(n), blasint(n), blasint(n),
-                    1, a, blasint(n), b, blasint(n), 0, &c, blasint(n))
-        return c
     }
 
     /// Copies the upper triangle onto the lower one.

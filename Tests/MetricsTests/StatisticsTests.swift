@@ -65,7 +65,7 @@ import Tensor
         var h = [Double](repeating: 0, count: 16)
         for i in 0..<4 { for j in 0..<4 { h[i * 4 + j] = (i == j ? 1 : 0) - 2 * u[i] * u[j] } }
         func rotate(_ s: GaussianStatistics) -> GaussianStatistics {
-            let c = SymmetricMatrix.product(SymmetricMatrix.product(h, s.covariance, n: 4), h, n: 4)
+            let c = product(product(h, s.covariance, n: 4), h, n: 4)
             let m = (0..<4).map { i in (0..<4).reduce(0.0) { $0 + h[i * 4 + $1] * s.mean[$1] } }
             return GaussianStatistics(count: s.count, mean: m, covariance: c)
         }
@@ -78,11 +78,18 @@ import Tensor
         }
     }
 
-    @Test func squareRootOfSymmetricMatrix() throws {
-        let a: [Double] = [4, 1, 0, 1, 3, 1, 0, 1, 2]
-        let r = try #require(SymmetricMatrix.squareRoot(a, n: 3))
-        let rr = SymmetricMatrix.product(r, r, n: 3)
-        for i in 0..<9 { #expect(abs(rr[i] - a[i]) < 1e-12) }
+    /// tr sqrt(S1 S2) for S1 = A A^T, S2 = I: tr sqrt(S1) = the sum of A's singular values;
+    /// here A = [[2, 0], [0, 3]] rotated, so 5.
+    @Test func traceSqrtProductClosedForm() throws {
+        let c = cos(0.3), s = sin(0.3)
+        // S1 = R diag(4, 9) R^T
+        let s1 = [4 * c * c + 9 * s * s, (4 - 9) * c * s, (4 - 9) * c * s, 4 * s * s + 9 * c * c]
+        let t = try #require(traceSqrtProduct(s1, [1, 0, 0, 1], n: 2))
+        #expect(abs(t - 5) < 1e-12)
+        // A singular S1 (rank 1): only the kept eigenvalue contributes.
+        let t1 = try #require(traceSqrtProduct([4, 0, 0, 0], [9, 0, 0, 1], n: 2))
+        #expect(abs(t1 - 6) < 1e-12)
+        #expect(traceSqrtProduct([0, 0, 0, 0], [1, 0, 0, 1], n: 2) == 0)
     }
 }
 
@@ -135,4 +142,11 @@ import Tensor
         let s = KernelInceptionDistance.sample(40, of: 50, using: &rng)
         #expect(s.count == 40 && Set(s).count == 40 && s.allSatisfy { (0..<50).contains($0) })
     }
+}
+
+/// `a b` for (n, n) row-major matrices.
+private func product(_ a: [Double], _ b: [Double], n: Int) -> [Double] {
+    var c = [Double](repeating: 0, count: n * n)
+    for i in 0..<n { for k in 0..<n { for j in 0..<n { c[i * n + j] += a[i * n + k] * b[k * n + j] } } }
+    return c
 }
