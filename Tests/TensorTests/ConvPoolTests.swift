@@ -85,25 +85,7 @@ private struct ConvProblem {
 }
 
 /// `sum(out * r)` accumulated in Double.
-private func dot(_ a: Tensor, _ r: Tensor) -> Double {
-    zip(a.scalars, r.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
-}
 
-/// Central differences of `loss` with respect to every element of `t`, in Float with step `eps`.
-private func numericalGradient(_ t: Tensor, eps: Float = 1e-2, _ loss: (Tensor) -> Double) -> Tensor {
-    var grad = Tensor.zeros(t.shape)
-    var probe = t
-    for i in 0..<t.count {
-        let v = t[flat: i]
-        probe[flat: i] = v + eps
-        let up = loss(probe)
-        probe[flat: i] = v - eps
-        let down = loss(probe)
-        probe[flat: i] = v
-        grad[flat: i] = Float((up - down) / Double(2 * eps))
-    }
-    return grad
-}
 
 @Suite("conv2d")
 struct Conv2dTests {
@@ -144,9 +126,9 @@ struct Conv2dTests {
         let r = Tensor.randomNormal(p.outShape, using: &rng)     // loss = sum(out * r), so dOut = r
         let (dx, dw, db) = p.backward(naive: false, dOut: r,
                                       initial: (.zeros(p.x.shape), .zeros(p.w.shape), .zeros(p.b.shape)))
-        let nx = numericalGradient(p.x) { t in var q = p; q.x = t; return dot(q.forward(naive: false), r) }
-        let nw = numericalGradient(p.w) { t in var q = p; q.w = t; return dot(q.forward(naive: false), r) }
-        let nb = numericalGradient(p.b) { t in var q = p; q.b = t; return dot(q.forward(naive: false), r) }
+        let nx = numericGradient(p.x) { t in var q = p; q.x = t; return weightedSum(q.forward(naive: false), r) }
+        let nw = numericGradient(p.w) { t in var q = p; q.w = t; return weightedSum(q.forward(naive: false), r) }
+        let nb = numericGradient(p.b) { t in var q = p; q.b = t; return weightedSum(q.forward(naive: false), r) }
         for (analytic, numeric) in [(dx, nx), (dw, nw), (db, nb)] {
             guard let analytic else { Issue.record("missing gradient"); continue }
             #expect(convRelativeError(analytic, numeric) < 2e-3)
@@ -287,7 +269,7 @@ struct PoolingTests {
         for kind in PoolKind.allCases {
             let (_, idx) = poolForward(kind, naive: false, x, g)
             let analytic = poolBackward(kind, naive: false, dOut: r, indices: idx, initial: .zeros(x.shape), g)
-            let numeric = numericalGradient(x) { dot(poolForward(kind, naive: false, $0, g).0, r) }
+            let numeric = numericGradient(x) { weightedSum(poolForward(kind, naive: false, $0, g).0, r) }
             #expect(convRelativeError(analytic, numeric) < 1e-3, "\(kind)")
             #expect(numeric.maxAbs() > 0.1)
         }
