@@ -1,5 +1,7 @@
 // AVX-512 GEMM kernel: 14x32 micro-tile (28 zmm accumulators, 2 B vectors, 1 broadcast).
 // Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
+// Same template as the AVX2 kernel. The development VM exposes no AVX-512, so this kernel has not
+// run there: GemmTests check it on any CPU that has AVX-512, and its blocking (mc, kc) is untuned.
 #include <immintrin.h>
 #include "gemm_internal.h"
 
