@@ -1,4 +1,5 @@
 import Foundation
+import Masking
 import NN
 import Tensor
 
@@ -13,22 +14,6 @@ public struct InteropError: Error, CustomStringConvertible, LocalizedError {
 /// Running the network on tensors from files, for checking ports against the reference
 /// (`maskdm forward`).
 public enum Interop {
-    /// Converts a reference token mask (B, 1 + N), 1 = dropped, index 0 the time token, into
-    /// per-item sorted visible patch indices. Every item must keep the time token and the same
-    /// number of patches.
-    public static func visiblePatches(fromTokenMask mask: [[Bool]], patchCount n: Int, source: String = "mask") throws -> [[Int]] {
-        var lists: [[Int]] = []
-        for (b, row) in mask.enumerated() {
-            guard row.count == 1 + n else { throw InteropError("\(source): row \(b) has \(row.count) entries, expected 1 + N = \(1 + n)") }
-            guard !row[0] else { throw InteropError("\(source): item \(b) drops index 0 (the time token), which is never dropped") }
-            lists.append((1...n).filter { !row[$0] }.map { $0 - 1 })
-        }
-        if let first = lists.first, lists.contains(where: { $0.count != first.count }) {
-            throw InteropError("\(source): items keep different numbers of patches (\(lists.map(\.count))); all must be equal")
-        }
-        return lists
-    }
-
     /// Loads `config` and `weights`, runs the network on `inputs` and writes `output`:
     /// `out` (image-shaped, or (B, NV, P*P*C) with a mask) and, when the inputs hold `eps`,
     /// `loss` and `grad.<name>` for every parameter.
@@ -71,7 +56,7 @@ public enum Interop {
             let flat: [Int64] = mInfo.dtype.isInteger || mInfo.dtype == .bool ? try file.int64s("mask")
                                                                              : try file.tensor("mask").scalars.map { $0 != 0 ? 1 : 0 }
             let rows = (0..<b).map { i in flat[(i * (1 + cfg.patchCount))..<((i + 1) * (1 + cfg.patchCount))].map { $0 != 0 } }
-            visible = try visiblePatches(fromTokenMask: rows, patchCount: cfg.patchCount, source: "\(name) 'mask'")
+            do { visible = try Mask(tokenMask: rows).visible } catch { throw InteropError("\(name) 'mask': \(error)") }
         }
         var results: [String: Tensor] = [:]
         if let eInfo = file.info("eps") {
