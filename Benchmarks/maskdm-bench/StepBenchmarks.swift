@@ -30,27 +30,33 @@ struct StepCase {
 /// Runs one case in this process and prints its JSON line.
 func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
     var rng = RandomGenerator(seed: 0)
-    var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: c.mask, ratio: c.ratio)
-    recipe.gradientClip = 1
-    let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
-    let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)
     let (warmup, reps) = quick ? (1, 3) : (2, 5)
     let ms: Double
+    var timings: DiffusionTrainer.StepTimings?
     if c.sampling {
-        let ddim = DDIMSampler(schedule: trainer.schedule, steps: 250, eta: 1)
+        // A sampler holds one network (the EMA weights), not a trainer: no gradients or moments.
+        let model = MaskedUViT(config: c.config, rng: &rng)
+        let x0 = Tensor.randomNormal([c.batch, 3, c.config.imageHeight, c.config.imageWidth], using: &rng)
+        let ddim = DDIMSampler(schedule: .linear(), steps: 250, eta: 1)
         var srng = RandomGenerator(seed: 1)
         ms = medianMs(warmup: warmup, reps: reps) {
-            let eps = trainer.emaModel.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
+            let eps = model.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
             _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
         }
     } else {
+        var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: c.mask, ratio: c.ratio)
+        recipe.gradientClip = 1
+        let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
+        let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)
         var srng = RandomGenerator(seed: 2)
         ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }
+        timings = trainer.lastStepTimings
     }
     var fields: [(String, Any)] = [("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
-                                   ("peak_rss_mb", peakRSSMiB())]
-    if !c.sampling {
-        let p = trainer.lastStepTimings
+                                   ("peak_rss_mb", peakRSSMiB()), ("pool_hits", BufferPool.shared.statistics.hits),
+                                   ("pool_misses", BufferPool.shared.statistics.misses),
+                                   ("pool_peak_mb", Double(BufferPool.shared.statistics.peakOwnedBytes) / 1048576)]
+    if let p = timings {
         fields += [("prepare_ms", p.prepare * 1000), ("forward_ms", p.forward * 1000), ("backward_ms", p.backward * 1000),
                    ("clip_ms", p.clip * 1000), ("adamw_ms", p.optimizer * 1000), ("ema_ms", p.ema * 1000)]
     }

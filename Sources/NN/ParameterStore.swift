@@ -35,13 +35,26 @@ public final class ParameterStore: @unchecked Sendable {
     public private(set) var count = 0
     /// The parameter values (the first ``count`` elements are in use).
     public private(set) var values = TensorStorage(uninitializedCount: 0)
-    /// The gradients, same layout as ``values``.
-    public private(set) var gradients = TensorStorage(uninitializedCount: 0)
+    private var gradientArena: TensorStorage?
 
     public init() {}
 
     /// The root builder (no name prefix).
     public var builder: ParameterBuilder { ParameterBuilder(store: self, prefix: "") }
+
+    /// The gradients, same layout as ``values``: exactly ``count`` values, allocated (zeroed) on
+    /// first use, so a store that is never differentiated (an EMA shadow, an inference model)
+    /// holds no gradient memory.
+    public var gradients: TensorStorage {
+        if let g = gradientArena, g.count >= count { return g }
+        let g = TensorStorage(count: count, repeating: 0)
+        if let old = gradientArena { g.base.update(from: old.base, count: old.count) }
+        gradientArena = g
+        return g
+    }
+
+    /// Whether the gradient arena has been allocated (by ``gradients`` or a gradient pointer).
+    public var hasGradients: Bool { gradientArena != nil }
 
     /// Registers a parameter with an initial value; the name must be new.
     @discardableResult
@@ -50,19 +63,16 @@ public final class ParameterStore: @unchecked Sendable {
         let p = Parameter(name: name, shape: initial.shape, offset: count)
         let newCount = count + p.count
         if newCount > values.count {
-            // Grow geometrically so building a model copies the arena O(log n) times.
+            // Grow geometrically so building a model copies the arena O(log n) times; the pages
+            // past `count` are never touched, so the slack costs address space, not memory.
             let capacity = Swift.max(newCount, 2 * values.count, 1024)
             let v = TensorStorage(uninitializedCount: capacity)
             v.base.update(from: values.base, count: count)
-            let g = TensorStorage(count: capacity, repeating: 0)
-            g.base.update(from: gradients.base, count: count)
             values = v
-            gradients = g
         }
         initial.withUnsafeBufferPointer { src in
             if let b = src.baseAddress { (values.base + count).update(from: b, count: p.count) }
         }
-        (gradients.base + count).update(repeating: 0, count: p.count)
         count = newCount
         index[name] = parameters.count
         parameters.append(p)
@@ -75,7 +85,7 @@ public final class ParameterStore: @unchecked Sendable {
     /// Pointer to a parameter's values (valid until the next `add`).
     @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.base + p.offset }
     /// Pointer to a parameter's gradient (valid until the next `add`).
-    @inlinable public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.base + p.offset }
+    public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.base + p.offset }
 
     /// A copy of a parameter's value as a tensor.
     public func value(_ p: Parameter) -> Tensor {
@@ -98,7 +108,9 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     /// Sets every gradient to zero (one fill).
-    public func zeroGrad() { gradients.base.update(repeating: 0, count: count) }
+    public func zeroGrad() {
+        if let g = gradientArena { g.base.update(repeating: 0, count: Swift.min(count, g.count)) }
+    }
 
     /// Excludes parameters whose names satisfy `predicate` from optimisation.
     public func freeze(where predicate: (String) -> Bool) {

@@ -11,9 +11,16 @@ public final class TensorStorage: @unchecked Sendable {
     public let count: Int
 
     /// Allocates uninitialised storage for `count` floats (at least one byte is allocated).
+    /// Buffers of a megabyte or more come from (and return to) ``BufferPool/shared``.
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "TensorStorage: negative count \(count)")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        let bytes = max(count, 1) * 4
+        let raw: UnsafeMutableRawPointer
+        if let sizeClass = BufferPool.sizeClass(forBytes: bytes) {
+            raw = BufferPool.shared.allocate(sizeClass: sizeClass)
+        } else {
+            raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        }
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
     }
@@ -31,5 +38,11 @@ public final class TensorStorage: @unchecked Sendable {
         return s
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit {
+        if let sizeClass = BufferPool.sizeClass(forBytes: max(count, 1) * 4) {
+            BufferPool.shared.deallocate(UnsafeMutableRawPointer(base), sizeClass: sizeClass)
+        } else {
+            UnsafeMutableRawPointer(base).deallocate()
+        }
+    }
 }
