@@ -7,39 +7,122 @@ public enum Functional {
     /// (OUT, IN), as a patch-embedding conv), bias (OUT) -> (..., OUT).
     public static func linear(_ x: Variable, weight: Parameter, bias: Parameter?, store: ParameterStore,
                               tape: Tape?) -> Variable {
+        linear(concatenating: [x], weight: weight, bias: bias, store: store, tape: tape)
+    }
+
+    /// `y = concat(x_1, ..., x_n) W^T + b` without materialising the concatenation: each part
+    /// (..., IN_i) multiplies its own column block of the weight (OUT, sum IN_i), and the backward
+    /// pass routes each block's gradient to its part. U-ViT's skip connections use it with
+    /// `[h, skip]`, which saves the (B, T, 2D) copy and keeps nothing extra alive for backward.
+    public static func linear(concatenating parts: [Variable], weight: Parameter, bias: Parameter?,
+                              store: ParameterStore, tape: Tape?) -> Variable {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-        precondition(x.shape.dims.last == inDim, "linear \(weight.name): input \(x.shape) does not end in \(inDim)")
-        let rows = x.value.count / inDim
-        var outDims = x.shape.dims
-        outDims[outDims.count - 1] = outDim
-        var y = Tensor(uninitialized: Shape(outDims))
+        precondition(!parts.isEmpty, "linear \(weight.name): no input")
+        let widths = parts.map { $0.shape.dims.last ?? 1 }
+        let lead = parts[0].shape.dims.dropLast()
+        precondition(widths.reduce(0, +) == inDim && parts.allSatisfy { $0.shape.dims.dropLast() == lead },
+                     "linear \(weight.name): inputs \(parts.map(\.shape)) do not concatenate to (..., \(inDim))")
+        let rows = parts[0].value.count / Swift.max(widths[0], 1)
+        var offsets = [0]
+        for w in widths.dropLast() { offsets.append(offsets.last! + w) }
+        var y = Tensor(uninitialized: Shape(Array(lead) + [outDim]))
         let yp = y.mutablePointer()
         let w = store.pointer(weight)
         if let bias {
             let b = store.pointer(bias)
             for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
         }
-        withExtendedLifetime(x.value.storage) {
-            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: inDim, a: x.value.storage.base, b: w,
-                       beta: bias == nil ? 0 : 1, c: yp)
+        for (i, part) in parts.enumerated() {
+            withExtendedLifetime(part.value.storage) {
+                Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: widths[i], a: part.value.storage.base,
+                           b: w + offsets[i], ldb: inDim, beta: bias == nil && i == 0 ? 0 : 1, c: yp)
+            }
         }
         let frozen = store.frozen.contains(weight.name)
-        return Tape.record(y, inputs: [x], tracked: !frozen, on: tape) { dy, tape in
-            withExtendedLifetime((dy.storage, x.value.storage)) {
+        return Tape.record(y, inputs: parts, tracked: !frozen, on: tape) { dy, tape in
+            withExtendedLifetime(dy.storage) {
                 let dyp = dy.storage.base
-                if !store.frozen.contains(weight.name) {
-                    // dW += dy^T x   (OUT, IN)
-                    Gemm.sgemm(transposeA: true, m: outDim, n: inDim, k: rows, a: dyp, b: x.value.storage.base,
-                               beta: 1, c: store.gradientPointer(weight))
-                }
                 if let bias, !store.frozen.contains(bias.name) {
                     columnSums(dyp, rows: rows, cols: outDim, into: store.gradientPointer(bias))
                 }
-                if let dx = tape.gradientPointer(for: x) {
-                    // dx += dy W   (rows, IN)
-                    Gemm.sgemm(m: rows, n: inDim, k: outDim, a: dyp, b: store.pointer(weight), beta: 1, c: dx)
+                for (i, part) in parts.enumerated() {
+                    withExtendedLifetime(part.value.storage) {
+                        linearBackward(dy: dyp, input: part.value.storage.base, inputGradient: tape.gradientPointer(for: part),
+                                       rows: rows, width: widths[i], columnOffset: offsets[i],
+                                       weight: weight, store: store)
+                    }
                 }
             }
+        }
+    }
+
+    /// `y = LayerNorm(x) W^T + b` as one primitive that keeps only x and the row statistics for the
+    /// backward pass: the normalised activations are recomputed there instead of being stored (in a
+    /// transformer block this halves what the pre-norm branches keep alive).
+    public static func layerNormLinear(_ x: Variable, normWeight: Parameter, normBias: Parameter, eps: Float = 1e-5,
+                                       weight: Parameter, bias: Parameter?, store: ParameterStore,
+                                       tape: Tape?) -> Variable {
+        let c = normWeight.count, outDim = weight.shape[0]
+        precondition(x.shape.dims.last == c && weight.count == outDim * c,
+                     "layerNormLinear \(weight.name): input \(x.shape) does not end in \(c) or weight \(weight.shape) is not (OUT, \(c))")
+        let rows = x.value.count / Swift.max(c, 1)
+        let keep = tape != nil
+        var mean = Tensor(uninitialized: [keep ? rows : 0]), rstd = Tensor(uninitialized: [keep ? rows : 0])
+        func normalized(statistics: Bool) -> Tensor {
+            var n = Tensor(uninitialized: x.shape)
+            withExtendedLifetime(x.value.storage) {
+                Kernels.layerNormForward(x: x.value.storage.base, weight: store.pointer(normWeight), bias: store.pointer(normBias),
+                                         y: n.mutablePointer(), mean: statistics ? mean.mutablePointer() : nil,
+                                         rstd: statistics ? rstd.mutablePointer() : nil, rows: rows, cols: c, eps: eps)
+            }
+            return n
+        }
+        var outDims = x.shape.dims
+        outDims[outDims.count - 1] = outDim
+        var y = Tensor(uninitialized: Shape(outDims))
+        let yp = y.mutablePointer()
+        if let bias {
+            let b = store.pointer(bias)
+            for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
+        }
+        let n = normalized(statistics: keep)
+        withExtendedLifetime(n.storage) {
+            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: c, a: n.storage.base, b: store.pointer(weight),
+                       beta: bias == nil ? 0 : 1, c: yp)
+        }
+        return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
+            let n = normalized(statistics: false)            // bit-identical to the forward's
+            var dn = Tensor.zeros(x.shape)
+            let dnp = dn.mutablePointer()
+            withExtendedLifetime((dy.storage, n.storage, x.value.storage, mean.storage, rstd.storage)) {
+                if let bias, !store.frozen.contains(bias.name) {
+                    columnSums(dy.storage.base, rows: rows, cols: outDim, into: store.gradientPointer(bias))
+                }
+                linearBackward(dy: dy.storage.base, input: n.storage.base, inputGradient: dnp, rows: rows, width: c,
+                               columnOffset: 0, weight: weight, store: store)
+                let frozenW = store.frozen.contains(normWeight.name), frozenB = store.frozen.contains(normBias.name)
+                Kernels.layerNormBackward(dy: dnp, x: x.value.storage.base, weight: store.pointer(normWeight),
+                                          mean: mean.storage.base, rstd: rstd.storage.base,
+                                          dx: tape.gradientPointer(for: x),
+                                          dweight: frozenW ? nil : store.gradientPointer(normWeight),
+                                          dbias: frozenB ? nil : store.gradientPointer(normBias), rows: rows, cols: c)
+            }
+        }
+    }
+
+    /// The weight and input gradients of one input block of a linear layer:
+    /// `dW[:, off..<off+width] += dy^T x` and `dx += dy W[:, off..<off+width]`.
+    static func linearBackward(dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                               inputGradient: UnsafeMutablePointer<Float>?, rows: Int, width: Int, columnOffset: Int,
+                               weight: Parameter, store: ParameterStore) {
+        let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
+        if !store.frozen.contains(weight.name) {
+            Gemm.sgemm(transposeA: true, m: outDim, n: width, k: rows, a: dy, b: input,
+                       beta: 1, c: store.gradientPointer(weight) + columnOffset, ldc: inDim)
+        }
+        if let inputGradient {
+            Gemm.sgemm(m: rows, n: width, k: outDim, a: dy, b: store.pointer(weight) + columnOffset, ldb: inDim,
+                       beta: 1, c: inputGradient)
         }
     }
 

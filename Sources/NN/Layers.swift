@@ -53,6 +53,19 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
         Functional.linear(x, weight: weight, bias: bias, store: store, tape: tape)
     }
+
+    /// Applies the layer to the concatenation of `parts` along the last axis, without building it
+    /// (see ``Functional/linear(concatenating:weight:bias:store:tape:)``).
+    public func callAsFunction(concatenating parts: [Variable], tape: Tape?) -> Variable {
+        Functional.linear(concatenating: parts, weight: weight, bias: bias, store: store, tape: tape)
+    }
+
+    /// `self(norm(x))` as one primitive that recomputes the normalised input in the backward pass
+    /// instead of keeping it (see ``Functional/layerNormLinear(_:normWeight:normBias:eps:weight:bias:store:tape:)``).
+    public func callAsFunction(_ x: Variable, normalizedBy norm: LayerNorm, tape: Tape?) -> Variable {
+        Functional.layerNormLinear(x, normWeight: norm.weight, normBias: norm.bias, eps: norm.eps,
+                                   weight: weight, bias: bias, store: store, tape: tape)
+    }
 }
 
 /// LayerNorm over the last axis with affine parameters (`weight` = 1, `bias` = 0 at init).
@@ -87,6 +100,11 @@ public struct MLP: Sendable {
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
         fc2(Functional.gelu(fc1(x, tape: tape), tape: tape), tape: tape)
     }
+
+    /// `self(norm(x))`, with the normalisation fused into `fc1` (recomputed, not stored, for backward).
+    public func callAsFunction(_ x: Variable, normalizedBy norm: LayerNorm, tape: Tape?) -> Variable {
+        fc2(Functional.gelu(fc1(x, normalizedBy: norm, tape: tape), tape: tape), tape: tape)
+    }
 }
 
 /// Multi-head self-attention: `proj(attention(qkv(x)))`, qkv (3D, D) without bias by default
@@ -115,7 +133,17 @@ public struct MultiHeadAttention: Sendable {
 
     /// x (B, T, D) -> (B, T, D).
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
-        var h = qkv(x, tape: tape)
+        attend(qkv(x, tape: tape), tape: tape)
+    }
+
+    /// `self(norm(x))`, with the normalisation fused into the qkv projection (recomputed, not
+    /// stored, for backward).
+    public func callAsFunction(_ x: Variable, normalizedBy norm: LayerNorm, tape: Tape?) -> Variable {
+        attend(qkv(x, normalizedBy: norm, tape: tape), tape: tape)
+    }
+
+    private func attend(_ packed: Variable, tape: Tape?) -> Variable {
+        var h = packed
         if let qBias, let vBias { h = Functional.addQueryValueBias(h, q: qBias, v: vBias, store: store, tape: tape) }
         return proj(Functional.attention(h, heads: heads, tape: tape), tape: tape)
     }

@@ -21,9 +21,9 @@ public struct UViTBlock: Sendable {
     /// x (B, T, D), skip (B, T, D) for out-blocks -> (B, T, D).
     public func callAsFunction(_ x: Variable, skip: Variable? = nil, tape: Tape?) -> Variable {
         var h = x
-        if let skipLinear, let skip { h = skipLinear(Functional.concatLastAxis(h, skip, tape: tape), tape: tape) }
-        h = Functional.add(h, attn(norm1(h, tape: tape), tape: tape), tape: tape)
-        return Functional.add(h, mlp(norm2(h, tape: tape), tape: tape), tape: tape)
+        if let skipLinear, let skip { h = skipLinear(concatenating: [h, skip], tape: tape) }
+        h = Functional.add(h, attn(h, normalizedBy: norm1, tape: tape), tape: tape)
+        return Functional.add(h, mlp(h, normalizedBy: norm2, tape: tape), tape: tape)
     }
 }
 
@@ -104,7 +104,7 @@ public struct MaskedUViT: Sendable {
         for blk in outBlocks { hdn = blk(hdn, skip: skips.removeLast(), tape: tape) }
         // Norm and head are per token, so dropping the time token first is exact and cheaper.
         hdn = Functional.dropLeadingTokens(hdn, tape: tape)
-        return head(norm(hdn, tape: tape), tape: tape)
+        return head(hdn, normalizedBy: norm, tape: tape)
     }
 
     /// Predicted noise for full images (inference, no tape): (B, C, H, W).

@@ -122,8 +122,10 @@ struct KeepRandomRows: MaskingStrategy {
         let losses = try t.run(dataset: TensorDataset(images: images))
         #expect(losses.suffix(20).reduce(0, +) / 20 < 0.1, "final loss \(losses.suffix(20).reduce(0, +) / 20)")
         // Both the paper's sampler (DDIM, eta 1) and the fast one (DPM-Solver++ 2M, 20 calls)
-        // put most samples on the two modes (pure noise would put almost none there), in about
-        // equal shares. Measured: 45/64 and 48/64 near a mode, 32 and 33 positive.
+        // put many samples on the two modes (pure noise, or a sampler that collapses to the mean,
+        // puts none there), in about equal shares. The counts depend on the exact float rounding of
+        // 2000 training steps: over model seeds 10-60 they ranged 34-47 (DDIM) and 29-59 (DPM++)
+        // near a mode, 25-40 positive; hence the thresholds below.
         let samplers: [any DiffusionSampler] = [DDIMSampler(schedule: t.schedule, steps: 50, eta: 1),
                                                 DPMSolverPlusPlus2M(schedule: t.schedule, steps: 20)]
         for sampler in samplers {
@@ -132,7 +134,7 @@ struct KeepRandomRows: MaskingStrategy {
             let perImage = samples.reshaped([64, 192]).mean(axis: 1).scalars
             let nearMode = perImage.filter { abs(abs($0) - 0.5) < 0.15 }.count
             let positive = perImage.filter { $0 > 0 }.count
-            #expect(nearMode >= 40, "\(type(of: sampler)): only \(nearMode)/64 samples near a mode")
+            #expect(nearMode >= 24, "\(type(of: sampler)): only \(nearMode)/64 samples near a mode")
             #expect((20...44).contains(positive), "\(type(of: sampler)): \(positive)/64 samples in the positive mode")
         }
     }
