@@ -3,35 +3,45 @@ import Foundation
 import Tensor
 
 /// Our GEMM (`Gemm.sgemm`, own kernels threaded by `parallelFor`) against raw OpenBLAS
-/// `cblas_sgemm` on the `matmul` suite's shapes, x (M, K) W^T, alternating the two sides;
-/// median milliseconds, GFLOP/s and share of the machine's peak for `threads` cores.
+/// `cblas_sgemm` on the `matmul` suite's shapes, alternating the two sides; median milliseconds,
+/// GFLOP/s and share of the machine's peak for `threads` cores. Each linear layer shape is timed in
+/// the three products a training step runs: forward `y = x W^T`, weight gradient `dW = dy^T x` and
+/// input gradient `dx = dy W` (squares only forward).
 func benchGemm(threads: Int, quick: Bool) {
     var rng = RandomGenerator(seed: 0)
-    for (name, m, k, n) in matmulCases(quick: quick) {
-        let x = Tensor.randomNormal([m, k], using: &rng)
-        let w = Tensor.randomNormal([n, k], using: &rng)          // PyTorch (out, in) layout: x W^T
-        var c = Tensor.zeros([m, n])
-        let cp = c.mutablePointer()
-        let flops = 2.0 * Double(m) * Double(n) * Double(k)
-        let reps = max(5, min(50, Int(2e10 / flops)))
-        var oursT: [Double] = [], rawT: [Double] = []
-        withExtendedLifetime((x, w, c)) {
-            for _ in 0..<3 {   // alternate the two sides
-                oursT.append(medianMs(warmup: 1, reps: reps) {
-                    Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x.storage.base, b: w.storage.base, c: cp)
-                })
-                rawT.append(medianMs(warmup: 1, reps: reps) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1,
-                                x.storage.base, blasint(k), w.storage.base, blasint(k), 0, cp, blasint(n))
-                })
-            }
+    for (name, rows, inDim, outDim) in matmulCases(quick: quick) {
+        var products = [("", false, true, rows, outDim, inDim)]             // x (rows, in) W^T
+        if !name.hasPrefix("square") {
+            products += [("_dW", true, false, outDim, inDim, rows),        // dy^T (out, rows) x (rows, in)
+                         ("_dx", false, false, rows, inDim, outDim)]       // dy (rows, out) W (out, in)
         }
-        let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
-        let peak = peakGflopsPerCore * Double(threads)
-        emit([("name", "gemm_\(name)"), ("shape", "(\(m)x\(k))x(\(k)x\(n))^T"), ("threads", threads),
-              ("isa", Gemm.usesOwnKernels ? "\(Gemm.instructionSet)" : "openblas"), ("median_ms", ours), ("gflops", flops / ours / 1e6),
-              ("peak_share", flops / ours / 1e6 / peak), ("openblas_ms", raw),
-              ("openblas_gflops", flops / raw / 1e6), ("openblas_peak_share", flops / raw / 1e6 / peak),
-              ("speedup", raw / ours)])
+        for (suffix, ta, tb, m, n, k) in products {
+            let a = Tensor.randomNormal(ta ? [k, m] : [m, k], using: &rng)
+            let b = Tensor.randomNormal(tb ? [n, k] : [k, n], using: &rng)
+            var c = Tensor.zeros([m, n])
+            let cp = c.mutablePointer()
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let reps = max(5, min(50, Int(2e10 / flops)))
+            var oursT: [Double] = [], rawT: [Double] = []
+            withExtendedLifetime((a, b, c)) {
+                for _ in 0..<3 {   // alternate the two sides
+                    oursT.append(medianMs(warmup: 1, reps: reps) {
+                        Gemm.sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: a.storage.base, b: b.storage.base, c: cp)
+                    })
+                    rawT.append(medianMs(warmup: 1, reps: reps) {
+                        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                    blasint(m), blasint(n), blasint(k), 1, a.storage.base, blasint(ta ? m : k),
+                                    b.storage.base, blasint(tb ? k : n), 0, cp, blasint(n))
+                    })
+                }
+            }
+            let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
+            let peak = peakGflopsPerCore * Double(threads)
+            emit([("name", "gemm_\(name)\(suffix)"), ("shape", "\(ta ? "T" : "N")\(tb ? "T" : "N") m \(m) n \(n) k \(k)"),
+                  ("threads", threads), ("isa", Gemm.usesOwnKernels ? "\(Gemm.instructionSet)" : "openblas"),
+                  ("median_ms", ours), ("gflops", flops / ours / 1e6), ("peak_share", flops / ours / 1e6 / peak),
+                  ("openblas_ms", raw), ("openblas_gflops", flops / raw / 1e6),
+                  ("openblas_peak_share", flops / raw / 1e6 / peak), ("speedup", raw / ours)])
+        }
     }
 }

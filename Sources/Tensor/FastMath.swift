@@ -31,7 +31,12 @@ public enum FastMath {
 
     /// The error function, lanewise (Abramowitz & Stegun 7.1.26 refined; |error| < 5e-7).
     @inlinable @inline(__always)
-    public static func erf(_ x: V) -> V {
+    public static func erf(_ x: V) -> V { erfAndGaussian(x).erf }
+
+    /// `erf(x)` and `exp(-x^2)` (the Gaussian factor erf's approximation needs anyway), lanewise:
+    /// GELU's backward uses both and so pays for one exponential, not two.
+    @inlinable @inline(__always)
+    public static func erfAndGaussian(_ x: V) -> (erf: V, gaussian: V) {
         let ax = abs(x)
         let t = 1 / (1 + 0.327_591_1 * ax)
         var p: V = V(repeating: 1.061_405_429)
@@ -40,8 +45,9 @@ public enum FastMath {
         p = p * t - 0.284_496_736
         p = p * t + 0.254_829_592
         p = p * t
-        let e = 1 - p * exp(-ax * ax)
-        return e.replacing(with: -e, where: x .< 0)
+        let g = exp(-ax * ax)
+        let e = 1 - p * g
+        return (e.replacing(with: -e, where: x .< 0), g)
     }
 
     /// Hyperbolic tangent, lanewise, as `1 - 2 / (e^{2x} + 1)`.

@@ -27,8 +27,10 @@ extension Kernels {
             var i = lo
             while i + 16 <= hi {
                 let v = UnsafeRawPointer(xs.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                let cdf = 0.5 * (1 + FastMath.erf(v * 0.707_106_781_186_547_5))
-                let pdf = invSqrt2Pi * FastMath.exp(-0.5 * v * v)
+                // erf(v / sqrt 2) comes with exp(-v^2 / 2), the Gaussian density's exponential.
+                let (e, gauss) = FastMath.erfAndGaussian(v * 0.707_106_781_186_547_5)
+                let cdf = 0.5 * (1 + e)
+                let pdf = invSqrt2Pi * gauss
                 let g = UnsafeRawPointer(dys.base + i).loadUnaligned(as: SIMD16<Float>.self)
                 let cur = UnsafeRawPointer(dxs.base + i).loadUnaligned(as: SIMD16<Float>.self)
                 UnsafeMutableRawPointer(dxs.base + i).storeBytes(of: cur + g * (cdf + v * pdf), as: SIMD16<Float>.self)

@@ -89,24 +89,33 @@ public enum Gemm {
         if plan.chunks > 1 && plan.byRows {
             // Row blocks share one packed B: the threads pack disjoint column ranges of it, then
             // each multiplies its rows of A by all of it (two passes: no barrier inside a pass).
-            let packed = (maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(k)) + 15) / 16 * 16
+            // A deep product (a weight gradient sums over every token: K = B * T) goes in slabs of
+            // K whose packed B stays cache-sized, instead of packing all of B up front (33 MB for
+            // the small model's fc2 at 4112 tokens, more than the L3).
+            let slab = GemmSplit.slabDepth(n: n, k: k)
+            let packed = (maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(slab)) + 15) / 16 * 16
+            let aDepthStride = transposeA ? la : 1, bDepthStride = transposeB ? 1 : lb
             workspaces.withBuffer(floats: packed + perChunk * plan.chunks) { workspace in
                 let wp = SendablePointer(workspace)
-                parallelFor(plan.chunks) { range in
-                    for chunk in range {
-                        let columns = plan.packingColumns(chunk)
-                        maskdm_sgemm_pack_b(isa.rawValue, tb, Int32(n), Int32(k), bp.base, Int32(lb),
-                                            Int32(columns.lowerBound), Int32(columns.upperBound), wp.base)
+                for k0 in stride(from: 0, to: k, by: slab) {
+                    let depth = min(slab, k - k0)
+                    let slabBeta = k0 == 0 ? beta : 1
+                    parallelFor(plan.chunks) { range in
+                        for chunk in range {
+                            let columns = plan.packingColumns(chunk)
+                            maskdm_sgemm_pack_b(isa.rawValue, tb, Int32(n), Int32(depth), bp.base + k0 * bDepthStride, Int32(lb),
+                                                Int32(columns.lowerBound), Int32(columns.upperBound), wp.base)
+                        }
                     }
-                }
-                parallelFor(plan.chunks) { range in
-                    for chunk in range {
-                        let rows = plan.block(chunk).rows
-                        if rows.isEmpty { continue }
-                        maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(k), alpha,
-                                              ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la), wp.base,
-                                              beta, cp + rows.lowerBound * lc, Int32(lc),
-                                              wp + packed + chunk * perChunk)
+                    parallelFor(plan.chunks) { range in
+                        for chunk in range {
+                            let rows = plan.block(chunk).rows
+                            if rows.isEmpty { continue }
+                            maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(depth), alpha,
+                                                  ap + rows.lowerBound * (transposeA ? 1 : la) + k0 * aDepthStride, Int32(la),
+                                                  wp.base, slabBeta, cp + rows.lowerBound * lc, Int32(lc),
+                                                  wp + packed + chunk * perChunk)
+                        }
                     }
                 }
             }
@@ -177,6 +186,21 @@ struct GemmSplit {
     func packingColumns(_ i: Int) -> Range<Int> {
         let tiles = (n + columnUnit - 1) / columnUnit
         return min(n, i * tiles / chunks * columnUnit)..<min(n, (i + 1) * tiles / chunks * columnUnit)
+    }
+
+    /// Floats of packed B a row split keeps per slab of K (4 MiB: an eighth of this machine's L3,
+    /// room for both threads' A blocks beside it).
+    static let packedSlabFloats = 1 << 20
+
+    /// Depth of the K slabs a row split packs B in: all of K when the packed (K, N) B fits in
+    /// ``packedSlabFloats``, else the most that does (at least 256, a multiple of 256 so the
+    /// kernel's depth blocks are not slivers), spread evenly over the slabs.
+    static func slabDepth(n: Int, k: Int) -> Int {
+        if k * n <= packedSlabFloats { return max(k, 1) }
+        let depth = max(256, packedSlabFloats / max(n, 1) / 256 * 256)
+        // Spread K evenly over the slabs so the last one is not a sliver.
+        let slabs = (k + depth - 1) / depth
+        return (k + slabs - 1) / slabs
     }
 
     /// Rows and columns of C in block `i`.

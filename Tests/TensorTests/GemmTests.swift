@@ -94,9 +94,12 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     }
 
     /// Blocks bigger than the cache blocks: K over two depth blocks (beta applies once), M over
-    /// several row blocks, N over the column block (4096) with a ragged rest.
+    /// several row blocks, N over the column block (4096) with a ragged rest; deep row-split
+    /// products whose packed B goes in several K slabs (beta applies to the first slab only).
     @Test(arguments: [GemmCase(m: 300, n: 40, k: 700, beta: 1), GemmCase(m: 3, n: 4133, k: 9, padC: 2, beta: 0.5),
-                      GemmCase(m: 700, n: 20, k: 20, transposeA: true, transposeB: true, alpha: -1, beta: 0)])
+                      GemmCase(m: 700, n: 20, k: 20, transposeA: true, transposeB: true, alpha: -1, beta: 0),
+                      GemmCase(m: 100, n: 300, k: 4000, transposeA: true, padA: 3, padB: 1, padC: 2, beta: 0.5),
+                      GemmCase(m: 130, n: 600, k: 3001, transposeB: true, padB: 5, alpha: 0.5, beta: 0)])
     func matchesNaiveAcrossCacheBlocks(p: GemmCase) throws {
         try #require(!Self.kernels.isEmpty)
         for isa in Self.kernels {
@@ -154,6 +157,14 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     }
 
     /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.
+    @Test func deepProductsPackBInCacheSizedSlabs() {
+        #expect(GemmSplit.slabDepth(n: 512, k: 512) == 512)                     // fits: one slab
+        #expect(GemmSplit.slabDepth(n: 300, k: 4000) == 2000)                   // two even slabs
+        let d = GemmSplit.slabDepth(n: 2048, k: 4112)                            // fc2's weight gradient
+        #expect(d * 2048 <= GemmSplit.packedSlabFloats && d >= 256 && (4112 + d - 1) / d * d - 4112 < d)
+        #expect(GemmSplit.slabDepth(n: 100_000, k: 1000) == 250)                // 256-deep floor, 4 even slabs
+    }
+
     @Test(arguments: [(600, 260, 512), (33, 2048, 64), (5, 5, 5), (700, 7, 100), (7, 17, 4000), (100, 900, 64)])
     func splitCoversCOnce(m: Int, n: Int, k: Int) throws {
         let isa = try #require(Self.kernels.first)
