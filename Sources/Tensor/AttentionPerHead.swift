@@ -5,19 +5,29 @@ import Foundation
 // hand-offs per GEMM. Same maths and the same blockwise O(T) scratch as the serial-head path.
 
 extension Kernels {
-    /// Per-thread buffers: probabilities and their gradient for one query block, and GEMM packing space.
+    /// Per-thread buffers: probabilities and their gradient for one query block, GEMM packing
+    /// space, and one head's keys and values packed once as GEMM right operands (K^T and V^T for
+    /// the score products, K and V for the products over keys), reused by every query block.
+    /// All O(T * HS) or O(block * T).
     struct AttentionScratch {
         let storage: TensorStorage
         let p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>, gemm: UnsafeMutablePointer<Float>
+        let keysT: UnsafeMutablePointer<Float>, valuesT: UnsafeMutablePointer<Float>
+        let keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>
         init(_ s: AttentionShape) {
             let br = s.blockRows, t = s.tokens, hs = s.headSize
             let g = [Gemm.serialWorkspaceSize(m: br, n: t, k: hs), Gemm.serialWorkspaceSize(m: br, n: hs, k: t),
                      Gemm.serialWorkspaceSize(m: t, n: hs, k: br)].max() ?? 0
             let pad = { (n: Int) in (n + 15) / 16 * 16 }
-            storage = TensorStorage(uninitializedCount: 2 * pad(br * t) + pad(g))
+            let scores = pad(Gemm.packedBSize(n: t, k: hs)), overKeys = pad(Gemm.packedBSize(n: hs, k: t))
+            storage = TensorStorage(uninitializedCount: 2 * pad(br * t) + pad(g) + 2 * scores + 2 * overKeys)
             p = storage.base
-            dp = storage.base + pad(br * t)
-            gemm = storage.base + 2 * pad(br * t)
+            dp = p + pad(br * t)
+            gemm = dp + pad(br * t)
+            keysT = gemm + pad(g)
+            valuesT = keysT + scores
+            keys = valuesT + scores
+            values = keys + overKeys
         }
     }
 
@@ -36,17 +46,19 @@ extension Kernels {
                     let kh = ks.base + b * ko.batchStride + h * ko.headStride
                     let vh = vs.base + b * vo.batchStride + h * vo.headStride
                     let oh = os.base + b * oo.batchStride + h * oo.headStride
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: ko.rowStride, into: w.keysT)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: vh, ldb: vo.rowStride, into: w.values)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
-                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * qo.rowStride, lda: qo.rowStride,
-                                    b: kh, ldb: ko.rowStride, c: w.p, ldc: t, workspace: w.gemm)
+                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * qo.rowStride, lda: qo.rowStride,
+                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
                         for i in 0..<rows {
                             let row = w.p + i * t
                             let l = softmaxRow(row, row, t, scale: s.scale)
                             ls?[bh * t + r0 + i] = l
                         }
-                        Gemm.serial(m: rows, n: hs, k: t, a: w.p, lda: t, b: vh, ldb: vo.rowStride,
+                        Gemm.serial(m: rows, n: hs, k: t, a: w.p, lda: t, packedB: w.values,
                                     c: oh + r0 * oo.rowStride, ldc: oo.rowStride, workspace: w.gemm)
                         r0 += rows
                     }
@@ -74,19 +86,22 @@ extension Kernels {
                     }
                     let doh = at(bases.0, ops.0), qh = at(bases.1, ops.1), kh = at(bases.2, ops.2), vh = at(bases.3, ops.3)
                     let dqh = at(bases.4, ops.4), dkh = at(bases.5, ops.5), dvh = at(bases.6, ops.6)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: ops.2.rowStride, into: w.keysT)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: vh, ldb: ops.3.rowStride, into: w.valuesT)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: kh, ldb: ops.2.rowStride, into: w.keys)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
-                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: qh + r0 * ops.1.rowStride, lda: ops.1.rowStride,
-                                    b: kh, ldb: ops.2.rowStride, c: w.p, ldc: t, workspace: w.gemm)
-                        Gemm.serial(transposeB: true, m: rows, n: t, k: hs, a: doh + r0 * ops.0.rowStride, lda: ops.0.rowStride,
-                                    b: vh, ldb: ops.3.rowStride, c: w.dp, ldc: t, workspace: w.gemm)
+                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * ops.1.rowStride, lda: ops.1.rowStride,
+                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
+                        Gemm.serial(m: rows, n: t, k: hs, a: doh + r0 * ops.0.rowStride, lda: ops.0.rowStride,
+                                    packedB: w.valuesT, c: w.dp, ldc: t, workspace: w.gemm)
                         for i in 0..<rows {
                             probabilityAndScoreGradient(p: w.p + i * t, dp: w.dp + i * t, t: t, scale: s.scale, lse: lses[bh * t + r0 + i])
                         }
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
                                     b: doh + r0 * ops.0.rowStride, ldb: ops.0.rowStride, beta: 1, c: dvh, ldc: ops.6.rowStride, workspace: w.gemm)
-                        Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, b: kh, ldb: ops.2.rowStride,
+                        Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, packedB: w.keys,
                                     beta: 1, c: dqh + r0 * ops.4.rowStride, ldc: ops.4.rowStride, workspace: w.gemm)
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
                                     b: qh + r0 * ops.1.rowStride, ldb: ops.1.rowStride, beta: 1, c: dkh, ldc: ops.5.rowStride, workspace: w.gemm)

@@ -235,3 +235,31 @@ extension Gemm {
                            c, Int32(ldc ?? n), workspace)
     }
 }
+
+extension Gemm {
+    /// Floats of a buffer holding op(B) (K, N) packed by ``packB(transposeB:n:k:b:ldb:into:)``.
+    public static func packedBSize(n: Int, k: Int) -> Int {
+        maskdm_sgemm_packed_b_size(instructionSet.rawValue, Int32(n), Int32(k))
+    }
+
+    /// Packs all of op(B) (K, N) once into `packed` (64-byte aligned, ``packedBSize(n:k:)`` floats)
+    /// so that several products with the same right operand skip re-packing it (attention reuses a
+    /// head's keys and values for every query block). Single-threaded; requires ``hasSerialKernel``.
+    public static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int? = nil,
+                             into packed: UnsafeMutablePointer<Float>) {
+        if n == 0 || k == 0 { return }
+        maskdm_sgemm_pack_b(instructionSet.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
+                            Int32(ldb ?? (transposeB ? k : n)), 0, Int32(n), packed)
+    }
+
+    /// ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)`` with the
+    /// right operand from ``packB(transposeB:n:k:b:ldb:into:)`` (same n and k).
+    public static func serial(transposeA: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                              a: UnsafePointer<Float>, lda: Int? = nil, packedB: UnsafePointer<Float>,
+                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+                              workspace: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        maskdm_sgemm_packed_b(instructionSet.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+                              a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), workspace)
+    }
+}
