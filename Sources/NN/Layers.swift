@@ -38,12 +38,13 @@ public struct Linear: Sendable {
     public init(_ builder: ParameterBuilder, inputDimensions: Int, outputDimensions: Int, bias: Bool = true,
                 initializer: Initializer = .truncatedNormal(std: 0.02), rng: inout RandomGenerator) {
         store = builder.store
-        weight = builder.parameter("weight", initializer.make([outputDimensions, inputDimensions], fanIn: inputDimensions, rng: &rng))
+        weight = builder.parameter("weight", shape: [outputDimensions, inputDimensions],
+                                   initializer: initializer.make([outputDimensions, inputDimensions], fanIn: inputDimensions, rng: &rng))
         if bias {
-            let b: Tensor
-            if case .kaimingUniform = initializer { b = Initializer.kaimingUniform.make([outputDimensions], fanIn: inputDimensions, rng: &rng) }
-            else { b = .zeros([outputDimensions]) }
-            self.bias = builder.parameter("bias", b)
+            let kaiming: Bool
+            if case .kaimingUniform = initializer { kaiming = true } else { kaiming = false }
+            self.bias = builder.parameter("bias", shape: [outputDimensions], initializer: kaiming
+                ? Initializer.kaimingUniform.make([outputDimensions], fanIn: inputDimensions, rng: &rng) : .zeros([outputDimensions]))
         } else {
             self.bias = nil
         }
@@ -163,8 +164,10 @@ public struct PatchEmbedding: Sendable {
         self.patchSize = patchSize
         self.channels = channels
         let fanIn = channels * patchSize * patchSize
-        weight = builder.parameter("weight", Initializer.kaimingUniform.make([dimensions, channels, patchSize, patchSize], fanIn: fanIn, rng: &rng))
-        bias = builder.parameter("bias", Initializer.kaimingUniform.make([dimensions], fanIn: fanIn, rng: &rng))
+        weight = builder.parameter("weight", shape: [dimensions, channels, patchSize, patchSize],
+                                   initializer: Initializer.kaimingUniform.make([dimensions, channels, patchSize, patchSize], fanIn: fanIn, rng: &rng))
+        bias = builder.parameter("bias", shape: [dimensions],
+                                 initializer: Initializer.kaimingUniform.make([dimensions], fanIn: fanIn, rng: &rng))
     }
 
     /// Embeds the patches of images x (B, C, H, W) in raster order, or only the patches listed in

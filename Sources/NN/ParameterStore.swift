@@ -42,6 +42,10 @@ public final class ParameterStore: @unchecked Sendable {
     /// The root builder (no name prefix).
     public var builder: ParameterBuilder { ParameterBuilder(store: self, prefix: "") }
 
+    /// A root builder that registers zeros instead of running initialisers, for a layer tree whose
+    /// weights are copied or loaded next (see ``ParameterBuilder/initializesValues``).
+    public var placeholderBuilder: ParameterBuilder { ParameterBuilder(store: self, prefix: "", initializesValues: false) }
+
     /// The gradients, same layout as ``values``: exactly ``count`` values, allocated (zeroed) on
     /// first use, so a store that is never differentiated (an EMA shadow, an inference model)
     /// holds no gradient memory.
@@ -59,8 +63,25 @@ public final class ParameterStore: @unchecked Sendable {
     /// Registers a parameter with an initial value; the name must be new.
     @discardableResult
     public func add(_ name: String, _ initial: Tensor) -> Parameter {
+        let p = reserve(name, shape: initial.shape)
+        initial.withUnsafeBufferPointer { src in
+            if let b = src.baseAddress { pointer(p).update(from: b, count: p.count) }
+        }
+        return p
+    }
+
+    /// Registers a zero-valued parameter of `shape` (for weights that are loaded or copied next).
+    @discardableResult
+    public func add(_ name: String, zerosOf shape: Shape) -> Parameter {
+        let p = reserve(name, shape: shape)
+        pointer(p).update(repeating: 0, count: p.count)
+        return p
+    }
+
+    /// Appends a parameter slot (values uninitialised).
+    private func reserve(_ name: String, shape: Shape) -> Parameter {
         precondition(index[name] == nil, "ParameterStore: duplicate parameter name \(name)")
-        let p = Parameter(name: name, shape: initial.shape, offset: count)
+        let p = Parameter(name: name, shape: shape, offset: count)
         let newCount = count + p.count
         if newCount > values.count {
             // Grow geometrically so building a model copies the arena O(log n) times; the pages
@@ -69,9 +90,6 @@ public final class ParameterStore: @unchecked Sendable {
             let v = TensorStorage(uninitializedCount: capacity)
             v.base.update(from: values.base, count: count)
             values = v
-        }
-        initial.withUnsafeBufferPointer { src in
-            if let b = src.baseAddress { (values.base + count).update(from: b, count: p.count) }
         }
         count = newCount
         index[name] = parameters.count
@@ -138,10 +156,22 @@ public struct ParameterBuilder {
     public let store: ParameterStore
     /// The dotted prefix ("" at the root).
     public let prefix: String
+    /// False for a layer tree whose weights are copied or loaded right after it is built (an EMA
+    /// shadow, a transferred model): ``parameter(_:shape:initializer:)`` then registers zeros
+    /// without running the initialiser (no random numbers drawn).
+    public let initializesValues: Bool
+
+    /// A builder for `store` under `prefix`.
+    public init(store: ParameterStore, prefix: String, initializesValues: Bool = true) {
+        self.store = store
+        self.prefix = prefix
+        self.initializesValues = initializesValues
+    }
 
     /// A builder one level deeper: `prefix.name`.
     public func scope(_ name: String) -> ParameterBuilder {
-        ParameterBuilder(store: store, prefix: prefix.isEmpty ? name : prefix + "." + name)
+        ParameterBuilder(store: store, prefix: prefix.isEmpty ? name : prefix + "." + name,
+                         initializesValues: initializesValues)
     }
 
     /// A builder for the `i`-th element of a list (`prefix.i`).
@@ -150,5 +180,15 @@ public struct ParameterBuilder {
     /// Adds the parameter `prefix.name` with the given initial value.
     public func parameter(_ name: String, _ initial: Tensor) -> Parameter {
         store.add(prefix.isEmpty ? name : prefix + "." + name, initial)
+    }
+
+    /// Adds the parameter `prefix.name` of `shape`, initialised by `initializer` unless this builder
+    /// does not ``initializesValues`` (then zeros, and `initializer` is not evaluated).
+    public func parameter(_ name: String, shape: Shape, initializer: @autoclosure () -> Tensor) -> Parameter {
+        let full = prefix.isEmpty ? name : prefix + "." + name
+        guard initializesValues else { return store.add(full, zerosOf: shape) }
+        let initial = initializer()
+        precondition(initial.shape == shape, "parameter \(full): initialiser gave \(initial.shape), expected \(shape)")
+        return store.add(full, initial)
     }
 }

@@ -53,8 +53,7 @@ public final class DiffusionTrainer {
     public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws {
         self.model = model
         self.recipe = recipe
-        var rng = RandomGenerator(seed: recipe.seed ^ 0xE3A)
-        emaModel = MaskedUViT(config: model.config, rng: &rng)
+        emaModel = MaskedUViT(copying: model)
         ema = ExponentialMovingAverage(online: model.store, shadow: emaModel.store, beta: recipe.emaBeta)
         optimizer = AdamW(store: model.store, learningRate: recipe.learningRate, beta1: recipe.beta1, beta2: recipe.beta2,
                           eps: recipe.adamEps, weightDecay: recipe.weightDecay)
@@ -124,10 +123,7 @@ public final class DiffusionTrainer {
     /// A fine-tuning trainer that starts from this trainer's **online** weights (all of them),
     /// with a fresh optimizer and a fresh EMA copied from those weights (MaskDM's transfer).
     public func transferred(to recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws -> DiffusionTrainer {
-        var rng = RandomGenerator(seed: recipe.seed)
-        let fresh = MaskedUViT(config: model.config, rng: &rng)
-        fresh.store.copyValues(from: model.store)
-        return try DiffusionTrainer(model: fresh, recipe: recipe, masking: masking)
+        try DiffusionTrainer(model: MaskedUViT(copying: model), recipe: recipe, masking: masking)
     }
 
     /// Saves weights, EMA, optimizer state, step and config atomically.

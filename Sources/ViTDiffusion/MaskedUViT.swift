@@ -58,11 +58,25 @@ public struct MaskedUViT: Sendable {
     /// Builds the network with MaskDM's initialisation (truncated normal std 0.02 for linears and
     /// the position embedding, zero biases, unit LayerNorms, PyTorch's default for the patch conv).
     public init(config c: MaskedUViTConfig, rng: inout RandomGenerator) {
+        self.init(config: c, initialized: true, rng: &rng)
+    }
+
+    /// A second network with `other`'s config and a copy of its weights in a store of its own
+    /// (no initialisers run: building an EMA shadow or a transferred model costs a copy, not an init).
+    public init(copying other: MaskedUViT) {
+        var unused = RandomGenerator(seed: 0)
+        self.init(config: other.config, initialized: false, rng: &unused)
+        store.copyValues(from: other.store)
+    }
+
+    private init(config c: MaskedUViTConfig, initialized: Bool, rng: inout RandomGenerator) {
         precondition((try? c.validate()) != nil, "MaskedUViT: invalid config \(c)")
         config = c
         store = ParameterStore()
-        let enc = store.builder.scope("encoder")
-        positionEmbedding = enc.parameter("encoder_pos_embed", .truncatedNormal([1, 1 + c.patchCount, c.embedDim], std: 0.02, using: &rng))
+        let root = initialized ? store.builder : store.placeholderBuilder
+        let enc = root.scope("encoder")
+        positionEmbedding = enc.parameter("encoder_pos_embed", shape: [1, 1 + c.patchCount, c.embedDim],
+                                          initializer: .truncatedNormal([1, 1 + c.patchCount, c.embedDim], std: 0.02, using: &rng))
         patchEmbed = PatchEmbedding(enc.scope("patch_embed").scope("proj"), channels: c.inChannels, dimensions: c.embedDim,
                                     patchSize: c.patchSize, rng: &rng)
         var ins: [UViTBlock] = []
@@ -73,7 +87,7 @@ public struct MaskedUViT: Sendable {
         for i in 0..<(c.depth / 2) { outs.append(UViTBlock(enc.scope("out_blocks").scope(i), config: c, skip: true, rng: &rng)) }
         outBlocks = outs
         norm = LayerNorm(enc.scope("norm"), dimensions: c.embedDim)
-        head = Linear(store.builder.scope("encoder_to_output"), inputDimensions: c.embedDim, outputDimensions: c.patchDimensions, rng: &rng)
+        head = Linear(root.scope("encoder_to_output"), inputDimensions: c.embedDim, outputDimensions: c.patchDimensions, rng: &rng)
     }
 
     /// Number of parameters.

@@ -23,3 +23,22 @@ import Tensor
         #expect(store.gradient(fc.weight).withUnsafeBufferPointer { $0[5] } == 0)
     }
 }
+
+@Suite struct PlaceholderBuilderTests {
+    @Test func placeholderBuilderRegistersZerosWithoutDrawingRandomNumbers() {
+        let store = ParameterStore()
+        var rng = RandomGenerator(seed: 9)
+        var reference = RandomGenerator(seed: 9)
+        let fc = Linear(store.placeholderBuilder.scope("fc"), inputDimensions: 5, outputDimensions: 3,
+                        initializer: .kaimingUniform, rng: &rng)
+        #expect(store.parameters.map(\.name) == ["fc.weight", "fc.bias"])
+        #expect(store.value(fc.weight).shape == [3, 5])
+        #expect(store.value(fc.weight).scalars == [Float](repeating: 0, count: 15))
+        #expect(rng.next() == reference.next())            // the initialiser never ran
+        // The normal builder draws and the shapes agree.
+        let other = ParameterStore()
+        let fc2 = Linear(other.builder.scope("fc"), inputDimensions: 5, outputDimensions: 3, initializer: .kaimingUniform, rng: &rng)
+        #expect(other.value(fc2.weight).scalars.contains { $0 != 0 })
+        #expect(other.parameters.map(\.shape) == store.parameters.map(\.shape))
+    }
+}

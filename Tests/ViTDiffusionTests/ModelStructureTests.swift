@@ -49,6 +49,19 @@ import Tensor
         #expect(paramCount(.small(imageSize: 64)) == 44_292_144)
     }
 
+    @Test func aCopyHasTheSameLayoutAndWeightsInItsOwnStore() {
+        var rng = RandomGenerator(seed: 4)
+        let c = MaskedUViTConfig(imageHeight: 12, imageWidth: 8, embedDim: 24, depth: 5, heads: 3, qkvBias: true)
+        let model = MaskedUViT(config: c, rng: &rng)
+        let copy = MaskedUViT(copying: model)
+        #expect(copy.store.parameters == model.store.parameters)
+        let values = { (m: MaskedUViT) in Array(UnsafeBufferPointer(start: m.store.values.base, count: m.store.count)) }
+        #expect(values(copy) == values(model))
+        #expect(!copy.store.hasGradients)
+        copy.store.values.base[0] += 1                      // independent storage
+        #expect(values(copy) != values(model))
+    }
+
     @Test func configJSONUsesReferenceNamesAndValidates() throws {
         let json = #"{"img_size": [12, 8], "patch_size": 4, "in_chans": 3, "encoder_embed_dim": 24, "encoder_depth": 4, "encoder_heads": 3, "mlp_ratio": 4, "qkv_bias": true}"#
         let c = try JSONDecoder().decode(MaskedUViTConfig.self, from: Data(json.utf8))
