@@ -12,11 +12,11 @@ import Synchronization
 ///
 /// Buffers of at least ``minimumBytes`` are mapped directly from the kernel in multiples of 2 MiB,
 /// 2 MiB aligned and advised for transparent huge pages (fewer faults and TLB misses). A freed
-/// buffer goes to the cache; an allocation of the same size class takes it back. The cache never
-/// makes the process hold more than its live peak: on a miss, cached buffers (least recently
-/// freed first) are unmapped until at least the requested size has been returned to the kernel,
-/// so the bytes the pool owns only grow when the cache is empty. Smaller buffers use the system
-/// allocator.
+/// buffer goes to the cache; an allocation of the same size class (or, failing that, of up to half
+/// a cached buffer's size) takes it back. The cache never makes the process hold more than its live
+/// peak: on a miss, cached buffers (least recently freed first) are unmapped until mapping the new
+/// one keeps the pool's bytes within the highest live total seen so far. Smaller buffers use the
+/// system allocator.
 ///
 /// Set `MASKDM_BUFFER_POOL=0` in the environment to bypass the pool (every large buffer is then
 /// mapped and unmapped on its own), or call ``trim()`` to return every cached buffer now.
@@ -40,7 +40,10 @@ public final class BufferPool: Sendable {
         public var liveBytes = 0
         /// Bytes in cached (free) buffers.
         public var cachedBytes = 0
-        /// Highest `liveBytes + cachedBytes` seen (what the pool made resident at most).
+        /// Highest `liveBytes` seen.
+        public var peakLiveBytes = 0
+        /// Highest `liveBytes + cachedBytes` seen (what the pool made resident at most); never above
+        /// `peakLiveBytes`.
         public var peakOwnedBytes = 0
         /// Cached buffers unmapped to make room.
         public var evictions = 0
@@ -71,38 +74,52 @@ public final class BufferPool: Sendable {
         return (bytes + granularity - 1) / granularity * granularity
     }
 
-    /// A buffer of `sizeClass` bytes (from ``sizeClass(forBytes:)``), 2 MiB aligned, contents
-    /// unspecified.
-    public func allocate(sizeClass bytes: Int) -> UnsafeMutableRawPointer {
+    /// A buffer of at least `sizeClass` bytes (from ``sizeClass(forBytes:)``), 2 MiB aligned,
+    /// contents unspecified; `bytes` is its actual size, to pass back to
+    /// ``deallocate(_:sizeClass:)``. A cached buffer of exactly the class is preferred, then the
+    /// smallest cached one of at most twice the class (so a step whose temporaries change size
+    /// between forward and backward reuses memory instead of mapping more).
+    public func allocate(sizeClass bytes: Int) -> (base: UnsafeMutableRawPointer, bytes: Int) {
         let (reused, toUnmap): (Block?, [Block]) = state.withLock { s in
-                if let i = s.cached.lastIndex(where: { $0.bytes == bytes }) {
-                    let hit = s.cached.remove(at: i)
-                    s.stats.hits += 1
-                    s.stats.cachedBytes -= bytes
-                    s.stats.liveBytes += bytes
-                    return (hit, [])
+            var pick = s.cached.lastIndex(where: { $0.bytes == bytes })
+            if pick == nil {
+                var best = Int.max
+                for (i, c) in s.cached.enumerated() where c.bytes > bytes && c.bytes <= 2 * bytes && c.bytes < best {
+                    best = c.bytes
+                    pick = i
                 }
-                // Miss: give back at least `bytes` of cached memory before mapping more.
-                var freed = 0, victims: [Block] = []
-                while freed < bytes, !s.cached.isEmpty {
-                    let v = s.cached.removeFirst()
-                    freed += v.bytes
-                    victims.append(v)
-                }
-                s.stats.misses += 1
-                s.stats.evictions += victims.count
-                s.stats.cachedBytes -= freed
-                s.stats.liveBytes += bytes
-                s.stats.peakOwnedBytes = max(s.stats.peakOwnedBytes, s.stats.liveBytes + s.stats.cachedBytes)
-                return (nil, victims)
             }
+            if let i = pick {
+                let hit = s.cached.remove(at: i)
+                s.stats.hits += 1
+                s.stats.cachedBytes -= hit.bytes
+                s.stats.liveBytes += hit.bytes
+                s.stats.peakLiveBytes = max(s.stats.peakLiveBytes, s.stats.liveBytes)
+                return (hit, [])
+            }
+            // Miss: map a new buffer, first unmapping least recently freed ones while the pool would
+            // otherwise own more than the highest live total so far (or than live + this request).
+            let ceiling = max(s.stats.peakLiveBytes, s.stats.liveBytes + bytes)
+            var victims: [Block] = []
+            while s.stats.liveBytes + s.stats.cachedBytes + bytes > ceiling, !s.cached.isEmpty {
+                let v = s.cached.removeFirst()
+                s.stats.cachedBytes -= v.bytes
+                victims.append(v)
+            }
+            s.stats.misses += 1
+            s.stats.evictions += victims.count
+            s.stats.liveBytes += bytes
+            s.stats.peakLiveBytes = max(s.stats.peakLiveBytes, s.stats.liveBytes)
+            s.stats.peakOwnedBytes = max(s.stats.peakOwnedBytes, s.stats.liveBytes + s.stats.cachedBytes)
+            return (nil, victims)
+        }
         for v in toUnmap { Self.unmap(v.base, bytes: v.bytes) }
-        if let reused { return reused.base }
-        return Self.map(bytes: bytes)
+        if let reused { return (reused.base, reused.bytes) }
+        return (Self.map(bytes: bytes), bytes)
     }
 
-    /// Returns a buffer from ``allocate(sizeClass:)`` (to the cache, or to the kernel when the pool
-    /// is disabled).
+    /// Returns a buffer from ``allocate(sizeClass:)`` with the `bytes` it reported (to the cache,
+    /// or to the kernel when the pool is disabled).
     public func deallocate(_ base: UnsafeMutableRawPointer, sizeClass bytes: Int) {
         let keep = isEnabled
         state.withLock { s in

@@ -9,6 +9,8 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutablePointer<Float>
     /// Number of Float32 elements.
     public let count: Int
+    /// Bytes of the ``BufferPool`` block behind `base` (0: from the system allocator).
+    private let pooledBytes: Int
 
     /// Allocates uninitialised storage for `count` floats (at least one byte is allocated).
     /// Buffers of a megabyte or more come from (and return to) ``BufferPool/shared``.
@@ -17,9 +19,10 @@ public final class TensorStorage: @unchecked Sendable {
         let bytes = max(count, 1) * 4
         let raw: UnsafeMutableRawPointer
         if let sizeClass = BufferPool.sizeClass(forBytes: bytes) {
-            raw = BufferPool.shared.allocate(sizeClass: sizeClass)
+            (raw, pooledBytes) = BufferPool.shared.allocate(sizeClass: sizeClass)
         } else {
             raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            pooledBytes = 0
         }
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
@@ -39,8 +42,8 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if let sizeClass = BufferPool.sizeClass(forBytes: max(count, 1) * 4) {
-            BufferPool.shared.deallocate(UnsafeMutableRawPointer(base), sizeClass: sizeClass)
+        if pooledBytes > 0 {
+            BufferPool.shared.deallocate(UnsafeMutableRawPointer(base), sizeClass: pooledBytes)
         } else {
             UnsafeMutableRawPointer(base).deallocate()
         }

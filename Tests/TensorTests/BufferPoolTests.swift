@@ -14,11 +14,11 @@ import Testing
 
     @Test func freedBufferIsReusedForTheSameClassAndIsHugePageAligned() {
         let pool = BufferPool()
-        let a = pool.allocate(sizeClass: 4 * mb)
+        let a = pool.allocate(sizeClass: 4 * mb).base
         #expect(UInt(bitPattern: a) % UInt(BufferPool.granularity) == 0)
         a.storeBytes(of: 42, toByteOffset: 4 * mb - 4, as: Float.self)   // the whole class is writable
         pool.deallocate(a, sizeClass: 4 * mb)
-        let b = pool.allocate(sizeClass: 4 * mb)
+        let b = pool.allocate(sizeClass: 4 * mb).base
         #expect(b == a)
         let s = pool.statistics
         #expect(s.hits == 1 && s.misses == 1 && s.liveBytes == 4 * mb && s.cachedBytes == 0)
@@ -29,10 +29,10 @@ import Testing
 
     @Test func aMissReturnsCachedMemoryBeforeMappingMore() {
         let pool = BufferPool()
-        let small = [pool.allocate(sizeClass: 2 * mb), pool.allocate(sizeClass: 2 * mb), pool.allocate(sizeClass: 2 * mb)]
+        let small = [pool.allocate(sizeClass: 2 * mb).base, pool.allocate(sizeClass: 2 * mb).base, pool.allocate(sizeClass: 2 * mb).base]
         for p in small { pool.deallocate(p, sizeClass: 2 * mb) }
         #expect(pool.statistics.cachedBytes == 6 * mb)
-        let big = pool.allocate(sizeClass: 4 * mb)            // no 4 MiB buffer cached: two 2 MiB ones go
+        let big = pool.allocate(sizeClass: 4 * mb).base            // no 4 MiB buffer cached: two 2 MiB ones go
         var s = pool.statistics
         #expect(s.misses == 4 && s.evictions == 2 && s.cachedBytes == 2 * mb && s.liveBytes == 4 * mb)
         #expect(s.peakOwnedBytes == 6 * mb)
@@ -49,9 +49,9 @@ import Testing
         var liveBytes = 0, maxLive = 0
         for _ in 0..<2000 {
             if live.count < 3 || (live.count < 24 && rng.nextInt(below: 2) == 0) {
-                let bytes = (1 + rng.nextInt(below: 6)) * BufferPool.granularity
-                live.append((pool.allocate(sizeClass: bytes), bytes))
-                liveBytes += bytes
+                let got = pool.allocate(sizeClass: (1 + rng.nextInt(below: 6)) * BufferPool.granularity)
+                live.append(got)
+                liveBytes += got.bytes
                 maxLive = max(maxLive, liveBytes)
             } else {
                 let (p, bytes) = live.remove(at: rng.nextInt(below: live.count))
@@ -77,8 +77,8 @@ import Testing
             var kept: [(UnsafeMutableRawPointer, Int)] = []
             for s in sizes {
                 let temp = pool.allocate(sizeClass: 2 * BufferPool.granularity)
-                kept.append((pool.allocate(sizeClass: s), s))
-                pool.deallocate(temp, sizeClass: 2 * BufferPool.granularity)
+                kept.append(pool.allocate(sizeClass: s))
+                pool.deallocate(temp.base, sizeClass: temp.bytes)
             }
             while let (p, s) = kept.popLast() { pool.deallocate(p, sizeClass: s) }
             missesPerStep.append(pool.statistics.misses - before)
@@ -87,9 +87,25 @@ import Testing
         pool.trim()
     }
 
+    @Test func aSmallerRequestTakesTheSmallestCachedBufferUpToTwiceItsSize() {
+        let pool = BufferPool()
+        let four = pool.allocate(sizeClass: 4 * mb), ten = pool.allocate(sizeClass: 10 * mb)
+        pool.deallocate(ten.base, sizeClass: ten.bytes)
+        pool.deallocate(four.base, sizeClass: four.bytes)
+        let got = pool.allocate(sizeClass: 3 * mb - mb)           // 2 MiB: the 4 MiB buffer serves it
+        #expect(got.base == four.base && got.bytes == 4 * mb)
+        let s = pool.statistics
+        #expect(s.hits == 1 && s.misses == 2 && s.liveBytes == 4 * mb && s.cachedBytes == 10 * mb)
+        let other = pool.allocate(sizeClass: 4 * mb)              // 10 MiB is more than twice 4: a miss
+        #expect(other.base != ten.base && pool.statistics.misses == 3)
+        pool.deallocate(got.base, sizeClass: got.bytes)
+        pool.deallocate(other.base, sizeClass: other.bytes)
+        pool.trim()
+    }
+
     @Test func disabledPoolKeepsNothing() {
         let pool = BufferPool(enabled: false)
-        let a = pool.allocate(sizeClass: 2 * mb)
+        let a = pool.allocate(sizeClass: 2 * mb).base
         pool.deallocate(a, sizeClass: 2 * mb)
         _ = pool.allocate(sizeClass: 2 * mb)
         let s = pool.statistics
@@ -104,8 +120,9 @@ import Testing
         Parallel.$threads.withValue(4) {
             parallelFor(64, grain: 1) { range in
                 for i in range {
-                    let bytes = (1 + i % 3) * BufferPool.granularity
-                    let p = pool.allocate(sizeClass: bytes).bindMemory(to: Float.self, capacity: bytes / 4)
+                    let got = pool.allocate(sizeClass: (1 + i % 3) * BufferPool.granularity)
+                    let bytes = got.bytes
+                    let p = got.base.bindMemory(to: Float.self, capacity: bytes / 4)
                     for j in stride(from: 0, to: bytes / 4, by: 1024) { p[j] = Float(i) }
                     for j in stride(from: 0, to: bytes / 4, by: 1024) where p[j] != Float(i) { bad.base[i] = 1 }
                     pool.deallocate(UnsafeMutableRawPointer(p), sizeClass: bytes)
