@@ -247,6 +247,7 @@ extension Gemm {
     /// head's keys and values for every query block). Single-threaded; requires ``hasSerialKernel``.
     public static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int? = nil,
                              into packed: UnsafeMutablePointer<Float>) {
+        precondition(hasSerialKernel, "Gemm.packB: no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
         if n == 0 || k == 0 { return }
         maskdm_sgemm_pack_b(instructionSet.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
                             Int32(ldb ?? (transposeB ? k : n)), 0, Int32(n), packed)
@@ -258,6 +259,7 @@ extension Gemm {
                               a: UnsafePointer<Float>, lda: Int? = nil, packedB: UnsafePointer<Float>,
                               beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
                               workspace: UnsafeMutablePointer<Float>) {
+        precondition(hasSerialKernel, "Gemm.serial(packedB:): no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
         if m == 0 || n == 0 { return }
         maskdm_sgemm_packed_b(instructionSet.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                               a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), workspace)

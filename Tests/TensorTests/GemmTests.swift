@@ -157,6 +157,30 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     }
 
     /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.
+    /// A right operand packed once (as attention packs a head's keys and values) and reused.
+    @Test(arguments: [GemmCase(m: 63, n: 600, k: 64, transposeB: true, padA: 3, padB: 5, padC: 1),
+                      GemmCase(m: 40, n: 64, k: 600, padA: 2, padB: 7, beta: 1),
+                      GemmCase(m: 600, n: 64, k: 40, transposeA: true, alpha: 0.5, beta: 0.5)])
+    func prePackedRightOperandMatchesNaive(p: GemmCase) throws {
+        try #require(Gemm.hasSerialKernel)
+        let e = gemmRelativeError(p, seed: 11) { p, a, lda, b, ldb, c, ldc in
+            let packed = TensorStorage(uninitializedCount: Gemm.packedBSize(n: p.n, k: p.k))
+            let work = TensorStorage(uninitializedCount: Gemm.serialWorkspaceSize(m: p.m, n: p.n, k: p.k))
+            withExtendedLifetime((packed, work)) {
+                Gemm.packB(transposeB: p.transposeB, n: p.n, k: p.k, b: b, ldb: ldb, into: packed.base)
+                for _ in 0..<2 where p.beta == 0 {      // reuse: a second product from the same packing
+                    Gemm.serial(transposeA: p.transposeA, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda,
+                                packedB: packed.base, beta: 0, c: c, ldc: ldc, workspace: work.base)
+                }
+                if p.beta != 0 {
+                    Gemm.serial(transposeA: p.transposeA, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda,
+                                packedB: packed.base, beta: p.beta, c: c, ldc: ldc, workspace: work.base)
+                }
+            }
+        }
+        #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
+    }
+
     @Test func deepProductsPackBInCacheSizedSlabs() {
         #expect(GemmSplit.slabDepth(n: 512, k: 512) == 512)                     // fits: one slab
         #expect(GemmSplit.slabDepth(n: 300, k: 4000) == 2000)                   // two even slabs
