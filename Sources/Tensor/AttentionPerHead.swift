@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Attention with the heads spread over threads: every (batch, head) pair runs on one thread with
@@ -117,6 +118,14 @@ extension Kernels {
     @inline(__always)
     static func probabilityAndScoreGradient(p pr: UnsafeMutablePointer<Float>, dp dpr: UnsafeMutablePointer<Float>,
                                             t: Int, scale: Float, lse ls: Float) {
+        if rowKernelsAVX2 { maskdm_softmax_grad_row_avx2(pr, dpr, Int32(t), scale, ls); return }
+        probabilityAndScoreGradientPortable(p: pr, dp: dpr, t: t, scale: scale, lse: ls)
+    }
+
+    /// ``probabilityAndScoreGradient(p:dp:t:scale:lse:)`` in portable Swift SIMD.
+    @inline(__always)
+    static func probabilityAndScoreGradientPortable(p pr: UnsafeMutablePointer<Float>, dp dpr: UnsafeMutablePointer<Float>,
+                                                    t: Int, scale: Float, lse ls: Float) {
         let l = SIMD16<Float>(repeating: ls)
         var j = 0
         var dotv = SIMD16<Float>(repeating: 0)

@@ -179,3 +179,26 @@ import Testing
         #expect(t.scalars == ref.scalars)
     }
 }
+
+/// The AVX2 row kernels of the attention softmax against their portable Swift twins.
+@Suite struct SoftmaxRowKernelTests {
+    @Test(arguments: [1, 7, 8, 9, 33, 257, 4097])
+    func avx2RowsMatchThePortableRows(n: Int) throws {
+        try #require(Kernels.rowKernelsAVX2, "this test needs an AVX2 CPU")
+        var rng = RandomGenerator(seed: UInt64(n))
+        let x = Tensor.randomNormal([n], using: &rng) * 6
+        let g = Tensor.randomNormal([n], using: &rng)
+        var fast = Tensor.zeros([n]), slow = Tensor.zeros([n])
+        let lf = Kernels.softmaxRow(x.storage.base, fast.mutablePointer(), n, scale: 0.125)
+        let ls = Kernels.softmaxRowPortable(x.storage.base, slow.mutablePointer(), n, scale: 0.125)
+        #expect(abs(lf - ls) <= 1e-5 * max(1, abs(ls)))
+        #expect(zip(fast.scalars, slow.scalars).allSatisfy { abs($0 - $1) <= 1e-6 * max($1, 1e-6) + 1e-9 })
+        // Backward row: logits in place -> probabilities, dp -> score gradient.
+        var pf = x, pp = x, df = g, dp = g
+        Kernels.probabilityAndScoreGradient(p: pf.mutablePointer(), dp: df.mutablePointer(), t: n, scale: 0.125, lse: ls)
+        Kernels.probabilityAndScoreGradientPortable(p: pp.mutablePointer(), dp: dp.mutablePointer(), t: n, scale: 0.125, lse: ls)
+        #expect(zip(pf.scalars, pp.scalars).allSatisfy { abs($0 - $1) <= 1e-6 * max($1, 1e-6) + 1e-9 })
+        let scale = max(dp.scalars.map(abs).max() ?? 0, 1e-6)
+        #expect(zip(df.scalars, dp.scalars).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+}

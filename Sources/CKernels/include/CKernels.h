@@ -79,4 +79,12 @@ void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha
 /// or -1 when the CPU lacks AVX2.
 int maskdm_gemm_pack_self_test(void);
 
+/// One softmax row with a scale (AVX2 + FMA; call only when `maskdm_gemm_isa_supported(AVX2)`):
+/// y = softmax(scale * x) over n values (y may alias x); returns the row's log-sum-exp of scale * x.
+float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale);
+
+/// One attention-backward row (AVX2 + FMA): p = exp(scale * p - lse) in place of the logits, then
+/// dp = p * (dp - <p, dp>) in place of dp.
+void maskdm_softmax_grad_row_avx2(float *p, float *dp, int n, float scale, float lse);
+
 #endif

@@ -1,0 +1,81 @@
+// AVX2 + FMA softmax rows for the attention kernels (8 lanes per instruction, fused multiply-adds),
+// compiled with target attributes only; Swift calls them after a run-time CPU check. The exp is the
+// same Cody-Waite reduction and degree-6 polynomial as the Swift FastMath.exp (|rel err| < 2e-7).
+#include <immintrin.h>
+#include <math.h>
+#include "CKernels.h"
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.4426950408889634f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.1219444005469058e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale) {
+    int j = 0;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+    float m = hmax8(mv);
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    const float ms = m * scale;
+    const __m256 vs = _mm256_set1_ps(scale), vms = _mm256_set1_ps(ms);
+    __m256 sv = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + j), vs, vms));
+        _mm256_storeu_ps(y + j, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float s = hsum8(sv);
+    for (; j < n; j++) { float e = expf(x[j] * scale - ms); y[j] = e; s += e; }
+    const float inv = 1.0f / s;
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), vi));
+    for (; j < n; j++) y[j] *= inv;
+    return ms + logf(s);
+}
+
+AVX2 void maskdm_softmax_grad_row_avx2(float *p, float *dp, int n, float scale, float lse) {
+    const __m256 vs = _mm256_set1_ps(scale), vl = _mm256_set1_ps(lse);
+    __m256 dv = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(p + j), vs, vl));
+        _mm256_storeu_ps(p + j, e);
+        dv = _mm256_fmadd_ps(e, _mm256_loadu_ps(dp + j), dv);
+    }
+    float dot = hsum8(dv);
+    for (; j < n; j++) { float e = expf(p[j] * scale - lse); p[j] = e; dot += e * dp[j]; }
+    const __m256 vd = _mm256_set1_ps(dot);
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 pv = _mm256_loadu_ps(p + j);
+        _mm256_storeu_ps(dp + j, _mm256_mul_ps(pv, _mm256_sub_ps(_mm256_loadu_ps(dp + j), vd)));
+    }
+    for (; j < n; j++) dp[j] = p[j] * (dp[j] - dot);
+}
