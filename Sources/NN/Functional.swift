@@ -26,25 +26,15 @@ public enum Functional {
         var offsets = [0]
         for w in widths.dropLast() { offsets.append(offsets.last! + w) }
         var y = Tensor(uninitialized: Shape(Array(lead) + [outDim]))
-        let yp = y.mutablePointer()
-        let w = store.pointer(weight)
-        if let bias {
-            let b = store.pointer(bias)
-            for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
-        }
-        for (i, part) in parts.enumerated() {
-            withExtendedLifetime(part.value.storage) {
-                Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: widths[i], a: part.value.storage.base,
-                           b: w + offsets[i], ldb: inDim, beta: bias == nil && i == 0 ? 0 : 1, c: yp)
-            }
+        withExtendedLifetime(parts) {
+            linearForward(parts.indices.map { (UnsafePointer(parts[$0].value.storage.base), widths[$0], offsets[$0]) }, rows: rows,
+                          weight: weight, bias: bias, store: store, into: y.mutablePointer())
         }
         let frozen = store.frozen.contains(weight.name)
         return Tape.record(y, inputs: parts, tracked: !frozen, on: tape) { dy, tape in
             withExtendedLifetime(dy.storage) {
                 let dyp = dy.storage.base
-                if let bias, !store.frozen.contains(bias.name) {
-                    columnSums(dyp, rows: rows, cols: outDim, into: store.gradientPointer(bias))
-                }
+                biasBackward(dy: dyp, rows: rows, bias: bias, store: store)
                 for (i, part) in parts.enumerated() {
                     withExtendedLifetime(part.value.storage) {
                         linearBackward(dy: dyp, input: part.value.storage.base, inputGradient: tape.gradientPointer(for: part),
@@ -80,24 +70,17 @@ public enum Functional {
         var outDims = x.shape.dims
         outDims[outDims.count - 1] = outDim
         var y = Tensor(uninitialized: Shape(outDims))
-        let yp = y.mutablePointer()
-        if let bias {
-            let b = store.pointer(bias)
-            for r in 0..<rows { (yp + r * outDim).update(from: b, count: outDim) }
-        }
         let n = normalized(statistics: keep)
         withExtendedLifetime(n.storage) {
-            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: c, a: n.storage.base, b: store.pointer(weight),
-                       beta: bias == nil ? 0 : 1, c: yp)
+            linearForward([(UnsafePointer(n.storage.base), c, 0)], rows: rows, weight: weight, bias: bias, store: store,
+                          into: y.mutablePointer())
         }
         return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
             let n = normalized(statistics: false)            // bit-identical to the forward's
             var dn = Tensor.zeros(x.shape)
             let dnp = dn.mutablePointer()
             withExtendedLifetime((dy.storage, n.storage, x.value.storage, mean.storage, rstd.storage)) {
-                if let bias, !store.frozen.contains(bias.name) {
-                    columnSums(dy.storage.base, rows: rows, cols: outDim, into: store.gradientPointer(bias))
-                }
+                biasBackward(dy: dy.storage.base, rows: rows, bias: bias, store: store)
                 linearBackward(dy: dy.storage.base, input: n.storage.base, inputGradient: dnp, rows: rows, width: c,
                                columnOffset: 0, weight: weight, store: store)
                 let frozenW = store.frozen.contains(normWeight.name), frozenB = store.frozen.contains(normBias.name)
@@ -108,6 +91,29 @@ public enum Functional {
                                           dbias: frozenB ? nil : store.gradientPointer(normBias), rows: rows, cols: c)
             }
         }
+    }
+
+    /// `y = b + sum_i x_i W[:, off_i..<off_i+width_i]^T` into y (rows, OUT): the bias broadcast to
+    /// every row (when present), then one GEMM per input block accumulating into it.
+    static func linearForward(_ blocks: [(input: UnsafePointer<Float>, width: Int, columnOffset: Int)], rows: Int,
+                              weight: Parameter, bias: Parameter?, store: ParameterStore,
+                              into y: UnsafeMutablePointer<Float>) {
+        let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
+        if let bias {
+            let b = store.pointer(bias)
+            for r in 0..<rows { (y + r * outDim).update(from: b, count: outDim) }
+        }
+        for (i, block) in blocks.enumerated() {
+            Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: block.width, a: block.input,
+                       b: store.pointer(weight) + block.columnOffset, ldb: inDim,
+                       beta: bias == nil && i == 0 ? 0 : 1, c: y)
+        }
+    }
+
+    /// `db += sum over rows of dy` for a linear layer's (non-frozen) bias.
+    static func biasBackward(dy: UnsafePointer<Float>, rows: Int, bias: Parameter?, store: ParameterStore) {
+        guard let bias, !store.frozen.contains(bias.name) else { return }
+        columnSums(dy, rows: rows, cols: bias.count, into: store.gradientPointer(bias))
     }
 
     /// The weight and input gradients of one input block of a linear layer:
