@@ -69,7 +69,7 @@ func benchAttention(threads: Int, quick: Bool) {
         let fusedFB = medianMs(warmup: 1, reps: reps) {
             Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
                                      out: op(op0), lse: lp, shape: s, scratch: sp)
-            Kernels.attentionBackward(dout: op(g.storage.base), q: op(q.storage.base), k: op(k.storage.base),
+            Kernels.attentionBackward(dout: op(g.storage.base), out: op(op0), q: op(q.storage.base), k: op(k.storage.base),
                                       v: op(v.storage.base), lse: lp, dq: op(dqp), dk: op(dkp), dv: op(dvp),
                                       shape: s, scratch: sp)
         }

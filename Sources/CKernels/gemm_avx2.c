@@ -55,6 +55,11 @@ AVX2 static inline void store_w(float *d, __m256 v, int w) {
 
 /// Copies `w` contiguous floats.
 AVX2 static inline void copy_w(float *d, const float *s, int w) {
+    if (w == 6) {  // the AVX2 kernel's A panels: one 4-wide and one 2-wide move
+        _mm_storeu_ps(d, _mm_loadu_ps(s));
+        _mm_storel_pi((__m64 *)(d + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(s + 4)));
+        return;
+    }
     int l = 0;
     for (; l + 8 <= w; l += 8) _mm256_storeu_ps(d + l, _mm256_loadu_ps(s + l));
     if (l + 4 <= w) { _mm_storeu_ps(d + l, _mm_loadu_ps(s + l)); l += 4; }

@@ -76,11 +76,18 @@ static blocking block_sizes(const mdm_gemm_config *cfg, int M, int N, int K) {
 }
 
 size_t maskdm_sgemm_workspace_size(int M, int N, int K) {
+    // A bound for every product up to (M, N, K), not just this one: balanced blocks are not
+    // monotonic (M = 192 packs two 96-row A blocks, M = 108 one 108-row block), and callers size
+    // one workspace for a family of products (ragged attention tiles, thread chunks).
     long most = 0;
     const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512};
     for (int i = 0; i < 2; i++) {
-        blocking b = block_sizes(all[i], M, N, K);
-        long need = b.b_floats + b.a_floats;
+        const mdm_gemm_config *cfg = all[i];
+        long mc = round_up(M > 0 ? M : 1, cfg->mr), nc = round_up(N > 0 ? N : 1, cfg->nr), kc = K > 0 ? K : 1;
+        if (mc > cfg->mc) mc = cfg->mc;
+        if (nc > cfg->nc) nc = cfg->nc;
+        if (kc > cfg->kc) kc = cfg->kc;
+        long need = round_up(kc * nc, 16) + round_up(kc * mc, 16);
         if (need > most) most = need;
     }
     return (size_t)most + 16;

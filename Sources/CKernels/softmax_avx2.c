@@ -79,3 +79,37 @@ AVX2 void maskdm_softmax_grad_row_avx2(float *p, float *dp, int n, float scale, 
     }
     for (; j < n; j++) dp[j] = p[j] * (dp[j] - dot);
 }
+
+AVX2 float maskdm_online_softmax_row_avx2(float *s, int n, float scale, float *m, float *l) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_mul_ps(_mm256_loadu_ps(s + j), vs));
+    float bm = hmax8(mv);
+    for (; j < n; j++) { float x = s[j] * scale; bm = x > bm ? x : bm; }
+    const float old = *m, mnew = old > bm ? old : bm;
+    const __m256 vm = _mm256_set1_ps(mnew);
+    __m256 sv = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vm));
+        _mm256_storeu_ps(s + j, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    float sum = hsum8(sv);
+    for (; j < n; j++) { float e = expf(s[j] * scale - mnew); s[j] = e; sum += e; }
+    const float corr = old == -INFINITY ? 0.0f : expf(old - mnew);
+    *l = *l * corr + sum;
+    *m = mnew;
+    return corr;
+}
+
+AVX2 void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale, float lse, float dot) {
+    const __m256 vs = _mm256_set1_ps(scale), vl = _mm256_set1_ps(lse), vd = _mm256_set1_ps(dot);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(p + j), vs, vl));
+        _mm256_storeu_ps(p + j, e);
+        _mm256_storeu_ps(dp + j, _mm256_mul_ps(e, _mm256_sub_ps(_mm256_loadu_ps(dp + j), vd)));
+    }
+    for (; j < n; j++) { float e = expf(p[j] * scale - lse); p[j] = e; dp[j] = e * (dp[j] - dot); }
+}

@@ -247,15 +247,17 @@ public enum Functional {
                                      out: .tokenMajor(y.mutablePointer(), heads: heads, tokens: t, headSize: hs),
                                      lse: keep ? lse.mutablePointer() : nil, shape: s, scratch: scratch.base)
         }
+        let output = y
         return Tape.record(y, inputs: [qkv], on: tape) { dy, tape in
             guard let dqkv = tape.gradientPointer(for: qkv) else { return }
             let scratch = TensorStorage(uninitializedCount: s.scratchCount)
-            withExtendedLifetime((dy.storage, qkv.value.storage, lse.storage, scratch)) {
+            withExtendedLifetime((dy.storage, qkv.value.storage, lse.storage, output.storage, scratch)) {
                 let base = qkv.value.storage.base
                 func packed(_ p: UnsafeMutablePointer<Float>, _ part: Int) -> AttentionOperand {
                     .packedQKV(p, part: part, heads: heads, tokens: t, headSize: hs)
                 }
                 Kernels.attentionBackward(dout: .tokenMajor(dy.storage.base, heads: heads, tokens: t, headSize: hs),
+                                          out: .tokenMajor(output.storage.base, heads: heads, tokens: t, headSize: hs),
                                           q: packed(base, 0), k: packed(base, 1), v: packed(base, 2),
                                           lse: lse.storage.base, dq: packed(dqkv, 0), dk: packed(dqkv, 1),
                                           dv: packed(dqkv, 2), shape: s, scratch: scratch.base)

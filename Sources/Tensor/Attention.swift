@@ -61,6 +61,10 @@ extension Kernels {
     public static func attentionForward(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                                         out: AttentionOperand, lse: UnsafeMutablePointer<Float>?,
                                         shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>) {
+        if usesTiledAttention(s) {
+            attentionForwardTiled(q: q, k: k, v: v, out: out, lse: lse, shape: s)
+            return
+        }
         if Gemm.hasSerialKernel && !forceSerialHeads {
             attentionForwardPerHead(q: q, k: k, v: v, out: out, lse: lse, shape: s)
             return
@@ -96,10 +100,19 @@ extension Kernels {
 
     /// Attention backward, accumulating into dq, dk, dv (+=). Recomputes the probabilities from
     /// `lse` blockwise (O(T) scratch per block row, like the forward).
-    public static func attentionBackward(dout: AttentionOperand, q: AttentionOperand, k: AttentionOperand,
+    ///
+    /// Pass the forward output as `out` when it is still alive: long sequences then run the tiled
+    /// (flash-style) backward, which needs each row's `<dO_i, O_i>` and keeps the key and value
+    /// gradients of one key block in cache instead of streaming all of them per query block.
+    public static func attentionBackward(dout: AttentionOperand, out: AttentionOperand? = nil,
+                                         q: AttentionOperand, k: AttentionOperand,
                                          v: AttentionOperand, lse: UnsafePointer<Float>,
                                          dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
                                          shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>) {
+        if let out, usesTiledAttention(s) {
+            attentionBackwardTiled(dout: dout, out: out, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
+            return
+        }
         if Gemm.hasSerialKernel && !forceSerialHeads {
             attentionBackwardPerHead(dout: dout, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
             return

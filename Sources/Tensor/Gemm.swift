@@ -217,7 +217,8 @@ extension Gemm {
     public static var hasSerialKernel: Bool { usesOwnKernels }
 
     /// Floats of workspace ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)``
-    /// needs for an (m, n, k) product (allocate it 64-byte aligned, e.g. a ``TensorStorage``).
+    /// needs for any product up to (m, n, k), i.e. every smaller ragged tile too (allocate it
+    /// 64-byte aligned, e.g. a ``TensorStorage``).
     public static func serialWorkspaceSize(m: Int, n: Int, k: Int) -> Int {
         maskdm_sgemm_workspace_size(Int32(m), Int32(n), Int32(k))
     }

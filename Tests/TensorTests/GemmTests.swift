@@ -181,6 +181,28 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
     }
 
+    /// One workspace sized for (M, N, K) serves every smaller product: ragged attention tiles and
+    /// thread chunks reuse it. Balanced cache blocks are not monotonic (192 rows pack as two
+    /// 96-row blocks, 108 rows as one 108-row block), which once overflowed a tiled-attention
+    /// workspace: a canary after the workspace must survive every product, and each must be right.
+    @Test func workspaceSizeBoundsEverySmallerProduct() throws {
+        try #require(Gemm.hasSerialKernel)
+        let (mm, nn, kk) = (192, 64, 256)
+        let size = Gemm.serialWorkspaceSize(m: mm, n: nn, k: kk)
+        let work = TensorStorage(uninitializedCount: size + 256)
+        try withExtendedLifetime(work) {
+            for (m, k) in [(108, 256), (192, 256), (150, 200), (97, 44), (144, 129), (6, 256)] {
+                for i in 0..<256 { work.base[size + i] = 12345 }
+                let p = GemmCase(m: m, n: nn, k: k)
+                let e = gemmRelativeError(p, seed: 3) { p, a, lda, b, ldb, c, ldc in
+                    Gemm.serial(m: p.m, n: p.n, k: p.k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, workspace: work.base)
+                }
+                #expect(e < gemmTolerance(k), "\(p): relative error \(e)")
+                try #require((0..<256).allSatisfy { work.base[size + $0] == 12345 }, "(\(m), \(nn), \(k)) wrote past a (\(mm), \(nn), \(kk)) workspace")
+            }
+        }
+    }
+
     @Test func deepProductsPackBInCacheSizedSlabs() {
         #expect(GemmSplit.slabDepth(n: 512, k: 512) == 512)                     // fits: one slab
         #expect(GemmSplit.slabDepth(n: 300, k: 4000) == 2000)                   // two even slabs

@@ -36,8 +36,8 @@ int maskdm_gemm_isa_supported(int isa);
 /// Splitting C at multiples of these keeps every block's tiles full.
 void maskdm_gemm_micro_tile(int isa, int *mr, int *nr);
 
-/// Floats of workspace `maskdm_sgemm_block` needs for an (M, N, K) block, for any instruction set.
-/// The workspace must be 64-byte aligned.
+/// Floats of workspace `maskdm_sgemm_block` needs for any block up to (M, N, K) (every m <= M,
+/// n <= N, k <= K), for any instruction set. The workspace must be 64-byte aligned.
 size_t maskdm_sgemm_workspace_size(int M, int N, int K);
 
 /// C = alpha op(A) op(B) + beta C, row-major, single-threaded, with the best instruction set.
@@ -86,5 +86,17 @@ float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale);
 /// One attention-backward row (AVX2 + FMA): p = exp(scale * p - lse) in place of the logits, then
 /// dp = p * (dp - <p, dp>) in place of dp.
 void maskdm_softmax_grad_row_avx2(float *p, float *dp, int n, float scale, float lse);
+
+/// One row of one key block of the tiled (flash-style) attention forward (AVX2 + FMA): `m` is the
+/// row's running maximum of scale * logits (-inf before the first block) and `l` its running sum
+/// of exponentials. Replaces the n logits `s` by exp(scale * s - m_new), updates m and l, and
+/// returns exp(m_old - m_new) (0 for the first block): the factor the row's accumulated output
+/// must be multiplied by before this block's contribution is added.
+float maskdm_online_softmax_row_avx2(float *s, int n, float scale, float *m, float *l);
+
+/// One row of one key block of the tiled attention backward (AVX2 + FMA): p = exp(scale * p - lse)
+/// in place of the logits, and dp = p * (dp - dot) in place of dp, where dot = <dO_i, O_i> is the
+/// row's full softmax-backward correction (computed once from the forward output).
+void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale, float lse, float dot);
 
 #endif
