@@ -34,13 +34,18 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
     let chunks = min(threads, maxChunks)
     if chunks <= 1 { body(0..<count); return }
     withoutActuallyEscaping(body) { escapable in
-        // The body only runs inside this call (concurrentPerform blocks until all chunks finish),
-        // and chunks write disjoint ranges, so handing it to the worker threads is safe.
+        // The body only runs inside this call (both paths block until all chunks finish), and
+        // chunks write disjoint ranges, so handing it to other threads is safe.
         let box = UncheckedSendableBox(escapable)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let chunk: @Sendable (Int) -> Void = { c in
             let lo = c * count / chunks
             let hi = (c + 1) * count / chunks
             if lo < hi { box.value(lo..<hi) }
+        }
+        // The polling worker pool; when it cannot take the region (nested, concurrent with another
+        // thread's region, or more chunks than it has threads), libdispatch's pool.
+        if !WorkerPool.shared.run(chunks: chunks, chunk) {
+            DispatchQueue.concurrentPerform(iterations: chunks, execute: chunk)
         }
     }
 }

@@ -99,4 +99,12 @@ float maskdm_online_softmax_row_avx2(float *s, int n, float scale, float *m, flo
 /// row's full softmax-backward correction (computed once from the forward output).
 void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale, float lse, float dot);
 
+/// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power while a
+/// worker thread polls for work.
+static inline void maskdm_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #endif

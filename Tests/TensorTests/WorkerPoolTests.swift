@@ -1,0 +1,74 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+@testable import Tensor
+
+/// The polling worker pool behind `parallelFor`: every chunk runs exactly once, across sleeps,
+/// nesting and concurrent submitters.
+@Suite struct WorkerPoolTests {
+    /// Runs `jobs` jobs of 1 ... workers + 1 chunks on `pool`, each chunk adding its index + 1 to
+    /// its own slot; returns false on the first job whose slots are not exactly hit once.
+    func exercise(_ pool: WorkerPool, jobs: Int, pauseMicroseconds: UInt32 = 0) -> Bool {
+        let slots = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { slots.deallocate() }
+        let p = SendablePointer(slots)
+        for j in 0..<jobs {
+            let chunks = 1 + j % (pool.workers + 1)
+            slots.initialize(repeating: 0, count: 64)
+            let ran = pool.run(chunks: chunks) { i in p[i] += i + 1 }
+            guard ran else { return false }
+            for i in 0..<64 where slots[i] != (i < chunks ? i + 1 : 0) { return false }
+            if pauseMicroseconds > 0 { usleep(pauseMicroseconds) }
+        }
+        return true
+    }
+
+    @Test func everyChunkRunsExactlyOnce() {
+        let pool = WorkerPool(workers: 3)
+        #expect(exercise(pool, jobs: 20_000))
+    }
+
+    /// Idle longer than the polling window: the workers sleep and must be woken for each job.
+    @Test func workersWakeFromSleep() {
+        let pool = WorkerPool(workers: 2)
+        #expect(WorkerPool.spinNanoseconds < 1_000_000)
+        #expect(exercise(pool, jobs: 30, pauseMicroseconds: 1_500))
+    }
+
+    @Test func refusesJobsItCannotTake() {
+        let pool = WorkerPool(workers: 1)
+        #expect(!pool.run(chunks: 3) { _ in Issue.record("a refused job ran") })
+        #expect(!WorkerPool(workers: 0).run(chunks: 2) { _ in Issue.record("a refused job ran") })
+        // Nested: the inner region finds the pool busy and is refused (parallelFor then uses libdispatch).
+        let inner = Atomic<Int>(0)
+        #expect(pool.run(chunks: 2) { _ in
+            if !pool.run(chunks: 2, { _ in Issue.record("nested job ran on a busy pool") }) { inner.add(1, ordering: .relaxed) }
+        })
+        #expect(inner.load(ordering: .relaxed) == 2)
+    }
+
+    /// parallelFor from several threads at once (one gets the pool, the others libdispatch) and
+    /// nested inside its own body: every element is written exactly once.
+    @Test func parallelForFromConcurrentThreadsAndNested() {
+        let n = 1000
+        let results = UnsafeMutablePointer<Int>.allocate(capacity: 4 * n)
+        defer { results.deallocate() }
+        results.initialize(repeating: 0, count: 4 * n)
+        let r = SendablePointer(results)
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            for round in 0..<200 {
+                Parallel.$threads.withValue(2) {
+                    parallelFor(n) { range in
+                        if round % 50 == 0 {
+                            parallelFor(range.count) { inner in for i in inner { r[t * n + range.lowerBound + i] += 1 } }
+                        } else {
+                            for i in range { r[t * n + i] += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        #expect((0..<(4 * n)).allSatisfy { results[$0] == 200 })
+    }
+}
