@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden fixture for the NN module: 10 AdamW steps (betas (0.99, 0.99), weight decay 0.03,
-linear warm-up, gradient clipping 1.0) on a small network, plus the EMA trajectory from
+the reference's linear warm-up, gradient clipping 1.0) on a small network, plus the EMA trajectory from
 ema-pytorch. Requires torch==2.13.0+cpu and ema-pytorch==0.8.3 (scripts/setup-python.sh).
 
 Writes Tests/NNTests/Fixtures/adamw_ema.json:
@@ -21,7 +21,9 @@ x = torch.randn(6, 5)
 y = torch.randn(6, 3) * 3
 lr, warmup = 0.05, 4
 opt = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.99, 0.99), eps=1e-8, weight_decay=0.03)
-sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min((e + 1) / warmup, 1.0))
+# As the reference (utils/lr_schedule.py): LambdaLR with min(step / warmup, 1), so the first update
+# runs at lr 0 (the moments still move) and update k at lr * (k - 1) / warmup.
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: min(e / warmup, 1.0))
 ema = EMA(net, beta=0.9, update_after_step=3, update_every=1, inv_gamma=1.0, power=2 / 3)
 
 def dump(sd):

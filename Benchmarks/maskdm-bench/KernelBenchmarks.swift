@@ -26,16 +26,16 @@ func benchMatmul(threads: Int, quick: Bool) {
         var c = Tensor.zeros([m, n])
         let flops = 2.0 * Double(m) * Double(n) * Double(k)
         let reps = max(5, min(50, Int(2e10 / flops)))
-        var oursT: [Double] = [], rawT: [Double] = []
-        for _ in 0..<3 {   // alternate the two sides
-            oursT.append(medianMs(warmup: 1, reps: reps) { _ = x.matmul(w, transposeB: true) })
-            let cp = c.mutablePointer()
-            rawT.append(medianMs(warmup: 1, reps: reps) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1,
-                            x.storage.base, blasint(k), w.storage.base, blasint(k), 0, cp, blasint(n))
-            })
+        let cp = c.mutablePointer()
+        // Alternate the two sides call by call (each in short bursts of 3), so both see the same
+        // machine state; OpenBLAS's idle threads spin after a call and ours poll for 0.3 ms, so
+        // each burst starts with a warm-up call.
+        let (ours, raw) = alternatingMedians(rounds: max(3, reps / 3), burst: 3) {
+            _ = x.matmul(w, transposeB: true)
+        } _: {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1,
+                        x.storage.base, blasint(k), w.storage.base, blasint(k), 0, cp, blasint(n))
         }
-        let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
         let g = flops / ours / 1e6
         emit([("name", "matmul_\(name)"), ("shape", "(\(m)x\(k))x(\(k)x\(n))^T"), ("threads", threads),
               ("median_ms", ours), ("gflops", g), ("raw_sgemm_ms", raw), ("raw_gflops", flops / raw / 1e6),

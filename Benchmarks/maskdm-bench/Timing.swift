@@ -20,6 +20,26 @@ func medianMs(warmup: Int = 2, reps: Int, _ body: () -> Void) -> Double {
     return times[times.count / 2]
 }
 
+/// Median milliseconds of `a` and of `b`, measured alternately: `rounds` times, a burst of `burst`
+/// timed calls of each side after one untimed call of it.
+func alternatingMedians(rounds: Int, burst: Int, _ a: () -> Void, _ b: () -> Void) -> (Double, Double) {
+    func timed(_ body: () -> Void, into times: inout [Double]) {
+        body()
+        for _ in 0..<burst {
+            let t0 = now()
+            body()
+            times.append((now() - t0) * 1000)
+        }
+    }
+    var ta: [Double] = [], tb: [Double] = []
+    for _ in 0..<rounds {
+        timed(a, into: &ta)
+        timed(b, into: &tb)
+    }
+    ta.sort(); tb.sort()
+    return (ta[ta.count / 2], tb[tb.count / 2])
+}
+
 /// Peak resident set size of this process in MiB (from /proc/self/status VmHWM).
 func peakRSSMiB() -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }

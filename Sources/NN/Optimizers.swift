@@ -102,7 +102,10 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// Linear warm-up, then cosine decay to `minimum` at `total` steps.
     case cosine(warmup: Int, total: Int, minimum: Float)
 
-    /// The learning rate at (1-based) `step` for a base rate.
+    /// The learning rate of the update that follows `step` completed updates (0 for the first),
+    /// for a base rate. This is how the reference counts (PyTorch's `LambdaLR` evaluates its
+    /// lambda at 0 for the first `optimizer.step()`): with a warm-up the first update runs at lr 0
+    /// (AdamW's moments still move) and update k at `lr * (k - 1) / warmup`.
     public func rate(base: Float, step: Int) -> Float {
         switch self {
         case .constant(let w):

@@ -101,7 +101,7 @@ public final class DiffusionTrainer {
         if let clip = recipe.gradientClip { norm = clipGradientNorm(model.store, maxNorm: clip) } else { norm = gradientNorm(model.store) }
         timings.clip = lap()
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
-        optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step + 1)
+        optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step)
         optimizer.update()
         timings.optimizer = lap()
         ema.update()

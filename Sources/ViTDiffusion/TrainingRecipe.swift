@@ -6,7 +6,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var batchSize: Int = 128
     /// Base learning rate (constant after warm-up).
     public var learningRate: Float = 2e-4
-    /// Linear warm-up steps (0 = none).
+    /// Linear warm-up steps (0 = none): update k runs at `lr * min((k - 1) / warmupSteps, 1)`, as the
+    /// reference's `LambdaLR` (the first update at lr 0).
     public var warmupSteps: Int = 0
     /// Global gradient-norm clip (nil = none).
     public var gradientClip: Float? = nil

@@ -48,7 +48,7 @@ import Tensor
             let norm = clipGradientNorm(store, maxNorm: 1)
             let expectedNorm = Float(try #require(step["grad_norm"] as? Double))
             #expect(abs(norm - expectedNorm) <= 1e-5 * expectedNorm, "step \(i + 1) grad norm")
-            opt.learningRate = schedule.rate(base: base, step: i + 1)
+            opt.learningRate = schedule.rate(base: base, step: i)   // the reference's LambdaLR count
             opt.update()
             ema.update()
             let params = try #require(step["params"] as? [String: Any]), emaParams = try #require(step["ema"] as? [String: Any])
@@ -75,6 +75,7 @@ import Tensor
 
     @Test func learningRateSchedules() {
         let c = LearningRateSchedule.constant(warmup: 5000)
+        #expect(c.rate(base: 1e-5, step: 0) == 0)        // the first update (LambdaLR's count)
         #expect(c.rate(base: 1e-5, step: 2500) == 5e-6)
         #expect(c.rate(base: 1e-5, step: 9000) == 1e-5)
         #expect(LearningRateSchedule.constant(warmup: 0).rate(base: 2e-4, step: 1) == 2e-4)

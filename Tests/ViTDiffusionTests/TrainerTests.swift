@@ -43,6 +43,26 @@ struct KeepRandomRows: MaskingStrategy {
         return d
     }
 
+    /// Warm-up counts as the reference's LambdaLR: update k runs at lr * (k - 1) / warmup, so the
+    /// first update leaves the weights unchanged (lr 0, decoupled decay scaled by lr too).
+    @Test func warmupFollowsTheReferenceLambdaLR() throws {
+        var r = recipe(steps: 4)
+        r.warmupSteps = 4
+        var rng = RandomGenerator(seed: 1)
+        let trainer = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: r)
+        let data = Self.toyData()
+        let before = snapshot(trainer.model.store)
+        var rates: [Float] = []
+        for k in 0..<3 {
+            _ = try trainer.trainStep(dataset: data)
+            rates.append(trainer.optimizer.learningRate)
+            if k == 0 { #expect(snapshot(trainer.model.store) == before, "first update at lr 0 moved the weights") }
+        }
+        let expected: [Float] = [0, 0.003 / 4, 0.003 / 2]
+        #expect(rates == expected)
+        #expect(snapshot(trainer.model.store) != before)
+    }
+
     @Test func killAndResumeReplaysTheUninterruptedRun() throws {
         let data = Self.toyData()
         var rng = RandomGenerator(seed: 1)
