@@ -20,7 +20,9 @@ public enum Parallel {
 /// Runs `body` over disjoint sub-ranges covering `0..<count`, on up to ``Parallel/threads`` threads.
 ///
 /// Chunks never overlap, so `body` may write to disjoint parts of a shared buffer. Ranges
-/// smaller than `grain` items are not split further. Never call BLAS from `body`: OpenBLAS
+/// smaller than `grain` items are not split further. The calling thread runs chunks too; the others
+/// go to persistent polling worker threads (see `MASKDM_WORKER_POOL` in Docs/Performance.md), or
+/// to libdispatch when the region is nested or another thread's region is running. Never call BLAS from `body`: OpenBLAS
 /// threads itself.
 /// - Parameters:
 ///   - count: number of work items.
