@@ -17,16 +17,9 @@ func benchAttentionTiles(_ args: [String], threads: Int) throws {
         guard v.count == 4, v.allSatisfy({ $0 > 0 }) else { throw BenchError.invalid("attention-tiles: tile spec '\(spec)' is not four positive integers ROWS,KEYS,BROWS,BKEYS") }
         configs.append(((v[0], v[1]), (v[2], v[3])))
     }
-    let shape: Shape = [b, nh, t, hs]
     var rng = RandomGenerator(seed: 1)
-    let q = Tensor.randomNormal(shape, using: &rng), k = Tensor.randomNormal(shape, using: &rng)
-    let v = Tensor.randomNormal(shape, using: &rng), g = Tensor.randomNormal(shape, using: &rng)
-    let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
-    var out = Tensor.zeros(shape), lse = Tensor.zeros([b, nh, t]), scratch = Tensor.zeros([s.scratchCount])
-    var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
-    func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
-    let o = out.mutablePointer(), lp = lse.mutablePointer(), sp = scratch.mutablePointer()
-    let dqp = dq.mutablePointer(), dkp = dk.mutablePointer(), dvp = dv.mutablePointer()
+    let data = AttentionBenchData(batch: b, heads: nh, tokens: t, headSize: hs, rng: &rng)
+    let s = data.shape
     var forward = [[Double]](repeating: [], count: configs.count), backward = forward
     for _ in 0..<5 {
         for (i, c) in configs.enumerated() {
@@ -34,12 +27,9 @@ func benchAttentionTiles(_ args: [String], threads: Int) throws {
                 Kernels.$tiledAttentionBlocks.withValue(c?.forward ?? Kernels.tiledAttentionBlocks) {
                     Kernels.$tiledAttentionBackwardBlocks.withValue(c?.backward ?? Kernels.tiledAttentionBackwardBlocks) {
                         let t0 = now()
-                        Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
-                                                 out: op(o), lse: lp, shape: s, scratch: sp)
+                        data.forward()
                         let t1 = now()
-                        Kernels.attentionBackward(dout: op(g.storage.base), out: op(o), q: op(q.storage.base), k: op(k.storage.base),
-                                                  v: op(v.storage.base), lse: lp, dq: op(dqp), dk: op(dkp), dv: op(dvp),
-                                                  shape: s, scratch: sp)
+                        data.backward()
                         let t2 = now()
                         forward[i].append((t1 - t0) * 1000)
                         backward[i].append((t2 - t1) * 1000)

@@ -51,28 +51,13 @@ func benchAttention(threads: Int, quick: Bool) {
     if !quick { cases.append((1, 12, 4097, 64)) }
     var rng = RandomGenerator(seed: 1)
     for (b, nh, t, hs) in cases {
-        let shape: Shape = [b, nh, t, hs]
-        let q = Tensor.randomNormal(shape, using: &rng), k = Tensor.randomNormal(shape, using: &rng)
-        let v = Tensor.randomNormal(shape, using: &rng), g = Tensor.randomNormal(shape, using: &rng)
-        let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        let data = AttentionBenchData(batch: b, heads: nh, tokens: t, headSize: hs, rng: &rng)
+        let s = data.shape
         let fl = s.forwardFlops
         let reps = max(3, min(20, Int(3e9 / fl)))
-        var out = Tensor.zeros(shape), lse = Tensor.zeros([b, nh, t]), scratch = Tensor.zeros([s.scratchCount])
-        var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
-        func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
-        let op0 = out.mutablePointer(), lp = lse.mutablePointer(), sp = scratch.mutablePointer()
-        let dqp = dq.mutablePointer(), dkp = dk.mutablePointer(), dvp = dv.mutablePointer()
-        let fused = medianMs(warmup: 1, reps: reps) {
-            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
-                                     out: op(op0), lse: lp, shape: s, scratch: sp)
-        }
-        let fusedFB = medianMs(warmup: 1, reps: reps) {
-            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
-                                     out: op(op0), lse: lp, shape: s, scratch: sp)
-            Kernels.attentionBackward(dout: op(g.storage.base), out: op(op0), q: op(q.storage.base), k: op(k.storage.base),
-                                      v: op(v.storage.base), lse: lp, dq: op(dqp), dk: op(dkp), dv: op(dvp),
-                                      shape: s, scratch: sp)
-        }
+        let fused = medianMs(warmup: 1, reps: reps) { data.forward() }
+        let fusedFB = medianMs(warmup: 1, reps: reps) { data.forward(); data.backward() }
+        let (q, k, v) = (data.q, data.k, data.v)
         var unfused = Double.nan
         if t <= 1024 {
             unfused = medianMs(warmup: 1, reps: reps) {
@@ -84,5 +69,41 @@ func benchAttention(threads: Int, quick: Bool) {
               ("median_ms", fused), ("gflops", fl / fused / 1e6), ("fwd_bwd_ms", fusedFB),
               ("fwd_bwd_gflops", 3.5 * fl / fusedFB / 1e6), ("unfused_fwd_ms", unfused),
               ("peak_rss_mb", peakRSSMiB())])
+    }
+}
+
+/// Random q, k, v and output gradient of one (B, NH, T, HS) attention shape with every output and
+/// gradient buffer, for timing the fused kernels (contiguous operands).
+final class AttentionBenchData {
+    let shape: AttentionShape
+    let q: Tensor, k: Tensor, v: Tensor, g: Tensor
+    private var out: Tensor, lse: Tensor, scratch: Tensor, dq: Tensor, dk: Tensor, dv: Tensor
+
+    init(batch b: Int, heads nh: Int, tokens t: Int, headSize hs: Int, rng: inout RandomGenerator) {
+        let dims: Shape = [b, nh, t, hs]
+        shape = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
+        q = Tensor.randomNormal(dims, using: &rng); k = Tensor.randomNormal(dims, using: &rng)
+        v = Tensor.randomNormal(dims, using: &rng); g = Tensor.randomNormal(dims, using: &rng)
+        out = Tensor.zeros(dims); lse = Tensor.zeros([b, nh, t]); scratch = Tensor.zeros([shape.scratchCount])
+        dq = Tensor.zeros(dims); dk = Tensor.zeros(dims); dv = Tensor.zeros(dims)
+    }
+
+    private func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand {
+        .contiguous(p, heads: shape.heads, tokens: shape.tokens, headSize: shape.headSize)
+    }
+
+    /// Forward into the output and log-sum-exp buffers.
+    func forward() {
+        Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
+                                 out: op(out.mutablePointer()), lse: lse.mutablePointer(), shape: shape,
+                                 scratch: scratch.mutablePointer())
+    }
+
+    /// Backward from the last forward (accumulating into the gradient buffers).
+    func backward() {
+        Kernels.attentionBackward(dout: op(g.storage.base), out: op(out.mutablePointer()), q: op(q.storage.base),
+                                  k: op(k.storage.base), v: op(v.storage.base), lse: lse.storage.base,
+                                  dq: op(dq.mutablePointer()), dk: op(dk.mutablePointer()), dv: op(dv.mutablePointer()),
+                                  shape: shape, scratch: scratch.mutablePointer())
     }
 }

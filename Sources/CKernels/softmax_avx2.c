@@ -39,12 +39,25 @@ AVX2 static inline float hmax8(__m256 v) {
 }
 
 AVX2 float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale) {
+    // The largest scale * x: the largest x for a positive scale, the smallest for a negative one.
     int j = 0;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
-    float m = hmax8(mv);
-    for (; j < n; j++) m = x[j] > m ? x[j] : m;
-    const float ms = m * scale;
+    float ms;
+    if (scale >= 0) {
+        __m256 mv = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+        float m = hmax8(mv);
+        for (; j < n; j++) m = x[j] > m ? x[j] : m;
+        ms = m * scale;
+    } else {
+        __m256 mv = _mm256_set1_ps(INFINITY);
+        for (; j + 8 <= n; j += 8) mv = _mm256_min_ps(mv, _mm256_loadu_ps(x + j));
+        __m128 s4 = _mm_min_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+        s4 = _mm_min_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_min_ss(s4, _mm_movehdup_ps(s4));
+        float m = _mm_cvtss_f32(s4);
+        for (; j < n; j++) m = x[j] < m ? x[j] : m;
+        ms = m * scale;
+    }
     const __m256 vs = _mm256_set1_ps(scale), vms = _mm256_set1_ps(ms);
     __m256 sv = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {

@@ -24,16 +24,17 @@ extension Kernels {
     /// ``softmaxRow(_:_:_:scale:)`` in portable Swift SIMD (the path on CPUs without AVX2).
     @inline(__always) @discardableResult
     static func softmaxRowPortable(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
-        var m = -Float.infinity
+        // The largest scale * x: the largest x for a positive scale, the smallest for a negative one.
+        let sign: Float = scale >= 0 ? 1 : -1
         var j = 0
         var mv = SIMD16<Float>(repeating: -.infinity)
         while j + 16 <= n {
-            mv = FastMath.max(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self))
+            mv = FastMath.max(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self) * sign)
             j += 16
         }
-        m = mv.max()
-        while j < n { m = Swift.max(m, x[j]); j += 1 }
-        let ms = m * scale
+        var m = mv.max()
+        while j < n { m = Swift.max(m, x[j] * sign); j += 1 }
+        let ms = m * sign * scale
         let msv = SIMD16<Float>(repeating: ms)
         var sv = SIMD16<Float>(repeating: 0)
         j = 0

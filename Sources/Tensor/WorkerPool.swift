@@ -58,7 +58,9 @@ final class WorkerPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             done.store(0, ordering: .relaxed)
-            let epoch = (state.load(ordering: .relaxed) >> 32) + 1
+            // 31-bit epochs: the packed word stays non-negative; wrapping to 0 is still "new" to a
+            // worker whose last epoch was 2^31 - 1.
+            let epoch = ((state.load(ordering: .relaxed) >> 32) + 1) & 0x7FFF_FFFF
             state.store(epoch << 32 | chunks << 16, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(lock)
@@ -67,7 +69,13 @@ final class WorkerPool: @unchecked Sendable {
             }
             var mine = 0
             while let i = claim(epoch) { body(i); mine += 1 }
-            while done.load(ordering: .acquiring) < chunks - mine { maskdm_cpu_relax() }
+            // Wait for the workers' chunks; yield now and then in case one of them was preempted.
+            var spins = 0
+            while done.load(ordering: .acquiring) < chunks - mine {
+                maskdm_cpu_relax()
+                spins += 1
+                if spins & 4095 == 0 { sched_yield() }
+            }
             job = nil
         }
         busy.store(false, ordering: .releasing)

@@ -45,21 +45,37 @@ import Testing
         #expect(goldenRelativeError(dx, try fx.tensor("grad_input")) < 1e-5)
     }
 
-    @Test func attention() throws {
+    /// Both attention kernels against PyTorch: the row blocks, and the flash-style tiles forced on
+    /// (small ragged tiles, so the fixture's sequence spans several of them).
+    @Test(arguments: [false, true])
+    func attention(tiled: Bool) throws {
+        if tiled { try #require(Gemm.hasSerialKernel, "the tiled kernels need the SIMD GEMM (optimised build, AVX2)") }
         let fx = try GoldenFixture.load("golden_attention")
         let q = try fx.tensor("q"), k = try fx.tensor("k"), v = try fx.tensor("v"), g = try fx.tensor("grad_output")
         let (b, nh, t, hs) = q.shape.dims4()
         let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs, scale: Float(try fx.double("scale")))
         var out = Tensor.zeros(q.shape), lse = Tensor.zeros([b * nh * t]), scratch = Tensor.zeros([s.scratchCount])
+        var dq = Tensor.zeros(q.shape), dk = Tensor.zeros(q.shape), dv = Tensor.zeros(q.shape)
         func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
         let sp = scratch.mutablePointer()
-        Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base), out: op(out.mutablePointer()),
-                                 lse: lse.mutablePointer(), shape: s, scratch: sp)
+        func run() {
+            Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base), out: op(out.mutablePointer()),
+                                     lse: lse.mutablePointer(), shape: s, scratch: sp)
+            Kernels.attentionBackward(dout: op(g.storage.base), out: op(out.mutablePointer()), q: op(q.storage.base),
+                                      k: op(k.storage.base), v: op(v.storage.base), lse: lse.storage.base,
+                                      dq: op(dq.mutablePointer()), dk: op(dk.mutablePointer()), dv: op(dv.mutablePointer()),
+                                      shape: s, scratch: sp)
+        }
+        if tiled {
+            Kernels.$tiledAttentionMinTokens.withValue(0) {
+                Kernels.$tiledAttentionBlocks.withValue((rows: 2, keys: 3)) {
+                    Kernels.$tiledAttentionBackwardBlocks.withValue((rows: 3, keys: 2)) { run() }
+                }
+            }
+        } else {
+            Kernels.$tiledAttentionMinTokens.withValue(Int.max) { run() }
+        }
         #expect(goldenRelativeError(out, try fx.tensor("output")) < 1e-5)
-        var dq = Tensor.zeros(q.shape), dk = Tensor.zeros(q.shape), dv = Tensor.zeros(q.shape)
-        Kernels.attentionBackward(dout: op(g.storage.base), q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base),
-                                  lse: lse.storage.base, dq: op(dq.mutablePointer()), dk: op(dk.mutablePointer()),
-                                  dv: op(dv.mutablePointer()), shape: s, scratch: sp)
         #expect(goldenRelativeError(dq, try fx.tensor("grad_q")) < 1e-5)
         #expect(goldenRelativeError(dk, try fx.tensor("grad_k")) < 1e-5)
         #expect(goldenRelativeError(dv, try fx.tensor("grad_v")) < 1e-5)

@@ -182,6 +182,27 @@ import Testing
 
 /// The AVX2 row kernels of the attention softmax against their portable Swift twins.
 @Suite struct SoftmaxRowKernelTests {
+    /// A negative scale flips which logit is largest: both rows must still match softmax(scale * x)
+    /// (large |x| so that shifting by the wrong extreme would overflow the exponentials).
+    @Test(arguments: [-0.5, 0.5] as [Float])
+    func rowsHandleEitherSignOfTheScale(scale: Float) throws {
+        var rng = RandomGenerator(seed: 8)
+        let n = 37
+        let x = Tensor.randomNormal([n], using: &rng) * 200
+        let xs = x.scalars
+        let top = xs.map { Double($0 * scale) }.max()!
+        let sum = xs.map { Foundation.exp(Double($0 * scale) - top) }.reduce(0, +)
+        let want = Tensor(xs.map { Float(Foundation.exp(Double($0 * scale) - top) / sum) }, shape: [n])
+        var fast = Tensor.zeros([n]), slow = Tensor.zeros([n])
+        let lf = Kernels.softmaxRow(x.storage.base, fast.mutablePointer(), n, scale: scale)
+        let ls = Kernels.softmaxRowPortable(x.storage.base, slow.mutablePointer(), n, scale: scale)
+        for (got, lse) in [(fast, lf), (slow, ls)] {
+            #expect(got.scalars.allSatisfy { $0.isFinite })
+            #expect(relativeError(got, want) < 1e-5)
+            #expect(abs(Double(lse) - (top + Foundation.log(sum))) < 1e-3)
+        }
+    }
+
     @Test(arguments: [1, 7, 8, 9, 33, 257, 4097])
     func avx2RowsMatchThePortableRows(n: Int) throws {
         try #require(Kernels.rowKernelsAVX2, "this test needs an AVX2 CPU")

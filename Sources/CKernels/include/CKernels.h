@@ -104,6 +104,8 @@ void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale,
 static inline void maskdm_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
 }
 
