@@ -29,9 +29,12 @@ public final class AdamW: @unchecked Sendable {
         v = TensorStorage(count: store.count, repeating: 0)
     }
 
-    /// One update of every non-frozen parameter from the store's gradients.
-    public func update() {
+    /// One update of every non-frozen parameter from the store's gradients, each multiplied by
+    /// `gradientScale` first when it is below 1 (``clippingScale(norm:maxNorm:)``: the same
+    /// arithmetic as clipping the gradients in place, without the extra pass over them).
+    public func update(gradientScale: Float = 1) {
         step += 1
+        let scaled = gradientScale < 1, gs = gradientScale
         let lr = learningRate, b1 = beta1, b2 = beta2, e = eps, wd = weightDecay
         // PyTorch computes the bias corrections in Python floats (double).
         let bc1 = 1 - Foundation.pow(Double(b1), Double(step))
@@ -48,7 +51,8 @@ public final class AdamW: @unchecked Sendable {
                 let lo = run.lowerBound + r.lowerBound * 16, hi = Swift.min(run.lowerBound + r.upperBound * 16, run.upperBound)
                 var i = lo
                 while i + 16 <= hi {
-                    let gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    var gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                    if scaled { gi *= gs }
                     var pi = UnsafeRawPointer(p.base + i).loadUnaligned(as: SIMD16<Float>.self)
                     var mi = UnsafeRawPointer(mp.base + i).loadUnaligned(as: SIMD16<Float>.self)
                     var vi = UnsafeRawPointer(vp.base + i).loadUnaligned(as: SIMD16<Float>.self)
@@ -64,7 +68,7 @@ public final class AdamW: @unchecked Sendable {
                     i += 16
                 }
                 while i < hi {
-                    let gi = g[i]
+                    let gi = scaled ? g[i] * gs : g[i]
                     p[i] *= decay
                     mp[i] += (1 - b1) * (gi - mp[i])
                     vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
@@ -191,12 +195,18 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
 @discardableResult
 public func clipGradientNorm(_ store: ParameterStore, maxNorm: Float) -> Float {
     let norm = gradientNorm(store)
-    let coef = maxNorm / (norm + 1e-6)
+    let coef = clippingScale(norm: norm, maxNorm: maxNorm)
     if coef < 1 {
         let g = SendablePointer(store.gradients.base)
         parallelFor(store.count, grain: 1 << 16) { r in for i in r { g[i] *= coef } }
     }
     return norm
+}
+
+/// The factor `torch.nn.utils.clip_grad_norm_` multiplies gradients by: `maxNorm / (norm + 1e-6)`
+/// clamped to at most 1. Pass it to ``AdamW/update(gradientScale:)`` to clip inside the update.
+public func clippingScale(norm: Float, maxNorm: Float) -> Float {
+    Swift.min(1, maxNorm / (norm + 1e-6))
 }
 
 /// Global L2 norm of all gradients: Float partial sums over blocks of 4,096, combined in Double

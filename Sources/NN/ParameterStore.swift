@@ -146,7 +146,13 @@ public final class ParameterStore: @unchecked Sendable {
     /// Copies every value from another store with the same layout.
     public func copyValues(from other: ParameterStore) {
         precondition(other.count == count, "copyValues: stores hold \(other.count) and \(count) values")
-        values.base.update(from: other.values.base, count: count)
+        // Parallel chunks of at least 1M floats: a model-sized copy (an EMA shadow) is memory-bound.
+        let dst = SendablePointer(values.base), src = SendablePointer(other.values.base), n = count
+        let chunk = 1 << 20
+        parallelFor((n + chunk - 1) / chunk) { r in
+            let lo = r.lowerBound * chunk, hi = Swift.min(r.upperBound * chunk, n)
+            (dst.base + lo).update(from: src.base + lo, count: hi - lo)
+        }
     }
 }
 

@@ -97,12 +97,13 @@ public final class DiffusionTrainer {
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
         tape.backward(from: loss)
         timings.backward = lap()
-        let norm: Float
-        if let clip = recipe.gradientClip { norm = clipGradientNorm(model.store, maxNorm: clip) } else { norm = gradientNorm(model.store) }
+        // Clipping is applied inside the AdamW pass (same arithmetic, one pass over the gradients fewer).
+        let norm = gradientNorm(model.store)
+        let gradientScale = recipe.gradientClip.map { clippingScale(norm: norm, maxNorm: $0) } ?? 1
         timings.clip = lap()
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
         optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step)
-        optimizer.update()
+        optimizer.update(gradientScale: gradientScale)
         timings.optimizer = lap()
         ema.update()
         timings.ema = lap()

@@ -63,6 +63,30 @@ import Tensor
         }
     }
 
+    /// Clipping inside the AdamW pass gives bit-identical weights to clipping the gradients first.
+    @Test func clippingInsideTheUpdateMatchesClippingInPlace() {
+        func store() -> ParameterStore {
+            let s = ParameterStore()
+            var rng = RandomGenerator(seed: 3)
+            _ = s.add("w", Tensor.randomNormal([1000], using: &rng))
+            _ = s.add("b", Tensor.randomNormal([37], using: &rng))
+            let g = s.gradients.base
+            for i in 0..<s.count { g[i] = rng.nextNormal() * 3 }
+            return s
+        }
+        let inPlace = store(), fused = store()
+        let a = AdamW(store: inPlace, learningRate: 0.1), b = AdamW(store: fused, learningRate: 0.1)
+        let norm = clipGradientNorm(inPlace, maxNorm: 1)
+        a.update()
+        let scale = clippingScale(norm: gradientNorm(fused), maxNorm: 1)
+        #expect(norm > 1 && scale < 1)
+        b.update(gradientScale: scale)
+        let x = Array(UnsafeBufferPointer(start: inPlace.values.base, count: inPlace.count))
+        let y = Array(UnsafeBufferPointer(start: fused.values.base, count: fused.count))
+        #expect(x == y)
+        #expect(clippingScale(norm: 0.5, maxNorm: 1) == 1)
+    }
+
     @Test func emaDecayFollowsTheWarmupRule() {
         let store = ParameterStore()
         store.add("w", .zeros([1]))
