@@ -38,38 +38,39 @@ AVX2 static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-AVX2 float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale) {
-    // The largest scale * x: the largest x for a positive scale, the smallest for a negative one.
+/// The largest scale * x[j] (either sign of scale).
+AVX2 static inline float max_scaled(const float *x, int n, float scale) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256 mv = _mm256_set1_ps(-INFINITY);
     int j = 0;
-    float ms;
-    if (scale >= 0) {
-        __m256 mv = _mm256_set1_ps(-INFINITY);
-        for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
-        float m = hmax8(mv);
-        for (; j < n; j++) m = x[j] > m ? x[j] : m;
-        ms = m * scale;
-    } else {
-        __m256 mv = _mm256_set1_ps(INFINITY);
-        for (; j + 8 <= n; j += 8) mv = _mm256_min_ps(mv, _mm256_loadu_ps(x + j));
-        __m128 s4 = _mm_min_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
-        s4 = _mm_min_ps(s4, _mm_movehl_ps(s4, s4));
-        s4 = _mm_min_ss(s4, _mm_movehdup_ps(s4));
-        float m = _mm_cvtss_f32(s4);
-        for (; j < n; j++) m = x[j] < m ? x[j] : m;
-        ms = m * scale;
-    }
-    const __m256 vs = _mm256_set1_ps(scale), vms = _mm256_set1_ps(ms);
+    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_mul_ps(_mm256_loadu_ps(x + j), vs));
+    float m = hmax8(mv);
+    for (; j < n; j++) { float v = x[j] * scale; m = v > m ? v : m; }
+    return m;
+}
+
+/// y[j] = exp(scale * x[j] - shift) (y may alias x); returns the sum of the y[j].
+AVX2 static inline float exp_shifted_sum(const float *x, float *y, int n, float scale, float shift) {
+    const __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(shift);
     __m256 sv = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + j), vs, vms));
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + j), vs, vm));
         _mm256_storeu_ps(y + j, e);
         sv = _mm256_add_ps(sv, e);
     }
     float s = hsum8(sv);
-    for (; j < n; j++) { float e = expf(x[j] * scale - ms); y[j] = e; s += e; }
+    for (; j < n; j++) { float e = expf(x[j] * scale - shift); y[j] = e; s += e; }
+    return s;
+}
+
+AVX2 float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale) {
+    const float ms = max_scaled(x, n, scale);
+    const float s = exp_shifted_sum(x, y, n, scale, ms);
     const float inv = 1.0f / s;
     const __m256 vi = _mm256_set1_ps(inv);
-    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), vi));
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), vi));
     for (; j < n; j++) y[j] *= inv;
     return ms + logf(s);
 }
@@ -94,22 +95,9 @@ AVX2 void maskdm_softmax_grad_row_avx2(float *p, float *dp, int n, float scale, 
 }
 
 AVX2 float maskdm_online_softmax_row_avx2(float *s, int n, float scale, float *m, float *l) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int j = 0;
-    for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_mul_ps(_mm256_loadu_ps(s + j), vs));
-    float bm = hmax8(mv);
-    for (; j < n; j++) { float x = s[j] * scale; bm = x > bm ? x : bm; }
+    const float bm = max_scaled(s, n, scale);
     const float old = *m, mnew = old > bm ? old : bm;
-    const __m256 vm = _mm256_set1_ps(mnew);
-    __m256 sv = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), vs, vm));
-        _mm256_storeu_ps(s + j, e);
-        sv = _mm256_add_ps(sv, e);
-    }
-    float sum = hsum8(sv);
-    for (; j < n; j++) { float e = expf(s[j] * scale - mnew); s[j] = e; sum += e; }
+    const float sum = exp_shifted_sum(s, s, n, scale, mnew);
     const float corr = old == -INFINITY ? 0.0f : expf(old - mnew);
     *l = *l * corr + sum;
     *m = mnew;

@@ -35,24 +35,19 @@ extension Kernels {
     static func attentionForwardPerHead(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand,
                                         out: AttentionOperand, lse: UnsafeMutablePointer<Float>?, shape s: AttentionShape) {
         let t = s.tokens, hs = s.headSize, br = s.blockRows
-        let qs = SendablePointer(q.base), ks = SendablePointer(k.base), vs = SendablePointer(v.base), os = SendablePointer(out.base)
         let ls = lse.map { SendablePointer($0) }
-        let (qo, ko, vo, oo) = (q, k, v, out)
         parallelFor(s.batch * s.heads) { range in
             let w = AttentionScratch(s)
             withExtendedLifetime(w.storage) {
                 for bh in range {
                     let b = bh / s.heads, h = bh % s.heads
-                    let qh = qs.base + b * qo.batchStride + h * qo.headStride
-                    let kh = ks.base + b * ko.batchStride + h * ko.headStride
-                    let vh = vs.base + b * vo.batchStride + h * vo.headStride
-                    let oh = os.base + b * oo.batchStride + h * oo.headStride
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: ko.rowStride, into: w.keysT)
-                    Gemm.packB(transposeB: false, n: hs, k: t, b: vh, ldb: vo.rowStride, into: w.values)
+                    let qh = q.at(b, h), kh = k.at(b, h), vh = v.at(b, h), oh = out.at(b, h)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: vh, ldb: v.rowStride, into: w.values)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
-                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * qo.rowStride, lda: qo.rowStride,
+                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
                                     packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
                         for i in 0..<rows {
                             let row = w.p + i * t
@@ -60,7 +55,7 @@ extension Kernels {
                             ls?[bh * t + r0 + i] = l
                         }
                         Gemm.serial(m: rows, n: hs, k: t, a: w.p, lda: t, packedB: w.values,
-                                    c: oh + r0 * oo.rowStride, ldc: oo.rowStride, workspace: w.gemm)
+                                    c: oh + r0 * out.rowStride, ldc: out.rowStride, workspace: w.gemm)
                         r0 += rows
                     }
                 }
@@ -73,39 +68,33 @@ extension Kernels {
                                          dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
                                          shape s: AttentionShape) {
         let t = s.tokens, hs = s.headSize, br = s.blockRows
-        let ops = (dout, q, k, v, dq, dk, dv)
-        let bases = (SendablePointer(dout.base), SendablePointer(q.base), SendablePointer(k.base), SendablePointer(v.base),
-                     SendablePointer(dq.base), SendablePointer(dk.base), SendablePointer(dv.base))
         let lses = SendablePointer(lse)
         parallelFor(s.batch * s.heads) { range in
             let w = AttentionScratch(s)
             withExtendedLifetime(w.storage) {
                 for bh in range {
                     let b = bh / s.heads, h = bh % s.heads
-                    func at(_ base: SendablePointer<Float>, _ o: AttentionOperand) -> UnsafeMutablePointer<Float> {
-                        base.base + b * o.batchStride + h * o.headStride
-                    }
-                    let doh = at(bases.0, ops.0), qh = at(bases.1, ops.1), kh = at(bases.2, ops.2), vh = at(bases.3, ops.3)
-                    let dqh = at(bases.4, ops.4), dkh = at(bases.5, ops.5), dvh = at(bases.6, ops.6)
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: ops.2.rowStride, into: w.keysT)
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: vh, ldb: ops.3.rowStride, into: w.valuesT)
-                    Gemm.packB(transposeB: false, n: hs, k: t, b: kh, ldb: ops.2.rowStride, into: w.keys)
+                    let doh = dout.at(b, h), qh = q.at(b, h), kh = k.at(b, h), vh = v.at(b, h)
+                    let dqh = dq.at(b, h), dkh = dk.at(b, h), dvh = dv.at(b, h)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: vh, ldb: v.rowStride, into: w.valuesT)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: kh, ldb: k.rowStride, into: w.keys)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
-                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * ops.1.rowStride, lda: ops.1.rowStride,
+                        Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
                                     packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
-                        Gemm.serial(m: rows, n: t, k: hs, a: doh + r0 * ops.0.rowStride, lda: ops.0.rowStride,
+                        Gemm.serial(m: rows, n: t, k: hs, a: doh + r0 * dout.rowStride, lda: dout.rowStride,
                                     packedB: w.valuesT, c: w.dp, ldc: t, workspace: w.gemm)
                         for i in 0..<rows {
                             probabilityAndScoreGradient(p: w.p + i * t, dp: w.dp + i * t, t: t, scale: s.scale, lse: lses[bh * t + r0 + i])
                         }
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
-                                    b: doh + r0 * ops.0.rowStride, ldb: ops.0.rowStride, beta: 1, c: dvh, ldc: ops.6.rowStride, workspace: w.gemm)
+                                    b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: 1, c: dvh, ldc: dv.rowStride, workspace: w.gemm)
                         Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, packedB: w.keys,
-                                    beta: 1, c: dqh + r0 * ops.4.rowStride, ldc: ops.4.rowStride, workspace: w.gemm)
+                                    beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
-                                    b: qh + r0 * ops.1.rowStride, ldb: ops.1.rowStride, beta: 1, c: dkh, ldc: ops.5.rowStride, workspace: w.gemm)
+                                    b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: 1, c: dkh, ldc: dk.rowStride, workspace: w.gemm)
                         r0 += rows
                     }
                 }

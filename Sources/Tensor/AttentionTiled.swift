@@ -89,8 +89,6 @@ extension Kernels {
                                       out: AttentionOperand, lse: UnsafeMutablePointer<Float>?, shape s: AttentionShape) {
         let t = s.tokens, hs = s.headSize
         let (br, bc) = tiledAttentionBlocks
-        let ops = (q, k, v, out)
-        let bases = (SendablePointer(q.base), SendablePointer(k.base), SendablePointer(v.base), SendablePointer(out.base))
         let ls = lse.map { SendablePointer($0) }
         parallelFor(s.batch * s.heads) { range in
             let w = TiledAttentionScratch(s, rows: br, keys: bc, backward: false)
@@ -98,15 +96,12 @@ extension Kernels {
                 let m = w.rowStats, l = w.rowStats + br, acc = w.accumulator
                 for bh in range {
                     let b = bh / s.heads, h = bh % s.heads
-                    func at(_ base: SendablePointer<Float>, _ o: AttentionOperand) -> UnsafeMutablePointer<Float> {
-                        base.base + b * o.batchStride + h * o.headStride
-                    }
-                    let qh = at(bases.0, ops.0), kh = at(bases.1, ops.1), vh = at(bases.2, ops.2), oh = at(bases.3, ops.3)
+                    let qh = q.at(b, h), kh = k.at(b, h), vh = v.at(b, h), oh = out.at(b, h)
                     for j in 0..<w.keyBlocks {
                         let j0 = j * bc, cols = Swift.min(bc, t - j0)
-                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kh + j0 * ops.1.rowStride, ldb: ops.1.rowStride,
+                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kh + j0 * k.rowStride, ldb: k.rowStride,
                                    into: w.keysT + j * w.scoreStride)
-                        Gemm.packB(transposeB: false, n: hs, k: cols, b: vh + j0 * ops.2.rowStride, ldb: ops.2.rowStride,
+                        Gemm.packB(transposeB: false, n: hs, k: cols, b: vh + j0 * v.rowStride, ldb: v.rowStride,
                                    into: w.values + j * w.overKeysStride)
                     }
                     var r0 = 0
@@ -115,7 +110,7 @@ extension Kernels {
                         for i in 0..<rows { m[i] = -.infinity; l[i] = 0 }
                         for j in 0..<w.keyBlocks {
                             let j0 = j * bc, cols = Swift.min(bc, t - j0)
-                            Gemm.serial(m: rows, n: cols, k: hs, a: qh + r0 * ops.0.rowStride, lda: ops.0.rowStride,
+                            Gemm.serial(m: rows, n: cols, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
                                         packedB: w.keysT + j * w.scoreStride, c: w.p, ldc: cols, workspace: w.gemm)
                             for i in 0..<rows {
                                 let corr = maskdm_online_softmax_row_avx2(w.p + i * cols, Int32(cols), s.scale, m + i, l + i)
@@ -125,7 +120,7 @@ extension Kernels {
                                         beta: j == 0 ? 0 : 1, c: acc, ldc: hs, workspace: w.gemm)
                         }
                         for i in 0..<rows {
-                            let orow = oh + (r0 + i) * ops.3.rowStride, arow = acc + i * hs, inv = 1 / l[i]
+                            let orow = oh + (r0 + i) * out.rowStride, arow = acc + i * hs, inv = 1 / l[i]
                             for c in 0..<hs { orow[c] = arow[c] * inv }
                             ls?[bh * t + r0 + i] = m[i] + Foundation.log(l[i])
                         }
@@ -142,9 +137,6 @@ extension Kernels {
                                        shape s: AttentionShape) {
         let t = s.tokens, hs = s.headSize
         let (br, bc) = tiledAttentionBackwardBlocks
-        let ops = (dout, out, q, k, v, dq, dk, dv)
-        let bases = (SendablePointer(dout.base), SendablePointer(out.base), SendablePointer(q.base), SendablePointer(k.base),
-                     SendablePointer(v.base), SendablePointer(dq.base), SendablePointer(dk.base), SendablePointer(dv.base))
         let lses = SendablePointer(lse)
         parallelFor(s.batch * s.heads) { range in
             let w = TiledAttentionScratch(s, rows: br, keys: bc, backward: true)
@@ -152,27 +144,24 @@ extension Kernels {
                 let dots = w.rowStats, dkAcc = w.accumulator, dvAcc = w.accumulator2
                 for bh in range {
                     let b = bh / s.heads, h = bh % s.heads
-                    func at(_ base: SendablePointer<Float>, _ o: AttentionOperand) -> UnsafeMutablePointer<Float> {
-                        base.base + b * o.batchStride + h * o.headStride
-                    }
-                    let doh = at(bases.0, ops.0), oh = at(bases.1, ops.1), qh = at(bases.2, ops.2), kh = at(bases.3, ops.3)
-                    let vh = at(bases.4, ops.4), dqh = at(bases.5, ops.5), dkh = at(bases.6, ops.6), dvh = at(bases.7, ops.7)
+                    let doh = dout.at(b, h), oh = out.at(b, h), qh = q.at(b, h), kh = k.at(b, h)
+                    let vh = v.at(b, h), dqh = dq.at(b, h), dkh = dk.at(b, h), dvh = dv.at(b, h)
                     let lseh = lses.base + bh * t
                     // D_i = <dO_i, O_i>: the softmax-backward correction sum_j P_ij dP_ij of row i.
-                    for i in 0..<t { dots[i] = dotProduct(doh + i * ops.0.rowStride, oh + i * ops.1.rowStride, hs) }
+                    for i in 0..<t { dots[i] = dotProduct(doh + i * dout.rowStride, oh + i * out.rowStride, hs) }
                     for j in 0..<w.keyBlocks {
                         let j0 = j * bc, cols = Swift.min(bc, t - j0)
-                        let kj = kh + j0 * ops.3.rowStride, vj = vh + j0 * ops.4.rowStride
-                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kj, ldb: ops.3.rowStride, into: w.keysT)
-                        Gemm.packB(transposeB: true, n: cols, k: hs, b: vj, ldb: ops.4.rowStride, into: w.valuesT)
-                        Gemm.packB(transposeB: false, n: hs, k: cols, b: kj, ldb: ops.3.rowStride, into: w.keys)
+                        let kj = kh + j0 * k.rowStride, vj = vh + j0 * v.rowStride
+                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kj, ldb: k.rowStride, into: w.keysT)
+                        Gemm.packB(transposeB: true, n: cols, k: hs, b: vj, ldb: v.rowStride, into: w.valuesT)
+                        Gemm.packB(transposeB: false, n: hs, k: cols, b: kj, ldb: k.rowStride, into: w.keys)
                         var r0 = 0
                         while r0 < t {
                             let rows = Swift.min(br, t - r0)
-                            let qi = qh + r0 * ops.2.rowStride, doi = doh + r0 * ops.0.rowStride
-                            Gemm.serial(m: rows, n: cols, k: hs, a: qi, lda: ops.2.rowStride, packedB: w.keysT,
+                            let qi = qh + r0 * q.rowStride, doi = doh + r0 * dout.rowStride
+                            Gemm.serial(m: rows, n: cols, k: hs, a: qi, lda: q.rowStride, packedB: w.keysT,
                                         c: w.p, ldc: cols, workspace: w.gemm)
-                            Gemm.serial(m: rows, n: cols, k: hs, a: doi, lda: ops.0.rowStride, packedB: w.valuesT,
+                            Gemm.serial(m: rows, n: cols, k: hs, a: doi, lda: dout.rowStride, packedB: w.valuesT,
                                         c: w.dp, ldc: cols, workspace: w.gemm)
                             for i in 0..<rows {
                                 maskdm_softmax_grad_row_given_avx2(w.p + i * cols, w.dp + i * cols, Int32(cols), s.scale,
@@ -181,15 +170,15 @@ extension Kernels {
                             let first: Float = r0 == 0 ? 0 : 1
                             // dV_j += P^T dO_i; dK_j += scale dS^T Q_i; dQ_i += scale dS K_j.
                             Gemm.serial(transposeA: true, m: cols, n: hs, k: rows, a: w.p, lda: cols,
-                                        b: doi, ldb: ops.0.rowStride, beta: first, c: dvAcc, ldc: hs, workspace: w.gemm)
+                                        b: doi, ldb: dout.rowStride, beta: first, c: dvAcc, ldc: hs, workspace: w.gemm)
                             Gemm.serial(transposeA: true, m: cols, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: cols,
-                                        b: qi, ldb: ops.2.rowStride, beta: first, c: dkAcc, ldc: hs, workspace: w.gemm)
+                                        b: qi, ldb: q.rowStride, beta: first, c: dkAcc, ldc: hs, workspace: w.gemm)
                             Gemm.serial(m: rows, n: hs, k: cols, alpha: s.scale, a: w.dp, lda: cols, packedB: w.keys,
-                                        beta: 1, c: dqh + r0 * ops.5.rowStride, ldc: ops.5.rowStride, workspace: w.gemm)
+                                        beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
                             r0 += rows
                         }
                         for i in 0..<cols {
-                            let dkr = dkh + (j0 + i) * ops.6.rowStride, dvr = dvh + (j0 + i) * ops.7.rowStride
+                            let dkr = dkh + (j0 + i) * dk.rowStride, dvr = dvh + (j0 + i) * dv.rowStride
                             for c in 0..<hs { dkr[c] += dkAcc[i * hs + c]; dvr[c] += dvAcc[i * hs + c] }
                         }
                     }

@@ -24,17 +24,15 @@ extension Kernels {
     /// ``softmaxRow(_:_:_:scale:)`` in portable Swift SIMD (the path on CPUs without AVX2).
     @inline(__always) @discardableResult
     static func softmaxRowPortable(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
-        // The largest scale * x: the largest x for a positive scale, the smallest for a negative one.
-        let sign: Float = scale >= 0 ? 1 : -1
+        // The largest scale * x (either sign of scale), the shift that keeps every exponential <= 1.
         var j = 0
         var mv = SIMD16<Float>(repeating: -.infinity)
         while j + 16 <= n {
-            mv = FastMath.max(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self) * sign)
+            mv = FastMath.max(mv, UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self) * scale)
             j += 16
         }
-        var m = mv.max()
-        while j < n { m = Swift.max(m, x[j] * sign); j += 1 }
-        let ms = m * sign * scale
+        var ms = mv.max()
+        while j < n { ms = Swift.max(ms, x[j] * scale); j += 1 }
         let msv = SIMD16<Float>(repeating: ms)
         var sv = SIMD16<Float>(repeating: 0)
         j = 0
