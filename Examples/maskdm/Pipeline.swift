@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import NN
 import Metrics
 import Schedules
 import Tensor
@@ -26,11 +27,35 @@ struct Pipeline: ParsableCommand {
     @Option(help: "Sampler: ddim (eta 1) or dpm (DPM-Solver++ 2M).") var sampler = "ddim"
     @Option(help: "Sampling steps.") var samplingSteps = 100
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Prediction target: eps, x0 or v.") var objective = "eps"
+    @Option(help: "Loss: l2 or l1.") var loss = "l2"
+    @Option(help: "Beta schedule: linear or cosine.") var schedule = "linear"
+    @Option(help: "Pre-training learning rate.") var pretrainLR: Float = 2e-4
+    @Option(help: "AdamW beta1 (both stages).") var beta1: Float = 0.99
+    @Option(help: "AdamW beta2 (both stages).") var beta2: Float = 0.99
+    @Option(help: "Linear warm-up steps (both stages).") var warmup = 0
+    @Option(help: "EMA decay ceiling.") var emaBeta: Float = 0.999
+    @Option(help: "Gradient-norm clip (0 = none).") var clip: Float = 0
+    @Option(help: "Horizontal flip probability (both stages).") var flip = 0.5
+    @Option(help: "Override the network width.") var embedDim: Int?
+    @Option(help: "Override the network depth.") var depth: Int?
+    @Option(help: "Override the number of heads.") var heads: Int?
+    @Option(help: "Override the patch size.") var patch: Int?
 
     func run() throws {
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        guard let config = MaskedUViTConfig.named(model, imageSize: size) else { throw ValidationError("unknown model \(model)") }
+        guard var config = MaskedUViTConfig.named(model, imageSize: size) else { throw ValidationError("unknown model \(model)") }
+        if let embedDim { config.embedDim = embedDim }
+        if let depth { config.depth = depth }
+        if let heads { config.heads = heads }
+        if let patch { config.patchSize = patch }
+        guard let target = PredictionTarget(name: objective) else { throw ValidationError("unknown objective \(objective)") }
+        guard let lossKind = RegressionLoss(rawValue: loss) else { throw ValidationError("unknown loss \(loss)") }
+        func tune(_ r: inout TrainingRecipe) {
+            r.objective = target; r.loss = lossKind; r.schedule = schedule; r.beta1 = beta1; r.beta2 = beta2
+            r.warmupSteps = warmup; r.emaBeta = emaBeta; r.gradientClip = clip > 0 ? clip : nil; r.flipProbability = flip
+        }
         print("loading emoji at \(size) px ...")
         let emoji = try EmojiDataset()
         let faces = try emoji.images(group: "Smileys & Emotion", subgroups: ["face-*"], size: size)
@@ -41,14 +66,14 @@ struct Pipeline: ParsableCommand {
 
         var rng = RandomGenerator(seed: seed)
         var pre = TrainingRecipe.pretraining(batchSize: pretrainBatch, steps: pretrainSteps, mask: mask, ratio: ratio)
-        pre.seed = seed; pre.checkpointEvery = 50
+        pre.seed = seed; pre.checkpointEvery = 50; pre.learningRate = pretrainLR; tune(&pre)
         let stage1 = try DiffusionTrainer(model: MaskedUViT(config: config, rng: &rng), recipe: pre)
         print("stage 1: \(config), \(stage1.model.parameterCount) parameters, mask \(stage1.masking), batch \(pretrainBatch)")
         try stage1.run(dataset: TensorDataset(images: Image.batch(others)),
                        checkpoint: dir.appendingPathComponent("pretrain.safetensors"), progress: report("pre-train"))
 
         var fine = TrainingRecipe.finetuning(batchSize: finetuneBatch, steps: finetuneSteps, learningRate: finetuneLR)
-        fine.seed = seed &+ 1; fine.checkpointEvery = 50
+        fine.seed = seed &+ 1; fine.checkpointEvery = 50; tune(&fine)
         let stage2 = try stage1.transferred(to: fine)
         print("stage 2: unmasked fine-tuning from the pre-trained online weights, batch \(finetuneBatch), lr \(finetuneLR)")
         try stage2.run(dataset: TensorDataset(images: Image.batch(faces)),

@@ -347,4 +347,25 @@ public enum Functional {
             tape.accumulate(diff * (2 * dy.item / Float(n)), into: prediction)
         }
     }
+
+    /// Mean absolute error over all elements (PyTorch `F.l1_loss`, mean reduction); the gradient is
+    /// sign(prediction - target) / n, 0 where they are equal. prediction, target: same shape.
+    public static func l1Loss(_ prediction: Variable, target: Tensor, tape: Tape?) -> Variable {
+        precondition(prediction.shape == target.shape, "l1Loss: prediction \(prediction.shape) vs target \(target.shape)")
+        let diff = prediction.value - target
+        let n = Double(diff.count)
+        let loss = diff.withUnsafeBufferPointer { b in b.reduce(0.0) { $0 + Double(Swift.abs($1)) } } / n
+        return Tape.record(Tensor(scalar: Float(loss)), inputs: [prediction], on: tape) { dy, tape in
+            let g = dy.item / Float(n)
+            tape.accumulate(diff.sign() * g, into: prediction)
+        }
+    }
+
+    /// The regression loss `kind` (mean reduction) of `prediction` against `target`.
+    public static func regressionLoss(_ kind: RegressionLoss, _ prediction: Variable, target: Tensor, tape: Tape?) -> Variable {
+        switch kind {
+        case .l2: mseLoss(prediction, target: target, tape: tape)
+        case .l1: l1Loss(prediction, target: target, tape: tape)
+        }
+    }
 }

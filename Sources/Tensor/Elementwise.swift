@@ -27,6 +27,13 @@ extension Tensor {
         return out
     }
 
+    /// The sign elementwise: 1, -1, or 0 for zero (PyTorch `sign`; NaN gives 0).
+    public func sign() -> Tensor {
+        mapElements({ v in
+            SIMD16<Float>(repeating: 0).replacing(with: 1, where: v .> 0).replacing(with: -1, where: v .< 0)
+        }) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
+    }
+
     /// `e^x` elementwise (vectorised, relative error < 2e-7).
     public func exp() -> Tensor { mapElements(FastMath.exp) { Foundation.exp($0) } }
     /// Natural logarithm elementwise.

@@ -91,7 +91,9 @@ public final class DiffusionTrainer {
         model.store.zeroGrad()
         timings.prepare = lap()
         let tape = Tape()
-        let loss = model.loss(xt: xt, timesteps: t.map(Float.init), noise: noise, visiblePatches: visible, tape: tape)
+        let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
+        let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
+                              kind: recipe.loss, tape: tape)
         let value = loss.value.item
         timings.forward = lap()
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
@@ -149,22 +151,25 @@ public final class DiffusionTrainer {
 
     /// Samples `count` images with the EMA weights, in batches of `batchSize`. Returns (count, C, H, W).
     public func sample(count: Int, batchSize: Int = 64, sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
-        try Sampling.sample(model: emaModel, count: count, batchSize: batchSize, sampler: sampler, using: &rng)
+        try Sampling.sample(model: emaModel, objective: recipe.objective, count: count, batchSize: batchSize,
+                            sampler: sampler, using: &rng)
     }
 }
 
 /// Sampling helpers over a network.
 public enum Sampling {
-    /// `count` samples from `model` with `sampler`, batched. Returns (count, C, H, W) in about [-1, 1].
-    public static func sample(model: MaskedUViT, count: Int, batchSize: Int = 64, sampler: any DiffusionSampler,
-                              using rng: inout RandomGenerator) throws -> Tensor {
+    /// `count` samples from `model` (trained to predict `objective`) with `sampler`, batched.
+    /// Returns (count, C, H, W) in about [-1, 1].
+    public static func sample(model: MaskedUViT, objective: PredictionTarget = .noise, count: Int, batchSize: Int = 64,
+                              sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
         let c = model.config
         var parts: [Tensor] = []
         var done = 0
         while done < count {
             let n = min(batchSize, count - done)
             let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
-                model.predictNoise(xt, timesteps: t.map(Float.init))
+                let out = model.predictNoise(xt, timesteps: t.map(Float.init))
+                return sampler.schedule.noise(from: out, target: objective, xt: xt, t: t)
             }, using: &rng)
             parts.append(x)
             done += n

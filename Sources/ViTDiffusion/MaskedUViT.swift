@@ -121,7 +121,8 @@ public struct MaskedUViT: Sendable {
         return head(hdn, normalizedBy: norm, tape: tape)
     }
 
-    /// Predicted noise for full images (inference, no tape): (B, C, H, W).
+    /// The network's output for full images (inference, no tape): (B, C, H, W); predicted noise
+    /// for an eps-trained model (see `PredictionTarget` for the others).
     public func predictNoise(_ x: Tensor, timesteps: [Float]) -> Tensor {
         let c = config
         return tokens(x, timesteps: timesteps, visiblePatches: nil, tape: nil).value
@@ -131,8 +132,16 @@ public struct MaskedUViT: Sendable {
     /// MaskDM's denoising score-matching loss: MSE between the predicted tokens of the visible
     /// patches and `patchify(noise)` at the same positions (all patches without a mask).
     public func loss(xt: Tensor, timesteps: [Float], noise: Tensor, visiblePatches: [[Int]]?, tape: Tape?) -> Variable {
+        loss(xt: xt, timesteps: timesteps, target: noise, visiblePatches: visiblePatches, kind: .l2, tape: tape)
+    }
+
+    /// The loss `kind` between the predicted tokens of the visible patches and `patchify(target)`
+    /// at the same positions; `target` (B, C, H, W) is eps, x0 or v (see `PredictionTarget`).
+    public func loss(xt: Tensor, timesteps: [Float], target: Tensor, visiblePatches: [[Int]]?, kind: RegressionLoss,
+                     tape: Tape?) -> Variable {
         let pred = tokens(xt, timesteps: timesteps, visiblePatches: visiblePatches, tape: tape)
-        return Functional.mseLoss(pred, target: Self.targetTokens(noise, patch: config.patchSize, visiblePatches: visiblePatches), tape: tape)
+        let want = Self.targetTokens(target, patch: config.patchSize, visiblePatches: visiblePatches)
+        return Functional.regressionLoss(kind, pred, target: want, tape: tape)
     }
 
     /// `patchify(noise)` restricted to the visible patches: (B, NV, P * P * C).

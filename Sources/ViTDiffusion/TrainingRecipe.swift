@@ -1,4 +1,6 @@
 import Foundation
+import NN
+import Schedules
 
 /// Hyper-parameters of one training stage (MaskDM's tables: pre-training masked, fine-tuning not).
 public struct TrainingRecipe: Codable, Sendable, Equatable {
@@ -21,6 +23,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Masking strategy name (`none`, `patch`, `blockB`, `cropC`) and ratio.
     public var mask: String = "none"
     public var maskRatio: Double = 0
+    /// What the network predicts (eps, x0 or v; MaskDM: eps).
+    public var objective: PredictionTarget = .noise
+    /// Regression loss over the visible tokens (MaskDM: l2).
+    public var loss: RegressionLoss = .l2
     /// Beta schedule: `linear` or `cosine`.
     public var schedule: String = "linear"
     /// Probability of a horizontal flip of each training image.
