@@ -6,17 +6,20 @@ let package = Package(
     name: "MaskDM",
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "TorchCheckpoint", targets: ["TorchCheckpoint"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Masking", targets: ["Masking"]),
         .library(name: "Schedules", targets: ["Schedules"]),
         .library(name: "ImageIO", targets: ["ImageIO"]),
         .library(name: "Metrics", targets: ["Metrics"]),
         .library(name: "ViTDiffusion", targets: ["ViTDiffusion"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
         .executable(name: "maskdm", targets: ["maskdm"]),
         .executable(name: "maskdm-bench", targets: ["maskdm-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; `scripts/setup.sh` installs them with apt.
@@ -30,17 +33,27 @@ let package = Package(
         // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
         .target(name: "CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
+        // PyTorch `torch.save` / TorchScript reader (zip + pickle; STORED entries only, so no zlib).
+        .target(name: "TorchCheckpoint", dependencies: ["Tensor"]),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),
         .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs", "CZlib"]),
-        .target(name: "Metrics", dependencies: ["NN", "ImageIO", "CBLAS"]),
-        .target(name: "ViTDiffusion", dependencies: ["NN", "Masking", "Schedules"]),
+        .target(name: "Metrics", dependencies: ["Tensor", "TorchCheckpoint", "ImageIO", "CBLAS"]),
+        .target(name: "ViTDiffusion", dependencies: ["Tensor", "NN", "Masking", "Schedules"]),
+        // Run folders, stage runs, data sources, reference YAML configs and checkpoints, the demo
+        // and the comparison: everything the command line does, as a library.
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Tensor", "TorchCheckpoint", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion",
+                .product(name: "Yams", package: "Yams"),
+            ]),
 
         .executableTarget(
             name: "maskdm",
             dependencies: [
-                "Tensor", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion",
+                "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/maskdm"),
@@ -49,13 +62,16 @@ let package = Package(
             dependencies: ["Tensor", "NN", "Masking", "Schedules", "ViTDiffusion", "CBLAS"],
             path: "Benchmarks/maskdm-bench"),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MaskingTests", dependencies: ["Masking"]),
-        .testTarget(name: "SchedulesTests", dependencies: ["Schedules"]),
-        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ViTDiffusionTests", dependencies: ["ViTDiffusion"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "Tensor"]),
+        .testTarget(name: "SchedulesTests", dependencies: ["Schedules", "Tensor"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "ImageIO", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "ViTDiffusionTests", dependencies: ["ViTDiffusion", "NN", "Masking", "Schedules", "Tensor"],
+            resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

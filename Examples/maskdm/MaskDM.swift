@@ -6,5 +6,6 @@ struct MaskDM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
-        subcommands: [Pipeline.self, Forward.self, Dataset.self, FID.self])
+        subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
+                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self])
 }

@@ -1,119 +1,97 @@
 import ArgumentParser
 import Foundation
-import ImageIO
-import NN
-import Metrics
-import Schedules
-import Tensor
+import Pipeline
 import ViTDiffusion
 
-/// `maskdm pipeline`: MaskDM's two stages on the embedded default data (Noto Color Emoji):
-/// masked pre-training on the 3,811 non-face emoji, then unmasked fine-tuning on the 115 faces.
-struct Pipeline: ParsableCommand {
+/// `maskdm pipeline`: the calibrated two-stage demo on the embedded emoji (resumable).
+struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Masked pre-training then unmasked fine-tuning on emoji (resumable), then EMA samples.")
+        commandName: "pipeline",
+        abstract: "MaskDM's two stages on the emoji: masked pre-training on the 3,811 non-face emoji, fine-tuning on the 115 faces, then samples and FID/KID.")
 
-    @Option(help: "Output folder (checkpoints, sample grids).") var out = "runs/emoji"
-    @Option(help: "Model config: tiny, small or base.") var model = "tiny"
-    @Option(help: "Image size in pixels.") var size = 32
-    @Option(help: "Pre-training steps.") var pretrainSteps = 400
-    @Option(help: "Pre-training batch size.") var pretrainBatch = 128
-    @Option(help: "Pre-training mask (none, patch, blockB, cropC).") var mask = "block2"
-    @Option(help: "Pre-training mask ratio.") var ratio = 0.9
-    @Option(help: "Fine-tuning steps.") var finetuneSteps = 400
-    @Option(help: "Fine-tuning batch size.") var finetuneBatch = 64
-    @Option(help: "Fine-tuning learning rate.") var finetuneLR: Float = 5e-5
-    @Option(help: "Samples to draw with the EMA weights.") var samples = 64
-    @Option(help: "Sampler: ddim (eta 1) or dpm (DPM-Solver++ 2M).") var sampler = "ddim"
-    @Option(help: "Sampling steps.") var samplingSteps = 100
-    @Option(help: "Seed.") var seed: UInt64 = 0
-    @Option(help: "Prediction target: eps, x0 or v.") var objective = "eps"
-    @Option(help: "Loss: l2 or l1.") var loss = "l2"
-    @Option(help: "Beta schedule: linear or cosine.") var schedule = "linear"
-    @Option(help: "Pre-training learning rate.") var pretrainLR: Float = 2e-4
-    @Option(help: "AdamW beta1 (both stages).") var beta1: Float = 0.99
-    @Option(help: "AdamW beta2 (both stages).") var beta2: Float = 0.99
-    @Option(help: "Linear warm-up steps (both stages).") var warmup = 0
-    @Option(help: "EMA decay ceiling.") var emaBeta: Float = 0.999
-    @Option(help: "Gradient-norm clip (0 = none).") var clip: Float = 0
-    @Option(help: "Horizontal flip probability (both stages).") var flip = 0.5
-    @Option(help: "Override the network width.") var embedDim: Int?
-    @Option(help: "Override the network depth.") var depth: Int?
-    @Option(help: "Override the number of heads.") var heads: Int?
-    @Option(help: "Override the patch size.") var patch: Int?
+    @Option(help: "Job folder (re-running resumes it).") var out = "runs/demo"
+    @Option(help: "Pre-training data (bundled name or folder).") var source = "emoji-others"
+    @Option(help: "Fine-tuning data and FID reference (bundled name or folder).") var target = "emoji-faces"
+    @Flag(help: "Tiny budgets: the whole pipeline in a couple of minutes (a smoke test).") var quick = false
+    @Option(help: "Override the pre-training steps.") var pretrainSteps: Int?
+    @Option(help: "Override the fine-tuning steps.") var finetuneSteps: Int?
+    @Option(help: "Override the number of final samples.") var samples: Int?
+    @Flag(help: "Skip FID/KID.") var noFid = false
 
     func run() throws {
-        let dir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        guard var config = MaskedUViTConfig.named(model, imageSize: size) else { throw ValidationError("unknown model \(model)") }
-        if let embedDim { config.embedDim = embedDim }
-        if let depth { config.depth = depth }
-        if let heads { config.heads = heads }
-        if let patch { config.patchSize = patch }
-        guard let target = PredictionTarget(name: objective) else { throw ValidationError("unknown objective \(objective)") }
-        guard let lossKind = RegressionLoss(rawValue: loss) else { throw ValidationError("unknown loss \(loss)") }
-        func tune(_ r: inout TrainingRecipe) {
-            r.objective = target; r.loss = lossKind; r.schedule = schedule; r.beta1 = beta1; r.beta2 = beta2
-            r.warmupSteps = warmup; r.emaBeta = emaBeta; r.gradientClip = clip > 0 ? clip : nil; r.flipProbability = flip
-        }
-        print("loading emoji at \(size) px ...")
-        let emoji = try EmojiDataset()
-        let faces = try emoji.images(group: "Smileys & Emotion", subgroups: ["face-*"], size: size)
-        let others = try emoji.images(of: emoji.entries.filter { !faceSubgroup($0.subgroup) }, size: size)
-        print("source (pre-training): \(others.count) emoji; target (fine-tuning): \(faces.count) face emoji")
-        try Image.writeGrid(Array(faces.prefix(64)), columns: 8, to: dir.appendingPathComponent("target.png"))
-        try writeFolder(faces, to: dir.appendingPathComponent("target"))
-
-        var rng = RandomGenerator(seed: seed)
-        var pre = TrainingRecipe.pretraining(batchSize: pretrainBatch, steps: pretrainSteps, mask: mask, ratio: ratio)
-        pre.seed = seed; pre.checkpointEvery = 50; pre.learningRate = pretrainLR; tune(&pre)
-        let stage1 = try DiffusionTrainer(model: MaskedUViT(config: config, rng: &rng), recipe: pre)
-        print("stage 1: \(config), \(stage1.model.parameterCount) parameters, mask \(stage1.masking), batch \(pretrainBatch)")
-        try stage1.run(dataset: TensorDataset(images: Image.batch(others)),
-                       checkpoint: dir.appendingPathComponent("pretrain.safetensors"), progress: report("pre-train"))
-
-        var fine = TrainingRecipe.finetuning(batchSize: finetuneBatch, steps: finetuneSteps, learningRate: finetuneLR)
-        fine.seed = seed &+ 1; fine.checkpointEvery = 50; tune(&fine)
-        let stage2 = try stage1.transferred(to: fine)
-        print("stage 2: unmasked fine-tuning from the pre-trained online weights, batch \(finetuneBatch), lr \(finetuneLR)")
-        try stage2.run(dataset: TensorDataset(images: Image.batch(faces)),
-                       checkpoint: dir.appendingPathComponent("finetune.safetensors"), progress: report("fine-tune"))
-
-        let s: any DiffusionSampler = sampler == "dpm"
-            ? DPMSolverPlusPlus2M(schedule: stage2.schedule, steps: samplingSteps)
-            : DDIMSampler(schedule: stage2.schedule, steps: samplingSteps, eta: 1)
-        let t0 = Date()
-        var srng = RandomGenerator(seed: seed &+ 2)
-        let x = try stage2.sample(count: samples, sampler: s, using: &srng)
-        let grid = dir.appendingPathComponent("samples.png")
-        try Image.writeGrid(Image.images(fromBatch: x), columns: 8, to: grid)
-        print(String(format: "sampled %d images (%@, %d steps) in %.1f s -> %@", samples, sampler, samplingSteps,
-                     Date().timeIntervalSince(t0), grid.path))
-        let sampleDir = dir.appendingPathComponent("samples")
-        try writeFolder(Image.images(fromBatch: x), to: sampleDir)
-        guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
-            print("FID skipped: Inception weights not cached (run scripts/fetch-fid-weights.sh)")
-            return
-        }
-        let evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: FIDInceptionV3.defaultWeightsURL), batchSize: 32, cache: nil)
-        let result = try evaluator.compare(try evaluator.features(ofFolder: sampleDir), try evaluator.features(ofFolder: dir.appendingPathComponent("target")))
-        print(String(format: "FID %.1f  KID %.4f (%d samples vs %d face emoji; few samples: compare runs, not papers)",
-                     result.fid, result.kid, result.nA, result.nB))
-    }
-
-    func writeFolder(_ images: [Image], to folder: URL) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (i, img) in images.enumerated() { try img.write(to: folder.appendingPathComponent(String(format: "%05d.png", i))) }
-    }
-
-    func faceSubgroup(_ s: String?) -> Bool { s?.hasPrefix("face-") ?? false }
-
-    func report(_ stage: String) -> (DiffusionTrainer.Progress) -> Void {
-        { p in
-            if p.step % 10 == 0 || p.step == p.totalSteps {
-                print(String(format: "%@ step %d/%d  loss %.4f  %.2f s/step", stage, p.step, p.totalSteps, p.loss, p.secondsPerStep))
-                fflush(nil)
+        StopSignal.install()
+        var recipe = quick ? ExperimentRecipe.quick : .calibrated
+        if let pretrainSteps { recipe.pretrain.steps = pretrainSteps }
+        if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
+        if let samples { recipe.sampleCount = samples }
+        print("two-stage demo: \(recipe.model); pre-train \(recipe.pretrain.steps) steps (\(recipe.pretrain.mask), batch \(recipe.pretrain.batchSize)) "
+              + "on \(source), fine-tune \(recipe.finetune.steps) steps (batch \(recipe.finetune.batchSize)) on \(target), "
+              + "\(recipe.sampleCount) samples with \(recipe.sampler)")
+        var printers: [String: ProgressPrinter] = [:]
+        let demo = TwoStageDemo(folder: URL(fileURLWithPath: out), recipe: recipe)
+        let report: TwoStageDemo.Report
+        do {
+            report = try demo.run(source: DataSource(argument: source), target: DataSource(argument: target), evaluateFID: !noFid) { stage, event in
+                if printers[stage] == nil {
+                    printers.values.forEach { $0.finish() }
+                    printers[stage] = ProgressPrinter(label: stage, total: stage == "pretrain" ? recipe.pretrain.steps : recipe.finetune.steps)
+                }
+                printers[stage]?.handle(event)
             }
+        } catch let e as PipelineError {
+            printers.values.forEach { $0.finish() }
+            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            throw e
         }
+        printers.values.forEach { $0.finish() }
+        print(report.table)
+    }
+}
+
+/// `maskdm compare`: masked pre-training vs scratch vs unmasked pre-training at equal time.
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The paper's comparison in miniature: (A) masked pre-train + fine-tune, (B) scratch, (C) unmasked pre-train + fine-tune, equal training time per arm; FID/KID along each arm.")
+
+    @Option(help: "Job folder (re-running resumes it).") var out = "runs/compare"
+    @Option(help: "Pre-training data.") var source = "emoji-others"
+    @Option(help: "Target data (fine-tuning, scratch training and FID reference).") var target = "emoji-faces"
+    @Option(help: "Training minutes per arm (summed step time).") var minutes: Double = 30
+    @Option(help: "Share of A's and C's budget spent pre-training.") var pretrainShare = 0.5
+    @Option(help: "Scored points per arm.") var points = 5
+    @Option(help: "Samples at intermediate points.") var pointSamples = 100
+    @Option(help: "Samples at the final point.") var finalSamples = 400
+    @Option(help: "Arms to run (subset of ABC).") var arms = "ABC"
+    @Flag(help: "Tiny budgets and network (a smoke test).") var quick = false
+
+    func run() throws {
+        StopSignal.install()
+        var experiment = CompareExperiment(folder: URL(fileURLWithPath: out), recipe: quick ? .quick : .calibrated,
+                                           budgetSeconds: (quick ? min(minutes, 0.25) : minutes) * 60)
+        experiment.pretrainShare = pretrainShare
+        experiment.points = quick ? min(points, 2) : points
+        experiment.pointSamples = quick ? min(pointSamples, 16) : pointSamples
+        experiment.finalSamples = quick ? min(finalSamples, 32) : finalSamples
+        experiment.arms = try arms.map { c in
+            guard let a = CompareExperiment.Arm(rawValue: String(c)) else { throw ValidationError("--arms: unknown arm '\(c)' (A, B, C)") }
+            return a
+        }
+        do {
+            try experiment.run(source: DataSource(argument: source), target: DataSource(argument: target)) { event in
+                switch event {
+                case .training(let arm, let stage, .checkpoint(_, let step)):
+                    print("arm \(arm.rawValue) \(stage): step \(step)"); fflush(nil)
+                case .scored(let p):
+                    print(String(format: "arm %@ point %d: %.1f min, %d steps (%@), FID %.1f, KID %.4f (%d samples)",
+                                 p.arm.rawValue as NSString, p.index, p.trainSeconds / 60, p.steps, p.stage as NSString, p.fid, p.kid, p.samples))
+                    fflush(nil)
+                default: break
+                }
+            }
+        } catch let e as PipelineError {
+            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            throw e
+        }
+        print("report: \(out)/report.md, plot: \(out)/fid_vs_time.png, grids: \(out)/grids/")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Tensor
+import TorchCheckpoint
 
 /// The FID Inception-v3: TensorFlow's 2015-12-05 Inception graph up to `pool3` (2048 features),
 /// the network of the original TF FID code and of pytorch-fid (its `FIDInceptionA`, `C`, `E_1`

@@ -1,6 +1,7 @@
 // The FID Inception-v3 graph (module names, strides, paddings) and the loading of its weights
 // from a TorchScript archive whose module tree is the TF graph's (`mixed_4.tower_1.conv_2`).
 import Tensor
+import TorchCheckpoint
 
 /// Reads the conv units of the FID Inception-v3 from a checkpoint, remembering which keys it used.
 struct InceptionWeightLoader {

@@ -79,11 +79,7 @@ public struct NoiseSchedule: Sendable, Equatable {
     /// The schedule a config names: `"linear"` or `"cosine"`.
     /// - Throws: ``ScheduleError/unknownSchedule(_:)`` for any other name.
     public static func named(_ name: String, timesteps: Int = 1000) throws -> NoiseSchedule {
-        switch name.lowercased() {
-        case "linear": return .linear(timesteps: timesteps)
-        case "cosine": return .cosine(timesteps: timesteps)
-        default: throw ScheduleError.unknownSchedule(name)
-        }
+        try ScheduleKind(name: name).schedule(timesteps: timesteps)
     }
 
     /// alpha-bar at step `t` in Float64; `t = -1` gives 1 (clean data).
@@ -100,11 +96,14 @@ public struct NoiseSchedule: Sendable, Equatable {
 public enum ScheduleError: Error, Equatable, CustomStringConvertible {
     /// A schedule name other than `linear` or `cosine`.
     case unknownSchedule(String)
+    /// A sampler name other than `ddim`, `ddpm` or `dpm`, or unusable settings.
+    case unknownSampler(String)
 
     /// The message, naming the offending schedule.
     public var description: String {
         switch self {
         case .unknownSchedule(let name): return "unknown beta schedule '\(name)' (expected linear or cosine)"
+        case .unknownSampler(let name): return "unknown sampler '\(name)' (expected ddim, ddpm or dpm with steps >= 1 and eta in [0, 1])"
         }
     }
 }

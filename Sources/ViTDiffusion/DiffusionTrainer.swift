@@ -39,6 +39,8 @@ public final class DiffusionTrainer {
     /// Steps skipped because of non-finite values (with `skipNonFiniteSteps`).
     public private(set) var skippedSteps: Int = 0
     private let learningRateSchedule: LearningRateSchedule
+    /// Global gradient norm of the last step, before clipping.
+    public private(set) var lastGradientNorm: Float = 0
     /// Wall-clock seconds of the phases of the last step (for profiling).
     public private(set) var lastStepTimings = StepTimings()
 
@@ -48,17 +50,24 @@ public final class DiffusionTrainer {
         public var total: Double { prepare + forward + backward + clip + optimizer + ema }
     }
 
-    /// A trainer for `model` with fresh AdamW and EMA state. `masking` overrides the recipe's
-    /// named strategy (e.g. a custom ``MaskingStrategy``).
+    /// A trainer for `model` with fresh AdamW and EMA state.
+    ///
+    /// - Parameter masking: a strategy to use instead of `recipe.mask`, e.g. a custom
+    ///   ``MaskingStrategy``; the trainer's ``recipe`` then records it (`MaskSpec(describing:)`:
+    ///   a built-in as its case, anything else as `.custom(name:)` with its description), so
+    ///   checkpoints say what was used.
     public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws {
+        try recipe.validate()
         self.model = model
+        var recipe = recipe
+        if let masking { recipe.mask = MaskSpec(describing: masking) }
         self.recipe = recipe
         emaModel = MaskedUViT(copying: model)
         ema = ExponentialMovingAverage(online: model.store, shadow: emaModel.store, beta: recipe.emaBeta)
         optimizer = AdamW(store: model.store, learningRate: recipe.learningRate, beta1: recipe.beta1, beta2: recipe.beta2,
                           eps: recipe.adamEps, weightDecay: recipe.weightDecay)
-        schedule = try NoiseSchedule.named(recipe.schedule)
-        self.masking = try masking ?? maskingStrategy(named: recipe.mask, ratio: recipe.maskRatio)
+        schedule = recipe.schedule.schedule()
+        self.masking = try masking ?? recipe.mask.strategy()
         learningRateSchedule = .constant(warmup: recipe.warmupSteps)
     }
 
@@ -103,6 +112,7 @@ public final class DiffusionTrainer {
         let norm = gradientNorm(model.store)
         let gradientScale = recipe.gradientClip.map { clippingScale(norm: norm, maxNorm: $0) } ?? 1
         timings.clip = lap()
+        lastGradientNorm = norm
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
         optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step)
         optimizer.update(gradientScale: gradientScale)
@@ -137,6 +147,36 @@ public final class DiffusionTrainer {
         meta["step"] = String(step)
         meta["skipped_steps"] = String(skippedSteps)
         try Checkpoint.save(to: url, store: model.store, ema: ema, optimizer: optimizer, metadata: meta)
+    }
+
+    /// A trainer restored from a checkpoint written by ``save(to:extraMetadata:)``: the model
+    /// config and recipe come from its metadata, then weights, EMA, optimizer state and step.
+    /// `masking` must be given again for a custom strategy.
+    public convenience init(checkpoint url: URL, masking: (any MaskingStrategy)? = nil) throws {
+        let (config, recipe) = try Self.describe(checkpoint: url)
+        var rng = RandomGenerator(seed: 0)
+        try self.init(model: MaskedUViT(config: config, rng: &rng), recipe: recipe, masking: masking)
+        try resume(from: url)
+    }
+
+    /// The model config and recipe recorded in a checkpoint's metadata.
+    public static func describe(checkpoint url: URL) throws -> (config: MaskedUViTConfig, recipe: TrainingRecipe) {
+        let meta: [String: String]
+        do { meta = try SafetensorsFile(contentsOf: url).metadata } catch {
+            throw CheckpointError(file: url.path, "\(error)")
+        }
+        guard let c = meta["config"]?.data(using: .utf8) else { throw CheckpointError(file: url.path, "metadata has no 'config'") }
+        let config: MaskedUViTConfig
+        do { config = try JSONDecoder().decode(MaskedUViTConfig.self, from: c); try config.validate() } catch {
+            throw CheckpointError(file: url.path, "metadata 'config' is not a model config: \(error)")
+        }
+        var recipe = TrainingRecipe()
+        if let r = meta["recipe"]?.data(using: .utf8) {
+            do { recipe = try JSONDecoder().decode(TrainingRecipe.self, from: r) } catch {
+                throw CheckpointError(file: url.path, "metadata 'recipe' is not a training recipe: \(error)")
+            }
+        }
+        return (config, recipe)
     }
 
     /// Restores a checkpoint written by ``save(to:extraMetadata:)`` (strict: every key must match).
@@ -187,13 +227,20 @@ extension DiffusionTrainer {
         public let secondsPerStep: Double
     }
 
-    /// Trains until `recipe.steps`, resuming from `checkpoint` if it exists, saving it every
-    /// `recipe.checkpointEvery` steps and at the end. Returns the losses of the steps run now.
+    /// Trains until `recipe.steps`, saving `checkpoint` every `recipe.checkpointEvery` steps and
+    /// at the end. Returns the losses of the steps run now.
+    ///
+    /// - Parameter resume: when true and `checkpoint` exists, training continues from it; when
+    ///   false (default) an existing checkpoint is an error rather than silently resumed or
+    ///   overwritten.
     @discardableResult
-    public func run(dataset: TensorDataset, checkpoint: URL? = nil,
+    public func run(dataset: TensorDataset, checkpoint: URL? = nil, resume: Bool = false,
                     progress: ((Progress) -> Void)? = nil) throws -> [Float] {
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
-            try resume(from: checkpoint)
+            guard resume else {
+                throw TrainingError("checkpoint '\(checkpoint.path)' exists; pass resume: true to continue from it, or choose another file")
+            }
+            try self.resume(from: checkpoint)
         }
         var losses: [Float] = []
         var last = Date()

@@ -1,3 +1,4 @@
+import Foundation
 import NN
 import Tensor
 
@@ -127,6 +128,21 @@ public struct MaskedUViT: Sendable {
         let c = config
         return tokens(x, timesteps: timesteps, visiblePatches: nil, tape: nil).value
             .unpatchified(patch: c.patchSize, channels: c.inChannels, height: c.imageHeight, width: c.imageWidth)
+    }
+
+    /// ``predictNoise(_:timesteps:)`` at integer steps (as samplers hand them over).
+    public func predictNoise(_ x: Tensor, timesteps: [Int]) -> Tensor {
+        predictNoise(x, timesteps: timesteps.map(Float.init))
+    }
+
+    /// A network with the config recorded in `checkpoint`'s metadata and its online weights
+    /// (`ema: true`: its EMA weights), loaded strictly.
+    public static func load(checkpoint url: URL, ema: Bool = false) throws -> MaskedUViT {
+        let (config, _) = try DiffusionTrainer.describe(checkpoint: url)
+        var rng = RandomGenerator(seed: 0)
+        let model = MaskedUViT(config: config, rng: &rng)
+        try Checkpoint.load(from: url, into: model.store, prefix: ema ? "ema." : "")
+        return model
     }
 
     /// MaskDM's denoising score-matching loss: MSE between the predicted tokens of the visible

@@ -1,8 +1,18 @@
 import Foundation
+import Masking
 import NN
 import Schedules
 
 /// Hyper-parameters of one training stage (MaskDM's tables: pre-training masked, fine-tuning not).
+///
+/// Encodes as JSON with the property names below; keys missing when decoding take the defaults, so
+/// checkpoints written before a field existed still load.
+///
+/// ```swift
+/// var recipe = TrainingRecipe.pretraining(batchSize: 128, steps: 1000, mask: .block(size: 4, ratio: 0.9))
+/// recipe.objective = .velocity
+/// recipe.learningRate = 1e-3
+/// ```
 public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Images per step.
     public var batchSize: Int = 128
@@ -13,22 +23,24 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var warmupSteps: Int = 0
     /// Global gradient-norm clip (nil = none).
     public var gradientClip: Float? = nil
-    /// AdamW betas, eps and weight decay (MaskDM: 0.99, 0.99, 1e-8, 0.03 on all parameters).
+    /// AdamW beta1 (MaskDM: 0.99).
     public var beta1: Float = 0.99
+    /// AdamW beta2 (MaskDM: 0.99).
     public var beta2: Float = 0.99
+    /// AdamW epsilon (1e-8).
     public var adamEps: Float = 1e-8
+    /// Decoupled weight decay on all parameters (0.03).
     public var weightDecay: Float = 0.03
     /// EMA decay ceiling (0.999; 0.9999 for Church).
     public var emaBeta: Float = 0.999
-    /// Masking strategy name (`none`, `patch`, `blockB`, `cropC`) and ratio.
-    public var mask: String = "none"
-    public var maskRatio: Double = 0
+    /// The masking strategy of this stage (``MaskSpec/none`` for fine-tuning and scratch training).
+    public var mask: MaskSpec = .none
     /// What the network predicts (eps, x0 or v; MaskDM: eps).
     public var objective: PredictionTarget = .noise
     /// Regression loss over the visible tokens (MaskDM: l2).
     public var loss: RegressionLoss = .l2
-    /// Beta schedule: `linear` or `cosine`.
-    public var schedule: String = "linear"
+    /// Beta schedule.
+    public var schedule: ScheduleKind = .linear
     /// Probability of a horizontal flip of each training image.
     public var flipProbability: Double = 0
     /// Number of optimisation steps of this stage.
@@ -40,23 +52,56 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// What to do on a non-finite loss or gradient: stop with an error (default) or skip the step.
     public var skipNonFiniteSteps: Bool = false
 
+    /// The reference's defaults (unmasked, lr 2e-4, batch 128, eps objective, linear schedule).
     public init() {}
 
     /// MaskDM pre-training: block-4 masking at 90%, lr 2e-4, no warm-up.
-    public static func pretraining(batchSize: Int = 128, steps: Int = 1000, mask: String = "block4", ratio: Double = 0.9,
-                                   schedule: String = "linear") -> TrainingRecipe {
+    public static func pretraining(batchSize: Int = 128, steps: Int = 1000, mask: MaskSpec = .block(size: 4, ratio: 0.9),
+                                   schedule: ScheduleKind = .linear) -> TrainingRecipe {
         var r = TrainingRecipe()
-        r.batchSize = batchSize; r.steps = steps; r.mask = mask; r.maskRatio = ratio; r.schedule = schedule
+        r.batchSize = batchSize; r.steps = steps; r.mask = mask; r.schedule = schedule
         return r
     }
 
     /// MaskDM fine-tuning: no mask; the few-data recipe uses lr 5e-5 and flips with p = 0.5.
     public static func finetuning(batchSize: Int = 64, steps: Int = 1000, learningRate: Float = 5e-5,
-                                  flipProbability: Double = 0.5, schedule: String = "linear") -> TrainingRecipe {
+                                  flipProbability: Double = 0.5, schedule: ScheduleKind = .linear) -> TrainingRecipe {
         var r = TrainingRecipe()
         r.batchSize = batchSize; r.steps = steps; r.learningRate = learningRate; r.flipProbability = flipProbability
         r.schedule = schedule
         return r
+    }
+
+    /// Checks the values; throws a ``TrainingError`` naming the field.
+    public func validate() throws {
+        func fail(_ field: String, _ problem: String) -> TrainingError { TrainingError("recipe: \(field) \(problem)") }
+        guard batchSize >= 1 else { throw fail("batchSize", "must be at least 1, got \(batchSize)") }
+        guard learningRate.isFinite, learningRate >= 0 else { throw fail("learningRate", "must be finite and >= 0, got \(learningRate)") }
+        guard warmupSteps >= 0 else { throw fail("warmupSteps", "must be >= 0, got \(warmupSteps)") }
+        guard (0..<1).contains(beta1), (0..<1).contains(beta2) else { throw fail("beta1/beta2", "must be in [0, 1), got \(beta1), \(beta2)") }
+        guard (0...1).contains(emaBeta) else { throw fail("emaBeta", "must be in [0, 1], got \(emaBeta)") }
+        guard (0...1).contains(flipProbability) else { throw fail("flipProbability", "must be in [0, 1], got \(flipProbability)") }
+        guard steps >= 0 else { throw fail("steps", "must be >= 0, got \(steps)") }
+        if let c = gradientClip, !(c > 0 && c.isFinite) { throw fail("gradientClip", "must be positive, got \(c)") }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case batchSize, learningRate, warmupSteps, gradientClip, beta1, beta2, adamEps, weightDecay, emaBeta, mask
+        case objective, loss, schedule, flipProbability, steps, checkpointEvery, seed, skipNonFiniteSteps
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainingRecipe()
+        func get<T: Decodable>(_ k: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? fallback }
+        batchSize = try get(.batchSize, d.batchSize); learningRate = try get(.learningRate, d.learningRate)
+        warmupSteps = try get(.warmupSteps, d.warmupSteps); gradientClip = try c.decodeIfPresent(Float.self, forKey: .gradientClip)
+        beta1 = try get(.beta1, d.beta1); beta2 = try get(.beta2, d.beta2); adamEps = try get(.adamEps, d.adamEps)
+        weightDecay = try get(.weightDecay, d.weightDecay); emaBeta = try get(.emaBeta, d.emaBeta)
+        mask = try get(.mask, d.mask); objective = try get(.objective, d.objective); loss = try get(.loss, d.loss)
+        schedule = try get(.schedule, d.schedule); flipProbability = try get(.flipProbability, d.flipProbability)
+        steps = try get(.steps, d.steps); checkpointEvery = try get(.checkpointEvery, d.checkpointEvery)
+        seed = try get(.seed, d.seed); skipNonFiniteSteps = try get(.skipNonFiniteSteps, d.skipNonFiniteSteps)
     }
 
     /// Compact JSON, e.g. for checkpoint metadata.

@@ -31,7 +31,7 @@ struct KeepRandomRows: MaskingStrategy {
     }
 
     func recipe(steps: Int, mask: String = "patch", ratio: Double = 0.5, lr: Float = 3e-3) -> TrainingRecipe {
-        var r = TrainingRecipe.pretraining(batchSize: 16, steps: steps, mask: mask, ratio: ratio)
+        var r = TrainingRecipe.pretraining(batchSize: 16, steps: steps, mask: try! MaskSpec(name: mask, ratio: ratio))
         r.learningRate = lr
         r.seed = 5
         return r
@@ -77,7 +77,7 @@ struct KeepRandomRows: MaskingStrategy {
         // A new process: different initial weights, everything comes from the checkpoint.
         var rng3 = RandomGenerator(seed: 77)
         let resumed = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng3), recipe: recipe(steps: 8))
-        let restLosses = try resumed.run(dataset: data, checkpoint: ckpt)
+        let restLosses = try resumed.run(dataset: data, checkpoint: ckpt, resume: true)
         #expect(resumed.step == 8)
         #expect(firstLosses + restLosses == fullLosses)
         #expect(same(resumed.model.store, full.model.store))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Tensor
+import Tensor
+@testable import TorchCheckpoint
 
 /// Expected contents of the fixtures, written by scripts/make_torch_fixtures.py from torch itself.
 struct TorchFixtureExpectations: Decodable {

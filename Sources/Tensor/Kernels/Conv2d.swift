@@ -1,3 +1,9 @@
+// Kept in Tensor, not moved to Metrics: the Inception-v3 is its only client, and only as the test
+// reference for Metrics' own BatchNorm-folded conv (InceptionConv.swift). Like every kernel here it
+// has a naive twin (NaiveConvPool.swift), an accumulating backward and golden PyTorch tests in
+// TensorTests (ConvPoolTests, GoldenConvPoolTests, golden_conv2d*.json); moving it would move those
+// tests, fixtures and the golden harness with it, for no gain in Metrics.
+
 // 2-D convolution (NCHW, zero padding, no dilation or groups) by im2col + one GEMM per image.
 
 /// The sizes of a 2-D convolution: input (B, Cin, H, W), weight (Cout, Cin, KH, KW),

@@ -105,10 +105,10 @@ public enum FloatConversion {
     }
 }
 
-/// Converting stored little-endian elements to Float32 or Int64.
-enum SafetensorsConvert {
+/// Converting stored little-endian elements to Float32 or Int64 (also used by the `TorchCheckpoint` library).
+public enum SafetensorsConvert {
     /// Converts `dst.count` elements of `dtype` at `src` (any alignment) to Float32.
-    static func floats(from src: UnsafeRawPointer, dtype: SafetensorsDType, into dst: UnsafeMutableBufferPointer<Float>) {
+    public static func floats(from src: UnsafeRawPointer, dtype: SafetensorsDType, into dst: UnsafeMutableBufferPointer<Float>) {
         guard let out = dst.baseAddress else { return }
         let n = dst.count
         @inline(__always) func le<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
@@ -140,7 +140,7 @@ enum SafetensorsConvert {
 
     /// Converts `dst.count` integer elements of `dtype` at `src` to Int64; false when a U64
     /// value does not fit (or `dtype` is a float type).
-    static func int64s(from src: UnsafeRawPointer, dtype: SafetensorsDType, into dst: UnsafeMutableBufferPointer<Int64>) -> Bool {
+    public static func int64s(from src: UnsafeRawPointer, dtype: SafetensorsDType, into dst: UnsafeMutableBufferPointer<Int64>) -> Bool {
         guard let out = dst.baseAddress else { return true }
         let n = dst.count
         @inline(__always) func le<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {

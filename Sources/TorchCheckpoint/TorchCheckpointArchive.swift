@@ -1,3 +1,5 @@
+import Tensor
+
 /// Reads the parts of a PyTorch zip archive: finds `<archive>/data.pkl`, checks `byteorder`,
 /// unpickles `data.pkl` (and `constants.pkl` of a TorchScript archive) with storages resolved to
 /// `<archive>/data/<key>` (`<archive>/constants/<key>`), and names the tensors.

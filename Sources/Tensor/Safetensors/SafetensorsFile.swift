@@ -132,11 +132,13 @@ public struct SafetensorsFile: Sendable {
     }
 }
 
-/// The read-only bytes behind a ``SafetensorsFile``: a private memory mapping or a heap copy.
-final class SafetensorsBytes: @unchecked Sendable {
+/// The read-only bytes behind a ``SafetensorsFile`` or a `TorchCheckpoint`: a private memory mapping or a heap copy.
+public final class SafetensorsBytes: @unchecked Sendable {
     // @unchecked Sendable: the bytes are never written after init, and are released only in deinit.
-    let base: UnsafeRawPointer
-    let count: Int
+    /// The first byte; valid for `count` bytes while this object is alive.
+    public let base: UnsafeRawPointer
+    /// Number of bytes.
+    public let count: Int
     private let mapped: Bool
 
     private init(base: UnsafeRawPointer, count: Int, mapped: Bool) {
@@ -146,7 +148,7 @@ final class SafetensorsBytes: @unchecked Sendable {
     }
 
     /// Copies `bytes` into an owned buffer.
-    convenience init(copying bytes: [UInt8]) {
+    public convenience init(copying bytes: [UInt8]) {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
         bytes.withUnsafeBytes { src in
             if let b = src.baseAddress { raw.copyMemory(from: b, byteCount: src.count) }
@@ -155,7 +157,7 @@ final class SafetensorsBytes: @unchecked Sendable {
     }
 
     /// Maps the regular file at `path` read-only.
-    convenience init(mapping path: String) throws {
+    public convenience init(mapping path: String) throws {
         func failure(_ what: String) -> SafetensorsError {
             SafetensorsError(file: path, "\(what): \(String(cString: strerror(errno)))")
         }

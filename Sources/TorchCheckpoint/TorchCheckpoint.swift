@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// The tensors of a PyTorch checkpoint: a `torch.save` zip file or a TorchScript archive
 /// (`torch.jit.save`), read memory-mapped without Python.

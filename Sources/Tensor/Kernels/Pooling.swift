@@ -1,3 +1,9 @@
+// Kept in Tensor, not moved to Metrics: the Inception-v3 is its only client (InceptionBlocks.swift
+// for the non-3x3 cases, globalAvgPool2dForward, and the reference of the specialised pool3x3 in
+// MetricsTests). Like every kernel here it has a naive twin (NaiveConvPool.swift), an accumulating
+// backward and golden PyTorch tests in TensorTests (ConvPoolTests, GoldenConvPoolTests,
+// golden_*_pool2d*.json); moving it would move those tests, fixtures and the golden harness too.
+
 // 2-D max and average pooling over NCHW batches (PyTorch semantics, floor mode), and global average pooling.
 
 /// The sizes of a 2-D pooling: input (B, C, H, W), output (B, C, OH, OW) with

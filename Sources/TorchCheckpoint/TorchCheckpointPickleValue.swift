@@ -1,3 +1,5 @@
+import Tensor
+
 /// A value built by ``TorchUnpickler``: the Python objects a PyTorch checkpoint holds, with tensors
 /// and storages resolved and every other object kept as an opaque description.
 ///

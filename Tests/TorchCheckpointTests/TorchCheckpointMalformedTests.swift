@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Tensor
+import Tensor
+@testable import TorchCheckpoint
 
 /// One malformed checkpoint and the words its error message must contain.
 struct TorchMalformedCase: Sendable, CustomTestStringConvertible {

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Schedules
+import ViTDiffusion
+
+/// `maskdm sample`: numbered PNGs and a grid from a checkpoint's EMA (or online) weights.
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw samples from a checkpoint (EMA weights by default); re-running continues from the files already written.")
+
+    @Option(help: "A run folder or a project checkpoint (.safetensors).") var checkpoint: String
+    @Option(help: "Total number of samples in --out.") var count: Int
+    @Option(help: "Output folder (numbered PNGs; grid.png beside them).") var out: String
+    @Option(help: "Sampler: ddim, ddpm or dpm (DPM-Solver++ 2M).") var sampler = "dpm"
+    @Option(help: "Sampler steps (default: 250 for ddim, 25 for dpm).") var steps: Int?
+    @Option(help: "DDIM eta (default 1).") var eta: Double?
+    @Flag(help: "Use the online weights instead of the EMA.") var online = false
+    @Option(help: "Images per network batch.") var batch = 64
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        let url = try WeightLoading.resolve(URL(fileURLWithPath: checkpoint))
+        guard !WeightLoading.isTorchFile(url) else {
+            throw ValidationError("'\(url.path)' is a PyTorch file: convert it first (maskdm convert REF.pt --config FILE.yml --out CKPT.safetensors)")
+        }
+        let (_, recipe) = try DiffusionTrainer.describe(checkpoint: url)
+        let model = try MaskedUViT.load(checkpoint: url, ema: !online)
+        let kind = try SamplerKind(name: sampler, steps: steps, eta: eta)
+        let folder = URL(fileURLWithPath: out)
+        let before = SampleWriter.existingCount(in: folder)
+        let t0 = Date()
+        let drawn = try SampleWriter.write(model: model, objective: recipe.objective, schedule: recipe.schedule.schedule(), sampler: kind,
+                                           count: count, batchSize: batch, seed: seed, to: folder,
+                                           gridURL: folder.appendingPathComponent("grid.png")) { done, total in
+            print("\rsampled \(done)/\(total)", terminator: ""); fflush(nil)
+        }
+        if drawn > 0 { print("") }
+        let secs = Date().timeIntervalSince(t0)
+        print(String(format: "%d new samples (%d were there) with %@ in %.1f s (%.2f images/s) -> %@",
+                     drawn, before, kind.description, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path))
+    }
+}
+
+/// `maskdm describe`: what a config or checkpoint builds.
+struct Describe: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds.")
+
+    @Argument(help: "A reference YAML config, a project checkpoint or a run folder.") var file: String
+    @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule.") var json = false
+
+    func run() throws {
+        let url = URL(fileURLWithPath: file)
+        let d = try ModelDescription(describing: url)
+        print(json ? d.json : d.text)
+    }
+}
+
+/// `maskdm convert`: a reference training state into a project checkpoint.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a reference training state (.pt: {step, model, opt, ema, scaler}) into a project checkpoint with online and EMA weights.")
+
+    @Argument(help: "The reference .pt file.") var reference: String
+    @Option(help: "The reference YAML config the state was trained with.") var config: String
+    @Option(help: "Output .safetensors.") var out: String
+
+    func run() throws {
+        let report = try ReferenceConversion.convert(reference: URL(fileURLWithPath: reference), config: URL(fileURLWithPath: config),
+                                                     output: URL(fileURLWithPath: out))
+        print("wrote \(out): \(report.parameters) parameters, step \(report.step.map(String.init) ?? "unknown"), "
+              + (report.hasEMA ? "online + EMA weights" : "online weights (the file has no EMA; EMA = online)"))
+    }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import Masking
+import NN
+import Pipeline
+import Schedules
+import ViTDiffusion
+
+/// Options shared by `pretrain`, `finetune` and `train`: flags override the config file.
+struct StageOptions: ParsableArguments {
+    @Option(help: "Training images: a folder of PNG/JPEG (recursive) or emoji, emoji-faces, emoji-others, fashion-mnist, mnist5k, lfw.")
+    var data: String
+    @Option(help: "Run folder (created; re-running the same command resumes it).") var out: String
+    @Option(help: "A reference YAML config (e.g. configs/transfer/celebahq_small_90p.yml); flags override it.") var config: String?
+    @Option(help: "Network preset: tiny, small or base (without --config: tiny).") var model: String?
+    @Option(help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
+    @Option(help: "Mask: none, patch, blockB (e.g. block4), cropC (e.g. crop8).") var mask: String?
+    @Option(help: "Mask ratio.") var ratio: Double?
+    @Option(help: "Optimisation steps.") var steps: Int?
+    @Option(help: "Batch size.") var batch: Int?
+    @Option(help: "Learning rate.") var lr: Float?
+    @Option(help: "Seed of every random draw.") var seed: UInt64?
+    @Option(help: "Checkpoint every K steps (the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
+    @Option(help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
+    @Option(help: "Images per sample grid.") var sampleCount: Int = 16
+    @Option(help: "Numbered checkpoints kept.") var keep: Int = 3
+    @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v).") var objective: String?
+    @Option(help: "Loss: l2 or l1.") var loss: String?
+    @Option(help: "Beta schedule: linear or cosine.") var schedule: String?
+    @Option(help: "Linear warm-up steps.") var warmup: Int?
+    @Option(help: "Horizontal flip probability.") var flip: Double?
+    @Option(help: "Gradient-norm clip (0 = none).") var clip: Float?
+    @Option(help: "EMA decay ceiling.") var emaBeta: Float?
+    @Option(help: "AdamW beta1.") var beta1: Float?
+    @Option(help: "AdamW beta2.") var beta2: Float?
+    @Option(help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
+
+    /// The run's config: the YAML (if any), then the preset, then the flags.
+    func resolve(stage: Stage, initialization: String? = nil) throws -> RunConfig {
+        var modelConfig: MaskedUViTConfig
+        var recipe: TrainingRecipe
+        if let config {
+            let ref = try ReferenceConfig(contentsOf: URL(fileURLWithPath: config))
+            modelConfig = ref.model
+            recipe = ref.recipe
+            if let size { modelConfig.imageHeight = size; modelConfig.imageWidth = size }
+        } else {
+            let name = model ?? "tiny"
+            guard let m = MaskedUViTConfig.named(name, imageSize: size) else {
+                throw ValidationError("unknown --model '\(name)' (expected tiny, small or base)")
+            }
+            modelConfig = m
+            recipe = stage == .pretrain ? .pretraining(batchSize: 128, steps: 1000) : .finetuning(batchSize: 64, steps: 1000)
+        }
+        if let model, config != nil, let m = MaskedUViTConfig.named(model, imageSize: modelConfig.imageHeight) { modelConfig = m }
+        if stage != .pretrain { recipe.mask = .none }
+        if let mask { recipe.mask = try MaskSpec(name: mask, ratio: ratio ?? recipe.mask.ratio ?? 0.9) }
+        else if let ratio { recipe.mask = try MaskSpec(name: recipe.mask == .none ? "block4" : recipe.mask.name, ratio: ratio) }
+        if stage != .pretrain, recipe.mask != .none {
+            throw ValidationError("\(stage.rawValue) trains unmasked; --mask/--ratio are for pretrain")
+        }
+        if let steps { recipe.steps = steps }
+        if let batch { recipe.batchSize = batch }
+        if let lr { recipe.learningRate = lr }
+        if let seed { recipe.seed = seed }
+        if let objective {
+            guard let t = PredictionTarget(name: objective) else { throw ValidationError("unknown --objective '\(objective)' (eps, x0, v)") }
+            recipe.objective = t
+        }
+        if let loss {
+            guard let l = RegressionLoss(rawValue: loss) else { throw ValidationError("unknown --loss '\(loss)' (l2, l1)") }
+            recipe.loss = l
+        }
+        if let schedule { recipe.schedule = try ScheduleKind(name: schedule) }
+        if let warmup { recipe.warmupSteps = warmup }
+        if let flip { recipe.flipProbability = flip }
+        if let clip { recipe.gradientClip = clip > 0 ? clip : nil }
+        if let emaBeta { recipe.emaBeta = emaBeta }
+        if let beta1 { recipe.beta1 = beta1 }
+        if let beta2 { recipe.beta2 = beta2 }
+        recipe.checkpointEvery = checkpointEvery
+        try modelConfig.validate()
+        try recipe.validate()
+        var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
+                            initialization: initialization)
+        run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
+        return run
+    }
+
+    /// Loads the data, opens the run and trains with progress output; exits 130 on Ctrl-C.
+    func train(_ config: RunConfig, initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
+        StopSignal.install()
+        let source = DataSource(argument: data)
+        let t0 = Date()
+        let loaded = try source.load(size: config.model.imageHeight)
+        print("data: \(loaded.images.count) images from \(source) at \(config.model.imageHeight) px"
+              + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
+              + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
+        let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights)
+        print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
+              + "objective \(config.recipe.objective), batch \(config.recipe.batchSize), lr \(config.recipe.learningRate)"
+              + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
+        let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
+        let summary: TrainingRun.Summary
+        do {
+            summary = try run.train(on: TensorDataset(images: Image.batch(loaded.images))) { printer.handle($0) }
+        } catch let e as PipelineError {
+            printer.finish()
+            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            throw e
+        }
+        printer.finish()
+        print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
+                     summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
+        print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : ""))")
+    }
+}
+
+/// `maskdm pretrain`: masked pre-training (default block-4 masking at 90%).
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Masked pre-training in a resumable run folder.")
+    @OptionGroup var options: StageOptions
+
+    func run() throws {
+        var o = options
+        if o.config == nil && o.mask == nil { o.mask = "block4" }
+        try o.train(try o.resolve(stage: .pretrain))
+    }
+}
+
+/// `maskdm finetune`: unmasked fine-tuning from pre-trained online weights.
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unmasked fine-tuning from a pre-trained checkpoint (run folder, .safetensors or reference .pt): online weights, fresh AdamW and EMA.")
+    @OptionGroup var options: StageOptions
+    @Option(name: .customLong("init"), help: "Pre-trained weights: a run folder, a project checkpoint or a reference .pt training state.")
+    var initFrom: String
+
+    func run() throws {
+        let initURL = try WeightLoading.resolve(URL(fileURLWithPath: initFrom))
+        let config = try options.resolve(stage: .finetune, initialization: initURL.path)
+        try options.train(config) { model in try WeightLoading.loadOnline(from: initURL, into: model) }
+    }
+}
+
+/// `maskdm train`: unmasked training from scratch (the baseline).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Unmasked training from scratch in a resumable run folder.")
+    @OptionGroup var options: StageOptions
+
+    func run() throws { try options.train(try options.resolve(stage: .train)) }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Masking
+import NN
+import Schedules
+import Tensor
+import ViTDiffusion
+
+extension MaskedUViTConfig {
+    /// The exact number of trainable parameters of the network this config builds (the
+    /// reference's `sum(p.numel() for p in model.parameters() if p.requires_grad)`), computed
+    /// without allocating it.
+    public var trainableParameterCount: Int {
+        let d = embedDim, h = mlpHiddenDimensions, n = patchCount
+        let blocks = depth / 2 * 2 + 1, outs = depth / 2
+        let perBlock = 2 * d + 3 * d * d + (qkvBias ? 2 * d : 0) + d * d + d + 2 * d + d * h + h + h * d + d
+        return (1 + n) * d + inChannels * patchSize * patchSize * d + d + blocks * perBlock + outs * (2 * d * d + d)
+            + 2 * d + d * patchDimensions + patchDimensions
+    }
+}
+
+/// What a config or checkpoint builds (`maskdm describe`).
+public struct ModelDescription: Sendable, Equatable {
+    /// The network.
+    public var model: MaskedUViTConfig
+    /// The recipe (batch, learning rate, mask, schedule, ...).
+    public var recipe: TrainingRecipe
+    /// What was described.
+    public var source: String
+
+    /// The description of `model` trained with `recipe`.
+    public init(model: MaskedUViTConfig, recipe: TrainingRecipe, source: String) {
+        self.model = model; self.recipe = recipe; self.source = source
+    }
+
+    /// Describes a reference YAML config (`.yml`/`.yaml`), a project checkpoint or a run folder.
+    public init(describing url: URL) throws {
+        if ["yml", "yaml"].contains(url.pathExtension.lowercased()) {
+            let ref = try ReferenceConfig(contentsOf: url)
+            self.init(model: ref.model, recipe: ref.recipe, source: url.path)
+        } else {
+            let file = try WeightLoading.resolve(url)
+            if WeightLoading.isTorchFile(file) {
+                throw PipelineError.badCheckpoint(path: file.path, problem: "a PyTorch file records no model config: describe its YAML config, or convert it first")
+            }
+            let (c, r) = try DiffusionTrainer.describe(checkpoint: file)
+            self.init(model: c, recipe: r, source: file.path)
+        }
+    }
+
+    /// Trainable parameters.
+    public var parameters: Int { model.trainableParameterCount }
+
+    /// Patch tokens kept per image under the recipe's mask (all without one).
+    public var visibleTokens: Int {
+        ((try? recipe.mask.strategy()).map { $0.visibleCount(gridHeight: model.gridHeight, gridWidth: model.gridWidth) }) ?? model.patchCount
+    }
+
+    /// `parameters`, `image_size`, `patch_size`, `tokens`, `mask` {type, ratio, block_size,
+    /// crop_size}, `batch_size`, `learning_rate`, `schedule` as one JSON object.
+    public var json: String {
+        func num(_ x: Double?) -> String { x.map { String($0) } ?? "null" }
+        func int(_ x: Int?) -> String { x.map(String.init) ?? "null" }
+        let size = model.imageHeight == model.imageWidth ? String(model.imageHeight) : "[\(model.imageHeight), \(model.imageWidth)]"
+        let m = recipe.mask
+        return "{\"parameters\": \(parameters), \"image_size\": \(size), \"patch_size\": \(model.patchSize), \"tokens\": \(model.patchCount), "
+            + "\"mask\": {\"type\": \"\(m.type)\", \"ratio\": \(num(m.ratio)), \"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize))}, "
+            + "\"batch_size\": \(recipe.batchSize), \"learning_rate\": \(Double(recipe.learningRate)), \"schedule\": \"\(recipe.schedule)\"}"
+    }
+
+    /// A human-readable summary.
+    public var text: String {
+        let m = model
+        return """
+        \(source)
+          network     \(m)
+          parameters  \(parameters) (trainable)
+          image       \(m.imageHeight)x\(m.imageWidth) px, patch \(m.patchSize), \(m.patchCount) patch tokens (+1 time token)
+          mask        \(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible
+          training    batch \(recipe.batchSize), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
+          diffusion   \(recipe.schedule) schedule, objective \(recipe.objective.referenceName), loss \(recipe.loss)
+        """
+    }
+}
+
+/// Reference training state -> project checkpoint (`maskdm convert`).
+public enum ReferenceConversion {
+    /// What a conversion wrote.
+    public struct Report: Sendable {
+        public var parameters: Int
+        public var step: Int?
+        public var hasEMA: Bool
+    }
+
+    /// Reads `reference` (a `torch.save` of `{step, model, opt, ema, scaler}`) with the network
+    /// of `config`, and writes `output` (safetensors, atomically): online weights, EMA weights
+    /// (`ema.*`; the online weights when the file has none), the step, the config and recipe.
+    @discardableResult
+    public static func convert(reference: URL, config: URL, output: URL) throws -> Report {
+        let ref = try ReferenceConfig(contentsOf: config)
+        let state = try WeightLoading.referenceState(reference)
+        var rng = RandomGenerator(seed: 0)
+        let online = MaskedUViT(config: ref.model, rng: &rng)
+        try WeightLoading.assign(try state.online(), to: online, file: reference.path)
+        let shadow = MaskedUViT(copying: online)
+        if state.hasEMA { try WeightLoading.assign(try state.ema(), to: shadow, file: reference.path) }
+        let ema = ExponentialMovingAverage(online: online.store, shadow: shadow.store, beta: ref.recipe.emaBeta)
+        ema.restore(updates: state.checkpoint.number("ema.step").map { Int($0) } ?? state.step ?? 0)
+        var meta = ["config": ref.model.json, "recipe": ref.recipe.json, "source": reference.path]
+        if let s = state.step { meta["step"] = String(s) }
+        try Checkpoint.save(to: output, store: online.store, ema: ema, metadata: meta)
+        return Report(parameters: online.parameterCount, step: state.step, hasEMA: state.hasEMA)
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// Errors of the pipeline layer (run folders, data, configs, checkpoints given on the command
+/// line). Each case names the file, folder or key at fault.
+public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    /// A file or folder that does not exist.
+    case missingFile(path: String, hint: String)
+    /// Training data that cannot be used (empty folder, no decodable image, wrong kind of file).
+    case badData(path: String, problem: String)
+    /// A run folder that holds a run of another configuration.
+    case runMismatch(folder: String, key: String, existing: String, requested: String)
+    /// A checkpoint that cannot initialise or resume this run.
+    case badCheckpoint(path: String, problem: String)
+    /// An option value the pipeline cannot use.
+    case invalidOption(name: String, problem: String)
+    /// A config file key or value that is not supported.
+    case badConfig(path: String, key: String, problem: String)
+    /// Training was stopped by SIGINT/SIGTERM after a checkpoint was written at `step`.
+    case interrupted(step: Int, checkpoint: String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let p, let hint): "'\(p)' not found: \(hint)"
+        case .badData(let p, let problem): "data '\(p)': \(problem)"
+        case .runMismatch(let f, let key, let a, let b):
+            "run folder '\(f)' holds a run with \(key) = \(a), not \(b); resume with the same settings or choose another --out"
+        case .badCheckpoint(let p, let problem): "checkpoint '\(p)': \(problem)"
+        case .invalidOption(let n, let problem): "option \(n): \(problem)"
+        case .badConfig(let p, let key, let problem): "config '\(p)': key '\(key)': \(problem)"
+        case .interrupted(let step, let ckpt): "stopped at step \(step); checkpoint written to \(ckpt); re-run the same command to resume"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Turns training events into terminal feedback: on a terminal, one self-overwriting line with a
+/// progress bar, step/total, smoothed loss, images/s and ETA; otherwise a plain line every
+/// `every` steps (for logs and CI).
+public final class ProgressPrinter {
+    private let label: String
+    private let total: Int
+    private let every: Int
+    private let isTerminal: Bool
+    private var smoothed: Double? = nil
+    private var speed: Double? = nil
+    private var lastDraw = 0.0
+
+    /// A printer for a stage named `label` that runs to `total` steps.
+    public init(label: String, total: Int, every: Int = 50, isTerminal: Bool = isatty(STDOUT_FILENO) != 0) {
+        self.label = label; self.total = max(total, 1); self.every = max(every, 1); self.isTerminal = isTerminal
+    }
+
+    /// Handles one event of ``TrainingRun/train(on:trainSecondsLimit:events:)``.
+    public func handle(_ event: TrainingRun.Event) {
+        switch event {
+        case .step(let r):
+            if r.loss.isFinite { smoothed = smoothed.map { 0.95 * $0 + 0.05 * Double(r.loss) } ?? Double(r.loss) }
+            speed = speed.map { 0.9 * $0 + 0.1 * r.imagesPerSecond } ?? r.imagesPerSecond
+            let line = Self.format(label: label, step: r.step, total: total, loss: smoothed ?? .nan, imagesPerSecond: speed ?? 0,
+                                   secondsPerStep: r.seconds, withBar: isTerminal)
+            if isTerminal {
+                let now = Date().timeIntervalSince1970
+                if now - lastDraw > 0.2 || r.step == total { print("\r" + line, terminator: ""); fflush(nil); lastDraw = now }
+            } else if r.step % every == 0 || r.step == total {
+                print(line); fflush(nil)
+            }
+        case .checkpoint(let url, let step):
+            if !isTerminal { print("\(label): checkpoint at step \(step) -> \(url.path)"); fflush(nil) }
+        case .samples(let url, let step):
+            say("\(label): samples at step \(step) -> \(url.path)")
+        }
+    }
+
+    /// Ends the overwriting line (call before printing anything else).
+    public func finish() { if isTerminal { print(""); fflush(nil) } }
+
+    private func say(_ s: String) {
+        if isTerminal { print("\r\u{1B}[K" + s) } else { print(s) }
+        fflush(nil)
+    }
+
+    /// `label [#####.....] 120/1000  loss 0.1234  85.1 img/s  ETA 12:34`.
+    public static func format(label: String, step: Int, total: Int, loss: Double, imagesPerSecond: Double,
+                              secondsPerStep: Double, withBar: Bool) -> String {
+        let eta = Double(max(total - step, 0)) * secondsPerStep
+        let etaText = String(format: "%d:%02d", Int(eta) / 60, Int(eta) % 60)
+        var s = label
+        if withBar {
+            let width = 24, filled = min(width, Int(Double(width) * Double(step) / Double(max(total, 1))))
+            s += " [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+        }
+        s += String(format: " %d/%d  loss %.4f  %.1f img/s  ETA %@", step, total, loss, imagesPerSecond, etaText as NSString)
+        return withBar ? s + "\u{1B}[K" : s
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Schedules
+import ViTDiffusion
+
+/// The kind of training a run folder holds.
+public enum Stage: String, Codable, Sendable, CaseIterable {
+    /// Masked pre-training (MaskDM stage 1).
+    case pretrain
+    /// Unmasked fine-tuning from pre-trained weights (stage 2).
+    case finetune
+    /// Unmasked training from scratch (the baseline).
+    case train
+}
+
+/// Everything a run folder's training depends on, resolved: written to `RUN/config.json` and
+/// compared on resume, so a folder never mixes two runs.
+public struct RunConfig: Codable, Sendable, Equatable {
+    /// What this run is.
+    public var stage: Stage
+    /// The network.
+    public var model: MaskedUViTConfig
+    /// Optimisation, masking, objective, schedule, seed and step count.
+    public var recipe: TrainingRecipe
+    /// The training data (a bundled dataset name or a folder path).
+    public var data: String
+    /// The checkpoint whose online weights start the run (fine-tuning), if any.
+    public var initialization: String?
+    /// Write a sample grid every this many steps (0 = never).
+    public var sampleEvery: Int = 0
+    /// Images per sample grid.
+    public var sampleCount: Int = 16
+    /// Sampler of the grids.
+    public var sampler: SamplerKind = .dpmSolver(steps: 25)
+    /// Numbered checkpoints kept besides the latest.
+    public var keepCheckpoints: Int = 3
+    /// Stop when the summed step times reach this many seconds (nil = run `recipe.steps`).
+    public var timeBudget: Double? = nil
+
+    /// A run of `stage` training `model` with `recipe` on `data`.
+    public init(stage: Stage, model: MaskedUViTConfig, recipe: TrainingRecipe, data: String, initialization: String? = nil) {
+        self.stage = stage; self.model = model; self.recipe = recipe; self.data = data; self.initialization = initialization
+    }
+
+    /// The first setting in which `other` differs from this config in a way that changes the
+    /// training (the step count, the time budget and the sampling/checkpoint cadence may change
+    /// between sittings); nil when a run of `self` can resume as `other`.
+    public func conflict(with other: RunConfig) -> (key: String, existing: String, requested: String)? {
+        func check<T: Equatable>(_ key: String, _ a: T, _ b: T) -> (String, String, String)? {
+            a == b ? nil : (key, "\(a)", "\(b)")
+        }
+        var a = recipe, b = other.recipe
+        a.steps = 0; b.steps = 0; a.checkpointEvery = 0; b.checkpointEvery = 0
+        return check("stage", stage, other.stage) ?? check("model", model, other.model)
+            ?? check("data", data, other.data) ?? check("init", initialization ?? "-", other.initialization ?? "-")
+            ?? check("recipe", a.json, b.json)
+    }
+
+    /// Pretty-printed JSON with sorted keys.
+    public var json: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return (try? enc.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+    }
+}

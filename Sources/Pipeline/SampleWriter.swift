@@ -1,0 +1,84 @@
+import Foundation
+import ImageIO
+import Metrics
+import Schedules
+import Tensor
+import ViTDiffusion
+
+/// Writes samples as numbered PNGs (`00000.png`, ...) plus `grid.png`, continuing from the files
+/// already in the folder, as the reference's `eval.py` does: a killed sampling job re-run with the
+/// same arguments only draws the missing images.
+///
+/// ```swift
+/// let model = try MaskedUViT.load(checkpoint: url, ema: true)
+/// try SampleWriter.write(model: model, objective: .velocity, schedule: .linear(), sampler: .dpmSolver(steps: 25),
+///                        count: 400, to: URL(fileURLWithPath: "samples"))
+/// ```
+public enum SampleWriter {
+    /// The file name of sample `index`.
+    public static func fileName(_ index: Int) -> String { String(format: "%05d.png", index) }
+
+    /// Number of consecutive numbered samples already in `folder` (00000.png, 00001.png, ...).
+    public static func existingCount(in folder: URL) -> Int {
+        var n = 0
+        while FileManager.default.fileExists(atPath: folder.appendingPathComponent(fileName(n)).path) { n += 1 }
+        return n
+    }
+
+    /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`; batch
+    /// noise derives from (`seed`, index of its first image). Writes `grid.png` of the first 64
+    /// (into `gridURL` if given, else `folder/../grid.png` is not touched: pass it explicitly).
+    /// Returns how many images were drawn now.
+    @discardableResult
+    public static func write(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind,
+                             count: Int, batchSize: Int = 64, seed: UInt64 = 0, to folder: URL, gridURL: URL? = nil,
+                             progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Int {
+        guard count >= 0 else { throw PipelineError.invalidOption(name: "--count", problem: "must be >= 0, got \(count)") }
+        guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let start = existingCount(in: folder)
+        var done = start
+        let s = sampler.sampler(schedule: schedule)
+        while done < count {
+            let n = min(batchSize, count - done)
+            var rng = RandomGenerator(seed: seed &+ UInt64(done) &* 0x9E37_79B9_7F4A_7C15)
+            let x = try Sampling.sample(model: model, objective: objective, count: n, batchSize: n, sampler: s, using: &rng)
+            for (i, img) in Image.images(fromBatch: x).enumerated() {
+                try img.write(to: folder.appendingPathComponent(fileName(done + i)))
+            }
+            done += n
+            progress?(done, count)
+        }
+        if let gridURL {
+            let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
+            if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
+        }
+        return done - start
+    }
+}
+
+/// FID/KID of a folder of samples against a reference folder, with the reference's features
+/// cached (computed once per folder content).
+public struct SampleEvaluator: Sendable {
+    /// The evaluator (Inception network and cache).
+    public let evaluator: FIDEvaluator
+
+    /// Loads the Inception weights from ``defaultWeightsURL`` (or `weights`).
+    /// - Throws: ``PipelineError/missingFile(path:hint:)`` when they are not there.
+    public init(weights: URL? = nil, cacheDirectory: URL? = nil) throws {
+        let url = weights ?? FIDInceptionV3.defaultWeightsURL
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw PipelineError.missingFile(path: url.path, hint: "FID Inception weights; run scripts/fetch-fid-weights.sh")
+        }
+        evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: url), batchSize: 32,
+                                 cache: FIDFeatureCache(directory: cacheDirectory ?? URL(fileURLWithPath: FIDFeatureCache.defaultDirectory)))
+    }
+
+    /// FID and KID of `samples` against `reference`.
+    public func compare(samples: URL, reference: URL) throws -> FIDResult {
+        var e = evaluator
+        let ref = try e.features(ofFolder: reference)
+        e.cache = nil                                  // samples change between calls
+        return try e.compare(try e.features(ofFolder: samples), ref)
+    }
+}

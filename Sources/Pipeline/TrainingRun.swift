@@ -1,0 +1,227 @@
+import Foundation
+import ImageIO
+import Masking
+import NN
+import Schedules
+import Tensor
+import ViTDiffusion
+
+/// A training stage that lives in a run folder and resumes from it.
+///
+/// Layout of `RUN/`: `config.json` (the resolved ``RunConfig``), `log.jsonl` (one ``StepRecord``
+/// per step), `checkpoint.safetensors` (latest, written atomically) and `checkpoint-N.safetensors`
+/// (the last few), `samples/step-N.png` (EMA sample grids) and `loss.png` (the loss curve).
+///
+/// Constructing a run on a folder that already holds a checkpoint of the same config resumes
+/// it: weights, EMA, AdamW moments, step and the summed step time are restored, the log is cut
+/// back to the checkpoint's step, and because every random draw of step k derives from
+/// (seed, k) the resumed run ends bit-identical to an uninterrupted one (same thread count).
+///
+/// ```swift
+/// var recipe = TrainingRecipe.pretraining(batchSize: 64, steps: 500)
+/// recipe.checkpointEvery = 100
+/// let config = RunConfig(stage: .pretrain, model: .tiny(), recipe: recipe, data: "emoji-others")
+/// let run = try TrainingRun(folder: URL(fileURLWithPath: "runs/pre"), config: config)
+/// let summary = try run.train(on: dataset)
+/// ```
+public final class TrainingRun {
+    /// The run folder.
+    public let folder: URL
+    /// The resolved configuration (as in `config.json`).
+    public let config: RunConfig
+    /// The trainer (online and EMA networks, optimizer, step).
+    public let trainer: DiffusionTrainer
+    /// The log so far (restored on resume).
+    public private(set) var records: [StepRecord] = []
+    /// Summed step seconds so far.
+    public private(set) var trainSeconds: Double = 0
+    /// The step the run resumed from (nil for a fresh run).
+    public let resumedFrom: Int?
+
+    /// `RUN/checkpoint.safetensors`.
+    public var checkpointURL: URL { folder.appendingPathComponent("checkpoint.safetensors") }
+    /// `RUN/log.jsonl`.
+    public var logURL: URL { folder.appendingPathComponent("log.jsonl") }
+    /// `RUN/config.json`.
+    public var configURL: URL { folder.appendingPathComponent("config.json") }
+    /// `RUN/samples`.
+    public var samplesFolder: URL { folder.appendingPathComponent("samples") }
+    /// `RUN/loss.png`.
+    public var lossPlotURL: URL { folder.appendingPathComponent("loss.png") }
+
+    /// Opens (or creates) the run in `folder`.
+    ///
+    /// - Parameters:
+    ///   - masking: a custom strategy (the config's mask is then recorded as custom).
+    ///   - initialWeights: called on a fresh run's new network before the trainer copies it into
+    ///     the EMA, e.g. to load pre-trained online weights (fine-tuning). Not called on resume.
+    /// - Throws: ``PipelineError/runMismatch(folder:key:existing:requested:)`` when the folder
+    ///   holds another run; checkpoint errors naming the file and key.
+    public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
+                initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
+        self.folder = folder
+        self.config = config
+        try config.recipe.validate()
+        try config.model.validate()
+        let fm = FileManager.default
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+        let configURL = folder.appendingPathComponent("config.json")
+        if fm.fileExists(atPath: configURL.path) {
+            let existing: RunConfig
+            do { existing = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: configURL)) } catch {
+                throw PipelineError.badConfig(path: configURL.path, key: "-", problem: "not a run config (\(error))")
+            }
+            if let c = existing.conflict(with: config) {
+                throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
+            }
+        }
+        var rng = RandomGenerator(seed: config.recipe.seed)
+        let model = MaskedUViT(config: config.model, rng: &rng)
+        let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
+        let resuming = fm.fileExists(atPath: checkpoint.path)
+        if !resuming, let initialWeights { try initialWeights(model) }
+        trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking)
+        if resuming {
+            try trainer.resume(from: checkpoint)
+            let meta = try SafetensorsFile(contentsOf: checkpoint).metadata
+            trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0
+            resumedFrom = trainer.step
+        } else {
+            resumedFrom = nil
+        }
+        try Data(config.json.utf8).write(to: configURL, options: .atomic)
+        // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
+        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+        records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
+        try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
+    }
+
+    /// Whether the run has reached its step count or time budget.
+    public var isComplete: Bool {
+        trainer.step >= config.recipe.steps || (config.timeBudget.map { trainSeconds >= $0 } ?? false)
+    }
+
+    /// Something the training loop did, for progress output.
+    public enum Event {
+        /// A step finished.
+        case step(StepRecord)
+        /// A checkpoint was written at this step.
+        case checkpoint(URL, step: Int)
+        /// A sample grid was written at this step.
+        case samples(URL, step: Int)
+    }
+
+    /// What ``train(on:events:)`` did.
+    public struct Summary: Sendable {
+        /// Steps completed in total.
+        public var step: Int
+        /// Steps run in this call.
+        public var stepsRun: Int
+        /// Summed step seconds of the whole run.
+        public var trainSeconds: Double
+        /// Wall-clock seconds of this call.
+        public var wallSeconds: Double
+        /// Mean loss of the last (up to) 20 steps.
+        public var finalLoss: Float
+        /// Mean training images per second of this call's steps.
+        public var imagesPerSecond: Double
+    }
+
+    /// Trains until the step count or time budget (or, when given, until the summed step time
+    /// reaches `trainSecondsLimit`), checkpointing every `recipe.checkpointEvery` steps and at the
+    /// end, sampling every `sampleEvery` steps. A SIGINT/SIGTERM (see ``StopSignal``) finishes the
+    /// current step, writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``.
+    @discardableResult
+    public func train(on dataset: TensorDataset, trainSecondsLimit: Double? = nil,
+                      events: ((Event) -> Void)? = nil) throws -> Summary {
+        let start = Date()
+        let first = trainer.step
+        let log = try FileHandle(forWritingTo: logURL)
+        defer { try? log.close() }
+        try log.seekToEnd()
+        var savedAt = trainer.step
+        var ran = 0.0
+        while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
+            if StopSignal.isRequested {
+                if savedAt != trainer.step { try saveCheckpoint(events: events) }
+                try? writeLossPlot()
+                throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
+            }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let loss = try trainer.trainStep(dataset: dataset)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            trainSeconds += seconds
+            ran += seconds
+            let record = StepRecord(step: trainer.step, loss: loss, learningRate: trainer.optimizer.learningRate,
+                                    gradientNorm: trainer.lastGradientNorm, seconds: seconds,
+                                    imagesPerSecond: Double(config.recipe.batchSize) / seconds, trainSeconds: trainSeconds)
+            records.append(record)
+            log.write(Data((record.jsonLine + "\n").utf8))
+            events?(.step(record))
+            let every = config.recipe.checkpointEvery
+            if every > 0, trainer.step % every == 0, !isComplete {
+                try saveCheckpoint(events: events)
+                savedAt = trainer.step
+            }
+            if config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
+                events?(.samples(try writeSampleGrid(), step: trainer.step))
+            }
+        }
+        if savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+            try saveCheckpoint(events: events)
+        }
+        try writeLossPlot()
+        let tail = records.suffix(20).map(\.loss).filter(\.isFinite)
+        let done = trainer.step - first
+        return Summary(step: trainer.step, stepsRun: done, trainSeconds: trainSeconds,
+                       wallSeconds: Date().timeIntervalSince(start),
+                       finalLoss: tail.isEmpty ? .nan : tail.reduce(0, +) / Float(tail.count),
+                       imagesPerSecond: ran > 0 ? Double(done * config.recipe.batchSize) / ran : 0)
+    }
+
+    /// Writes `checkpoint.safetensors` atomically, links it as `checkpoint-N.safetensors` and
+    /// removes numbered checkpoints beyond `keepCheckpoints`; redraws `loss.png`.
+    public func saveCheckpoint(events: ((Event) -> Void)? = nil) throws {
+        try trainer.save(to: checkpointURL, extraMetadata: ["train_seconds": String(trainSeconds),
+                                                            "stage": config.stage.rawValue, "data": config.data])
+        let fm = FileManager.default
+        let numbered = folder.appendingPathComponent("checkpoint-\(trainer.step).safetensors")
+        try? fm.removeItem(at: numbered)
+        if config.keepCheckpoints > 0 {
+            try fm.linkItem(at: checkpointURL, to: numbered)
+            let old = try numberedCheckpoints().dropLast(config.keepCheckpoints)
+            for (_, url) in old { try? fm.removeItem(at: url) }
+        }
+        try? writeLossPlot()
+        events?(.checkpoint(checkpointURL, step: trainer.step))
+    }
+
+    /// The numbered checkpoints in the folder, oldest first.
+    public func numberedCheckpoints() throws -> [(step: Int, url: URL)] {
+        try FileManager.default.contentsOfDirectory(atPath: folder.path).compactMap { name -> (Int, URL)? in
+            guard name.hasPrefix("checkpoint-"), name.hasSuffix(".safetensors"),
+                  let n = Int(name.dropFirst("checkpoint-".count).dropLast(".safetensors".count)) else { return nil }
+            return (n, folder.appendingPathComponent(name))
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Samples `config.sampleCount` images with the EMA weights (fixed noise, so grids of
+    /// successive steps are comparable) and writes `samples/step-N.png`.
+    @discardableResult
+    public func writeSampleGrid() throws -> URL {
+        try FileManager.default.createDirectory(at: samplesFolder, withIntermediateDirectories: true)
+        var rng = RandomGenerator(seed: config.recipe.seed ^ 0x5A4D_504C_4553)
+        let x = try trainer.sample(count: config.sampleCount, batchSize: 64,
+                                   sampler: config.sampler.sampler(schedule: trainer.schedule), using: &rng)
+        let url = samplesFolder.appendingPathComponent("step-\(trainer.step).png")
+        let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)
+        return url
+    }
+
+    /// Draws `loss.png`: raw and smoothed loss against the step.
+    public func writeLossPlot() throws {
+        try LossPlot.write(records: records, title: "\(config.stage.rawValue) on \(URL(fileURLWithPath: config.data).lastPathComponent)",
+                           to: lossPlotURL)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import ImageIO
+import Masking
+import Metrics
+import Schedules
+import Tensor
+import ViTDiffusion
+
+/// Source and target images of an experiment, loaded once; the target is also written as a
+/// folder of PNGs (the FID reference).
+public struct ExperimentData {
+    /// Pre-training images (N, 3, S, S) in [-1, 1].
+    public let source: TensorDataset
+    /// Fine-tuning / evaluation images.
+    public let target: TensorDataset
+    /// Descriptions (dataset name or folder).
+    public let sourceName: String, targetName: String
+    /// `folder/target`: the target images as PNGs.
+    public let targetFolder: URL
+    /// Undecodable files skipped.
+    public let skipped: Int
+
+    /// Loads `source` and `target` at `size` px and writes the target PNGs under `folder`.
+    public init(source: DataSource, target: DataSource, size: Int, folder: URL) throws {
+        let s = try source.load(size: size), t = try target.load(size: size)
+        self.source = TensorDataset(images: Image.batch(s.images))
+        self.target = TensorDataset(images: Image.batch(t.images))
+        sourceName = source.description; targetName = target.description
+        skipped = s.skipped + t.skipped
+        targetFolder = folder.appendingPathComponent("target")
+        if SampleWriter.existingCount(in: targetFolder) != t.images.count {
+            try? FileManager.default.removeItem(at: targetFolder)
+            try ImageWriting.writeNumbered(t.images, to: targetFolder)
+        }
+    }
+}
+
+/// MaskDM's two stages as one resumable job: masked pre-training on a source set, unmasked
+/// fine-tuning on a target set, then samples with the EMA weights scored against the target.
+///
+/// Layout of its folder: `pretrain/` and `finetune/` (``TrainingRun`` folders), `target/` (the
+/// target images), `samples/` (numbered PNGs), `samples.png` (a grid of the first 64),
+/// `report.json`. Re-running resumes wherever it stopped.
+///
+/// ```swift
+/// let demo = TwoStageDemo(folder: URL(fileURLWithPath: "runs/demo"), recipe: .calibrated)
+/// let report = try demo.run(source: .bundled(.emojiOthers), target: .bundled(.emojiFaces))
+/// print(report.table)
+/// ```
+public struct TwoStageDemo {
+    /// The job's folder.
+    public let folder: URL
+    /// Networks, stage recipes and sampling.
+    public let recipe: ExperimentRecipe
+
+    /// A job in `folder` with `recipe`.
+    public init(folder: URL, recipe: ExperimentRecipe) { self.folder = folder; self.recipe = recipe }
+
+    /// One row of the summary table.
+    public struct StageRow: Codable, Sendable {
+        public var stage: String
+        public var steps: Int
+        public var trainSeconds: Double
+        public var imagesPerSecond: Double
+        public var finalLoss: Float
+    }
+
+    /// What the job measured.
+    public struct Report: Codable, Sendable {
+        public var stages: [StageRow]
+        public var samplingSeconds: Double
+        public var samples: Int
+        public var fid: Double?
+        public var kid: Double?
+        public var samplesFolder: String
+        public var grid: String
+
+        /// A plain-text table (stage, steps, time, images/s, final loss) and the scores.
+        public var table: String {
+            func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+            var lines = [pad("stage", 10) + "   steps  train time   images/s  final loss"]
+            for r in stages {
+                lines.append(pad(r.stage, 10) + String(format: " %7d %10.1f min %9.1f %11.4f", r.steps, r.trainSeconds / 60,
+                                                       r.imagesPerSecond, r.finalLoss))
+            }
+            lines.append(String(format: "sampling   %d images in %.1f s", samples, samplingSeconds))
+            if let fid, let kid { lines.append(String(format: "FID %.1f  KID %.4f  (%d samples vs the target)", fid, kid, samples)) }
+            lines.append("samples: \(samplesFolder)   grid: \(grid)")
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Runs (or resumes) both stages, samples and scores. `events` sees each stage's progress.
+    public func run(source: DataSource, target: DataSource, evaluateFID: Bool = true,
+                    events: ((_ stage: String, _ event: TrainingRun.Event) -> Void)? = nil) throws -> Report {
+        let data = try ExperimentData(source: source, target: target, size: recipe.model.imageHeight, folder: folder)
+        let preConfig = RunConfig(stage: .pretrain, model: recipe.model, recipe: recipe.pretrain, data: data.sourceName)
+        let pre = try TrainingRun(folder: folder.appendingPathComponent("pretrain"), config: preConfig)
+        let preSummary = try pre.train(on: data.source) { events?("pretrain", $0) }
+        let fineConfig = RunConfig(stage: .finetune, model: recipe.model, recipe: recipe.finetune, data: data.targetName,
+                                   initialization: pre.checkpointURL.path)
+        let fine = try TrainingRun(folder: folder.appendingPathComponent("finetune"), config: fineConfig) { model in
+            try WeightLoading.loadOnline(from: pre.checkpointURL, into: model)
+        }
+        let fineSummary = try fine.train(on: data.target) { events?("finetune", $0) }
+        let samples = folder.appendingPathComponent("samples"), grid = folder.appendingPathComponent("samples.png")
+        let t0 = Date()
+        try SampleWriter.write(model: fine.trainer.emaModel, objective: recipe.finetune.objective, schedule: fine.trainer.schedule,
+                               sampler: recipe.sampler, count: recipe.sampleCount, seed: recipe.finetune.seed &+ 2,
+                               to: samples, gridURL: grid)
+        let sampling = Date().timeIntervalSince(t0)
+        var score: FIDResult? = nil
+        if evaluateFID { score = try SampleEvaluator().compare(samples: samples, reference: data.targetFolder) }
+        let rows = [("pretrain", preSummary, pre), ("finetune", fineSummary, fine)].map { name, s, run in
+            StageRow(stage: name, steps: s.step, trainSeconds: s.trainSeconds,
+                     imagesPerSecond: s.trainSeconds > 0 ? Double(s.step * run.config.recipe.batchSize) / s.trainSeconds : 0,
+                     finalLoss: s.finalLoss)
+        }
+        let report = Report(stages: rows, samplingSeconds: sampling, samples: recipe.sampleCount, fid: score?.fid, kid: score?.kid,
+                            samplesFolder: samples.path, grid: grid.path)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try enc.encode(report).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
+        return report
+    }
+}

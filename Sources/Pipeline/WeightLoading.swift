@@ -1,0 +1,94 @@
+import Foundation
+import NN
+import Tensor
+import TorchCheckpoint
+import ViTDiffusion
+
+/// Loading network weights from whatever a user points at: a run folder, a project checkpoint
+/// (safetensors) or a reference training state (`torch.save` of `{step, model, opt, ema,
+/// scaler}` from the reference's `train_step.py`).
+///
+/// In a reference training state the network's weights are `model.model.<name>` (the diffusion
+/// wrapper's state dict, whose `model` is the network); the EMA weights are
+/// `ema.ema_model.model.<name>` and ema-pytorch's online copy `ema.online_model.model.<name>`.
+public enum WeightLoading {
+    /// The checkpoint a path names: `RUN/checkpoint.safetensors` for a run folder, else the path.
+    public static func resolve(_ url: URL) throws -> URL {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw PipelineError.missingFile(path: url.path, hint: "expected a run folder, a .safetensors checkpoint or a reference .pt")
+        }
+        guard isDir.boolValue else { return url }
+        let ckpt = url.appendingPathComponent("checkpoint.safetensors")
+        guard FileManager.default.fileExists(atPath: ckpt.path) else {
+            throw PipelineError.missingFile(path: ckpt.path, hint: "the run folder has no checkpoint yet")
+        }
+        return ckpt
+    }
+
+    /// Whether `url` is a PyTorch file (by extension: `.pt`, `.pth`, `.bin`, `.ckpt`).
+    public static func isTorchFile(_ url: URL) -> Bool {
+        ["pt", "pth", "bin", "ckpt"].contains(url.pathExtension.lowercased())
+    }
+
+    /// Loads the online weights (``loadWeights(from:into:ema:)`` with `ema: false`).
+    public static func loadOnline(from url: URL, into model: MaskedUViT) throws {
+        try loadWeights(from: url, into: model, ema: false)
+    }
+
+    /// Loads online (or, with `ema`, EMA) weights strictly into `model`: every parameter must be
+    /// there with its shape, and no other network key may be; errors name the file and the key.
+    public static func loadWeights(from url: URL, into model: MaskedUViT, ema: Bool) throws {
+        let file = try resolve(url)
+        if isTorchFile(file) {
+            let state = try referenceState(file)
+            try assign(try ema ? state.ema() : state.online(), to: model, file: file.path)
+        } else {
+            try Checkpoint.load(from: file, into: model.store, prefix: ema ? "ema." : "")
+        }
+    }
+
+    /// A reference training state, opened.
+    public struct ReferenceState {
+        /// The archive.
+        public let checkpoint: TorchCheckpoint
+        /// The training step recorded in it (`step`), if any.
+        public var step: Int? { checkpoint.number("step").map { Int($0) } }
+        /// The network's online weights (`model.model.*`).
+        public func online() throws -> [String: Tensor] { try checkpoint.stateDict(prefix: "model.model") }
+        /// The EMA weights (`ema.ema_model.model.*`).
+        public func ema() throws -> [String: Tensor] { try checkpoint.stateDict(prefix: "ema.ema_model.model") }
+        /// Whether the file has EMA weights.
+        public var hasEMA: Bool { checkpoint.keys.contains { $0.hasPrefix("ema.ema_model.model.") } }
+    }
+
+    /// Opens a reference training state; a `.pt` without `model.model.*` tensors is refused.
+    public static func referenceState(_ url: URL) throws -> ReferenceState {
+        let ckpt: TorchCheckpoint
+        do { ckpt = try TorchCheckpoint(contentsOf: url) } catch {
+            throw PipelineError.badCheckpoint(path: url.path, problem: "\(error)")
+        }
+        guard ckpt.keys.contains(where: { $0.hasPrefix("model.model.") }) else {
+            throw PipelineError.badCheckpoint(path: url.path, problem:
+                "not a reference training state (no 'model.model.*' tensors; expected torch.save({step, model, opt, ema, scaler}))")
+        }
+        return ReferenceState(checkpoint: ckpt)
+    }
+
+    /// Copies `tensors` (network keys) into `model`, strictly.
+    public static func assign(_ tensors: [String: Tensor], to model: MaskedUViT, file: String) throws {
+        let store = model.store
+        for p in store.parameters {
+            guard let t = tensors[p.name] else { throw PipelineError.badCheckpoint(path: file, problem: "missing key '\(p.name)'") }
+            guard t.shape == p.shape else {
+                throw PipelineError.badCheckpoint(path: file, problem: "key '\(p.name)' has shape \(t.shape), the model expects \(p.shape)")
+            }
+            store.setValue(p, t)
+        }
+        let known = Set(store.parameters.map(\.name))
+        let extra = tensors.keys.filter { !known.contains($0) }.sorted()
+        if !extra.isEmpty {
+            throw PipelineError.badCheckpoint(path: file, problem: "unused key\(extra.count > 1 ? "s" : "") \(extra.prefix(5).joined(separator: ", ")) (a network of another config?)")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+/// The beta schedules MaskDM's configs name (`linear` for CelebA 64 and Church, `cosine` for
+/// CelebA-HQ, VGGFace2 and the transfer runs). Encodes as its name.
+public enum ScheduleKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case linear
+    case cosine
+
+    /// The schedule with `timesteps` steps.
+    public func schedule(timesteps: Int = 1000) -> NoiseSchedule {
+        switch self {
+        case .linear: .linear(timesteps: timesteps)
+        case .cosine: .cosine(timesteps: timesteps)
+        }
+    }
+
+    /// Parses a config or command-line name (case-insensitive).
+    /// - Throws: ``ScheduleError/unknownSchedule(_:)``.
+    public init(name: String) throws {
+        guard let k = ScheduleKind(rawValue: name.lowercased()) else { throw ScheduleError.unknownSchedule(name) }
+        self = k
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A sampler and its settings, as a value (configs, run folders, the command line).
+///
+/// ```swift
+/// let kind = try SamplerKind(name: "dpm", steps: 25)
+/// let sampler = kind.sampler(schedule: .linear())        // DPMSolverPlusPlus2M, 25 calls
+/// ```
+public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// DDIM on the reference's uniform spacing (MaskDM's reported results: 250 steps, eta 1).
+    case ddim(steps: Int, eta: Double)
+    /// Ancestral DDPM over all T steps.
+    case ddpm
+    /// DPM-Solver++(2M) on quadratic spacing.
+    case dpmSolver(steps: Int)
+
+    /// Parses `ddim`, `ddpm` or `dpm` (alias `dpm++`); `steps` defaults to 250 for DDIM and 25
+    /// for DPM-Solver++, `eta` to 1.
+    /// - Throws: ``ScheduleError/unknownSampler(_:)`` for another name or a non-positive step count.
+    public init(name: String, steps: Int? = nil, eta: Double? = nil) throws {
+        switch name.lowercased() {
+        case "ddim": self = .ddim(steps: steps ?? 250, eta: eta ?? 1)
+        case "ddpm": self = .ddpm
+        case "dpm", "dpm++", "dpmsolver": self = .dpmSolver(steps: steps ?? 25)
+        default: throw ScheduleError.unknownSampler(name)
+        }
+        if let s = steps, s < 1 { throw ScheduleError.unknownSampler("\(name) with \(s) steps") }
+        if let e = eta, !(0...1).contains(e) { throw ScheduleError.unknownSampler("\(name) with eta \(e)") }
+    }
+
+    /// The sampler for a model trained with `schedule`.
+    public func sampler(schedule: NoiseSchedule) -> any DiffusionSampler {
+        switch self {
+        case .ddim(let steps, let eta): DDIMSampler(schedule: schedule, steps: steps, eta: eta)
+        case .ddpm: DDPMSampler(schedule: schedule)
+        case .dpmSolver(let steps): DPMSolverPlusPlus2M(schedule: schedule, steps: steps)
+        }
+    }
+
+    /// Network evaluations per image.
+    public func evaluations(trainingSteps: Int = 1000) -> Int {
+        switch self {
+        case .ddim(let steps, _): steps
+        case .ddpm: trainingSteps
+        case .dpmSolver(let steps): steps
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .ddim(let steps, let eta): "DDIM (\(steps) steps, eta \(eta))"
+        case .ddpm: "DDPM (ancestral, all steps)"
+        case .dpmSolver(let steps): "DPM-Solver++(2M) (\(steps) steps)"
+        }
+    }
+}
