@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .executable(name: "maskdm", targets: ["maskdm"]),
         .executable(name: "maskdm-bench", targets: ["maskdm-bench"]),
+        .executable(name: "two-stage", targets: ["two-stage"]),
+        .executable(name: "custom-masking", targets: ["custom-masking"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,10 +55,19 @@ let package = Package(
         .executableTarget(
             name: "maskdm",
             dependencies: [
-                "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline",
+                "Tensor", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/maskdm"),
+        // Small programs a user copies from: the two stages in public API, and a custom mask.
+        .executableTarget(
+            name: "two-stage",
+            dependencies: ["Tensor", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline"],
+            path: "Examples/two-stage"),
+        .executableTarget(
+            name: "custom-masking",
+            dependencies: ["Tensor", "Masking", "ImageIO", "ViTDiffusion", "Pipeline"],
+            path: "Examples/custom-masking"),
         .executableTarget(
             name: "maskdm-bench",
             dependencies: ["Tensor", "NN", "Masking", "Schedules", "ViTDiffusion", "CBLAS"],

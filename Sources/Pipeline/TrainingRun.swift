@@ -60,6 +60,8 @@ public final class TrainingRun {
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
         self.folder = folder
+        var config = config
+        if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
         self.config = config
         try config.recipe.validate()
         try config.model.validate()
