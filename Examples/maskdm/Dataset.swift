@@ -12,13 +12,17 @@ struct Dataset: ParsableCommand {
     @Option(help: "Output folder.") var out: String
     @Option(help: "Square size in pixels (area-resized; emoji composited on white).") var size = 32
     @Option(help: "Write at most this many images.") var limit: Int?
+    @Option(help: "Skip this many images first.") var skip = 0
+    @Option(help: "File format: png or jpg.") var format = "png"
 
     func run() throws {
         guard let dataset = BundledDataset(rawValue: name) else {
             throw ValidationError("unknown dataset '\(name)' (\(BundledDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        let images = try dataset.images(size: size)
-        let n = try ImageWriting.writeNumbered(Array(images.prefix(limit ?? images.count)), to: URL(fileURLWithPath: out))
+        guard ["png", "jpg"].contains(format) else { throw ValidationError("--format must be png or jpg") }
+        let images = try dataset.images(size: size).dropFirst(skip)
+        let n = try ImageWriting.writeNumbered(Array(images.prefix(limit ?? images.count)), to: URL(fileURLWithPath: out),
+                                               fileExtension: format)
         print("wrote \(n) images of \(size)x\(size) to \(out)")
     }
 }

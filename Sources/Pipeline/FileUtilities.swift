@@ -14,11 +14,14 @@ func appendLine(_ line: String, to url: URL) throws {
 
 /// Writing image sets as folders.
 public enum ImageWriting {
-    /// Writes `images` as `00000.png`, `00001.png`, ... into `folder` (created). Returns the count.
+    /// Writes `images` as `00000.png`, `00001.png`, ... (or `.jpg`) into `folder` (created).
+    /// Returns the count.
     @discardableResult
-    public static func writeNumbered(_ images: [Image], to folder: URL) throws -> Int {
+    public static func writeNumbered(_ images: [Image], to folder: URL, fileExtension: String = "png") throws -> Int {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for (i, img) in images.enumerated() { try img.write(to: folder.appendingPathComponent(SampleWriter.fileName(i))) }
+        for (i, img) in images.enumerated() {
+            try img.write(to: folder.appendingPathComponent(String(format: "%05d.", i) + fileExtension))
+        }
         return images.count
     }
 }
