@@ -35,6 +35,7 @@ struct StageOptions: ParsableArguments {
     @Option(help: "AdamW beta1.") var beta1: Float?
     @Option(help: "AdamW beta2.") var beta2: Float?
     @Option(help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
+    @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
 
     /// The run's config: the YAML (if any), then the preset, then the flags.
     func resolve(stage: Stage, initialization: String? = nil) throws -> RunConfig {
@@ -93,8 +94,9 @@ struct StageOptions: ParsableArguments {
         StopSignal.install()
         let source = DataSource(argument: data)
         let t0 = Date()
-        let loaded = try source.load(size: config.model.imageHeight)
+        let loaded = try source.trainingImages(size: config.model.imageHeight, memoryLimit: stream ? 0 : 2 << 30)
         print("data: \(loaded.images.count) images from \(source) at \(config.model.imageHeight) px"
+              + (loaded.images is FolderImages ? " (decoded per batch)" : "")
               + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
               + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
         let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights)
@@ -104,7 +106,7 @@ struct StageOptions: ParsableArguments {
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary
         do {
-            summary = try run.train(on: TensorDataset(images: Image.batch(loaded.images))) { printer.handle($0) }
+            summary = try run.train(on: loaded.images) { printer.handle($0) }
         } catch let e as PipelineError {
             printer.finish()
             if case .interrupted = e { print(e.description); Foundation.exit(130) }

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ViTDiffusion
 
 /// The datasets that exist on a fresh machine without a download at run time.
 public enum BundledDataset: String, CaseIterable, Codable, Sendable {
@@ -73,6 +74,18 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
         case .bundled(let b): b.rawValue
         case .folder(let u): u.path
         }
+    }
+
+    /// Training batches at `size` px: decoded once into memory, or, for a folder whose decoded
+    /// images would take more than `memoryLimit` bytes, decoded per batch (``FolderImages``).
+    public func trainingImages(size: Int, memoryLimit: Int = 2 << 30) throws -> (images: any TrainingImages, skipped: Int) {
+        if case .folder(let url) = self, FileManager.default.fileExists(atPath: url.path),
+           let files = try? ImageFolder(url), files.count * size * size * 3 * 4 > memoryLimit {
+            let lazy = try FolderImages(url, size: size)
+            return (lazy, lazy.skipped)
+        }
+        let loaded = try load(size: size)
+        return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped)
     }
 
     /// Loads every image at `size` x `size` (short side resized, centre-cropped, alpha on white).

@@ -59,10 +59,10 @@ public struct ReferenceConfig: Sendable, Equatable {
     /// Resolves YAML text; `path` names it in errors.
     public init(yaml text: String, path: String = "<yaml>") throws {
         let parsed: Any?
-        do { parsed = try Yams.load(yaml: text) } catch {
+        do { parsed = try Yams.load(yaml: Self.renamingRepeatedDefines(text)) } catch {
             throw PipelineError.badConfig(path: path, key: "-", problem: "not valid YAML: \(error)")
         }
-        guard let root = Self.dictionary(parsed) else {
+        guard let root = Self.dictionary(parsed)?.filter({ !Self.isRepeatedDefine($0.key) }) else {
             throw PipelineError.badConfig(path: path, key: "-", problem: "the top level is not a mapping")
         }
         let r = Reader(path: path)
@@ -163,6 +163,23 @@ public struct ReferenceConfig: Sendable, Equatable {
         shortSideSize = short > 0 ? short : nil
         let ckpt = try r.string(root, "pretrained_model_ckpt") ?? ""
         pretrainedCheckpoint = ckpt.isEmpty ? nil : ckpt
+    }
+
+    /// The reference's configs declare anchors with repeated top-level `define:` keys
+    /// (`define: &img_size 256`, then `define: &patch_size 4`), which PyYAML accepts (the last
+    /// wins) and Yams refuses as duplicate keys: the repeats are renamed `define.2`, `define.3`, ...
+    static func renamingRepeatedDefines(_ text: String) -> String {
+        var seen = 0
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard line.hasPrefix("define:") || line.hasPrefix("define :") else { return String(line) }
+            seen += 1
+            return seen == 1 ? String(line) : "define.\(seen)" + line.drop { $0 != ":" }
+        }.joined(separator: "\n")
+    }
+
+    /// A key ``renamingRepeatedDefines(_:)`` made.
+    static func isRepeatedDefine(_ key: String) -> Bool {
+        key.hasPrefix("define.") && Int(key.dropFirst("define.".count)) != nil
     }
 
     static func dictionary(_ v: Any?) -> [String: Any]? {

@@ -134,7 +134,7 @@ public final class TrainingRun {
     /// end, sampling every `sampleEvery` steps. A SIGINT/SIGTERM (see ``StopSignal``) finishes the
     /// current step, writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``.
     @discardableResult
-    public func train(on dataset: TensorDataset, trainSecondsLimit: Double? = nil,
+    public func train(on dataset: any TrainingImages, trainSecondsLimit: Double? = nil,
                       events: ((Event) -> Void)? = nil) throws -> Summary {
         let start = Date()
         let first = trainer.step
@@ -143,6 +143,8 @@ public final class TrainingRun {
         try log.seekToEnd()
         var savedAt = trainer.step
         var ran = 0.0
+        let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
+        defer { prefetcher.stop() }
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
             if StopSignal.isRequested {
                 if savedAt != trainer.step { try saveCheckpoint(events: events) }
@@ -150,7 +152,9 @@ public final class TrainingRun {
                 throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let loss = try trainer.trainStep(dataset: dataset)
+            var batch = try prefetcher.batch(trainer.step)
+            prefetcher.prefetch(trainer.step + 1)                        // decoded while this step trains
+            let loss = try trainer.trainStep(images: batch.images, using: &batch.rng)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             trainSeconds += seconds
             ran += seconds

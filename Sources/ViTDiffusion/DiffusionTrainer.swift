@@ -78,10 +78,19 @@ public final class DiffusionTrainer {
 
     /// One optimisation step on a batch drawn from `dataset`. Returns the loss.
     @discardableResult
-    public func trainStep(dataset: TensorDataset) throws -> Float {
+    public func trainStep(dataset: any TrainingImages) throws -> Float {
+        var batch = try prepareBatch(forStep: step, from: dataset)
+        return try trainStep(images: batch.images, using: &batch.rng)
+    }
+
+    /// The batch of step `step` and the step's generator after drawing it: what
+    /// ``trainStep(dataset:)`` does first, split out so that another thread can prepare the next
+    /// step's batch while this one trains (`trainStep(images: b.images, using: &b.rng)` then
+    /// gives the same result bit for bit).
+    public func prepareBatch(forStep step: Int, from dataset: any TrainingImages) throws -> (images: Tensor, rng: RandomGenerator) {
         var rng = generator(forStep: step)
-        let x0 = dataset.batch(size: recipe.batchSize, flipProbability: recipe.flipProbability, using: &rng)
-        return try trainStep(images: x0, using: &rng)
+        let x0 = try dataset.batch(size: recipe.batchSize, flipProbability: recipe.flipProbability, using: &rng)
+        return (x0, rng)
     }
 
     /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1].
@@ -234,7 +243,7 @@ extension DiffusionTrainer {
     ///   false (default) an existing checkpoint is an error rather than silently resumed or
     ///   overwritten.
     @discardableResult
-    public func run(dataset: TensorDataset, checkpoint: URL? = nil, resume: Bool = false,
+    public func run(dataset: any TrainingImages, checkpoint: URL? = nil, resume: Bool = false,
                     progress: ((Progress) -> Void)? = nil) throws -> [Float] {
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             guard resume else {

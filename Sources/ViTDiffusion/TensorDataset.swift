@@ -1,7 +1,17 @@
 import Tensor
 
+/// A source of training batches. Draws (which images, which flips) come only from `rng`, so a
+/// batch is a pure function of the step's generator and a prefetching thread can prepare it ahead.
+public protocol TrainingImages: Sendable {
+    /// Number of images.
+    var count: Int { get }
+    /// A batch of `size` images drawn uniformly with replacement, each flipped horizontally with
+    /// probability `flipProbability`: (B, C, H, W) in [-1, 1].
+    func batch(size: Int, flipProbability: Double, using rng: inout RandomGenerator) throws -> Tensor
+}
+
 /// Training images held in memory as one (N, C, H, W) tensor in [-1, 1].
-public struct TensorDataset: Sendable {
+public struct TensorDataset: TrainingImages {
     /// All images, (N, C, H, W).
     public let images: Tensor
 

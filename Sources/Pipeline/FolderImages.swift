@@ -1,0 +1,54 @@
+import Foundation
+import ImageIO
+import Tensor
+import ViTDiffusion
+
+/// A folder of images decoded per batch instead of held in memory (for folders too large to
+/// decode up front). Opening it decodes every file once to find the readable ones; batches then
+/// decode their images again (in parallel) at `size` px.
+public struct FolderImages: TrainingImages {
+    /// The folder.
+    public let folder: ImageFolder
+    /// Indices (into `folder`) of the decodable images.
+    public let readable: [Int]
+    /// Side of the square training images.
+    public let size: Int
+
+    /// Scans `url`; throws when it has no decodable image. `skipped` counts undecodable files.
+    public init(_ url: URL, size: Int) throws {
+        folder = try ImageFolder(url)
+        guard folder.count > 0 else { throw PipelineError.badData(path: url.path, problem: "no .png/.jpg/.jpeg files found (recursively)") }
+        self.size = size
+        var good: [Int] = []
+        let chunk = 512
+        for start in stride(from: 0, to: folder.count, by: chunk) {
+            let ids = Array(start..<min(start + chunk, folder.count))
+            for (i, img) in zip(ids, folder.load(ids, size: 8)) where img != nil { good.append(i) }
+        }
+        guard !good.isEmpty else { throw PipelineError.badData(path: url.path, problem: "none of the \(folder.count) image files could be decoded") }
+        readable = good
+    }
+
+    /// Undecodable files.
+    public var skipped: Int { folder.count - readable.count }
+    /// Readable images.
+    public var count: Int { readable.count }
+
+    /// Draws as ``TensorDataset/batch(size:flipProbability:using:)`` does (index, then flip, per
+    /// item) and decodes the chosen files.
+    public func batch(size batchSize: Int, flipProbability: Double, using rng: inout RandomGenerator) throws -> Tensor {
+        var picks: [(index: Int, flip: Bool)] = []
+        for _ in 0..<batchSize {
+            let i = rng.nextInt(below: count)
+            let flip = flipProbability > 0 && rng.nextUniformDouble() < flipProbability
+            picks.append((readable[i], flip))
+        }
+        let images = folder.load(picks.map(\.index), size: size)
+        var out: [Image] = []
+        for (img, pick) in zip(images, picks) {
+            guard let img else { throw PipelineError.badData(path: folder.url(pick.index).path, problem: "became unreadable during training") }
+            out.append(pick.flip ? img.flippedHorizontally() : img)
+        }
+        return Image.batch(out)
+    }
+}
