@@ -83,6 +83,9 @@ let package = Package(
         .testTarget(
             name: "ViTDiffusionTests", dependencies: ["ViTDiffusion", "NN", "Masking", "Schedules", "Tensor"],
             resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "PipelineTests", dependencies: ["Pipeline", "ViTDiffusion", "NN", "Masking", "Schedules", "Tensor", "ImageIO"],
+            resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

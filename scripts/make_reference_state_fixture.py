@@ -23,12 +23,12 @@ What it does, as the reference's main.py / train_step.py do:
      sampling_timesteps, loss_type, normalization, clip_*, channels, beta_schedule) and
      EMA(wrapper, beta=ema_decay, update_every=ema_update_every), AdamW(wrapper.parameters(), lr,
      betas, weight_decay), a LambdaLR warm-up schedule (warmup_steps 0) and clip_grad_norm_.
-     Two deviations from main.py, both to keep the fixtures small (< 200 KB) or meaningful:
-     timesteps 100 instead of 1000 (only the wrapper's schedule buffers depend on it), and
-     EMA(update_after_step=0) (the reference keeps ema-pytorch's default 100, under which the
-     first 100 updates copy the online weights), so that the EMA weights differ from the online
-     ones after 3 updates. D 8 rather than 16 for size as well (AdamW's two moments, the EMA copy
-     and the weights are 4 copies of the parameters);
+     Deviations from main.py, to keep the fixtures small (< 200 KB in all) and meaningful:
+     timesteps 100 instead of 1000 (only the wrapper's schedule buffers, stored twice, depend on
+     it); EMA(update_after_step=0) (main.py keeps ema-pytorch's default 100, under which the first
+     100 updates copy the online weights) so that the EMA weights differ from the online ones
+     after 3 updates; and D 8 (the file holds 4 copies of the parameters: weights, EMA, AdamW's
+     two moments; with D 16 it would be ~370 KB);
   3. runs 3 training steps through the wrapper's forward on random images in [0, 1] with the
      reference's patch mask (RandomMaskingGenerator, ratio 0.5, time-token column prepended),
      ema.update() after each;
@@ -127,7 +127,7 @@ network:
 
 class _Stub:
     """Meta-path finder answering the reference's unused imports with mock modules."""
-    NAMES = ("torchvision", "PIL", "pywt", "tqdm", "wandb")
+    NAMES = ("torchvision", "PIL", "pywt", "tqdm")
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.NAMES:

@@ -7,5 +7,5 @@ struct MaskDM: ParsableCommand {
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
-                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self])
+                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self])
 }

@@ -102,8 +102,9 @@ public enum ReferenceConversion {
         let online = MaskedUViT(config: ref.model, rng: &rng)
         try WeightLoading.assign(try state.online(), to: online, file: reference.path)
         let shadow = MaskedUViT(copying: online)
-        if state.hasEMA { try WeightLoading.assign(try state.ema(), to: shadow, file: reference.path) }
         let ema = ExponentialMovingAverage(online: online.store, shadow: shadow.store, beta: ref.recipe.emaBeta)
+        // After the EMA is made: its init copies the online weights into the shadow.
+        if state.hasEMA { try WeightLoading.assign(try state.ema(), to: shadow, file: reference.path) }
         ema.restore(updates: state.checkpoint.number("ema.step").map { Int($0) } ?? state.step ?? 0)
         var meta = ["config": ref.model.json, "recipe": ref.recipe.json, "source": reference.path]
         if let s = state.step { meta["step"] = String(s) }

@@ -29,7 +29,7 @@ public struct ExperimentRecipe: Codable, Sendable, Equatable {
     /// non-face emoji, then fine-tuning on the 115 faces; DPM-Solver++(2M) at 25 steps.
     public static var calibrated: ExperimentRecipe {
         var pre = TrainingRecipe.pretraining(batchSize: 128, steps: 300, mask: .block(size: 2, ratio: 0.5))
-        var fine = TrainingRecipe.finetuning(batchSize: 32, steps: 700, learningRate: 1e-3, flipProbability: 0.5)
+        var fine = TrainingRecipe.finetuning(batchSize: 32, steps: 900, learningRate: 1e-3, flipProbability: 0.5)
         for r in [0, 1] {
             var x = r == 0 ? pre : fine
             x.objective = .velocity; x.learningRate = 1e-3; x.beta1 = 0.9; x.beta2 = 0.99; x.warmupSteps = 100
@@ -37,7 +37,8 @@ public struct ExperimentRecipe: Codable, Sendable, Equatable {
             if r == 0 { pre = x } else { fine = x }
         }
         fine.seed = pre.seed &+ 1
-        return ExperimentRecipe(model: .tiny(imageSize: 32), pretrain: pre, finetune: fine, sampler: .dpmSolver(steps: 25), sampleCount: 400)
+        return ExperimentRecipe(model: MaskedUViTConfig(imageSize: 16, patchSize: 2, embedDim: 256, depth: 9, heads: 4),
+                                pretrain: pre, finetune: fine, sampler: .dpmSolver(steps: 25), sampleCount: 400)
     }
 
     /// The same recipe on tiny budgets (a smoke test of the whole pipeline in a couple of minutes).

@@ -147,7 +147,9 @@ public final class TrainingRun {
         defer { prefetcher.stop() }
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
             if StopSignal.isRequested {
-                if savedAt != trainer.step { try saveCheckpoint(events: events) }
+                if savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+                    try saveCheckpoint(events: events)
+                }
                 try? writeLossPlot()
                 throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
             }

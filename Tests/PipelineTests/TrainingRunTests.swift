@@ -1,0 +1,263 @@
+import Foundation
+import ImageIO
+import Masking
+import NN
+import Pipeline
+import Tensor
+import Testing
+import ViTDiffusion
+
+/// Run folders: resumption bit for bit, stopping, the log, config mismatches and checkpoint
+/// rotation. Serialized: ``StopSignal`` is process-wide and `train` polls it.
+@Suite(.serialized) struct TrainingRunTests {
+    static let model = MaskedUViTConfig(imageSize: 8, patchSize: 2, embedDim: 16, depth: 3, heads: 2)
+
+    static func config(steps: Int, model: MaskedUViTConfig = model) -> RunConfig {
+        var r = TrainingRecipe.pretraining(batchSize: 4, steps: steps, mask: .patch(ratio: 0.5))
+        r.checkpointEvery = 2
+        r.learningRate = 1e-3
+        r.warmupSteps = 2
+        r.gradientClip = 1
+        r.flipProbability = 0.5
+        r.seed = 11
+        return RunConfig(stage: .pretrain, model: model, recipe: r, data: "test-images")
+    }
+
+    static let dataset: TensorDataset = {
+        var rng = RandomGenerator(seed: 5)
+        return TensorDataset(images: .randomUniform([8, 3, 8, 8], low: -1, high: 1, using: &rng))
+    }()
+
+    /// Opens the run; the EMA starts averaging after 2 updates (ema-pytorch's default waits 100,
+    /// which would make the EMA a copy of the online weights over these few steps).
+    static func open(_ folder: URL, steps: Int) throws -> TrainingRun {
+        let run = try TrainingRun(folder: folder, config: config(steps: steps))
+        run.trainer.ema.updateAfterStep = 2
+        return run
+    }
+
+    /// Every tensor of a checkpoint (online, `ema.*`, `optimizer.*`) as bit patterns.
+    static func tensors(_ url: URL) throws -> [String: [UInt32]] {
+        let f = try SafetensorsFile(contentsOf: url)
+        var out: [String: [UInt32]] = [:]
+        for k in f.keys { out[k] = try f.tensor(k).scalars.map(\.bitPattern) }
+        return out
+    }
+
+    static func bits(_ store: ParameterStore) -> [String: [UInt32]] {
+        Dictionary(uniqueKeysWithValues: store.parameters.map { ($0.name, store.value($0).scalars.map(\.bitPattern)) })
+    }
+
+    static func logRecords(_ run: TrainingRun) throws -> [StepRecord] {
+        try String(contentsOf: run.logURL, encoding: .utf8).split(separator: "\n").map {
+            try JSONDecoder().decode(StepRecord.self, from: Data($0.utf8))
+        }
+    }
+
+    /// An uninterrupted 8-step run: final weights, EMA and the log.
+    struct Reference {
+        let online: [String: [UInt32]]
+        let ema: [String: [UInt32]]
+        let checkpoint: [String: [UInt32]]
+        let losses: [UInt32]
+    }
+
+    static func uninterrupted(in folder: URL) throws -> Reference {
+        let run = try open(folder, steps: 8)
+        #expect(run.resumedFrom == nil)
+        let summary = try run.train(on: dataset)
+        #expect(summary.step == 8 && summary.stepsRun == 8)
+        return Reference(online: bits(run.trainer.model.store), ema: bits(run.trainer.emaModel.store),
+                         checkpoint: try tensors(run.checkpointURL),
+                         losses: try logRecords(run).map(\.loss.bitPattern))
+    }
+
+    @Test func resumedRunIsBitIdenticalToUninterruptedRun() throws {
+        try withTemporaryFolder("run") { tmp in
+            let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))
+            #expect(ref.online != ref.ema, "the EMA must differ from the online weights for this test to mean anything")
+
+            let folder = tmp.appendingPathComponent("b")
+            let first = try Self.open(folder, steps: 4)
+            let s1 = try first.train(on: Self.dataset)
+            #expect(s1.step == 4 && s1.stepsRun == 4)
+            let second = try Self.open(folder, steps: 8)
+            #expect(second.resumedFrom == 4)
+            #expect(second.records.map(\.step) == [1, 2, 3, 4])
+            let s2 = try second.train(on: Self.dataset)
+            #expect(s2.step == 8 && s2.stepsRun == 4)
+            #expect(Self.bits(second.trainer.model.store) == ref.online)
+            #expect(Self.bits(second.trainer.emaModel.store) == ref.ema)
+            #expect(try Self.tensors(second.checkpointURL) == ref.checkpoint)      // incl. AdamW moments
+            let records = try Self.logRecords(second)
+            #expect(records.map(\.step) == Array(1...8))
+            #expect(records.map(\.loss.bitPattern) == ref.losses)
+            #expect(second.records.map(\.loss.bitPattern) == ref.losses)
+            // A finished run re-opened trains nothing more.
+            let third = try Self.open(folder, steps: 8)
+            #expect(third.isComplete)
+            #expect(try third.train(on: Self.dataset).stepsRun == 0)
+        }
+    }
+
+    @Test func logCheckpointsAndPlotOfARun() throws {
+        try withTemporaryFolder("run") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            let run = try Self.open(folder, steps: 8)
+            var events: [String] = []
+            try run.train(on: Self.dataset) { e in
+                switch e {
+                case .step(let r): events.append("s\(r.step)")
+                case .checkpoint(_, let step): events.append("c\(step)")
+                case .samples: events.append("x")
+                }
+            }
+            #expect(events == ["s1", "s2", "c2", "s3", "s4", "c4", "s5", "s6", "c6", "s7", "s8", "c8"])
+            // keepCheckpoints 3: checkpoint-2 was removed; the latest is step 8.
+            #expect(run.config.keepCheckpoints == 3)
+            #expect(try run.numberedCheckpoints().map(\.step) == [4, 6, 8])
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("checkpoint-2.safetensors").path))
+            #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "8")
+            #expect(try SafetensorsFile(contentsOf: folder.appendingPathComponent("checkpoint-4.safetensors")).metadata["step"] == "4")
+            // log.jsonl: one JSON object per step with these keys.
+            let lines = try String(contentsOf: run.logURL, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 8)
+            let keys: Set<String> = ["step", "loss", "learning_rate", "grad_norm", "seconds", "images_per_second", "train_seconds"]
+            for (i, line) in lines.enumerated() {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(Set(object.keys) == keys, "\(line)")
+                #expect(object["step"] as? Int == i + 1)
+            }
+            let records = try Self.logRecords(run)
+            #expect(records.allSatisfy { $0.loss.isFinite && $0.loss > 0 && $0.gradientNorm > 0 && $0.seconds > 0 && $0.imagesPerSecond > 0 })
+            #expect(records[0].learningRate == 0 && records[1].learningRate == Float(1e-3) / 2 && records[2].learningRate == Float(1e-3))  // warm-up 2
+            #expect(zip(records, records.dropFirst()).allSatisfy { $0.trainSeconds < $1.trainSeconds })
+            // config.json holds the run config; loss.png decodes.
+            let saved = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: run.configURL))
+            #expect(saved == Self.config(steps: 8))
+            let plot = try Image(contentsOf: run.lossPlotURL)
+            #expect(plot.width > 100 && plot.height > 100)
+        }
+    }
+
+    @Test func stopSignalWhileTrainingCheckpointsAndResumes() throws {
+        StopSignal.reset()
+        defer { StopSignal.reset() }
+        try withTemporaryFolder("stop") { tmp in
+            let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))
+            let folder = tmp.appendingPathComponent("b")
+            let run = try Self.open(folder, steps: 8)
+            let error = #expect(throws: PipelineError.self) {
+                try run.train(on: Self.dataset) { e in
+                    if case .step(let r) = e, r.step == 3 { StopSignal.request() }
+                }
+            }
+            #expect(error == .interrupted(step: 3, checkpoint: run.checkpointURL.path))
+            #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "3")
+            #expect(FileManager.default.fileExists(atPath: run.lossPlotURL.path))
+            // Still requested: a re-opened run stops again at once, at the same step.
+            let again = try Self.open(folder, steps: 8)
+            #expect(again.resumedFrom == 3)
+            #expect(throws: PipelineError.interrupted(step: 3, checkpoint: again.checkpointURL.path)) {
+                try again.train(on: Self.dataset)
+            }
+            StopSignal.reset()
+            let resumed = try Self.open(folder, steps: 8)
+            #expect(resumed.resumedFrom == 3 && resumed.records.count == 3)
+            #expect(try resumed.train(on: Self.dataset).stepsRun == 5)
+            #expect(Self.bits(resumed.trainer.model.store) == ref.online)
+            #expect(Self.bits(resumed.trainer.emaModel.store) == ref.ema)
+            #expect(try Self.logRecords(resumed).map(\.loss.bitPattern) == ref.losses)
+        }
+    }
+
+    @Test func stopSignalBeforeTrainingStopsAtOnceAndResumes() throws {
+        StopSignal.reset()
+        defer { StopSignal.reset() }
+        try withTemporaryFolder("stop0") { tmp in
+            let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))
+            // A run with a checkpoint at step 2, re-opened for 8 steps with a stop already requested.
+            let folder = tmp.appendingPathComponent("b")
+            try Self.open(folder, steps: 2).train(on: Self.dataset)
+            let run = try Self.open(folder, steps: 8)
+            StopSignal.request()
+            #expect(StopSignal.isRequested)
+            #expect(throws: PipelineError.interrupted(step: 2, checkpoint: run.checkpointURL.path)) {
+                try run.train(on: Self.dataset)
+            }
+            #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "2")
+            #expect(try Self.logRecords(run).map(\.step) == [1, 2])
+            // A fresh run stops before its first step.
+            let fresh = tmp.appendingPathComponent("c")
+            #expect(throws: PipelineError.interrupted(step: 0, checkpoint: fresh.appendingPathComponent("checkpoint.safetensors").path)) {
+                try Self.open(fresh, steps: 8).train(on: Self.dataset)
+            }
+            StopSignal.reset()
+            #expect(!StopSignal.isRequested)
+            for f in [folder, fresh] {
+                let resumed = try Self.open(f, steps: 8)
+                try resumed.train(on: Self.dataset)
+                #expect(Self.bits(resumed.trainer.model.store) == ref.online)
+                #expect(Self.bits(resumed.trainer.emaModel.store) == ref.ema)
+                #expect(try Self.logRecords(resumed).map(\.loss.bitPattern) == ref.losses)
+            }
+        }
+    }
+
+    @Test func logLinesBeyondTheCheckpointAreDroppedOnReopen() throws {
+        try withTemporaryFolder("torn") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            let run = try Self.open(folder, steps: 4)
+            try run.train(on: Self.dataset)
+            let kept = try String(contentsOf: run.logURL, encoding: .utf8)
+            // A step the checkpoint does not hold, then a line torn by a kill.
+            let extra = StepRecord(step: 5, loss: 0.5, learningRate: 1e-3, gradientNorm: 1, seconds: 0.1,
+                                   imagesPerSecond: 40, trainSeconds: 9).jsonLine
+            let handle = try FileHandle(forWritingTo: run.logURL)
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data((extra + "\n{\"step\": 6, \"lo").utf8))
+            try handle.close()
+            let reopened = try Self.open(folder, steps: 8)
+            #expect(reopened.resumedFrom == 4)
+            #expect(reopened.records.map(\.step) == [1, 2, 3, 4])
+            #expect(try String(contentsOf: reopened.logURL, encoding: .utf8) == kept)
+            try reopened.train(on: Self.dataset)
+            #expect(try Self.logRecords(reopened).map(\.step) == Array(1...8))
+        }
+    }
+
+    @Test func folderOfAnotherRunIsRefusedAndLeftUntouched() throws {
+        try withTemporaryFolder("mismatch") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            let run = try Self.open(folder, steps: 2)
+            try run.train(on: Self.dataset)
+            let before = try snapshot(folder)
+            #expect(before.keys.contains("/config.json") && before.keys.contains("/checkpoint.safetensors"))
+
+            var other = Self.model
+            other.embedDim = 32
+            let error = #expect(throws: PipelineError.self) { try TrainingRun(folder: folder, config: Self.config(steps: 2, model: other)) }
+            guard case .runMismatch(let f, let key, let existing, let requested)? = error else {
+                Issue.record("expected runMismatch, got \(String(describing: error))"); return
+            }
+            #expect(f == folder.path && key == "model")
+            #expect(existing.contains("D 16") && requested.contains("D 32"))
+            #expect(error?.description.contains("model") == true)
+            #expect(try snapshot(folder) == before)
+
+            // Another recipe (seed) and another stage are refused too; more steps are not.
+            var seeded = Self.config(steps: 2)
+            seeded.recipe.seed = 12
+            #expect { try TrainingRun(folder: folder, config: seeded) } throws: {
+                if case .runMismatch(_, "recipe", _, _)? = $0 as? PipelineError { true } else { false }
+            }
+            var stage = Self.config(steps: 2)
+            stage.stage = .train
+            #expect { try TrainingRun(folder: folder, config: stage) } throws: {
+                if case .runMismatch(_, "stage", _, _)? = $0 as? PipelineError { true } else { false }
+            }
+            #expect(try snapshot(folder) == before)
+            #expect(try Self.open(folder, steps: 3).resumedFrom == 2)
+        }
+    }
+}
