@@ -1,6 +1,7 @@
-import Testing
+// Deliberately not @testable: only the public API.
+import Masking
 import Tensor
-import Masking   // deliberately not @testable: only the public API
+import Testing
 
 /// A user-defined strategy, written outside the library: keeps the patches of one random row.
 struct KeepOneRowMasking: MaskingStrategy {

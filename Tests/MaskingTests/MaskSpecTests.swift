@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import Masking
 
 /// `MaskSpec`: names parse to the strategies the reference generators implement, and JSON keeps them.

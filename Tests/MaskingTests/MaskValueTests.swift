@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import Masking
 
 /// The `Mask` value: construction, validation, token-mask layout and gather indices.

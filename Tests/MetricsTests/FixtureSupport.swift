@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import Metrics
 
 /// The committed fixtures (written by scripts/fid_reference.py fixtures).

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import ImageIO
 import Tensor
+import Testing
 @testable import Metrics
 
 @Suite struct FolderTests {

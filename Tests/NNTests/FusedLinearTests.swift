@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import NN
 
 /// The fused primitives (linear over concatenated parts, LayerNorm fused into a linear) against the

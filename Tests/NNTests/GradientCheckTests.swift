@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import NN
 
 /// Compares every parameter gradient (and optionally input gradients) from the tape with

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import NN
 
 /// 10 AdamW steps with warm-up and clipping, and the EMA trajectory, against PyTorch + ema-pytorch

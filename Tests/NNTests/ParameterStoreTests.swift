@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import NN
 
 @Suite struct ParameterStoreTests {

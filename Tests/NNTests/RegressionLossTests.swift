@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import NN
 
 /// L1 and L2 losses against values computed by hand (PyTorch `F.l1_loss` / `F.mse_loss`, mean).

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Metrics
+import Testing
 @testable import Pipeline
 
 /// The whole two-stage demo end to end in its `--quick` form (tiny network, tiny budgets): both run

@@ -130,7 +130,8 @@ import ViTDiffusion
             }
             let records = try Self.logRecords(run)
             #expect(records.allSatisfy { $0.loss.isFinite && $0.loss > 0 && $0.gradientNorm > 0 && $0.seconds > 0 && $0.imagesPerSecond > 0 })
-            #expect(records[0].learningRate == 0 && records[1].learningRate == Float(1e-3) / 2 && records[2].learningRate == Float(1e-3))  // warm-up 2
+            // Warm-up over 2 steps.
+            #expect(records[0].learningRate == 0 && records[1].learningRate == Float(1e-3) / 2 && records[2].learningRate == Float(1e-3))
             #expect(zip(records, records.dropFirst()).allSatisfy { $0.trainSeconds < $1.trainSeconds })
             // config.json holds the run config; loss.png decodes.
             let saved = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: run.configURL))

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import Schedules
 
 @Suite struct NoiseScheduleTests {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import Schedules
 
 /// Samplers driven by the exact noise prediction for data ~ N(mu, sigma^2) per pixel:

@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import Schedules
 
 /// The eps / x0 / v parameterisations against the reference wrapper's formulas

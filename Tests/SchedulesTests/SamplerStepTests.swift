@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 @testable import Schedules
 
 /// Single moves against the script, and the samplers' bookkeeping.

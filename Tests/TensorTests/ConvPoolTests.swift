@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 
 // Oracles for conv2d and pooling: fast kernel vs naive twin on ragged shapes, backward vs central
 // finite differences, and a few hand-computed values.

@@ -1,5 +1,5 @@
-import Testing
 import Tensor
+import Testing
 
 // conv2d and pooling against PyTorch (float64) fixtures from scripts/make_golden.py, forward and backward.
 

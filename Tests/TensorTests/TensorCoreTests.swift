@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tensor
 
@@ -142,4 +143,3 @@ import Testing
     }
 }
 
-import Foundation

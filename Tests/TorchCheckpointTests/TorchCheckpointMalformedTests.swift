@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import TorchCheckpoint
 
 /// One malformed checkpoint and the words its error message must contain.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Tensor
+import Testing
 @testable import TorchCheckpoint
 
 /// Expected contents of the fixtures, written by scripts/make_torch_fixtures.py from torch itself.

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import NN
 import Tensor
+import Testing
 @testable import ViTDiffusion
 
 @Suite struct ModelStructureTests {

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// A process-wide cache of large tensor buffers, so that a training loop which allocates the same
 /// activation and gradient shapes every step reuses memory instead of page-faulting fresh
