@@ -50,6 +50,7 @@ public enum SampleWriter {
             progress?(done, count)
         }
         if let gridURL {
+            try FileManager.default.createDirectory(at: gridURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
