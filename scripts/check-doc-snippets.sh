@@ -47,7 +47,7 @@ while IFS=$'\t' read -r target file line; do
     if ! swift build --package-path "$work" --target "$target" >"$work/$target.log" 2>&1; then
         failed=$((failed + 1))
         echo "FAIL $file:$line"
-        grep -E "error:" "$work/$target.log" | sed 's/^/    /' | head -20 || true
+        grep -E "error:" "$work/$target.log" | awk '!seen[$0]++' | sed 's/^/    /' | head -20 || true
     fi
 done <"$work/snippets.tsv"
 if [ "$failed" -eq 0 ]; then

@@ -21,7 +21,7 @@ public enum LossPlot {
 public enum FIDPlot {
     /// Draws one series per arm (x: minutes of summed step time, y: FID).
     public static func write(series: [(name: String, x: [Double], y: [Double], colour: RGBColor)], to url: URL) throws {
-        let plot = LinePlot(title: "FID against the target vs training time (equal budget per arm)",
+        let plot = LinePlot(title: "FID vs training time (equal budget per arm)",
                             xLabel: "training time (minutes of summed step time)", yLabel: "FID",
                             series: series.map { .init(name: $0.name, x: $0.x, y: $0.y, color: $0.colour, lineWidth: 2) })
         try plot.write(to: url)
