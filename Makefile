@@ -8,7 +8,7 @@ setup:
 demo: setup
 	./scripts/fetch-fid-weights.sh
 	swift build -c release --product maskdm
-	.build/release/maskdm pipeline $(ARGS)
+	.build/release/maskdm pipeline --out runs/demo $(ARGS)
 
 # Tests run on an optimised build (-O with testability; preconditions stay on): the training
 # tests are ~50x slower in a debug build.
@@ -16,7 +16,7 @@ test: setup
 	./scripts/fetch-datasets.sh
 	./scripts/fetch-fid-weights.sh
 	swift build -c release --build-tests -Xswiftc -enable-testing
-	swift test -c release -Xswiftc -enable-testing --skip-build
+	MASKDM_REQUIRE_FID=1 MASKDM_REQUIRE_DATASETS=1 swift test -c release -Xswiftc -enable-testing --skip-build
 
 python:
 	./scripts/setup-python.sh
