@@ -22,7 +22,8 @@ if [ -n "${SNIPPET_WORKDIR:-}" ]; then
     mkdir -p "$work"
 else
     work="$(mktemp -d "${TMPDIR:-/tmp}/maskdm-doc-snippets.XXXXXX")"
-    trap 'rm -rf "$work"' EXIT
+    # SwiftPM also leaves lock files named after the build folder in the temporary directory.
+    trap 'rm -rf "$work"; rm -f "${TMPDIR:-/tmp}/$(printf %s "$work" | tr / _)"_.build*.lock' EXIT
 fi
 start=$(date +%s)
 

@@ -11,7 +11,7 @@ struct Sample: ParsableCommand {
 
     @Option(help: "A run folder or a project checkpoint (.safetensors).") var checkpoint: String
     @Option(help: "Total number of samples in --out.") var count: Int
-    @Option(help: "Output folder (numbered PNGs; grid.png beside them).") var out: String
+    @Option(help: "Output folder of numbered PNGs; a grid of the first 64 goes beside it (OUT.png).") var out: String
     @Option(help: "Sampler: ddim, ddpm or dpm (DPM-Solver++ 2M).") var sampler = "dpm"
     @Option(help: "Sampler steps (default: 250 for ddim, 25 for dpm).") var steps: Int?
     @Option(help: "DDIM eta (default 1).") var eta: Double?
@@ -32,13 +32,14 @@ struct Sample: ParsableCommand {
         let t0 = Date()
         let drawn = try SampleWriter.write(model: model, objective: recipe.objective, schedule: recipe.schedule.schedule(), sampler: kind,
                                            count: count, batchSize: batch, seed: seed, to: folder,
-                                           gridURL: folder.appendingPathComponent("grid.png")) { done, total in
+                                           gridURL: folder.appendingPathExtension("png")) { done, total in
             print("\rsampled \(done)/\(total)", terminator: ""); fflush(nil)
         }
         if drawn > 0 { print("") }
         let secs = Date().timeIntervalSince(t0)
-        print(String(format: "%d new samples (%d were there) with %@ in %.1f s (%.2f images/s) -> %@",
-                     drawn, before, kind.description, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path))
+        print(String(format: "%d new samples (%d were there) with %@ in %.1f s (%.2f images/s) -> %@ (grid: %@)",
+                     drawn, before, kind.description, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path,
+                     folder.appendingPathExtension("png").path))
     }
 }
 

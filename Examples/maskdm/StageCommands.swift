@@ -38,7 +38,8 @@ struct StageOptions: ParsableArguments {
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
 
     /// The run's config: the YAML (if any), then the preset, then the flags.
-    func resolve(stage: Stage, initialization: String? = nil) throws -> RunConfig {
+    /// `initModel`: the network of the `--init` checkpoint, used when neither --config nor --model is given.
+    func resolve(stage: Stage, initialization: String? = nil, initModel: MaskedUViTConfig? = nil) throws -> RunConfig {
         var modelConfig: MaskedUViTConfig
         var recipe: TrainingRecipe
         if let config {
@@ -46,6 +47,10 @@ struct StageOptions: ParsableArguments {
             modelConfig = ref.model
             recipe = ref.recipe
             if let size { modelConfig.imageHeight = size; modelConfig.imageWidth = size }
+        } else if model == nil, var m = initModel {
+            if let size { m.imageHeight = size; m.imageWidth = size }
+            modelConfig = m
+            recipe = .finetuning(batchSize: 64, steps: 1000)
         } else {
             let name = model ?? "tiny"
             guard let m = MaskedUViTConfig.named(name, imageSize: size) else {
@@ -141,7 +146,9 @@ struct Finetune: ParsableCommand {
 
     func run() throws {
         let initURL = try WeightLoading.resolve(URL(fileURLWithPath: initFrom))
-        let config = try options.resolve(stage: .finetune, initialization: initURL.path)
+        // The network of a project checkpoint is known; a reference .pt needs --config or --model.
+        let initModel = WeightLoading.isTorchFile(initURL) ? nil : try? DiffusionTrainer.describe(checkpoint: initURL).config
+        let config = try options.resolve(stage: .finetune, initialization: initURL.path, initModel: initModel)
         try options.train(config) { model in try WeightLoading.loadOnline(from: initURL, into: model) }
     }
 }

@@ -64,7 +64,7 @@ public struct ModelDescription: Sendable, Equatable {
         let m = recipe.mask
         return "{\"parameters\": \(parameters), \"image_size\": \(size), \"patch_size\": \(model.patchSize), \"tokens\": \(model.patchCount), "
             + "\"mask\": {\"type\": \"\(m.type)\", \"ratio\": \(num(m.ratio)), \"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize))}, "
-            + "\"batch_size\": \(recipe.batchSize), \"learning_rate\": \(Double(recipe.learningRate)), \"schedule\": \"\(recipe.schedule)\"}"
+            + "\"batch_size\": \(recipe.batchSize), \"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), \"schedule\": \"\(recipe.schedule)\"}"
     }
 
     /// A human-readable summary.

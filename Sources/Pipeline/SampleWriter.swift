@@ -26,8 +26,8 @@ public enum SampleWriter {
     }
 
     /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`; batch
-    /// noise derives from (`seed`, index of its first image). Writes `grid.png` of the first 64
-    /// (into `gridURL` if given, else `folder/../grid.png` is not touched: pass it explicitly).
+    /// noise derives from (`seed`, index of its first image). When `gridURL` is given, a grid of
+    /// the first 64 is written there (keep it outside `folder`, which FID reads whole).
     /// Returns how many images were drawn now.
     @discardableResult
     public static func write(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind,

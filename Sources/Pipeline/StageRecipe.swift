@@ -23,8 +23,8 @@ public struct ExperimentRecipe: Codable, Sendable, Equatable {
         self.model = model; self.pretrain = pretrain; self.finetune = finetune; self.sampler = sampler; self.sampleCount = sampleCount
     }
 
-    /// The demo recipe calibrated on a 2-core CPU (see Docs/Results.md): the tiny U-ViT at
-    /// 32 px predicting v, AdamW (0.9, 0.99) at lr 1e-3 with 100 warm-up steps, EMA 0.999 with
+    /// The demo recipe calibrated on a 2-core CPU (see Docs/Results.md): the tiny U-ViT's width and
+    /// depth (D 256, 9 blocks, 4 heads) at 16 px with patch 2 (an 8x8 token grid) predicting v, AdamW (0.9, 0.99) at lr 1e-3 with 100 warm-up steps, EMA 0.999 with
     /// ema-pytorch's warm-up, flips; 2x2-block masking at 50% for pre-training on the 3,811
     /// non-face emoji, then fine-tuning on the 115 faces; DPM-Solver++(2M) at 25 steps.
     public static var calibrated: ExperimentRecipe {

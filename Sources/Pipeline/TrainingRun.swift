@@ -113,7 +113,7 @@ public final class TrainingRun {
         case samples(URL, step: Int)
     }
 
-    /// What ``train(on:events:)`` did.
+    /// What ``train(on:trainSecondsLimit:events:)`` did.
     public struct Summary: Sendable {
         /// Steps completed in total.
         public var step: Int

@@ -29,7 +29,7 @@ public enum BLAS {
 }
 
 extension Tensor {
-    /// Matrix product with NumPy-style batching, computed by `cblas_sgemm` with transpose flags
+    /// Matrix product with NumPy-style batching, computed by `Gemm.sgemm` with transpose flags
     /// (no copies for transposes).
     ///
     /// - `a` (..., M, K) x `b` (K, N): the batch folds into one GEMM.
