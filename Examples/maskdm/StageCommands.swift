@@ -39,7 +39,9 @@ struct StageOptions: ParsableArguments {
 
     /// The run's config: the YAML (if any), then the preset, then the flags.
     /// `initModel`: the network of the `--init` checkpoint, used when neither --config nor --model is given.
-    func resolve(stage: Stage, initialization: String? = nil, initModel: MaskedUViTConfig? = nil) throws -> RunConfig {
+    /// The objective, loss and schedule default to `initRecipe`'s (a network keeps what it predicts).
+    func resolve(stage: Stage, initialization: String? = nil, initModel: MaskedUViTConfig? = nil,
+                 initRecipe: TrainingRecipe? = nil) throws -> RunConfig {
         var modelConfig: MaskedUViTConfig
         var recipe: TrainingRecipe
         if let config {
@@ -61,6 +63,7 @@ struct StageOptions: ParsableArguments {
         }
         if let model, config != nil, let m = MaskedUViTConfig.named(model, imageSize: modelConfig.imageHeight) { modelConfig = m }
         if stage != .pretrain { recipe.mask = .none }
+        if let r = initRecipe { recipe.objective = r.objective; recipe.loss = r.loss; recipe.schedule = r.schedule }
         if let mask { recipe.mask = try MaskSpec(name: mask, ratio: ratio ?? recipe.mask.ratio ?? 0.9) }
         else if let ratio { recipe.mask = try MaskSpec(name: recipe.mask == .none ? "block4" : recipe.mask.name, ratio: ratio) }
         if stage != .pretrain, recipe.mask != .none {
@@ -147,8 +150,9 @@ struct Finetune: ParsableCommand {
     func run() throws {
         let initURL = try WeightLoading.resolve(URL(fileURLWithPath: initFrom))
         // The network of a project checkpoint is known; a reference .pt needs --config or --model.
-        let initModel = WeightLoading.isTorchFile(initURL) ? nil : try? DiffusionTrainer.describe(checkpoint: initURL).config
-        let config = try options.resolve(stage: .finetune, initialization: initURL.path, initModel: initModel)
+        let recorded = WeightLoading.isTorchFile(initURL) ? nil : try? DiffusionTrainer.describe(checkpoint: initURL)
+        let config = try options.resolve(stage: .finetune, initialization: initURL.path, initModel: recorded?.config,
+                                         initRecipe: recorded?.recipe)
         try options.train(config) { model in try WeightLoading.loadOnline(from: initURL, into: model) }
     }
 }
