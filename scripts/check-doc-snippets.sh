@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles every ```swift block of README.md and Docs/*.md against this package's library products.
+# Compiles every ```swift block of README.md, Docs/*.md and the DocC landing pages against this package's library products.
 #
 # Each block becomes its own executable target (`main.swift`, so top-level code and declarations
 # both work) in a temporary package that depends on this repository by path; compiler messages
@@ -8,14 +8,14 @@
 # `<!-- snippet: prelude NAME -->` prepends scripts/snippet-preludes/NAME.swift (see
 # scripts/doc_snippets.py). Exits non-zero when a block fails, listing FILE:LINE of each.
 #
-# Usage: scripts/check-doc-snippets.sh [FILE.md ...]     (default: README.md Docs/*.md)
+# Usage: scripts/check-doc-snippets.sh [FILE.md ...]     (default: README.md Docs/*.md Sources/*/*.docc/*.md)
 # Environment: SNIPPET_WORKDIR=DIR keeps the temporary package (and its debug build) in DIR, so a
 # second run only recompiles what changed; without it a fresh directory under $TMPDIR is used and
 # removed at the end.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-if [ $# -gt 0 ]; then files=("$@"); else files=(README.md Docs/*.md); fi
+if [ $# -gt 0 ]; then files=("$@"); else files=(README.md Docs/*.md Sources/*/*.docc/*.md); fi
 
 if [ -n "${SNIPPET_WORKDIR:-}" ]; then
     work="$SNIPPET_WORKDIR"
