@@ -58,7 +58,8 @@ public struct FIDResult: Sendable, Equatable, Codable {
 /// ```swift
 /// let evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: FIDInceptionV3.defaultWeightsURL),
 ///                              cache: FIDFeatureCache())
-/// let result = try evaluator.compare(URL(fileURLWithPath: "real"), URL(fileURLWithPath: "samples"))
+/// let result = try evaluator.compare(try evaluator.features(ofFolder: URL(fileURLWithPath: "real")),
+///                                    try evaluator.features(ofFolder: URL(fileURLWithPath: "samples")))
 /// print(result.fid, result.kid)
 /// ```
 public struct FIDEvaluator: Sendable {
