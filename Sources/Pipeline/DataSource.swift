@@ -79,10 +79,14 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
     /// Training batches at `size` px: decoded once into memory, or, for a folder whose decoded
     /// images would take more than `memoryLimit` bytes, decoded per batch (``FolderImages``).
     public func trainingImages(size: Int, memoryLimit: Int = 2 << 30) throws -> (images: any TrainingImages, skipped: Int) {
-        if case .folder(let url) = self, FileManager.default.fileExists(atPath: url.path),
-           let files = try? ImageFolder(url), files.count * size * size * 3 * 4 > memoryLimit {
-            let lazy = try FolderImages(url, size: size)
-            return (lazy, lazy.skipped)
+        if case .folder(let url) = self {
+            let files = try Self.openFolder(url)
+            if files.count * size * size * 3 * 4 > memoryLimit {
+                let lazy = try FolderImages(files, size: size)
+                return (lazy, lazy.skipped)
+            }
+            let loaded = try files.loadAll(size: size)
+            return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped)
         }
         let loaded = try load(size: size)
         return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped)
@@ -96,12 +100,17 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
         case .bundled(let b):
             return (try b.images(size: size), 0)
         case .folder(let url):
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-                throw PipelineError.missingFile(path: url.path, hint: "no such folder (or bundled dataset: \(BundledDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            guard isDir.boolValue else { throw PipelineError.badData(path: url.path, problem: "is a file, not a folder of images") }
-            return try ImageFolder(url).loadAll(size: size)
+            return try Self.openFolder(url).loadAll(size: size)
         }
+    }
+
+    /// The image files of the folder `url` (listed once); errors name a missing path or a file.
+    static func openFolder(_ url: URL) throws -> ImageFolder {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw PipelineError.missingFile(path: url.path, hint: "no such folder (or bundled dataset: \(BundledDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard isDir.boolValue else { throw PipelineError.badData(path: url.path, problem: "is a file, not a folder of images") }
+        return try ImageFolder(url)
     }
 }

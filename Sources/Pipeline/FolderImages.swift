@@ -16,7 +16,13 @@ public struct FolderImages: TrainingImages {
 
     /// Scans `url`; throws when it has no decodable image. `skipped` counts undecodable files.
     public init(_ url: URL, size: Int) throws {
-        folder = try ImageFolder(url)
+        try self.init(try ImageFolder(url), size: size)
+    }
+
+    /// Scans the files of an already listed `folder`.
+    public init(_ folder: ImageFolder, size: Int) throws {
+        self.folder = folder
+        let url = folder.root
         guard folder.count > 0 else { throw PipelineError.badData(path: url.path, problem: "no .png/.jpg/.jpeg files found (recursively)") }
         self.size = size
         var good: [Int] = []

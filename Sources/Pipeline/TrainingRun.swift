@@ -84,8 +84,7 @@ public final class TrainingRun {
         if !resuming, let initialWeights { try initialWeights(model) }
         trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking)
         if resuming {
-            try trainer.resume(from: checkpoint)
-            let meta = try SafetensorsFile(contentsOf: checkpoint).metadata
+            let meta = try trainer.resume(from: checkpoint)
             trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0
             resumedFrom = trainer.step
         } else {

@@ -7,9 +7,13 @@ extension NoiseSchedule {
     /// `x0`, `noise`: (B, ...) of equal shape; `t`: B steps in `0..<T`. Returns (B, ...).
     public func qSample(x0: Tensor, t: [Int], noise: Tensor) -> Tensor {
         checkBatch("qSample", x0, t, noise)
-        let a = t.map { Float(alphaBar($0).squareRoot()) }
-        let b = t.map { Float((1 - alphaBar($0)).squareRoot()) }
+        let (a, b) = signalAndNoiseScales(t)
         return perItemAffine(x0, a, noise, b)
+    }
+
+    /// sqrt(ab_t) and sqrt(1 - ab_t) per item, rounded to Float32 from Float64.
+    func signalAndNoiseScales(_ t: [Int]) -> (signal: [Float], noise: [Float]) {
+        (t.map { Float(alphaBar($0).squareRoot()) }, t.map { Float((1 - alphaBar($0)).squareRoot()) })
     }
 
     /// The clean image implied by a noise prediction, x0 = sqrt(1/ab_t) x_t - sqrt(1/ab_t - 1) eps

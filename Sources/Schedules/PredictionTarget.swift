@@ -45,9 +45,8 @@ extension NoiseSchedule {
         case .noise: return noise
         case .x0: return x0
         case .velocity:
-            let a = t.map { Float(alphaBar($0).squareRoot()) }
-            let b = t.map { -Float((1 - alphaBar($0)).squareRoot()) }
-            return perItemAffine(noise, a, x0, b)
+            let (a, b) = signalAndNoiseScales(t)
+            return perItemAffine(noise, a, x0, b.map { -$0 })
         }
     }
 
@@ -60,9 +59,8 @@ extension NoiseSchedule {
         case .noise: return predictX0(xt: xt, t: t, eps: output, clip: clip)
         case .x0: x0 = output
         case .velocity:
-            let a = t.map { Float(alphaBar($0).squareRoot()) }
-            let b = t.map { -Float((1 - alphaBar($0)).squareRoot()) }
-            x0 = perItemAffine(xt, a, output, b)
+            let (a, b) = signalAndNoiseScales(t)
+            x0 = perItemAffine(xt, a, output, b.map { -$0 })
         }
         return clip ? x0.clamped(min: -1, max: 1) : x0
     }

@@ -189,13 +189,16 @@ public final class DiffusionTrainer {
     }
 
     /// Restores a checkpoint written by ``save(to:extraMetadata:)`` (strict: every key must match).
-    public func resume(from url: URL) throws {
+    /// Returns the checkpoint's metadata (for what callers recorded beside the step).
+    @discardableResult
+    public func resume(from url: URL) throws -> [String: String] {
         let report = try Checkpoint.load(from: url, into: model.store, ema: ema, optimizer: optimizer)
         guard let s = report.metadata["step"].flatMap(Int.init) else {
             throw TrainingError("checkpoint '\(url.path)': metadata has no 'step'")
         }
         step = s
         skippedSteps = report.metadata["skipped_steps"].flatMap(Int.init) ?? 0
+        return report.metadata
     }
 
     /// Samples `count` images with the EMA weights, in batches of `batchSize`. Returns (count, C, H, W).
