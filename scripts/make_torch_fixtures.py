@@ -7,7 +7,11 @@ Outputs (small, committed), in Tests/TorchCheckpointTests/Fixtures/:
                       F64, I64, I32, U8, BOOL) plus a rank-0 and a zero-size tensor
   torch_nested.pt     the reference MaskDM checkpoint layout, tiny: {'model': state_dict,
                       'ema': ema_pytorch.EMA(...).state_dict(), 'opt': AdamW state_dict, 'step': int,
-                      'args': argparse.Namespace, 'best_fid': numpy.float64}
+                      'best_fid': numpy.float64}
+  hostile_*.pt        files the reader must refuse before building anything: a payload whose
+                      __reduce__ is os.system (pickled as posix.system), builtins.eval,
+                      subprocess.Popen, and a checkpoint holding an argparse.Namespace (not a
+                      callable, but a class outside what a state dict needs, as weights_only says)
   torch_views.pt      tensors that are views: transposed, row/column slices (storage offset),
                       stepped slices, expanded (stride 0), a permuted 3-D tensor, a rank-0 element
   torch_protocol4.pt  torch.save(..., pickle_protocol=4) (FRAME, MEMOIZE, STACK_GLOBAL, ...) of a dict
@@ -159,13 +163,31 @@ def nested_fixture():
         "ema": ema.state_dict(),
         "opt": opt.state_dict(),
         "step": 1234,
-        "args": argparse.Namespace(lr=1e-4, name="celeba64", mask_ratio=0.9),
         "best_fid": np.float64(12.5),
     }
     save(ckpt, "torch_nested.pt")
     flat = flatten({k: ckpt[k] for k in ("model", "ema", "opt")})
     numbers = {"step": 1234, "opt.param_groups.0.lr": 1e-4, "opt.param_groups.0.weight_decay": 0.03}
     return {"keys": list(flat), "tensors": describe(flat), "numbers": numbers}
+
+
+class _Payload:
+    """Pickles as `callable(*args)`: what a malicious checkpoint does."""
+
+    def __init__(self, callable_, args):
+        self.callable, self.args = callable_, args
+
+    def __reduce__(self):
+        return self.callable, self.args
+
+
+def hostile_fixtures():
+    import subprocess
+    w = {"w": torch.ones(2)}
+    save({"model": w, "x": _Payload(os.system, ("touch /tmp/maskdm-pwned",))}, "hostile_os_system.pt")
+    save({"model": w, "x": _Payload(eval, ("1 + 1",))}, "hostile_eval.pt")
+    save({"model": w, "x": _Payload(subprocess.Popen, (["true"],))}, "hostile_popen.pt")
+    save({"model": w, "args": argparse.Namespace(lr=1e-4, name="celeba64")}, "hostile_namespace.pt")
 
 
 def views_fixture():
@@ -314,6 +336,7 @@ def main():
         "torch_script.pt": script_fixture(),
         "torch_traced.pt": traced_fixture(),
     }
+    hostile_fixtures()
     doc = {"generator": f"scripts/make_torch_fixtures.py (torch {torch.__version__})", "files": fixtures}
     with open(os.path.join(OUT, "torch_fixtures.json"), "w") as f:
         json.dump(doc, f, indent=1, sort_keys=False)

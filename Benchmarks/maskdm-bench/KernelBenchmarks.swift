@@ -88,7 +88,7 @@ final class AttentionBenchData {
         dq = Tensor.zeros(dims); dk = Tensor.zeros(dims); dv = Tensor.zeros(dims)
     }
 
-    private func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand {
+    private func op(_ p: UnsafePointer<Float>) -> AttentionOperand {
         .contiguous(p, heads: shape.heads, tokens: shape.tokens, headSize: shape.headSize)
     }
 

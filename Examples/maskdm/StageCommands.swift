@@ -61,7 +61,12 @@ struct StageOptions: ParsableArguments {
             modelConfig = m
             recipe = stage == .pretrain ? .pretraining(batchSize: 128, steps: 1000) : .finetuning(batchSize: 64, steps: 1000)
         }
-        if let model, config != nil, let m = MaskedUViTConfig.named(model, imageSize: modelConfig.imageHeight) { modelConfig = m }
+        if let model, config != nil {
+            guard let m = MaskedUViTConfig.named(model, imageSize: modelConfig.imageHeight) else {
+                throw ValidationError("unknown --model '\(model)' (expected tiny, small or base)")
+            }
+            modelConfig = m
+        }
         if stage != .pretrain { recipe.mask = .none }
         if let r = initRecipe { recipe.objective = r.objective; recipe.loss = r.loss; recipe.schedule = r.schedule }
         if let mask { recipe.mask = try MaskSpec(name: mask, ratio: ratio ?? recipe.mask.ratio ?? 0.9) }

@@ -48,9 +48,7 @@ public enum Checkpoint {
     }
 
     private static func slice(_ s: TensorStorage, _ p: Parameter) -> Tensor {
-        var t = Tensor(uninitialized: p.shape)
-        t.mutablePointer().update(from: s.base + p.offset, count: p.count)
-        return t
+        Tensor(copying: s, offset: p.offset, shape: p.shape)
     }
 
     /// What a load found besides the tensors it loaded.
@@ -80,52 +78,22 @@ public enum Checkpoint {
             throw CheckpointError(file: url.path, "\(error)")
         }
         let path = url.path
-        func read(_ key: String, _ p: Parameter) throws -> Tensor? {
-            guard let info = file.info(key) else { return nil }
-            guard info.shape == p.shape.dims else {
-                throw CheckpointError(file: path, "key '\(key)' has shape \(info.shape), the model expects \(p.shape.dims)")
-            }
-            do { return try file.tensor(key) } catch { throw CheckpointError(file: path, "\(error)") }
-        }
-        var missing: [String] = []
-        for p in store.parameters {
-            if let t = try read(prefix + p.name, p) { store.setValue(p, t) } else { missing.append(prefix + p.name) }
-        }
-        let auxiliary = ["ema.", "optimizer.m.", "optimizer.v.", emaPrefix]
-        let used = Set(store.parameters.map { prefix + $0.name })
-        let unused = file.keys.filter { k in
-            k.hasPrefix(prefix) && !used.contains(k) && !auxiliary.contains { !$0.isEmpty && k.hasPrefix($0) && $0 != prefix }
-        }
-        if strict && !missing.isEmpty {
-            throw CheckpointError(file: path, "missing key\(missing.count > 1 ? "s" : "") \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? " and \(missing.count - 5) more" : "")")
-        }
-        if strict && !unused.isEmpty {
-            throw CheckpointError(file: path, "unused key\(unused.count > 1 ? "s" : "") \(unused.prefix(5).joined(separator: ", "))\(unused.count > 5 ? " and \(unused.count - 5) more" : "")")
-        }
+        let (missing, unused) = try store.load(from: file, file: path, prefix: prefix, strict: strict,
+                                               otherPrefixes: ["ema.", "optimizer.m.", "optimizer.v.", emaPrefix])
         if let ema {
-            for p in ema.shadow.parameters {
-                guard let t = try read(emaPrefix + p.name, p) else {
-                    if strict { throw CheckpointError(file: path, "missing key \(emaPrefix + p.name)") }
-                    continue
-                }
-                ema.shadow.setValue(p, t)
-            }
+            try ema.shadow.load(from: file, file: path, prefix: emaPrefix, strict: strict, rejectUnused: false)
             ema.restore(updates: Int(file.metadata["ema_updates"] ?? "") ?? 0)
         }
         if let optimizer {
             guard let stepString = file.metadata["optimizer_step"], let step = Int(stepString) else {
                 throw CheckpointError(file: path, "no optimizer state (metadata key 'optimizer_step' missing)")
             }
-            var m = Tensor.zeros([store.count]), v = Tensor.zeros([store.count])
-            let mp = m.mutablePointer(), vp = v.mutablePointer()
-            for p in store.parameters {
-                guard let tm = try read("optimizer.m." + p.name, p), let tv = try read("optimizer.v." + p.name, p) else {
-                    throw CheckpointError(file: path, "missing key optimizer.m/v.\(p.name)")
-                }
-                tm.copyScalars(to: mp + p.offset)
-                tv.copyScalars(to: vp + p.offset)
-            }
-            optimizer.restore(step: step, m: m, v: v)
+            // The moments have the store's layout: load them into two stores shaped like it.
+            let (m, v) = (ParameterStore(), ParameterStore())
+            for p in store.parameters { m.add(p.name, zerosOf: p.shape); v.add(p.name, zerosOf: p.shape) }
+            try m.load(from: file, file: path, prefix: "optimizer.m.", rejectUnused: false)
+            try v.load(from: file, file: path, prefix: "optimizer.v.", rejectUnused: false)
+            optimizer.restore(step: step, m: m.values, v: v.values)
         }
         return LoadReport(metadata: file.metadata, missing: missing, unused: unused)
     }

@@ -30,8 +30,7 @@ public enum Functional {
             linearForward(parts.indices.map { (UnsafePointer(parts[$0].value.storage.base), widths[$0], offsets[$0]) }, rows: rows,
                           weight: weight, bias: bias, store: store, into: y.mutablePointer())
         }
-        let frozen = store.frozen.contains(weight.name)
-        return Tape.record(y, inputs: parts, tracked: !frozen, on: tape) { dy, tape in
+        return Tape.record(y, inputs: parts, tracked: !store.isFrozen(weight), on: tape) { dy, tape in
             withExtendedLifetime(dy.storage) {
                 let dyp = dy.storage.base
                 biasBackward(dy: dyp, rows: rows, bias: bias, store: store)
@@ -83,12 +82,10 @@ public enum Functional {
                 biasBackward(dy: dy.storage.base, rows: rows, bias: bias, store: store)
                 linearBackward(dy: dy.storage.base, input: n.storage.base, inputGradient: dnp, rows: rows, width: c,
                                columnOffset: 0, weight: weight, store: store)
-                let frozenW = store.frozen.contains(normWeight.name), frozenB = store.frozen.contains(normBias.name)
                 Kernels.layerNormBackward(dy: dnp, x: x.value.storage.base, weight: store.pointer(normWeight),
                                           mean: mean.storage.base, rstd: rstd.storage.base,
-                                          dx: tape.gradientPointer(for: x),
-                                          dweight: frozenW ? nil : store.gradientPointer(normWeight),
-                                          dbias: frozenB ? nil : store.gradientPointer(normBias), rows: rows, cols: c)
+                                          dx: tape.gradientPointer(for: x), dweight: store.trainableGradient(normWeight),
+                                          dbias: store.trainableGradient(normBias), rows: rows, cols: c)
             }
         }
     }
@@ -99,10 +96,7 @@ public enum Functional {
                               weight: Parameter, bias: Parameter?, store: ParameterStore,
                               into y: UnsafeMutablePointer<Float>) {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-        if let bias {
-            let b = store.pointer(bias)
-            for r in 0..<rows { (y + r * outDim).update(from: b, count: outDim) }
-        }
+        if let bias { Kernels.broadcastRows(store.pointer(bias), into: y, rows: rows, cols: outDim) }
         for (i, block) in blocks.enumerated() {
             Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: block.width, a: block.input,
                        b: store.pointer(weight) + block.columnOffset, ldb: inDim,
@@ -112,8 +106,8 @@ public enum Functional {
 
     /// `db += sum over rows of dy` for a linear layer's (non-frozen) bias.
     static func biasBackward(dy: UnsafePointer<Float>, rows: Int, bias: Parameter?, store: ParameterStore) {
-        guard let bias, !store.frozen.contains(bias.name) else { return }
-        columnSums(dy, rows: rows, cols: bias.count, into: store.gradientPointer(bias))
+        guard let bias, let db = store.trainableGradient(bias) else { return }
+        Kernels.accumulateColumnSums(dy, rows: rows, cols: bias.count, into: db)
     }
 
     /// The weight and input gradients of one input block of a linear layer:
@@ -122,25 +116,13 @@ public enum Functional {
                                inputGradient: UnsafeMutablePointer<Float>?, rows: Int, width: Int, columnOffset: Int,
                                weight: Parameter, store: ParameterStore) {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-        if !store.frozen.contains(weight.name) {
+        if let dw = store.trainableGradient(weight) {
             Gemm.sgemm(transposeA: true, m: outDim, n: width, k: rows, a: dy, b: input,
-                       beta: 1, c: store.gradientPointer(weight) + columnOffset, ldc: inDim)
+                       beta: 1, c: dw + columnOffset, ldc: inDim)
         }
         if let inputGradient {
             Gemm.sgemm(m: rows, n: width, k: outDim, a: dy, b: store.pointer(weight) + columnOffset, ldb: inDim,
                        beta: 1, c: inputGradient)
-        }
-    }
-
-    /// `out[j] += sum_r x[r, j]`, parallel over column blocks.
-    static func columnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
-        let xs = SendablePointer(x), os = SendablePointer(out)
-        parallelFor((cols + 15) / 16, grain: 4) { r in
-            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, cols)
-            for i in 0..<rows {
-                let row = xs.base + i * cols
-                for j in lo..<hi { os[j] += row[j] }
-            }
         }
     }
 
@@ -152,19 +134,15 @@ public enum Functional {
         precondition(x.shape.dims.last == 3 * d && v.count == d, "addQueryValueBias: \(x.shape) is not (..., 3 x \(d))")
         let rows = x.value.count / (3 * d)
         var y = x.value
-        let yp = y.mutablePointer(), qp = store.pointer(q), vp = store.pointer(v)
-        for r in 0..<rows {
-            let row = yp + r * 3 * d
-            for j in 0..<d { row[j] += qp[j]; row[2 * d + j] += vp[j] }
-        }
+        let yp = y.mutablePointer()
+        Kernels.addToRows(store.pointer(q), yp, rows: rows, cols: d, ld: 3 * d)
+        Kernels.addToRows(store.pointer(v), yp + 2 * d, rows: rows, cols: d, ld: 3 * d)
         return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
             withExtendedLifetime(dy.storage) {
                 let g = dy.storage.base
-                let gq = store.gradientPointer(q), gv = store.gradientPointer(v)
-                for r in 0..<rows {
-                    let row = g + r * 3 * d
-                    if !store.frozen.contains(q.name) { for j in 0..<d { gq[j] += row[j] } }
-                    if !store.frozen.contains(v.name) { for j in 0..<d { gv[j] += row[2 * d + j] } }
+                if let gq = store.trainableGradient(q) { Kernels.accumulateColumnSums(g, rows: rows, cols: d, ld: 3 * d, into: gq) }
+                if let gv = store.trainableGradient(v) {
+                    Kernels.accumulateColumnSums(g + 2 * d, rows: rows, cols: d, ld: 3 * d, into: gv)
                 }
             }
             tape.accumulate(dy, into: x)
@@ -187,12 +165,10 @@ public enum Functional {
         }
         return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
             withExtendedLifetime((dy.storage, x.value.storage, mean.storage, rstd.storage)) {
-                let frozenW = store.frozen.contains(weight.name), frozenB = store.frozen.contains(bias.name)
                 Kernels.layerNormBackward(dy: dy.storage.base, x: x.value.storage.base, weight: store.pointer(weight),
                                           mean: mean.storage.base, rstd: rstd.storage.base,
-                                          dx: tape.gradientPointer(for: x),
-                                          dweight: frozenW ? nil : store.gradientPointer(weight),
-                                          dbias: frozenB ? nil : store.gradientPointer(bias), rows: rows, cols: c)
+                                          dx: tape.gradientPointer(for: x), dweight: store.trainableGradient(weight),
+                                          dbias: store.trainableGradient(bias), rows: rows, cols: c)
             }
         }
     }
@@ -245,7 +221,7 @@ public enum Functional {
                                      k: .packedQKV(base, part: 1, heads: heads, tokens: t, headSize: hs),
                                      v: .packedQKV(base, part: 2, heads: heads, tokens: t, headSize: hs),
                                      out: .tokenMajor(y.mutablePointer(), heads: heads, tokens: t, headSize: hs),
-                                     lse: keep ? lse.mutablePointer() : nil, shape: s, scratch: scratch.base)
+                                     lse: keep ? lse.mutablePointer() : nil, shape: s, scratch: scratch.mutableBase)
         }
         let output = y
         return Tape.record(y, inputs: [qkv], on: tape) { dy, tape in
@@ -256,11 +232,14 @@ public enum Functional {
                 func packed(_ p: UnsafeMutablePointer<Float>, _ part: Int) -> AttentionOperand {
                     .packedQKV(p, part: part, heads: heads, tokens: t, headSize: hs)
                 }
+                func packed(_ p: UnsafePointer<Float>, _ part: Int) -> AttentionOperand {
+                    .packedQKV(p, part: part, heads: heads, tokens: t, headSize: hs)
+                }
                 Kernels.attentionBackward(dout: .tokenMajor(dy.storage.base, heads: heads, tokens: t, headSize: hs),
                                           out: .tokenMajor(output.storage.base, heads: heads, tokens: t, headSize: hs),
                                           q: packed(base, 0), k: packed(base, 1), v: packed(base, 2),
                                           lse: lse.storage.base, dq: packed(dqkv, 0), dk: packed(dqkv, 1),
-                                          dv: packed(dqkv, 2), shape: s, scratch: scratch.base)
+                                          dv: packed(dqkv, 2), shape: s, scratch: scratch.mutableBase)
             }
         }
     }
@@ -283,40 +262,16 @@ public enum Functional {
             precondition(nv == np1 - 1, "prependToken: \(nv) tokens but position embedding has \(np1 - 1) patches")
         }
         var y = Tensor(uninitialized: [b, 1 + nv, d])
-        let yp = y.mutablePointer(), pos = store.pointer(position)
         withExtendedLifetime((tokens.value.storage, first.storage)) {
-            let tp = tokens.value.storage.base, fp = first.storage.base
-            for bi in 0..<b {
-                let row0 = yp + bi * (1 + nv) * d
-                for j in 0..<d { row0[j] = fp[bi * d + j] + pos[j] }
-                for i in 0..<nv {
-                    let pidx = 1 + (positions?[bi][i] ?? i)
-                    let dst = row0 + (1 + i) * d, src = tp + (bi * nv + i) * d, pp = pos + pidx * d
-                    for j in 0..<d { dst[j] = src[j] + pp[j] }
-                }
-            }
+            Kernels.prependTokenAddPositions(tokens: tokens.value.storage.base, first: first.storage.base,
+                                             position: store.pointer(position), out: y.mutablePointer(),
+                                             batch: b, visible: nv, dimensions: d, indices: positions)
         }
         return Tape.record(y, inputs: [tokens], tracked: true, on: tape) { dy, tape in
             withExtendedLifetime(dy.storage) {
-                let g = dy.storage.base
-                if !store.frozen.contains(position.name) {
-                    let gp = store.gradientPointer(position)
-                    for bi in 0..<b {
-                        let row0 = g + bi * (1 + nv) * d
-                        for j in 0..<d { gp[j] += row0[j] }
-                        for i in 0..<nv {
-                            let pidx = 1 + (positions?[bi][i] ?? i)
-                            let src = row0 + (1 + i) * d, dst = gp + pidx * d
-                            for j in 0..<d { dst[j] += src[j] }
-                        }
-                    }
-                }
-                if let dt = tape.gradientPointer(for: tokens) {
-                    for bi in 0..<b {
-                        let src = g + (bi * (1 + nv) + 1) * d, dst = dt + bi * nv * d
-                        for j in 0..<(nv * d) { dst[j] += src[j] }
-                    }
-                }
+                Kernels.prependTokenAddPositionsBackward(dOut: dy.storage.base, dPosition: store.trainableGradient(position),
+                                                         dTokens: tape.gradientPointer(for: tokens),
+                                                         batch: b, visible: nv, dimensions: d, indices: positions)
             }
         }
     }
@@ -329,10 +284,8 @@ public enum Functional {
             guard let dx = tape.gradientPointer(for: x) else { return }
             let (b, _, d) = x.shape.dims3()
             withExtendedLifetime(dy.storage) {
-                for bi in 0..<b {
-                    let src = dy.storage.base + bi * (t - n) * d, dst = dx + (bi * t + n) * d
-                    for j in 0..<((t - n) * d) { dst[j] += src[j] }
-                }
+                Kernels.accumulateBlocks(dy.storage.base, stride: (t - n) * d, into: dx + n * d, stride: t * d,
+                                         blocks: b, length: (t - n) * d)
             }
         }
     }

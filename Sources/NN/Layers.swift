@@ -178,27 +178,11 @@ public struct PatchEmbedding: Sendable {
         let p = patchSize
         precondition(c == channels && h % p == 0 && w % p == 0,
                      "PatchEmbedding: image \(x.shape) does not fit \(channels) channels and patch \(p)")
-        let gw = w / p, n = (h / p) * gw
-        let nv = patches?.first?.count ?? n
+        let nv = patches?.first?.count ?? (h / p) * (w / p)
         var cols = Tensor(uninitialized: [b, nv, c * p * p])
-        let cp = SendablePointer(cols.mutablePointer())
-        let xs = SendablePointer(x.storage.base)
         withExtendedLifetime(x.storage) {
-            parallelFor(b * nv, grain: 16) { r in
-                for k in r {
-                    let bi = k / nv, i = k % nv
-                    let patch = patches?[bi][i] ?? i
-                    let hi = patch / gw, wi = patch % gw
-                    var dst = cp.base + k * c * p * p
-                    for ci in 0..<c {
-                        for p1 in 0..<p {
-                            let src = xs.base + ((bi * c + ci) * h + hi * p + p1) * w + wi * p
-                            dst.update(from: src, count: p)
-                            dst += p
-                        }
-                    }
-                }
-            }
+            Kernels.gatherPatches(images: x.storage.base, out: cols.mutablePointer(), batch: b, channels: c,
+                                  height: h, width: w, patch: p, indices: patches)
         }
         return Functional.linear(Variable(cols), weight: weight, bias: bias, store: store, tape: tape)
     }

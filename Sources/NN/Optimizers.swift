@@ -34,55 +34,23 @@ public final class AdamW: @unchecked Sendable {
     /// arithmetic as clipping the gradients in place, without the extra pass over them).
     public func update(gradientScale: Float = 1) {
         step += 1
-        let scaled = gradientScale < 1, gs = gradientScale
-        let lr = learningRate, b1 = beta1, b2 = beta2, e = eps, wd = weightDecay
+        let lr = learningRate
         // PyTorch computes the bias corrections in Python floats (double).
-        let bc1 = 1 - Foundation.pow(Double(b1), Double(step))
-        let bc2 = 1 - Foundation.pow(Double(b2), Double(step))
-        let stepSize = Float(Double(lr) / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = 1 - lr * wd
-        let p = SendablePointer(store.values.base), g = SendablePointer(store.gradients.base)
-        let mp = SendablePointer(m.base), vp = SendablePointer(v.base)
-        // One parallel loop over each run of consecutive trainable parameters (the whole arena
-        // when nothing is frozen), 16 lanes at a time; same operation order as torch's AdamW.
-        for run in trainableRuns() {
-            parallelFor((run.count + 15) / 16, grain: 1 << 11) { r in
-                let lo = run.lowerBound + r.lowerBound * 16, hi = Swift.min(run.lowerBound + r.upperBound * 16, run.upperBound)
-                var i = lo
-                while i + 16 <= hi {
-                    var gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    if scaled { gi *= gs }
-                    var pi = UnsafeRawPointer(p.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    var mi = UnsafeRawPointer(mp.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    var vi = UnsafeRawPointer(vp.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    pi *= decay
-                    mi += (1 - b1) * (gi - mi)                  // torch: exp_avg.lerp_(grad, 1 - beta1)
-                    vi = vi * b2 + (1 - b2) * gi * gi           // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-                    var root = vi
-                    for l in 0..<16 { root[l] = vi[l].squareRoot() }
-                    pi -= stepSize * mi / (root / bc2Sqrt + e)
-                    UnsafeMutableRawPointer(p.base + i).storeBytes(of: pi, as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(mp.base + i).storeBytes(of: mi, as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(vp.base + i).storeBytes(of: vi, as: SIMD16<Float>.self)
-                    i += 16
-                }
-                while i < hi {
-                    let gi = scaled ? g[i] * gs : g[i]
-                    p[i] *= decay
-                    mp[i] += (1 - b1) * (gi - mp[i])
-                    vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
-                    p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
-                    i += 1
-                }
-            }
-        }
+        let bc1 = 1 - Foundation.pow(Double(beta1), Double(step))
+        let bc2 = 1 - Foundation.pow(Double(beta2), Double(step))
+        let k = AdamWStepConstants(decay: 1 - lr * weightDecay, beta1: beta1, beta2: beta2, eps: eps,
+                                   stepSize: Float(Double(lr) / bc1), biasCorrection2Root: Float(bc2.squareRoot()),
+                                   gradientScale: gradientScale)
+        // One pass over each run of consecutive trainable parameters (the whole arena when
+        // nothing is frozen).
+        let p = store.values.mutableBase, g = store.gradients.base
+        for run in trainableRuns() { Kernels.adamW(parameters: p, gradients: g, m: m.mutableBase, v: v.mutableBase, range: run, k) }
     }
 
     /// Arena ranges covering the trainable parameters, merging neighbours.
     func trainableRuns() -> [Range<Int>] {
         var runs: [Range<Int>] = []
-        for param in store.parameters where !store.frozen.contains(param.name) {
+        for param in store.parameters where !store.isFrozen(param) {
             let r = param.offset..<(param.offset + param.count)
             if let last = runs.last, last.upperBound == r.lowerBound { runs[runs.count - 1] = last.lowerBound..<r.upperBound }
             else { runs.append(r) }
@@ -94,8 +62,17 @@ public final class AdamW: @unchecked Sendable {
     public func restore(step: Int, m: Tensor, v: Tensor) {
         precondition(m.count == store.count && v.count == store.count, "AdamW.restore: moment sizes differ from the store")
         self.step = step
-        m.copyScalars(to: self.m.base)
-        v.copyScalars(to: self.v.base)
+        m.copyScalars(to: self.m.mutableBase)
+        v.copyScalars(to: self.v.mutableBase)
+    }
+
+    /// Restores optimizer state from moment arenas with the store's layout (their first
+    /// `store.count` values).
+    public func restore(step: Int, m: TensorStorage, v: TensorStorage) {
+        precondition(m.count >= store.count && v.count >= store.count, "AdamW.restore: moment arenas smaller than the store")
+        self.step = step
+        Kernels.copy(m.base, into: self.m.mutableBase, count: store.count)
+        Kernels.copy(v.base, into: self.v.mutableBase, count: store.count)
     }
 }
 
@@ -170,19 +147,7 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
             shadow.copyValues(from: online)
             return
         }
-        let s = SendablePointer(shadow.values.base), o = SendablePointer(online.values.base)
-        let w = 1 - d
-        parallelFor((n + 15) / 16, grain: 1 << 11) { r in
-            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            var i = lo
-            while i + 16 <= hi {
-                let sv = UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                let ov = UnsafeRawPointer(o.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(s.base + i).storeBytes(of: sv + w * (ov - sv), as: SIMD16<Float>.self)
-                i += 16
-            }
-            while i < hi { s[i] += w * (o[i] - s[i]); i += 1 }
-        }
+        Kernels.lerp(shadow.values.mutableBase, toward: online.values.base, weight: 1 - d, count: n)
     }
 
     /// Restores the update count and weights (from a checkpoint).
@@ -196,10 +161,7 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
 public func clipGradientNorm(_ store: ParameterStore, maxNorm: Float) -> Float {
     let norm = gradientNorm(store)
     let coef = clippingScale(norm: norm, maxNorm: maxNorm)
-    if coef < 1 {
-        let g = SendablePointer(store.gradients.base)
-        parallelFor(store.count, grain: 1 << 16) { r in for i in r { g[i] *= coef } }
-    }
+    if coef < 1 { Kernels.scale(store.gradients.mutableBase, by: coef, count: store.count) }
     return norm
 }
 
@@ -212,29 +174,5 @@ public func clippingScale(norm: Float, maxNorm: Float) -> Float {
 /// Global L2 norm of all gradients: Float partial sums over blocks of 4,096, combined in Double
 /// (deterministic for a given arena size, whatever the thread count).
 public func gradientNorm(_ store: ParameterStore) -> Float {
-    let g = SendablePointer(store.gradients.base)
-    let n = store.count
-    let block = 4096
-    let blocks = (n + block - 1) / block
-    var partial = [Double](repeating: 0, count: blocks)
-    partial.withUnsafeMutableBufferPointer { buf in
-        guard let base = buf.baseAddress else { return }
-        let out = SendablePointer(base)
-        parallelFor(blocks, grain: 16) { r in
-            for bi in r {
-                let lo = bi * block, hi = Swift.min(lo + block, n)
-                var acc = SIMD16<Float>(repeating: 0)
-                var i = lo
-                while i + 16 <= hi {
-                    let v = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    acc += v * v
-                    i += 16
-                }
-                var s = Double(acc.sum())
-                while i < hi { s += Double(g[i]) * Double(g[i]); i += 1 }
-                out[bi] = s
-            }
-        }
-    }
-    return Float(partial.reduce(0, +).squareRoot())
+    Float(Kernels.sumOfSquares(store.gradients.base, count: store.count).squareRoot())
 }

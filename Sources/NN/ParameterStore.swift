@@ -52,7 +52,7 @@ public final class ParameterStore: @unchecked Sendable {
     public var gradients: TensorStorage {
         if let g = gradientArena, g.count >= count { return g }
         let g = TensorStorage(count: count, repeating: 0)
-        if let old = gradientArena { g.base.update(from: old.base, count: old.count) }
+        if let old = gradientArena { g.mutableBase.update(from: old.base, count: old.count) }
         gradientArena = g
         return g
     }
@@ -88,7 +88,7 @@ public final class ParameterStore: @unchecked Sendable {
             // past `count` are never touched, so the slack costs address space, not memory.
             let capacity = Swift.max(newCount, 2 * values.count, 1024)
             let v = TensorStorage(uninitializedCount: capacity)
-            v.base.update(from: values.base, count: count)
+            v.mutableBase.update(from: values.base, count: count)
             values = v
         }
         count = newCount
@@ -101,23 +101,25 @@ public final class ParameterStore: @unchecked Sendable {
     public func parameter(named name: String) -> Parameter? { index[name].map { parameters[$0] } }
 
     /// Pointer to a parameter's values (valid until the next `add`).
-    @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.base + p.offset }
-    /// Pointer to a parameter's gradient (valid until the next `add`).
-    public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.base + p.offset }
+    @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.mutableBase + p.offset }
+    /// Pointer to a parameter's gradient (valid until the next `add`), frozen or not.
+    public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.mutableBase + p.offset }
+
+    /// Where a backward pass accumulates this parameter's gradient: its slice of the gradient
+    /// arena, or nil when the parameter is frozen (its gradient is then not computed). Layers ask
+    /// this, and only this, before writing a parameter gradient.
+    public func trainableGradient(_ p: Parameter) -> UnsafeMutablePointer<Float>? {
+        frozen.isEmpty || !frozen.contains(p.name) ? gradientPointer(p) : nil
+    }
+
+    /// Whether the parameter is excluded from optimisation (see ``freeze(where:)``).
+    public func isFrozen(_ p: Parameter) -> Bool { !frozen.isEmpty && frozen.contains(p.name) }
 
     /// A copy of a parameter's value as a tensor.
-    public func value(_ p: Parameter) -> Tensor {
-        var t = Tensor(uninitialized: p.shape)
-        t.mutablePointer().update(from: pointer(p), count: p.count)
-        return t
-    }
+    public func value(_ p: Parameter) -> Tensor { Tensor(copying: values, offset: p.offset, shape: p.shape) }
 
     /// A copy of a parameter's gradient as a tensor.
-    public func gradient(_ p: Parameter) -> Tensor {
-        var t = Tensor(uninitialized: p.shape)
-        t.mutablePointer().update(from: gradientPointer(p), count: p.count)
-        return t
-    }
+    public func gradient(_ p: Parameter) -> Tensor { Tensor(copying: gradients, offset: p.offset, shape: p.shape) }
 
     /// Overwrites a parameter's value; the shape must match.
     public func setValue(_ p: Parameter, _ t: Tensor) {
@@ -127,7 +129,7 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Sets every gradient to zero (one fill).
     public func zeroGrad() {
-        if let g = gradientArena { g.base.update(repeating: 0, count: Swift.min(count, g.count)) }
+        if let g = gradientArena { g.mutableBase.update(repeating: 0, count: Swift.min(count, g.count)) }
     }
 
     /// Excludes parameters whose names satisfy `predicate` from optimisation.
@@ -146,13 +148,7 @@ public final class ParameterStore: @unchecked Sendable {
     /// Copies every value from another store with the same layout.
     public func copyValues(from other: ParameterStore) {
         precondition(other.count == count, "copyValues: stores hold \(other.count) and \(count) values")
-        // Parallel chunks of at least 1M floats: a model-sized copy (an EMA shadow) is memory-bound.
-        let dst = SendablePointer(values.base), src = SendablePointer(other.values.base), n = count
-        let chunk = 1 << 20
-        parallelFor((n + chunk - 1) / chunk) { r in
-            let lo = r.lowerBound * chunk, hi = Swift.min(r.upperBound * chunk, n)
-            (dst.base + lo).update(from: src.base + lo, count: hi - lo)
-        }
+        Kernels.copy(other.values.base, into: values.mutableBase, count: count)
     }
 }
 

@@ -66,7 +66,6 @@ public final class TrainingRun {
         try config.recipe.validate()
         try config.model.validate()
         let fm = FileManager.default
-        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         let configURL = folder.appendingPathComponent("config.json")
         if fm.fileExists(atPath: configURL.path) {
             let existing: RunConfig
@@ -90,6 +89,9 @@ public final class TrainingRun {
         } else {
             resumedFrom = nil
         }
+        // The folder is created only now: a run that fails to start (bad --init weights, a
+        // config mismatch) leaves nothing behind.
+        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
         try Data(config.json.utf8).write(to: configURL, options: .atomic)
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
         let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""

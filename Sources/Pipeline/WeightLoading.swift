@@ -77,18 +77,8 @@ public enum WeightLoading {
 
     /// Copies `tensors` (network keys) into `model`, strictly.
     public static func assign(_ tensors: [String: Tensor], to model: MaskedUViT, file: String) throws {
-        let store = model.store
-        for p in store.parameters {
-            guard let t = tensors[p.name] else { throw PipelineError.badCheckpoint(path: file, problem: "missing key '\(p.name)'") }
-            guard t.shape == p.shape else {
-                throw PipelineError.badCheckpoint(path: file, problem: "key '\(p.name)' has shape \(t.shape), the model expects \(p.shape)")
-            }
-            store.setValue(p, t)
-        }
-        let known = Set(store.parameters.map(\.name))
-        let extra = tensors.keys.filter { !known.contains($0) }.sorted()
-        if !extra.isEmpty {
-            throw PipelineError.badCheckpoint(path: file, problem: "unused key\(extra.count > 1 ? "s" : "") \(extra.prefix(5).joined(separator: ", ")) (a network of another config?)")
+        do { try model.store.load(from: tensors, file: file) } catch let e as CheckpointError {
+            throw PipelineError.badCheckpoint(path: e.file, problem: e.problem)
         }
     }
 }

@@ -2,8 +2,8 @@
 /// opcodes a checkpoint might reasonably hold).
 ///
 /// Nothing is executed: `GLOBAL` only names a class or function, and `REDUCE`/`NEWOBJ` build
-/// tensors, dicts and tuples for the callables PyTorch uses (see ``TorchPickleCalls``) and an
-/// opaque description for any other. Storages come from `persistentLoad` (`BINPERSID`).
+/// tensors, dicts and tuples for the callables PyTorch uses (see ``TorchPickleCalls``). A name
+/// outside ``TorchCheckpointGlobals/allowed`` stops the load with an error. Storages come from `persistentLoad` (`BINPERSID`).
 /// Every read is bounds-checked; a malformed pickle throws an error naming the entry, the
 /// opcode and its byte offset.
 struct TorchUnpickler {
@@ -122,14 +122,14 @@ struct TorchUnpickler {
             case ascii("c"):                                            // GLOBAL
                 let module = try readLine()
                 let name = try readLine()
-                stack.append(.global(module + "." + name))
+                stack.append(.global(try allowedGlobal(module + "." + name)))
             case 0x93:                                                  // STACK_GLOBAL
                 let name = try pop()
                 let module = try pop()
                 guard case .string(let n) = name, case .string(let m) = module else {
                     throw fail("STACK_GLOBAL needs two strings, got \(module.summary) and \(name.summary)")
                 }
-                stack.append(.global(m + "." + n))
+                stack.append(.global(try allowedGlobal(m + "." + n)))
             case ascii("R"):                                            // REDUCE
                 let args = try pop()
                 let callable = try pop()
@@ -205,6 +205,16 @@ struct TorchUnpickler {
         let items = Array(stack[mark...])
         stack.removeSubrange(mark...)
         return items
+    }
+
+    /// `name` if a checkpoint may name it (``TorchCheckpointGlobals``); otherwise the load stops here.
+    private func allowedGlobal(_ name: String) throws -> String {
+        guard TorchCheckpointGlobals.isAllowed(name) else {
+            throw TorchCheckpointError(file: file, entry: entry,
+                                       "refused: the pickle names '\(name)' at byte \(opcodeStart), which a tensor checkpoint does not use "
+                                       + "(nothing was executed; only tensors, containers and numbers load)")
+        }
+        return name
     }
 
     private func memoGet(_ index: Int) throws -> PickleValue {

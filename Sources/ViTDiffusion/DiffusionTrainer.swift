@@ -4,14 +4,6 @@ import NN
 import Schedules
 import Tensor
 
-/// A training failure: non-finite loss or gradients, or a bad checkpoint.
-public struct TrainingError: Error, CustomStringConvertible, LocalizedError {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
-}
-
 /// Trains a ``MaskedUViT`` with MaskDM's recipe: masked pre-training, then unmasked fine-tuning.
 ///
 /// Each step draws uniform integer timesteps, Gaussian noise, a mask and (through the caller's
@@ -93,21 +85,44 @@ public final class DiffusionTrainer {
         return (x0, rng)
     }
 
-    /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1].
+    /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1]: draws the
+    /// timesteps (uniform), the noise and the mask from `rng`, in that order, and trains on them.
     @discardableResult
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
         let c = model.config
         let b = x0.shape[0]
+        let start = Date()
+        let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
+        let noise = Tensor.randomNormal(x0.shape, using: &rng)
+        let mask = masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng)
+        return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: Date().timeIntervalSince(start))
+    }
+
+    /// One optimisation step with every random choice given: the loss of the network on
+    /// `x_t = q_sample(x0, t, noise)` with the patches `mask` drops, the backward pass, clipping,
+    /// AdamW and the EMA update. This is the reference's training step with its draws made by the
+    /// caller (a test replaying the reference's inputs, or a custom sampling of timesteps).
+    /// - Parameters:
+    ///   - x0: clean images (B, C, H, W) in [-1, 1].
+    ///   - timesteps: B integer timesteps in `0..<schedule.timesteps`.
+    ///   - noise: Gaussian noise, the shape of `x0`.
+    ///   - mask: the dropped patches of each image (B rows over the model's patch grid).
+    @discardableResult
+    public func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask) throws -> Float {
+        try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: 0)
+    }
+
+    private func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask, drawSeconds: Double) throws -> Float {
+        let b = x0.shape[0]
+        precondition(t.count == b && noise.shape == x0.shape && mask.batchSize == b && mask.patchCount == model.config.patchCount,
+                     "trainStep: \(t.count) timesteps, noise \(noise.shape), mask \(mask.batchSize) x \(mask.patchCount) for images \(x0.shape)")
         var timings = StepTimings()
         var clock = Date()
         func lap() -> Double { let n = Date(); defer { clock = n }; return n.timeIntervalSince(clock) }
-        let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
-        let noise = Tensor.randomNormal(x0.shape, using: &rng)
         let xt = schedule.qSample(x0: x0, t: t, noise: noise)
-        let mask = masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng)
         let visible: [[Int]]? = mask.droppedCount == 0 ? nil : mask.visible
         model.store.zeroGrad()
-        timings.prepare = lap()
+        timings.prepare = lap() + drawSeconds
         let tape = Tape()
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
         let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
@@ -139,7 +154,7 @@ public final class DiffusionTrainer {
             step += 1
             return .nan
         }
-        throw TrainingError("training stopped: \(what); weights were not updated (set skipNonFiniteSteps to skip such steps)")
+        throw ViTDiffusionError.nonFinite(step: step, what: what)
     }
 
     /// A fine-tuning trainer that starts from this trainer's **online** weights (all of them),
@@ -194,7 +209,7 @@ public final class DiffusionTrainer {
     public func resume(from url: URL) throws -> [String: String] {
         let report = try Checkpoint.load(from: url, into: model.store, ema: ema, optimizer: optimizer)
         guard let s = report.metadata["step"].flatMap(Int.init) else {
-            throw TrainingError("checkpoint '\(url.path)': metadata has no 'step'")
+            throw ViTDiffusionError.missingMetadata(file: url.path, key: "step")
         }
         step = s
         skippedSteps = report.metadata["skipped_steps"].flatMap(Int.init) ?? 0
@@ -250,7 +265,7 @@ extension DiffusionTrainer {
                     progress: ((Progress) -> Void)? = nil) throws -> [Float] {
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             guard resume else {
-                throw TrainingError("checkpoint '\(checkpoint.path)' exists; pass resume: true to continue from it, or choose another file")
+                throw ViTDiffusionError.checkpointExists(file: checkpoint.path)
             }
             try self.resume(from: checkpoint)
         }

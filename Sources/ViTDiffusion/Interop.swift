@@ -3,14 +3,6 @@ import Masking
 import NN
 import Tensor
 
-/// Errors of the interop tool; messages name the file and the key.
-public struct InteropError: Error, CustomStringConvertible, LocalizedError {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
-}
-
 /// Running the network on tensors from files, for checking ports against the reference
 /// (`maskdm forward`).
 public enum Interop {
@@ -31,36 +23,43 @@ public enum Interop {
     public static func evaluate(_ model: MaskedUViT, inputs: URL) throws -> [String: Tensor] {
         let cfg = model.config
         let file: SafetensorsFile
-        do { file = try SafetensorsFile(contentsOf: inputs) } catch { throw InteropError("inputs: \(error)") }
+        do { file = try SafetensorsFile(contentsOf: inputs) } catch {
+            throw ViTDiffusionError.invalidInput(file: inputs.path, key: nil, problem: "\(error)")
+        }
         let name = inputs.lastPathComponent
         func need(_ key: String) throws -> SafetensorsFile.TensorInfo {
-            guard let info = file.info(key) else { throw InteropError("\(name): missing key '\(key)'") }
+            guard let info = file.info(key) else { throw ViTDiffusionError.missingTensor(file: name, key: key) }
             return info
         }
         let xInfo = try need("x")
         let expected = [cfg.inChannels, cfg.imageHeight, cfg.imageWidth]
         guard xInfo.shape.count == 4, Array(xInfo.shape.dropFirst()) == expected else {
-            throw InteropError("\(name): 'x' has shape \(xInfo.shape), expected (B, \(expected.map(String.init).joined(separator: ", ")))")
+            throw ViTDiffusionError.wrongShape(file: name, key: "x", found: xInfo.shape,
+                                               expected: "(B, \(expected.map(String.init).joined(separator: ", ")))")
         }
         let b = xInfo.shape[0]
         let x = try file.tensor("x")
         let tInfo = try need("t")
-        guard tInfo.shape == [b] else { throw InteropError("\(name): 't' has shape \(tInfo.shape), expected [\(b)]") }
+        guard tInfo.shape == [b] else { throw ViTDiffusionError.wrongShape(file: name, key: "t", found: tInfo.shape, expected: "[\(b)]") }
         let t: [Float] = tInfo.dtype.isInteger ? try file.int64s("t").map(Float.init) : try file.tensor("t").scalars
         var visible: [[Int]]? = nil
         if let mInfo = file.info("mask") {
             guard mInfo.shape == [b, 1 + cfg.patchCount] else {
-                throw InteropError("\(name): 'mask' has shape \(mInfo.shape), expected [\(b), \(1 + cfg.patchCount)]")
+                throw ViTDiffusionError.wrongShape(file: name, key: "mask", found: mInfo.shape, expected: "[\(b), \(1 + cfg.patchCount)]")
             }
             // U8 / BOOL as specified; integer and float masks are read too (nonzero = dropped).
             let flat: [Int64] = mInfo.dtype.isInteger || mInfo.dtype == .bool ? try file.int64s("mask")
                                                                              : try file.tensor("mask").scalars.map { $0 != 0 ? 1 : 0 }
             let rows = (0..<b).map { i in flat[(i * (1 + cfg.patchCount))..<((i + 1) * (1 + cfg.patchCount))].map { $0 != 0 } }
-            do { visible = try Mask(tokenMask: rows).visible } catch { throw InteropError("\(name) 'mask': \(error)") }
+            do { visible = try Mask(tokenMask: rows).visible } catch {
+                throw ViTDiffusionError.invalidInput(file: name, key: "mask", problem: "\(error)")
+            }
         }
         var results: [String: Tensor] = [:]
         if let eInfo = file.info("eps") {
-            guard eInfo.shape == xInfo.shape else { throw InteropError("\(name): 'eps' has shape \(eInfo.shape), expected \(xInfo.shape)") }
+            guard eInfo.shape == xInfo.shape else {
+                throw ViTDiffusionError.wrongShape(file: name, key: "eps", found: eInfo.shape, expected: "\(xInfo.shape)")
+            }
             let eps = try file.tensor("eps")
             model.store.zeroGrad()
             let tape = Tape()

@@ -62,17 +62,20 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     /// Hidden width of the MLPs.
     public var mlpHiddenDimensions: Int { Int(Double(embedDim) * mlpRatio) }
 
-    /// Checks the config is buildable; throws a message naming the offending field.
+    /// Checks the config is buildable; throws ``ViTDiffusionError/invalidConfig(file:field:problem:)``
+    /// naming the offending field.
     public func validate() throws {
-        func fail(_ s: String) -> ConfigError { ConfigError(message: s) }
+        func fail(_ field: String, _ s: String) -> ViTDiffusionError { .invalidConfig(file: nil, field: field, problem: s) }
         guard patchSize > 0, imageHeight > 0, imageWidth > 0, imageHeight % patchSize == 0, imageWidth % patchSize == 0 else {
-            throw fail("img_size \(imageHeight)x\(imageWidth) is not divisible by patch_size \(patchSize)")
+            throw fail("img_size", "\(imageHeight)x\(imageWidth) is not divisible by patch_size \(patchSize)")
         }
-        guard inChannels > 0 else { throw fail("in_chans must be positive, got \(inChannels)") }
-        guard embedDim > 0, embedDim % 2 == 0 else { throw fail("encoder_embed_dim must be positive and even, got \(embedDim)") }
-        guard heads > 0, embedDim % heads == 0 else { throw fail("encoder_embed_dim \(embedDim) is not divisible by encoder_heads \(heads)") }
-        guard depth >= 1 else { throw fail("encoder_depth must be at least 1, got \(depth)") }
-        guard mlpRatio > 0 else { throw fail("mlp_ratio must be positive, got \(mlpRatio)") }
+        guard inChannels > 0 else { throw fail("in_chans", "must be positive, got \(inChannels)") }
+        guard embedDim > 0, embedDim % 2 == 0 else { throw fail("encoder_embed_dim", "must be positive and even, got \(embedDim)") }
+        guard heads > 0, embedDim % heads == 0 else {
+            throw fail("encoder_embed_dim", "\(embedDim) is not divisible by encoder_heads \(heads)")
+        }
+        guard depth >= 1 else { throw fail("encoder_depth", "must be at least 1, got \(depth)") }
+        guard mlpRatio > 0 else { throw fail("mlp_ratio", "must be positive, got \(mlpRatio)") }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -111,19 +114,22 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     /// Reads a JSON config file; errors name the file and the field.
     public static func load(from url: URL) throws -> MaskedUViTConfig {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConfigError(message: "cannot read config '\(url.path)': \(error.localizedDescription)") }
+        do { data = try Data(contentsOf: url) } catch {
+            throw ViTDiffusionError.unreadableConfig(file: url.path, problem: "cannot read: \(error.localizedDescription)")
+        }
         do {
             let c = try JSONDecoder().decode(MaskedUViTConfig.self, from: data)
             try c.validate()
             return c
-        } catch let e as ConfigError {
-            throw ConfigError(message: "config '\(url.path)': \(e.message)")
+        } catch ViTDiffusionError.invalidConfig(_, let field, let problem) {
+            throw ViTDiffusionError.invalidConfig(file: url.path, field: field, problem: problem)
         } catch let DecodingError.keyNotFound(key, _) {
-            throw ConfigError(message: "config '\(url.path)': missing key '\(key.stringValue)'")
+            throw ViTDiffusionError.invalidConfig(file: url.path, field: key.stringValue, problem: "is missing")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw ConfigError(message: "config '\(url.path)': wrong type for '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+            throw ViTDiffusionError.invalidConfig(file: url.path, field: ctx.codingPath.map(\.stringValue).joined(separator: "."),
+                                                  problem: "has the wrong type")
         } catch {
-            throw ConfigError(message: "config '\(url.path)': \(error)")
+            throw ViTDiffusionError.unreadableConfig(file: url.path, problem: "\(error)")
         }
     }
 
@@ -139,9 +145,3 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     }
 }
 
-/// An invalid or unreadable model config.
-public struct ConfigError: Error, CustomStringConvertible, LocalizedError {
-    public let message: String
-    public var description: String { message }
-    public var errorDescription: String? { message }
-}

@@ -72,9 +72,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         return r
     }
 
-    /// Checks the values; throws a ``TrainingError`` naming the field.
+    /// Checks the values; throws ``ViTDiffusionError/invalidRecipe(field:problem:)`` naming the field.
     public func validate() throws {
-        func fail(_ field: String, _ problem: String) -> TrainingError { TrainingError("recipe: \(field) \(problem)") }
+        func fail(_ field: String, _ problem: String) -> ViTDiffusionError { .invalidRecipe(field: field, problem: problem) }
         guard batchSize >= 1 else { throw fail("batchSize", "must be at least 1, got \(batchSize)") }
         guard learningRate.isFinite, learningRate >= 0 else { throw fail("learningRate", "must be finite and >= 0, got \(learningRate)") }
         guard warmupSteps >= 0 else { throw fail("warmupSteps", "must be >= 0, got \(warmupSteps)") }

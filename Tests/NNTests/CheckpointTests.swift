@@ -24,7 +24,7 @@ import Testing
         let url = dir.appendingPathComponent("c.safetensors")
         let s = makeStore(seed: 1)
         let opt = AdamW(store: s)
-        for i in 0..<s.count { s.gradients.base[i] = Float(i % 7) - 3 }
+        for i in 0..<s.count { s.gradients.mutableBase[i] = Float(i % 7) - 3 }
         opt.update(); opt.update()
         let ema = ExponentialMovingAverage(online: s)
         ema.update()
@@ -87,7 +87,7 @@ import Testing
         let s = makeStore(seed: 1)
         try Checkpoint.save(to: url, store: s)
         let good = try Data(contentsOf: url)
-        s.values.base[0] = .nan
+        s.values.mutableBase[0] = .nan
         #expect { try Checkpoint.save(to: url, store: s) } throws: { "\($0)".contains("non-finite") }
         #expect(try Data(contentsOf: url) == good)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["c.safetensors"])

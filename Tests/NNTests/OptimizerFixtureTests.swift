@@ -70,7 +70,7 @@ import Testing
             var rng = RandomGenerator(seed: 3)
             _ = s.add("w", Tensor.randomNormal([1000], using: &rng))
             _ = s.add("b", Tensor.randomNormal([37], using: &rng))
-            let g = s.gradients.base
+            let g = s.gradients.mutableBase
             for i in 0..<s.count { g[i] = rng.nextNormal() * 3 }
             return s
         }

@@ -42,3 +42,42 @@ import Testing
         #expect(other.parameters.map(\.shape) == store.parameters.map(\.shape))
     }
 }
+
+/// The one strict loader (``ParameterStore/load(from:file:prefix:strict:rejectUnused:otherPrefixes:)``)
+/// and the one gradient accessor (``ParameterStore/trainableGradient(_:)``).
+@Suite struct StoreLoadingTests {
+    func store() -> (ParameterStore, Linear) {
+        let store = ParameterStore()
+        var rng = RandomGenerator(seed: 1)
+        return (store, Linear(store.builder.scope("fc"), inputDimensions: 3, outputDimensions: 2, rng: &rng))
+    }
+
+    @Test func loadsEveryKeyAndNamesTheFileAndKeyOfEachProblem() throws {
+        let (s, fc) = store()
+        let w = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]), b = Tensor([7, 8], shape: [2])
+        try s.load(from: ["m.fc.weight": w, "m.fc.bias": b, "ema.fc.weight": w], file: "f.pt", prefix: "m.")
+        #expect(s.value(fc.weight).scalars == w.scalars && s.value(fc.bias!).scalars == b.scalars)
+
+        #expect(throws: CheckpointError(file: "f.pt", "missing key 'fc.bias'")) { try s.load(from: ["fc.weight": w], file: "f.pt") }
+        #expect(throws: CheckpointError(file: "f.pt", "unused key 'fc.extra' (a network of another config?)")) {
+            try s.load(from: ["fc.weight": w, "fc.bias": b, "fc.extra": b], file: "f.pt")
+        }
+        #expect(throws: CheckpointError(file: "f.pt", "key 'fc.bias' has shape [3], the model expects [2]")) {
+            try s.load(from: ["fc.weight": w, "fc.bias": Tensor.zeros([3])], file: "f.pt", strict: false)
+        }
+        let lenient = try s.load(from: ["fc.weight": w, "x": b], file: "f.pt", strict: false)
+        #expect(lenient.missing == ["fc.bias"] && lenient.unused == ["x"])
+        // Keys under other prefixes (EMA weights, optimizer moments) are not "unused".
+        try s.load(from: ["fc.weight": w, "fc.bias": b, "ema.fc.bias": b], file: "f.pt", otherPrefixes: ["ema."])
+    }
+
+    @Test func trainableGradientIsNilExactlyForFrozenParameters() {
+        let (s, fc) = store()
+        #expect(s.trainableGradient(fc.weight) == s.gradientPointer(fc.weight))
+        s.freeze { $0.hasSuffix("bias") }
+        #expect(s.trainableGradient(fc.bias!) == nil && s.isFrozen(fc.bias!) && !s.isFrozen(fc.weight))
+        #expect(s.trainableGradient(fc.weight) != nil)
+        s.unfreezeAll()
+        #expect(s.trainableGradient(fc.bias!) != nil)
+    }
+}

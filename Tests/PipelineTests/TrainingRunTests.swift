@@ -72,6 +72,17 @@ import ViTDiffusion
                          losses: try logRecords(run).map(\.loss.bitPattern))
     }
 
+    @Test func aRunThatFailsToStartLeavesNoFolder() throws {
+        struct BadWeights: Error {}
+        try withTemporaryFolder("run") { tmp in
+            let folder = tmp.appendingPathComponent("never")
+            #expect(throws: BadWeights.self) {
+                _ = try TrainingRun(folder: folder, config: Self.config(steps: 2)) { _ in throw BadWeights() }
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder.path))
+        }
+    }
+
     @Test func resumedRunIsBitIdenticalToUninterruptedRun() throws {
         try withTemporaryFolder("run") { tmp in
             let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))

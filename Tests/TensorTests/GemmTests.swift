@@ -167,14 +167,14 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
             let packed = TensorStorage(uninitializedCount: Gemm.packedBSize(n: p.n, k: p.k))
             let work = TensorStorage(uninitializedCount: Gemm.serialWorkspaceSize(m: p.m, n: p.n, k: p.k))
             withExtendedLifetime((packed, work)) {
-                Gemm.packB(transposeB: p.transposeB, n: p.n, k: p.k, b: b, ldb: ldb, into: packed.base)
+                Gemm.packB(transposeB: p.transposeB, n: p.n, k: p.k, b: b, ldb: ldb, into: packed.mutableBase)
                 for _ in 0..<2 where p.beta == 0 {      // reuse: a second product from the same packing
                     Gemm.serial(transposeA: p.transposeA, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda,
-                                packedB: packed.base, beta: 0, c: c, ldc: ldc, workspace: work.base)
+                                packedB: packed.base, beta: 0, c: c, ldc: ldc, workspace: work.mutableBase)
                 }
                 if p.beta != 0 {
                     Gemm.serial(transposeA: p.transposeA, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda,
-                                packedB: packed.base, beta: p.beta, c: c, ldc: ldc, workspace: work.base)
+                                packedB: packed.base, beta: p.beta, c: c, ldc: ldc, workspace: work.mutableBase)
                 }
             }
         }
@@ -192,10 +192,10 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         let work = TensorStorage(uninitializedCount: size + 256)
         try withExtendedLifetime(work) {
             for (m, k) in [(108, 256), (192, 256), (150, 200), (97, 44), (144, 129), (6, 256)] {
-                for i in 0..<256 { work.base[size + i] = 12345 }
+                for i in 0..<256 { work.mutableBase[size + i] = 12345 }
                 let p = GemmCase(m: m, n: nn, k: k)
                 let e = gemmRelativeError(p, seed: 3) { p, a, lda, b, ldb, c, ldc in
-                    Gemm.serial(m: p.m, n: p.n, k: p.k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, workspace: work.base)
+                    Gemm.serial(m: p.m, n: p.n, k: p.k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, workspace: work.mutableBase)
                 }
                 #expect(e < gemmTolerance(k), "\(p): relative error \(e)")
                 try #require((0..<256).allSatisfy { work.base[size + $0] == 12345 }, "(\(m), \(nn), \(k)) wrote past a (\(mm), \(nn), \(kk)) workspace")

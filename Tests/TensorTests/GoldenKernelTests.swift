@@ -56,7 +56,7 @@ import Testing
         let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs, scale: Float(try fx.double("scale")))
         var out = Tensor.zeros(q.shape), lse = Tensor.zeros([b * nh * t]), scratch = Tensor.zeros([s.scratchCount])
         var dq = Tensor.zeros(q.shape), dk = Tensor.zeros(q.shape), dv = Tensor.zeros(q.shape)
-        func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+        func op(_ p: UnsafePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
         let sp = scratch.mutablePointer()
         func run() {
             Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base), out: op(out.mutablePointer()),

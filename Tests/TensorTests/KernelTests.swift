@@ -93,7 +93,7 @@ import Testing
         var scratch = Tensor.zeros([s.scratchCount])
         let sp = scratch.mutablePointer()
         let op = out.mutablePointer()
-        func operand(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+        func operand(_ p: UnsafePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
         Kernels.attentionForward(q: operand(q.storage.base), k: operand(k.storage.base), v: operand(v.storage.base),
                                  out: operand(op), lse: lse.mutablePointer(), shape: s, scratch: sp)
         var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
@@ -129,7 +129,7 @@ import Testing
         func run() -> [Tensor] {
             var out = Tensor.zeros(shape), lse = Tensor.zeros([b * nh * t]), scratch = Tensor.zeros([s.scratchCount])
             var dq = Tensor.zeros(shape), dk = Tensor.zeros(shape), dv = Tensor.zeros(shape)
-            func op(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
+            func op(_ p: UnsafePointer<Float>) -> AttentionOperand { .contiguous(p, heads: nh, tokens: t, headSize: hs) }
             let sp = scratch.mutablePointer()
             Kernels.attentionForward(q: op(q.storage.base), k: op(k.storage.base), v: op(v.storage.base), out: op(out.mutablePointer()),
                                      lse: lse.mutablePointer(), shape: s, scratch: sp)

@@ -27,8 +27,8 @@ import Testing
         var dqkv = Tensor(Array(repeating: 0.25, count: qkv.count), shape: qkv.shape)
         var scratch = Tensor.zeros([s.scratchCount])
         let base = qkv.storage.base, d = dqkv.mutablePointer(), o = out.mutablePointer()
-        func part(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> AttentionOperand { .packedQKV(p, part: i, heads: nh, tokens: t, headSize: hs) }
-        func tokens(_ p: UnsafeMutablePointer<Float>) -> AttentionOperand { .tokenMajor(p, heads: nh, tokens: t, headSize: hs) }
+        func part(_ p: UnsafePointer<Float>, _ i: Int) -> AttentionOperand { .packedQKV(p, part: i, heads: nh, tokens: t, headSize: hs) }
+        func tokens(_ p: UnsafePointer<Float>) -> AttentionOperand { .tokenMajor(p, heads: nh, tokens: t, headSize: hs) }
         Kernels.attentionForward(q: part(base, 0), k: part(base, 1), v: part(base, 2), out: tokens(o),
                                  lse: lse.mutablePointer(), shape: s, scratch: scratch.mutablePointer())
         Kernels.attentionBackward(dout: tokens(g.storage.base), out: tokens(o), q: part(base, 0), k: part(base, 1),

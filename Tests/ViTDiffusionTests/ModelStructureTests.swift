@@ -58,7 +58,7 @@ import Testing
         let values = { (m: MaskedUViT) in Array(UnsafeBufferPointer(start: m.store.values.base, count: m.store.count)) }
         #expect(values(copy) == values(model))
         #expect(!copy.store.hasGradients)
-        copy.store.values.base[0] += 1                      // independent storage
+        copy.store.values.mutableBase[0] += 1                      // independent storage
         #expect(values(copy) != values(model))
     }
 

@@ -5,8 +5,12 @@
 public final class TensorStorage: @unchecked Sendable {
     // @unchecked Sendable: the buffer is only mutated through Tensor's copy-on-write accessors,
     // which first make the storage uniquely referenced; shared storages are read-only.
-    /// The first element.
-    public let base: UnsafeMutablePointer<Float>
+    /// The first element, read-only. Write through ``Tensor/mutablePointer()`` (which copies a
+    /// shared storage first), or through ``mutableBase`` for a storage you alone own.
+    @inlinable public var base: UnsafePointer<Float> { UnsafePointer(mutableBase) }
+    /// The first element, writable. Writing here bypasses copy-on-write: use it only on a storage
+    /// no ``Tensor`` shares (an optimizer's arena, a scratch buffer), never on a tensor's storage.
+    public let mutableBase: UnsafeMutablePointer<Float>
     /// Number of Float32 elements.
     public let count: Int
     /// Bytes of the ``BufferPool`` block behind `base` (0: from the system allocator).
@@ -24,28 +28,28 @@ public final class TensorStorage: @unchecked Sendable {
             raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
             pooledBytes = 0
         }
-        self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.mutableBase = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
     }
 
     /// Allocates storage filled with `value`.
     public convenience init(count: Int, repeating value: Float) {
         self.init(uninitializedCount: count)
-        base.initialize(repeating: value, count: count)
+        mutableBase.initialize(repeating: value, count: count)
     }
 
     /// A new storage holding a copy of this one.
     public func copy() -> TensorStorage {
         let s = TensorStorage(uninitializedCount: count)
-        s.base.update(from: base, count: count)
+        s.mutableBase.update(from: base, count: count)
         return s
     }
 
     deinit {
         if pooledBytes > 0 {
-            BufferPool.shared.deallocate(UnsafeMutableRawPointer(base), sizeClass: pooledBytes)
+            BufferPool.shared.deallocate(UnsafeMutableRawPointer(mutableBase), sizeClass: pooledBytes)
         } else {
-            UnsafeMutableRawPointer(base).deallocate()
+            UnsafeMutableRawPointer(mutableBase).deallocate()
         }
     }
 }

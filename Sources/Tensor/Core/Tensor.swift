@@ -43,7 +43,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
                      "Tensor: \(scalars.count) scalars do not fill shape \(shape)")
         self.init(uninitialized: shape)
         scalars.withUnsafeBufferPointer { src in
-            if let b = src.baseAddress { storage.base.update(from: b, count: scalars.count) }
+            if let b = src.baseAddress { storage.mutableBase.update(from: b, count: scalars.count) }
         }
     }
 
@@ -96,7 +96,7 @@ public struct Tensor: Sendable, CustomStringConvertible {
     ) rethrows -> R {
         makeUnique()
         return try withExtendedLifetime(storage) {
-            try body(UnsafeMutableBufferPointer(start: storage.base, count: count))
+            try body(UnsafeMutableBufferPointer(start: storage.mutableBase, count: count))
         }
     }
 
@@ -105,12 +105,21 @@ public struct Tensor: Sendable, CustomStringConvertible {
         withExtendedLifetime(storage) { destination.update(from: storage.base, count: count) }
     }
 
+    /// A tensor holding a copy of `shape.count` values of `storage` from `offset` (a slice of an
+    /// arena, e.g. one parameter's moments).
+    public init(copying storage: TensorStorage, offset: Int, shape: Shape) {
+        precondition(offset >= 0 && offset + shape.count <= storage.count,
+                     "Tensor(copying:): \(shape.count) values from \(offset) exceed the storage's \(storage.count)")
+        self.init(uninitialized: shape)
+        withExtendedLifetime(storage) { self.storage.mutableBase.update(from: storage.base + offset, count: shape.count) }
+    }
+
     /// Makes the storage uniquely owned (copying it if shared) and returns its base pointer.
     /// The pointer is valid while `self` is alive and not reassigned.
     @inlinable
     public mutating func mutablePointer() -> UnsafeMutablePointer<Float> {
         makeUnique()
-        return storage.base
+        return storage.mutableBase
     }
 
     /// Copies the storage if another tensor shares it.

@@ -31,6 +31,22 @@ public struct AttentionOperand {
         AttentionOperand(base: base, batchStride: tokens * heads * headSize, headStride: headSize, rowStride: heads * headSize)
     }
 
+    /// ``contiguous(_:heads:tokens:headSize:)`` for an input (q, k, v, out, dout): the kernels
+    /// never write through an input operand.
+    public static func contiguous(_ base: UnsafePointer<Float>, heads: Int, tokens: Int, headSize: Int) -> AttentionOperand {
+        contiguous(UnsafeMutablePointer(mutating: base), heads: heads, tokens: tokens, headSize: headSize)
+    }
+
+    /// ``packedQKV(_:part:heads:tokens:headSize:)`` for an input.
+    public static func packedQKV(_ base: UnsafePointer<Float>, part: Int, heads: Int, tokens: Int, headSize: Int) -> AttentionOperand {
+        packedQKV(UnsafeMutablePointer(mutating: base), part: part, heads: heads, tokens: tokens, headSize: headSize)
+    }
+
+    /// ``tokenMajor(_:heads:tokens:headSize:)`` for an input.
+    public static func tokenMajor(_ base: UnsafePointer<Float>, heads: Int, tokens: Int, headSize: Int) -> AttentionOperand {
+        tokenMajor(UnsafeMutablePointer(mutating: base), heads: heads, tokens: tokens, headSize: headSize)
+    }
+
     @inline(__always) func at(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> { base + b * batchStride + h * headStride }
 }
 
@@ -200,7 +216,7 @@ extension Tensor {
                 q: .contiguous(q.storage.base, heads: nh, tokens: t, headSize: hs),
                 k: .contiguous(k.storage.base, heads: nh, tokens: t, headSize: hs),
                 v: .contiguous(v.storage.base, heads: nh, tokens: t, headSize: hs),
-                out: .contiguous(o, heads: nh, tokens: t, headSize: hs), lse: nil, shape: s, scratch: scratch.base)
+                out: .contiguous(o, heads: nh, tokens: t, headSize: hs), lse: nil, shape: s, scratch: scratch.mutableBase)
         }
         return out
     }

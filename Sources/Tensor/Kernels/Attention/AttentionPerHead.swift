@@ -22,7 +22,7 @@ extension Kernels {
             let pad = { (n: Int) in (n + 15) / 16 * 16 }
             let scores = pad(Gemm.packedBSize(n: t, k: hs)), overKeys = pad(Gemm.packedBSize(n: hs, k: t))
             storage = TensorStorage(uninitializedCount: 2 * pad(br * t) + pad(g) + 2 * scores + 2 * overKeys)
-            p = storage.base
+            p = storage.mutableBase
             dp = p + pad(br * t)
             gemm = dp + pad(br * t)
             keysT = gemm + pad(g)

@@ -65,7 +65,7 @@ extension Kernels {
             let packed = backward ? 2 * scoreStride + overKeysStride : keyBlocks * (scoreStride + overKeysStride)
             let total = packed + 2 * pad(br * bc) + 2 * acc + rows + pad(g)
             storage = TensorStorage(uninitializedCount: total)
-            keysT = storage.base
+            keysT = storage.mutableBase
             if backward {
                 valuesT = keysT + scoreStride
                 keys = valuesT + scoreStride

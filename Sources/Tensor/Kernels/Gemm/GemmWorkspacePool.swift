@@ -19,7 +19,7 @@ final class GemmWorkspacePool: Sendable {
             return buffers.remove(at: i)
         }
         let buffer = taken ?? TensorStorage(uninitializedCount: floats)
-        let result = withExtendedLifetime(buffer) { body(buffer.base) }
+        let result = withExtendedLifetime(buffer) { body(buffer.mutableBase) }
         idle.withLock { buffers in
             buffers.append(buffer)
             // Keep the largest buffers: they serve every smaller request.

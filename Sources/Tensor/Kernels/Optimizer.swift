@@ -1,0 +1,152 @@
+/// The arithmetic of PyTorch's AdamW step, for one parameter element: decoupled weight decay,
+/// the two moments, and the bias-corrected update, with the constants of one step.
+public struct AdamWStepConstants: Sendable {
+    /// `1 - lr * weight_decay`.
+    public var decay: Float
+    /// The first moment's decay, `beta1`.
+    public var beta1: Float
+    /// The second moment's decay, `beta2`.
+    public var beta2: Float
+    /// The denominator's `eps`.
+    public var eps: Float
+    /// `lr / (1 - beta1^t)`, computed in double as PyTorch does.
+    public var stepSize: Float
+    /// `sqrt(1 - beta2^t)`.
+    public var biasCorrection2Root: Float
+    /// Gradients are multiplied by this first when it is below 1 (fused gradient clipping).
+    public var gradientScale: Float
+
+    /// The constants of an update.
+    public init(decay: Float, beta1: Float, beta2: Float, eps: Float, stepSize: Float, biasCorrection2Root: Float,
+                gradientScale: Float = 1) {
+        self.decay = decay; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.stepSize = stepSize; self.biasCorrection2Root = biasCorrection2Root; self.gradientScale = gradientScale
+    }
+}
+
+/// Whole-arena optimizer passes: AdamW, the EMA's interpolation, the gradient norm and scaling.
+extension Kernels {
+    /// One AdamW update of the elements `range` of the parameter, gradient and moment arenas, 16
+    /// lanes at a time, in torch's operation order (`exp_avg.lerp_(grad, 1 - beta1)`,
+    /// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`, then the step).
+    public static func adamW(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                             m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, range: Range<Int>,
+                             _ k: AdamWStepConstants) {
+        let p = SendablePointer(parameters), g = SendablePointer(gradients)
+        let mp = SendablePointer(m), vp = SendablePointer(v)
+        let scaled = k.gradientScale < 1, gs = k.gradientScale
+        let decay = k.decay, b1 = k.beta1, b2 = k.beta2, e = k.eps, stepSize = k.stepSize, bc2Sqrt = k.biasCorrection2Root
+        parallelFor((range.count + 15) / 16, grain: 1 << 11) { r in
+            let lo = range.lowerBound + r.lowerBound * 16
+            let hi = Swift.min(range.lowerBound + r.upperBound * 16, range.upperBound)
+            var i = lo
+            while i + 16 <= hi {
+                var gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                if scaled { gi *= gs }
+                var pi = UnsafeRawPointer(p.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                var mi = UnsafeRawPointer(mp.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                var vi = UnsafeRawPointer(vp.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                pi *= decay
+                mi += (1 - b1) * (gi - mi)
+                vi = vi * b2 + (1 - b2) * gi * gi
+                var root = vi
+                for l in 0..<16 { root[l] = vi[l].squareRoot() }
+                pi -= stepSize * mi / (root / bc2Sqrt + e)
+                UnsafeMutableRawPointer(p.base + i).storeBytes(of: pi, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(mp.base + i).storeBytes(of: mi, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(vp.base + i).storeBytes(of: vi, as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < hi {
+                let gi = scaled ? g[i] * gs : g[i]
+                p[i] *= decay
+                mp[i] += (1 - b1) * (gi - mp[i])
+                vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
+                p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+                i += 1
+            }
+        }
+    }
+
+    /// `x[i] += weight * (target[i] - x[i])` for `i < count` (an EMA update), 16 lanes at a time.
+    public static func lerp(_ x: UnsafeMutablePointer<Float>, toward target: UnsafePointer<Float>, weight w: Float,
+                            count n: Int) {
+        let s = SendablePointer(x), o = SendablePointer(target)
+        parallelFor((n + 15) / 16, grain: 1 << 11) { r in
+            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
+            var i = lo
+            while i + 16 <= hi {
+                let sv = UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                let ov = UnsafeRawPointer(o.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(s.base + i).storeBytes(of: sv + w * (ov - sv), as: SIMD16<Float>.self)
+                i += 16
+            }
+            while i < hi { s[i] += w * (o[i] - s[i]); i += 1 }
+        }
+    }
+
+    /// `sum x[i]^2` over `count` values: Float partial sums over blocks of 4,096, combined in
+    /// Double in block order (deterministic for a given count, whatever the thread count).
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
+        let g = SendablePointer(x)
+        let block = 4096
+        let blocks = (n + block - 1) / block
+        var partial = [Double](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            let out = SendablePointer(base)
+            parallelFor(blocks, grain: 16) { r in
+                for bi in r {
+                    let lo = bi * block, hi = Swift.min(lo + block, n)
+                    var acc = SIMD16<Float>(repeating: 0)
+                    var i = lo
+                    while i + 16 <= hi {
+                        let v = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                        acc += v * v
+                        i += 16
+                    }
+                    var s = Double(acc.sum())
+                    while i < hi { s += Double(g[i]) * Double(g[i]); i += 1 }
+                    out[bi] = s
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
+    /// `x[i] *= factor` for `i < count`, in parallel.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+        let g = SendablePointer(x)
+        parallelFor(count, grain: 1 << 16) { r in for i in r { g[i] *= factor } }
+    }
+
+    /// Copies `count` values in parallel chunks of 1M floats (a model-sized copy is memory-bound).
+    public static func copy(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
+        let d = SendablePointer(dst), s = SendablePointer(src)
+        let chunk = 1 << 20
+        parallelFor((n + chunk - 1) / chunk) { r in
+            let lo = r.lowerBound * chunk, hi = Swift.min(r.upperBound * chunk, n)
+            (d.base + lo).update(from: s.base + lo, count: hi - lo)
+        }
+    }
+}
+
+extension Naive {
+    /// Reference AdamW: the scalar formula of `torch.optim.AdamW`, one element at a time.
+    public static func adamW(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>,
+                             m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, range: Range<Int>,
+                             _ k: AdamWStepConstants) {
+        for i in range {
+            let gi = k.gradientScale < 1 ? g[i] * k.gradientScale : g[i]
+            p[i] *= k.decay
+            m[i] += (1 - k.beta1) * (gi - m[i])
+            v[i] = v[i] * k.beta2 + (1 - k.beta2) * gi * gi
+            p[i] -= k.stepSize * m[i] / (v[i].squareRoot() / k.biasCorrection2Root + k.eps)
+        }
+    }
+
+    /// Reference sum of squares, in Double.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        (0..<count).reduce(0.0) { $0 + Double(x[$1]) * Double(x[$1]) }
+    }
+}
