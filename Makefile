@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the two-stage MaskDM pipeline on the embedded
 # default data) and `make test` (the test suite). Both install what they need first.
-.PHONY: setup demo test bench bench-compare python
+.PHONY: setup demo test bench bench-compare python doc-coverage
 
 setup:
 	./scripts/setup.sh
@@ -28,3 +28,8 @@ bench: setup
 bench-compare: setup python
 	swift build -c release --product maskdm-bench
 	.venv/bin/python Benchmarks/compare.py all $(ARGS)
+
+# Share of the public API with doc comments, from the compiler's symbol graphs (a debug build).
+doc-coverage:
+	swift package --scratch-path .build-docs dump-symbol-graph --minimum-access-level public --skip-synthesized-members > /dev/null
+	python3 scripts/doc_coverage.py $$(ls -d .build-docs/*/symbolgraph .build-docs/symbolgraph 2>/dev/null | head -1) $(ARGS)

@@ -63,7 +63,7 @@ static void install_error_handler(error_context *error, char *message) {
     error->message = message;
 }
 
-int mdm_jpeg_decode(const unsigned char *data, size_t size, mdm_decoded_image *out) {
+int mdm_jpeg_decode(const unsigned char *data, size_t size, size_t max_pixels, mdm_decoded_image *out) {
     memset(out, 0, sizeof *out);
     if (data == NULL || size < 3 || data[0] != 0xFF || data[1] != 0xD8) {
         snprintf(out->message, MDM_MESSAGE_SIZE, "not a JPEG file (no SOI marker)");
@@ -86,6 +86,9 @@ int mdm_jpeg_decode(const unsigned char *data, size_t size, mdm_decoded_image *o
     jpeg_create_decompress(&ctx->cinfo);
     jpeg_mem_src(&ctx->cinfo, data, (unsigned long)size);
     jpeg_read_header(&ctx->cinfo, TRUE);
+    char limit[MDM_MESSAGE_SIZE];
+    if (mdm_over_pixel_limit(ctx->cinfo.image_width, ctx->cinfo.image_height, max_pixels, limit))
+        fail((j_common_ptr)&ctx->cinfo, limit);
     size_t header_bytes = 0;   // checked before libjpeg allocates whole-image buffers (progressive)
     if (mdm_pixel_bytes(ctx->cinfo.image_width, ctx->cinfo.image_height,
                         (size_t)(ctx->cinfo.num_components > 0 ? ctx->cinfo.num_components : 1), &header_bytes) != 0)

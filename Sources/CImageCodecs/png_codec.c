@@ -65,7 +65,7 @@ static png_context *new_context(char *message) {
     return ctx;
 }
 
-int mdm_png_decode(const unsigned char *data, size_t size, mdm_decoded_image *out) {
+int mdm_png_decode(const unsigned char *data, size_t size, size_t max_pixels, mdm_decoded_image *out) {
     memset(out, 0, sizeof *out);
     if (data == NULL || size < 8 || png_sig_cmp(data, 0, 8) != 0) {
         snprintf(out->message, MDM_MESSAGE_SIZE, "not a PNG file (bad signature)");
@@ -95,6 +95,8 @@ int mdm_png_decode(const unsigned char *data, size_t size, mdm_decoded_image *ou
     png_uint_32 width = 0, height = 0;
     int depth = 0, color = 0;
     png_get_IHDR(png, info, &width, &height, &depth, &color, NULL, NULL, NULL);
+    char limit[MDM_MESSAGE_SIZE];
+    if (mdm_over_pixel_limit(width, height, max_pixels, limit)) png_error(png, limit);
     size_t worst = 0;   // 4 channels after expansion
     if (mdm_pixel_bytes(width, height, 4, &worst) != 0) png_error(png, "image too large (more than 1 GiB of pixels)");
     int transparency = png_get_valid(png, info, PNG_INFO_tRNS) != 0;

@@ -1,5 +1,26 @@
 import CImageCodecs
 import Foundation
+import Synchronization
+
+/// How large an image the decoders accept.
+///
+/// A file's header can claim any size; a decoder that trusted it would allocate gigabytes for a
+/// few hundred bytes of input (a decompression bomb). Images whose header claims more than
+/// ``maximumPixels`` pixels are refused before any pixel memory is allocated, as PIL refuses
+/// images above its `MAX_IMAGE_PIXELS`.
+public enum ImageLimits {
+    /// The default limit: PIL's `MAX_IMAGE_PIXELS`, 89,478,485 pixels (about 9,459 x 9,459).
+    public static let defaultMaximumPixels = 89_478_485
+    private static let limit = Mutex<Int>(
+        ProcessInfo.processInfo.environment["MASKDM_MAX_PIXELS"].flatMap(Int.init).map { max($0, 1) } ?? defaultMaximumPixels)
+
+    /// The limit every decode uses unless given another: `MASKDM_MAX_PIXELS` if set, else
+    /// ``defaultMaximumPixels``. Settable for the whole process.
+    public static var maximumPixels: Int {
+        get { limit.withLock { $0 } }
+        set { limit.withLock { $0 = max(newValue, 1) } }
+    }
+}
 
 extension Image {
     /// Decodes PNG or JPEG bytes; the format is detected from the signature, never from `name`.
@@ -7,10 +28,13 @@ extension Image {
     /// - Parameters:
     ///   - data: the whole file.
     ///   - name: the file name or path, used only in error messages.
+    ///   - maximumPixels: images whose header claims more pixels are refused before decoding.
     /// - Returns: grey PNG/JPEG as 1 channel, RGB as 3, anything with alpha or transparency as 4.
     /// - Throws: ``ImageIOError/unknownFormat(name:leadingBytes:)`` or
-    ///   ``ImageIOError/decodingFailed(name:format:message:)`` with libpng's / libjpeg's message.
-    public static func decode(data: Data, name: String) throws(ImageIOError) -> Image {
+    ///   ``ImageIOError/decodingFailed(name:format:message:)`` with libpng's / libjpeg's message
+    ///   (or the pixel limit's).
+    public static func decode(data: Data, name: String,
+                              maximumPixels: Int = ImageLimits.maximumPixels) throws(ImageIOError) -> Image {
         guard let format = ImageFormat.detect(data) else {
             let head = data.prefix(8).map { String(format: "%02X", $0) }.joined(separator: " ")
             throw .unknownFormat(name: name, leadingBytes: data.isEmpty ? "nothing: the file is empty" : head)
@@ -19,8 +43,8 @@ extension Image {
         let status = data.withUnsafeBytes { raw -> Int32 in
             let base = raw.bindMemory(to: UInt8.self).baseAddress
             switch format {
-            case .png: return mdm_png_decode(base, raw.count, &result)
-            case .jpeg: return mdm_jpeg_decode(base, raw.count, &result)
+            case .png: return mdm_png_decode(base, raw.count, max(maximumPixels, 1), &result)
+            case .jpeg: return mdm_jpeg_decode(base, raw.count, max(maximumPixels, 1), &result)
             }
         }
         defer { mdm_free(result.pixels) }

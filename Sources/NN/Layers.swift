@@ -193,15 +193,14 @@ public struct PatchEmbedding: Sendable {
 /// - Returns: (B, D).
 public func sinusoidalTimeEmbedding(_ timesteps: [Float], dimensions d: Int, maxPeriod: Float = 10000) -> Tensor {
     let half = d / 2
-    var out = Tensor.zeros([timesteps.count, d])
-    let o = out.mutablePointer()
     let freqs: [Float] = (0..<half).map { i in Foundation.exp(-Foundation.log(maxPeriod) * Float(i) / Float(half)) }
+    var values = [Float](repeating: 0, count: timesteps.count * d)      // an odd d leaves the last column 0
     for (b, t) in timesteps.enumerated() {
         for i in 0..<half {
             let arg = t * freqs[i]
-            o[b * d + i] = Foundation.cos(arg)
-            o[b * d + half + i] = Foundation.sin(arg)
+            values[b * d + i] = Foundation.cos(arg)
+            values[b * d + half + i] = Foundation.sin(arg)
         }
     }
-    return out
+    return Tensor(values, shape: [timesteps.count, d])
 }

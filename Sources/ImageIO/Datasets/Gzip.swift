@@ -3,11 +3,17 @@ import Foundation
 
 /// gzip decompression through zlib (for the bundled datasets' `.gz` files).
 public enum Gzip {
+    /// The default bound on the decompressed size: 1 GiB (the bundled datasets are under 100 MB).
+    public static let defaultMaximumBytes = 1 << 30
+
     /// Decompresses a complete gzip stream (concatenated members are joined). Errors name `path`.
-    public static func decompress(_ data: Data, path: String) throws(ImageIOError) -> [UInt8] {
+    /// Output beyond `maximumBytes` is refused as soon as it is produced (a gzip bomb inflates a
+    /// thousandfold).
+    public static func decompress(_ data: Data, path: String,
+                                  maximumBytes: Int = defaultMaximumBytes) throws(ImageIOError) -> [UInt8] {
         var input = [UInt8](data)
         var output: [UInt8] = []
-        output.reserveCapacity(max(input.count * 4, 1024))
+        output.reserveCapacity(min(max(input.count * 4, 1024), maximumBytes))
         var stream = z_stream()
         guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw .malformedDataset(path: path, problem: "zlib initialisation failed")
@@ -28,6 +34,9 @@ public enum Gzip {
                 if status != Z_OK && status != Z_STREAM_END {
                     let msg = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
                     throw .malformedDataset(path: path, problem: "gzip: \(msg)")
+                }
+                guard output.count + produced <= maximumBytes else {
+                    throw .malformedDataset(path: path, problem: "gzip: decompresses to more than \(maximumBytes) bytes")
                 }
                 output.append(contentsOf: chunk[0..<produced])
                 if status == Z_STREAM_END && stream.avail_in > 0 {
