@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the two-stage MaskDM pipeline on the embedded
 # default data) and `make test` (the test suite). Both install what they need first.
-.PHONY: setup demo test bench bench-compare python doc-coverage
+.PHONY: setup demo test bench bench-compare python doc-coverage fuzz sanitize
 
 setup:
 	./scripts/setup.sh
@@ -33,3 +33,12 @@ bench-compare: setup python
 doc-coverage:
 	swift package --scratch-path .build-docs dump-symbol-graph --minimum-access-level public --skip-synthesized-members > /dev/null
 	python3 scripts/doc_coverage.py $$(ls -d .build-docs/*/symbolgraph .build-docs/symbolgraph 2>/dev/null | head -1) $(ARGS)
+
+# Coverage-guided fuzzing of every file parser (libFuzzer + AddressSanitizer), SECONDS per target.
+SECONDS ?= 60
+fuzz: setup
+	./scripts/fuzz.sh $(SECONDS)
+
+# The test suite under AddressSanitizer, then ThreadSanitizer (separate build folders).
+sanitize: setup
+	./scripts/sanitize.sh

@@ -35,6 +35,14 @@ fi
 failed=0
 printf '%-12s %12s %10s %8s %s\n' target executions "exec/s" edges result
 for t in "${targets[@]}"; do
+    # Inputs that once crashed a target (Fuzz/Regressions/TARGET) are replayed first.
+    if compgen -G "Fuzz/Regressions/$t/*" > /dev/null; then
+        if ! FUZZ_TARGET=$t "$bin" Fuzz/Regressions/$t/* > ".build-fuzz/$t-regressions.log" 2>&1; then
+            printf '%-12s regression input crashes again (see .build-fuzz/%s-regressions.log)\n' "$t" "$t"
+            failed=1
+            continue
+        fi
+    fi
     work=.build-fuzz/corpus/$t
     mkdir -p "$work"
     log=.build-fuzz/$t.log

@@ -59,9 +59,12 @@ public struct ReferenceConfig: Sendable, Equatable {
     /// Resolves YAML text; `path` names it in errors.
     public init(yaml text: String, path: String = "<yaml>") throws {
         let parsed: Any?
-        do { parsed = try Yams.load(yaml: Self.renamingRepeatedDefines(text)) } catch {
+        let node: Node?
+        do { node = try Yams.compose(yaml: Self.renamingRepeatedDefines(text)) } catch {
             throw PipelineError.badConfig(path: path, key: "-", problem: "not valid YAML: \(error)")
         }
+        var budget = Self.maximumValues
+        parsed = try node.map { try Self.plain($0, path: path, key: "", depth: 0, budget: &budget) }
         guard let root = Self.dictionary(parsed)?.filter({ !Self.isRepeatedDefine($0.key) }) else {
             throw PipelineError.badConfig(path: path, key: "-", problem: "the top level is not a mapping")
         }
@@ -182,6 +185,53 @@ public struct ReferenceConfig: Sendable, Equatable {
         key.hasPrefix("define.") && Int(key.dropFirst("define.".count)) != nil
     }
 
+    /// At most this many values (after aliases are expanded: a "billion laughs" file is refused).
+    static let maximumValues = 100_000
+    /// At most this deep.
+    static let maximumDepth = 64
+
+    /// The YAML node as plain values (`[String: Any]`, `[Any]`, Int, Double, Bool, NSNull,
+    /// String). Written here rather than taken from `Yams.load`, whose untyped constructor traps on
+    /// a mapping key that is not a scalar; aliases and nesting are bounded.
+    static func plain(_ node: Node, path: String, key: String, depth: Int, budget: inout Int) throws -> Any {
+        budget -= 1
+        guard budget >= 0 else {
+            throw PipelineError.badConfig(path: path, key: key.isEmpty ? "-" : key,
+                                          problem: "more than \(maximumValues) values (aliases expanding?)")
+        }
+        guard depth <= maximumDepth else {
+            throw PipelineError.badConfig(path: path, key: key, problem: "nested more than \(maximumDepth) levels deep")
+        }
+        switch node {
+        case .scalar:
+            switch node.tag.rawValue {
+            case Tag.Name.int.rawValue: if let i = node.int { return i }
+            case Tag.Name.float.rawValue: if let d = node.float { return d }
+            case Tag.Name.bool.rawValue: if let b = node.bool { return b }
+            case Tag.Name.null.rawValue: return NSNull()
+            default: break
+            }
+            return node.string ?? ""
+        case .sequence(let items):
+            return try items.enumerated().map { i, item in
+                try plain(item, path: path, key: "\(key)[\(i)]", depth: depth + 1, budget: &budget)
+            }
+        case .mapping(let pairs):
+            var out: [String: Any] = [:]
+            for (k, v) in pairs {
+                guard case .scalar = k, let name = k.string else {
+                    throw PipelineError.badConfig(path: path, key: key.isEmpty ? "-" : key, problem: "a mapping key is not a plain value")
+                }
+                let full = key.isEmpty ? name : key + "." + name
+                guard out[name] == nil else { throw PipelineError.badConfig(path: path, key: full, problem: "duplicate key") }
+                out[name] = try plain(v, path: path, key: full, depth: depth + 1, budget: &budget)
+            }
+            return out
+        default:
+            throw PipelineError.badConfig(path: path, key: key.isEmpty ? "-" : key, problem: "an unresolved alias")
+        }
+    }
+
     static func dictionary(_ v: Any?) -> [String: Any]? {
         if let d = v as? [String: Any] { return d }
         if let d = v as? [AnyHashable: Any] {
@@ -222,7 +272,7 @@ public struct ReferenceConfig: Sendable, Equatable {
         func int(_ d: [String: Any], _ key: String, section: String = "") throws -> Int? {
             guard let v = d[key], !Self.isNull(v) else { return nil }
             if let i = v as? Int { return i }
-            if let x = Self.number(v), x == x.rounded() { return Int(x) }
+            if let x = Self.number(v), let i = Int(exactly: x) { return i }
             throw fail(section + key, "expected an integer, got '\(v)'")
         }
 

@@ -65,7 +65,10 @@ public enum WeightLoading {
     /// Opens a reference training state; a `.pt` without `model.model.*` tensors is refused.
     public static func referenceState(_ url: URL) throws -> ReferenceState {
         let ckpt: TorchCheckpoint
-        do { ckpt = try TorchCheckpoint(contentsOf: url) } catch {
+        do { ckpt = try TorchCheckpoint(contentsOf: url) } catch let e as TorchCheckpointError {
+            // The reader's error already names the file (and the zip entry and key).
+            throw PipelineError.badCheckpoint(path: url.path, problem: (e.entry.map { "entry '\($0)': " } ?? "") + (e.key.map { "key '\($0)': " } ?? "") + e.problem)
+        } catch {
             throw PipelineError.badCheckpoint(path: url.path, problem: "\(error)")
         }
         guard ckpt.keys.contains(where: { $0.hasPrefix("model.model.") }) else {

@@ -120,6 +120,32 @@ import ViTDiffusion
         #expect(ref.model.depth == 5)
     }
 
+    /// Found by fuzzing (Fuzz/, target yaml): Yams' untyped loader trapped on a mapping key that
+    /// is not a scalar. Such keys, alias bombs, deep nesting and huge integers are errors now.
+    @Test(arguments: [
+        ("? [a]\n: 1\n", "not a plain value"),
+        ("{[1, 2]: 3}", "not a plain value"),
+        ("a: &x [1]\nb: {*x : 2}\n", "not a plain value"),
+        (String(repeating: "[", count: 200) + String(repeating: "]", count: 200), "levels deep"),
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            + "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            + "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n", "aliases expanding"),
+    ])
+    func hostileYAMLIsAnErrorNotACrash(text: String, problem: String) {
+        #expect { try ReferenceConfig(yaml: text, path: "evil.yml") } throws: { "\($0)".contains("evil.yml") && "\($0)".contains(problem) }
+    }
+
+    /// The input the fuzzer crashed Yams with (Fuzz/Regressions/yaml), verbatim.
+    @Test func fuzzerFindingIsAnError() throws {
+        let url = try #require(Bundle.module.url(forResource: "fuzz_yaml_crash_1", withExtension: "yml", subdirectory: "Fixtures"))
+        #expect(throws: PipelineError.self) { try ReferenceConfig(contentsOf: url) }
+    }
+
+    @Test func hugeIntegersAreErrors() {
+        let text = Self.yaml(top: "warmup_steps: 1.0e300")
+        #expect { try ReferenceConfig(yaml: text, path: "huge.yml") } throws: { "\($0)".contains("warmup_steps") }
+    }
+
     @Test func errorDescriptionNamesFileAndKey() throws {
         try withTemporaryFolder("cfg") { dir in
             let url = dir.appendingPathComponent("bad.yml")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test suite under AddressSanitizer and under ThreadSanitizer (optimised builds with
+# testability, like `make test`; each in its own build folder, .build-asan and .build-tsan).
+#
+#   scripts/sanitize.sh [address|thread ...]     (default: both)
+#
+# ASan also reports leaks at exit (LeakSanitizer). Under TSan the worker pool, the buffer pool and
+# the prefetching loader run as in training. Prints each run's wall time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kinds=("$@")
+[[ ${#kinds[@]} -gt 0 ]] || kinds=(address thread)
+./scripts/fetch-datasets.sh > /dev/null
+./scripts/fetch-fid-weights.sh > /dev/null
+for kind in "${kinds[@]}"; do
+    scratch=.build-${kind:0:1}san
+    [[ $kind == address ]] && scratch=.build-asan
+    [[ $kind == thread ]] && scratch=.build-tsan
+    start=$(date +%s)
+    swift build -c release --build-tests -Xswiftc -enable-testing --sanitize="$kind" --scratch-path "$scratch"
+    built=$(date +%s)
+    MASKDM_REQUIRE_FID=1 MASKDM_REQUIRE_DATASETS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
+        swift test -c release -Xswiftc -enable-testing --sanitize="$kind" --scratch-path "$scratch" --skip-build
+    echo "sanitize $kind: clean; build $((built - start)) s, tests $(( $(date +%s) - built )) s"
+done
