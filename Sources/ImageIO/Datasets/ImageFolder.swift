@@ -180,13 +180,20 @@ public final class BatchLoader: @unchecked Sendable {
     public let size: Int
     public let flipProbability: Double
     /// Files skipped so far because they could not be decoded.
-    public private(set) var skipped = 0
+    public var skipped: Int { slot.lock.withLock { slot.skipped } }
     private var rng: RandomGenerator
     private var order: [Int] = []
     private var cursor = 0
     private var pending: DispatchWorkItem?
-    private var prefetched: Result<Tensor, ImageIOError>?
-    private let lock = NSLock()
+    /// What the decoding thread hands back. The work item captures this, never the loader itself
+    /// (the loader holds the work item: capturing `self` would make a cycle and leak the loader).
+    private final class Slot: @unchecked Sendable {
+        // @unchecked Sendable: every field is read and written under `lock`.
+        let lock = NSLock()
+        var prefetched: Result<Tensor, ImageIOError>?
+        var skipped = 0
+    }
+    private let slot = Slot()
     private let queue = DispatchQueue(label: "maskdm.batchloader")
 
     public init(folder: ImageFolder, batchSize: Int, size: Int, seed: UInt64, flipProbability: Double = 0) throws(ImageIOError) {
@@ -200,7 +207,7 @@ public final class BatchLoader: @unchecked Sendable {
     /// The next batch (B, 3, size, size) in [-1, 1]; the following one starts decoding at once.
     public func next() throws(ImageIOError) -> Tensor {
         pending?.wait()
-        let result = lock.withLock { prefetched }
+        let result = slot.lock.withLock { slot.prefetched }
         prefetch()
         switch result {
         case .success(let t): return t
@@ -217,7 +224,8 @@ public final class BatchLoader: @unchecked Sendable {
             picks.append(order[cursor]); cursor += 1
             flips.append(flipProbability > 0 && rng.nextUniformDouble() < flipProbability)
         }
-        let work = DispatchWorkItem { [self] in
+        let (folder, size, slot) = (folder, size, slot)
+        let work = DispatchWorkItem {
             let imgs = folder.load(picks, size: size)
             let good = imgs.enumerated().compactMap { i, im in im.map { flips[i] ? $0.flippedHorizontally() : $0 } }
             let result: Result<Tensor, ImageIOError>
@@ -228,9 +236,9 @@ public final class BatchLoader: @unchecked Sendable {
                 let filled = (0..<picks.count).map { good[$0 % good.count] }
                 result = .success(Image.batch(filled))
             }
-            lock.withLock {
-                skipped += picks.count - good.count
-                prefetched = result
+            slot.lock.withLock {
+                slot.skipped += picks.count - good.count
+                slot.prefetched = result
             }
         }
         pending = work

@@ -47,6 +47,15 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_init(wake, nil)
     }
 
+    /// Runs only for a pool whose workers never started (started workers keep their pool alive;
+    /// the shared pool lives as long as the process).
+    deinit {
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(lock)
+        wake.deallocate()
+        lock.deallocate()
+    }
+
     /// Runs `body(0) ... body(chunks - 1)` on the calling thread and the workers; returns false
     /// without running anything when the pool cannot take the job (too many chunks, pool disabled,
     /// or busy with another thread's or an enclosing region).
