@@ -31,7 +31,8 @@ bench-compare: setup python
 
 # Share of the public API with doc comments, from the compiler's symbol graphs (a debug build).
 doc-coverage:
-	swift package --scratch-path .build-docs dump-symbol-graph --minimum-access-level public --skip-synthesized-members > /dev/null
+	# (the test modules' graphs fail to emit; the library modules' are what is measured)
+	-swift package --scratch-path .build-docs dump-symbol-graph --minimum-access-level public --skip-synthesized-members > /dev/null 2>&1
 	python3 scripts/doc_coverage.py $$(ls -d .build-docs/*/symbolgraph .build-docs/symbolgraph 2>/dev/null | head -1) $(ARGS)
 
 # Coverage-guided fuzzing of every file parser (libFuzzer + AddressSanitizer), SECONDS per target.

@@ -38,10 +38,13 @@ def main():
         if not os.path.exists(path):
             print(f"{module:<16} (no symbol graph)")
             continue
-        with open(path) as f:
-            graph = json.load(f)
+        symbols = []
+        # The module's own graph, plus its extensions of other modules' types (Module@Other).
+        for p in [path] + sorted(glob.glob(os.path.join(directory, f"{module}@*.symbols.json"))):
+            with open(p) as f:
+                symbols += json.load(f)["symbols"]
         n = d = 0
-        for s in graph["symbols"]:
+        for s in symbols:
             loc = s.get("location", {}).get("uri", "")
             if "/Sources/" not in loc or s.get("accessLevel") not in ("public", "open"):
                 continue

@@ -3,8 +3,11 @@ import Tensor
 
 /// Why a checkpoint could not be saved or loaded. Messages name the file and the key.
 public struct CheckpointError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    /// Path of the checkpoint file.
     public let file: String
+    /// What went wrong, naming the key when one is involved.
     public let problem: String
+    /// An error about `file` described by `problem`.
     public init(file: String, _ problem: String) { self.file = file; self.problem = problem }
     public var description: String { "checkpoint '\(file)': \(problem)" }
     public var errorDescription: String? { description }

@@ -28,7 +28,9 @@ public enum Initializer: Sendable {
 
 /// `y = x W^T + b`, weight (OUT, IN) as in PyTorch.
 public struct Linear: Sendable {
+    /// Weight (OUT, IN).
     public let weight: Parameter
+    /// Bias (OUT), or nil for a layer built without one.
     public let bias: Parameter?
     let store: ParameterStore
 
@@ -71,11 +73,15 @@ public struct Linear: Sendable {
 
 /// LayerNorm over the last axis with affine parameters (`weight` = 1, `bias` = 0 at init).
 public struct LayerNorm: Sendable {
+    /// Scale (D), initialised to 1.
     public let weight: Parameter
+    /// Shift (D), initialised to 0.
     public let bias: Parameter
+    /// Added to the variance before the square root.
     public let eps: Float
     let store: ParameterStore
 
+    /// Creates `weight` and `bias` of width `dimensions` under `builder`'s prefix.
     public init(_ builder: ParameterBuilder, dimensions: Int, eps: Float = 1e-5) {
         store = builder.store
         weight = builder.parameter("weight", .ones([dimensions]))
@@ -83,6 +89,7 @@ public struct LayerNorm: Sendable {
         self.eps = eps
     }
 
+    /// Normalises x over its last axis, then scales and shifts: (..., D) -> (..., D).
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
         Functional.layerNorm(x, weight: weight, bias: bias, eps: eps, store: store, tape: tape)
     }
@@ -90,14 +97,18 @@ public struct LayerNorm: Sendable {
 
 /// Transformer MLP: `fc2(gelu(fc1(x)))`, hidden width `ratio * D`.
 public struct MLP: Sendable {
+    /// The expansion layer (D -> hidden).
     public let fc1: Linear
+    /// The projection back (hidden -> D).
     public let fc2: Linear
 
+    /// Creates `fc1` and `fc2` under `builder`'s `fc1` and `fc2` scopes.
     public init(_ builder: ParameterBuilder, dimensions: Int, hiddenDimensions: Int, rng: inout RandomGenerator) {
         fc1 = Linear(builder.scope("fc1"), inputDimensions: dimensions, outputDimensions: hiddenDimensions, rng: &rng)
         fc2 = Linear(builder.scope("fc2"), inputDimensions: hiddenDimensions, outputDimensions: dimensions, rng: &rng)
     }
 
+    /// `fc2(gelu(fc1(x)))` with exact GELU: (..., D) -> (..., D).
     public func callAsFunction(_ x: Variable, tape: Tape?) -> Variable {
         fc2(Functional.gelu(fc1(x, tape: tape), tape: tape), tape: tape)
     }
@@ -112,8 +123,11 @@ public struct MLP: Sendable {
 /// (as MaskDM), scale `HS^-1/2`, no dropout, no attention mask. With `qkvBias`, BEiT-style
 /// biases as the reference: `q_bias` and `v_bias` (D each) and no key bias.
 public struct MultiHeadAttention: Sendable {
+    /// The fused qkv projection (D -> 3D), without bias.
     public let qkv: Linear
+    /// The output projection (D -> D).
     public let proj: Linear
+    /// Number of heads NH; the head size is D / NH.
     public let heads: Int
     /// Query bias (D), present with `qkvBias`.
     public let qBias: Parameter?
@@ -121,6 +135,7 @@ public struct MultiHeadAttention: Sendable {
     public let vBias: Parameter?
     let store: ParameterStore
 
+    /// Creates the projections (and, with `qkvBias`, the q and v biases); `dimensions` must be divisible by `heads`.
     public init(_ builder: ParameterBuilder, dimensions: Int, heads: Int, qkvBias: Bool = false,
                 rng: inout RandomGenerator) {
         precondition(dimensions % heads == 0, "MultiHeadAttention: width \(dimensions) not divisible by \(heads) heads")
@@ -153,12 +168,17 @@ public struct MultiHeadAttention: Sendable {
 /// Patch embedding: Conv2d(C, D, kernel = stride = P) written as a Linear over flattened
 /// (c, p1, p2) patches. Weight (D, C, P, P), bias (D), PyTorch's default conv init.
 public struct PatchEmbedding: Sendable {
+    /// Weight (D, C, P, P), as the PyTorch conv's.
     public let weight: Parameter
+    /// Bias (D).
     public let bias: Parameter
+    /// Patch side P in pixels (the conv's kernel and stride).
     public let patchSize: Int
+    /// Image channels C.
     public let channels: Int
     let store: ParameterStore
 
+    /// Creates `weight` and `bias` under `builder`'s prefix with PyTorch's default conv init.
     public init(_ builder: ParameterBuilder, channels: Int, dimensions: Int, patchSize: Int, rng: inout RandomGenerator) {
         store = builder.store
         self.patchSize = patchSize

@@ -7,11 +7,17 @@ import Tensor
 /// Moments live in arenas parallel to the ``ParameterStore``; frozen parameters are skipped.
 public final class AdamW: @unchecked Sendable {
     // @unchecked Sendable: owned by one training loop.
+    /// The parameters it updates, whose gradients it reads.
     public let store: ParameterStore
+    /// Learning rate of the next update.
     public var learningRate: Float
+    /// Decay rate of the first moment.
     public var beta1: Float
+    /// Decay rate of the second moment.
     public var beta2: Float
+    /// Added to the bias-corrected `sqrt(v)` in the denominator.
     public var eps: Float
+    /// Decoupled weight decay: each update first multiplies the weights by `1 - lr * weightDecay`.
     public var weightDecay: Float
     /// Number of steps taken (PyTorch's `state['step']`).
     public internal(set) var step: Int = 0
@@ -20,6 +26,7 @@ public final class AdamW: @unchecked Sendable {
     /// Second moments.
     public internal(set) var v: TensorStorage
 
+    /// An optimizer over `store` with zeroed moments; the defaults are MaskDM's.
     public init(store: ParameterStore, learningRate: Float = 2e-4, beta1: Float = 0.99, beta2: Float = 0.99,
                 eps: Float = 1e-8, weightDecay: Float = 0.03) {
         self.store = store
@@ -107,10 +114,15 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
     // @unchecked Sendable: owned by one training loop.
     /// The averaged weights, same layout as the online store.
     public let shadow: ParameterStore
+    /// The trained weights being averaged.
     public let online: ParameterStore
+    /// Upper bound on the decay.
     public var beta: Float
+    /// Exponent of the warm-up decay curve (ema-pytorch's `power`).
     public var power: Double = 2.0 / 3.0
+    /// Divides the number of averaging updates in the decay curve (ema-pytorch's `inv_gamma`).
     public var invGamma: Double = 1
+    /// The shadow copies the online weights up to update `updateAfterStep + 1`, then averages.
     public var updateAfterStep: Int = 100
     /// Updates so far.
     public internal(set) var updates: Int = 0

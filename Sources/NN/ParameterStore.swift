@@ -37,6 +37,7 @@ public final class ParameterStore: @unchecked Sendable {
     public private(set) var values = TensorStorage(uninitializedCount: 0)
     private var gradientArena: TensorStorage?
 
+    /// An empty store.
     public init() {}
 
     /// The root builder (no name prefix).

@@ -38,6 +38,7 @@ public final class Tape {
     private var records: [(output: Int, backward: (Tensor, Tape) -> Void)] = []
     private var grads: [Int: Tensor] = [:]
 
+    /// An empty tape.
     public init() {}
 
     /// Number of recorded primitives.

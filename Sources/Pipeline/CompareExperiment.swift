@@ -20,8 +20,11 @@ import ViTDiffusion
 public struct CompareExperiment {
     /// One arm of the comparison.
     public enum Arm: String, Codable, Sendable, CaseIterable {
+        /// A: masked pre-training on the source, then fine-tuning on the target.
         case maskedPretrain = "A"
+        /// B: training from scratch on the target.
         case scratch = "B"
+        /// C: unmasked pre-training on the source, then fine-tuning on the target.
         case unmaskedPretrain = "C"
 
         /// A one-line label.
@@ -36,19 +39,31 @@ public struct CompareExperiment {
 
     /// One scored point of an arm.
     public struct Point: Codable, Sendable, Equatable {
+        /// The arm scored.
         public var arm: Arm
+        /// Point number along the arm, from 1.
         public var index: Int
+        /// Summed step seconds of the arm's stages so far.
         public var trainSeconds: Double
+        /// Stage being trained at this point (`pretrain`, `finetune` or `train`).
         public var stage: String
+        /// Optimisation steps so far, over all of the arm's stages.
         public var steps: Int
+        /// Training images processed so far (steps times batch size).
         public var imagesSeen: Int
+        /// Estimated training FLOPs so far (``MaskedUViTConfig/trainingFLOPs(batch:visiblePatches:)``).
         public var flops: Double
+        /// Number of samples scored.
         public var samples: Int
+        /// FID of the samples against the target images.
         public var fid: Double
+        /// Mean KID of the samples against the target images.
         public var kid: Double
     }
 
+    /// The comparison's folder.
     public var folder: URL
+    /// Network, stage recipes and sampler.
     public var recipe: ExperimentRecipe
     /// Summed step seconds per arm.
     public var budgetSeconds: Double
@@ -70,7 +85,9 @@ public struct CompareExperiment {
 
     /// Progress of the comparison, for printing.
     public enum Event {
+        /// Training progress of an arm's stage.
         case training(arm: Arm, stage: String, TrainingRun.Event)
+        /// A point was scored.
         case scored(Point)
     }
 

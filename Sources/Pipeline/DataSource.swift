@@ -61,7 +61,9 @@ public enum BundledDataset: String, CaseIterable, Codable, Sendable {
 
 /// Training images: a bundled dataset or a folder of PNG/JPEG files (recursive).
 public enum DataSource: Sendable, Equatable, CustomStringConvertible {
+    /// One of the ``BundledDataset``s.
     case bundled(BundledDataset)
+    /// A folder of PNG/JPEG images, searched recursively.
     case folder(URL)
 
     /// A bundled dataset's name, or else a folder path.

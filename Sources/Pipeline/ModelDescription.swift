@@ -86,8 +86,11 @@ public struct ModelDescription: Sendable, Equatable {
 public enum ReferenceConversion {
     /// What a conversion wrote.
     public struct Report: Sendable {
+        /// Number of parameters of the network.
         public var parameters: Int
+        /// The reference's training step, when recorded.
         public var step: Int?
+        /// Whether the reference held EMA weights.
         public var hasEMA: Bool
     }
 

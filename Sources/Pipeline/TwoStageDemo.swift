@@ -58,21 +58,33 @@ public struct TwoStageDemo {
 
     /// One row of the summary table.
     public struct StageRow: Codable, Sendable {
+        /// The stage name (`pretrain` or `finetune`).
         public var stage: String
+        /// Steps completed.
         public var steps: Int
+        /// Summed step seconds.
         public var trainSeconds: Double
+        /// Training images per second of step time.
         public var imagesPerSecond: Double
+        /// Mean loss of the last (up to) 20 steps.
         public var finalLoss: Float
     }
 
     /// What the job measured.
     public struct Report: Codable, Sendable {
+        /// One row per stage: pre-training, then fine-tuning.
         public var stages: [StageRow]
+        /// Wall-clock seconds spent sampling.
         public var samplingSeconds: Double
+        /// Number of samples drawn.
         public var samples: Int
+        /// FID of the samples against the target, nil when not evaluated.
         public var fid: Double?
+        /// Mean KID of the samples against the target, nil when not evaluated.
         public var kid: Double?
+        /// Path of the folder of sample PNGs.
         public var samplesFolder: String
+        /// Path of the sample grid PNG.
         public var grid: String
 
         /// A plain-text table (stage, steps, time, images/s, final loss) and the scores.

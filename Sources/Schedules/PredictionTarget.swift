@@ -11,8 +11,11 @@ import Tensor
 /// Samplers consume noise predictions; ``NoiseSchedule/noise(from:target:xt:t:clip:)`` turns any
 /// target's output into one exactly as the reference's `model_predictions` does.
 public enum PredictionTarget: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The added noise eps (`pred_noise`).
     case noise = "eps"
+    /// The clean image x0 (`pred_x0`).
     case x0 = "x0"
+    /// The velocity v = sqrt(ab_t) eps - sqrt(1 - ab_t) x0 (`pred_v`).
     case velocity = "v"
 
     /// Parses `eps`/`x0`/`v` or the reference's `pred_noise`/`pred_x0`/`pred_v`.

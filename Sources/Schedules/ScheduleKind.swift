@@ -1,7 +1,9 @@
 /// The beta schedules MaskDM's configs name (`linear` for CelebA 64 and Church, `cosine` for
 /// CelebA-HQ, VGGFace2 and the transfer runs). Encodes as its name.
 public enum ScheduleKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Linearly spaced betas (``NoiseSchedule/linear(timesteps:)``).
     case linear
+    /// Nichol & Dhariwal's cosine schedule (``NoiseSchedule/cosine(timesteps:s:)``).
     case cosine
 
     /// The schedule with `timesteps` steps.

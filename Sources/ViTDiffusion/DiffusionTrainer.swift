@@ -21,10 +21,15 @@ public final class DiffusionTrainer {
     public let model: MaskedUViT
     /// A network of the same config whose weights are the EMA (used for sampling).
     public let emaModel: MaskedUViT
+    /// AdamW over the online network's parameters.
     public let optimizer: AdamW
+    /// The EMA that averages the online weights into ``emaModel``.
     public let ema: ExponentialMovingAverage
+    /// The noise schedule of `recipe.schedule` (1000 steps).
     public let schedule: NoiseSchedule
+    /// How each step chooses the patches to drop.
     public let masking: any MaskingStrategy
+    /// The hyperparameters of this stage (its `mask` records the strategy used).
     public let recipe: TrainingRecipe
     /// Optimisation steps taken in this stage.
     public private(set) var step: Int = 0
@@ -38,7 +43,19 @@ public final class DiffusionTrainer {
 
     /// Seconds spent in each phase of one training step.
     public struct StepTimings: Sendable {
-        public var prepare = 0.0, forward = 0.0, backward = 0.0, clip = 0.0, optimizer = 0.0, ema = 0.0
+        /// Drawing timesteps, noise and mask, noising the images and zeroing the gradients.
+        public var prepare = 0.0
+        /// The forward pass and loss.
+        public var forward = 0.0
+        /// The backward pass.
+        public var backward = 0.0
+        /// Computing the gradient norm and clipping scale.
+        public var clip = 0.0
+        /// The AdamW update.
+        public var optimizer = 0.0
+        /// The EMA update.
+        public var ema = 0.0
+        /// Sum of all phases.
         public var total: Double { prepare + forward + backward + clip + optimizer + ema }
     }
 
@@ -248,9 +265,13 @@ public enum Sampling {
 extension DiffusionTrainer {
     /// Progress of ``run(dataset:checkpoint:progress:)``.
     public struct Progress: Sendable {
+        /// Steps completed in this stage, including the one just run.
         public let step: Int
+        /// The stage's target step count (`recipe.steps`).
         public let totalSteps: Int
+        /// Loss of the step just run (NaN for a skipped non-finite step).
         public let loss: Float
+        /// Wall-clock seconds since the previous progress report.
         public let secondsPerStep: Double
     }
 

@@ -5,12 +5,18 @@ import Tensor
 /// One pre-norm U-ViT block: optional long-skip fusion `skip_linear(concat(x, skip))`, then
 /// `x + attn(norm1(x))` and `x + mlp(norm2(x))`.
 public struct UViTBlock: Sendable {
+    /// LayerNorm before attention.
     public let norm1: LayerNorm
+    /// Multi-head self-attention.
     public let attn: MultiHeadAttention
+    /// LayerNorm before the MLP.
     public let norm2: LayerNorm
+    /// The MLP (D -> `mlpRatio * D` -> D).
     public let mlp: MLP
+    /// The long-skip fusion (2D -> D) of out-blocks; nil for in- and mid blocks.
     public let skipLinear: Linear?
 
+    /// Creates the block's layers under `b`'s prefix; `skip` adds `skipLinear`.
     public init(_ b: ParameterBuilder, config c: MaskedUViTConfig, skip: Bool, rng: inout RandomGenerator) {
         norm1 = LayerNorm(b.scope("norm1"), dimensions: c.embedDim)
         attn = MultiHeadAttention(b.scope("attn"), dimensions: c.embedDim, heads: c.heads, qkvBias: c.qkvBias, rng: &rng)
@@ -45,15 +51,23 @@ public struct UViTBlock: Sendable {
 /// tape.backward(from: loss)
 /// ```
 public struct MaskedUViT: Sendable {
+    /// The architecture.
     public let config: MaskedUViTConfig
     /// Every parameter, named as the reference's state dict.
     public let store: ParameterStore
+    /// The patch embedding (C x P x P -> D per patch).
     public let patchEmbed: PatchEmbedding
+    /// Learned position embedding (1, 1 + N, D); index 0 is the time token's.
     public let positionEmbedding: Parameter
+    /// The `depth / 2` in-blocks, whose outputs feed the long skips.
     public let inBlocks: [UViTBlock]
+    /// The mid block.
     public let midBlock: UViTBlock
+    /// The `depth / 2` out-blocks, each fusing one long skip (LIFO).
     public let outBlocks: [UViTBlock]
+    /// The final LayerNorm.
     public let norm: LayerNorm
+    /// The output head (D -> P * P * C per token).
     public let head: Linear
 
     /// Builds the network with MaskDM's initialisation (truncated normal std 0.02 for linears and

@@ -4,23 +4,33 @@ import Foundation
 /// (`img_size`, `patch_size`, `in_chans`, `encoder_embed_dim`, `encoder_depth`, `encoder_heads`,
 /// `mlp_ratio`, `qkv_bias`); `img_size` may be an integer or `[height, width]`.
 public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// Image height in pixels.
     public var imageHeight: Int
+    /// Image width in pixels.
     public var imageWidth: Int
+    /// Patch side P in pixels.
     public var patchSize: Int
+    /// Image channels C.
     public var inChannels: Int
+    /// Token width D.
     public var embedDim: Int
     /// The reference's `encoder_depth`: `depth / 2` in-blocks, one mid block, `depth / 2` out-blocks.
     public var depth: Int
+    /// Attention heads per block.
     public var heads: Int
+    /// MLP hidden width as a multiple of D.
     public var mlpRatio: Double
+    /// Whether attention has query and value biases.
     public var qkvBias: Bool
 
+    /// A config for square images of side `imageSize`.
     public init(imageSize: Int, patchSize: Int = 4, inChannels: Int = 3, embedDim: Int, depth: Int, heads: Int,
                 mlpRatio: Double = 4, qkvBias: Bool = false) {
         self.init(imageHeight: imageSize, imageWidth: imageSize, patchSize: patchSize, inChannels: inChannels,
                   embedDim: embedDim, depth: depth, heads: heads, mlpRatio: mlpRatio, qkvBias: qkvBias)
     }
 
+    /// A config for `imageHeight` x `imageWidth` images.
     public init(imageHeight: Int, imageWidth: Int, patchSize: Int = 4, inChannels: Int = 3, embedDim: Int,
                 depth: Int, heads: Int, mlpRatio: Double = 4, qkvBias: Bool = false) {
         self.imageHeight = imageHeight; self.imageWidth = imageWidth; self.patchSize = patchSize

@@ -15,6 +15,7 @@ public struct TensorDataset: TrainingImages {
     /// All images, (N, C, H, W).
     public let images: Tensor
 
+    /// A dataset of `images`, a non-empty (N, C, H, W) tensor in [-1, 1].
     public init(images: Tensor) {
         precondition(images.rank == 4 && images.shape[0] > 0, "TensorDataset: need a non-empty (N, C, H, W) tensor, got \(images.shape)")
         self.images = images

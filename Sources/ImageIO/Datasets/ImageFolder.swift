@@ -155,6 +155,7 @@ public struct FNV1a: Sendable {
     /// The running hash.
     public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
 
+    /// A hash of no bytes (the FNV-1a offset basis).
     public init() {}
 
     /// Hashes the UTF-8 bytes of `text`.
@@ -175,9 +176,13 @@ public struct FNV1a: Sendable {
 /// ```
 public final class BatchLoader: @unchecked Sendable {
     // @unchecked Sendable: state is touched only under `lock` or by the one prefetch task in flight.
+    /// The images it draws from.
     public let folder: ImageFolder
+    /// Images per batch.
     public let batchSize: Int
+    /// Side of the square images in pixels.
     public let size: Int
+    /// Probability of flipping each image horizontally.
     public let flipProbability: Double
     /// Files skipped so far because they could not be decoded.
     public var skipped: Int { slot.lock.withLock { slot.skipped } }
@@ -196,6 +201,7 @@ public final class BatchLoader: @unchecked Sendable {
     private let slot = Slot()
     private let queue = DispatchQueue(label: "maskdm.batchloader")
 
+    /// A loader whose shuffles and flips derive from `seed`; starts decoding the first batch at once.
     public init(folder: ImageFolder, batchSize: Int, size: Int, seed: UInt64, flipProbability: Double = 0) throws(ImageIOError) {
         precondition(batchSize > 0 && size > 0, "BatchLoader: batch size and image size must be positive")
         guard folder.count > 0 else { throw .unreadableFile(path: folder.root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }

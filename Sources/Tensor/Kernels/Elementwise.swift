@@ -200,18 +200,30 @@ extension Tensor {
         zipElements(b, { x, y in var r = x; for i in 0..<16 { r[i] = Foundation.pow(x[i], y[i]) }; return r }) { Foundation.pow($0, $1) }
     }
 
+    /// Adds the scalar `s` to every element.
     public static func + (a: Tensor, s: Float) -> Tensor { a.mapElements({ $0 + s }) { $0 + s } }
+    /// Subtracts the scalar `s` from every element.
     public static func - (a: Tensor, s: Float) -> Tensor { a.mapElements({ $0 - s }) { $0 - s } }
+    /// Multiplies every element by the scalar `s`.
     public static func * (a: Tensor, s: Float) -> Tensor { a.mapElements({ $0 * s }) { $0 * s } }
+    /// Divides every element by the scalar `s` (as a product with `1 / s`).
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+    /// Adds the scalar `s` to every element.
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+    /// Subtracts every element from the scalar `s`.
     public static func - (s: Float, a: Tensor) -> Tensor { a.mapElements({ s - $0 }) { s - $0 } }
+    /// Multiplies every element by the scalar `s`.
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+    /// Divides the scalar `s` by every element.
     public static func / (s: Float, a: Tensor) -> Tensor { a.mapElements({ s / $0 }) { s / $0 } }
+    /// Elementwise negation.
     public static prefix func - (a: Tensor) -> Tensor { a.mapElements({ -$0 }) { -$0 } }
 
+    /// Adds `b` elementwise in place (shapes must match).
     public static func += (a: inout Tensor, b: Tensor) { a.addInPlace(b) }
+    /// Subtracts `b` elementwise in place (shapes must match).
     public static func -= (a: inout Tensor, b: Tensor) { a.addInPlace(b, scale: -1) }
+    /// Multiplies every element by the scalar `s` in place.
     public static func *= (a: inout Tensor, s: Float) { a.scaleInPlace(s) }
 
     /// `self += scale * b` in place (same shape), without allocating.

@@ -2,6 +2,7 @@
 /// baseline x86-64 target (SSE2) has: add, multiply, divide, compare, bit casts and integer shifts.
 /// Relative error is below 2e-7 for `exp` over its range and below 5e-7 absolute for `erf`.
 public enum FastMath {
+    /// The 16-lane Float vector these functions work on.
     public typealias V = SIMD16<Float>
 
     /// 1.5 * 2^23: adding it rounds a float of magnitude < 2^22 to the nearest integer.

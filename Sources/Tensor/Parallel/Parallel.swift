@@ -58,13 +58,18 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
 /// concurrent chunks write disjoint elements.
 public struct SendablePointer<T>: @unchecked Sendable {
     // @unchecked Sendable: used only by kernels whose parallel chunks touch disjoint elements.
+    /// The wrapped pointer.
     public let base: UnsafeMutablePointer<T>
+    /// Wraps a mutable pointer.
     @inlinable public init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+    /// Wraps a read-only pointer; callers must not write through it.
     @inlinable public init(_ base: UnsafePointer<T>) { self.base = UnsafeMutablePointer(mutating: base) }
+    /// Element `i`, read or written without bounds checks.
     @inlinable public subscript(i: Int) -> T {
         get { base[i] }
         nonmutating set { base[i] = newValue }
     }
+    /// The wrapped pointer advanced by `n` elements.
     @inlinable public static func + (p: SendablePointer, n: Int) -> UnsafeMutablePointer<T> { p.base + n }
 }
 

@@ -6,11 +6,16 @@ import Foundation
 /// This lets the kernel read q, k and v straight out of a packed `qkv` projection (B, T, 3, NH, HS)
 /// and write the output in (B, T, NH, HS) order, with no permutes.
 public struct AttentionOperand {
+    /// Pointer to element (0, 0, 0, 0) of the view.
     public var base: UnsafeMutablePointer<Float>
+    /// Elements between consecutive batch items.
     public var batchStride: Int
+    /// Elements between consecutive heads.
     public var headStride: Int
+    /// Elements between consecutive tokens (rows).
     public var rowStride: Int
 
+    /// An operand at `base` with the given strides, in elements.
     public init(base: UnsafeMutablePointer<Float>, batchStride: Int, headStride: Int, rowStride: Int) {
         self.base = base; self.batchStride = batchStride; self.headStride = headStride; self.rowStride = rowStride
     }
@@ -52,8 +57,17 @@ public struct AttentionOperand {
 
 /// Dimensions of an attention call: (B, NH, T, HS) and the logit scale.
 public struct AttentionShape: Sendable, Equatable {
-    public var batch: Int, heads: Int, tokens: Int, headSize: Int
+    /// Batch size B.
+    public var batch: Int
+    /// Number of heads NH.
+    public var heads: Int
+    /// Sequence length T.
+    public var tokens: Int
+    /// Head size HS.
+    public var headSize: Int
+    /// Factor applied to the logits `Q K^T` before the softmax.
     public var scale: Float
+    /// A shape; `scale` defaults to `1 / sqrt(headSize)`.
     public init(batch: Int, heads: Int, tokens: Int, headSize: Int, scale: Float? = nil) {
         self.batch = batch; self.heads = heads; self.tokens = tokens; self.headSize = headSize
         self.scale = scale ?? 1 / Float(headSize).squareRoot()
