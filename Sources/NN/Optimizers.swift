@@ -68,9 +68,7 @@ public final class AdamW: @unchecked Sendable {
     /// Restores optimizer state (from a checkpoint).
     public func restore(step: Int, m: Tensor, v: Tensor) {
         precondition(m.count == store.count && v.count == store.count, "AdamW.restore: moment sizes differ from the store")
-        self.step = step
-        m.copyScalars(to: self.m.mutableBase)
-        v.copyScalars(to: self.v.mutableBase)
+        restore(step: step, m: m.storage, v: v.storage)
     }
 
     /// Restores optimizer state from moment arenas with the store's layout (their first
