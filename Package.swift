@@ -14,10 +14,16 @@ let package = Package(
         .library(name: "Metrics", targets: ["Metrics"]),
         .library(name: "ViTDiffusion", targets: ["ViTDiffusion"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "MPI", targets: ["MPI"]),
         .executable(name: "maskdm", targets: ["maskdm"]),
         .executable(name: "maskdm-bench", targets: ["maskdm-bench"]),
         .executable(name: "two-stage", targets: ["two-stage"]),
         .executable(name: "custom-masking", targets: ["custom-masking"]),
+    ],
+    // `--traits MPI` links Open MPI (Debian libopenmpi-dev) for data-parallel training under
+    // mpirun; without it the package needs no MPI and `MPICommunicator.isAvailable` is false.
+    traits: [
+        .trait(name: "MPI", description: "Data-parallel training, sampling and FID over Open MPI (libopenmpi-dev)."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +38,13 @@ let package = Package(
         // setjmp-guarded libjpeg/libpng calls: a corrupt image must throw, never exit the process.
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
 
+        // Open MPI behind the `MPI` trait: the C shim exports what Open MPI defines as macros.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .target(
+            name: "CMPIShim",
+            dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+            cSettings: [.define("MASKDM_WITH_MPI", .when(traits: ["MPI"]))]),
+
         // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
         .target(name: "CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
@@ -43,6 +56,8 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["Tensor", "CImageCodecs", "CZlib"]),
         .target(name: "Metrics", dependencies: ["Tensor", "TorchCheckpoint", "ImageIO", "CBLAS"]),
         .target(name: "ViTDiffusion", dependencies: ["Tensor", "NN", "Masking", "Schedules"]),
+        // The `Communicator` of an mpirun job (data-parallel training over Open MPI).
+        .target(name: "MPI", dependencies: ["Tensor", "CMPIShim"]),
         // Run folders, stage runs, data sources, reference YAML configs and checkpoints, the demo
         // and the comparison: everything the command line does, as a library.
         .target(
@@ -55,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "maskdm",
             dependencies: [
-                "Tensor", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline",
+                "Tensor", "NN", "Masking", "Schedules", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline", "MPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/maskdm"),

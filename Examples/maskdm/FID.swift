@@ -36,9 +36,10 @@ struct FID: ParsableCommand {
         var features: [FolderFeatures] = []
         for dir in [dirA, dirB] {
             let start = Date()
-            let f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir)) { folder, done, total in
-                log(String(format: "\r%@: %d/%d images", folder, done, total), newline: false)
-            }
+            let f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir), progress: { folder, done, total in
+                if World.communicator.isWriter { log(String(format: "\r%@: %d/%d images", folder, done, total), newline: false) }
+            }, communicator: World.communicator)
+            guard World.communicator.isWriter else { continue }            // rank 0 has every rank's features
             let seconds = Date().timeIntervalSince(start)
             log(f.fromCache ? "\(dir): \(f.count) images, features from \(f.cacheFile ?? "cache")"
                             : String(format: "\r%@: %d images, %.1f s (%.1f images/s)", dir, f.count, seconds, Double(f.count) / seconds))
@@ -48,6 +49,7 @@ struct FID: ParsableCommand {
             }
             features.append(f)
         }
+        guard World.communicator.isWriter else { return }
         let result = try evaluator.compare(features[0], features[1])
         if json {
             let encoder = JSONEncoder()

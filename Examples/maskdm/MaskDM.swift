@@ -1,11 +1,73 @@
 // maskdm: command-line front end of the MaskDM library (thin: parsing and progress only).
 import ArgumentParser
+import Foundation
+import MPI
+import Tensor
 
 @main
 struct MaskDM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
+        discussion: "Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, sample and fid split their work over the ranks.",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
                       PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self])
+
+    /// Starts MPI when launched by mpirun, runs the command, and ends the whole job on an error
+    /// of any rank (so that no rank waits forever for a dead or failed peer).
+    static func main() {
+        do { try World.start() } catch {
+            FileHandle.standardError.write(Data("maskdm: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+        do {
+            var command = try parseAsRoot()
+            if World.communicator.size > 1, !(command is any DataParallelCommand) {
+                throw ValidationError("'\(type(of: command).configuration.commandName ?? "this command")' runs in one process; "
+                                      + "under mpirun use pretrain, finetune, train, sample or fid")
+            }
+            try command.run()
+        } catch {
+            if World.communicator.size > 1 {
+                let code = exitCode(for: error)
+                if code != .success {
+                    let text = fullMessage(for: error)
+                    FileHandle.standardError.write(Data("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n".utf8))
+                    MPICommunicator.abort(code: code.rawValue)
+                }
+            }
+            exit(withError: error)
+        }
+        MPICommunicator.finish()
+    }
+}
+
+/// A command that splits its work over the ranks of an mpirun job.
+protocol DataParallelCommand {}
+extension Pretrain: DataParallelCommand {}
+extension Finetune: DataParallelCommand {}
+extension Train: DataParallelCommand {}
+extension Sample: DataParallelCommand {}
+extension FID: DataParallelCommand {}
+
+/// The processes of this invocation: MPI's world under mpirun, else this process alone.
+enum World {
+    nonisolated(unsafe) static var communicator: any Communicator = SingleProcessCommunicator()
+
+    static func start() throws {
+        guard let n = MPICommunicator.worldSizeFromEnvironment else { return }
+        guard MPICommunicator.isAvailable else {
+            if n > 1 {
+                throw ValidationError("started by mpirun with \(n) ranks, but this maskdm was built without MPI: "
+                                      + "build it with `make mpi` (swift build -c release --traits MPI)")
+            }
+            return
+        }
+        let world = try MPICommunicator.start()
+        communicator = world
+        if world.rank != 0 {                                            // rank 0 alone prints progress
+            let null = open("/dev/null", O_WRONLY)
+            if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
+        }
+    }
 }

@@ -32,7 +32,7 @@ struct Sample: ParsableCommand {
         let t0 = Date()
         let drawn = try SampleWriter.write(model: model, objective: recipe.objective, schedule: recipe.schedule.schedule(), sampler: kind,
                                            count: count, batchSize: batch, seed: seed, to: folder,
-                                           gridURL: folder.appendingPathExtension("png")) { done, total in
+                                           gridURL: folder.appendingPathExtension("png"), communicator: World.communicator) { done, total in
             print("\rsampled \(done)/\(total)", terminator: ""); fflush(nil)
         }
         if drawn > 0 { print("") }

@@ -112,9 +112,11 @@ struct StageOptions: ParsableArguments {
               + (loaded.images is FolderImages ? " (decoded per batch)" : "")
               + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
               + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
-        let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights)
+        let world = World.communicator
+        let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights, communicator: world)
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
-              + "objective \(config.recipe.objective), batch \(config.recipe.batchSize), lr \(config.recipe.learningRate)"
+              + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
+              + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "") + ", lr \(config.recipe.learningRate)"
               + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary

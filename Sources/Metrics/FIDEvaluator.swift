@@ -89,9 +89,14 @@ public struct FIDEvaluator: Sendable {
 
     /// The features of the readable images under `url` (recursively), from the cache when it
     /// holds them, else computed (and stored).
+    ///
+    /// With a `communicator` of N ranks the batches are dealt round-robin (batch j to rank
+    /// j mod N) and rank 0 gathers the rows in file order: rank 0's result is the whole folder's
+    /// (and only rank 0 writes the cache); the other ranks' results hold only their own share.
     /// - Throws: ``MetricsError/notADirectory(path:)``, ``MetricsError/noImages(path:skipped:)``,
     ///   ``MetricsError/cacheFailed(path:reason:)``.
-    public func features(ofFolder url: URL, progress: Progress? = nil) throws -> FolderFeatures {
+    public func features(ofFolder url: URL, progress: Progress? = nil,
+                         communicator: any Communicator = SingleProcessCommunicator()) throws -> FolderFeatures {
         let folder: ImageFolder
         do { folder = try ImageFolder(url) } catch { throw MetricsError.notADirectory(path: url.path) }
         if let cache, let cached = cache.load(folder, network: network) {
@@ -102,22 +107,46 @@ public struct FIDEvaluator: Sendable {
         var rows: [Float] = []
         rows.reserveCapacity(folder.count * d)
         var failures: [String] = []
-        var start = 0
-        while start < folder.count {
+        var rowsPerBatch: [Float] = []                   // readable images of each of this rank's batches
+        let starts = Array(stride(from: 0, to: folder.count, by: batchSize))
+        for (j, start) in starts.enumerated() where j % communicator.size == communicator.rank {
             let end = Swift.min(folder.count, start + batchSize)
             let (images, failed) = folder.loadImages(start..<end)
             failures += failed
             if !images.isEmpty { rows += network.features(of: images, batchSize: batchSize).scalars }
+            rowsPerBatch.append(Float(images.count))
             progress?(url.path, end, folder.count)
-            start = end
         }
-        guard !rows.isEmpty else { throw MetricsError.noImages(path: url.path, skipped: failures.count) }
+        var skipped = failures.count
+        if communicator.size > 1 {
+            let allRows = try communicator.gather(rows, root: 0)
+            let allCounts = try communicator.gather(rowsPerBatch, root: 0)
+            var unreadable = [Double(failures.count)]
+            try communicator.allReduceSum(&unreadable)
+            skipped = Int(unreadable[0])
+            if communicator.rank == 0 {
+                // Re-interleave: batch j came from rank j mod N, as that rank's (j / N)-th batch.
+                var offsets = [Int](repeating: 0, count: communicator.size)
+                rows = []
+                rows.reserveCapacity(allRows.reduce(0) { $0 + $1.count })
+                for j in starts.indices {
+                    let r = j % communicator.size, n = Int(allCounts[r][j / communicator.size]) * d
+                    rows += allRows[r][offsets[r]..<(offsets[r] + n)]
+                    offsets[r] += n
+                }
+                if skipped > failures.count { failures.append("(\(skipped - failures.count) more unreadable on other ranks)") }
+            } else {
+                return FolderFeatures(folder: url.path, features: Tensor(rows, shape: [rows.count / d, d]),
+                                      failures: failures, skipped: skipped, cacheFile: nil, fromCache: false)
+            }
+        }
+        guard !rows.isEmpty else { throw MetricsError.noImages(path: url.path, skipped: skipped) }
         var result = FolderFeatures(folder: url.path, features: Tensor(rows, shape: [rows.count / d, d]),
-                                    failures: failures, skipped: failures.count, cacheFile: nil, fromCache: false)
+                                    failures: failures, skipped: skipped, cacheFile: nil, fromCache: false)
         if let cache {
             let file = try cache.store(result, of: folder, network: network)
             result = FolderFeatures(folder: result.folder, features: result.features, failures: failures,
-                                    skipped: failures.count, cacheFile: file.path, fromCache: false)
+                                    skipped: skipped, cacheFile: file.path, fromCache: false)
         }
         return result
     }

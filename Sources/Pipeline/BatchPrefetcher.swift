@@ -3,7 +3,7 @@ import Tensor
 import ViTDiffusion
 
 /// Prepares the next step's batch on its own thread while the current step trains, so decoding
-/// and batch assembly never stall the step. Each batch is a pure function of (seed, step)
+/// and batch assembly never stall the step. Each batch is a pure function of (seed, step, sample)
 /// (``DiffusionTrainer/prepareBatch(forStep:from:)``), so prefetching changes no result.
 final class BatchPrefetcher: @unchecked Sendable {
     // @unchecked Sendable: `slot` and `wanted` are only touched under `condition`'s lock; the
@@ -12,7 +12,7 @@ final class BatchPrefetcher: @unchecked Sendable {
     private let dataset: any TrainingImages
     private let condition = NSCondition()
     private var wanted: Int? = nil
-    private var slot: (step: Int, result: Result<(images: Tensor, rng: RandomGenerator), Error>)? = nil
+    private var slot: (step: Int, result: Result<DiffusionTrainer.PreparedBatch, Error>)? = nil
     private var stopped = false
     private var thread: Thread? = nil
 
@@ -33,7 +33,7 @@ final class BatchPrefetcher: @unchecked Sendable {
     }
 
     /// The batch of `step`: the prefetched one when ready, else it waits for it (or prepares it).
-    func batch(_ step: Int) throws -> (images: Tensor, rng: RandomGenerator) {
+    func batch(_ step: Int) throws -> DiffusionTrainer.PreparedBatch {
         prefetch(step)
         condition.lock()
         while slot?.step != step { condition.wait() }

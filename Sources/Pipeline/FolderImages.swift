@@ -40,20 +40,13 @@ public struct FolderImages: TrainingImages {
     /// Readable images.
     public var count: Int { readable.count }
 
-    /// Draws as ``TensorDataset/batch(size:flipProbability:using:)`` does (index, then flip, per
-    /// item) and decodes the chosen files.
-    public func batch(size batchSize: Int, flipProbability: Double, using rng: inout RandomGenerator) throws -> Tensor {
-        var picks: [(index: Int, flip: Bool)] = []
-        for _ in 0..<batchSize {
-            let i = rng.nextInt(below: count)
-            let flip = flipProbability > 0 && rng.nextUniformDouble() < flipProbability
-            picks.append((readable[i], flip))
-        }
-        let images = folder.load(picks.map(\.index), size: size)
+    /// Decodes the picked files (in parallel) at ``size`` px, flipping where the picks say.
+    public func batch(_ picks: [ImagePick]) throws -> Tensor {
+        let images = folder.load(picks.map { readable[$0.index] }, size: size)
         var out: [Image] = []
         for (img, pick) in zip(images, picks) {
-            guard let img else { throw PipelineError.badData(path: folder.url(pick.index).path, problem: "became unreadable during training") }
-            out.append(pick.flip ? img.flippedHorizontally() : img)
+            guard let img else { throw PipelineError.badData(path: folder.url(readable[pick.index]).path, problem: "became unreadable during training") }
+            out.append(pick.flipped ? img.flippedHorizontally() : img)
         }
         return Image.batch(out)
     }

@@ -28,33 +28,41 @@ public enum SampleWriter {
     /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`; batch
     /// noise derives from (`seed`, index of its first image). When `gridURL` is given, a grid of
     /// the first 64 is written there (keep it outside `folder`, which FID reads whole).
-    /// Returns how many images were drawn now.
+    /// Returns how many images were drawn now (by all ranks).
+    ///
+    /// With a `communicator` of N ranks, the batches are dealt round-robin (batch j to rank
+    /// j mod N); each rank writes its own images (a shared file system) and rank 0 the grid. The
+    /// images are the same whatever N is: a batch's noise depends only on its first index.
     @discardableResult
     public static func write(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind,
                              count: Int, batchSize: Int = 64, seed: UInt64 = 0, to folder: URL, gridURL: URL? = nil,
+                             communicator: any Communicator = SingleProcessCommunicator(),
                              progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Int {
         guard count >= 0 else { throw PipelineError.invalidOption(name: "--count", problem: "must be >= 0, got \(count)") }
         guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let start = existingCount(in: folder)
-        var done = start
+        try communicator.barrier()                       // every rank counted before any writes
         let s = sampler.sampler(schedule: schedule)
-        while done < count {
-            let n = min(batchSize, count - done)
-            var rng = RandomGenerator(seed: seed &+ UInt64(done) &* 0x9E37_79B9_7F4A_7C15)
+        let batchStarts = Array(stride(from: start, to: count, by: batchSize))
+        var mine = 0
+        for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
+            let n = min(batchSize, count - first)
+            var rng = RandomGenerator(seed: seed &+ UInt64(first) &* 0x9E37_79B9_7F4A_7C15)
             let x = try Sampling.sample(model: model, objective: objective, count: n, batchSize: n, sampler: s, using: &rng)
             for (i, img) in Image.images(fromBatch: x).enumerated() {
-                try img.write(to: folder.appendingPathComponent(fileName(done + i)))
+                try img.write(to: folder.appendingPathComponent(fileName(first + i)))
             }
-            done += n
-            progress?(done, count)
+            mine += n
+            progress?(min(count, start + mine * communicator.size), count)
         }
-        if let gridURL {
+        try communicator.barrier()                       // every image is on disk
+        if communicator.isWriter, let gridURL {
             try FileManager.default.createDirectory(at: gridURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
-        return done - start
+        return max(0, count - start)
     }
 }
 

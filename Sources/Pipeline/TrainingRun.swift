@@ -17,6 +17,12 @@ import ViTDiffusion
 /// back to the checkpoint's step, and because every random draw of step k derives from
 /// (seed, k) the resumed run ends bit-identical to an uninterrupted one (same thread count).
 ///
+/// In a job of several ranks (an `MPICommunicator`), every rank opens the same folder (a shared
+/// file system) and trains its share of each batch; rank 0 alone writes `config.json`, the log,
+/// checkpoints, grids and plots. The ranks agree each step on stopping and on the time spent, so
+/// a Ctrl-C or a time budget ends them all at the same step. A run resumes under any rank count
+/// that divides the batch.
+///
 /// ```swift
 /// var recipe = TrainingRecipe.pretraining(batchSize: 64, steps: 500)
 /// recipe.checkpointEvery = 100
@@ -37,6 +43,8 @@ public final class TrainingRun {
     public private(set) var trainSeconds: Double = 0
     /// The step the run resumed from (nil for a fresh run).
     public let resumedFrom: Int?
+    /// The job's processes (the trainer's).
+    public var communicator: any Communicator { trainer.communicator }
 
     /// `RUN/checkpoint.safetensors`.
     public var checkpointURL: URL { folder.appendingPathComponent("checkpoint.safetensors") }
@@ -57,8 +65,10 @@ public final class TrainingRun {
     ///     the EMA, e.g. to load pre-trained online weights (fine-tuning). Not called on resume.
     /// - Throws: ``PipelineError/runMismatch(folder:key:existing:requested:)`` when the folder
     ///   holds another run; checkpoint errors naming the file and key.
+    /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
-                initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
+                initialWeights: ((MaskedUViT) throws -> Void)? = nil,
+                communicator: any Communicator = SingleProcessCommunicator()) throws {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
@@ -81,7 +91,7 @@ public final class TrainingRun {
         let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
         let resuming = fm.fileExists(atPath: checkpoint.path)
         if !resuming, let initialWeights { try initialWeights(model) }
-        trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking)
+        trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking, communicator: communicator)
         if resuming {
             let meta = try trainer.resume(from: checkpoint)
             trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0
@@ -89,14 +99,18 @@ public final class TrainingRun {
         } else {
             resumedFrom = nil
         }
-        // The folder is created only now: a run that fails to start (bad --init weights, a
-        // config mismatch) leaves nothing behind.
-        try fm.createDirectory(at: folder, withIntermediateDirectories: true)
-        try Data(config.json.utf8).write(to: configURL, options: .atomic)
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
-        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? ""
         records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
-        try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
+        // Every rank has read the folder before rank 0 changes it.
+        try communicator.barrier()
+        if communicator.isWriter {
+            // The folder is created only now: a run that fails to start (bad --init weights, a
+            // config mismatch) leaves nothing behind.
+            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data(config.json.utf8).write(to: configURL, options: .atomic)
+            try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
+        }
     }
 
     /// Whether the run has reached its step count or time budget.
@@ -139,47 +153,58 @@ public final class TrainingRun {
                       events: ((Event) -> Void)? = nil) throws -> Summary {
         let start = Date()
         let first = trainer.step
-        let log = try FileHandle(forWritingTo: logURL)
-        defer { try? log.close() }
-        try log.seekToEnd()
+        let writer = communicator.isWriter
+        let ranks = communicator.size
+        let log = writer ? try FileHandle(forWritingTo: logURL) : nil
+        defer { try? log?.close() }
+        try log?.seekToEnd()
         var savedAt = trainer.step
         var ran = 0.0
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
+        var stopRequested = ranks == 1 && StopSignal.isRequested      // several ranks agree after a step
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
-            if StopSignal.isRequested {
-                if savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+            if stopRequested {
+                if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
                     try saveCheckpoint(events: events)
                 }
-                try? writeLossPlot()
+                if writer { try? writeLossPlot() }
                 throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            var batch = try prefetcher.batch(trainer.step)
+            let batch = try prefetcher.batch(trainer.step)
             prefetcher.prefetch(trainer.step + 1)                        // decoded while this step trains
-            let loss = try trainer.trainStep(images: batch.images, using: &batch.rng)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let loss = try trainer.trainStep(batch: batch)
+            var seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            stopRequested = StopSignal.isRequested
+            if ranks > 1 {
+                // All ranks stop at the same step and count the same time (the mean).
+                var agreed = [stopRequested ? 1 : 0, seconds]
+                try communicator.allReduceSum(&agreed)
+                stopRequested = agreed[0] > 0
+                seconds = agreed[1] / Double(ranks)
+            }
             trainSeconds += seconds
             ran += seconds
             let record = StepRecord(step: trainer.step, loss: loss, learningRate: trainer.optimizer.learningRate,
                                     gradientNorm: trainer.lastGradientNorm, seconds: seconds,
                                     imagesPerSecond: Double(config.recipe.batchSize) / seconds, trainSeconds: trainSeconds)
             records.append(record)
-            log.write(Data((record.jsonLine + "\n").utf8))
+            log?.write(Data((record.jsonLine + "\n").utf8))
             events?(.step(record))
             let every = config.recipe.checkpointEvery
             if every > 0, trainer.step % every == 0, !isComplete {
-                try saveCheckpoint(events: events)
+                if writer { try saveCheckpoint(events: events) }
                 savedAt = trainer.step
             }
-            if config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
+            if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
                 events?(.samples(try writeSampleGrid(), step: trainer.step))
             }
         }
-        if savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+        if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
             try saveCheckpoint(events: events)
         }
-        try writeLossPlot()
+        if writer { try writeLossPlot() }
         let tail = records.suffix(20).map(\.loss).filter(\.isFinite)
         let done = trainer.step - first
         return Summary(step: trainer.step, stepsRun: done, trainSeconds: trainSeconds,
@@ -189,7 +214,8 @@ public final class TrainingRun {
     }
 
     /// Writes `checkpoint.safetensors` atomically, links it as `checkpoint-N.safetensors` and
-    /// removes numbered checkpoints beyond `keepCheckpoints`; redraws `loss.png`.
+    /// removes numbered checkpoints beyond `keepCheckpoints`; redraws `loss.png`. (In a job of
+    /// several ranks only rank 0 calls it.)
     public func saveCheckpoint(events: ((Event) -> Void)? = nil) throws {
         try trainer.save(to: checkpointURL, extraMetadata: ["train_seconds": String(trainSeconds),
                                                             "stage": config.stage.rawValue, "data": config.data])

@@ -6,9 +6,11 @@ import Tensor
 
 /// Trains a ``MaskedUViT`` with MaskDM's recipe: masked pre-training, then unmasked fine-tuning.
 ///
-/// Each step draws uniform integer timesteps, Gaussian noise, a mask and (through the caller's
-/// data) a batch from a generator derived from `(seed, step)`, so a resumed run replays exactly
-/// the same randomness as an uninterrupted one.
+/// Every random choice of a step (which image, its flip, its timestep, its noise and its mask)
+/// comes from a generator of (seed, step, global sample index), so a resumed run replays exactly
+/// the same randomness as an uninterrupted one, and a job of N ranks, each training its share of
+/// the global batch (``localSamples``) and summing gradients through its ``communicator``,
+/// computes what one process computes, up to the order of floating-point sums.
 ///
 /// ```swift
 /// var rng = RandomGenerator(seed: 0)
@@ -40,6 +42,12 @@ public final class DiffusionTrainer {
     public private(set) var lastGradientNorm: Float = 0
     /// Wall-clock seconds of the phases of the last step (for profiling).
     public private(set) var lastStepTimings = StepTimings()
+    /// The processes of the job; gradients and losses are summed over them each step.
+    public let communicator: any Communicator
+    /// Images per step on this rank: `recipe.batchSize / communicator.size`.
+    public let localBatchSize: Int
+    /// The global sample indices (`0..<recipe.batchSize`) this rank trains each step.
+    public var localSamples: Range<Int> { (communicator.rank * localBatchSize)..<((communicator.rank + 1) * localBatchSize) }
 
     /// Seconds spent in each phase of one training step.
     public struct StepTimings: Sendable {
@@ -49,6 +57,8 @@ public final class DiffusionTrainer {
         public var forward = 0.0
         /// The backward pass.
         public var backward = 0.0
+        /// Summing gradients and losses over the ranks (0 in a single process).
+        public var communicate = 0.0
         /// Computing the gradient norm and clipping scale.
         public var clip = 0.0
         /// The AdamW update.
@@ -56,7 +66,7 @@ public final class DiffusionTrainer {
         /// The EMA update.
         public var ema = 0.0
         /// Sum of all phases.
-        public var total: Double { prepare + forward + backward + clip + optimizer + ema }
+        public var total: Double { prepare + forward + backward + communicate + clip + optimizer + ema }
     }
 
     /// A trainer for `model` with fresh AdamW and EMA state.
@@ -65,12 +75,24 @@ public final class DiffusionTrainer {
     ///   ``MaskingStrategy``; the trainer's ``recipe`` then records it (`MaskSpec(describing:)`:
     ///   a built-in as its case, anything else as `.custom(name:)` with its description), so
     ///   checkpoints say what was used.
-    public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws {
+    /// - Parameter communicator: the job's processes (default: this one alone). With N ranks the
+    ///   global `recipe.batchSize` is split evenly (it must divide) and rank 0's weights are
+    ///   copied to every rank before the EMA copy is made.
+    public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil,
+                communicator: any Communicator = SingleProcessCommunicator()) throws {
         try recipe.validate()
+        guard recipe.batchSize % communicator.size == 0 else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "batch_size",
+                problem: "\(recipe.batchSize) does not divide evenly over \(communicator.size) ranks (use a multiple of \(communicator.size))")
+        }
+        self.communicator = communicator
+        localBatchSize = recipe.batchSize / communicator.size
         self.model = model
         var recipe = recipe
         if let masking { recipe.mask = MaskSpec(describing: masking) }
         self.recipe = recipe
+        if communicator.size > 1 { try communicator.broadcast(model.store.values, count: model.store.count, root: 0) }
         emaModel = MaskedUViT(copying: model)
         ema = ExponentialMovingAverage(online: model.store, shadow: emaModel.store, beta: recipe.emaBeta)
         optimizer = AdamW(store: model.store, learningRate: recipe.learningRate, beta1: recipe.beta1, beta2: recipe.beta2,
@@ -80,30 +102,67 @@ public final class DiffusionTrainer {
         learningRateSchedule = .constant(warmup: recipe.warmupSteps)
     }
 
-    /// The generator of step `step`: a pure function of the seed and the step number.
-    public func generator(forStep step: Int) -> RandomGenerator {
-        RandomGenerator(seed: recipe.seed &+ UInt64(step + 1) &* 0x9E37_79B9_7F4A_7C15)
+    /// The generator of global sample `sample` of step `step`: a pure function of the seed,
+    /// the step and the sample's index in the global batch (not of the rank that trains it).
+    public func generator(forStep step: Int, sample: Int) -> RandomGenerator {
+        var g = RandomGenerator(seed: recipe.seed &+ UInt64(step + 1) &* 0x9E37_79B9_7F4A_7C15)
+        return RandomGenerator(seed: g.next() ^ (UInt64(sample + 1) &* 0xD1B5_4A32_D192_ED03))
     }
 
-    /// One optimisation step on a batch drawn from `dataset`. Returns the loss.
+    /// This rank's share of one step's batch: the images, and each sample's generator after it
+    /// drew its pick (it goes on to draw the timestep, the noise and the mask).
+    public struct PreparedBatch: Sendable {
+        /// The step it belongs to.
+        public let step: Int
+        /// (localBatchSize, C, H, W) in [-1, 1].
+        public let images: Tensor
+        /// One generator per local sample, positioned after the image pick.
+        public let generators: [RandomGenerator]
+    }
+
+    /// One optimisation step on this rank's share of the batch drawn from `dataset`. Returns
+    /// the loss (the mean over the global batch).
     @discardableResult
     public func trainStep(dataset: any TrainingImages) throws -> Float {
-        var batch = try prepareBatch(forStep: step, from: dataset)
-        return try trainStep(images: batch.images, using: &batch.rng)
+        try trainStep(batch: try prepareBatch(forStep: step, from: dataset))
     }
 
-    /// The batch of step `step` and the step's generator after drawing it: what
-    /// ``trainStep(dataset:)`` does first, split out so that another thread can prepare the next
-    /// step's batch while this one trains (`trainStep(images: b.images, using: &b.rng)` then
-    /// gives the same result bit for bit).
-    public func prepareBatch(forStep step: Int, from dataset: any TrainingImages) throws -> (images: Tensor, rng: RandomGenerator) {
-        var rng = generator(forStep: step)
-        let x0 = try dataset.batch(size: recipe.batchSize, flipProbability: recipe.flipProbability, using: &rng)
-        return (x0, rng)
+    /// This rank's images of step `step`: what ``trainStep(dataset:)`` does first, split out so
+    /// that another thread can prepare the next step's batch while this one trains
+    /// (``trainStep(batch:)`` then gives the same result bit for bit).
+    public func prepareBatch(forStep step: Int, from dataset: any TrainingImages) throws -> PreparedBatch {
+        var generators: [RandomGenerator] = []
+        var picks: [ImagePick] = []
+        for i in localSamples {
+            var g = generator(forStep: step, sample: i)
+            picks.append(.draw(count: dataset.count, flipProbability: recipe.flipProbability, using: &g))
+            generators.append(g)
+        }
+        return PreparedBatch(step: step, images: try dataset.batch(picks), generators: generators)
+    }
+
+    /// One optimisation step on a prepared batch: each sample draws its timestep (uniform), its
+    /// noise and its mask, in that order, from its own generator.
+    @discardableResult
+    public func trainStep(batch: PreparedBatch) throws -> Float {
+        precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
+        let c = model.config
+        let start = Date()
+        var t: [Int] = [], noise: [Tensor] = [], dropped: [[Int]] = []
+        let itemShape = Shape([1] + batch.images.shape.dims.dropFirst())
+        for var g in batch.generators {
+            t.append(g.nextInt(below: schedule.timesteps))
+            noise.append(Tensor.randomNormal(itemShape, using: &g))
+            dropped.append(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &g).dropped[0])
+        }
+        let mask = Mask(dropped: dropped, patchCount: c.patchCount)
+        return try trainStep(images: batch.images, timesteps: t, noise: noise.count == 1 ? noise[0] : Tensor.concat(noise, axis: 0),
+                             mask: mask, drawSeconds: Date().timeIntervalSince(start))
     }
 
     /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1]: draws the
     /// timesteps (uniform), the noise and the mask from `rng`, in that order, and trains on them.
+    /// (In a job of several ranks each passes its own share of the batch.)
     @discardableResult
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
         let c = model.config
@@ -144,14 +203,25 @@ public final class DiffusionTrainer {
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
         let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
                               kind: recipe.loss, tape: tape)
-        let value = loss.value.item
+        var value = loss.value.item
         timings.forward = lap()
+        let ranks = communicator.size
+        if ranks > 1 {
+            // Every rank must take the same branch below: agree on the mean loss first.
+            var sum = [Double(value)]
+            try communicator.allReduceSum(&sum)
+            value = Float(sum[0] / Double(ranks))
+        }
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
+        timings.communicate = lap()
         tape.backward(from: loss)
         timings.backward = lap()
-        // Clipping is applied inside the AdamW pass (same arithmetic, one pass over the gradients fewer).
-        let norm = gradientNorm(model.store)
-        let gradientScale = recipe.gradientClip.map { clippingScale(norm: norm, maxNorm: $0) } ?? 1
+        if ranks > 1 { try communicator.allReduceSum(model.store.gradients, count: model.store.count) }
+        timings.communicate += lap()
+        // The arena now holds the sum of the ranks' mean gradients: the global mean is 1/N of it.
+        // The 1/N and the clipping scale are applied inside the AdamW pass (one pass fewer).
+        let norm = gradientNorm(model.store) / Float(ranks)
+        let gradientScale = (recipe.gradientClip.map { clippingScale(norm: norm, maxNorm: $0) } ?? 1) / Float(ranks)
         timings.clip = lap()
         lastGradientNorm = norm
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
@@ -177,7 +247,7 @@ public final class DiffusionTrainer {
     /// A fine-tuning trainer that starts from this trainer's **online** weights (all of them),
     /// with a fresh optimizer and a fresh EMA copied from those weights (MaskDM's transfer).
     public func transferred(to recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil) throws -> DiffusionTrainer {
-        try DiffusionTrainer(model: MaskedUViT(copying: model), recipe: recipe, masking: masking)
+        try DiffusionTrainer(model: MaskedUViT(copying: model), recipe: recipe, masking: masking, communicator: communicator)
     }
 
     /// Saves weights, EMA, optimizer state, step and config atomically.
@@ -192,11 +262,12 @@ public final class DiffusionTrainer {
 
     /// A trainer restored from a checkpoint written by ``save(to:extraMetadata:)``: the model
     /// config and recipe come from its metadata, then weights, EMA, optimizer state and step.
-    /// `masking` must be given again for a custom strategy.
-    public convenience init(checkpoint url: URL, masking: (any MaskingStrategy)? = nil) throws {
+    /// `masking` must be given again for a custom strategy. Every rank reads the file.
+    public convenience init(checkpoint url: URL, masking: (any MaskingStrategy)? = nil,
+                            communicator: any Communicator = SingleProcessCommunicator()) throws {
         let (config, recipe) = try Self.describe(checkpoint: url)
         var rng = RandomGenerator(seed: 0)
-        try self.init(model: MaskedUViT(config: config, rng: &rng), recipe: recipe, masking: masking)
+        try self.init(model: MaskedUViT(config: config, rng: &rng), recipe: recipe, masking: masking, communicator: communicator)
         try resume(from: url)
     }
 
@@ -276,7 +347,7 @@ extension DiffusionTrainer {
     }
 
     /// Trains until `recipe.steps`, saving `checkpoint` every `recipe.checkpointEvery` steps and
-    /// at the end. Returns the losses of the steps run now.
+    /// at the end (rank 0 alone writes it). Returns the losses of the steps run now.
     ///
     /// - Parameter resume: when true and `checkpoint` exists, training continues from it; when
     ///   false (default) an existing checkpoint is an error rather than silently resumed or
@@ -298,11 +369,11 @@ extension DiffusionTrainer {
             let now = Date()
             progress?(Progress(step: step, totalSteps: recipe.steps, loss: loss, secondsPerStep: now.timeIntervalSince(last)))
             last = now
-            if let checkpoint, recipe.checkpointEvery > 0, step % recipe.checkpointEvery == 0, step < recipe.steps {
+            if let checkpoint, communicator.isWriter, recipe.checkpointEvery > 0, step % recipe.checkpointEvery == 0, step < recipe.steps {
                 try save(to: checkpoint)
             }
         }
-        if let checkpoint { try save(to: checkpoint) }
+        if let checkpoint, communicator.isWriter { try save(to: checkpoint) }
         return losses
     }
 }
