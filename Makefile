@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the two-stage MaskDM pipeline on the embedded
 # default data) and `make test` (the test suite). Both install what they need first.
-.PHONY: setup demo test bench bench-compare python doc-coverage fuzz sanitize
+.PHONY: setup demo test mpi bench bench-compare python doc-coverage fuzz sanitize
 
 setup:
 	./scripts/setup.sh
@@ -11,12 +11,16 @@ demo: setup
 	.build/release/maskdm pipeline --out runs/demo $(ARGS)
 
 # Tests run on an optimised build (-O with testability; preconditions stay on): the training
-# tests are ~50x slower in a debug build.
+# tests are ~50x slower in a debug build. The build has the MPI trait, so the 2-rank tests run.
 test: setup
 	./scripts/fetch-datasets.sh
 	./scripts/fetch-fid-weights.sh
-	swift build -c release --build-tests -Xswiftc -enable-testing
-	MASKDM_REQUIRE_FID=1 MASKDM_REQUIRE_DATASETS=1 swift test -c release -Xswiftc -enable-testing --skip-build
+	swift build -c release --build-tests -Xswiftc -enable-testing --traits MPI
+	MASKDM_REQUIRE_FID=1 MASKDM_REQUIRE_DATASETS=1 MASKDM_REQUIRE_MPI=1 swift test -c release -Xswiftc -enable-testing --traits MPI --skip-build
+
+# maskdm with data-parallel training over Open MPI (`mpirun -np N .build/release/maskdm pretrain ...`).
+mpi: setup
+	swift build -c release --traits MPI --product maskdm
 
 python:
 	./scripts/setup-python.sh

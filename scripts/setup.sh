@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the library, its tests and its demo need (idempotent).
 # Debian/Ubuntu: libopenblas-dev libpng-dev libjpeg-dev (build), fonts-noto-color-emoji and
-# unicode-data (the embedded default dataset), dataset-fashion-mnist (optional dataset).
+# unicode-data (the embedded default dataset), dataset-fashion-mnist (optional dataset),
+# libopenmpi-dev and openmpi-bin (data-parallel training; the tests run 2 ranks).
 set -euo pipefail
-packages=(libopenblas-dev libpng-dev libjpeg-dev pkg-config fonts-noto-color-emoji unicode-data dataset-fashion-mnist)
+packages=(libopenblas-dev libpng-dev libjpeg-dev pkg-config fonts-noto-color-emoji unicode-data dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,17 +16,21 @@ public struct StepRecord: Codable, Sendable, Equatable {
     public var imagesPerSecond: Double
     /// Summed step seconds of the run so far (pauses and resumption do not count).
     public var trainSeconds: Double
+    /// Seconds rank 0 spent in the step's collectives (loss and gradient all-reduce, waiting for
+    /// the other ranks included); nil in a single process.
+    public var communicationSeconds: Double?
 
     /// A record of the values above.
     public init(step: Int, loss: Float, learningRate: Float, gradientNorm: Float, seconds: Double,
-                imagesPerSecond: Double, trainSeconds: Double) {
+                imagesPerSecond: Double, trainSeconds: Double, communicationSeconds: Double? = nil) {
         self.step = step; self.loss = loss; self.learningRate = learningRate; self.gradientNorm = gradientNorm
         self.seconds = seconds; self.imagesPerSecond = imagesPerSecond; self.trainSeconds = trainSeconds
+        self.communicationSeconds = communicationSeconds
     }
 
     enum CodingKeys: String, CodingKey {
         case step, loss, learningRate = "learning_rate", gradientNorm = "grad_norm", seconds
-        case imagesPerSecond = "images_per_second", trainSeconds = "train_seconds"
+        case imagesPerSecond = "images_per_second", trainSeconds = "train_seconds", communicationSeconds = "comm_seconds"
     }
 
     static let encoder: JSONEncoder = {

@@ -188,7 +188,8 @@ public final class TrainingRun {
             ran += seconds
             let record = StepRecord(step: trainer.step, loss: loss, learningRate: trainer.optimizer.learningRate,
                                     gradientNorm: trainer.lastGradientNorm, seconds: seconds,
-                                    imagesPerSecond: Double(config.recipe.batchSize) / seconds, trainSeconds: trainSeconds)
+                                    imagesPerSecond: Double(config.recipe.batchSize) / seconds, trainSeconds: trainSeconds,
+                                    communicationSeconds: ranks > 1 ? trainer.lastStepTimings.communicate : nil)
             records.append(record)
             log?.write(Data((record.jsonLine + "\n").utf8))
             events?(.step(record))

@@ -1,0 +1,239 @@
+import Foundation
+import ImageIO
+import MPI
+import Tensor
+import Testing
+import ViTDiffusion
+
+/// Runs `maskdm` under `mpirun` (the MPI build: `make test` builds with `--traits MPI`).
+enum MPIJob {
+    /// The `maskdm` built beside this test bundle (or `$MASKDM_BIN`).
+    static var maskdm: URL {
+        if let b = ProcessInfo.processInfo.environment["MASKDM_BIN"], !b.isEmpty { return URL(fileURLWithPath: b) }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("maskdm")
+    }
+
+    static var mpirun: URL? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let url = URL(fileURLWithPath: String(dir)).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+
+    /// Whether the MPI tests can run: an MPI build, `mpirun` on the PATH and the `maskdm` binary.
+    /// `MASKDM_REQUIRE_MPI=1` (set by `make test`) turns a missing piece into a failure.
+    static var available: Bool {
+        let ok = MPICommunicator.isAvailable && mpirun != nil && FileManager.default.isExecutableFile(atPath: maskdm.path)
+        if !ok && ProcessInfo.processInfo.environment["MASKDM_REQUIRE_MPI"] == "1" {
+            Issue.record("MPI tests required but unavailable: MPI build \(MPICommunicator.isAvailable), mpirun \(mpirun?.path ?? "missing"), maskdm at \(maskdm.path)")
+        }
+        return ok
+    }
+
+    /// A started `mpirun -np ranks maskdm ARGS` (one thread per rank, root allowed, oversubscribed).
+    static func start(ranks: Int, _ args: [String], output: URL) throws -> Process {
+        let p = Process()
+        p.executableURL = mpirun!
+        p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "MASKDM_THREADS=1",
+                       "-x", "OPENBLAS_NUM_THREADS=1", maskdm.path] + args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        p.environment = env
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: output)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        return p
+    }
+
+    /// Runs to the end; returns the exit status and everything printed.
+    @discardableResult
+    static func run(ranks: Int, _ args: [String], in folder: URL) throws -> (status: Int32, output: String) {
+        let out = folder.appendingPathComponent("mpirun-\(UUID().uuidString).txt")
+        let p = try start(ranks: ranks, args, output: out)
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
+
+    /// A folder of `count` small, distinct PNGs (16 x 16).
+    static func writeImages(count: Int, to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var rng = RandomGenerator(seed: 7)
+        for i in 0..<count {
+            let pixels = (0..<(16 * 16 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) }
+            try Image(width: 16, height: 16, channels: 3, pixels: pixels).write(to: folder.appendingPathComponent("img\(i).png"))
+        }
+    }
+
+    /// Pre-training arguments of a tiny 16 px network, masked, checkpointing every step.
+    static func pretrain(data: URL, out: URL, steps: Int, batch: Int = 8) -> [String] {
+        pretrain(data: data.path, out: out, steps: steps, batch: batch)
+    }
+
+    /// The same on a bundled dataset (real images: random pixels give near-zero gradients whose
+    /// summation-order noise AdamW's division by sqrt(v) amplifies to lr-sized steps).
+    static func pretrain(data: String, out: URL, steps: Int, batch: Int = 8) -> [String] {
+        ["pretrain", "--data", data, "--out", out.path, "--model", "tiny", "--size", "16", "--mask", "block2",
+         "--ratio", "0.5", "--steps", String(steps), "--batch", String(batch), "--checkpoint-every", "1", "--log-every", "1000"]
+    }
+
+    /// The largest per-tensor difference between two checkpoints, relative to each tensor's
+    /// largest magnitude in `want` (every key of `want` must be in `got` with its shape).
+    static func maxRelativeDifference(_ got: URL, _ want: URL) throws -> (key: String, error: Float) {
+        let a = try SafetensorsFile(contentsOf: got), b = try SafetensorsFile(contentsOf: want)
+        var worst = (key: "", error: Float(0))
+        for key in b.keys.sorted() {
+            let w = try b.tensor(key), g = try a.tensor(key)
+            #expect(g.shape == w.shape, "\(key): \(g.shape) vs \(w.shape)")
+            let e = g.maxAbsDifference(w) / max(w.maxAbs(), 1e-12)
+            if e > worst.error || worst.key.isEmpty { worst = (key, e) }
+        }
+        return worst
+    }
+}
+
+/// Data-parallel training over Open MPI, 2 ranks x 1 thread on one machine (issue 14's tests).
+@Suite(.serialized, .enabled(if: MPIJob.available))
+struct MPIJobTests {
+    @Test("2 ranks x 5 masked steps equal 1 rank with the same global batch (1e-4 of each tensor's largest magnitude)")
+    func twoRanksMatchOne() throws {
+        try withTemporaryFolder("mpi-equal") { dir in
+            let data = "emoji-faces"
+            let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+            let r1 = try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: one, steps: 5), in: dir)
+            #expect(r1.status == 0, "1 rank: \(r1.output)")
+            let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 5), in: dir)
+            #expect(r2.status == 0, "2 ranks: \(r2.output)")
+            #expect(r2.output.contains("4 on each of 2 ranks"), "\(r2.output)")
+            let diff = try MPIJob.maxRelativeDifference(two.appendingPathComponent("checkpoint.safetensors"),
+                                                        one.appendingPathComponent("checkpoint.safetensors"))
+            #expect(diff.error <= 1e-4, "largest difference \(diff.error) in \(diff.key)")
+            print("MPI: 2 ranks vs 1 after 5 masked steps: largest relative difference \(diff.error) (\(diff.key))")
+            // Rank 0 alone wrote the log: five lines, the same losses to float precision.
+            let l1 = try String(contentsOf: one.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
+            let l2 = try String(contentsOf: two.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
+            #expect(l1.count == 5 && l2.count == 5)
+        }
+    }
+
+    @Test("A run of 2 ranks resumed with 1 rank continues and matches an uninterrupted 1-rank run")
+    func resumeUnderAnotherRankCount() throws {
+        try withTemporaryFolder("mpi-resume") { dir in
+            let data = "emoji-faces"
+            let straight = dir.appendingPathComponent("straight"), mixed = dir.appendingPathComponent("mixed")
+            #expect(try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: straight, steps: 6), in: dir).status == 0)
+            let first = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: mixed, steps: 3), in: dir)
+            #expect(first.status == 0, "\(first.output)")
+            let second = try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: mixed, steps: 6), in: dir)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("resuming at step 3"), "\(second.output)")
+            let diff = try MPIJob.maxRelativeDifference(mixed.appendingPathComponent("checkpoint.safetensors"),
+                                                        straight.appendingPathComponent("checkpoint.safetensors"))
+            #expect(diff.error <= 1e-4, "largest difference \(diff.error) in \(diff.key)")
+        }
+    }
+
+    @Test("Killing one rank mid-run ends the job with an error within seconds; the checkpoint loads", arguments: [1, 0])
+    func killedRankEndsTheJob(rank: Int) throws {
+        try withTemporaryFolder("mpi-kill") { dir in
+            let data = dir.appendingPathComponent("data")
+            try MPIJob.writeImages(count: 24, to: data)
+            let run = dir.appendingPathComponent("run")
+            let output = dir.appendingPathComponent("kill.txt")
+            let job = try MPIJob.start(ranks: 2, MPIJob.pretrain(data: data, out: run, steps: 100_000), output: output)
+            defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+            // Wait until a few steps are logged (checkpoints are written every step).
+            let log = run.appendingPathComponent("log.jsonl")
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                if lines >= 3 { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            let victim = try #require(Self.rankProcess(rank, under: job.processIdentifier), "no rank \(rank) process found")
+            let killedAt = Date()
+            kill(victim, SIGKILL)
+            // The other rank must not hang: mpirun ends within seconds, with an error.
+            while job.isRunning && Date().timeIntervalSince(killedAt) < 30 { Thread.sleep(forTimeInterval: 0.05) }
+            let seconds = Date().timeIntervalSince(killedAt)
+            #expect(!job.isRunning, "the job still runs \(Int(seconds)) s after a rank was killed")
+            if job.isRunning { kill(job.processIdentifier, SIGKILL); job.waitUntilExit() }
+            #expect(job.terminationStatus != 0)
+            #expect(seconds < 10, "the job took \(seconds) s to end")
+            print(String(format: "MPI: rank %d killed; the job ended %.2f s later with status %d", rank, seconds, job.terminationStatus))
+            let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+            #expect(text.lowercased().contains("signal") || text.lowercased().contains("exited") || text.contains("abort"),
+                    "no error message: \(text)")
+            // Whatever step it died at, the checkpoint is whole and resumes.
+            let trainer = try DiffusionTrainer(checkpoint: run.appendingPathComponent("checkpoint.safetensors"))
+            #expect(trainer.step >= 2)
+        }
+    }
+
+    @Test("A global batch that does not divide over the ranks is refused at once, naming batch_size")
+    func indivisibleBatch() throws {
+        try withTemporaryFolder("mpi-batch") { dir in
+            let data = dir.appendingPathComponent("data")
+            try MPIJob.writeImages(count: 8, to: data)
+            let started = Date()
+            let r = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("run"), steps: 2, batch: 7), in: dir)
+            #expect(r.status != 0)
+            #expect(r.output.contains("batch_size") && r.output.contains("does not divide evenly over 2 ranks"), "\(r.output)")
+            #expect(Date().timeIntervalSince(started) < 60)
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/checkpoint.safetensors").path))
+        }
+    }
+
+    @Test("Sampling over 2 ranks writes the same images as 1 rank")
+    func samplingSplitsOverRanks() throws {
+        try withTemporaryFolder("mpi-sample") { dir in
+            let data = dir.appendingPathComponent("data")
+            try MPIJob.writeImages(count: 8, to: data)
+            let run = dir.appendingPathComponent("run")
+            #expect(try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: run, steps: 1), in: dir).status == 0)
+            let args = { (out: URL) in ["sample", "--checkpoint", run.path, "--count", "10", "--batch", "3", "--sampler", "ddim",
+                                        "--steps", "3", "--out", out.path] }
+            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+            let r1 = try MPIJob.run(ranks: 1, args(a), in: dir)
+            #expect(r1.status == 0, "\(r1.output)")
+            let r2 = try MPIJob.run(ranks: 2, args(b), in: dir)
+            #expect(r2.status == 0, "\(r2.output)")
+            for i in 0..<10 {
+                let name = String(format: "%05d.png", i)
+                let x = try Image(contentsOf: a.appendingPathComponent(name)), y = try Image(contentsOf: b.appendingPathComponent(name))
+                #expect(x.pixels == y.pixels, "\(name) differs")
+            }
+            #expect(FileManager.default.fileExists(atPath: b.appendingPathExtension("png").path))
+        }
+    }
+
+    /// The pid of the `maskdm` child of `mpirun` (pid `parent`) whose environment says it is `rank`.
+    static func rankProcess(_ rank: Int, under parent: Int32) -> Int32? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for entry in entries {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")"),
+                  stat[stat.index(close, offsetBy: 2)...].split(separator: " ").dropFirst().first == Substring(String(parent)),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                  String(decoding: cmdline, as: UTF8.self).contains("maskdm") else { continue }
+            let vars = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if vars.contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
+        }
+        return nil
+    }
+}
+
+/// A fresh temporary folder, removed by `body`'s end.
+func withTemporaryFolder<R>(_ label: String, _ body: (URL) throws -> R) throws -> R {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return try body(url)
+}
