@@ -22,7 +22,7 @@ import sys
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)(.*)$")
 MARKER = re.compile(r"^\s*<!--\s*snippet:\s*(skip|prelude)\b\s*(.*?)\s*-->\s*$")
 PRODUCTS = ["Tensor", "TorchCheckpoint", "NN", "Masking", "Schedules", "ImageIO", "Metrics",
-            "ViTDiffusion", "Pipeline"]
+            "ViTDiffusion", "Pipeline", "MPI"]
 
 
 def blocks(path):

@@ -10,7 +10,9 @@
 # run folders) stays in.
 #
 # ASan also reports leaks at exit (LeakSanitizer). Under TSan the worker pool, the buffer pool and
-# the prefetching loader run as in training. Prints each run's wall time.
+# the prefetching loader run as in training. Both builds have the MPI trait: the 2-rank tests
+# start the sanitized `maskdm` under mpirun, so the MPI layer runs instrumented too (Open MPI's
+# own libraries are not instrumented). Prints each run's wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci=0
@@ -24,13 +26,13 @@ for kind in "${kinds[@]}"; do
     [[ $kind == address ]] && scratch=.build-asan
     [[ $kind == thread ]] && scratch=.build-tsan
     start=$(date +%s)
-    swift build -c release --build-tests -Xswiftc -enable-testing --sanitize="$kind" --scratch-path "$scratch"
+    swift build -c release --build-tests -Xswiftc -enable-testing --traits MPI --sanitize="$kind" --scratch-path "$scratch"
     built=$(date +%s)
     # Swift's own crash backtracer is off: under a sanitizer the sanitizer reports.
     MASKDM_REQUIRE_FID=1 MASKDM_REQUIRE_DATASETS=1 SWIFT_BACKTRACE=enable=no \
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         ASAN_OPTIONS="detect_leaks=1" LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0" \
-        swift test -c release -Xswiftc -enable-testing --sanitize="$kind" --scratch-path "$scratch" --skip-build \
+        MASKDM_REQUIRE_MPI=1 swift test -c release -Xswiftc -enable-testing --traits MPI --sanitize="$kind" --scratch-path "$scratch" --skip-build \
         $([[ $ci == 1 && $kind == thread ]] && echo '--skip FID|Inception|Demo|Compare|SampleWriter|Metrics|Parity|toyDistribution|tinyModelLearns|maskedPretrainingThenFinetuning')
     echo "sanitize $kind: clean; build $((built - start)) s, tests $(( $(date +%s) - built )) s"
 done
