@@ -36,7 +36,7 @@ func benchGemm(threads: Int, quick: Bool) {
                 }
             }
             let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
-            let peak = peakGflopsPerCore * Double(threads)
+            let peak = measuredPeak(threads: threads).gflops
             emit([("name", "gemm_\(name)\(suffix)"), ("shape", "\(ta ? "T" : "N")\(tb ? "T" : "N") m \(m) n \(n) k \(k)"),
                   ("threads", threads), ("isa", Gemm.usesOwnKernels ? "\(Gemm.instructionSet)" : "openblas"),
                   ("median_ms", ours), ("gflops", flops / ours / 1e6), ("peak_share", flops / ours / 1e6 / peak),

@@ -40,7 +40,7 @@ func benchMatmul(threads: Int, quick: Bool) {
         emit([("name", "matmul_\(name)"), ("shape", "(\(m)x\(k))x(\(k)x\(n))^T"), ("threads", threads),
               ("median_ms", ours), ("gflops", g), ("raw_sgemm_ms", raw), ("raw_gflops", flops / raw / 1e6),
               ("wrapper_overhead_pct", (ours / raw - 1) * 100),
-              ("peak_share", g / (peakGflopsPerCore * Double(threads)))])
+              ("peak_share", g / measuredPeak(threads: threads).gflops)])
     }
 }
 

@@ -52,7 +52,13 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }
         timings = trainer.lastStepTimings
     }
+    let visible = c.sampling || c.mask == "none" ? c.config.patchCount
+        : try MaskSpec(name: c.mask, ratio: c.ratio).strategy().visibleCount(gridHeight: c.config.gridHeight, gridWidth: c.config.gridWidth)
+    let flops = (c.sampling ? 1 : 3) * forwardFlops(c.config, batch: c.batch, visible: visible)
+    let peak = measuredPeak(threads: threads)
     var fields: [(String, Any)] = [("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
+                                   ("gflops", flops / ms / 1e6), ("peak_share", flops / ms / 1e6 / peak.gflops),
+                                   ("peak_gflops", peak.gflops), ("isa", peak.isa),
                                    ("peak_rss_mb", peakRSSMiB()), ("pool_hits", BufferPool.shared.statistics.hits),
                                    ("pool_misses", BufferPool.shared.statistics.misses),
                                    ("pool_peak_mb", Double(BufferPool.shared.statistics.peakOwnedBytes) / 1048576)]
@@ -61,6 +67,19 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
                    ("clip_ms", p.clip * 1000), ("adamw_ms", p.optimizer * 1000), ("ema_ms", p.ema * 1000)]
     }
     emit(fields)
+}
+
+/// Multiply-add FLOPs (2 per MAC) of one forward pass with `visible` patch tokens plus the time
+/// token, counted as `Benchmarks/pytorch/maskdm_torch.py`'s `forward_flops` counts them (a training
+/// step is three times this).
+func forwardFlops(_ c: MaskedUViTConfig, batch: Int, visible: Int) -> Double {
+    let d = Double(c.embedDim), p = Double(c.patchSize), ch = Double(c.inChannels)
+    let tokens = Double(visible + 1), hidden = (d * c.mlpRatio).rounded(.towardZero)
+    let blocks = Double(2 * (c.depth / 2) + 1)
+    let perBlock = tokens * (2 * d * 3 * d + 2 * d * d + 2 * 2 * d * hidden) + 4 * tokens * tokens * d
+    var total = blocks * perBlock + Double(c.depth / 2) * tokens * 2 * 2 * d * d
+    total += Double(c.patchCount) * 2 * p * p * ch * d + tokens * 2 * d * p * p * ch
+    return Double(batch) * total
 }
 
 /// Runs every step case in its own process so that each peak RSS is that case's own.

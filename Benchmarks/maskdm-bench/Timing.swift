@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Wall-clock seconds of a monotonic clock.
@@ -63,5 +64,47 @@ func emit(_ fields: [(String, Any)]) {
     fflush(nil)
 }
 
-/// Machine fp32 peak used for "share of peak" figures: 240 GFLOP/s per core (AVX-512 FMA, Zen 5).
-let peakGflopsPerCore = 240.0
+/// The machine's measured fp32 peak: the best instruction set's FMA loop (`maskdm_fma_peak_flops`)
+/// run on `threads` threads at once, best of 5 runs of about 0.1 s. "Share of peak" figures divide
+/// by this, so they mean the same on AVX2 and AVX-512 machines.
+struct MeasuredPeak {
+    let isa: String
+    let threads: Int
+    let gflops: Double
+    var gflopsPerCore: Double { gflops / Double(threads) }
+
+    static func measure(threads: Int) -> MeasuredPeak {
+        let isa = maskdm_gemm_best_isa()
+        let iterations = 2_000_000
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let flops = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
+            defer { flops.deallocate() }
+            nonisolated(unsafe) let out = flops              // each thread writes its own slot
+            DispatchQueue.concurrentPerform(iterations: threads) { i in
+                out[i] = maskdm_fma_peak_flops(isa, iterations)
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = max(best, flops.reduce(0, +) / seconds / 1e9)
+        }
+        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512" : isa == Int32(MASKDM_GEMM_ISA_AVX2.rawValue) ? "avx2" : "none"
+        return MeasuredPeak(isa: name, threads: threads, gflops: best)
+    }
+}
+
+/// The measured peak for the benchmark's thread count (measured once per process).
+nonisolated(unsafe) var measuredPeakCache: [Int: MeasuredPeak] = [:]
+func measuredPeak(threads: Int) -> MeasuredPeak {
+    if let p = measuredPeakCache[threads] { return p }
+    let p = MeasuredPeak.measure(threads: threads)
+    measuredPeakCache[threads] = p
+    return p
+}
+
+/// Prints the measured peak as a JSON line (`maskdm-bench peak`).
+func benchPeak(threads: Int) {
+    let one = MeasuredPeak.measure(threads: 1), all = measuredPeak(threads: threads)
+    emit([("name", "peak"), ("isa", all.isa), ("threads", threads), ("gflops", all.gflops),
+          ("gflops_per_core", all.gflopsPerCore), ("gflops_one_core_alone", one.gflops)])
+}

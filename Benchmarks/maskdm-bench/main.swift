@@ -1,6 +1,6 @@
 // maskdm-bench: kernel and training-step benchmarks, one JSON object per case on stdout.
 // Usage: swift build -c release --product maskdm-bench
-//        .build/release/maskdm-bench [matmul|gemm|attention|step|all] [--quick] [--threads N]
+//        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
 import Foundation
 import Tensor
@@ -19,9 +19,12 @@ Parallel.$threads.withValue(threads) {
             print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
         }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
+    case "peak":
+        benchPeak(threads: threads)
     case "attention-tiles":
         do { try benchAttentionTiles(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
     case "matmul", "gemm", "attention", "step", "all":
+        if suite == "all" { benchPeak(threads: threads) }
         if suite == "matmul" || suite == "all" { benchMatmul(threads: threads, quick: quick) }
         if suite == "gemm" || suite == "all" { benchGemm(threads: threads, quick: quick) }
         if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }

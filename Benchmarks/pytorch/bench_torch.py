@@ -140,10 +140,47 @@ def config_string(name):
     return f"{label} {px} b{batch} {tail}"
 
 
+class _StubImports:
+    """Meta-path finder answering the reference's unused imports (torchvision, PIL, pywt, tqdm)."""
+    NAMES = ("torchvision", "PIL", "pywt", "tqdm")
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.machinery
+        if name.split(".")[0] in self.NAMES:
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+    def create_module(self, spec):
+        from unittest import mock
+        m = mock.MagicMock(name=spec.name)
+        m.__path__, m.__spec__, m.__name__, m.__version__ = [], spec, spec.name, "99.0.0"
+        return m
+
+    def exec_module(self, module):
+        pass
+
+
+def reference_model(cfg, repo):
+    """The reference repository's own MaskedUViT (models/mask_uvit.py) with `cfg`'s shape."""
+    sys.meta_path.insert(0, _StubImports())
+    sys.path.insert(0, repo)
+    import warnings
+    warnings.filterwarnings("ignore")
+    from models.mask_uvit import MaskedUViT as RefModel
+    h, w = cfg.image_hw
+    model = RefModel(img_size=h if h == w else (h, w), patch_size=cfg.patch_size, in_chans=cfg.in_chans,
+                     encoder_embed_dim=cfg.encoder_embed_dim, encoder_depth=cfg.encoder_depth,
+                     encoder_heads=cfg.encoder_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias)
+    model.cfg = cfg                           # what maskdm_torch's loss reads (the patch size)
+    return model
+
+
 def run_step_case(name, args):
     label, cfg, batch, kind, ratio, block = STEP_CASES[name]
     torch.manual_seed(0)
-    model = mt.MaskedUViT(cfg, use_sdpa=(args.attn == "sdpa"))
+    if args.model == "reference":
+        model = reference_model(cfg, args.reference_repo)
+    else:
+        model = mt.MaskedUViT(cfg, use_sdpa=(args.attn == "sdpa"))
     sched = mt.Schedule(mt.linear_betas(1000))
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
@@ -179,7 +216,8 @@ def run_step_case(name, args):
     ms = median_ms(step, warmup=warmup, reps=reps)
     emit({"name": name, "config": config_string(name), "threads": args.threads, "median_ms": ms,
           "gflops": flops / ms / 1e6, "tokens": visible + 1, "params": mt.count_parameters(model),
-          "attention": args.attn, "peak_rss_mb": peak_rss_mb()})
+          "attention": "reference" if args.model == "reference" else args.attn, "model": args.model,
+          "peak_rss_mb": peak_rss_mb()})
 
 
 def bench_step(args):
@@ -189,7 +227,8 @@ def bench_step(args):
             run_step_case(name, args)
             continue
         cmd = [sys.executable, os.path.abspath(__file__), "step", "--case", name, "--threads", str(args.threads),
-               "--attn", args.attn] + (["--quick"] if args.quick else [])
+               "--attn", args.attn, "--model", args.model] + (["--quick"] if args.quick else []) \
+            + (["--reference-repo", args.reference_repo] if args.reference_repo else [])
         r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(r.stdout)
         sys.stdout.flush()
@@ -205,8 +244,14 @@ def main():
     ap.add_argument("--attn", choices=["sdpa", "vanilla"], default="sdpa",
                     help="attention in the step cases: sdpa (fastest) or vanilla (the reference's CPU path)")
     ap.add_argument("--no-isolate", action="store_true", help="run step cases in this process")
+    ap.add_argument("--model", choices=["ours", "reference"], default="ours",
+                    help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
+    ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "
+                    "its imports timm and einops must be importable (PYTHONPATH)")
     ap.add_argument("--case", choices=list(STEP_CASES), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.model == "reference" and not args.reference_repo:
+        ap.error("--model reference needs --reference-repo")
     torch.set_num_threads(args.threads)
     if args.suite in ("matmul", "all"):
         bench_matmul(args)

@@ -162,9 +162,9 @@ public final class TrainingRun {
         var ran = 0.0
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
-        var stopRequested = ranks == 1 && StopSignal.isRequested      // several ranks agree after a step
+        var stopAgreed = false                                           // several ranks agree after each step
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
-            if stopRequested {
+            if ranks == 1 ? StopSignal.isRequested : stopAgreed {
                 if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
                     try saveCheckpoint(events: events)
                 }
@@ -176,12 +176,11 @@ public final class TrainingRun {
             prefetcher.prefetch(trainer.step + 1)                        // decoded while this step trains
             let loss = try trainer.trainStep(batch: batch)
             var seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            stopRequested = StopSignal.isRequested
             if ranks > 1 {
                 // All ranks stop at the same step and count the same time (the mean).
-                var agreed = [stopRequested ? 1 : 0, seconds]
+                var agreed = [StopSignal.isRequested ? 1 : 0, seconds]
                 try communicator.allReduceSum(&agreed)
-                stopRequested = agreed[0] > 0
+                stopAgreed = agreed[0] > 0
                 seconds = agreed[1] / Double(ranks)
             }
             trainSeconds += seconds

@@ -42,8 +42,13 @@ enum MPIJob {
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        // Under `make sanitize` the ranks are AddressSanitizer builds: keep the memory-error
+        // checks but not LeakSanitizer's exit report, which lists Open MPI's own allocations in
+        // components it has already unloaded (frames that no suppression can name). The
+        // library's leaks are checked by the in-process tests.
+        if let asan = env["ASAN_OPTIONS"] { env["ASAN_OPTIONS"] = asan + ":detect_leaks=0" }
         p.environment = env
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         p.standardOutput = handle
         p.standardError = handle

@@ -109,4 +109,9 @@ static inline void maskdm_cpu_relax(void) {
 #endif
 }
 
+/// Runs `iterations` rounds of 12 independent fp32 FMAs on `isa`'s vectors and returns the
+/// floating-point operations done (2 per lane per FMA), or 0 when the CPU lacks `isa`. Timing a
+/// call on every core gives the machine's measured fp32 peak (the benchmarks' `peak_share`).
+double maskdm_fma_peak_flops(int isa, long iterations);
+
 #endif
