@@ -10,6 +10,15 @@ Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one
 Nothing is built here: build the Swift side first with
     swift build -c release --product maskdm-bench
 Without the binary the table has the PyTorch column only.
+
+With --reference-repo PATH (a checkout of github.com/jiachenlei/maskdm; its imports timm and
+einops from --reference-site DIR, e.g. `pip install --no-deps --target DIR timm einops`), the step
+cases also run the reference repository's own models/mask_uvit.py in PyTorch, as a third side
+of each round: columns "ref ms" and "ref/swift".
+
+The table starts with the CPU model and the measured fp32 peak (`maskdm-bench peak`: an FMA
+loop of the best instruction set on every thread); "swift GF/s" and "share" are the Swift side's
+achieved GFLOP/s and its share of that measured peak.
 """
 import argparse
 import json
@@ -72,6 +81,16 @@ def fmt(v, digits=4):
     return "-" if v is None else f"{v:.{digits}g}"
 
 
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser(description="Swift vs PyTorch benchmark table")
     ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "all"])
@@ -79,31 +98,47 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="emit one JSON document instead of the table")
+    ap.add_argument("--reference-repo", default=os.environ.get("MASKDM_REFERENCE_REPO"),
+                    help="checkout of the reference repository: also time its model (step cases)")
+    ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
+                    help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     args = ap.parse_args()
 
     common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:
         print(f"note: {os.path.relpath(SWIFT_BIN, ROOT)} not found; build it with: {BUILD_CMD}", file=sys.stderr)
-    swift_runs, torch_runs = [], []
+    peak = None
+    if have_swift:
+        rows = run_side([SWIFT_BIN, "peak", "--threads", str(args.threads)])
+        peak = rows[0] if rows else None
+    with_ref = bool(args.reference_repo) and args.suite in ("step", "all")
+    if with_ref and args.reference_site:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.reference_site, os.environ.get("PYTHONPATH")]))
+    swift_runs, torch_runs, ref_runs = [], [], []
     for _ in range(args.rounds):
         if have_swift:
             swift_runs.append(run_side([SWIFT_BIN] + common))
         torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common))
-    swift, torch = collect(swift_runs), collect(torch_runs)
+        if with_ref:
+            ref_runs.append(run_side([torch_python(), TORCH_SCRIPT, "step"] + common[1:]
+                                     + ["--model", "reference", "--reference-repo", args.reference_repo]))
+    swift, torch, ref = collect(swift_runs), collect(torch_runs), collect(ref_runs)
 
     keys = list(swift) + [k for k in torch if k not in swift]
     results = []
     for key in keys:
-        s, t = swift.get(key), torch.get(key)
+        s, t, rf = swift.get(key), torch.get(key), ref.get(key)
         for metric, suffix in METRICS:
-            sm, tm = med(s, metric), med(t, metric)
+            sm, tm, rm = med(s, metric), med(t, metric), med(rf, metric)
             if sm is None and tm is None:
                 continue
             results.append({
                 "name": key[0], "shape_or_config": key[1], "metric": metric,
                 "swift_ms": sm, "torch_ms": tm,
                 "ratio_torch_over_swift": (tm / sm) if (sm and tm) else None,
+                "reference_ms": rm, "ratio_reference_over_swift": (rm / sm) if (sm and rm) else None,
+                "swift_peak_share": med(s, "peak_share") if metric == "median_ms" else None,
                 "swift_peak_rss_mb": med(s, "peak_rss_mb"), "torch_peak_rss_mb": med(t, "peak_rss_mb"),
                 "swift_gflops": med(s, "gflops") if metric == "median_ms" else med(s, "fwd_bwd_gflops"),
                 "torch_gflops": med(t, "gflops") if metric == "median_ms" else med(t, "fwd_bwd_gflops"),
@@ -112,18 +147,26 @@ def main():
             })
 
     if args.json:
-        print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds,
-                          "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
+        print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
+                          "peak": peak, "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
         return
-    header = ("case", "swift ms", "torch ms", "torch/swift", "swift RSS MB", "torch RSS MB")
+    header = ("case", "swift ms", "torch ms", "torch/swift") + (("ref ms", "ref/swift") if with_ref else ()) \
+        + ("swift GF/s", "share", "swift RSS MB", "torch RSS MB")
     noisy = lambda r: r["torch_cpu_share"] is not None and r["torch_cpu_share"] < 0.85
-    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3),
-             fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"])) for r in results]
+    share = lambda v: "-" if v is None else f"{100 * v:.0f}%"
+    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3))
+            + ((fmt(r["reference_ms"]), fmt(r["ratio_reference_over_swift"], 3)) if with_ref else ())
+            + (fmt(r["swift_gflops"]), share(r["swift_peak_share"]), fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"]))
+            for r in results]
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                                    for i, (c, w) in enumerate(zip(cells, widths)))
+    print(f"CPU: {cpu_model()}; measured fp32 peak "
+          + (f"{peak['gflops']:.0f} GFLOP/s on {peak['threads']} threads ({peak['isa']}, {peak['gflops_per_core']:.0f} per core)"
+             if peak else "unknown (no Swift binary)"))
     print(f"suite {args.suite}, threads {args.threads}, {args.rounds} rounds alternating"
-          f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster")
+          f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster"
+          + ("; ref = the reference repository's MaskedUViT in PyTorch eager" if with_ref else ""))
     print(line(header))
     print(line(["-" * w for w in widths]))
     for r in rows:

@@ -40,6 +40,14 @@ public final class AdamW: @unchecked Sendable {
     /// `gradientScale` first when it is below 1 (``clippingScale(norm:maxNorm:)``: the same
     /// arithmetic as clipping the gradients in place, without the extra pass over them).
     public func update(gradientScale: Float = 1) {
+        update(gradientScale: gradientScale, averagingInto: nil)
+    }
+
+    /// One update, as ``update(gradientScale:)``, with `ema`'s update done in the same pass over
+    /// the arena (bit-identical to calling `ema.update()` afterwards, one read of the weights
+    /// fewer). `ema` must average this optimizer's store. Frozen parameters are averaged too.
+    public func update(gradientScale: Float = 1, averagingInto ema: ExponentialMovingAverage?) {
+        precondition(ema == nil || ema!.online === store, "AdamW.update: the EMA averages another store")
         step += 1
         let lr = learningRate
         // PyTorch computes the bias corrections in Python floats (double).
@@ -51,7 +59,20 @@ public final class AdamW: @unchecked Sendable {
         // One pass over each run of consecutive trainable parameters (the whole arena when
         // nothing is frozen).
         let p = store.values.mutableBase, g = store.gradients.base
-        for run in trainableRuns() { Kernels.adamW(parameters: p, gradients: g, m: m.mutableBase, v: v.mutableBase, range: run, k) }
+        let runs = trainableRuns()
+        guard let ema else {
+            for run in runs { Kernels.adamW(parameters: p, gradients: g, m: m.mutableBase, v: v.mutableBase, range: run, k) }
+            return
+        }
+        let weight = ema.advance(), shadow = ema.shadow.values.mutableBase
+        var done = 0
+        for run in runs {
+            if run.lowerBound > done { ema.average(done..<run.lowerBound, weight: weight) }     // frozen in between
+            Kernels.adamW(parameters: p, gradients: g, m: m.mutableBase, v: v.mutableBase, range: run, k,
+                          shadow: shadow, shadowWeight: weight)
+            done = run.upperBound
+        }
+        if done < store.count { ema.average(done..<store.count, weight: weight) }
     }
 
     /// Arena ranges covering the trainable parameters, merging neighbours.
@@ -151,13 +172,22 @@ public final class ExponentialMovingAverage: @unchecked Sendable {
 
     /// One EMA update from the online weights.
     public func update() {
+        average(0..<online.count, weight: advance())
+    }
+
+    /// Counts one update and returns its interpolation weight `1 - decay`, or nil while the
+    /// warm-up copies (for a caller that does the update inside its own pass, as AdamW does).
+    func advance() -> Float? {
         updates += 1
-        let n = online.count
-        guard let d = decay(at: updates) else {
-            shadow.copyValues(from: online)
-            return
-        }
-        Kernels.lerp(shadow.values.mutableBase, toward: online.values.base, weight: 1 - d, count: n)
+        return decay(at: updates).map { 1 - $0 }
+    }
+
+    /// The update of the arena elements `range` with `weight` (nil: copy).
+    func average(_ range: Range<Int>, weight: Float?) {
+        guard !range.isEmpty else { return }
+        let s = shadow.values.mutableBase + range.lowerBound, o = online.values.base + range.lowerBound
+        if let weight { Kernels.lerp(s, toward: o, weight: weight, count: range.count) }
+        else { Kernels.copy(o, into: s, count: range.count) }
     }
 
     /// Restores the update count and weights (from a checkpoint).

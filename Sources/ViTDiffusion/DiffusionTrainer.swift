@@ -61,9 +61,9 @@ public final class DiffusionTrainer {
         public var communicate = 0.0
         /// Computing the gradient norm and clipping scale.
         public var clip = 0.0
-        /// The AdamW update.
+        /// The AdamW update, with the EMA update in the same pass.
         public var optimizer = 0.0
-        /// The EMA update.
+        /// A separate EMA update (0: the trainer updates the EMA inside the AdamW pass).
         public var ema = 0.0
         /// Sum of all phases.
         public var total: Double { prepare + forward + backward + communicate + clip + optimizer + ema }
@@ -226,10 +226,9 @@ public final class DiffusionTrainer {
         lastGradientNorm = norm
         guard norm.isFinite else { return try nonFinite("gradient norm is \(norm) at step \(step + 1)") }
         optimizer.learningRate = learningRateSchedule.rate(base: recipe.learningRate, step: step)
-        optimizer.update(gradientScale: gradientScale)
+        // AdamW and the EMA in one pass over the arena (the EMA's time is inside `optimizer`).
+        optimizer.update(gradientScale: gradientScale, averagingInto: ema)
         timings.optimizer = lap()
-        ema.update()
-        timings.ema = lap()
         lastStepTimings = timings
         step += 1
         return value

@@ -107,4 +107,37 @@ import Testing
         #expect(abs(cos.rate(base: 1, step: 60) - 0.5) < 1e-6)
         #expect(cos.rate(base: 1, step: 110) < 1e-6)
     }
+
+    /// The fused AdamW + EMA pass gives exactly what AdamW then `ema.update()` give, through the
+    /// EMA's copying warm-up and its averaging, with a frozen parameter in the middle of the arena.
+    @Test func fusedEMAUpdateEqualsSeparateUpdates() {
+        func make() -> (ParameterStore, AdamW, ExponentialMovingAverage) {
+            let store = ParameterStore()
+            var rng = RandomGenerator(seed: 3)
+            for (i, n) in [37, 5, 100, 16].enumerated() { _ = store.add("p\(i)", Tensor.randomNormal([n], using: &rng)) }
+            store.freeze { $0 == "p1" }
+            let ema = ExponentialMovingAverage(online: store, beta: 0.99)
+            ema.updateAfterStep = 2
+            return (store, AdamW(store: store, learningRate: 1e-2), ema)
+        }
+        let (a, optA, emaA) = make(), (b, optB, emaB) = make()
+        var rng = RandomGenerator(seed: 4)
+        for step in 0..<8 {
+            let g = Tensor.randomNormal([a.count], using: &rng)
+            g.scalars.withUnsafeBufferPointer { src in
+                a.gradients.mutableBase.update(from: src.baseAddress!, count: a.count)
+                b.gradients.mutableBase.update(from: src.baseAddress!, count: b.count)
+            }
+            if step == 5 { a.setValue(a.parameters[1], Tensor(repeating: 0.5, shape: [5])); b.setValue(b.parameters[1], Tensor(repeating: 0.5, shape: [5])) }
+            optA.update(gradientScale: 0.7)
+            emaA.update()
+            optB.update(gradientScale: 0.7, averagingInto: emaB)
+            #expect(Self.values(a) == Self.values(b), "online weights differ at step \(step)")
+            #expect(Self.values(emaA.shadow) == Self.values(emaB.shadow), "EMA differs at step \(step)")
+            #expect(emaA.updates == emaB.updates)
+        }
+        #expect(b.value(b.parameters[1]).scalars == [Float](repeating: 0.5, count: 5))    // frozen: AdamW left it
+    }
+
+    static func values(_ store: ParameterStore) -> [Float] { Array(UnsafeBufferPointer(start: store.values.base, count: store.count)) }
 }

@@ -102,6 +102,32 @@ import Testing
         #expect(p[0] == p0[0] && p[999] == p0[999] && p[3] != p0[3])   // only the range moves
     }
 
+    @Test(arguments: [nil, Float(0.01)])
+    func adamWWithEMAEqualsAdamWThenLerp(shadowWeight: Float?) {
+        var rng = RandomGenerator(seed: 6)
+        let n = 1003
+        let p0 = Tensor.randomNormal([n], using: &rng), g = Tensor.randomNormal([n], using: &rng)
+        let m0 = Tensor.randomNormal([n], std: 0.1, using: &rng), s0 = Tensor.randomNormal([n], using: &rng)
+        let v0 = Tensor.randomUniform([n], low: 0, high: 0.01, using: &rng)
+        let k = AdamWStepConstants(decay: 1 - 1e-3 * 0.03, beta1: 0.99, beta2: 0.99, eps: 1e-8, stepSize: 2e-3,
+                                   biasCorrection2Root: 0.2, gradientScale: 0.5)
+        // Two passes: AdamW, then the EMA (lerp or copy) of the range.
+        var (p, m, v, s) = (p0, m0, v0, s0)
+        Kernels.adamW(parameters: p.mutablePointer(), gradients: g.storage.base, m: m.mutablePointer(), v: v.mutablePointer(),
+                      range: 5..<1000, k)
+        if let w = shadowWeight { Kernels.lerp(s.mutablePointer() + 5, toward: p.storage.base + 5, weight: w, count: 995) }
+        else { Kernels.copy(p.storage.base + 5, into: s.mutablePointer() + 5, count: 995) }
+        // One fused pass, and its naive twin.
+        var (pf, mf, vf, sf) = (p0, m0, v0, s0), (pn, mn, vn, sn) = (p0, m0, v0, s0)
+        Kernels.adamW(parameters: pf.mutablePointer(), gradients: g.storage.base, m: mf.mutablePointer(), v: vf.mutablePointer(),
+                      range: 5..<1000, k, shadow: sf.mutablePointer(), shadowWeight: shadowWeight)
+        Naive.adamW(parameters: pn.mutablePointer(), gradients: g.storage.base, m: mn.mutablePointer(), v: vn.mutablePointer(),
+                    range: 5..<1000, k, shadow: sn.mutablePointer(), shadowWeight: shadowWeight)
+        #expect(pf.scalars == p.scalars && mf.scalars == m.scalars && vf.scalars == v.scalars && sf.scalars == s.scalars)
+        #expect(pn.scalars == p.scalars && sn.scalars == s.scalars)
+        #expect(sf[0] == s0[0] && sf[1002] == s0[1002] && sf[5] != s0[5])   // only the range moves
+    }
+
     @Test(arguments: [0, 15, 4096, 70_001])
     func sumOfSquaresMatchesNaive(count: Int) {
         var rng = RandomGenerator(seed: UInt64(count))

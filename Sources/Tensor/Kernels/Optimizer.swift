@@ -29,11 +29,17 @@ extension Kernels {
     /// One AdamW update of the elements `range` of the parameter, gradient and moment arenas, 16
     /// lanes at a time, in torch's operation order (`exp_avg.lerp_(grad, 1 - beta1)`,
     /// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`, then the step).
+    ///
+    /// With `shadow`, the same pass also updates an EMA of the parameters from the new values:
+    /// `shadow += shadowWeight * (p - shadow)`, or `shadow = p` when `shadowWeight` is nil (the
+    /// EMA's warm-up copies). The result is bit-identical to ``lerp(_:toward:weight:count:)``
+    /// after the update, without reading the parameters a second time.
     public static func adamW(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
                              m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, range: Range<Int>,
-                             _ k: AdamWStepConstants) {
+                             _ k: AdamWStepConstants, shadow: UnsafeMutablePointer<Float>? = nil, shadowWeight: Float? = nil) {
         let p = SendablePointer(parameters), g = SendablePointer(gradients)
         let mp = SendablePointer(m), vp = SendablePointer(v)
+        let sp = shadow.map { SendablePointer($0) }, copyToShadow = shadowWeight == nil, sw = shadowWeight ?? 1
         let scaled = k.gradientScale < 1, gs = k.gradientScale
         let decay = k.decay, b1 = k.beta1, b2 = k.beta2, e = k.eps, stepSize = k.stepSize, bc2Sqrt = k.biasCorrection2Root
         parallelFor((range.count + 15) / 16, grain: 1 << 11) { r in
@@ -53,6 +59,14 @@ extension Kernels {
                 for l in 0..<16 { root[l] = vi[l].squareRoot() }
                 pi -= stepSize * mi / (root / bc2Sqrt + e)
                 UnsafeMutableRawPointer(p.base + i).storeBytes(of: pi, as: SIMD16<Float>.self)
+                if let sp {
+                    var si = pi
+                    if !copyToShadow {
+                        si = UnsafeRawPointer(sp.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                        si += sw * (pi - si)
+                    }
+                    UnsafeMutableRawPointer(sp.base + i).storeBytes(of: si, as: SIMD16<Float>.self)
+                }
                 UnsafeMutableRawPointer(mp.base + i).storeBytes(of: mi, as: SIMD16<Float>.self)
                 UnsafeMutableRawPointer(vp.base + i).storeBytes(of: vi, as: SIMD16<Float>.self)
                 i += 16
@@ -63,6 +77,7 @@ extension Kernels {
                 mp[i] += (1 - b1) * (gi - mp[i])
                 vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
                 p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+                if let sp { sp[i] = copyToShadow ? p[i] : sp[i] + sw * (p[i] - sp[i]) }
                 i += 1
             }
         }
@@ -132,10 +147,11 @@ extension Kernels {
 }
 
 extension Naive {
-    /// Reference AdamW: the scalar formula of `torch.optim.AdamW`, one element at a time.
+    /// Reference AdamW: the scalar formula of `torch.optim.AdamW`, one element at a time; then,
+    /// with `shadow`, the EMA update from the new weights (a copy when `shadowWeight` is nil).
     public static func adamW(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>,
                              m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, range: Range<Int>,
-                             _ k: AdamWStepConstants) {
+                             _ k: AdamWStepConstants, shadow: UnsafeMutablePointer<Float>? = nil, shadowWeight: Float? = nil) {
         for i in range {
             let gi = k.gradientScale < 1 ? g[i] * k.gradientScale : g[i]
             p[i] *= k.decay
@@ -143,6 +159,8 @@ extension Naive {
             v[i] = v[i] * k.beta2 + (1 - k.beta2) * gi * gi
             p[i] -= k.stepSize * m[i] / (v[i].squareRoot() / k.biasCorrection2Root + k.eps)
         }
+        guard let shadow else { return }
+        for i in range { shadow[i] = shadowWeight.map { shadow[i] + $0 * (p[i] - shadow[i]) } ?? p[i] }
     }
 
     /// Reference sum of squares, in Double.
