@@ -19,6 +19,8 @@ Parallel.$threads.withValue(threads) {
             print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
         }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
+    case "load-memory":
+        do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
     case "peak":
         benchPeak(threads: threads)
     case "attention-tiles":
