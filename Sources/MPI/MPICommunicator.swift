@@ -19,6 +19,7 @@ public struct MPIError: Error, CustomStringConvertible, Sendable {
         message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The call, MPI's message and a hint that a peer may have died.
     public var description: String { "\(call) failed: \(message) (a rank of the job may have died)" }
 }
 
@@ -36,7 +37,9 @@ public struct MPIError: Error, CustomStringConvertible, Sendable {
 /// ```
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     // @unchecked Sendable: immutable after start; MPI itself serialises the calls (funneled).
+    /// This process's rank in `MPI_COMM_WORLD`.
     public let rank: Int
+    /// The number of processes in `MPI_COMM_WORLD`.
     public let size: Int
     nonisolated(unsafe) private static var shared: MPICommunicator?
 
@@ -87,11 +90,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if rc != 0 { throw MPIError(call: call, code: rc) }
     }
 
+    /// `MPI_Allreduce` (sum, in place) over `buffer`, in pieces of at most 2^28 values.
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
         try check(maskdm_mpi_allreduce_sum_float(base, Int64(buffer.count)), "MPI_Allreduce")
     }
 
+    /// `MPI_Allreduce` (sum, in place) over `values`.
     public func allReduceSum(_ values: inout [Double]) throws {
         guard !values.isEmpty else { return }
         let n = Int32(values.count)
@@ -99,11 +104,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try check(rc, "MPI_Allreduce")
     }
 
+    /// `MPI_Bcast` of rank `root`'s `buffer`.
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return }
         try check(maskdm_mpi_broadcast_float(base, Int64(buffer.count), Int32(root)), "MPI_Bcast")
     }
 
+    /// `MPI_Allgather` of every rank's `values` (equal counts).
     public func allGather(_ values: [Int64]) throws -> [[Int64]] {
         var out = [Int64](repeating: 0, count: values.count * size)
         let n = Int32(values.count)
@@ -114,6 +121,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return (0..<size).map { Array(out[($0 * values.count)..<(($0 + 1) * values.count)]) }
     }
 
+    /// `MPI_Gatherv` of every rank's `values` to `root` (the counts are exchanged first).
     public func gather(_ values: [Float], root: Int) throws -> [[Float]] {
         // Every rank learns the counts first, so the root can size its buffer.
         let counts = try allGather([Int64(values.count)]).map { Int($0[0]) }
@@ -134,6 +142,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return (0..<size).map { r in Array(out[Int(offsets[r])..<(Int(offsets[r]) + counts[r])]) }
     }
 
+    /// `MPI_Barrier`.
     public func barrier() throws {
         try check(maskdm_mpi_barrier(), "MPI_Barrier")
     }
