@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-MODULES = ["Tensor", "NN", "Masking", "Schedules", "ViTDiffusion", "Metrics", "ImageIO", "TorchCheckpoint", "Pipeline"]
+MODULES = ["Tensor", "NN", "Masking", "Schedules", "ViTDiffusion", "Metrics", "ImageIO", "TorchCheckpoint", "Pipeline", "MPI"]
 
 
 def find_dir():

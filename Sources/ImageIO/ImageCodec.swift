@@ -1,6 +1,6 @@
 import CImageCodecs
 import Foundation
-import Synchronization
+import Tensor
 
 /// How large an image the decoders accept.
 ///
@@ -11,7 +11,7 @@ import Synchronization
 public enum ImageLimits {
     /// The default limit: PIL's `MAX_IMAGE_PIXELS`, 89,478,485 pixels (about 9,459 x 9,459).
     public static let defaultMaximumPixels = 89_478_485
-    private static let limit = Mutex<Int>(
+    private static let limit = PthreadLock<Int>(
         ProcessInfo.processInfo.environment["MASKDM_MAX_PIXELS"].flatMap(Int.init).map { max($0, 1) } ?? defaultMaximumPixels)
 
     /// The limit every decode uses unless given another: `MASKDM_MAX_PIXELS` if set, else

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Metrics
 import MPI
 import Tensor
 import Testing
@@ -66,9 +67,9 @@ enum MPIJob {
     }
 
     /// A folder of `count` small, distinct PNGs (16 x 16).
-    static func writeImages(count: Int, to folder: URL) throws {
+    static func writeImages(count: Int, to folder: URL, seed: UInt64 = 7) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var rng = RandomGenerator(seed: 7)
+        var rng = RandomGenerator(seed: seed)
         for i in 0..<count {
             let pixels = (0..<(16 * 16 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) }
             try Image(width: 16, height: 16, channels: 3, pixels: pixels).write(to: folder.appendingPathComponent("img\(i).png"))
@@ -215,6 +216,35 @@ struct MPIJobTests {
                 #expect(x.pixels == y.pixels, "\(name) differs")
             }
             #expect(FileManager.default.fileExists(atPath: b.appendingPathExtension("png").path))
+        }
+    }
+
+    @Test("FID over 2 ranks (Inception batches dealt round-robin, gathered on rank 0) equals 1 rank")
+    func fidSplitsOverRanks() throws {
+        let weights = FIDInceptionV3.defaultWeightsURL
+        guard FileManager.default.fileExists(atPath: weights.path) else {
+            if ProcessInfo.processInfo.environment["MASKDM_REQUIRE_FID"] == "1" {
+                Issue.record("FID weights missing at \(weights.path) (scripts/fetch-fid-weights.sh)")
+            }
+            return
+        }
+        try withTemporaryFolder("mpi-fid") { dir in
+            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+            try MPIJob.writeImages(count: 10, to: a, seed: 1)
+            try MPIJob.writeImages(count: 9, to: b, seed: 2)
+            let args = ["fid", a.path, b.path, "--json", "--no-cache", "--batch-size", "3", "--weights", weights.path]
+            func result(_ ranks: Int) throws -> [String: Double] {
+                let r = try MPIJob.run(ranks: ranks, args, in: dir)
+                #expect(r.status == 0, "\(ranks) ranks: \(r.output)")
+                let line = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("{") }, "no JSON in \(r.output)")
+                return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double])
+            }
+            let one = try result(1), two = try result(2)
+            #expect(one["n_a"] == 10 && one["n_b"] == 9 && two["n_a"] == 10 && two["n_b"] == 9)
+            for key in ["fid", "kid"] {
+                let x = try #require(one[key]), y = try #require(two[key])
+                #expect(abs(x - y) <= 1e-9 * max(abs(x), 1), "\(key): 1 rank \(x), 2 ranks \(y)")
+            }
         }
     }
 

@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -61,7 +59,7 @@ public final class BufferPool: Sendable {
         var stats = Statistics()
     }
 
-    private let state = Mutex(State())
+    private let state = PthreadLock(State())
     /// Whether freed buffers are kept for reuse.
     public let isEnabled: Bool
 

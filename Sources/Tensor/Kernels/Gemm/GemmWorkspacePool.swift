@@ -1,12 +1,10 @@
-import Synchronization
-
 /// Reusable 64-byte aligned scratch buffers for ``Gemm``'s operand packing, so a call does not
 /// allocate (and page-fault) megabytes of fresh memory.
 ///
 /// A call takes a buffer out of the pool (or allocates one), uses it exclusively, and puts it
 /// back; concurrent calls get different buffers. At most `capacity` idle buffers are kept.
 final class GemmWorkspacePool: Sendable {
-    private let idle = Mutex<[TensorStorage]>([])
+    private let idle = PthreadLock<[TensorStorage]>([])
     private let capacity: Int
 
     /// A pool keeping at most `capacity` idle buffers.
