@@ -93,7 +93,7 @@ def cpu_model() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description="Swift vs PyTorch benchmark table")
-    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "all"])
+    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "all"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)

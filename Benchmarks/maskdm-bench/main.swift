@@ -1,6 +1,6 @@
 // maskdm-bench: kernel and training-step benchmarks, one JSON object per case on stdout.
 // Usage: swift build -c release --product maskdm-bench
-//        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|all] [--quick] [--threads N]
+//        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
 import Foundation
 import Tensor
@@ -24,6 +24,8 @@ Parallel.$threads.withValue(threads) {
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
     case "load-memory":
         do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
+    case "sample":
+        do { try benchSampling(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":
         benchPeak(threads: threads)
     case "attention-tiles":

@@ -220,6 +220,69 @@ def run_step_case(name, args):
           "peak_rss_mb": peak_rss_mb()})
 
 
+# -------------------------------------------------------------------------------------------- sample
+
+SAMPLE_CASES = [
+    # name, config, batch, sampler, steps  (as maskdm-bench's SamplingCase.all)
+    ("sample_demo_ddim100", mt.MaskDMConfig(img_size=16, patch_size=2, encoder_embed_dim=256, encoder_depth=9, encoder_heads=4), 64, "ddim", 100),
+    ("sample_demo_dpm20", mt.MaskDMConfig(img_size=16, patch_size=2, encoder_embed_dim=256, encoder_depth=9, encoder_heads=4), 64, "dpm", 20),
+    ("sample_small_ddim100", mt.SMALL, 4, "ddim", 100),
+    ("sample_small_dpm20", mt.SMALL, 4, "dpm", 20),
+]
+
+
+def dpm_solver_pp_2m(model, sched, x, steps):
+    """DPM-Solver++(2M) over quadratically spaced timesteps, for throughput: data prediction
+    x0 = (x - sigma eps) / alpha clamped, second-order multistep, first order at the last step.
+    One network call per step, as the Swift DPMSolverPlusPlus2M."""
+    T = sched.T
+    ts = [int(round((T - 1) * (1 - (i / steps)) ** 2)) for i in range(steps)] + [0]
+    ab = sched.alphas_cumprod.double()
+    lam = lambda t: 0.5 * torch.log(ab[t] / (1 - ab[t]))
+    prev_x0, prev_h = None, None
+    for i in range(steps):
+        t, tn = ts[i], ts[i + 1]
+        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
+        a, s_ = ab[t].sqrt().float(), (1 - ab[t]).sqrt().float()
+        x0 = ((x - s_ * eps) / a).clamp(-1, 1)
+        if tn == t:
+            x = x0
+            break
+        an, sn = ab[tn].sqrt().float(), (1 - ab[tn]).sqrt().float()
+        h = float(lam(tn) - lam(t))
+        d = x0 if prev_x0 is None or i == steps - 1 else \
+            (1 + h / (2 * prev_h)) * x0 - (h / (2 * prev_h)) * prev_x0
+        x = (sn / s_) * x - an * (torch.expm1(torch.tensor(-h))).float() * d
+        prev_x0, prev_h = x0, h
+    return x
+
+
+def bench_sample(args):
+    for name, cfg, batch, kind, steps in SAMPLE_CASES:
+        if args.quick and "small_ddim" in name:
+            continue
+        torch.manual_seed(0)
+        model = mt.MaskedUViT(cfg, use_sdpa=(args.attn == "sdpa"))
+        sched = mt.Schedule(mt.linear_betas(1000))
+        h, w = cfg.image_hw
+        x = torch.randn(batch, cfg.in_chans, h, w)
+        with torch.inference_mode():
+            model(x, torch.full((batch,), 500, dtype=torch.long))                 # warm-up
+            start = time.perf_counter()
+            if kind == "ddim":
+                times = mt.ddim_times(1000, steps)
+                y = x
+                for t, tn in zip(times[:-1], times[1:]):
+                    eps = model(y, torch.full((batch,), t, dtype=torch.long))
+                    y = sched.ddim_update(y, t, tn, eps)
+            else:
+                dpm_solver_pp_2m(model, sched, x, steps)
+            seconds = time.perf_counter() - start
+        label = f"{h}px p{cfg.patch_size} D{cfg.encoder_embed_dim} b{batch} {kind}{steps}"
+        emit({"name": name, "config": label, "threads": args.threads, "median_ms": seconds * 1000,
+              "images_per_second": batch / seconds, "peak_rss_mb": peak_rss_mb()})
+
+
 def bench_step(args):
     names = [args.case] if args.case else list(STEP_CASES)
     for name in names:
@@ -238,7 +301,7 @@ def bench_step(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "all"])
+    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "all"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--attn", choices=["sdpa", "vanilla"], default="sdpa",
@@ -259,6 +322,8 @@ def main():
         bench_attention(args)
     if args.suite in ("step", "all"):
         bench_step(args)
+    if args.suite == "sample":
+        bench_sample(args)
 
 
 if __name__ == "__main__":
