@@ -1,7 +1,7 @@
 import Foundation
 import ImageIO
-import Metrics
 import MPI
+import Metrics
 import Tensor
 import Testing
 import ViTDiffusion
