@@ -43,6 +43,9 @@ enum MPIJob {
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        // Containers often forbid the cross-process memory copy (CMA) that Open MPI's shared-memory
+        // transport uses by default; copying through the shared segment works everywhere.
+        if env["OMPI_MCA_btl_vader_single_copy_mechanism"] == nil { env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none" }
         // Under `make sanitize` the ranks are AddressSanitizer builds: keep the memory-error
         // checks but not LeakSanitizer's exit report, which lists Open MPI's own allocations in
         // components it has already unloaded (frames that no suppression can name). The
