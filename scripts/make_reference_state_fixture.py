@@ -40,7 +40,6 @@ What it does, as the reference's main.py / train_step.py do:
   6. writes Fixtures/not_a_training_state.pt: {'step': 3, 'model': <a bare network state dict>}
      (the network not wrapped in GaussianDiffusion), which the Swift loader must refuse.
 """
-import importlib.machinery
 import os
 import random
 import shutil
@@ -48,10 +47,12 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from unittest import mock
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Benchmarks", "pytorch"))
+from reference_stubs import StubImports  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "Tests", "PipelineTests", "Fixtures")
@@ -125,24 +126,6 @@ network:
 """
 
 
-class _Stub:
-    """Meta-path finder answering the reference's unused imports with mock modules."""
-    NAMES = ("torchvision", "PIL", "pywt", "tqdm")
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.NAMES:
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        m = mock.MagicMock(name=spec.name)
-        m.__path__, m.__spec__, m.__name__, m.__version__ = [], spec, spec.name, "99.0.0"
-        return m
-
-    def exec_module(self, module):
-        pass
-
-
 def extract_reference(ref, dest):
     """Copies REF_FILES from the git dir (or plain folder) `ref` into `dest`."""
     for rel in REF_FILES:
@@ -165,7 +148,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(f"usage: {sys.argv[0]} REF_REPO_DIR   (git dir of github.com/jiachenlei/maskdm)")
     ref = sys.argv[1]
-    sys.meta_path.insert(0, _Stub())
+    sys.meta_path.insert(0, StubImports())
     warnings.filterwarnings("ignore")
     try:
         import yaml

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_reference_state_fixture import _Stub, extract_reference  # noqa: E402
+from make_reference_state_fixture import StubImports, extract_reference  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "Tests", "ViTDiffusionTests", "Fixtures", "reference_training.safetensors")
@@ -105,7 +105,7 @@ def run(name, objective, loss_type, mask_ratio, clip, out):
 def main():
     if len(sys.argv) != 2:
         sys.exit(f"usage: {sys.argv[0]} REF_REPO_DIR   (git dir of github.com/jiachenlei/maskdm)")
-    sys.meta_path.insert(0, _Stub())
+    sys.meta_path.insert(0, StubImports())
     warnings.filterwarnings("ignore")
     try:
         import einops  # noqa: F401

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import maskdm_torch as mt  # noqa: E402
+from reference_stubs import StubImports  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -140,28 +141,9 @@ def config_string(name):
     return f"{label} {px} b{batch} {tail}"
 
 
-class _StubImports:
-    """Meta-path finder answering the reference's unused imports (torchvision, PIL, pywt, tqdm)."""
-    NAMES = ("torchvision", "PIL", "pywt", "tqdm")
-
-    def find_spec(self, name, path=None, target=None):
-        import importlib.machinery
-        if name.split(".")[0] in self.NAMES:
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-
-    def create_module(self, spec):
-        from unittest import mock
-        m = mock.MagicMock(name=spec.name)
-        m.__path__, m.__spec__, m.__name__, m.__version__ = [], spec, spec.name, "99.0.0"
-        return m
-
-    def exec_module(self, module):
-        pass
-
-
 def reference_model(cfg, repo):
     """The reference repository's own MaskedUViT (models/mask_uvit.py) with `cfg`'s shape."""
-    sys.meta_path.insert(0, _StubImports())
+    sys.meta_path.insert(0, StubImports())
     sys.path.insert(0, repo)
     import warnings
     warnings.filterwarnings("ignore")

@@ -19,11 +19,9 @@ generators' visible counts and block structure.
 """
 import argparse
 import glob
-import importlib.machinery
 import json
 import os
 import sys
-from unittest import mock
 
 import numpy as np
 import torch
@@ -32,24 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import maskdm_torch as ours  # noqa: E402
+from reference_stubs import StubImports  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
-
-
-class _Stub:
-    """Meta-path finder answering unused imports of the reference with mock modules."""
-    NAMES = ("torchvision", "PIL", "pywt", "tqdm")
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.NAMES:
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-
-    def create_module(self, spec):
-        m = mock.MagicMock(name=spec.name)
-        m.__path__, m.__spec__, m.__name__, m.__version__ = [], spec, spec.name, "99.0.0"
-        return m
-
-    def exec_module(self, module):
-        pass
 
 
 def max_rel(a, b):
@@ -63,7 +45,7 @@ def main():
     ap.add_argument("--stub-imports", action="store_true")
     args = ap.parse_args()
     if args.stub_imports:
-        sys.meta_path.insert(0, _Stub())
+        sys.meta_path.insert(0, StubImports())
     sys.path.insert(0, args.reference)
     import warnings
     warnings.filterwarnings("ignore")
