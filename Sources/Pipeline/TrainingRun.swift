@@ -100,7 +100,7 @@ public final class TrainingRun {
             resumedFrom = nil
         }
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
-        let text = (try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()

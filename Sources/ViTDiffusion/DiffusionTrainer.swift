@@ -47,7 +47,7 @@ public final class DiffusionTrainer {
     /// Images per step on this rank: `recipe.batchSize / communicator.size`.
     public let localBatchSize: Int
     /// The global sample indices (`0..<recipe.batchSize`) this rank trains each step.
-    public var localSamples: Range<Int> { (communicator.rank * localBatchSize)..<((communicator.rank + 1) * localBatchSize) }
+    public var localSamples: Range<Int> { communicator.share(of: recipe.batchSize) }
 
     /// Seconds spent in each phase of one training step.
     public struct StepTimings: Sendable {
