@@ -85,7 +85,7 @@ let package = Package(
             path: "Examples/custom-masking"),
         .executableTarget(
             name: "maskdm-bench",
-            dependencies: ["Tensor", "TorchCheckpoint", "NN", "Masking", "Schedules", "ViTDiffusion", "CBLAS", "CKernels"],
+            dependencies: ["Tensor", "TorchCheckpoint", "NN", "Masking", "Schedules", "ViTDiffusion", "Metrics", "CBLAS", "CKernels"],
             path: "Benchmarks/maskdm-bench"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),

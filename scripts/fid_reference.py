@@ -17,7 +17,8 @@ Commands (run with .venv/bin/python; needs torch, numpy, scipy, pillow, safetens
   features DIR --out F.safetensors   features of the images under DIR (recursive, png/jpg/jpeg,
                                      sorted relative paths), key "features"
   fid DIR_A DIR_B [--json]           FID and KID between two folders (prints like `maskdm fid --json`)
-  bench [--images N] [--threads T]   feature-extraction throughput (images/s) on 64x64 inputs
+  bench [--images N]                 feature-extraction throughput on 64x64 inputs: median ms per
+                                     batch and images/s (--threads, --batch-size before `bench`)
   fixtures                           writes Tests/MetricsTests/Fixtures (small, committed):
                                      resize.safetensors + statistics.json (no weights needed),
                                      images/*.png and inception_features.safetensors (needs weights)
@@ -199,17 +200,29 @@ def cmd_fid(args):
 
 
 def cmd_bench(args):
+    """Throughput on batches of random 64 px images, timed batch by batch after a warm-up batch.
+    Prints one JSON line: the median milliseconds per batch under the same name and config as
+    `maskdm-bench fid` (so Benchmarks/compare.py pairs them), and images per second overall."""
+    import resource
     import torch
     torch.set_num_threads(args.threads)
     model = load_model(args.weights)
     rng = np.random.RandomState(0)
     rgbs = [rng.randint(0, 256, size=(64, 64, 3), dtype=np.uint8) for _ in range(args.images)]
     features_of(model, rgbs[:args.batch_size], args.batch_size)      # warm-up
+    times = []
     t0 = time.time()
-    features_of(model, rgbs, args.batch_size)
+    for i in range(0, args.images, args.batch_size):
+        t = time.time()
+        features_of(model, rgbs[i:i + args.batch_size], args.batch_size)
+        times.append((time.time() - t) * 1000)
     seconds = time.time() - t0
-    print(json.dumps({"images": args.images, "batch_size": args.batch_size, "threads": args.threads,
-                      "seconds": seconds, "images_per_second": args.images / seconds}))
+    print(json.dumps({"name": f"fid_features_b{args.batch_size}",
+                      "config": f"FID Inception-v3, 64 px -> 299, batch {args.batch_size}",
+                      "threads": args.threads, "median_ms": float(np.median(times)),
+                      "images": args.images, "batch_size": args.batch_size, "seconds": seconds,
+                      "images_per_second": args.images / seconds,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def fixture_images():
@@ -310,7 +323,7 @@ def main():
     p.add_argument("--save-features", help="also write both folders' features (keys a, b) here")
     p.set_defaults(run=cmd_fid)
     p = sub.add_parser("bench")
-    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--images", type=int, default=192)
     p.set_defaults(run=cmd_bench)
     p = sub.add_parser("fixtures")
     p.set_defaults(run=cmd_fixtures)

@@ -1,6 +1,6 @@
 // maskdm-bench: kernel and training-step benchmarks, one JSON object per case on stdout.
 // Usage: swift build -c release --product maskdm-bench
-//        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|all] [--quick] [--threads N]
+//        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
 import Foundation
 import Tensor
@@ -14,7 +14,7 @@ let suite = positional.first ?? "all"
 BLAS.setThreads(threads)
 // The FMA peak is measured first, before any parallel region starts the polling worker threads
 // (which would compete with the measuring threads for the cores).
-if ["peak", "step-case", "matmul", "gemm", "attention", "all"].contains(suite) { _ = measuredPeak(threads: threads) }
+if ["peak", "step-case", "matmul", "gemm", "attention", "fid", "all"].contains(suite) { _ = measuredPeak(threads: threads) }
 Parallel.$threads.withValue(threads) {
     switch suite {
     case "step-case":
@@ -26,6 +26,8 @@ Parallel.$threads.withValue(threads) {
         do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
     case "sample":
         do { try benchSampling(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
+    case "fid":
+        do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":
         benchPeak(threads: threads)
     case "attention-tiles":
@@ -37,7 +39,7 @@ Parallel.$threads.withValue(threads) {
         if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
         if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
     default:
-        print("usage: maskdm-bench [matmul|gemm|attention|step|all] [--quick] [--threads N]")
+        print("usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]")
         print("       maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]"); exit(2)
     }
 }

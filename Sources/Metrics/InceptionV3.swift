@@ -135,6 +135,42 @@ public struct FIDInceptionV3: Sendable {
         return pooled.transposedMatrix()
     }
 
+    /// Floating-point operations (2 per multiply-add) of the convolutions for one 299 x 299
+    /// image: 11.42 GFLOP, the figure PyTorch's `FlopCounterMode` gives for the same network.
+    /// Benchmarks divide by it to report GFLOP/s.
+    public var convolutionFlopsPerImage: Double {
+        var flops = 0.0
+        var channels = 3, size = (height: FIDInceptionV3.inputSize, width: FIDInceptionV3.inputSize)
+        /// Applies `op` to (channels, size), adding its convolution FLOPs.
+        func apply(_ op: InceptionOp, _ c: inout Int, _ hw: inout (height: Int, width: Int)) {
+            let out = op.outputSize(height: hw.height, width: hw.width)
+            if case let .conv(conv) = op {
+                flops += 2 * Double(conv.outChannels * out.height * out.width)
+                    * Double(conv.inChannels * conv.kernel.height * conv.kernel.width)
+            }
+            c = op.outChannels(c)
+            hw = out
+        }
+        for op in stem { apply(op, &channels, &size) }
+        for block in blocks {
+            var total = 0, blockSize = size
+            for branch in block.branches {
+                var c = channels, hw = size
+                let parts = branch.parts
+                for op in parts.prefix { apply(op, &c, &hw) }
+                for op in parts.finals {
+                    var fc = c, fhw = hw
+                    apply(op, &fc, &fhw)
+                    total += fc
+                    blockSize = fhw
+                }
+            }
+            channels = total
+            size = blockSize
+        }
+        return flops
+    }
+
     /// Checks that the channel counts chain from 3 input channels to 2048 features.
     private func checkChannels() throws {
         var channels = 3

@@ -37,6 +37,9 @@ import Testing
             let norm = b.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
             #expect(diff / norm < 1e-4, "image \(i): relative L2 error \(diff / norm)")
         }
+        // The convolution FLOPs per image, as torch.utils.flop_counter.FlopCounterMode counts the
+        // TorchScript network on one (1, 3, 299, 299) input.
+        #expect(network.convolutionFlopsPerImage == 11_422_336_192)
         // The tensor entry point (B, 3, H, W) gives the same features as the image one.
         let batch = Image.batch([FIDPreprocessing.rgb(images[0])])
         #expect(network.features(batch).maxAbsDifference(Tensor(Array(features.scalars[0..<2048]), shape: [1, 2048])) < 1e-5)
