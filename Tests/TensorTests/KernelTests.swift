@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Tensor
@@ -67,6 +68,25 @@ import Testing
         var dx = Tensor.zeros([53])
         Kernels.geluBackward(dy: g.storage.base, x: small.storage.base, dx: dx.mutablePointer(), count: 53)
         #expect(relativeError(dx, numericGradient(small) { weightedSum($0.gelu(), g) }) < 2e-3)
+    }
+
+    /// The AVX2 C kernels (the path of `geluForward`/`geluBackward` on this CPU) and the portable
+    /// Swift ones agree to float rounding, including the scalar tails, far tails and signed zero.
+    @Test func geluCKernelMatchesPortable() throws {
+        try #require(Kernels.rowKernelsAVX2, "no AVX2 + FMA on this CPU: only the portable path runs")
+        var rng = RandomGenerator(seed: 21)
+        var values = Tensor.randomUniform([1037], low: -9, high: 9, using: &rng).scalars
+        values[0...5] = [0, -0, 1e-30, -1e-30, 40, -40]
+        let x = Tensor(values), dy = Tensor.randomNormal([1037], using: &rng)
+        var c = Tensor.zeros([1037]), portable = Tensor.zeros([1037])
+        maskdm_gelu_forward_avx2(x.storage.base, c.mutablePointer(), 1037)
+        Kernels.geluForwardPortable(x: x.storage.base, y: portable.mutablePointer(), count: 1037)
+        #expect(c.maxAbsDifference(portable) < 2e-6)
+        var dc = Tensor.ones([1037]), dp = Tensor.ones([1037])   // accumulates onto 1
+        maskdm_gelu_backward_avx2(dy.storage.base, x.storage.base, dc.mutablePointer(), 1037)
+        Kernels.geluBackwardPortable(dy: dy.storage.base, x: x.storage.base, dx: dp.mutablePointer(), count: 1037)
+        #expect(dc.maxAbsDifference(dp) < 2e-6)
+        #expect(c.scalars[4] == 40 && c.scalars[5] == 0 && dc.scalars[4] == 1 + dy.scalars[4])
     }
 
     /// Shapes include multi-block ones (T = 600 gives two query blocks) and ragged head sizes.

@@ -99,6 +99,13 @@ float maskdm_online_softmax_row_avx2(float *s, int n, float scale, float *m, flo
 /// row's full softmax-backward correction (computed once from the forward output).
 void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale, float lse, float dot);
 
+/// Exact GELU `y = 0.5 x (1 + erf(x / sqrt 2))` over n floats (AVX2 + FMA; call only on CPUs with
+/// both). Same approximation as the Swift `FastMath.erf` (|error| < 5e-7).
+void maskdm_gelu_forward_avx2(const float *x, float *y, long n);
+
+/// GELU backward, accumulating: dx += dy (Phi(x) + x phi(x)) over n floats (AVX2 + FMA).
+void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n);
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power while a
 /// worker thread polls for work.
 static inline void maskdm_cpu_relax(void) {

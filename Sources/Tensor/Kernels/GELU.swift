@@ -1,47 +1,70 @@
+import CKernels
 import Foundation
 
 extension Kernels {
-    /// Exact GELU, `y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`. x, y: (N).
+    /// Exact GELU, `y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`. x, y: (N). On AVX2 + FMA CPUs
+    /// the chunks run the C kernel (same maths, 8-wide fused multiply-adds).
     public static func geluForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count n: Int) {
         let xs = SendablePointer(x), ys = SendablePointer(y)
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            var i = lo
-            while i + 16 <= hi {
-                let v = UnsafeRawPointer(xs.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                let g = 0.5 * v * (1 + FastMath.erf(v * 0.707_106_781_186_547_5))
-                UnsafeMutableRawPointer(ys.base + i).storeBytes(of: g, as: SIMD16<Float>.self)
-                i += 16
+            if rowKernelsAVX2 {
+                maskdm_gelu_forward_avx2(xs.base + lo, ys.base + lo, hi - lo)
+            } else {
+                geluForwardPortable(x: xs.base + lo, y: ys.base + lo, count: hi - lo)
             }
-            while i < hi { let v = xs[i]; ys[i] = 0.5 * v * (1 + Foundation.erf(v * 0.707_106_781_186_547_5)); i += 1 }
         }
     }
 
-    /// GELU backward, accumulating: dx += dy * (Phi(x) + x phi(x)). All (N).
+    /// ``geluForward(x:y:count:)`` on one thread in portable Swift SIMD (the path on CPUs without
+    /// AVX2; tests check the C kernel against it).
+    static func geluForwardPortable(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            let g = 0.5 * v * (1 + FastMath.erf(v * 0.707_106_781_186_547_5))
+            UnsafeMutableRawPointer(y + i).storeBytes(of: g, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { let v = x[i]; y[i] = 0.5 * v * (1 + Foundation.erf(v * 0.707_106_781_186_547_5)); i += 1 }
+    }
+
+    /// GELU backward, accumulating: dx += dy * (Phi(x) + x phi(x)). All (N). On AVX2 + FMA CPUs
+    /// the chunks run the C kernel.
     public static func geluBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     dx: UnsafeMutablePointer<Float>, count n: Int) {
         let dys = SendablePointer(dy), xs = SendablePointer(x), dxs = SendablePointer(dx)
-        let invSqrt2Pi: Float = 0.398_942_280_401_432_7
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            var i = lo
-            while i + 16 <= hi {
-                let v = UnsafeRawPointer(xs.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                // erf(v / sqrt 2) comes with exp(-v^2 / 2), the Gaussian density's exponential.
-                let (e, gauss) = FastMath.erfAndGaussian(v * 0.707_106_781_186_547_5)
-                let cdf = 0.5 * (1 + e)
-                let pdf = invSqrt2Pi * gauss
-                let g = UnsafeRawPointer(dys.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                let cur = UnsafeRawPointer(dxs.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(dxs.base + i).storeBytes(of: cur + g * (cdf + v * pdf), as: SIMD16<Float>.self)
-                i += 16
+            if rowKernelsAVX2 {
+                maskdm_gelu_backward_avx2(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo)
+            } else {
+                geluBackwardPortable(dy: dys.base + lo, x: xs.base + lo, dx: dxs.base + lo, count: hi - lo)
             }
-            while i < hi {
-                let v = xs[i]
-                let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_781_186_547_5))
-                dxs[i] += dys[i] * (cdf + v * invSqrt2Pi * Foundation.exp(-0.5 * v * v))
-                i += 1
-            }
+        }
+    }
+
+    /// ``geluBackward(dy:x:dx:count:)`` on one thread in portable Swift SIMD.
+    static func geluBackwardPortable(dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                     dx: UnsafeMutablePointer<Float>, count n: Int) {
+        let invSqrt2Pi: Float = 0.398_942_280_401_432_7
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            // erf(v / sqrt 2) comes with exp(-v^2 / 2), the Gaussian density's exponential.
+            let (e, gauss) = FastMath.erfAndGaussian(v * 0.707_106_781_186_547_5)
+            let cdf = 0.5 * (1 + e)
+            let pdf = invSqrt2Pi * gauss
+            let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
+            let cur = UnsafeRawPointer(dx + i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(dx + i).storeBytes(of: cur + g * (cdf + v * pdf), as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n {
+            let v = x[i]
+            let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_781_186_547_5))
+            dx[i] += dy[i] * (cdf + v * invSqrt2Pi * Foundation.exp(-0.5 * v * v))
+            i += 1
         }
     }
 }
