@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Tensor
@@ -126,6 +127,29 @@ import Testing
         #expect(pf.scalars == p.scalars && mf.scalars == m.scalars && vf.scalars == v.scalars && sf.scalars == s.scalars)
         #expect(pn.scalars == p.scalars && sn.scalars == s.scalars)
         #expect(sf[0] == s0[0] && sf[1002] == s0[1002] && sf[5] != s0[5])   // only the range moves
+    }
+
+    /// The AVX2 pass (this CPU's path) and the portable Swift one give the same bits, with and
+    /// without gradient scaling, for each EMA mode (none, warm-up copy, interpolation), over an
+    /// odd range whose vector loop ends in a scalar tail.
+    @Test(arguments: [(Float(1), Int32(0)), (0.5, 1), (1, 2), (0.25, 2)])
+    func adamWCPassMatchesPortable(gradientScale: Float, shadowMode: Int32) throws {
+        try #require(Kernels.rowKernelsAVX2, "no AVX2 on this CPU: only the portable pass runs")
+        var rng = RandomGenerator(seed: 9)
+        let n = 1011
+        let p0 = Tensor.randomNormal([n], using: &rng), g = Tensor.randomNormal([n], using: &rng)
+        let m0 = Tensor.randomNormal([n], std: 0.1, using: &rng), s0 = Tensor.randomNormal([n], using: &rng)
+        let v0 = Tensor.randomUniform([n], low: 0, high: 0.01, using: &rng)
+        var k = maskdm_adamw_constants(gradient_scale: gradientScale, decay: 1 - 3e-5, one_minus_beta1: 1 - 0.9, beta2: 0.999,
+                                       one_minus_beta2: 1 - 0.999, eps: 1e-8, step_size: 1.3e-3, bias_correction2_root: 0.4,
+                                       shadow_weight: 0.001, shadow_mode: shadowMode)
+        var (pc, mc, vc, sc) = (p0, m0, v0, s0), (pp, mp, vp, sp) = (p0, m0, v0, s0)
+        let shadowC = shadowMode == 0 ? nil : sc.mutablePointer(), shadowP = shadowMode == 0 ? nil : sp.mutablePointer()
+        maskdm_adamw_avx2(pc.mutablePointer() + 3, g.storage.base + 3, mc.mutablePointer() + 3, vc.mutablePointer() + 3,
+                          shadowC.map { $0 + 3 }, 1005, &k)
+        Kernels.adamWPortable(pp.mutablePointer(), g.storage.base, mp.mutablePointer(), vp.mutablePointer(), shadowP, 3..<1008, k)
+        #expect(pc.scalars == pp.scalars && mc.scalars == mp.scalars && vc.scalars == vp.scalars && sc.scalars == sp.scalars)
+        #expect(pc[3] != p0[3] && pc[1008] == p0[1008] && (shadowMode == 0) == (sc[5] == s0[5]))
     }
 
     @Test(arguments: [0, 15, 4096, 70_001])

@@ -106,6 +106,23 @@ void maskdm_gelu_forward_avx2(const float *x, float *y, long n);
 /// GELU backward, accumulating: dx += dy (Phi(x) + x phi(x)) over n floats (AVX2 + FMA).
 void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n);
 
+/// The per-step constants of `maskdm_adamw_avx2` (see the Swift `AdamWStepConstants`).
+typedef struct {
+    float gradient_scale;        ///< gradients are multiplied by it when below 1 (clipping, 1/ranks)
+    float decay;                 ///< 1 - lr * weight_decay
+    float one_minus_beta1, beta2, one_minus_beta2, eps;
+    float step_size;             ///< lr / (1 - beta1^t)
+    float bias_correction2_root; ///< sqrt(1 - beta2^t)
+    float shadow_weight;         ///< EMA weight (shadow_mode 2)
+    int shadow_mode;             ///< 0: no EMA, 1: shadow = p (warm-up copy), 2: shadow += w (p - shadow)
+} maskdm_adamw_constants;
+
+/// AdamW on n elements, then the EMA from the new weights when `shadow` is non-null (AVX2; call
+/// only on CPUs with it). Bit-identical to the Swift `Kernels.adamW` and `Naive.adamW` (no fused
+/// multiply-adds).
+void maskdm_adamw_avx2(float *p, const float *g, float *m, float *v, float *shadow, long n,
+                       const maskdm_adamw_constants *k);
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power while a
 /// worker thread polls for work.
 static inline void maskdm_cpu_relax(void) {

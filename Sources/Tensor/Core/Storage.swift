@@ -1,3 +1,5 @@
+import Foundation
+
 /// The heap buffer behind a ``Tensor``: `count` Float32 values, 64-byte aligned.
 ///
 /// Owned by exactly one or more tensors; ``Tensor`` copies it before a write when it is shared
@@ -32,10 +34,15 @@ public final class TensorStorage: @unchecked Sendable {
         self.count = count
     }
 
-    /// Allocates storage filled with `value`.
+    /// Allocates storage filled with `value` (zeros by `memset`, which the C library vectorises;
+    /// the generic fill is a scalar loop in this baseline-x86 build).
     public convenience init(count: Int, repeating value: Float) {
         self.init(uninitializedCount: count)
-        mutableBase.initialize(repeating: value, count: count)
+        if value.bitPattern == 0 {
+            memset(mutableBase, 0, count * MemoryLayout<Float>.stride)
+        } else {
+            mutableBase.initialize(repeating: value, count: count)
+        }
     }
 
     /// A new storage holding a copy of this one.

@@ -1,3 +1,5 @@
+import CKernels
+
 /// The arithmetic of PyTorch's AdamW step, for one parameter element: decoupled weight decay,
 /// the two moments, and the bias-corrected update, with the constants of one step.
 public struct AdamWStepConstants: Sendable {
@@ -39,47 +41,66 @@ extension Kernels {
                              _ k: AdamWStepConstants, shadow: UnsafeMutablePointer<Float>? = nil, shadowWeight: Float? = nil) {
         let p = SendablePointer(parameters), g = SendablePointer(gradients)
         let mp = SendablePointer(m), vp = SendablePointer(v)
-        let sp = shadow.map { SendablePointer($0) }, copyToShadow = shadowWeight == nil, sw = shadowWeight ?? 1
-        let scaled = k.gradientScale < 1, gs = k.gradientScale
-        let decay = k.decay, b1 = k.beta1, b2 = k.beta2, e = k.eps, stepSize = k.stepSize, bc2Sqrt = k.biasCorrection2Root
+        let sp = shadow.map { SendablePointer($0) }
+        let constants = maskdm_adamw_constants(gradient_scale: k.gradientScale, decay: k.decay, one_minus_beta1: 1 - k.beta1,
+                                               beta2: k.beta2, one_minus_beta2: 1 - k.beta2, eps: k.eps,
+                                               step_size: k.stepSize, bias_correction2_root: k.biasCorrection2Root,
+                                               shadow_weight: shadowWeight ?? 1,
+                                               shadow_mode: shadow == nil ? 0 : shadowWeight == nil ? 1 : 2)
         parallelFor((range.count + 15) / 16, grain: 1 << 11) { r in
             let lo = range.lowerBound + r.lowerBound * 16
             let hi = Swift.min(range.lowerBound + r.upperBound * 16, range.upperBound)
-            var i = lo
-            while i + 16 <= hi {
-                var gi = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                if scaled { gi *= gs }
-                var pi = UnsafeRawPointer(p.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                var mi = UnsafeRawPointer(mp.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                var vi = UnsafeRawPointer(vp.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                pi *= decay
-                mi += (1 - b1) * (gi - mi)
-                vi = vi * b2 + (1 - b2) * gi * gi
-                var root = vi
-                for l in 0..<16 { root[l] = vi[l].squareRoot() }
-                pi -= stepSize * mi / (root / bc2Sqrt + e)
-                UnsafeMutableRawPointer(p.base + i).storeBytes(of: pi, as: SIMD16<Float>.self)
-                if let sp {
-                    var si = pi
-                    if !copyToShadow {
-                        si = UnsafeRawPointer(sp.base + i).loadUnaligned(as: SIMD16<Float>.self)
-                        si += sw * (pi - si)
-                    }
-                    UnsafeMutableRawPointer(sp.base + i).storeBytes(of: si, as: SIMD16<Float>.self)
+            if rowKernelsAVX2 {
+                var c = constants
+                maskdm_adamw_avx2(p.base + lo, g.base + lo, mp.base + lo, vp.base + lo, sp.map { $0.base + lo }, hi - lo, &c)
+            } else {
+                adamWPortable(p.base, g.base, mp.base, vp.base, sp?.base, lo..<hi, constants)
+            }
+        }
+    }
+
+    /// ``adamW(parameters:gradients:m:v:range:_:shadow:shadowWeight:)`` on one thread in portable
+    /// Swift SIMD (the path on CPUs without AVX2; tests check the C pass against it bit for bit).
+    static func adamWPortable(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ mp: UnsafeMutablePointer<Float>,
+                              _ vp: UnsafeMutablePointer<Float>, _ sp: UnsafeMutablePointer<Float>?, _ range: Range<Int>,
+                              _ k: maskdm_adamw_constants) {
+        let scaled = k.gradient_scale < 1, gs = k.gradient_scale, decay = k.decay, c1 = k.one_minus_beta1
+        let b2 = k.beta2, c2 = k.one_minus_beta2, e = k.eps, stepSize = k.step_size, bc2Sqrt = k.bias_correction2_root
+        let copyToShadow = k.shadow_mode == 1, sw = k.shadow_weight
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            var gi = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
+            if scaled { gi *= gs }
+            var pi = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            var mi = UnsafeRawPointer(mp + i).loadUnaligned(as: SIMD16<Float>.self)
+            var vi = UnsafeRawPointer(vp + i).loadUnaligned(as: SIMD16<Float>.self)
+            pi *= decay
+            mi += c1 * (gi - mi)
+            vi = vi * b2 + c2 * gi * gi
+            var root = vi
+            for l in 0..<16 { root[l] = vi[l].squareRoot() }
+            pi -= stepSize * mi / (root / bc2Sqrt + e)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: pi, as: SIMD16<Float>.self)
+            if let sp {
+                var si = pi
+                if !copyToShadow {
+                    si = UnsafeRawPointer(sp + i).loadUnaligned(as: SIMD16<Float>.self)
+                    si += sw * (pi - si)
                 }
-                UnsafeMutableRawPointer(mp.base + i).storeBytes(of: mi, as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(vp.base + i).storeBytes(of: vi, as: SIMD16<Float>.self)
-                i += 16
+                UnsafeMutableRawPointer(sp + i).storeBytes(of: si, as: SIMD16<Float>.self)
             }
-            while i < hi {
-                let gi = scaled ? g[i] * gs : g[i]
-                p[i] *= decay
-                mp[i] += (1 - b1) * (gi - mp[i])
-                vp[i] = vp[i] * b2 + (1 - b2) * gi * gi
-                p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
-                if let sp { sp[i] = copyToShadow ? p[i] : sp[i] + sw * (p[i] - sp[i]) }
-                i += 1
-            }
+            UnsafeMutableRawPointer(mp + i).storeBytes(of: mi, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(vp + i).storeBytes(of: vi, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < range.upperBound {
+            let gi = scaled ? g[i] * gs : g[i]
+            p[i] *= decay
+            mp[i] += c1 * (gi - mp[i])
+            vp[i] = vp[i] * b2 + c2 * gi * gi
+            p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+            if let sp { sp[i] = copyToShadow ? p[i] : sp[i] + sw * (p[i] - sp[i]) }
+            i += 1
         }
     }
 
