@@ -89,6 +89,45 @@ import Testing
         #expect(c.scalars[4] == 40 && c.scalars[5] == 0 && dc.scalars[4] == 1 + dy.scalars[4])
     }
 
+    /// The AVX2 LayerNorm rows (this CPU's path) agree with the portable Swift ones (forward,
+    /// input gradient) and with a Double sum (parameter gradients), on ragged and model widths.
+    @Test(arguments: [70, 256])
+    func layerNormCKernelsMatchPortable(cols: Int) throws {
+        try #require(Kernels.rowKernelsAVX2, "no AVX2 + FMA on this CPU: only the portable path runs")
+        let rows = 37
+        var rng = RandomGenerator(seed: UInt64(cols))
+        let x = Tensor.randomNormal([rows, cols], mean: 0.3, std: 2, using: &rng), dy = Tensor.randomNormal([rows, cols], using: &rng)
+        let w = Tensor.randomNormal([cols], using: &rng), b = Tensor.randomNormal([cols], using: &rng)
+        var (yc, yp) = (Tensor.zeros([rows, cols]), Tensor.zeros([rows, cols]))
+        var (mc, rc, mp, rp) = (Tensor.zeros([rows]), Tensor.zeros([rows]), Tensor.zeros([rows]), Tensor.zeros([rows]))
+        maskdm_layernorm_forward_avx2(x.storage.base, w.storage.base, b.storage.base, yc.mutablePointer(), mc.mutablePointer(),
+                                      rc.mutablePointer(), rows, Int32(cols), 1e-5)
+        Kernels.layerNormForwardPortable(x.storage.base, w.storage.base, b.storage.base, yp.mutablePointer(), mp.mutablePointer(),
+                                         rp.mutablePointer(), rows: 0..<rows, cols: cols, eps: 1e-5)
+        #expect(yc.maxAbsDifference(yp) < 1e-5 && mc.maxAbsDifference(mp) < 1e-6 && rc.maxAbsDifference(rp) < 1e-6)
+        var (dxc, dxp) = (Tensor.ones([rows, cols]), Tensor.ones([rows, cols]))
+        maskdm_layernorm_backward_input_avx2(dy.storage.base, x.storage.base, w.storage.base, mp.storage.base, rp.storage.base,
+                                             dxc.mutablePointer(), rows, Int32(cols))
+        Kernels.layerNormBackwardInputPortable(dy.storage.base, x.storage.base, w.storage.base, mp.storage.base, rp.storage.base,
+                                               dxp.mutablePointer(), rows: 0..<rows, cols: cols)
+        #expect(dxc.maxAbsDifference(dxp) < 1e-5)
+        // Parameter gradients of columns 3..<cols (a ragged start and end), onto ones.
+        var (dw, db) = (Tensor.ones([cols]), Tensor.ones([cols]))
+        maskdm_layernorm_backward_params_avx2(dy.storage.base, x.storage.base, mp.storage.base, rp.storage.base,
+                                              dw.mutablePointer(), db.mutablePointer(), rows, Int32(cols), 3, Int32(cols))
+        for j in 0..<cols {
+            var (sw, sb) = (1.0, 1.0)
+            if j >= 3 {
+                for r in 0..<rows {
+                    let g = Double(dy[flat: r * cols + j])
+                    sw += g * Double(x[flat: r * cols + j] - mp[r]) * Double(rp[r])
+                    sb += g
+                }
+            }
+            #expect(abs(Double(dw[j]) - sw) < 1e-4 && abs(Double(db[j]) - sb) < 1e-4, "column \(j)")
+        }
+    }
+
     /// Shapes include multi-block ones (T = 600 gives two query blocks) and ragged head sizes.
     @Test(arguments: [(1, 1, 1, 4), (2, 3, 17, 8), (1, 2, 33, 64), (2, 1, 65, 5), (1, 1, 600, 4)])
     func attentionMatchesNaive(b: Int, nh: Int, t: Int, hs: Int) {

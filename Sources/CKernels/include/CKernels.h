@@ -123,6 +123,22 @@ typedef struct {
 void maskdm_adamw_avx2(float *p, const float *g, float *m, float *v, float *shadow, long n,
                        const maskdm_adamw_constants *k);
 
+/// LayerNorm of `rows` rows of `cols` (AVX2 + FMA): y = (x - mean) rstd w + b; mean and rstd
+/// (either may be null) receive each row's statistics. Same algorithm as the Swift kernel.
+void maskdm_layernorm_forward_avx2(const float *x, const float *w, const float *b, float *y,
+                                   float *mean, float *rstd, long rows, int cols, float eps);
+
+/// LayerNorm backward to the input, accumulating into dx, for `rows` rows (AVX2 + FMA).
+void maskdm_layernorm_backward_input_avx2(const float *dy, const float *x, const float *w,
+                                          const float *mean, const float *rstd, float *dx,
+                                          long rows, int cols);
+
+/// LayerNorm parameter gradients of columns [lo, hi) over all rows, accumulating into dw and db
+/// (either may be null) (AVX2 + FMA).
+void maskdm_layernorm_backward_params_avx2(const float *dy, const float *x, const float *mean,
+                                           const float *rstd, float *dw, float *db, long rows,
+                                           int cols, int lo, int hi);
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyper-thread run and saves power while a
 /// worker thread polls for work.
 static inline void maskdm_cpu_relax(void) {
