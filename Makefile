@@ -25,13 +25,18 @@ mpi: setup
 python:
 	./scripts/setup-python.sh
 
+# SUITE picks the cases (default all; bench: peak, matmul, gemm, attention, step, sample, fid;
+# bench-compare: matmul, attention, step, sample, fid), ARGS adds options:
+#   make bench-compare SUITE=step ARGS="--quick --reference-repo ... --reference-site ...".
+SUITE ?= all
+
 bench: setup
 	swift build -c release --product maskdm-bench
-	.build/release/maskdm-bench all $(ARGS)
+	.build/release/maskdm-bench $(SUITE) $(ARGS)
 
 bench-compare: setup python
 	swift build -c release --product maskdm-bench
-	.venv/bin/python Benchmarks/compare.py all $(ARGS)
+	.venv/bin/python Benchmarks/compare.py $(SUITE) $(ARGS)
 
 # Share of the public API with doc comments, from the compiler's symbol graphs (a debug build).
 doc-coverage:
