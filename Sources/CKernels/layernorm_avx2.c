@@ -5,13 +5,6 @@
 #include "CKernels.h"
 #include "vecmath_avx2.h"
 
-AVX2 static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 AVX2 void maskdm_layernorm_forward_avx2(const float *x, const float *w, const float *b, float *y,
                                         float *mean, float *rstd, long rows, int cols, float eps) {
     for (long r = 0; r < rows; r++) {
@@ -23,7 +16,7 @@ AVX2 void maskdm_layernorm_forward_avx2(const float *x, const float *w, const fl
             s0 = _mm256_add_ps(s0, _mm256_loadu_ps(px + j));
             s1 = _mm256_add_ps(s1, _mm256_loadu_ps(px + j + 8));
         }
-        float s = hsum(_mm256_add_ps(s0, s1));
+        float s = hsum8(_mm256_add_ps(s0, s1));
         for (; j < cols; j++) s += px[j];
         float m = s / (float)cols;
         __m256 mv = _mm256_set1_ps(m);
@@ -33,7 +26,7 @@ AVX2 void maskdm_layernorm_forward_avx2(const float *x, const float *w, const fl
             s0 = _mm256_fmadd_ps(d0, d0, s0);
             s1 = _mm256_fmadd_ps(d1, d1, s1);
         }
-        float v = hsum(_mm256_add_ps(s0, s1));
+        float v = hsum8(_mm256_add_ps(s0, s1));
         for (; j < cols; j++) { float d = px[j] - m; v += d * d; }
         float rs = 1.0f / __builtin_sqrtf(v / (float)cols + eps);
         __m256 rv = _mm256_set1_ps(rs);
@@ -64,7 +57,7 @@ AVX2 void maskdm_layernorm_backward_input_avx2(const float *dy, const float *x, 
             a1 = _mm256_add_ps(a1, g);
             a2 = _mm256_fmadd_ps(g, xh, a2);
         }
-        float s1 = hsum(a1), s2 = hsum(a2);
+        float s1 = hsum8(a1), s2 = hsum8(a2);
         for (; j < cols; j++) { float g = pdy[j] * w[j]; s1 += g; s2 += g * (px[j] - m) * rs; }
         s1 /= (float)cols;
         s2 /= (float)cols;
