@@ -28,9 +28,10 @@ public struct AdamWStepConstants: Sendable {
 
 /// Whole-arena optimizer passes: AdamW, the EMA's interpolation, the gradient norm and scaling.
 extension Kernels {
-    /// One AdamW update of the elements `range` of the parameter, gradient and moment arenas, 16
-    /// lanes at a time, in torch's operation order (`exp_avg.lerp_(grad, 1 - beta1)`,
-    /// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`, then the step).
+    /// One AdamW update of the elements `range` of the parameter, gradient and moment arenas, in
+    /// torch's operation order (`exp_avg.lerp_(grad, 1 - beta1)`,
+    /// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`, then the step). Threaded; on
+    /// AVX2 CPUs each chunk runs the C pass (8 lanes, the same bits as the portable Swift one).
     ///
     /// With `shadow`, the same pass also updates an EMA of the parameters from the new values:
     /// `shadow += shadowWeight * (p - shadow)`, or `shadow = p` when `shadowWeight` is nil (the
