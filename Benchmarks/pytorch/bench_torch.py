@@ -204,10 +204,11 @@ def run_step_case(name, args):
 
 # -------------------------------------------------------------------------------------------- sample
 
+DEMO = mt.MaskDMConfig(img_size=16, patch_size=2, encoder_embed_dim=256, encoder_depth=9, encoder_heads=4)
 SAMPLE_CASES = [
     # name, config, batch, sampler, steps  (as maskdm-bench's SamplingCase.all)
-    ("sample_demo_ddim100", mt.MaskDMConfig(img_size=16, patch_size=2, encoder_embed_dim=256, encoder_depth=9, encoder_heads=4), 64, "ddim", 100),
-    ("sample_demo_dpm20", mt.MaskDMConfig(img_size=16, patch_size=2, encoder_embed_dim=256, encoder_depth=9, encoder_heads=4), 64, "dpm", 20),
+    ("sample_demo_ddim100", DEMO, 64, "ddim", 100),
+    ("sample_demo_dpm20", DEMO, 64, "dpm", 20),
     ("sample_small_ddim100", mt.SMALL, 4, "ddim", 100),
     ("sample_small_dpm20", mt.SMALL, 4, "dpm", 20),
 ]

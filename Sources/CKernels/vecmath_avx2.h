@@ -1,5 +1,6 @@
-// AVX2 + FMA vector maths shared by the elementwise C kernels (softmax rows, GELU). Include only
-// from files whose functions carry the AVX2 target attribute.
+// AVX2 + FMA helpers shared by the element-wise C kernels (softmax rows, GELU, LayerNorm, AdamW):
+// the target attribute, exp and a horizontal sum. Include only from files whose functions carry
+// the AVX2 target attribute.
 #ifndef MASKDM_VECMATH_AVX2_H
 #define MASKDM_VECMATH_AVX2_H
 #include <immintrin.h>

@@ -73,7 +73,7 @@ import Testing
     /// The AVX2 C kernels (the path of `geluForward`/`geluBackward` on this CPU) and the portable
     /// Swift ones agree to float rounding, including the scalar tails, far tails and signed zero.
     @Test func geluCKernelMatchesPortable() throws {
-        try #require(Kernels.rowKernelsAVX2, "no AVX2 + FMA on this CPU: only the portable path runs")
+        try #require(Kernels.usesAVX2Kernels, "no AVX2 + FMA on this CPU: only the portable path runs")
         var rng = RandomGenerator(seed: 21)
         var values = Tensor.randomUniform([1037], low: -9, high: 9, using: &rng).scalars
         values[0...5] = [0, -0, 1e-30, -1e-30, 40, -40]
@@ -93,7 +93,7 @@ import Testing
     /// input gradient) and with a Double sum (parameter gradients), on ragged and model widths.
     @Test(arguments: [70, 256])
     func layerNormCKernelsMatchPortable(cols: Int) throws {
-        try #require(Kernels.rowKernelsAVX2, "no AVX2 + FMA on this CPU: only the portable path runs")
+        try #require(Kernels.usesAVX2Kernels, "no AVX2 + FMA on this CPU: only the portable path runs")
         let rows = 37
         var rng = RandomGenerator(seed: UInt64(cols))
         let x = Tensor.randomNormal([rows, cols], mean: 0.3, std: 2, using: &rng), dy = Tensor.randomNormal([rows, cols], using: &rng)
@@ -264,7 +264,7 @@ import Testing
 
     @Test(arguments: [1, 7, 8, 9, 33, 257, 4097])
     func avx2RowsMatchThePortableRows(n: Int) throws {
-        try #require(Kernels.rowKernelsAVX2, "this test needs an AVX2 CPU")
+        try #require(Kernels.usesAVX2Kernels, "this test needs an AVX2 CPU")
         var rng = RandomGenerator(seed: UInt64(n))
         let x = Tensor.randomNormal([n], using: &rng) * 6
         let g = Tensor.randomNormal([n], using: &rng)

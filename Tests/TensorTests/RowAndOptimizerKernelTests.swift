@@ -134,7 +134,7 @@ import Testing
     /// odd range whose vector loop ends in a scalar tail.
     @Test(arguments: [(Float(1), Int32(0)), (0.5, 1), (1, 2), (0.25, 2)])
     func adamWCPassMatchesPortable(gradientScale: Float, shadowMode: Int32) throws {
-        try #require(Kernels.rowKernelsAVX2, "no AVX2 on this CPU: only the portable pass runs")
+        try #require(Kernels.usesAVX2Kernels, "no AVX2 on this CPU: only the portable pass runs")
         var rng = RandomGenerator(seed: 9)
         let n = 1011
         let p0 = Tensor.randomNormal([n], using: &rng), g = Tensor.randomNormal([n], using: &rng)

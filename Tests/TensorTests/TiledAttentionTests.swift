@@ -81,7 +81,7 @@ import Testing
 
     @Test(arguments: [1, 7, 8, 9, 33, 128, 257])
     func avx2TileRowsMatchThePortableRows(n: Int) throws {
-        try #require(Kernels.rowKernelsAVX2, "this test needs an AVX2 CPU")
+        try #require(Kernels.usesAVX2Kernels, "this test needs an AVX2 CPU")
         var rng = RandomGenerator(seed: UInt64(100 + n))
         let first = Tensor.randomNormal([n], using: &rng) * 6, second = Tensor.randomNormal([n], using: &rng) * 6 + 3
         // Two key blocks of one row: the second raises the running maximum.

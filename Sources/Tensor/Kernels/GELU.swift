@@ -8,7 +8,7 @@ extension Kernels {
         let xs = SendablePointer(x), ys = SendablePointer(y)
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            if rowKernelsAVX2 {
+            if usesAVX2Kernels {
                 maskdm_gelu_forward_avx2(xs.base + lo, ys.base + lo, hi - lo)
             } else {
                 geluForwardPortable(x: xs.base + lo, y: ys.base + lo, count: hi - lo)
@@ -36,7 +36,7 @@ extension Kernels {
         let dys = SendablePointer(dy), xs = SendablePointer(x), dxs = SendablePointer(dx)
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            if rowKernelsAVX2 {
+            if usesAVX2Kernels {
                 maskdm_gelu_backward_avx2(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo)
             } else {
                 geluBackwardPortable(dy: dys.base + lo, x: xs.base + lo, dx: dxs.base + lo, count: hi - lo)

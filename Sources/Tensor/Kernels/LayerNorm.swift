@@ -10,7 +10,7 @@ extension Kernels {
         let xs = SendablePointer(x), ws = SendablePointer(weight), bs = SendablePointer(bias), ys = SendablePointer(y)
         let ms = mean.map { SendablePointer($0) }, rs = rstd.map { SendablePointer($0) }
         parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { r in
-            if rowKernelsAVX2 {
+            if usesAVX2Kernels {
                 maskdm_layernorm_forward_avx2(xs.base + r.lowerBound * cols, ws.base, bs.base, ys.base + r.lowerBound * cols,
                                               ms.map { $0.base + r.lowerBound }, rs.map { $0.base + r.lowerBound },
                                               r.count, Int32(cols), eps)
@@ -69,7 +69,7 @@ extension Kernels {
         if let dx {
             let dxs = SendablePointer(dx)
             parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(cols, 1))) { r in
-                if rowKernelsAVX2 {
+                if usesAVX2Kernels {
                     maskdm_layernorm_backward_input_avx2(dys.base + r.lowerBound * cols, xs.base + r.lowerBound * cols, ws.base,
                                                          ms.base + r.lowerBound, rs.base + r.lowerBound,
                                                          dxs.base + r.lowerBound * cols, r.count, Int32(cols))
@@ -84,7 +84,7 @@ extension Kernels {
         let blocks = (cols + 15) / 16
         parallelFor(blocks, grain: 1) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, cols)
-            if rowKernelsAVX2 {
+            if usesAVX2Kernels {
                 maskdm_layernorm_backward_params_avx2(dys.base, xs.base, ms.base, rs.base, dws?.base, dbs?.base, rows,
                                                       Int32(cols), Int32(lo), Int32(hi))
                 return

@@ -51,7 +51,7 @@ extension Kernels {
         parallelFor((range.count + 15) / 16, grain: 1 << 11) { r in
             let lo = range.lowerBound + r.lowerBound * 16
             let hi = Swift.min(range.lowerBound + r.upperBound * 16, range.upperBound)
-            if rowKernelsAVX2 {
+            if usesAVX2Kernels {
                 var c = constants
                 maskdm_adamw_avx2(p.base + lo, g.base + lo, mp.base + lo, vp.base + lo, sp.map { $0.base + lo }, hi - lo, &c)
             } else {

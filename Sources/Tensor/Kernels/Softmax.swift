@@ -2,10 +2,6 @@ import CKernels
 import Foundation
 
 extension Kernels {
-    /// Whether the softmax rows of the fused kernels run the AVX2 + FMA C versions (8-wide with
-    /// fused multiply-adds; the Swift code is compiled for baseline x86-64). Same maths.
-    static let rowKernelsAVX2 = Gemm.isaSupported(.avx2)
-
     /// Row softmax. x, y: (R, C). y may alias x.
     public static func softmaxForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
         let xs = SendablePointer(x), ys = SendablePointer(y)
@@ -17,7 +13,7 @@ extension Kernels {
     /// Softmax of one row of `scale * x` in place into `y`; returns log-sum-exp of the scaled row.
     @inline(__always) @discardableResult
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
-        if rowKernelsAVX2 { return maskdm_softmax_row_avx2(x, y, Int32(n), scale) }
+        if usesAVX2Kernels { return maskdm_softmax_row_avx2(x, y, Int32(n), scale) }
         return softmaxRowPortable(x, y, n, scale: scale)
     }
 

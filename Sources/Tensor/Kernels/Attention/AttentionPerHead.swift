@@ -107,7 +107,7 @@ extension Kernels {
     @inline(__always)
     static func probabilityAndScoreGradient(p pr: UnsafeMutablePointer<Float>, dp dpr: UnsafeMutablePointer<Float>,
                                             t: Int, scale: Float, lse ls: Float) {
-        if rowKernelsAVX2 { maskdm_softmax_grad_row_avx2(pr, dpr, Int32(t), scale, ls); return }
+        if usesAVX2Kernels { maskdm_softmax_grad_row_avx2(pr, dpr, Int32(t), scale, ls); return }
         probabilityAndScoreGradientPortable(p: pr, dp: dpr, t: t, scale: scale, lse: ls)
     }
 

@@ -34,7 +34,7 @@ extension Kernels {
                      && tiledAttentionBackwardBlocks.rows > 0 && tiledAttentionBackwardBlocks.keys > 0,
                      "attention: tile sizes \(tiledAttentionBlocks), \(tiledAttentionBackwardBlocks) must be positive")
         // The tile rows are AVX2 C kernels: a CPU exposing AVX-512 but not AVX2 keeps the row blocks.
-        return Gemm.hasSerialKernel && rowKernelsAVX2 && !forceSerialHeads && s.tokens >= tiledAttentionMinTokens
+        return Gemm.hasSerialKernel && usesAVX2Kernels && !forceSerialHeads && s.tokens >= tiledAttentionMinTokens
     }
 
     /// One thread's buffers for the tiled kernels: the head's keys and values packed per key
