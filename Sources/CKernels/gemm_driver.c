@@ -105,13 +105,22 @@ static void scale_c(int M, int N, float beta, float *C, long ldc) {
     }
 }
 
+/// C[i, j] += bias[j] (nothing when bias is NULL).
+static void add_bias(int M, int N, const float *bias, float *C, long ldc) {
+    if (!bias) return;
+    for (int i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int j = 0; j < N; j++) c[j] += bias[j];
+    }
+}
+
 /// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it;
 /// otherwise each is packed into the workspace just before use.
 static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, const float *packedB, float beta,
-                 float *C, int ldc, float *workspace) {
+                 float *C, int ldc, const float *bias, float *workspace) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); return; }
+    if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); add_bias(M, N, bias, C, ldc); return; }
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg) return;
     blocking bs = block_sizes(cfg, M, N, K);
@@ -126,6 +135,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
         for (int pc = 0; pc < K; pc += bs.kc) {
             int kc = K - pc < bs.kc ? K - pc : bs.kc;
             float beta_block = pc == 0 ? beta : 1.0f;
+            const float *bias_block = pc == 0 && bias ? bias + jc : 0;  // the bias joins the first sum
             const float *bblock = bpack;
             if (packedB) {
                 bblock = packedB + pc * npad + (long)jc * kc;
@@ -143,7 +153,8 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
                         int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
                         float *c = C + (long)(ic + ir) * ldc + jc + jr;
-                        cfg->kernel(kc, apack + (long)ir * kc, bp, c, ldc, alpha, beta_block, mr, nr);
+                        cfg->kernel(kc, apack + (long)ir * kc, bp, c, ldc, alpha, beta_block, mr, nr,
+                                    bias_block ? bias_block + jr : 0);
                     }
                 }
             }
@@ -153,15 +164,15 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
 
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc, float *workspace) {
-    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, workspace);
+                            float *C, int ldc, const float *bias, float *workspace) {
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, bias, workspace);
 }
 
 void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta,
                         float *C, int ldc, float *workspace) {
     maskdm_sgemm_block_isa(maskdm_gemm_best_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
-                           beta, C, ldc, workspace);
+                           beta, C, ldc, 0, workspace);
 }
 
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
@@ -186,6 +197,6 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
 
 void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *packedB, float beta,
-                           float *C, int ldc, float *workspace) {
-    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, beta, C, ldc, workspace);
+                           float *C, int ldc, const float *bias, float *workspace) {
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, beta, C, ldc, bias, workspace);
 }

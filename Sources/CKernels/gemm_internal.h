@@ -3,11 +3,12 @@
 #define MASKDM_GEMM_INTERNAL_H
 #include <stddef.h>
 
-/// Micro-kernel: C[0..mr, 0..nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C not read).
+/// Micro-kernel: C[0..mr, 0..nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C not read),
+/// plus bias[j] in every row when `bias` is not NULL (the tile's first column's entry first).
 /// `a` is a packed (kc, MR) panel, `b` a packed (kc, NR) panel, both 64-byte aligned; C is
 /// row-major with row stride ldc; mr <= MR and nr <= NR select the valid part of the tile.
 typedef void (*mdm_microkernel)(long kc, const float *a, const float *b, float *c, long ldc,
-                                float alpha, float beta, int mr, int nr);
+                                float alpha, float beta, int mr, int nr, const float *bias);
 
 /// Packs `n` lines of `kc` values into micro-panels of `w` lines each, laid out [panel][p][w],
 /// zero-padding the last panel. Element (line l, depth p) is at src[l * ls + p * ps].

@@ -11,7 +11,7 @@
 
 __attribute__((target(MK_TARGET)))
 static void MK_NAME(long kc, const float *restrict a, const float *restrict b, float *restrict c,
-                    long ldc, float alpha, float beta, int mr, int nr) {
+                    long ldc, float alpha, float beta, int mr, int nr, const float *restrict bias) {
     // Start fetching the C tile now: it is touched only at the end, and is usually not cached.
     for (int r = 0; r < mr; r++) {
         __builtin_prefetch(c + r * ldc, 1, 3);
@@ -35,6 +35,19 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
     }
     MK_VEC va = MK_SET1(alpha), vb = MK_SET1(beta);
     if (mr == MK_MR && nr == 2 * MK_W) {
+        if (bias) {
+            // alpha * acc + bias in one rounding when beta is 0: the same values as broadcasting
+            // the bias into C first and accumulating with beta 1.
+            MK_VEC bl = MK_LOADU(bias), bh = MK_LOADU(bias + MK_W);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MK_MR; r++) {
+                MK_VEC l = beta == 0 ? bl : MK_FMA(vb, MK_LOADU(c + r * ldc), bl);
+                MK_VEC h = beta == 0 ? bh : MK_FMA(vb, MK_LOADU(c + r * ldc + MK_W), bh);
+                MK_STOREU(c + r * ldc, MK_FMA(lo[r], va, l));
+                MK_STOREU(c + r * ldc + MK_W, MK_FMA(hi[r], va, h));
+            }
+            return;
+        }
         if (beta == 0) {
 #pragma clang loop unroll(full)
             for (int r = 0; r < MK_MR; r++) {
@@ -60,7 +73,13 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         const float *tr = tile + r * 2 * MK_W;
-        if (beta == 0) {
+        if (bias) {
+            if (beta == 0) {
+                for (int j = 0; j < nr; j++) cr[j] = tr[j] + bias[j];
+            } else {
+                for (int j = 0; j < nr; j++) cr[j] = tr[j] + (beta * cr[j] + bias[j]);
+            }
+        } else if (beta == 0) {
             for (int j = 0; j < nr; j++) cr[j] = tr[j];
         } else {
             for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];

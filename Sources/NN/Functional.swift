@@ -90,17 +90,17 @@ public enum Functional {
         }
     }
 
-    /// `y = b + sum_i x_i W[:, off_i..<off_i+width_i]^T` into y (rows, OUT): the bias broadcast to
-    /// every row (when present), then one GEMM per input block accumulating into it.
+    /// `y = b + sum_i x_i W[:, off_i..<off_i+width_i]^T` into y (rows, OUT): one GEMM per input
+    /// block, the first writing y with the bias (when present) added as it stores, the others
+    /// accumulating into it.
     static func linearForward(_ blocks: [(input: UnsafePointer<Float>, width: Int, columnOffset: Int)], rows: Int,
                               weight: Parameter, bias: Parameter?, store: ParameterStore,
                               into y: UnsafeMutablePointer<Float>) {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-        if let bias { Kernels.broadcastRows(store.pointer(bias), into: y, rows: rows, cols: outDim) }
         for (i, block) in blocks.enumerated() {
             Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: block.width, a: block.input,
                        b: store.pointer(weight) + block.columnOffset, ldb: inDim,
-                       beta: bias == nil && i == 0 ? 0 : 1, c: y)
+                       beta: i == 0 ? 0 : 1, c: y, bias: i == 0 ? bias.map { UnsafePointer(store.pointer($0)) } : nil)
         }
     }
 

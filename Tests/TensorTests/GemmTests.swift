@@ -112,6 +112,57 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         }
     }
 
+    /// A bias added in the kernel's store equals broadcasting it into C and multiplying with beta 1,
+    /// bit for bit (the linear layers' old two-pass form), on full and ragged tiles, row and column
+    /// splits, one and two threads, several depth blocks and packed-B slabs; with beta != 0 it
+    /// matches the naive product plus the bias; with k 0 C becomes beta C + bias.
+    @Test(arguments: [(528, 1536, 512, false, true), (97, 130, 75, false, true), (5, 300, 40, true, false),
+                      (700, 37, 1500, false, false), (130, 600, 700, true, true), (200, 700, 2000, false, false)])
+    func biasInTheStoreMatchesBroadcastThenAccumulate(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws {
+        try #require(!Self.kernels.isEmpty)
+        var rng = RandomGenerator(seed: UInt64(m * 31 + n))
+        let a = Tensor.randomNormal([m * k], using: &rng), b = Tensor.randomNormal([k * n], using: &rng)
+        let bias = Tensor.randomNormal([n], using: &rng), c0 = Tensor.randomNormal([m * n], using: &rng)
+        let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
+        for isa in Self.kernels {
+            for threads in [1, 2] {
+                for alpha: Float in [1, -0.5] {
+                    var fused = Tensor(repeating: .nan, shape: [m * n]), twoPass = Tensor.zeros([m * n])
+                    let tp = twoPass.mutablePointer()
+                    Kernels.broadcastRows(bias.storage.base, into: tp, rows: m, cols: n)
+                    Gemm.sgemm(instructionSet: isa, threads: threads, transposeA: transposeA, transposeB: transposeB,
+                               m: m, n: n, k: k, alpha: alpha, a: a.storage.base, lda: lda, b: b.storage.base, ldb: ldb,
+                               beta: 1, c: tp, ldc: n)
+                    Gemm.sgemm(instructionSet: isa, threads: threads, transposeA: transposeA, transposeB: transposeB,
+                               m: m, n: n, k: k, alpha: alpha, a: a.storage.base, lda: lda, b: b.storage.base, ldb: ldb,
+                               beta: 0, c: fused.mutablePointer(), ldc: n, bias: bias.storage.base)
+                    let differing = zip(fused.scalars, twoPass.scalars).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differing == 0, "\(isa) threads \(threads) alpha \(alpha): \(differing) of \(m * n) values differ")
+                }
+                // beta != 0: alpha op(A) op(B) + beta C + bias against the naive product (its
+                // Double loops are slow: not on the largest shape).
+                if m * n * k > 100_000_000 { continue }
+                var ours = c0, ref = c0.scalars
+                Gemm.sgemm(instructionSet: isa, threads: threads, transposeA: transposeA, transposeB: transposeB,
+                           m: m, n: n, k: k, alpha: 0.75, a: a.storage.base, lda: lda, b: b.storage.base, ldb: ldb,
+                           beta: 0.5, c: ours.mutablePointer(), ldc: n, bias: bias.storage.base)
+                ref.withUnsafeMutableBufferPointer { r in
+                    Naive.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.75,
+                                a: a.scalars, lda: lda, b: b.scalars, ldb: ldb, beta: 0.5, c: r.baseAddress!, ldc: n)
+                }
+                let bs = bias.scalars, os = ours.scalars
+                var worst: Float = 0
+                for i in 0..<m { for j in 0..<n { worst = max(worst, abs(os[i * n + j] - (ref[i * n + j] + bs[j]))) } }
+                #expect(worst < gemmTolerance(k) * Float(k).squareRoot() * 4, "\(isa) threads \(threads) beta 0.5: error \(worst)")
+            }
+        }
+        // Empty depth: C = beta C + bias, A and B unread.
+        var c = Tensor([1, 2, 3, 4, 5, 6], shape: [6])
+        let nan = [Float](repeating: .nan, count: 4)
+        Gemm.sgemm(m: 2, n: 3, k: 0, a: nan, b: nan, beta: 2, c: c.mutablePointer(), bias: [10, 20, 30])
+        #expect(c.scalars == [12, 24, 36, 18, 30, 42])
+    }
+
     /// The public entry (best kernel, or OpenBLAS without one) matches OpenBLAS with default
     /// leading dimensions, as a drop-in for `BLAS.sgemm`.
     @Test func publicEntryMatchesBLAS() {

@@ -51,11 +51,13 @@ void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha
                         const float *A, int lda, const float *B, int ldb, float beta,
                         float *C, int ldc, float *workspace);
 
-/// `maskdm_sgemm_block` with an explicit instruction set (tests compare the kernels); `isa` must
-/// satisfy `maskdm_gemm_isa_supported`.
+/// `maskdm_sgemm_block` with an explicit instruction set (tests compare the kernels), plus an
+/// optional bias: when `bias` is not NULL, C = alpha op(A) op(B) + beta C + bias[j] in every row,
+/// added in the micro-kernel's store (with beta 0, the same values as broadcasting the bias into
+/// C first and accumulating with beta 1). `isa` must satisfy `maskdm_gemm_isa_supported`.
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc, float *workspace);
+                            float *C, int ldc, const float *bias, float *workspace);
 
 /// Floats of a buffer holding all of op(B) (K, N) packed for `isa` (see maskdm_sgemm_pack_b).
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K);
@@ -69,10 +71,10 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
 
 /// `maskdm_sgemm_block_isa` with op(B) already packed by `maskdm_sgemm_pack_b` (all N columns), so
 /// threads computing different row blocks of C share one packed B instead of each packing it.
-/// Same workspace as maskdm_sgemm_block.
+/// Same workspace as maskdm_sgemm_block; `bias` as in maskdm_sgemm_block_isa (may be NULL).
 void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *packedB, float beta,
-                           float *C, int ldc, float *workspace);
+                           float *C, int ldc, const float *bias, float *workspace);
 
 /// Test hook: packs panels of every width the kernels use (including AVX-512's) with the
 /// vectorised packer and the portable one and returns the number of differing floats (0 = pass),

@@ -54,22 +54,43 @@ public enum Gemm {
                              a: UnsafePointer<Float>, lda: Int? = nil,
                              b: UnsafePointer<Float>, ldb: Int? = nil,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: nil)
+    }
+
+    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` plus a bias row:
+    /// `C = alpha * op(A) op(B) + beta * C + bias` with `bias` (N values, or nil) added to every
+    /// row of C. The own kernels add it as they store C, so a linear layer needs no separate pass
+    /// writing the bias into C; with `beta == 0` the result equals broadcasting the bias into C and
+    /// multiplying with `beta == 1`.
+    ///
+    /// ```swift
+    /// // y (M, N) = x (M, K) W^T + b
+    /// Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x, b: w, c: y, bias: b)
+    /// ```
+    public static func sgemm(transposeA: Bool = false, transposeB: Bool = false,
+                             m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int? = nil,
+                             b: UnsafePointer<Float>, ldb: Int? = nil,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+                             bias: UnsafePointer<Float>?) {
         guard usesOwnKernels else {
             BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            if let bias { Kernels.addToRows(bias, c, rows: m, cols: n, ld: ldc) }
             return
         }
         sgemm(instructionSet: instructionSet, threads: Parallel.threads,
               transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias)
     }
 
-    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on a given kernel
+    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)`` on a given kernel
     /// (which the CPU must support) and thread count.
     static func sgemm(instructionSet isa: InstructionSet, threads: Int,
                       transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int?, b: UnsafePointer<Float>, ldb: Int?,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?) {
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?, bias: UnsafePointer<Float>? = nil) {
         precondition(m >= 0 && n >= 0 && k >= 0, "Gemm.sgemm: negative size m \(m), n \(n), k \(k)")
         if m == 0 || n == 0 { return }
         let la = lda ?? (transposeA ? m : k)
@@ -86,6 +107,7 @@ public enum Gemm {
         let perChunk = (maskdm_sgemm_workspace_size(Int32(plan.maxRows), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
         let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
         let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
+        let biasPointer = bias.map { SendablePointer($0) }
         if plan.chunks > 1 && plan.byRows {
             // Row blocks share one packed B: the threads pack disjoint column ranges of it, then
             // each multiplies its rows of A by all of it (two passes: no barrier inside a pass).
@@ -114,7 +136,7 @@ public enum Gemm {
                             maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(depth), alpha,
                                                   ap + rows.lowerBound * (transposeA ? 1 : la) + k0 * aDepthStride, Int32(la),
                                                   wp.base, slabBeta, cp + rows.lowerBound * lc, Int32(lc),
-                                                  wp + packed + chunk * perChunk)
+                                                  k0 == 0 ? biasPointer?.base : nil, wp + packed + chunk * perChunk)
                         }
                     }
                 }
@@ -132,7 +154,7 @@ public enum Gemm {
                                            ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
                                            bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
                                            cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
-                                           wp + chunk * perChunk)
+                                           biasPointer.map { $0 + columns.lowerBound }, wp + chunk * perChunk)
                 }
             }
         }
@@ -263,6 +285,6 @@ extension Gemm {
         precondition(hasSerialKernel, "Gemm.serial(packedB:): no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
         if m == 0 || n == 0 { return }
         maskdm_sgemm_packed_b(instructionSet.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
-                              a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), workspace)
+                              a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), nil, workspace)
     }
 }
