@@ -36,7 +36,7 @@ AVX2 void maskdm_gelu_forward_avx2(const float *x, float *y, long n) {
     for (; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * inv_sqrt2));
 }
 
-AVX2 void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n) {
+AVX2 void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n, int accumulate) {
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), e, g;
@@ -44,11 +44,12 @@ AVX2 void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, 
         __m256 cdf = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), e, _mm256_set1_ps(0.5f));
         __m256 pdf = _mm256_mul_ps(_mm256_set1_ps(inv_sqrt2pi), g);
         __m256 d = _mm256_fmadd_ps(v, pdf, cdf);
-        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), d, _mm256_loadu_ps(dx + i)));
+        __m256 cur = accumulate ? _mm256_loadu_ps(dx + i) : _mm256_setzero_ps();
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), d, cur));
     }
     for (; i < n; i++) {
         float v = x[i];
         float cdf = 0.5f * (1.0f + erff(v * inv_sqrt2));
-        dx[i] += dy[i] * (cdf + v * inv_sqrt2pi * expf(-0.5f * v * v));
+        dx[i] = (accumulate ? dx[i] : 0.0f) + dy[i] * (cdf + v * inv_sqrt2pi * expf(-0.5f * v * v));
     }
 }

@@ -36,7 +36,7 @@ public enum Functional {
                 biasBackward(dy: dyp, rows: rows, bias: bias, store: store)
                 for (i, part) in parts.enumerated() {
                     withExtendedLifetime(part.value.storage) {
-                        linearBackward(dy: dyp, input: part.value.storage.base, inputGradient: tape.gradientPointer(for: part),
+                        linearBackward(dy: dyp, input: part.value.storage.base, inputGradient: tape.gradientBuffer(for: part),
                                        rows: rows, width: widths[i], columnOffset: offsets[i],
                                        weight: weight, store: store)
                     }
@@ -76,11 +76,11 @@ public enum Functional {
         }
         return Tape.record(y, inputs: [x], tracked: true, on: tape) { dy, tape in
             let n = normalized(statistics: false)            // bit-identical to the forward's
-            var dn = Tensor.zeros(x.shape)
+            var dn = Tensor(uninitialized: x.shape)               // assigned whole by the dx GEMM
             let dnp = dn.mutablePointer()
             withExtendedLifetime((dy.storage, n.storage, x.value.storage, mean.storage, rstd.storage)) {
                 biasBackward(dy: dy.storage.base, rows: rows, bias: bias, store: store)
-                linearBackward(dy: dy.storage.base, input: n.storage.base, inputGradient: dnp, rows: rows, width: c,
+                linearBackward(dy: dy.storage.base, input: n.storage.base, inputGradient: (dnp, false), rows: rows, width: c,
                                columnOffset: 0, weight: weight, store: store)
                 Kernels.layerNormBackward(dy: dnp, x: x.value.storage.base, weight: store.pointer(normWeight),
                                           mean: mean.storage.base, rstd: rstd.storage.base,
@@ -111,18 +111,22 @@ public enum Functional {
     }
 
     /// The weight and input gradients of one input block of a linear layer:
-    /// `dW[:, off..<off+width] += dy^T x` and `dx += dy W[:, off..<off+width]`.
+    /// `dW[:, off..<off+width] += dy^T x` and `dx += dy W[:, off..<off+width]`. A gradient that
+    /// holds nothing yet is assigned instead (GEMM beta 0: no zero fill, no read of it): `dx` when
+    /// `inputGradient.accumulate` is false, `dW` when the block is the whole weight and
+    /// ``ParameterStore/gradientForOverwrite(_:)`` says it was cleared.
     static func linearBackward(dy: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                               inputGradient: UnsafeMutablePointer<Float>?, rows: Int, width: Int, columnOffset: Int,
-                               weight: Parameter, store: ParameterStore) {
+                               inputGradient: (pointer: UnsafeMutablePointer<Float>, accumulate: Bool)?,
+                               rows: Int, width: Int, columnOffset: Int, weight: Parameter, store: ParameterStore) {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-        if let dw = store.trainableGradient(weight) {
+        let dw = width == inDim ? store.gradientForOverwrite(weight) : store.trainableGradient(weight).map { ($0, true) }
+        if let dw {
             Gemm.sgemm(transposeA: true, m: outDim, n: width, k: rows, a: dy, b: input,
-                       beta: 1, c: dw + columnOffset, ldc: inDim)
+                       beta: dw.accumulate ? 1 : 0, c: dw.pointer + columnOffset, ldc: inDim)
         }
         if let inputGradient {
             Gemm.sgemm(m: rows, n: width, k: outDim, a: dy, b: store.pointer(weight) + columnOffset, ldb: inDim,
-                       beta: 1, c: inputGradient)
+                       beta: inputGradient.accumulate ? 1 : 0, c: inputGradient.pointer)
         }
     }
 
@@ -177,9 +181,10 @@ public enum Functional {
     public static func gelu(_ x: Variable, tape: Tape?) -> Variable {
         let y = x.value.gelu()
         return Tape.record(y, inputs: [x], on: tape) { dy, tape in
-            guard let dx = tape.gradientPointer(for: x) else { return }
+            guard let dx = tape.gradientBuffer(for: x) else { return }
             withExtendedLifetime((dy.storage, x.value.storage)) {
-                Kernels.geluBackward(dy: dy.storage.base, x: x.value.storage.base, dx: dx, count: dy.count)
+                Kernels.geluBackward(dy: dy.storage.base, x: x.value.storage.base, dx: dx.pointer, count: dy.count,
+                                     accumulate: dx.accumulate)
             }
         }
     }

@@ -15,8 +15,9 @@ public struct Parameter: Sendable, Hashable {
 /// All parameters of a model in one flat Float32 arena, with a parallel gradient arena.
 ///
 /// Layers are built through a name-scoped ``ParameterBuilder`` so that names are the PyTorch
-/// state-dict keys of the layer tree. `zeroGrad` is a single fill; optimizers and gradient
-/// clipping are single loops over the arenas.
+/// state-dict keys of the layer tree. `zeroGrad` defers its fill to each slice's first use (a
+/// backward pass that assigns a gradient whole never fills it); optimizers and gradient clipping
+/// are single loops over the arenas.
 ///
 /// ```swift
 /// let store = ParameterStore()
@@ -36,6 +37,11 @@ public final class ParameterStore: @unchecked Sendable {
     /// The parameter values (the first ``count`` elements are in use).
     public private(set) var values = TensorStorage(uninitializedCount: 0)
     private var gradientArena: TensorStorage?
+    /// Parameters (by index) whose gradients ``zeroGrad()`` cleared but whose slices still hold
+    /// old values: every accessor zero-fills them before handing the arena out, except
+    /// ``gradientForOverwrite(_:)``, whose caller writes every element instead.
+    private var stale: [Bool] = []
+    private var staleCount = 0
 
     /// An empty store.
     public init() {}
@@ -51,6 +57,12 @@ public final class ParameterStore: @unchecked Sendable {
     /// first use, so a store that is never differentiated (an EMA shadow, an inference model)
     /// holds no gradient memory.
     public var gradients: TensorStorage {
+        if staleCount > 0 { clearStaleGradients() }
+        return sizedArena()
+    }
+
+    /// The gradient arena, allocated or grown (zero-filled past the old end) to ``count`` values.
+    private func sizedArena() -> TensorStorage {
         if let g = gradientArena, g.count >= count { return g }
         let g = TensorStorage(count: count, repeating: 0)
         if let old = gradientArena { g.mutableBase.update(from: old.base, count: old.count) }
@@ -95,6 +107,7 @@ public final class ParameterStore: @unchecked Sendable {
         count = newCount
         index[name] = parameters.count
         parameters.append(p)
+        if !stale.isEmpty { stale.append(false) }     // a new slice is zeroed when the arena grows
         return p
     }
 
@@ -104,13 +117,36 @@ public final class ParameterStore: @unchecked Sendable {
     /// Pointer to a parameter's values (valid until the next `add`).
     @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.mutableBase + p.offset }
     /// Pointer to a parameter's gradient (valid until the next `add`), frozen or not.
-    public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { gradients.mutableBase + p.offset }
+    public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> {
+        if staleCount > 0, let i = index[p.name], i < stale.count, stale[i] {
+            stale[i] = false
+            staleCount -= 1
+            let g = sizedArena().mutableBase + p.offset
+            g.update(repeating: 0, count: p.count)
+            return g
+        }
+        return sizedArena().mutableBase + p.offset
+    }
 
     /// Where a backward pass accumulates this parameter's gradient: its slice of the gradient
     /// arena, or nil when the parameter is frozen (its gradient is then not computed). Layers ask
     /// this, and only this, before writing a parameter gradient.
     public func trainableGradient(_ p: Parameter) -> UnsafeMutablePointer<Float>? {
         frozen.isEmpty || !frozen.contains(p.name) ? gradientPointer(p) : nil
+    }
+
+    /// ``trainableGradient(_:)`` for a kernel that may assign the gradient instead of adding to it:
+    /// `accumulate` is false when ``zeroGrad()`` cleared it and nothing has been written since
+    /// (the caller must then write every element, as a GEMM with beta 0 does, which saves the
+    /// zero fill and the kernel's read of it); true when it holds a gradient to add to.
+    public func gradientForOverwrite(_ p: Parameter) -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool)? {
+        guard !isFrozen(p) else { return nil }
+        if staleCount > 0, let i = index[p.name], i < stale.count, stale[i] {
+            stale[i] = false
+            staleCount -= 1
+            return (sizedArena().mutableBase + p.offset, false)
+        }
+        return (gradientPointer(p), true)
     }
 
     /// Whether the parameter is excluded from optimisation (see ``freeze(where:)``).
@@ -128,9 +164,29 @@ public final class ParameterStore: @unchecked Sendable {
         t.withUnsafeBufferPointer { if let b = $0.baseAddress { pointer(p).update(from: b, count: p.count) } }
     }
 
-    /// Sets every gradient to zero (one fill).
+    /// Sets every gradient to zero. The fill is deferred: each parameter's slice is zeroed when
+    /// something first asks for it (``gradients``, ``gradientPointer(_:)``, ``gradient(_:)``), or
+    /// never, when a backward pass assigns it whole through ``gradientForOverwrite(_:)``.
     public func zeroGrad() {
-        if let g = gradientArena { g.mutableBase.update(repeating: 0, count: Swift.min(count, g.count)) }
+        guard gradientArena != nil else { return }
+        stale = [Bool](repeating: true, count: parameters.count)
+        staleCount = parameters.count
+    }
+
+    /// Zero-fills the slices ``zeroGrad()`` left stale, one fill per run of adjacent parameters.
+    private func clearStaleGradients() {
+        guard let arena = gradientArena else { staleCount = 0; return }
+        let g = arena.mutableBase, valid = Swift.min(count, arena.count)
+        var i = 0
+        while i < parameters.count {
+            guard stale[i] else { i += 1; continue }
+            var j = i
+            while j < parameters.count && stale[j] { stale[j] = false; j += 1 }
+            let start = parameters[i].offset, end = parameters[j - 1].offset + parameters[j - 1].count
+            if start < valid { (g + start).update(repeating: 0, count: Swift.min(end, valid) - start) }
+            i = j
+        }
+        staleCount = 0
     }
 
     /// Excludes parameters whose names satisfy `predicate` from optimisation.

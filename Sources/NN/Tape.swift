@@ -77,6 +77,21 @@ public final class Tape {
         return grads[id]!.mutablePointer()
     }
 
+    /// Where a kernel writes `variable`'s gradient, and how: `accumulate` is true when a gradient
+    /// has already flowed into the buffer (add to it), false when the buffer is new and
+    /// uninitialised (the kernel must assign every element, as a GEMM with beta 0 does). Saves
+    /// the zero fill, and the kernel's read of it, that ``gradientPointer(for:)`` costs for the
+    /// first gradient of a variable. `nil` for constants. Valid until the next call that touches
+    /// this variable's gradient.
+    public func gradientBuffer(for variable: Variable) -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool)? {
+        guard let id = variable.id else { return nil }
+        if grads[id] != nil { return (grads[id]!.mutablePointer(), true) }
+        var fresh = Tensor(uninitialized: variable.shape)
+        let pointer = fresh.mutablePointer()
+        grads[id] = fresh
+        return (pointer, false)
+    }
+
     /// The accumulated gradient of `variable`, if any flowed into it (for tests and inspection).
     public func gradient(of variable: Variable) -> Tensor? {
         variable.id.flatMap { grads[$0] }

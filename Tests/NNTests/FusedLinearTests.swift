@@ -27,6 +27,38 @@ import Testing
         return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
     }
 
+    /// A backward pass assigns the gradients that hold nothing yet (a cleared weight gradient, a
+    /// fresh input gradient: GEMM beta 0) and accumulates the rest; the result must not depend
+    /// on what the arena held before `zeroGrad`, and must equal a store that was never used.
+    @Test func assignedGradientsIgnoreWhatTheArenaHeldBefore() {
+        func build() -> (ParameterStore, Linear, Linear) {
+            let store = ParameterStore()
+            var rng = RandomGenerator(seed: 8)
+            let fc1 = Linear(store.builder.scope("fc1"), inputDimensions: 24, outputDimensions: 40, rng: &rng)
+            let fc2 = Linear(store.builder.scope("fc2"), inputDimensions: 40, outputDimensions: 24, rng: &rng)
+            return (store, fc1, fc2)
+        }
+        var rng = RandomGenerator(seed: 9)
+        let x = Tensor.randomNormal([3, 7, 24], using: &rng), probe = Tensor.randomNormal([3, 7, 24], using: &rng)
+        func body(_ fc1: Linear, _ fc2: Linear) -> ([Variable], Tape) -> Variable {
+            { xs, tape in
+                // x feeds fc1 and the residual: its gradient is assigned once, then accumulated.
+                let h = Functional.gelu(fc1(xs[0], tape: tape), tape: tape)
+                return Functional.add(fc2(h, tape: tape), xs[0], tape: tape)
+            }
+        }
+        let (clean, c1, c2) = build()
+        let reference = run(clean, inputs: [x], probe: probe, body(c1, c2))
+        let (used, u1, u2) = build()
+        for i in 0..<used.count { used.gradients.mutableBase[i] = .nan }             // a previous step's leftovers
+        let again = run(used, inputs: [x], probe: probe, body(u1, u2))
+        #expect(again.params == reference.params && again.inputs == reference.inputs)
+        #expect(!reference.params.contains { $0.isNaN } && reference.params.contains { $0 != 0 })
+        // A second step accumulates nothing from the first.
+        let twice = run(used, inputs: [x], probe: probe, body(u1, u2))
+        #expect(twice.params == reference.params)
+    }
+
     @Test(arguments: [(2, 17, 32, 32, 32), (3, 5, 7, 9, 4), (16, 33, 64, 64, 64)])
     func linearOverConcatenatedPartsEqualsLinearOfTheConcatenation(_ dims: (Int, Int, Int, Int, Int)) {
         let (b, t, d1, d2, out) = dims

@@ -22,6 +22,42 @@ import Testing
         store.zeroGrad()
         #expect(store.gradient(fc.weight).withUnsafeBufferPointer { $0[5] } == 0)
     }
+
+    /// `zeroGrad` defers its fill: every accessor still sees zeros, slices handed out for
+    /// overwriting are not filled (and say so once), and parameters nobody wrote read as zero.
+    @Test func zeroGradDefersTheFillButEveryAccessorSeesZeros() {
+        let store = ParameterStore()
+        var rng = RandomGenerator(seed: 1)
+        let a = Linear(store.builder.scope("a"), inputDimensions: 6, outputDimensions: 4, rng: &rng)
+        let b = Linear(store.builder.scope("b"), inputDimensions: 3, outputDimensions: 5, rng: &rng)
+        func fillGarbage() { for i in 0..<store.count { store.gradients.mutableBase[i] = Float(i) + 0.5 } }
+
+        fillGarbage()
+        store.zeroGrad()
+        #expect(store.gradient(b.weight).scalars == [Float](repeating: 0, count: 15))      // filled on demand
+        #expect(store.gradientPointer(a.bias!)[3] == 0)
+        #expect(store.trainableGradient(b.bias!)?[4] == 0)
+
+        fillGarbage()
+        store.zeroGrad()
+        let overwrite = store.gradientForOverwrite(a.weight)
+        #expect(overwrite?.accumulate == false && overwrite?.pointer == store.gradientPointer(a.weight))
+        #expect(overwrite?.pointer[0] == Float(a.weight.offset) + 0.5)                   // left as it was: the caller assigns
+        #expect(store.gradientForOverwrite(a.weight)?.accumulate == true)                 // now it holds a gradient
+        // Everything else reads as zero, through the arena too.
+        let arena = store.gradients
+        let others = (0..<store.count).filter { !(a.weight.offset..<a.weight.offset + a.weight.count).contains($0) }
+        #expect(others.allSatisfy { arena.base[$0] == 0 })
+        #expect(store.gradientForOverwrite(b.weight)?.accumulate == true)                 // the arena read cleared it
+
+        // Frozen parameters get no gradient; a parameter added after zeroGrad reads as zero.
+        store.zeroGrad()
+        store.freeze { $0 == "b.weight" }
+        #expect(store.gradientForOverwrite(b.weight) == nil)
+        let extra = store.builder.parameter("extra", Tensor.full([3], 2))
+        #expect(store.gradientForOverwrite(extra)?.accumulate == true)
+        #expect(store.gradient(extra).scalars == [0, 0, 0] && store.gradient(b.weight).scalars.allSatisfy { $0 == 0 })
+    }
 }
 
 @Suite struct PlaceholderBuilderTests {

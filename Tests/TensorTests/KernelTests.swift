@@ -83,10 +83,28 @@ import Testing
         Kernels.geluForwardPortable(x: x.storage.base, y: portable.mutablePointer(), count: 1037)
         #expect(c.maxAbsDifference(portable) < 2e-6)
         var dc = Tensor.ones([1037]), dp = Tensor.ones([1037])   // accumulates onto 1
-        maskdm_gelu_backward_avx2(dy.storage.base, x.storage.base, dc.mutablePointer(), 1037)
+        maskdm_gelu_backward_avx2(dy.storage.base, x.storage.base, dc.mutablePointer(), 1037, 1)
         Kernels.geluBackwardPortable(dy: dy.storage.base, x: x.storage.base, dx: dp.mutablePointer(), count: 1037)
         #expect(dc.maxAbsDifference(dp) < 2e-6)
         #expect(c.scalars[4] == 40 && c.scalars[5] == 0 && dc.scalars[4] == 1 + dy.scalars[4])
+    }
+
+    /// `accumulate: false` assigns: over a NaN-filled dx (C kernel chunks and the portable path,
+    /// scalar tails included) it gives exactly what accumulating into zeros gives.
+    @Test func geluBackwardAssignEqualsAccumulatingIntoZeros() {
+        var rng = RandomGenerator(seed: 22)
+        let n = 2 * 8192 + 37                                   // several chunks and a ragged tail
+        let x = Tensor.randomUniform([n], low: -6, high: 6, using: &rng), dy = Tensor.randomNormal([n], using: &rng)
+        var zeros = Tensor.zeros([n]), nan = Tensor(repeating: .nan, shape: [n])
+        Kernels.geluBackward(dy: dy.storage.base, x: x.storage.base, dx: zeros.mutablePointer(), count: n)
+        Kernels.geluBackward(dy: dy.storage.base, x: x.storage.base, dx: nan.mutablePointer(), count: n, accumulate: false)
+        #expect(nan.scalars == zeros.scalars)
+        var portableZeros = Tensor.zeros([53]), portableNaN = Tensor(repeating: .nan, shape: [53])
+        Kernels.geluBackwardPortable(dy: dy.storage.base, x: x.storage.base, dx: portableZeros.mutablePointer(), count: 53)
+        Kernels.geluBackwardPortable(dy: dy.storage.base, x: x.storage.base, dx: portableNaN.mutablePointer(), count: 53,
+                                     accumulate: false)
+        #expect(portableNaN.scalars == portableZeros.scalars)
+        #expect(!portableNaN.scalars.contains { $0.isNaN } && !nan.scalars.contains { $0.isNaN })
     }
 
     /// The AVX2 LayerNorm rows (this CPU's path) agree with the portable Swift ones (forward,

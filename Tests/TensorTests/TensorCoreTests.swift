@@ -41,6 +41,19 @@ import Testing
         #expect(r6.next() == r7.next())
     }
 
+    /// A large normal tensor (its transform runs on all threads) holds exactly the stream of
+    /// `nextNormal()` calls, whatever the thread count, and leaves the generator where they would.
+    @Test(arguments: [1, 2, 3])
+    func largeRandomNormalIsTheSerialStreamOnAnyThreadCount(threads: Int) {
+        let n = 3 * Tensor.parallelNormalCount + 5
+        var serial = RandomGenerator(seed: 11)
+        let expected = (0..<n).map { _ in 0.5 + 2 * serial.nextNormal() }
+        var rng = RandomGenerator(seed: 11)
+        let t = Parallel.$threads.withValue(threads) { Tensor.randomNormal([n], mean: 0.5, std: 2, using: &rng) }
+        #expect(t.scalars == expected)
+        #expect(rng == serial)
+    }
+
     @Test func broadcastingArithmetic() {
         let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
         let row = Tensor([10, 20, 30])

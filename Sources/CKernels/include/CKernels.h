@@ -105,8 +105,9 @@ void maskdm_softmax_grad_row_given_avx2(float *p, float *dp, int n, float scale,
 /// both). Same approximation as the Swift `FastMath.erf` (|error| < 5e-7).
 void maskdm_gelu_forward_avx2(const float *x, float *y, long n);
 
-/// GELU backward, accumulating: dx += dy (Phi(x) + x phi(x)) over n floats (AVX2 + FMA).
-void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n);
+/// GELU backward over n floats (AVX2 + FMA): dx += dy (Phi(x) + x phi(x)) when `accumulate` is
+/// non-zero, else dx = dy (Phi(x) + x phi(x)) without reading dx.
+void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n, int accumulate);
 
 /// The per-step constants of `maskdm_adamw_avx2` (see the Swift `AdamWStepConstants`).
 typedef struct {

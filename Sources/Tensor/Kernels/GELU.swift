@@ -29,24 +29,26 @@ extension Kernels {
         while i < n { let v = x[i]; y[i] = 0.5 * v * (1 + Foundation.erf(v * 0.707_106_781_186_547_5)); i += 1 }
     }
 
-    /// GELU backward, accumulating: dx += dy * (Phi(x) + x phi(x)). All (N). On AVX2 + FMA CPUs
-    /// the chunks run the C kernel.
+    /// GELU backward, accumulating: dx += dy * (Phi(x) + x phi(x)); with `accumulate: false` it
+    /// assigns dx = dy * (Phi(x) + x phi(x)) instead (dx may then hold anything, even NaN, and the
+    /// result equals accumulating into zeros). All (N). On AVX2 + FMA CPUs the chunks run the C
+    /// kernel.
     public static func geluBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                    dx: UnsafeMutablePointer<Float>, count n: Int) {
+                                    dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool = true) {
         let dys = SendablePointer(dy), xs = SendablePointer(x), dxs = SendablePointer(dx)
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
             if usesAVX2Kernels {
-                maskdm_gelu_backward_avx2(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo)
+                maskdm_gelu_backward_avx2(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo, accumulate ? 1 : 0)
             } else {
-                geluBackwardPortable(dy: dys.base + lo, x: xs.base + lo, dx: dxs.base + lo, count: hi - lo)
+                geluBackwardPortable(dy: dys.base + lo, x: xs.base + lo, dx: dxs.base + lo, count: hi - lo, accumulate: accumulate)
             }
         }
     }
 
-    /// ``geluBackward(dy:x:dx:count:)`` on one thread in portable Swift SIMD.
+    /// ``geluBackward(dy:x:dx:count:accumulate:)`` on one thread in portable Swift SIMD.
     static func geluBackwardPortable(dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                                     dx: UnsafeMutablePointer<Float>, count n: Int) {
+                                     dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool = true) {
         let invSqrt2Pi: Float = 0.398_942_280_401_432_7
         var i = 0
         while i + 16 <= n {
@@ -56,14 +58,14 @@ extension Kernels {
             let cdf = 0.5 * (1 + e)
             let pdf = invSqrt2Pi * gauss
             let g = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD16<Float>.self)
-            let cur = UnsafeRawPointer(dx + i).loadUnaligned(as: SIMD16<Float>.self)
+            let cur = accumulate ? UnsafeRawPointer(dx + i).loadUnaligned(as: SIMD16<Float>.self) : SIMD16<Float>(repeating: 0)
             UnsafeMutableRawPointer(dx + i).storeBytes(of: cur + g * (cdf + v * pdf), as: SIMD16<Float>.self)
             i += 16
         }
         while i < n {
             let v = x[i]
             let cdf = 0.5 * (1 + Foundation.erf(v * 0.707_106_781_186_547_5))
-            dx[i] += dy[i] * (cdf + v * invSqrt2Pi * Foundation.exp(-0.5 * v * v))
+            dx[i] = (accumulate ? dx[i] : 0) + dy[i] * (cdf + v * invSqrt2Pi * Foundation.exp(-0.5 * v * v))
             i += 1
         }
     }
