@@ -100,8 +100,7 @@ public enum Functional {
         for (i, block) in blocks.enumerated() {
             Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: block.width, a: block.input,
                        b: store.pointer(weight) + block.columnOffset, ldb: inDim,
-                       beta: i == 0 ? 0 : 1, c: y, bias: i == 0 ? bias.map { UnsafePointer(store.pointer($0)) } : nil,
-                       weight: true)
+                       beta: i == 0 ? 0 : 1, c: y, bias: i == 0 ? bias.map { UnsafePointer(store.pointer($0)) } : nil)
         }
     }
 

@@ -313,19 +313,9 @@ public final class DiffusionTrainer {
 /// Sampling helpers over a network.
 public enum Sampling {
     /// `count` samples from `model` (trained to predict `objective`) with `sampler`, batched.
-    /// Returns (count, C, H, W) in about [-1, 1]. The weights' packed forms are kept for the
-    /// whole run (``PackedWeightCache``: one more copy of the weights' memory while it lasts), so
-    /// the model must not change until it returns.
+    /// Returns (count, C, H, W) in about [-1, 1].
     public static func sample(model: MaskedUViT, objective: PredictionTarget = .noise, count: Int, batchSize: Int = 64,
                               sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
-        try PackedWeightCache.withFrozenWeights {
-            try sampleBatches(model: model, objective: objective, count: count, batchSize: batchSize, sampler: sampler,
-                              using: &rng)
-        }
-    }
-
-    private static func sampleBatches(model: MaskedUViT, objective: PredictionTarget, count: Int, batchSize: Int,
-                                      sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
         let c = model.config
         var parts: [Tensor] = []
         var done = 0

@@ -163,46 +163,6 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(c.scalars == [12, 24, 36, 18, 30, 42])
     }
 
-    /// Inside `withFrozenWeights`, a product marked `weight: true` packs B once and reuses the
-    /// packed copy: the results equal the products outside the scope bit for bit (one depth slab
-    /// here), on row splits (cached) and column splits (short products: packed per call), on 1
-    /// and 2 threads, transposed or not, with a bias and with beta != 0. Outside the scope nothing
-    /// is kept, and the cache ends with its scope.
-    @Test(arguments: [(528, 1536, 512, true), (1028, 512, 2048, true), (300, 70, 45, false), (20, 512, 512, true)])
-    func frozenWeightProductsReuseThePackedCopyAndMatch(m: Int, n: Int, k: Int, transposeB: Bool) throws {
-        try #require(Gemm.usesOwnKernels)
-        var rng = RandomGenerator(seed: UInt64(m + n + k))
-        let a = Tensor.randomNormal([m * k], using: &rng), w = Tensor.randomNormal([k * n], using: &rng)
-        let bias = Tensor.randomNormal([n], using: &rng), c0 = Tensor.randomNormal([m * n], using: &rng)
-        func product(threads: Int, beta: Float, weight: Bool) -> [Float] {
-            var c = c0
-            Parallel.$threads.withValue(threads) {
-                Gemm.sgemm(transposeB: transposeB, m: m, n: n, k: k, a: a.storage.base, b: w.storage.base,
-                           beta: beta, c: c.mutablePointer(), bias: bias.storage.base, weight: weight)
-            }
-            return c.scalars
-        }
-        for threads in [1, 2] {
-            let plain = [product(threads: threads, beta: 0, weight: false), product(threads: threads, beta: 0.5, weight: false)]
-            #expect(PackedWeightCache.current == nil)
-            #expect(product(threads: threads, beta: 0, weight: true) == plain[0])        // no scope: nothing kept
-            let held = PackedWeightCache.withFrozenWeights { () -> Int in
-                let cache = PackedWeightCache.current!
-                for _ in 0..<2 {
-                    #expect(product(threads: threads, beta: 0, weight: true) == plain[0])
-                    #expect(product(threads: threads, beta: 0.5, weight: true) == plain[1])
-                }
-                _ = product(threads: threads, beta: 0, weight: false)                      // not a weight: not kept
-                // Nested scopes share the outer cache.
-                PackedWeightCache.withFrozenWeights { #expect(PackedWeightCache.current === cache) }
-                return cache.count
-            }
-            let rowSplit = GemmSplit(isa: Gemm.instructionSet, m: m, n: n, k: k, threads: threads).byRows
-            #expect(held == (rowSplit ? 1 : 0), "threads \(threads): \(held) packed weights held")
-            #expect(PackedWeightCache.current == nil)
-        }
-    }
-
     /// The public entry (best kernel, or OpenBLAS without one) matches OpenBLAS with default
     /// leading dimensions, as a drop-in for `BLAS.sgemm`.
     @Test func publicEntryMatchesBLAS() {

@@ -64,11 +64,6 @@ public enum Gemm {
     /// writing the bias into C; with `beta == 0` the result equals broadcasting the bias into C and
     /// multiplying with `beta == 1`.
     ///
-    /// `weight: true` says B is a weight: inside ``PackedWeightCache/withFrozenWeights(_:)`` its
-    /// packed form is kept and reused by later products with the same B (same address, shape and
-    /// layout), which must then not change while the scope lasts. Outside such a scope it has no
-    /// effect. The result is the same either way.
-    ///
     /// ```swift
     /// // y (M, N) = x (M, K) W^T + b
     /// Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x, b: w, c: y, bias: b)
@@ -78,7 +73,7 @@ public enum Gemm {
                              a: UnsafePointer<Float>, lda: Int? = nil,
                              b: UnsafePointer<Float>, ldb: Int? = nil,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
-                             bias: UnsafePointer<Float>?, weight: Bool = false) {
+                             bias: UnsafePointer<Float>?) {
         guard usesOwnKernels else {
             BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -87,18 +82,15 @@ public enum Gemm {
         }
         sgemm(instructionSet: instructionSet, threads: Parallel.threads,
               transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias,
-              cache: weight ? PackedWeightCache.current : nil)
+              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias)
     }
 
-    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:weight:)`` on a given
-    /// kernel (which the CPU must support) and thread count; with a `cache`, B's packed form comes
-    /// from it (when the split is by rows).
+    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)`` on a given kernel
+    /// (which the CPU must support) and thread count.
     static func sgemm(instructionSet isa: InstructionSet, threads: Int,
                       transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int?, b: UnsafePointer<Float>, ldb: Int?,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?, bias: UnsafePointer<Float>? = nil,
-                      cache: PackedWeightCache? = nil) {
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?, bias: UnsafePointer<Float>? = nil) {
         precondition(m >= 0 && n >= 0 && k >= 0, "Gemm.sgemm: negative size m \(m), n \(n), k \(k)")
         if m == 0 || n == 0 { return }
         let la = lda ?? (transposeA ? m : k)
@@ -116,26 +108,6 @@ public enum Gemm {
         let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
         let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
         let biasPointer = bias.map { SendablePointer($0) }
-        if let cache, plan.byRows, k > 0 {
-            // B packed once for the cache's lifetime: every row block multiplies by all of it.
-            let packed = cache.packed(isa: isa, transposeB: transposeB, n: n, k: k, b: b, ldb: lb, plan: plan)
-            workspaces.withBuffer(floats: perChunk * plan.chunks) { workspace in
-                let wp = SendablePointer(workspace), pp = SendablePointer(packed.mutableBase)
-                withExtendedLifetime(packed) {
-                    parallelFor(plan.chunks) { range in
-                        for chunk in range {
-                            let rows = plan.block(chunk).rows
-                            if rows.isEmpty { continue }
-                            maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(k), alpha,
-                                                  ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
-                                                  pp.base, beta, cp + rows.lowerBound * lc, Int32(lc),
-                                                  biasPointer?.base, wp + chunk * perChunk)
-                        }
-                    }
-                }
-            }
-            return
-        }
         if plan.chunks > 1 && plan.byRows {
             // Row blocks share one packed B: the threads pack disjoint column ranges of it, then
             // each multiplies its rows of A by all of it (two passes: no barrier inside a pass).
