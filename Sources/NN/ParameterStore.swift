@@ -26,7 +26,9 @@ public struct Parameter: Sendable, Hashable {
 /// store.parameters.map(\.name)   // ["mlp.fc1.weight", "mlp.fc1.bias"]
 /// ```
 public final class ParameterStore: @unchecked Sendable {
-    // @unchecked Sendable: a store belongs to one training loop; kernels write disjoint slices.
+    // @unchecked Sendable: a store belongs to one training loop, whose thread alone calls its
+    // methods (the gradient accessors update the stale-slice bookkeeping); kernels write disjoint
+    // slices.
     /// The parameters in creation order.
     public private(set) var parameters: [Parameter] = []
     private var index: [String: Int] = [:]
@@ -116,7 +118,8 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Pointer to a parameter's values (valid until the next `add`).
     @inlinable public func pointer(_ p: Parameter) -> UnsafeMutablePointer<Float> { values.mutableBase + p.offset }
-    /// Pointer to a parameter's gradient (valid until the next `add`), frozen or not.
+    /// Pointer to a parameter's gradient (valid until the next `add`; its contents until the next
+    /// ``zeroGrad()``, after which ask again), frozen or not.
     public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> {
         if staleCount > 0, let i = index[p.name], i < stale.count, stale[i] {
             stale[i] = false
@@ -166,7 +169,9 @@ public final class ParameterStore: @unchecked Sendable {
 
     /// Sets every gradient to zero. The fill is deferred: each parameter's slice is zeroed when
     /// something first asks for it (``gradients``, ``gradientPointer(_:)``, ``gradient(_:)``), or
-    /// never, when a backward pass assigns it whole through ``gradientForOverwrite(_:)``.
+    /// never, when a backward pass assigns it whole through ``gradientForOverwrite(_:)``. So a
+    /// gradient pointer or arena obtained before this call must be asked for again afterwards:
+    /// writing through the old one may be lost.
     public func zeroGrad() {
         guard gradientArena != nil else { return }
         stale = [Bool](repeating: true, count: parameters.count)

@@ -89,7 +89,7 @@ extension Tensor {
                                     using rng: inout RandomGenerator) -> Tensor {
         var t = Tensor(uninitialized: shape)
         let p = t.mutablePointer(), n = shape.count
-        if n < parallelNormalCount {
+        if n < parallelNormalCount || Parallel.threads == 1 {
             for i in 0..<n { p[i] = mean + std * rng.nextNormal() }
             return t
         }
