@@ -121,14 +121,17 @@ public final class ParameterStore: @unchecked Sendable {
     /// Pointer to a parameter's gradient (valid until the next `add`; its contents until the next
     /// ``zeroGrad()``, after which ask again), frozen or not.
     public func gradientPointer(_ p: Parameter) -> UnsafeMutablePointer<Float> {
-        if staleCount > 0, let i = index[p.name], i < stale.count, stale[i] {
-            stale[i] = false
-            staleCount -= 1
-            let g = sizedArena().mutableBase + p.offset
-            g.update(repeating: 0, count: p.count)
-            return g
-        }
-        return sizedArena().mutableBase + p.offset
+        let g = sizedArena().mutableBase + p.offset
+        if takeStale(p) { g.update(repeating: 0, count: p.count) }
+        return g
+    }
+
+    /// Whether `zeroGrad()` left `p`'s slice stale; clears the mark (the caller fills or assigns it).
+    private func takeStale(_ p: Parameter) -> Bool {
+        guard staleCount > 0, let i = index[p.name], stale[i] else { return false }
+        stale[i] = false
+        staleCount -= 1
+        return true
     }
 
     /// Where a backward pass accumulates this parameter's gradient: its slice of the gradient
@@ -144,12 +147,8 @@ public final class ParameterStore: @unchecked Sendable {
     /// zero fill and the kernel's read of it); true when it holds a gradient to add to.
     public func gradientForOverwrite(_ p: Parameter) -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool)? {
         guard !isFrozen(p) else { return nil }
-        if staleCount > 0, let i = index[p.name], i < stale.count, stale[i] {
-            stale[i] = false
-            staleCount -= 1
-            return (sizedArena().mutableBase + p.offset, false)
-        }
-        return (gradientPointer(p), true)
+        let assign = takeStale(p)
+        return (sizedArena().mutableBase + p.offset, !assign)
     }
 
     /// Whether the parameter is excluded from optimisation (see ``freeze(where:)``).

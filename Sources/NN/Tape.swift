@@ -72,9 +72,9 @@ public final class Tape {
     /// A zero-initialised (or existing) gradient buffer of `variable` for kernels that accumulate
     /// in place; `nil` for constants. Valid until the next call that touches this variable's gradient.
     public func gradientPointer(for variable: Variable) -> UnsafeMutablePointer<Float>? {
-        guard let id = variable.id else { return nil }
-        if grads[id] == nil { grads[id] = Tensor.zeros(variable.shape) }
-        return grads[id]!.mutablePointer()
+        guard let buffer = gradientBuffer(for: variable) else { return nil }
+        if !buffer.accumulate { buffer.pointer.update(repeating: 0, count: variable.shape.count) }
+        return buffer.pointer
     }
 
     /// Where a kernel writes `variable`'s gradient, and how: `accumulate` is true when a gradient
