@@ -8,8 +8,33 @@ import Tensor
 /// the three products a training step runs: forward `y = x W^T`, weight gradient `dW = dy^T x` and
 /// input gradient `dx = dy W` (squares only forward).
 func benchGemm(threads: Int, quick: Bool) {
+    benchGemm(matmulCases(quick: quick), threads: threads)
+}
+
+/// `gemm-shapes NAME:ROWS:IN:OUT ...`: the `gemm` suite's three products on the linear layers
+/// given (for instance `tiny_fc1:2080:256:1024`, the tiny config's fc1 at batch 32, 65 tokens).
+func benchGemmShapes(_ specs: [String], threads: Int) throws {
+    let cases = try specs.map { spec -> (String, Int, Int, Int) in
+        let parts = spec.split(separator: ":")
+        guard parts.count == 4, let rows = Int(parts[1]), let inDim = Int(parts[2]), let outDim = Int(parts[3]),
+              rows > 0, inDim > 0, outDim > 0 else {
+            throw BenchUsageError("gemm-shapes: '\(spec)' is not NAME:ROWS:IN:OUT with positive sizes")
+        }
+        return (String(parts[0]), rows, inDim, outDim)
+    }
+    guard !cases.isEmpty else { throw BenchUsageError("gemm-shapes: give at least one NAME:ROWS:IN:OUT") }
+    benchGemm(cases, threads: threads)
+}
+
+/// A command-line mistake, printed as the message.
+struct BenchUsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+func benchGemm(_ cases: [(String, Int, Int, Int)], threads: Int) {
     var rng = RandomGenerator(seed: 0)
-    for (name, rows, inDim, outDim) in matmulCases(quick: quick) {
+    for (name, rows, inDim, outDim) in cases {
         var products = [("", false, true, rows, outDim, inDim)]             // x (rows, in) W^T
         if !name.hasPrefix("square") {
             products += [("_dW", true, false, outDim, inDim, rows),        // dy^T (out, rows) x (rows, in)

@@ -9,10 +9,12 @@ import ViTDiffusion
 struct StepCase {
     let name: String
     let config: MaskedUViTConfig
-    let batch: Int
+    var batch: Int
     let mask: String
     let ratio: Double
     let sampling: Bool
+    /// Threads splitting the batch (`DiffusionTrainer.dataParallelThreads`; nil: its default).
+    var split: Int?
 
     var label: String {
         "\(config.embedDim == 256 ? "tiny" : "small") \(config.imageHeight)px b\(batch) \(sampling ? "ddim eta1" : mask == "none" ? "unmasked" : "\(mask) r\(ratio)")"
@@ -47,6 +49,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: try MaskSpec(name: c.mask, ratio: c.ratio))
         recipe.gradientClip = 1
         let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
+        trainer.dataParallelThreads = c.split
         let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)
         var srng = RandomGenerator(seed: 2)
         ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }

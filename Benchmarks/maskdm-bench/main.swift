@@ -2,6 +2,7 @@
 // Usage: swift build -c release --product maskdm-bench
 //        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
+//        .build/release/maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...   (a linear layer's three products)
 import Foundation
 import Tensor
 
@@ -9,17 +10,25 @@ let args = Array(CommandLine.arguments.dropFirst())
 let quick = args.contains("--quick")
 var threads = Parallel.defaultThreads
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
-let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || args[i - 1] != "--threads") }.map(\.element)
+let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split"].contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
 BLAS.setThreads(threads)
 // The FMA peak is measured first, before any parallel region starts the polling worker threads
 // (which would compete with the measuring threads for the cores).
-if ["peak", "step-case", "matmul", "gemm", "attention", "fid", "all"].contains(suite) { _ = measuredPeak(threads: threads) }
+if ["peak", "step-case", "matmul", "gemm", "gemm-shapes", "attention", "fid", "all"].contains(suite) { _ = measuredPeak(threads: threads) }
 Parallel.$threads.withValue(threads) {
     switch suite {
     case "step-case":
-        guard positional.count > 1, let c = StepCase.all.first(where: { $0.name == positional[1] }) else {
+        guard positional.count > 1, var c = StepCase.all.first(where: { $0.name == positional[1] }) else {
             print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
+        }
+        if let i = args.firstIndex(of: "--batch") {
+            guard i + 1 < args.count, let b = Int(args[i + 1]), b > 0 else { print("--batch needs a positive count"); exit(2) }
+            c.batch = b
+        }
+        if let i = args.firstIndex(of: "--split") {
+            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("--split needs a positive count"); exit(2) }
+            c.split = n
         }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
     case "load-memory":
@@ -30,6 +39,8 @@ Parallel.$threads.withValue(threads) {
         do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":
         benchPeak(threads: threads)
+    case "gemm-shapes":
+        do { try benchGemmShapes(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
     case "attention-tiles":
         do { try benchAttentionTiles(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
     case "matmul", "gemm", "attention", "step", "all":
@@ -40,6 +51,7 @@ Parallel.$threads.withValue(threads) {
         if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
     default:
         print("usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]")
-        print("       maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]"); exit(2)
+        print("       maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]")
+        print("       maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ..."); exit(2)
     }
 }

@@ -206,6 +206,18 @@ public final class ParameterStore: @unchecked Sendable {
         Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, value($0)) })
     }
 
+    /// Makes this store read and write `other`'s values, keeping its own gradient arena: a
+    /// replica for data parallelism inside one process (each thread differentiates its share of a
+    /// batch into its own arena; the arenas are then summed). Both stores must hold the same
+    /// parameters in the same order (build the same layer tree on both); the frozen set is copied.
+    /// The link holds until either store registers another parameter.
+    public func shareValues(with other: ParameterStore) {
+        precondition(other.count == count && other.parameters.map(\.name) == parameters.map(\.name),
+                     "shareValues: the stores hold different parameters (\(parameters.count) and \(other.parameters.count))")
+        values = other.values
+        frozen = other.frozen
+    }
+
     /// Copies every value from another store with the same layout.
     public func copyValues(from other: ParameterStore) {
         precondition(other.count == count, "copyValues: stores hold \(other.count) and \(count) values")

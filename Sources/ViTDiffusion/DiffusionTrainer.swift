@@ -46,6 +46,19 @@ public final class DiffusionTrainer {
     public let communicator: any Communicator
     /// Images per step on this rank: `recipe.batchSize / communicator.size`.
     public let localBatchSize: Int
+    /// How many threads split each local batch: each runs the forward and backward pass of its
+    /// share of the images on its own replica of the network (the same weights, a gradient arena
+    /// of its own), one thread per replica; the arenas are then summed. This replaces the
+    /// per-kernel threading inside each GEMM, whose threads wait for each other at the end of
+    /// every product (most of a short masked sequence's loss on two cores).
+    ///
+    /// `nil` (the default) uses `Parallel.threads`; 1 runs one network with threaded kernels.
+    /// The split never exceeds the local batch. Each replica past the first holds a gradient
+    /// arena as large as the model (4 bytes per parameter). Results are deterministic for a given
+    /// split; a different split sums the gradient in another order (float rounding differs).
+    public var dataParallelThreads: Int?
+    private var replicas: [MaskedUViT] = []
+
     /// The global sample indices (`0..<recipe.batchSize`) this rank trains each step.
     public var localSamples: Range<Int> { communicator.share(of: recipe.batchSize) }
 
@@ -198,13 +211,26 @@ public final class DiffusionTrainer {
         let xt = schedule.qSample(x0: x0, t: t, noise: noise)
         let visible: [[Int]]? = mask.droppedCount == 0 ? nil : mask.visible
         model.store.zeroGrad()
-        timings.prepare = lap() + drawSeconds
-        let tape = Tape()
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
-        let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
-                              kind: recipe.loss, tape: tape)
-        var value = loss.value.item
-        timings.forward = lap()
+        let parts = Swift.min(Swift.max(dataParallelThreads ?? Parallel.threads, 1), b)
+        timings.prepare = lap() + drawSeconds
+        var value: Float
+        var pending: (tape: Tape, loss: Variable)?
+        if parts > 1 {
+            // Forward and backward per share on its own thread; a non-finite loss is caught below,
+            // after the (then discarded) gradients.
+            let (loss, forward) = splitForwardBackward(parts: parts, xt: xt, t: t, target: target, visible: visible)
+            value = loss
+            timings.forward = forward
+            timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
+        } else {
+            let tape = Tape()
+            let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
+                                  kind: recipe.loss, tape: tape)
+            value = loss.value.item
+            pending = (tape, loss)
+            timings.forward = lap()
+        }
         let ranks = communicator.size
         if ranks > 1 {
             // Every rank must take the same branch below: agree on the mean loss first.
@@ -214,8 +240,10 @@ public final class DiffusionTrainer {
         }
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
         timings.communicate = lap()
-        tape.backward(from: loss)
-        timings.backward = lap()
+        if let pending {
+            pending.tape.backward(from: pending.loss)
+            timings.backward = lap()
+        }
         if ranks > 1 { try communicator.allReduceSum(model.store.gradients, count: model.store.count) }
         timings.communicate += lap()
         // The arena now holds the sum of the ranks' mean gradients: the global mean is 1/N of it.
@@ -232,6 +260,53 @@ public final class DiffusionTrainer {
         lastStepTimings = timings
         step += 1
         return value
+    }
+
+    /// Runs the loss and its backward pass for `parts` shares of the batch at once, one thread
+    /// each: share 0 on ``model`` (into its gradient arena), the others on replicas whose arenas
+    /// are then added to it. Each share's loss is seeded with its fraction of the batch, so the
+    /// sum is the gradient of the whole batch's mean loss. Returns that mean loss and the wall
+    /// time of share 0's forward pass.
+    private func splitForwardBackward(parts: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
+        -> (loss: Float, forward: Double) {
+        while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
+        let networks = [model] + replicas.prefix(parts - 1)
+        for net in networks.dropFirst() {
+            net.store.shareValues(with: model.store)   // picks up freezing changes since last step
+            net.store.zeroGrad()
+        }
+        let b = xt.shape[0]
+        let shares = (0..<parts).map { i in (i * b / parts)..<((i + 1) * b / parts) }
+        var losses = [Double](repeating: 0, count: parts)
+        var forward = 0.0
+        let objective = recipe.loss
+        losses.withUnsafeMutableBufferPointer { out in
+            let lossOut = SendablePointer(out.baseAddress!)
+            withUnsafeMutablePointer(to: &forward) { forwardPointer in
+                let forwardOut = SendablePointer(forwardPointer)
+                parallelFor(parts) { range in
+                    Parallel.$threads.withValue(1) {
+                        for i in range {
+                            let rows = shares[i]
+                            let start = Date()
+                            let tape = Tape()
+                            let loss = networks[i].loss(xt: xt.sliced(axis: 0, rows), timesteps: t[rows].map(Float.init),
+                                                        target: target.sliced(axis: 0, rows),
+                                                        visiblePatches: visible.map { Array($0[rows]) },
+                                                        kind: objective, tape: tape)
+                            lossOut[i] = Double(loss.value.item) * Double(rows.count) / Double(b)
+                            if i == 0 { forwardOut[0] = Date().timeIntervalSince(start) }
+                            tape.backward(from: loss, seed: Float(rows.count) / Float(b))
+                        }
+                    }
+                }
+            }
+        }
+        let arena = model.store.gradients
+        for net in networks.dropFirst() {
+            Kernels.add(net.store.gradients.base, into: arena.mutableBase, count: model.store.count)
+        }
+        return (Float(losses.reduce(0, +)), forward)
     }
 
     private func nonFinite(_ what: String) throws -> Float {

@@ -84,6 +84,15 @@ public struct MaskedUViT: Sendable {
         store.copyValues(from: other.store)
     }
 
+    /// A network that computes with `other`'s weights (the same storage, not a copy) but
+    /// accumulates gradients in an arena of its own: one replica per thread when a trainer splits
+    /// its batch across threads (see ``DiffusionTrainer/dataParallelThreads``).
+    public init(sharingWeightsOf other: MaskedUViT) {
+        var unused = RandomGenerator(seed: 0)
+        self.init(config: other.config, initialized: false, rng: &unused)
+        store.shareValues(with: other.store)
+    }
+
     private init(config c: MaskedUViTConfig, initialized: Bool, rng: inout RandomGenerator) {
         precondition((try? c.validate()) != nil, "MaskedUViT: invalid config \(c)")
         config = c

@@ -1,4 +1,5 @@
 import Masking
+import NN
 import Tensor
 import Testing
 @testable import ViTDiffusion
@@ -54,5 +55,101 @@ struct DataParallelTests {
         let parts = (0..<3).map { RankStandIn(rank: $0, size: 3).share(of: 10) }
         #expect(parts == [0..<4, 4..<7, 7..<10])
         #expect(SingleProcessCommunicator().share(of: 5) == 0..<5)
+    }
+}
+
+@Suite("Batch split across threads (replicas)")
+struct ThreadSplitTests {
+    static let config = MaskedUViTConfig(imageSize: 8, embedDim: 32, depth: 3, heads: 2)
+
+    /// One step on fixed inputs with the batch split `split` ways; returns the loss and the
+    /// gradient arena (the AdamW pass does not touch it).
+    func step(split: Int, batch: Int, masked: Bool, freeze: Bool = false) throws -> (loss: Float, gradients: [Float], trainer: DiffusionTrainer) {
+        var rng = RandomGenerator(seed: 11)
+        let model = MaskedUViT(config: Self.config, rng: &rng)
+        if freeze { model.store.freeze { $0.contains("mid_block") } }
+        let trainer = try DiffusionTrainer(model: model, recipe: .pretraining(batchSize: batch, steps: 10))
+        trainer.dataParallelThreads = split
+        let x0 = Tensor.randomUniform([batch, 3, 8, 8], low: -1, high: 1, using: &rng)
+        let noise = Tensor.randomNormal(x0.shape, using: &rng)
+        let t = (0..<batch).map { 37 * ($0 + 1) % 1000 }
+        let n = Self.config.patchCount
+        let mask = masked ? Mask(visible: (0..<batch).map { i in (0..<n).filter { ($0 + i) % 4 != 0 } }, patchCount: n)
+                          : Mask(visible: (0..<batch).map { _ in Array(0..<n) }, patchCount: n)
+        let loss = try Parallel.$threads.withValue(3) {
+            try trainer.trainStep(images: x0, timesteps: t, noise: noise, mask: mask)
+        }
+        let g = trainer.model.store.gradients
+        return (loss, Array(UnsafeBufferPointer(start: g.base, count: trainer.model.store.count)), trainer)
+    }
+
+    @Test("Two or three shares give the one-network loss and gradient (float rounding apart)",
+          arguments: [(2, 6, false), (2, 5, true), (3, 5, true), (3, 7, false)])
+    func splitMatchesWhole(split: Int, batch: Int, masked: Bool) throws {
+        let whole = try step(split: 1, batch: batch, masked: masked)
+        let parts = try step(split: split, batch: batch, masked: masked)
+        #expect(abs(parts.loss - whole.loss) <= 1e-5 * abs(whole.loss), "loss \(parts.loss) vs \(whole.loss)")
+        let scale = whole.gradients.map(abs).max() ?? 0
+        #expect(scale > 0)
+        let worst = zip(parts.gradients, whole.gradients).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-4 * scale, "largest gradient difference \(worst) of \(scale)")
+        #expect(parts.trainer.lastStepTimings.forward > 0 && parts.trainer.lastStepTimings.backward > 0)
+    }
+
+    @Test("A split never exceeds the batch, and a second step reuses the replicas' cleared arenas")
+    func secondStepAndTinyBatch() throws {
+        // Batch 1 split 4 ways runs as one network; its result equals split 1 exactly.
+        let one = try step(split: 4, batch: 1, masked: true)
+        let whole = try step(split: 1, batch: 1, masked: true)
+        #expect(one.loss == whole.loss && one.gradients == whole.gradients)
+        // Two steps in a row: the second must not add the first step's replica gradients.
+        let first = try step(split: 2, batch: 4, masked: false)
+        var rng = RandomGenerator(seed: 12)
+        let x0 = Tensor.randomUniform([4, 3, 8, 8], low: -1, high: 1, using: &rng)
+        let noise = Tensor.randomNormal(x0.shape, using: &rng)
+        let n = Self.config.patchCount
+        let mask = Mask(visible: (0..<4).map { _ in Array(0..<n) }, patchCount: n)
+        let reference = try DiffusionTrainer(model: MaskedUViT(copying: first.trainer.model),
+                                             recipe: .pretraining(batchSize: 4, steps: 10))
+        reference.dataParallelThreads = 1
+        _ = try reference.trainStep(images: x0, timesteps: [5, 50, 500, 900], noise: noise, mask: mask)
+        _ = try first.trainer.trainStep(images: x0, timesteps: [5, 50, 500, 900], noise: noise, mask: mask)
+        let a = first.trainer.model.store.gradients, b = reference.model.store.gradients
+        let count = reference.model.store.count
+        let scale = (0..<count).map { abs(b.base[$0]) }.max() ?? 0
+        let worst = (0..<count).map { abs(a.base[$0] - b.base[$0]) }.max() ?? 0
+        #expect(scale > 0 && worst <= 1e-4 * scale, "largest gradient difference \(worst) of \(scale)")
+    }
+
+    @Test("Frozen parameters get no gradient and keep their values on every share")
+    func frozenStayFrozen() throws {
+        let parts = try step(split: 2, batch: 4, masked: true, freeze: true)
+        let store = parts.trainer.model.store
+        let frozen = store.parameters.filter { store.isFrozen($0) }
+        #expect(!frozen.isEmpty)
+        var rng = RandomGenerator(seed: 11)
+        let initial = MaskedUViT(config: Self.config, rng: &rng)
+        for p in frozen {
+            #expect(store.gradient(p).scalars.allSatisfy { $0 == 0 }, "\(p.name) has a gradient")
+            #expect(store.value(p).scalars == initial.store.value(p).scalars, "\(p.name) moved")
+        }
+        let whole = try step(split: 1, batch: 4, masked: true, freeze: true)
+        let worst = zip(parts.gradients, whole.gradients).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-4 * (whole.gradients.map(abs).max() ?? 0))
+    }
+
+    @Test("A replica computes with the original's weights, including later changes, into its own gradients")
+    func replicaSharesWeights() {
+        var rng = RandomGenerator(seed: 3)
+        let model = MaskedUViT(config: Self.config, rng: &rng)
+        let replica = MaskedUViT(sharingWeightsOf: model)
+        let x = Tensor.randomNormal([2, 3, 8, 8], using: &rng)
+        #expect(replica.predictNoise(x, timesteps: [3, 700]).scalars == model.predictNoise(x, timesteps: [3, 700]).scalars)
+        model.store.pointer(model.head.weight).pointee += 0.5
+        #expect(replica.predictNoise(x, timesteps: [3, 700]).scalars == model.predictNoise(x, timesteps: [3, 700]).scalars)
+        let tape = Tape()
+        let loss = replica.loss(xt: x, timesteps: [3, 700], noise: x, visiblePatches: nil, tape: tape)
+        tape.backward(from: loss)
+        #expect(replica.store.hasGradients && !model.store.hasGradients)
     }
 }

@@ -15,11 +15,19 @@ import Testing
 /// after 10 steps to 5e-5 of each tensor's largest magnitude. (The weights are looser than the
 /// losses: AdamW divides by sqrt(v), so where a gradient is tiny, float32 summation-order
 /// differences of 1e-7 become differences in a step of size lr; measured worst case 2.3e-5.)
+///
+/// Both with one network (`dataParallelThreads` 1) and with the batch split over two threads,
+/// whose gradients are the sum of two half-batch sums. The split's losses and gradient norms meet
+/// the same 1e-5; its weights are held to 1e-2 instead of 5e-5: with the L1 loss the head's bias
+/// gradient is a sum of +-1/n terms that nearly cancel, so the other summation order moves it
+/// by a few ulps around zero, and AdamW's first steps turn that into a fraction of lr (measured
+/// 4.1e-3 of that 12-value tensor's largest magnitude; every other tensor stays under 5e-5).
 @Suite struct ReferenceTrainingTests {
     /// (run name in the fixture, objective, loss): "masked" drops half the patches (the
     /// reference's RandomMaskingGenerator), "full" drops none.
-    @Test(arguments: [("masked", PredictionTarget.noise, RegressionLoss.l2), ("full", .velocity, .l1)])
-    func firstTenStepsMatchTheReference(run: String, objective: PredictionTarget, loss: RegressionLoss) throws {
+    @Test(arguments: [("masked", PredictionTarget.noise, RegressionLoss.l2), ("full", .velocity, .l1)], [1, 2])
+    func firstTenStepsMatchTheReference(_ runCase: (String, PredictionTarget, RegressionLoss), split: Int) throws {
+        let (run, objective, loss) = runCase
         let url = try #require(Bundle.module.url(forResource: "reference_training.safetensors", withExtension: nil,
                                                  subdirectory: "Fixtures"))
         let file = try SafetensorsFile(contentsOf: url)
@@ -33,6 +41,7 @@ import Testing
         recipe.gradientClip = try file.tensor("\(run).clip").item
         recipe.objective = objective; recipe.loss = loss; recipe.schedule = .linear
         let trainer = try DiffusionTrainer(model: model, recipe: recipe)
+        trainer.dataParallelThreads = split
         trainer.ema.updateAfterStep = 0                     // as the fixture's EMA(update_after_step=0)
 
         let wantLoss = try file.tensor("\(run).loss").scalars, wantNorm = try file.tensor("\(run).grad_norm").scalars
@@ -51,7 +60,8 @@ import Testing
             for p in store.parameters {
                 let want = try file.tensor("\(run).\(prefix).\(p.name)")
                 let err = store.value(p).reshaped(to: want.shape).maxAbsDifference(want) / max(want.maxAbs(), 1e-12)
-                #expect(err <= 5e-5, "\(run) \(prefix) \(p.name): relative error \(err)")
+                let tolerance: Float = split == 1 || !p.name.hasPrefix("encoder_to_output.bias") ? 5e-5 : 1e-2
+                #expect(err <= tolerance, "\(run) split \(split) \(prefix) \(p.name): relative error \(err)")
             }
         }
     }

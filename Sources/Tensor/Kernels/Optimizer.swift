@@ -157,6 +157,17 @@ extension Kernels {
         parallelFor(count, grain: 1 << 16) { r in for i in r { g[i] *= factor } }
     }
 
+    /// `dst[i] += src[i]` for `i < count`, in parallel chunks of 1M floats (e.g. summing the
+    /// gradient arenas of per-thread replicas).
+    public static func add(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
+        let d = SendablePointer(dst), s = SendablePointer(src)
+        let chunk = 1 << 20
+        parallelFor((n + chunk - 1) / chunk) { r in
+            let lo = r.lowerBound * chunk, hi = Swift.min(r.upperBound * chunk, n)
+            for i in lo..<hi { d[i] += s[i] }
+        }
+    }
+
     /// Copies `count` values in parallel chunks of 1M floats (a model-sized copy is memory-bound).
     public static func copy(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
         let d = SendablePointer(dst), s = SendablePointer(src)
