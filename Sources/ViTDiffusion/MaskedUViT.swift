@@ -147,10 +147,34 @@ public struct MaskedUViT: Sendable {
 
     /// The network's output for full images (inference, no tape): (B, C, H, W); predicted noise
     /// for an eps-trained model (see `PredictionTarget` for the others).
+    ///
+    /// The batch is split across `Parallel.threads`, one share of the images per thread, each
+    /// share run on its thread alone (no waiting between threads inside each product). Every
+    /// kernel treats images independently, so the result is the same, bit for bit, as one pass.
     public func predictNoise(_ x: Tensor, timesteps: [Float]) -> Tensor {
         let c = config
-        return tokens(x, timesteps: timesteps, visiblePatches: nil, tape: nil).value
-            .unpatchified(patch: c.patchSize, channels: c.inChannels, height: c.imageHeight, width: c.imageWidth)
+        let b = x.shape.rank > 0 ? x.shape[0] : 0
+        let parts = Swift.min(Parallel.threads, b)
+        let out: Tensor
+        if parts > 1 && timesteps.count == b {
+            var shares = [Tensor?](repeating: nil, count: parts)
+            shares.withUnsafeMutableBufferPointer { buffer in
+                let slots = SendablePointer(buffer.baseAddress!)
+                parallelFor(parts) { range in
+                    Parallel.$threads.withValue(1) {
+                        for i in range {
+                            let rows = (i * b / parts)..<((i + 1) * b / parts)
+                            slots[i] = tokens(x.sliced(axis: 0, rows), timesteps: Array(timesteps[rows]),
+                                              visiblePatches: nil, tape: nil).value
+                        }
+                    }
+                }
+            }
+            out = Tensor.concat(shares.map { $0! }, axis: 0)
+        } else {
+            out = tokens(x, timesteps: timesteps, visiblePatches: nil, tape: nil).value
+        }
+        return out.unpatchified(patch: c.patchSize, channels: c.inChannels, height: c.imageHeight, width: c.imageWidth)
     }
 
     /// ``predictNoise(_:timesteps:)`` at integer steps (as samplers hand them over).

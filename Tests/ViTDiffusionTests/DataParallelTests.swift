@@ -153,3 +153,23 @@ struct ThreadSplitTests {
         #expect(replica.store.hasGradients && !model.store.hasGradients)
     }
 }
+
+@Suite("Inference split across threads")
+struct InferenceSplitTests {
+    @Test("predictNoise gives the same values, bit for bit, on 1, 2 and 3 threads", arguments: [1, 2, 5])
+    func sameOnAnyThreadCount(batch: Int) {
+        var rng = RandomGenerator(seed: 21)
+        let model = MaskedUViT(config: MaskedUViTConfig(imageSize: 8, embedDim: 32, depth: 3, heads: 2, qkvBias: true), rng: &rng)
+        let x = Tensor.randomNormal([batch, 3, 8, 8], using: &rng)
+        let t = (0..<batch).map { Float(100 * $0 + 7) }
+        let one = Parallel.$threads.withValue(1) { model.predictNoise(x, timesteps: t) }
+        #expect(one.shape == [batch, 3, 8, 8])
+        for threads in [2, 3] {
+            let split = Parallel.$threads.withValue(threads) { model.predictNoise(x, timesteps: t) }
+            #expect(split.scalars == one.scalars, "\(threads) threads, batch \(batch)")
+        }
+        // Each image's output depends on that image alone.
+        let alone = Parallel.$threads.withValue(1) { model.predictNoise(x.sliced(axis: 0, (batch - 1)..<batch), timesteps: [t[batch - 1]]) }
+        #expect(alone.scalars == Array(one.scalars.suffix(alone.scalars.count)))
+    }
+}
