@@ -224,6 +224,7 @@ public final class DiffusionTrainer {
             timings.forward = forward
             timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
         } else {
+            replicas.removeAll()   // a split turned off gives its gradient arenas back
             let tape = Tape()
             let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
                                   kind: recipe.loss, tape: tape)
@@ -269,6 +270,7 @@ public final class DiffusionTrainer {
     /// time of share 0's forward pass.
     private func splitForwardBackward(parts: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
         -> (loss: Float, forward: Double) {
+        if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
         let networks = [model] + replicas.prefix(parts - 1)
         for net in networks.dropFirst() {
