@@ -52,11 +52,24 @@ public final class DiffusionTrainer {
     /// per-kernel threading inside each GEMM, whose threads wait for each other at the end of
     /// every product (most of a short masked sequence's loss on two cores).
     ///
-    /// `nil` (the default) uses `Parallel.threads`; 1 runs one network with threaded kernels.
-    /// The split never exceeds the local batch. Each replica past the first holds a gradient
-    /// arena as large as the model (4 bytes per parameter). Results are deterministic for a given
-    /// split; a different split sums the gradient in another order (float rounding differs).
+    /// `nil` (the default) uses ``defaultSplit(threads:parameters:)``: one share per thread as
+    /// long as the replicas' gradient arenas fit ``replicaMemoryBudget``. 1 runs one network with
+    /// threaded kernels. The split never exceeds the local batch; with fewer shares than
+    /// `Parallel.threads`, each share's kernels use `threads / shares` threads. Each replica past
+    /// the first holds a gradient arena as large as the model (4 bytes per parameter). Results
+    /// are deterministic for a given split; a different split sums the gradient in another order
+    /// (float rounding differs).
     public var dataParallelThreads: Int?
+
+    /// The most memory the default split spends on replicas' gradient arenas: 2 GiB.
+    public static let replicaMemoryBudget = 2 << 30
+
+    /// The default number of shares: `threads`, lowered until the `shares - 1` replica arenas of a
+    /// model with `parameters` parameters fit ``replicaMemoryBudget`` (at least 1).
+    public static func defaultSplit(threads: Int, parameters: Int) -> Int {
+        let affordable = 1 + replicaMemoryBudget / Swift.max(4 * parameters, 1)
+        return Swift.max(1, Swift.min(threads, affordable))
+    }
     private var replicas: [MaskedUViT] = []
 
     /// The global sample indices (`0..<recipe.batchSize`) this rank trains each step.
@@ -212,14 +225,17 @@ public final class DiffusionTrainer {
         let visible: [[Int]]? = mask.droppedCount == 0 ? nil : mask.visible
         model.store.zeroGrad()
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
-        let parts = Swift.min(Swift.max(dataParallelThreads ?? Parallel.threads, 1), b)
+        let threads = Parallel.threads
+        let requested = dataParallelThreads ?? Self.defaultSplit(threads: threads, parameters: model.parameterCount)
+        let parts = Swift.min(Swift.max(requested, 1), b)
         timings.prepare = lap() + drawSeconds
         var value: Float
         var pending: (tape: Tape, loss: Variable)?
         if parts > 1 {
             // Forward and backward per share on its own thread; a non-finite loss is caught below,
             // after the (then discarded) gradients.
-            let (loss, forward) = splitForwardBackward(parts: parts, xt: xt, t: t, target: target, visible: visible)
+            let (loss, forward) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
+                                                       xt: xt, t: t, target: target, visible: visible)
             value = loss
             timings.forward = forward
             timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
@@ -264,11 +280,11 @@ public final class DiffusionTrainer {
     }
 
     /// Runs the loss and its backward pass for `parts` shares of the batch at once, one thread
-    /// each: share 0 on ``model`` (into its gradient arena), the others on replicas whose arenas
+    /// each (their kernels on `kernelThreads`): share 0 on ``model`` (into its gradient arena), the others on replicas whose arenas
     /// are then added to it. Each share's loss is seeded with its fraction of the batch, so the
     /// sum is the gradient of the whole batch's mean loss. Returns that mean loss and the wall
     /// time of share 0's forward pass.
-    private func splitForwardBackward(parts: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
+    private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
         -> (loss: Float, forward: Double) {
         if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
@@ -287,7 +303,7 @@ public final class DiffusionTrainer {
             withUnsafeMutablePointer(to: &forward) { forwardPointer in
                 let forwardOut = SendablePointer(forwardPointer)
                 parallelFor(parts) { range in
-                    Parallel.$threads.withValue(1) {
+                    Parallel.$threads.withValue(kernelThreads) {
                         for i in range {
                             let rows = shares[i]
                             let start = Date()

@@ -76,7 +76,7 @@ struct ThreadSplitTests {
         let n = Self.config.patchCount
         let mask = masked ? Mask(visible: (0..<batch).map { i in (0..<n).filter { ($0 + i) % 4 != 0 } }, patchCount: n)
                           : Mask(visible: (0..<batch).map { _ in Array(0..<n) }, patchCount: n)
-        let loss = try Parallel.$threads.withValue(3) {
+        let loss = try Parallel.$threads.withValue(4) {   // split 2: kernels on 2 threads each (nested regions)
             try trainer.trainStep(images: x0, timesteps: t, noise: noise, mask: mask)
         }
         let g = trainer.model.store.gradients
@@ -171,5 +171,17 @@ struct InferenceSplitTests {
         // Each image's output depends on that image alone.
         let alone = Parallel.$threads.withValue(1) { model.predictNoise(x.sliced(axis: 0, (batch - 1)..<batch), timesteps: [t[batch - 1]]) }
         #expect(alone.scalars == Array(one.scalars.suffix(alone.scalars.count)))
+    }
+}
+
+@Suite("Default batch split")
+struct DefaultSplitTests {
+    @Test("One share per thread while the replica arenas fit the budget, fewer for large models")
+    func defaultSplitRespectsTheBudget() {
+        #expect(DiffusionTrainer.defaultSplit(threads: 2, parameters: 44_000_000) == 2)
+        #expect(DiffusionTrainer.defaultSplit(threads: 32, parameters: 44_000_000) == 13)    // 12 x 176 MB <= 2 GiB
+        #expect(DiffusionTrainer.defaultSplit(threads: 32, parameters: 600_000_000) == 1)   // one replica would be 2.4 GB
+        #expect(DiffusionTrainer.defaultSplit(threads: 1, parameters: 10) == 1)
+        #expect(DiffusionTrainer.defaultSplit(threads: 8, parameters: 0) == 8)
     }
 }
