@@ -52,7 +52,8 @@ public final class DiffusionTrainer {
     /// per-kernel threading inside each GEMM, whose threads wait for each other at the end of
     /// every product (most of a short masked sequence's loss on two cores).
     ///
-    /// `nil` (the default) uses ``defaultSplit(threads:parameters:)``: one share per thread as
+    /// `nil` (the default, unless `MASKDM_BATCH_SPLIT` is set: see ``environmentSplit(_:)``) uses
+    /// ``defaultSplit(threads:parameters:)``: one share per thread as
     /// long as the replicas' gradient arenas fit ``replicaMemoryBudget``. 1 runs one network with
     /// threaded kernels. The split never exceeds the local batch; with fewer shares than
     /// `Parallel.threads`, each share's kernels use `threads / shares` threads. Each replica past
@@ -60,6 +61,18 @@ public final class DiffusionTrainer {
     /// are deterministic for a given split; a different split sums the gradient in another order
     /// (float rounding differs).
     public var dataParallelThreads: Int?
+
+    /// The split the environment variable `MASKDM_BATCH_SPLIT` asks for (the initial value of
+    /// ``dataParallelThreads``, so command-line tools can be told too): nil when it is unset or
+    /// empty, else a positive count; anything else is an error naming the variable.
+    public static func environmentSplit(_ value: String? = ProcessInfo.processInfo.environment["MASKDM_BATCH_SPLIT"]) throws -> Int? {
+        guard let value, !value.isEmpty else { return nil }
+        guard let n = Int(value.trimmingCharacters(in: .whitespaces)), n > 0 else {
+            throw ViTDiffusionError.invalidConfig(file: nil, field: "MASKDM_BATCH_SPLIT",
+                                                  problem: "must be a positive number of shares, got '\(value)'")
+        }
+        return n
+    }
 
     /// The most memory the default split spends on replicas' gradient arenas: 2 GiB.
     public static let replicaMemoryBudget = 2 << 30
@@ -113,6 +126,7 @@ public final class DiffusionTrainer {
                 problem: "\(recipe.batchSize) does not divide evenly over \(communicator.size) ranks (use a multiple of \(communicator.size))")
         }
         self.communicator = communicator
+        dataParallelThreads = try Self.environmentSplit()
         localBatchSize = recipe.batchSize / communicator.size
         self.model = model
         var recipe = recipe

@@ -185,3 +185,18 @@ struct DefaultSplitTests {
         #expect(DiffusionTrainer.defaultSplit(threads: 8, parameters: 0) == 8)
     }
 }
+
+@Suite("MASKDM_BATCH_SPLIT")
+struct EnvironmentSplitTests {
+    @Test("Unset or empty means the default; a positive count is taken; anything else names the variable")
+    func parsesOrNamesTheVariable() throws {
+        #expect(try DiffusionTrainer.environmentSplit(nil) == nil)
+        #expect(try DiffusionTrainer.environmentSplit("") == nil)
+        #expect(try DiffusionTrainer.environmentSplit("3") == 3)
+        for bad in ["0", "-2", "two", "1.5"] {
+            #expect { try DiffusionTrainer.environmentSplit(bad) } throws: {
+                "\($0)".contains("MASKDM_BATCH_SPLIT") && "\($0)".contains("'\(bad)'")
+            }
+        }
+    }
+}
