@@ -230,7 +230,7 @@ public enum Functional {
         }
         let output = y
         return Tape.record(y, inputs: [qkv], on: tape) { dy, tape in
-            guard let dqkv = tape.gradientPointer(for: qkv) else { return }
+            guard let (dqkv, accumulate) = tape.gradientBuffer(for: qkv) else { return }
             let scratch = TensorStorage(uninitializedCount: s.scratchCount)
             withExtendedLifetime((dy.storage, qkv.value.storage, lse.storage, output.storage, scratch)) {
                 let base = qkv.value.storage.base
@@ -244,7 +244,8 @@ public enum Functional {
                                           out: .tokenMajor(output.storage.base, heads: heads, tokens: t, headSize: hs),
                                           q: packed(base, 0), k: packed(base, 1), v: packed(base, 2),
                                           lse: lse.storage.base, dq: packed(dqkv, 0), dk: packed(dqkv, 1),
-                                          dv: packed(dqkv, 2), shape: s, scratch: scratch.mutableBase)
+                                          dv: packed(dqkv, 2), shape: s, scratch: scratch.mutableBase,
+                                          accumulate: accumulate)
             }
         }
     }

@@ -19,12 +19,13 @@ import Testing
         Case(b: 1, nh: 3, t: 1, hs: 4, forward: (6, 16), backward: (6, 16)),
     ]
 
-    /// Output, log-sum-exp and the three gradients (accumulated onto non-zero starting values).
-    func run(_ c: Case, qkv: Tensor, g: Tensor) -> [Tensor] {
+    /// Output, log-sum-exp and the three gradients (accumulated onto `start` everywhere, or
+    /// assigned over it without `accumulate`).
+    func run(_ c: Case, qkv: Tensor, g: Tensor, start: Float = 0.25, accumulate: Bool = true) -> [Tensor] {
         let (b, nh, t, hs) = (c.b, c.nh, c.t, c.hs)
         let s = AttentionShape(batch: b, heads: nh, tokens: t, headSize: hs)
         var out = Tensor.zeros([b, t, nh * hs]), lse = Tensor.zeros([b * nh * t])
-        var dqkv = Tensor(Array(repeating: 0.25, count: qkv.count), shape: qkv.shape)
+        var dqkv = Tensor(Array(repeating: start, count: qkv.count), shape: qkv.shape)
         var scratch = Tensor.zeros([s.scratchCount])
         let base = qkv.storage.base, d = dqkv.mutablePointer(), o = out.mutablePointer()
         func part(_ p: UnsafePointer<Float>, _ i: Int) -> AttentionOperand { .packedQKV(p, part: i, heads: nh, tokens: t, headSize: hs) }
@@ -33,7 +34,7 @@ import Testing
                                  lse: lse.mutablePointer(), shape: s, scratch: scratch.mutablePointer())
         Kernels.attentionBackward(dout: tokens(g.storage.base), out: tokens(o), q: part(base, 0), k: part(base, 1),
                                   v: part(base, 2), lse: lse.storage.base, dq: part(d, 0), dk: part(d, 1), dv: part(d, 2),
-                                  shape: s, scratch: scratch.mutablePointer())
+                                  shape: s, scratch: scratch.mutablePointer(), accumulate: accumulate)
         return [out, lse, dqkv]
     }
 
@@ -108,5 +109,34 @@ import Testing
         Kernels.softmaxGradRowGivenPortable(p: pp.mutablePointer(), dp: gp.mutablePointer(), n, scale: 0.125, lse: lse, dot: 0.3)
         #expect(relativeError(pf, pp) < 1e-6)
         #expect(relativeError(gf, gp) < 1e-5)
+    }
+
+    /// `accumulate: false` assigns the gradients: over a NaN-filled buffer it gives, bit for bit,
+    /// what accumulating onto zeros gives, on the row-block, tiled and one-head-at-a-time paths.
+    @Test(arguments: ["rows", "tiled", "serial"])
+    func assignModeIgnoresOldContents(path: String) throws {
+        try #require(Gemm.hasSerialKernel, "the row-block and tiled kernels need the SIMD GEMM (optimised build, AVX2)")
+        let c = Case(b: 2, nh: 2, t: 300, hs: 16, forward: (96, 128), backward: (192, 256))
+        var rng = RandomGenerator(seed: 31)
+        let qkv = Tensor.randomNormal([c.b, c.t, 3 * c.nh * c.hs], using: &rng)
+        let g = Tensor.randomNormal([c.b, c.t, c.nh * c.hs], using: &rng)
+        func run(start: Float, accumulate: Bool) -> [Float] {
+            self.run(c, qkv: qkv, g: g, start: start, accumulate: accumulate)[2].scalars
+        }
+        func onPath(_ body: () -> [Float]) -> [Float] {
+            switch path {
+            case "tiled": Kernels.$tiledAttentionMinTokens.withValue(0) { body() }
+            case "serial": Kernels.$forceSerialHeads.withValue(true) { Kernels.$tiledAttentionMinTokens.withValue(Int.max) { body() } }
+            default: Kernels.$tiledAttentionMinTokens.withValue(Int.max) { body() }
+            }
+        }
+        let added = onPath { run(start: 0, accumulate: true) }
+        let assigned = onPath { run(start: .nan, accumulate: false) }
+        #expect(added.allSatisfy(\.isFinite) && added.contains { $0 != 0 })
+        #expect(assigned == added)
+        // And accumulating still adds: onto 0.5 everywhere, the same gradient plus 0.5.
+        let shifted = onPath { run(start: 0.5, accumulate: true) }
+        let worst = zip(shifted, added).map { abs($0 - ($1 + 0.5)) }.max() ?? 0
+        #expect(worst < 1e-5)
     }
 }

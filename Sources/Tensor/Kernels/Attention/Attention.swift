@@ -128,8 +128,10 @@ extension Kernels {
         }
     }
 
-    /// Attention backward, accumulating into dq, dk, dv (+=). Recomputes the probabilities from
-    /// `lse` blockwise (O(T) scratch per block row, like the forward).
+    /// Attention backward, accumulating into dq, dk, dv (+=), or with `accumulate: false`
+    /// assigning them (their old contents, even NaN, are never read: a gradient buffer that holds
+    /// nothing yet needs no zero fill). Recomputes the probabilities from `lse` blockwise (O(T)
+    /// scratch per block row, like the forward).
     ///
     /// Pass the forward output as `out` when it is still alive: long sequences then run the tiled
     /// (flash-style) backward, which needs each row's `<dO_i, O_i>` and keeps the key and value
@@ -138,13 +140,26 @@ extension Kernels {
                                          q: AttentionOperand, k: AttentionOperand,
                                          v: AttentionOperand, lse: UnsafePointer<Float>,
                                          dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
-                                         shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>) {
-        if let out, usesTiledAttention(s) {
-            attentionBackwardTiled(dout: dout, out: out, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
+                                         shape s: AttentionShape, scratch: UnsafeMutablePointer<Float>,
+                                         accumulate: Bool = true) {
+        if Gemm.hasSerialKernel && !forceSerialHeads && !(out != nil && usesTiledAttention(s)) {
+            attentionBackwardPerHead(dout: dout, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s,
+                                     accumulate: accumulate)
             return
         }
-        if Gemm.hasSerialKernel && !forceSerialHeads {
-            attentionBackwardPerHead(dout: dout, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
+        if !accumulate {
+            // The other paths add into their outputs: start them from zero.
+            for operand in [dq, dk, dv] {
+                for b in 0..<s.batch {
+                    for h in 0..<s.heads {
+                        let head = operand.at(b, h)
+                        for i in 0..<s.tokens { (head + i * operand.rowStride).update(repeating: 0, count: s.headSize) }
+                    }
+                }
+            }
+        }
+        if let out, usesTiledAttention(s) {
+            attentionBackwardTiled(dout: dout, out: out, q: q, k: k, v: v, lse: lse, dq: dq, dk: dk, dv: dv, shape: s)
             return
         }
         let t = s.tokens, hs = s.headSize, br = s.blockRows

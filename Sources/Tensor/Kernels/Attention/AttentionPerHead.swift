@@ -66,9 +66,12 @@ extension Kernels {
     static func attentionBackwardPerHead(dout: AttentionOperand, q: AttentionOperand, k: AttentionOperand,
                                          v: AttentionOperand, lse: UnsafePointer<Float>,
                                          dq: AttentionOperand, dk: AttentionOperand, dv: AttentionOperand,
-                                         shape s: AttentionShape) {
+                                         shape s: AttentionShape, accumulate: Bool) {
         let t = s.tokens, hs = s.headSize, br = s.blockRows
         let lses = SendablePointer(lse)
+        // Without accumulate the first row block assigns dK and dV (beta 0), later ones add; each
+        // dQ row block is written once.
+        let firstBeta: Float = accumulate ? 1 : 0
         parallelFor(s.batch * s.heads) { range in
             let w = AttentionScratch(s)
             withExtendedLifetime(w.storage) {
@@ -89,12 +92,13 @@ extension Kernels {
                         for i in 0..<rows {
                             probabilityAndScoreGradient(p: w.p + i * t, dp: w.dp + i * t, t: t, scale: s.scale, lse: lses[bh * t + r0 + i])
                         }
+                        let beta: Float = r0 == 0 ? firstBeta : 1
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
-                                    b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: 1, c: dvh, ldc: dv.rowStride, workspace: w.gemm)
+                                    b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: beta, c: dvh, ldc: dv.rowStride, workspace: w.gemm)
                         Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, packedB: w.keys,
-                                    beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
+                                    beta: firstBeta, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
-                                    b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: 1, c: dkh, ldc: dk.rowStride, workspace: w.gemm)
+                                    b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: beta, c: dkh, ldc: dk.rowStride, workspace: w.gemm)
                         r0 += rows
                     }
                 }
