@@ -294,8 +294,8 @@ public final class DiffusionTrainer {
     }
 
     /// Runs the loss and its backward pass for `parts` shares of the batch at once, one thread
-    /// each (their kernels on `kernelThreads`): share 0 on ``model`` (into its gradient arena), the others on replicas whose arenas
-    /// are then added to it. Each share's loss is seeded with its fraction of the batch, so the
+    /// each (their kernels on `kernelThreads`; see `parallelShares`): share 0 on ``model`` (into
+    /// its gradient arena), the others on replicas whose arenas are then added to it. Each share's loss is seeded with its fraction of the batch, so the
     /// sum is the gradient of the whole batch's mean loss. Returns that mean loss and the wall
     /// time of share 0's forward pass.
     private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
@@ -308,37 +308,27 @@ public final class DiffusionTrainer {
             net.store.zeroGrad()
         }
         let b = xt.shape[0]
-        let shares = (0..<parts).map { i in (i * b / parts)..<((i + 1) * b / parts) }
-        var losses = [Double](repeating: 0, count: parts)
-        var forward = 0.0
+        // Per share: its part of the mean loss, and its forward pass's wall time.
+        var results = [(loss: Double, forward: Double)](repeating: (0, 0), count: parts)
         let objective = recipe.loss
-        losses.withUnsafeMutableBufferPointer { out in
-            let lossOut = SendablePointer(out.baseAddress!)
-            withUnsafeMutablePointer(to: &forward) { forwardPointer in
-                let forwardOut = SendablePointer(forwardPointer)
-                parallelFor(parts) { range in
-                    Parallel.$threads.withValue(kernelThreads) {
-                        for i in range {
-                            let rows = shares[i]
-                            let start = Date()
-                            let tape = Tape()
-                            let loss = networks[i].loss(xt: xt.sliced(axis: 0, rows), timesteps: t[rows].map(Float.init),
-                                                        target: target.sliced(axis: 0, rows),
-                                                        visiblePatches: visible.map { Array($0[rows]) },
-                                                        kind: objective, tape: tape)
-                            lossOut[i] = Double(loss.value.item) * Double(rows.count) / Double(b)
-                            if i == 0 { forwardOut[0] = Date().timeIntervalSince(start) }
-                            tape.backward(from: loss, seed: Float(rows.count) / Float(b))
-                        }
-                    }
-                }
+        results.withUnsafeMutableBufferPointer { buffer in
+            let out = SendablePointer(buffer.baseAddress!)
+            parallelShares(of: b, parts: parts, innerThreads: kernelThreads) { i, rows in
+                let start = Date()
+                let tape = Tape()
+                let loss = networks[i].loss(xt: xt.sliced(axis: 0, rows), timesteps: t[rows].map(Float.init),
+                                            target: target.sliced(axis: 0, rows),
+                                            visiblePatches: visible.map { Array($0[rows]) },
+                                            kind: objective, tape: tape)
+                out[i] = (Double(loss.value.item) * Double(rows.count) / Double(b), Date().timeIntervalSince(start))
+                tape.backward(from: loss, seed: Float(rows.count) / Float(b))
             }
         }
         let arena = model.store.gradients
         for net in networks.dropFirst() {
             Kernels.add(net.store.gradients.base, into: arena.mutableBase, count: model.store.count)
         }
-        return (Float(losses.reduce(0, +)), forward)
+        return (Float(results.map(\.loss).reduce(0, +)), results[0].forward)
     }
 
     private func nonFinite(_ what: String) throws -> Float {

@@ -160,14 +160,9 @@ public struct MaskedUViT: Sendable {
             var shares = [Tensor?](repeating: nil, count: parts)
             shares.withUnsafeMutableBufferPointer { buffer in
                 let slots = SendablePointer(buffer.baseAddress!)
-                parallelFor(parts) { range in
-                    Parallel.$threads.withValue(1) {
-                        for i in range {
-                            let rows = (i * b / parts)..<((i + 1) * b / parts)
-                            slots[i] = tokens(x.sliced(axis: 0, rows), timesteps: Array(timesteps[rows]),
-                                              visiblePatches: nil, tape: nil).value
-                        }
-                    }
+                parallelShares(of: b, parts: parts) { i, rows in
+                    slots[i] = tokens(x.sliced(axis: 0, rows), timesteps: Array(timesteps[rows]),
+                                      visiblePatches: nil, tape: nil).value
                 }
             }
             out = Tensor.concat(shares.map { $0! }, axis: 0)

@@ -71,4 +71,28 @@ import Testing
         }
         #expect((0..<(4 * n)).allSatisfy { results[$0] == 200 })
     }
+
+    /// parallelShares deals contiguous shares, each once, with the inner thread count set inside.
+    @Test(arguments: [(10, 3, 1), (5, 8, 2), (1, 2, 1), (0, 2, 1)])
+    func sharesCoverTheRangeOnce(count: Int, parts: Int, inner: Int) {
+        let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1) + 3 * 8)
+        defer { seen.deallocate() }
+        seen.initialize(repeating: 0, count: max(count, 1) + 3 * 8)
+        let p = SendablePointer(seen), meta = SendablePointer(seen + max(count, 1))
+        Parallel.$threads.withValue(4) {
+            parallelShares(of: count, parts: parts, innerThreads: inner) { i, share in
+                for j in share { p[j] += 1 }
+                meta[3 * i] = share.lowerBound + 1
+                meta[3 * i + 1] = share.count
+                meta[3 * i + 2] = Parallel.threads
+            }
+        }
+        #expect((0..<count).allSatisfy { seen[$0] == 1 })
+        let used = min(parts, count)
+        for i in 0..<used {
+            #expect(meta[3 * i] == i * count / used + 1 && meta[3 * i + 1] == (i + 1) * count / used - i * count / used)
+            #expect(meta[3 * i + 2] == inner)
+        }
+        if count == 0 { #expect(meta[0] == 0) }   // no share runs
+    }
 }

@@ -52,6 +52,21 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
     }
 }
 
+/// Runs `body(i, share)` for `parts` contiguous shares of `0..<count` (share `i` is
+/// `i * count / parts ..< (i + 1) * count / parts`; `parts` is capped at `count`), one share per thread, with
+/// ``Parallel/threads`` set to `innerThreads` inside, so the kernels a share calls run on that many
+/// threads (1: on the share's thread alone, with no waiting between threads inside them). This is
+/// how a training step and inference split a batch across the threads.
+public func parallelShares(of count: Int, parts: Int, innerThreads: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let parts = Swift.max(1, Swift.min(parts, count))
+    parallelFor(parts) { range in
+        Parallel.$threads.withValue(innerThreads) {
+            for i in range { body(i, (i * count / parts)..<((i + 1) * count / parts)) }
+        }
+    }
+}
+
 /// A pointer that may be captured by ``parallelFor(_:grain:_:)`` bodies.
 ///
 /// The one audited escape hatch for Swift 6 sendability in kernels: callers promise that
