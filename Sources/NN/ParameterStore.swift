@@ -210,11 +210,17 @@ public final class ParameterStore: @unchecked Sendable {
     /// replica for data parallelism inside one process (each thread differentiates its share of a
     /// batch into its own arena; the arenas are then summed). Both stores must hold the same
     /// parameters in the same order (build the same layer tree on both); the frozen set is copied.
-    /// The link holds until either store registers another parameter.
+    /// The link holds until either store registers another parameter. Calling it again on a
+    /// linked store is cheap (the names are compared only when the storage changes): a trainer
+    /// calls it every step to pick up freezing changes.
     public func shareValues(with other: ParameterStore) {
-        precondition(other.count == count && other.parameters.map(\.name) == parameters.map(\.name),
+        precondition(other.count == count && other.parameters.count == parameters.count,
                      "shareValues: the stores hold different parameters (\(parameters.count) and \(other.parameters.count))")
-        values = other.values
+        if values !== other.values {
+            precondition(other.parameters.map(\.name) == parameters.map(\.name),
+                         "shareValues: the stores hold different parameter names")
+            values = other.values
+        }
         frozen = other.frozen
     }
 

@@ -245,12 +245,14 @@ public final class DiffusionTrainer {
         timings.prepare = lap() + drawSeconds
         var value: Float
         var pending: (tape: Tape, loss: Variable)?
+        var summedSquares: Double?   // the gradient's sum of squares, when the split's sum took it
         if parts > 1 {
             // Forward and backward per share on its own thread; a non-finite loss is caught below,
             // after the (then discarded) gradients.
-            let (loss, forward) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
-                                                       xt: xt, t: t, target: target, visible: visible)
+            let (loss, forward, squares) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
+                                                                xt: xt, t: t, target: target, visible: visible)
             value = loss
+            summedSquares = squares
             timings.forward = forward
             timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
         } else {
@@ -279,7 +281,9 @@ public final class DiffusionTrainer {
         timings.communicate += lap()
         // The arena now holds the sum of the ranks' mean gradients: the global mean is 1/N of it.
         // The 1/N and the clipping scale are applied inside the AdamW pass (one pass fewer).
-        let norm = gradientNorm(model.store) / Float(ranks)
+        // One rank with a split: the gradient sum already took the norm (one pass fewer).
+        let squares = ranks == 1 ? summedSquares : nil
+        let norm = (squares.map { Float($0.squareRoot()) } ?? gradientNorm(model.store)) / Float(ranks)
         let gradientScale = (recipe.gradientClip.map { clippingScale(norm: norm, maxNorm: $0) } ?? 1) / Float(ranks)
         timings.clip = lap()
         lastGradientNorm = norm
@@ -296,10 +300,10 @@ public final class DiffusionTrainer {
     /// Runs the loss and its backward pass for `parts` shares of the batch at once, one thread
     /// each (their kernels on `kernelThreads`; see `parallelShares`): share 0 on ``model`` (into
     /// its gradient arena), the others on replicas whose arenas are then added to it. Each share's loss is seeded with its fraction of the batch, so the
-    /// sum is the gradient of the whole batch's mean loss. Returns that mean loss and the wall
-    /// time of share 0's forward pass.
+    /// sum is the gradient of the whole batch's mean loss. Returns that mean loss, the wall time
+    /// of share 0's forward pass and the summed gradient's sum of squares (taken by the last add).
     private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
-        -> (loss: Float, forward: Double) {
+        -> (loss: Float, forward: Double, squares: Double) {
         if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
         let networks = [model] + replicas.prefix(parts - 1)
@@ -324,11 +328,12 @@ public final class DiffusionTrainer {
                 tape.backward(from: loss, seed: Float(rows.count) / Float(b))
             }
         }
-        let arena = model.store.gradients
-        for net in networks.dropFirst() {
-            Kernels.add(net.store.gradients.base, into: arena.mutableBase, count: model.store.count)
+        let arena = model.store.gradients, count = model.store.count
+        for net in networks.dropFirst().dropLast() {
+            Kernels.add(net.store.gradients.base, into: arena.mutableBase, count: count)
         }
-        return (Float(results.map(\.loss).reduce(0, +)), results[0].forward)
+        let squares = Kernels.addSumOfSquares(networks[parts - 1].store.gradients.base, into: arena.mutableBase, count: count)
+        return (Float(results.map(\.loss).reduce(0, +)), results[0].forward, squares)
     }
 
     private func nonFinite(_ what: String) throws -> Float {

@@ -161,6 +161,21 @@ import Testing
         #expect(Kernels.sumOfSquares(x.storage.base, count: count) == fast)   // deterministic
     }
 
+    @Test(arguments: [0, 15, 4096, 70_001])
+    func addSumOfSquaresIsAddThenSumOfSquares(count: Int) {
+        var rng = RandomGenerator(seed: UInt64(count) + 1)
+        let src = Tensor.randomNormal([count + 1], using: &rng), dst0 = Tensor.randomNormal([count + 1], using: &rng)
+        var fused = dst0, separate = dst0
+        let squares = Parallel.$threads.withValue(3) {
+            Kernels.addSumOfSquares(src.storage.base, into: fused.mutablePointer(), count: count)
+        }
+        Kernels.add(src.storage.base, into: separate.mutablePointer(), count: count)
+        #expect(fused.scalars == separate.scalars)
+        #expect(squares == Kernels.sumOfSquares(separate.storage.base, count: count))   // bit for bit
+        if count > 0 { #expect(fused[count - 1] == dst0[count - 1] + src[count - 1]) }
+        #expect(fused[count] == dst0[count])   // nothing past `count` is touched
+    }
+
     @Test func lerpScaleAndCopyFollowTheirDefinitions() {
         var rng = RandomGenerator(seed: 9)
         let n = 1037

@@ -94,6 +94,9 @@ struct ThreadSplitTests {
         let worst = zip(parts.gradients, whole.gradients).map { abs($0 - $1) }.max() ?? 0
         #expect(worst <= 1e-4 * scale, "largest gradient difference \(worst) of \(scale)")
         #expect(parts.trainer.lastStepTimings.forward > 0 && parts.trainer.lastStepTimings.backward > 0)
+        // The norm the split's gradient sum took is the summed arena's norm, exactly.
+        #expect(parts.trainer.lastGradientNorm == gradientNorm(parts.trainer.model.store))
+        #expect(abs(parts.trainer.lastGradientNorm - whole.trainer.lastGradientNorm) <= 1e-5 * whole.trainer.lastGradientNorm)
     }
 
     @Test("A split never exceeds the batch, and a second step reuses the replicas' cleared arenas")

@@ -125,7 +125,22 @@ extension Kernels {
     /// `sum x[i]^2` over `count` values: Float partial sums over blocks of 4,096, combined in
     /// Double in block order (deterministic for a given count, whatever the thread count).
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
-        let g = SendablePointer(x)
+        blockSumOfSquares(UnsafeMutablePointer(mutating: x), adding: nil, count: n)
+    }
+
+    /// `dst[i] += src[i]` for `i < count`, returning the sum of squares of the result: the sum of
+    /// ``add(_:into:count:)`` and the norm of ``sumOfSquares(_:count:)`` in one pass over memory,
+    /// with the same value, bit for bit, as those two calls (e.g. summing the last replica's
+    /// gradient arena into the first while taking the norm for clipping).
+    public static func addSumOfSquares(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>,
+                                       count n: Int) -> Double {
+        blockSumOfSquares(dst, adding: src, count: n)
+    }
+
+    /// The blocks of ``sumOfSquares(_:count:)``, each first adding `src` into `x` when given.
+    private static func blockSumOfSquares(_ x: UnsafeMutablePointer<Float>, adding src: UnsafePointer<Float>?,
+                                          count n: Int) -> Double {
+        let g = SendablePointer(x), s = src.map { SendablePointer($0) }
         let block = 4096
         let blocks = (n + block - 1) / block
         var partial = [Double](repeating: 0, count: blocks)
@@ -138,13 +153,21 @@ extension Kernels {
                     var acc = SIMD16<Float>(repeating: 0)
                     var i = lo
                     while i + 16 <= hi {
-                        let v = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                        var v = UnsafeRawPointer(g.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                        if let s {
+                            v += UnsafeRawPointer(s.base + i).loadUnaligned(as: SIMD16<Float>.self)
+                            UnsafeMutableRawPointer(g.base + i).storeBytes(of: v, as: SIMD16<Float>.self)
+                        }
                         acc += v * v
                         i += 16
                     }
-                    var s = Double(acc.sum())
-                    while i < hi { s += Double(g[i]) * Double(g[i]); i += 1 }
-                    out[bi] = s
+                    var sum = Double(acc.sum())
+                    while i < hi {
+                        if let s { g[i] += s[i] }
+                        sum += Double(g[i]) * Double(g[i])
+                        i += 1
+                    }
+                    out[bi] = sum
                 }
             }
         }
