@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Tensor
 
 /// Wall-clock seconds of a monotonic clock.
 func now() -> Double {
@@ -74,7 +75,8 @@ struct MeasuredPeak {
     var gflopsPerCore: Double { gflops / Double(threads) }
 
     static func measure(threads: Int) -> MeasuredPeak {
-        let isa = maskdm_gemm_best_isa()
+        // The FMA loop of the kernel the GEMMs run (MASKDM_GEMM_ISA can pick AVX2 on an AVX-512 CPU).
+        let isa = Gemm.instructionSet == .none ? maskdm_gemm_best_isa() : Gemm.instructionSet.rawValue
         let iterations = 10_000_000                       // about 0.1 s per run at 2 FMA/cycle
         var best = 0.0
         for _ in 0..<5 {

@@ -3,6 +3,7 @@
 //        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
 //        .build/release/maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...   (a linear layer's three products)
+//        .build/release/maskdm-bench --help
 import Foundation
 import Tensor
 
@@ -12,6 +13,15 @@ var threads = Parallel.defaultThreads
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
 let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split"].contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
+let usage = """
+    usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
+           maskdm-bench step-case NAME [--quick] [--batch N] [--split N]
+           maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
+           maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
+    environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512 or openblas), MASKDM_BATCH_SPLIT
+    """
+if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
+do { _ = try Gemm.environmentInstructionSet() } catch { print("error: \(error)"); exit(2) }
 BLAS.setThreads(threads)
 // The FMA peak is measured first, before any parallel region starts the polling worker threads
 // (which would compete with the measuring threads for the cores).
@@ -50,8 +60,6 @@ Parallel.$threads.withValue(threads) {
         if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
         if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
     default:
-        print("usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]")
-        print("       maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]")
-        print("       maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ..."); exit(2)
+        print(usage); exit(2)
     }
 }

@@ -21,6 +21,7 @@ struct MaskDM: ParsableCommand {
             Foundation.exit(1)
         }
         do {
+            _ = try Gemm.environmentInstructionSet()   // a bad MASKDM_GEMM_ISA: an error, not a crash later
             var command = try parseAsRoot()
             if World.communicator.size > 1, !(command is any DataParallelCommand) {
                 throw ValidationError("'\(type(of: command).configuration.commandName ?? "this command")' runs in one process; "

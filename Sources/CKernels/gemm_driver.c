@@ -39,6 +39,20 @@ int maskdm_gemm_best_isa(void) {
     return MASKDM_GEMM_ISA_NONE;
 }
 
+/// The kernel chosen by maskdm_gemm_select_isa, or -1 for the best one.
+static int selected_isa = -1;
+
+int maskdm_gemm_selected_isa(void) {
+    int isa = __atomic_load_n(&selected_isa, __ATOMIC_RELAXED);
+    return isa >= 0 ? isa : maskdm_gemm_best_isa();
+}
+
+int maskdm_gemm_select_isa(int isa) {
+    if (!has(isa)) return 0;
+    __atomic_store_n(&selected_isa, isa, __ATOMIC_RELAXED);
+    return 1;
+}
+
 static const mdm_gemm_config *config(int isa) {
     switch (isa) {
     case MASKDM_GEMM_ISA_AVX2: return &mdm_gemm_config_avx2;
@@ -171,7 +185,7 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
 void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta,
                         float *C, int ldc, float *workspace) {
-    maskdm_sgemm_block_isa(maskdm_gemm_best_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
+    maskdm_sgemm_block_isa(maskdm_gemm_selected_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
                            beta, C, ldc, 0, workspace);
 }
 

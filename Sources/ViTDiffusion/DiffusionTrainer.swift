@@ -59,7 +59,8 @@ public final class DiffusionTrainer {
     /// `Parallel.threads`, each share's kernels use `threads / shares` threads. Each replica past
     /// the first holds a gradient arena as large as the model (4 bytes per parameter). Results
     /// are deterministic for a given split; a different split sums the gradient in another order
-    /// (float rounding differs).
+    /// (float rounding differs). When the products go to OpenBLAS (`MASKDM_GEMM_ISA=openblas`, or
+    /// a CPU without AVX2: see `Gemm.instructionSet`) the step runs one network, whatever is set.
     public var dataParallelThreads: Int?
 
     /// The split the environment variable `MASKDM_BATCH_SPLIT` asks for (the initial value of
@@ -241,7 +242,9 @@ public final class DiffusionTrainer {
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
         let threads = Parallel.threads
         let requested = dataParallelThreads ?? Self.defaultSplit(threads: threads, parameters: model.parameterCount)
-        let parts = Swift.min(Swift.max(requested, 1), b)
+        // Shares need the own kernels: OpenBLAS (Gemm's fallback) threads every call itself, and
+        // several threads calling it at once would oversubscribe the cores.
+        let parts = Gemm.usesOwnKernels ? Swift.min(Swift.max(requested, 1), b) : 1
         timings.prepare = lap() + drawSeconds
         var value: Float
         var pending: (tape: Tape, loss: Variable)?

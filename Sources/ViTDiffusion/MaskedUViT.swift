@@ -149,12 +149,14 @@ public struct MaskedUViT: Sendable {
     /// for an eps-trained model (see `PredictionTarget` for the others).
     ///
     /// The batch is split across `Parallel.threads`, one share of the images per thread, each
-    /// share run on its thread alone (no waiting between threads inside each product). Every
+    /// share run on its thread alone (no waiting between threads inside each product; not when the
+    /// products go to OpenBLAS, see ``Gemm/instructionSet``). Every
     /// kernel treats images independently, so the result is the same, bit for bit, as one pass.
     public func predictNoise(_ x: Tensor, timesteps: [Float]) -> Tensor {
         let c = config
         let b = x.shape.rank > 0 ? x.shape[0] : 0
-        let parts = Swift.min(Parallel.threads, b)
+        // Shares need the own kernels: OpenBLAS (Gemm's fallback) threads every call itself.
+        let parts = Gemm.usesOwnKernels ? Swift.min(Parallel.threads, b) : 1
         let out: Tensor
         if parts > 1 && timesteps.count == b {
             var shares = [Tensor?](repeating: nil, count: parts)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Tensor
@@ -205,6 +206,30 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     @Test func vectorisedPackingMatchesPortable() throws {
         try #require(!Self.kernels.isEmpty)
         #expect(Gemm.packSelfTestMismatches() == 0)
+    }
+
+    /// `MASKDM_GEMM_ISA` picks a kernel the CPU runs (or OpenBLAS); other values are errors that
+    /// name the variable, and a kernel the CPU lacks is refused with the ones it runs.
+    @Test func environmentPicksTheKernel() throws {
+        #expect(try Gemm.environmentInstructionSet(nil) == nil)
+        #expect(try Gemm.environmentInstructionSet("  ") == nil)
+        #expect(try Gemm.environmentInstructionSet("openblas") == Gemm.InstructionSet.none)
+        for isa in [Gemm.InstructionSet.avx2, .avx512] {
+            let name = isa == .avx2 ? "AVX2" : "avx512"
+            if Gemm.isaSupported(isa) {
+                #expect(try Gemm.environmentInstructionSet(name) == isa)
+            } else {
+                #expect { try Gemm.environmentInstructionSet(name) } throws: { error in
+                    "\(error)".contains("MASKDM_GEMM_ISA") && "\(error)".contains("cannot run") && "\(error)".contains("openblas")
+                }
+            }
+        }
+        #expect { try Gemm.environmentInstructionSet("sse4") } throws: { error in
+            "\(error)".contains("MASKDM_GEMM_ISA") && "\(error)".contains("'sse4'")
+        }
+        // Selecting a kernel the CPU lacks changes nothing; the selection stays the running kernel.
+        #expect(maskdm_gemm_select_isa(Int32(MASKDM_GEMM_ISA_NONE.rawValue)) == 0)
+        if Gemm.usesOwnKernels { #expect(maskdm_gemm_selected_isa() == Gemm.instructionSet.rawValue) }
     }
 
     /// Thread blocks are disjoint, cover C, and cut at micro-tile multiples.

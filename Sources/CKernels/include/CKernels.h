@@ -21,6 +21,15 @@ typedef enum {
 /// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
 int maskdm_gemm_best_isa(void);
 
+/// The instruction set `maskdm_sgemm_block` runs: the one `maskdm_gemm_select_isa` chose, else
+/// `maskdm_gemm_best_isa()`.
+int maskdm_gemm_selected_isa(void);
+
+/// Makes `isa` the kernel `maskdm_sgemm_block` runs (e.g. AVX2 on an AVX-512 CPU, to compare the
+/// two). Returns 1, or 0 (and changes nothing) when this CPU cannot run it. Call it before any
+/// product: workspaces and packed operands are sized per instruction set.
+int maskdm_gemm_select_isa(int isa);
+
 /// 1 when the CPU supports AVX-512F (and so the AVX-512 kernel), else 0.
 int maskdm_gemm_has_avx512(void);
 

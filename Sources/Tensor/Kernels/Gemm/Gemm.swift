@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// Fp32 matrix multiply on the library's own SIMD kernels (the `CKernels` C target), threaded
 /// over disjoint blocks of C with ``parallelFor(_:grain:_:)``.
@@ -24,8 +25,44 @@ public enum Gemm {
         case avx512 = 2
     }
 
-    /// The kernel this CPU runs (the best one it supports).
-    public static let instructionSet = InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
+    /// The kernel this process runs: the best one the CPU supports, unless the environment
+    /// variable `MASKDM_GEMM_ISA` names another (see ``environmentInstructionSet(_:)``). A value
+    /// that is not a kernel name, or names one this CPU lacks, stops the process with that error
+    /// on the first product.
+    public static let instructionSet: InstructionSet = {
+        let chosen: InstructionSet
+        do {
+            chosen = try environmentInstructionSet() ?? InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
+        } catch {
+            fatalError("\(error)")
+        }
+        if chosen != .none { _ = maskdm_gemm_select_isa(chosen.rawValue) }
+        return chosen
+    }()
+
+    /// The kernel the environment variable `MASKDM_GEMM_ISA` asks for: nil when it is unset or
+    /// empty; `avx2` or `avx512` for that kernel, `openblas` to send every product to OpenBLAS
+    /// (``InstructionSet/none``). Use it to compare the kernels on one machine (a Zen 4 CPU runs
+    /// both). Throws ``Gemm/InstructionSetError`` for another value or a kernel this CPU lacks.
+    public static func environmentInstructionSet(
+        _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_ISA"]) throws -> InstructionSet? {
+        guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
+        let named: [String: InstructionSet] = ["avx2": .avx2, "avx512": .avx512, "openblas": .none]
+        guard let isa = named[raw] else {
+            throw InstructionSetError(description: "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512 or openblas")
+        }
+        guard isa == .none || isaSupported(isa) else {
+            let runnable = named.filter { $0.value == .none || isaSupported($0.value) }.keys.sorted()
+            throw InstructionSetError(description: "MASKDM_GEMM_ISA: this CPU cannot run the \(raw) kernel; it runs \(runnable.joined(separator: ", "))")
+        }
+        return isa
+    }
+
+    /// A `MASKDM_GEMM_ISA` value that names no kernel, or one this CPU cannot run.
+    public struct InstructionSetError: Error, CustomStringConvertible, Sendable {
+        /// The message, naming the variable and the kernels this CPU runs.
+        public let description: String
+    }
 
     /// True when ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` runs the own
     /// kernels: the CPU has one of them and the C target was optimised. A debug (-O0) build of
