@@ -2,10 +2,13 @@
 """Side-by-side benchmark: maskdm-bench (Swift) against Benchmarks/pytorch/bench_torch.py (PyTorch).
 
     python3 Benchmarks/compare.py matmul|attention|step|sample|fid|all [--quick] [--threads N] [--rounds 3] [--json]
+    python3 Benchmarks/compare.py step --case step_small_block4_90 [--case ...] --rounds 7   (chosen step cases only)
 
 Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
 ms, torch/swift (> 1 means the Swift side is faster) and both peak RSS figures where reported.
+"rounds" gives the lowest and highest torch/swift of single rounds (each round's two runs are
+neighbours in time, so a slow phase of the machine shows there as spread, not as a wrong median).
 Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one side lacks shows "-".
 Nothing is built here: build the Swift side first with
     swift build -c release --product maskdm-bench
@@ -84,6 +87,14 @@ def med(entry: dict | None, metric: str):
     return statistics.median(entry[metric])
 
 
+def round_ratios(swift: dict | None, other: dict | None, metric: str) -> list[float]:
+    """other/swift per round, when both sides gave the metric once in every round."""
+    a, b = (swift or {}).get(metric), (other or {}).get(metric)
+    if not a or not b or len(a) != len(b):
+        return []
+    return [y / x for x, y in zip(a, b) if x > 0]
+
+
 def fmt(v, digits=4):
     return "-" if v is None else f"{v:.{digits}g}"
 
@@ -105,12 +116,16 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="emit one JSON document instead of the table")
+    ap.add_argument("--case", action="append", default=[],
+                    help="step suite only: time just this step case (repeatable), e.g. step_small_block4_90")
     ap.add_argument("--reference-repo", default=os.environ.get("MASKDM_REFERENCE_REPO"),
                     help="checkout of the reference repository: also time its model (step cases)")
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     args = ap.parse_args()
 
+    if args.case and args.suite != "step":
+        ap.error("--case selects step cases: use it with the step suite")
     common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:
@@ -123,7 +138,17 @@ def main():
     if with_ref and args.reference_site:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.reference_site, os.environ.get("PYTHONPATH")]))
     swift_runs, torch_runs, ref_runs = [], [], []
+    flags = common[1:]
     for _ in range(args.rounds):
+        if args.case:   # the chosen step cases, each side in turn
+            if have_swift:
+                swift_runs.append([row for c in args.case for row in run_side([SWIFT_BIN, "step-case", c] + flags)])
+            torch_runs.append([row for c in args.case for row in run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags)])
+            if with_ref:
+                ref_runs.append([row for c in args.case for row in run_side(
+                    [torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags
+                    + ["--model", "reference", "--reference-repo", args.reference_repo])])
+            continue
         if have_swift:
             swift_runs.append(run_side([SWIFT_BIN] + common))
         if args.suite == "fid":
@@ -148,7 +173,9 @@ def main():
                 "name": key[0], "shape_or_config": key[1], "metric": metric,
                 "swift_ms": sm, "torch_ms": tm,
                 "ratio_torch_over_swift": (tm / sm) if (sm and tm) else None,
+                "round_ratios_torch_over_swift": round_ratios(s, t, metric),
                 "reference_ms": rm, "ratio_reference_over_swift": (rm / sm) if (sm and rm) else None,
+                "round_ratios_reference_over_swift": round_ratios(s, rf, metric),
                 "swift_peak_share": med(s, "peak_share") if metric == "median_ms" else None,
                 "swift_peak_rss_mb": med(s, "peak_rss_mb"), "torch_peak_rss_mb": med(t, "peak_rss_mb"),
                 "swift_gflops": med(s, "gflops") if metric == "median_ms" else med(s, "fwd_bwd_gflops"),
@@ -161,12 +188,15 @@ def main():
         print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
                           "peak": peak, "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
         return
-    header = ("case", "swift ms", "torch ms", "torch/swift") + (("ref ms", "ref/swift") if with_ref else ()) \
+    header = ("case", "swift ms", "torch ms", "torch/swift", "rounds") + (("ref ms", "ref/swift", "rounds") if with_ref else ()) \
         + ("swift GF/s", "share", "swift RSS MB", "torch RSS MB")
     noisy = lambda r: r["torch_cpu_share"] is not None and r["torch_cpu_share"] < 0.85
     share = lambda v: "-" if v is None else f"{100 * v:.0f}%"
-    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3))
-            + ((fmt(r["reference_ms"]), fmt(r["ratio_reference_over_swift"], 3)) if with_ref else ())
+    spread = lambda v: "-" if not v else f"{min(v):.2f}-{max(v):.2f}"
+    rows = [(r["label"] + (" (!)" if noisy(r) else ""), fmt(r["swift_ms"]), fmt(r["torch_ms"]), fmt(r["ratio_torch_over_swift"], 3),
+             spread(r["round_ratios_torch_over_swift"]))
+            + ((fmt(r["reference_ms"]), fmt(r["ratio_reference_over_swift"], 3), spread(r["round_ratios_reference_over_swift"]))
+               if with_ref else ())
             + (fmt(r["swift_gflops"]), share(r["swift_peak_share"]), fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"]))
             for r in results]
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
