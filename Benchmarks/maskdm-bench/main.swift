@@ -18,6 +18,7 @@ let usage = """
            maskdm-bench step-case NAME [--quick] [--batch N] [--split N]
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
+           maskdm-bench load-memory FILE...
     environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512 or openblas), MASKDM_BATCH_SPLIT
     """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
