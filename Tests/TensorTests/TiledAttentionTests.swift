@@ -38,7 +38,7 @@ import Testing
         return [out, lse, dqkv]
     }
 
-    @Test(arguments: cases)
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"), arguments: cases)
     func tiledMatchesRowBlocks(_ c: Case) throws {
         try #require(Gemm.hasSerialKernel, "the tiled kernels need the SIMD GEMM (optimised build, AVX2)")
         var rng = RandomGenerator(seed: UInt64(c.t))
@@ -67,7 +67,7 @@ import Testing
     /// Long sequences take the tiled path by default (T >= tiledAttentionMinTokens) once the
     /// backward gets the forward output; without it the backward stays on the row blocks. Both
     /// give the same gradients.
-    @Test func defaultDispatchAtLongSequences() throws {
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS")) func defaultDispatchAtLongSequences() throws {
         try #require(Gemm.hasSerialKernel, "the tiled kernels need the SIMD GEMM (optimised build, AVX2)")
         let c = Case(b: 1, nh: 2, t: 1100, hs: 16, forward: Kernels.tiledAttentionBlocks, backward: Kernels.tiledAttentionBackwardBlocks)
         #expect(Kernels.usesTiledAttention(AttentionShape(batch: 1, heads: 2, tokens: 1100, headSize: 16)))
@@ -113,7 +113,7 @@ import Testing
 
     /// `accumulate: false` assigns the gradients: over a NaN-filled buffer it gives, bit for bit,
     /// what accumulating onto zeros gives, on the row-block, tiled and one-head-at-a-time paths.
-    @Test(arguments: ["rows", "tiled", "serial"])
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"), arguments: ["rows", "tiled", "serial"])
     func assignModeIgnoresOldContents(path: String) throws {
         try #require(Gemm.hasSerialKernel, "the row-block and tiled kernels need the SIMD GEMM (optimised build, AVX2)")
         let c = Case(b: 2, nh: 2, t: 300, hs: 16, forward: (96, 128), backward: (192, 256))
