@@ -17,8 +17,17 @@ shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(safetensors torch image font yaml idx npy csv gzip)
 
-swift build --package-path Fuzz -c release --scratch-path .build-fuzz --product maskdm-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address >&2
+build() {
+    swift build --package-path Fuzz -c release --scratch-path .build-fuzz --product maskdm-fuzz \
+        -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address >&2
+}
+# An incremental build of the sanitized library has been seen to fail on stale state ("cannot find
+# 'PthreadLock' in scope" after unrelated changes); one clean rebuild of the products fixes it.
+if ! build; then
+    echo "fuzz build failed; retrying from a clean .build-fuzz/release" >&2
+    rm -rf .build-fuzz/release .build-fuzz/x86_64-unknown-linux-gnu
+    build
+fi
 bin=.build-fuzz/release/maskdm-fuzz
 mkdir -p .build-fuzz/artifacts
 # The font seed is a few glyphs of the installed Noto Color Emoji (cmap, CBLC/CBDT, a GSUB
