@@ -242,9 +242,7 @@ public final class DiffusionTrainer {
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
         let threads = Parallel.threads
         let requested = dataParallelThreads ?? Self.defaultSplit(threads: threads, parameters: model.parameterCount)
-        // Shares need the own kernels: OpenBLAS (Gemm's fallback) threads every call itself, and
-        // several threads calling it at once would oversubscribe the cores.
-        let parts = Gemm.usesOwnKernels ? Swift.min(Swift.max(requested, 1), b) : 1
+        let parts = parallelShareCount(requested, of: b)   // 1 on OpenBLAS
         timings.prepare = lap() + drawSeconds
         var value: Float
         var pending: (tape: Tape, loss: Variable)?

@@ -155,8 +155,7 @@ public struct MaskedUViT: Sendable {
     public func predictNoise(_ x: Tensor, timesteps: [Float]) -> Tensor {
         let c = config
         let b = x.shape.rank > 0 ? x.shape[0] : 0
-        // Shares need the own kernels: OpenBLAS (Gemm's fallback) threads every call itself.
-        let parts = Gemm.usesOwnKernels ? Swift.min(Parallel.threads, b) : 1
+        let parts = parallelShareCount(Parallel.threads, of: b)   // 1 on OpenBLAS
         let out: Tensor
         if parts > 1 && timesteps.count == b {
             var shares = [Tensor?](repeating: nil, count: parts)

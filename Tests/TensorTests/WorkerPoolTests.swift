@@ -95,4 +95,12 @@ import Testing
         }
         if count == 0 { #expect(meta[0] == 0) }   // no share runs
     }
+
+    /// The share count stays within 1 ... count, and is 1 when the products go to OpenBLAS.
+    @Test func shareCountIsBoundedAndOneOnOpenBLAS() {
+        #expect(parallelShareCount(3, of: 2) == (Gemm.usesOwnKernels ? 2 : 1))
+        #expect(parallelShareCount(2, of: 16) == (Gemm.usesOwnKernels ? 2 : 1))
+        #expect(parallelShareCount(0, of: 16) == 1)
+        #expect(parallelShareCount(4, of: 0) == 1)
+    }
 }

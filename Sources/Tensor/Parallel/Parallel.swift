@@ -52,6 +52,14 @@ public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Vo
     }
 }
 
+/// The number of shares of `count` items to give ``parallelShares(of:parts:innerThreads:_:)``
+/// when `requested` are asked for: at most `count`, at least 1, and 1 whenever the matrix products
+/// go to OpenBLAS (``Gemm/usesOwnKernels`` false): OpenBLAS threads every call itself, so shares
+/// calling it at once would oversubscribe the cores.
+public func parallelShareCount(_ requested: Int, of count: Int) -> Int {
+    Gemm.usesOwnKernels ? Swift.max(1, Swift.min(requested, count)) : 1
+}
+
 /// Runs `body(i, share)` for `parts` contiguous shares of `0..<count` (share `i` is
 /// `i * count / parts ..< (i + 1) * count / parts`; `parts` is capped at `count`), one share per thread, with
 /// ``Parallel/threads`` set to `innerThreads` inside, so the kernels a share calls run on that many
