@@ -3,6 +3,7 @@
 
     python3 Benchmarks/compare.py matmul|attention|step|sample|fid|all [--quick] [--threads N] [--rounds 3] [--json]
     python3 Benchmarks/compare.py step --case step_small_block4_90 [--case ...] --rounds 7   (chosen step cases only)
+    python3 Benchmarks/compare.py sample --case sample_small_dpm20 [--case ...]   (chosen sampling runs only)
 
 Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
@@ -117,15 +118,19 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="emit one JSON document instead of the table")
     ap.add_argument("--case", action="append", default=[],
-                    help="step suite only: time just this step case (repeatable), e.g. step_small_block4_90")
+                    help="step or sample suite: time just this case (repeatable), e.g. step_small_block4_90, "
+                         "sample_small_dpm20")
     ap.add_argument("--reference-repo", default=os.environ.get("MASKDM_REFERENCE_REPO"),
                     help="checkout of the reference repository: also time its model (step cases)")
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     args = ap.parse_args()
 
-    if args.case and args.suite != "step":
-        ap.error("--case selects step cases: use it with the step suite")
+    if args.case and args.suite not in ("step", "sample"):
+        ap.error("--case selects step or sample cases: use it with the step or sample suite")
+    wrong = [c for c in args.case if not c.startswith(args.suite + "_")]
+    if wrong:
+        ap.error(f"--case {wrong[0]} is not a {args.suite} case (names start with '{args.suite}_')")
     common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:
@@ -140,6 +145,12 @@ def main():
     swift_runs, torch_runs, ref_runs = [], [], []
     flags = common[1:]
     for _ in range(args.rounds):
+        if args.case and args.suite == "sample":   # the chosen sampling runs, each side in turn
+            picks = [a for c in args.case for a in ("--case", c)]
+            if have_swift:
+                swift_runs.append(run_side([SWIFT_BIN] + common + picks))
+            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common + picks))
+            continue
         if args.case:   # the chosen step cases, each side in turn
             if have_swift:
                 swift_runs.append([row for c in args.case for row in run_side([SWIFT_BIN, "step-case", c] + flags)])
@@ -160,6 +171,9 @@ def main():
             ref_runs.append(run_side([torch_python(), TORCH_SCRIPT, "step"] + common[1:]
                                      + ["--model", "reference", "--reference-repo", args.reference_repo]))
     swift, torch, ref = collect(swift_runs), collect(torch_runs), collect(ref_runs)
+    for c in args.case:   # a misspelt case gives no row on either side
+        if not any(k[0] == c for k in list(swift) + list(torch)):
+            sys.exit(f"error: no side reported case {c}")
 
     keys = list(swift) + [k for k in torch if k not in swift]
     results = []

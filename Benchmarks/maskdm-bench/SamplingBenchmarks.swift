@@ -5,8 +5,8 @@ import ViTDiffusion
 
 /// Whole sampling runs (`maskdm-bench sample`): images per second of a 100-step DDIM (eta 1) and a
 /// 20-step DPM-Solver++(2M) run of the demo network (16 px, patch 2, D 256, 9 blocks; batch 64)
-/// and of small@64 (batch 4), one timed run each after a one-call warm-up. The PyTorch side
-/// (`bench_torch.py sample`) runs the same networks and samplers.
+/// and of small@64 (batch 4, and batch 16 for the 20-step run), one timed run each after a
+/// one-call warm-up. The PyTorch side (`bench_torch.py sample`) runs the same networks and samplers.
 struct SamplingCase {
     let name: String
     let config: MaskedUViTConfig
@@ -21,12 +21,17 @@ struct SamplingCase {
             SamplingCase(name: "sample_demo_dpm20", config: demo, batch: 64, sampler: "dpm", steps: 20),
             SamplingCase(name: "sample_small_ddim100", config: .small(), batch: 4, sampler: "ddim", steps: 100),
             SamplingCase(name: "sample_small_dpm20", config: .small(), batch: 4, sampler: "dpm", steps: 20),
+            SamplingCase(name: "sample_small_dpm20_b16", config: .small(), batch: 16, sampler: "dpm", steps: 20),
         ]
     }()
 }
 
-func benchSampling(threads: Int, quick: Bool) throws {
-    for c in SamplingCase.all where !(quick && c.name.contains("small_ddim")) {
+/// Runs the sampling cases: `cases` names the ones to run (all when empty; `quick` skips the
+/// small network's 100-step DDIM run unless it is named).
+func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
+    let chosen = cases.isEmpty ? SamplingCase.all.filter { !(quick && $0.name.contains("small_ddim")) }
+                               : SamplingCase.all.filter { cases.contains($0.name) }
+    for c in chosen {
         var rng = RandomGenerator(seed: 0)
         let model = MaskedUViT(config: c.config, rng: &rng)
         let schedule = NoiseSchedule.linear()

@@ -11,11 +11,12 @@ let args = Array(CommandLine.arguments.dropFirst())
 let quick = args.contains("--quick")
 var threads = Parallel.defaultThreads
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
-let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split"].contains(args[i - 1])) }.map(\.element)
+let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split", "--case"].contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
 let usage = """
     usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
            maskdm-bench step-case NAME [--quick] [--batch N] [--split N]
+           maskdm-bench sample [--quick] [--case NAME ...]   (chosen sampling runs only)
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
            maskdm-bench load-memory FILE...
@@ -45,7 +46,11 @@ Parallel.$threads.withValue(threads) {
     case "load-memory":
         do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
     case "sample":
-        do { try benchSampling(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
+        let chosen = args.indices.filter { args[$0] == "--case" && $0 + 1 < args.count }.map { args[$0 + 1] }
+        if let unknown = chosen.first(where: { name in !SamplingCase.all.contains { $0.name == name } }) {
+            print("unknown sampling case \(unknown); known: \(SamplingCase.all.map(\.name))"); exit(2)
+        }
+        do { try benchSampling(threads: threads, quick: quick, cases: chosen) } catch { print("error: \(error)"); exit(1) }
     case "fid":
         do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":

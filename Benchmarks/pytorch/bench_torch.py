@@ -211,6 +211,7 @@ SAMPLE_CASES = [
     ("sample_demo_dpm20", DEMO, 64, "dpm", 20),
     ("sample_small_ddim100", mt.SMALL, 4, "ddim", 100),
     ("sample_small_dpm20", mt.SMALL, 4, "dpm", 20),
+    ("sample_small_dpm20_b16", mt.SMALL, 16, "dpm", 20),
 ]
 
 
@@ -242,7 +243,9 @@ def dpm_solver_pp_2m(model, sched, x, steps):
 
 def bench_sample(args):
     for name, cfg, batch, kind, steps in SAMPLE_CASES:
-        if args.quick and "small_ddim" in name:
+        if args.case and name not in args.case:
+            continue
+        if not args.case and args.quick and "small_ddim" in name:
             continue
         torch.manual_seed(0)
         model = mt.MaskedUViT(cfg, use_sdpa=(args.attn == "sdpa"))
@@ -267,9 +270,9 @@ def bench_sample(args):
 
 
 def bench_step(args):
-    names = [args.case] if args.case else list(STEP_CASES)
+    names = args.case if args.case else list(STEP_CASES)
     for name in names:
-        if args.no_isolate or args.case:
+        if args.no_isolate or (args.case and len(args.case) == 1):
             run_step_case(name, args)
             continue
         cmd = [sys.executable, os.path.abspath(__file__), "step", "--case", name, "--threads", str(args.threads),
@@ -294,8 +297,13 @@ def main():
                     help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "
                     "its imports timm and einops must be importable (PYTHONPATH)")
-    ap.add_argument("--case", choices=list(STEP_CASES), help=argparse.SUPPRESS)
+    ap.add_argument("--case", action="append", choices=list(STEP_CASES) + [c[0] for c in SAMPLE_CASES],
+                    help="step: run this one case in this process; sample: run only the named runs (repeatable)")
     args = ap.parse_args()
+    if args.case and args.suite not in ("step", "sample"):
+        ap.error("--case selects step or sample cases")
+    if args.case and any((c in STEP_CASES) != (args.suite == "step") for c in args.case):
+        ap.error(f"--case names a case of another suite than {args.suite}")
     if args.model == "reference" and not args.reference_repo:
         ap.error("--model reference needs --reference-repo")
     torch.set_num_threads(args.threads)
