@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the two-stage MaskDM pipeline on the embedded
 # default data) and `make test` (the test suite). Both install what they need first.
-.PHONY: setup demo test mpi bench bench-compare python doc-coverage fuzz sanitize
+.PHONY: setup demo test mpi bench bench-compare python reference doc-coverage fuzz sanitize
 
 setup:
 	./scripts/setup.sh
@@ -25,9 +25,14 @@ mpi: setup
 python:
 	./scripts/setup-python.sh
 
+# The reference repository at its pinned commit, with timm and einops, in .cache/reference:
+# bench-compare then times the reference's own model in the step cases too.
+reference: python
+	./scripts/setup-reference.sh
+
 # SUITE picks the cases (default all; bench: peak, matmul, gemm, attention, step, sample, fid;
 # bench-compare: matmul, attention, step, sample, fid), ARGS adds options:
-#   make bench-compare SUITE=step ARGS="--quick --reference-repo ... --reference-site ...".
+#   make reference; make bench-compare SUITE=step ARGS="--quick"   (reference model as a third side).
 SUITE ?= all
 
 bench: setup

