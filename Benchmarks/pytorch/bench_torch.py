@@ -298,7 +298,7 @@ def main():
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "
                     "its imports timm and einops must be importable (PYTHONPATH)")
     ap.add_argument("--case", action="append", choices=list(STEP_CASES) + [c[0] for c in SAMPLE_CASES],
-                    help="step: run this one case in this process; sample: run only the named runs (repeatable)")
+                    help="only the named step cases or sampling runs (repeatable); a single step case runs in this process")
     args = ap.parse_args()
     if args.case and args.suite not in ("step", "sample"):
         ap.error("--case selects step or sample cases")
