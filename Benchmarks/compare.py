@@ -8,6 +8,8 @@
 Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
 ms, torch/swift (> 1 means the Swift side is faster) and both peak RSS figures where reported.
+With both the unmasked and the 90%-masked step of a network in the table, a last line gives each
+side's masked speedup (unmasked ms over masked ms; JSON: masked_speedups).
 "rounds" gives the lowest and highest torch/swift of single rounds (each round's two runs are
 neighbours in time, so a slow phase of the machine shows there as spread, not as a wrong median).
 Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one side lacks shows "-".
@@ -98,6 +100,20 @@ def round_ratios(swift: dict | None, other: dict | None, metric: str) -> list[fl
     if not a or not b or len(a) != len(b):
         return []
     return [y / x for x, y in zip(a, b) if x > 0]
+
+
+def masked_speedups(results: list[dict]) -> list[dict]:
+    """Per network with both step cases: unmasked over 90%-masked median step time, per side."""
+    steps = {r["name"]: r for r in results if r["metric"] == "median_ms"}
+    out = []
+    for net in ("tiny", "small"):
+        full, masked = steps.get(f"step_{net}_unmasked"), steps.get(f"step_{net}_block4_90")
+        if not (full and masked):
+            continue
+        ratio = lambda key: (full[key] / masked[key]) if (full[key] and masked[key]) else None
+        out.append({"network": net, "swift": ratio("swift_ms"), "torch": ratio("torch_ms"),
+                    "reference": ratio("reference_ms")})
+    return out
 
 
 def fmt(v, digits=4):
@@ -211,9 +227,11 @@ def main():
                 "label": f"{key[0]} {key[1]}{suffix}".strip(),
             })
 
+    speedups = masked_speedups(results)
     if args.json:
         print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
-                          "peak": peak, "quick": args.quick, "swift_binary": have_swift, "cases": results}, indent=1))
+                          "peak": peak, "quick": args.quick, "swift_binary": have_swift, "cases": results,
+                          "masked_speedups": speedups}, indent=1))
         return
     header = ("case", "swift ms", "torch ms", "torch/swift", "rounds") + (("ref ms", "ref/swift", "rounds") if with_ref else ()) \
         + ("swift GF/s", "share", "swift RSS MB", "torch RSS MB")
@@ -239,6 +257,9 @@ def main():
     print(line(["-" * w for w in widths]))
     for r in rows:
         print(line(r))
+    for sp in speedups:
+        print(f"masked speedup {sp['network']} (unmasked ms / block4 90% ms): "
+              + ", ".join(f"{side} {sp[side]:.2f}x" for side in ("swift", "torch", "reference") if sp[side]))
     if any(noisy(r) for r in results):
         print("(!) the PyTorch process got under 85% of its cores (cpu_share): other processes were running")
 
