@@ -51,6 +51,11 @@ LOCAL_REFERENCE_SITE = os.path.join(ROOT, ".cache", "reference", "site")
 METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
 
 
+def is_reference_checkout(path: str) -> bool:
+    """True when `path` holds the reference repository's model file."""
+    return os.path.isfile(os.path.join(path, "models", "mask_uvit.py"))
+
+
 def torch_python() -> str:
     venv = os.path.join(ROOT, ".venv", "bin", "python")
     return venv if os.path.exists(venv) else sys.executable
@@ -149,10 +154,10 @@ def main():
     args = ap.parse_args()
     if args.no_reference:
         args.reference_repo = None
-    elif not args.reference_repo and os.path.isfile(os.path.join(LOCAL_REFERENCE_REPO, "models", "mask_uvit.py")):
+    elif not args.reference_repo and is_reference_checkout(LOCAL_REFERENCE_REPO):
         args.reference_repo = LOCAL_REFERENCE_REPO
         args.reference_site = args.reference_site or LOCAL_REFERENCE_SITE
-    if args.reference_repo and not os.path.isfile(os.path.join(args.reference_repo, "models", "mask_uvit.py")):
+    if args.reference_repo and not is_reference_checkout(args.reference_repo):
         ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
 
     if args.case and args.suite not in ("step", "sample"):

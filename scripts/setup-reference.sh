@@ -14,6 +14,8 @@ DEST="$ROOT/.cache/reference"
 REPO="$DEST/maskdm"
 SITE="$DEST/site"
 COMMIT=0e79a60f71b38d0bc8a2887abb65229c0c935d14   # the commit our port and fixtures were checked against
+TIMM=1.0.31
+EINOPS=0.8.2
 SOURCE="${MASKDM_REFERENCE_GIT:-https://github.com/jiachenlei/maskdm.git}"
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || "$ROOT/scripts/setup-python.sh"
@@ -32,11 +34,11 @@ fi
 [ -f "$REPO/models/mask_uvit.py" ] || { echo "setup-reference: $REPO has no models/mask_uvit.py" >&2; exit 1; }
 
 # (timm itself imports torchvision, which the benchmark stubs out: check the installs, not an import)
-if [ -d "$SITE/timm-1.0.31.dist-info" ] && [ -d "$SITE/einops-0.8.2.dist-info" ]; then
+if [ -d "$SITE/timm-$TIMM.dist-info" ] && [ -d "$SITE/einops-$EINOPS.dist-info" ]; then
     echo "setup-reference: timm and einops already in $SITE"
 else
     echo "setup-reference: installing timm and einops into $SITE"
     "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target "$SITE" \
-        "timm==1.0.31" "einops==0.8.2"
+        "timm==$TIMM" "einops==$EINOPS"
 fi
 echo "setup-reference: ready: $REPO at ${COMMIT:0:7}, packages in $SITE"
