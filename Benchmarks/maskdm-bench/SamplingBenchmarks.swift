@@ -48,3 +48,34 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
               ("peak_rss_mb", peakRSSMiB())])
     }
 }
+
+/// small@64 forward passes (`predictNoise`) of `batch` images with the weights packed once
+/// (`ParameterStore.withPackedWeights`, as `Sampling.sample` runs them) against re-packing them in
+/// every pass, alternating pass by pass in one process.
+func benchPackedWeights(batch: Int, threads: Int, quick: Bool) {
+    var rng = RandomGenerator(seed: 0)
+    let model = MaskedUViT(config: .small(), rng: &rng)
+    let x = Tensor.randomNormal([batch, 3, 64, 64], using: &rng)
+    let t = [Float](repeating: 500, count: batch)
+    func ms(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    }
+    _ = model.predictNoise(x, timesteps: t)                                  // warm-up
+    var packed: [Double] = [], unpacked: [Double] = []
+    var packedBytes = 0
+    for _ in 0..<(quick ? 5 : 9) {
+        unpacked.append(ms { _ = model.predictNoise(x, timesteps: t) })
+        packed.append(model.store.withPackedWeights {
+            _ = model.predictNoise(x, timesteps: t)                           // packs the weights
+            packedBytes = model.store.packedWeightBytes
+            return ms { _ = model.predictNoise(x, timesteps: t) }
+        })
+    }
+    let median = { (v: [Double]) in v.sorted()[v.count / 2] }
+    emit([("name", "packed_weights_small_b\(batch)"), ("threads", threads), ("unpacked_ms", median(unpacked)),
+          ("packed_ms", median(packed)), ("speedup", median(unpacked) / median(packed)),
+          ("pair_ratios", zip(unpacked, packed).map { ($0 / $1 * 1000).rounded() / 1000 }),
+          ("packed_mb", Double(packedBytes) / 1048576), ("peak_rss_mb", peakRSSMiB())])
+}

@@ -41,9 +41,13 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         let x0 = Tensor.randomNormal([c.batch, 3, c.config.imageHeight, c.config.imageWidth], using: &rng)
         let ddim = DDIMSampler(schedule: .linear(), steps: 250, eta: 1)
         var srng = RandomGenerator(seed: 1)
-        ms = medianMs(warmup: warmup, reps: reps) {
-            let eps = model.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
-            _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
+        // One step of a sampling run, which packs the weights once (`Sampling.sample`): the
+        // warm-up step packs them here.
+        ms = model.store.withPackedWeights {
+            medianMs(warmup: warmup, reps: reps) {
+                let eps = model.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
+                _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
+            }
         }
     } else {
         var recipe = TrainingRecipe.pretraining(batchSize: c.batch, steps: 1_000_000, mask: try MaskSpec(name: c.mask, ratio: c.ratio))

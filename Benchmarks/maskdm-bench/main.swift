@@ -19,6 +19,7 @@ let usage = """
            maskdm-bench sample [--quick] [--case NAME ...]   (chosen sampling runs only)
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
+           maskdm-bench packed-weights BATCH [--quick]   (small@64 passes, weights packed once vs per pass)
            maskdm-bench load-memory FILE...
     environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512 or openblas), MASKDM_BATCH_SPLIT
     """
@@ -55,6 +56,11 @@ Parallel.$threads.withValue(threads) {
         do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":
         benchPeak(threads: threads)
+    case "packed-weights":
+        guard positional.count == 2, let batch = Int(positional[1]), batch > 0 else {
+            print("usage: maskdm-bench packed-weights BATCH"); exit(2)
+        }
+        benchPackedWeights(batch: batch, threads: threads, quick: quick)
     case "gemm-shapes":
         do { try benchGemmShapes(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
     case "attention-tiles":
@@ -69,3 +75,4 @@ Parallel.$threads.withValue(threads) {
         print(usage); exit(2)
     }
 }
+

@@ -128,11 +128,12 @@ static void add_bias(int M, int N, const float *bias, float *C, long ldc) {
     }
 }
 
-/// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it;
-/// otherwise each is packed into the workspace just before use.
+/// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it: it
+/// holds `packed_n` columns, of which this product's N start at column `packed_j0` (a multiple of
+/// NR); otherwise each block is packed into the workspace just before use.
 static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
-                 const float *A, int lda, const float *B, int ldb, const float *packedB, float beta,
-                 float *C, int ldc, const float *bias, float *workspace) {
+                 const float *A, int lda, const float *B, int ldb, const float *packedB, int packed_n,
+                 int packed_j0, float beta, float *C, int ldc, const float *bias, float *workspace) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); add_bias(M, N, bias, C, ldc); return; }
     const mdm_gemm_config *cfg = config(isa);
@@ -140,7 +141,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
     blocking bs = block_sizes(cfg, M, N, K);
     float *bpack = workspace;
     float *apack = workspace + bs.b_floats;
-    long npad = round_up(N, cfg->nr);
+    long npad = round_up(packedB ? packed_n : N, cfg->nr);
     // op(A)(i, p) = A[i * a_rs + p * a_cs];  op(B)(p, j) = B[p * b_rs + j * b_cs].
     long a_rs = transA ? 1 : lda, a_cs = transA ? lda : 1;
     long b_rs = transB ? 1 : ldb, b_cs = transB ? ldb : 1;
@@ -152,7 +153,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
             const float *bias_block = pc == 0 && bias ? bias + jc : 0;  // the bias joins the first sum
             const float *bblock = bpack;
             if (packedB) {
-                bblock = packedB + pc * npad + (long)jc * kc;
+                bblock = packedB + pc * npad + (long)(packed_j0 + jc) * kc;
             } else {
                 // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
                 cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
@@ -179,7 +180,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, beta, C, ldc, bias, workspace);
 }
 
 void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
@@ -212,5 +213,14 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
 void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *packedB, float beta,
                            float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, N, 0, beta, C, ldc, bias, workspace);
+}
+
+void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int j0, int j1, int K, float alpha,
+                                   const float *A, int lda, const float *packedB, float beta,
+                                   float *C, int ldc, const float *bias, float *workspace) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || j0 < 0 || j1 > packedN || j1 <= j0 || j0 % cfg->nr != 0) return;
+    gemm(isa, transA, 0, M, j1 - j0, K, alpha, A, lda, 0, 0, packedB, packedN, j0, beta, C + j0, ldc,
+         bias ? bias + j0 : 0, workspace);
 }

@@ -98,9 +98,14 @@ public enum Functional {
                               into y: UnsafeMutablePointer<Float>) {
         let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
         for (i, block) in blocks.enumerated() {
+            let biasRow = i == 0 ? bias.map { UnsafePointer(store.pointer($0)) } : nil
+            if let packed = store.packedLinearWeight(weight, columnOffset: block.columnOffset, width: block.width, rows: rows) {
+                Gemm.sgemm(m: rows, a: block.input, packedB: packed, beta: i == 0 ? 0 : 1, c: y, bias: biasRow)
+                continue
+            }
             Gemm.sgemm(transposeB: true, m: rows, n: outDim, k: block.width, a: block.input,
                        b: store.pointer(weight) + block.columnOffset, ldb: inDim,
-                       beta: i == 0 ? 0 : 1, c: y, bias: i == 0 ? bias.map { UnsafePointer(store.pointer($0)) } : nil)
+                       beta: i == 0 ? 0 : 1, c: y, bias: biasRow)
         }
     }
 

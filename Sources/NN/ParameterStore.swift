@@ -44,6 +44,9 @@ public final class ParameterStore: @unchecked Sendable {
     /// ``gradientForOverwrite(_:)``, whose caller writes every element instead.
     private var stale: [Bool] = []
     private var staleCount = 0
+    /// Linear weights packed for the GEMM kernel inside ``withPackedWeights(upToRows:_:)`` (nil
+    /// outside one).
+    let packedWeights = PthreadLock<PackedWeightScope?>(nil)
 
     /// An empty store.
     public init() {}

@@ -422,14 +422,17 @@ public enum Sampling {
         let c = model.config
         var parts: [Tensor] = []
         var done = 0
-        while done < count {
-            let n = min(batchSize, count - done)
-            let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
-                let out = model.predictNoise(xt, timesteps: t.map(Float.init))
-                return sampler.schedule.noise(from: out, target: objective, xt: xt, t: t)
-            }, using: &rng)
-            parts.append(x)
-            done += n
+        // The weights do not change during sampling: pack them for the GEMM once, not per pass.
+        try model.store.withPackedWeights {
+            while done < count {
+                let n = min(batchSize, count - done)
+                let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
+                    let out = model.predictNoise(xt, timesteps: t.map(Float.init))
+                    return sampler.schedule.noise(from: out, target: objective, xt: xt, t: t)
+                }, using: &rng)
+                parts.append(x)
+                done += n
+            }
         }
         return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
     }

@@ -258,6 +258,55 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
     }
 
+    /// A ``Gemm/PackedMatrix`` product, on one and two threads, matches the naive product; the
+    /// cases cover the serial path, a row split and a column split (few rows, wide B).
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"),
+          arguments: [GemmCase(m: 257, n: 600, k: 64, transposeB: true, padA: 3, padB: 5, padC: 1),
+                      GemmCase(m: 40, n: 1000, k: 300, padA: 2, padB: 7, beta: 1),
+                      GemmCase(m: 600, n: 64, k: 40, transposeA: true, alpha: 0.5, beta: 0.5),
+                      GemmCase(m: 5, n: 33, k: 17, transposeB: true)])
+    func packedMatrixProductMatchesNaive(p: GemmCase) throws {
+        try #require(Gemm.hasSerialKernel)
+        for threads in [1, 2] {
+            let e = gemmRelativeError(p, seed: 12) { p, a, lda, b, ldb, c, ldc in
+                Parallel.$threads.withValue(threads) {
+                    let packed = Gemm.PackedMatrix(transposeB: p.transposeB, n: p.n, k: p.k, b: b, ldb: ldb)
+                    Gemm.sgemm(transposeA: p.transposeA, m: p.m, alpha: p.alpha, a: a, lda: lda, packedB: packed,
+                               beta: p.beta, c: c, ldc: ldc)
+                }
+            }
+            #expect(e < gemmTolerance(p.k), "\(p), \(threads) threads: relative error \(e)")
+        }
+    }
+
+    /// With a bias and either beta, the packed product gives the very bits the unpacked one does
+    /// (same blocks, same sums in the same order), whatever the threads; the packed copy does not
+    /// follow later changes of B.
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"),
+          arguments: [(514, 1536, 512), (48, 512, 2048), (257, 512, 1024), (7, 40, 9)])
+    func packedMatrixProductIsBitIdenticalToUnpacked(m: Int, n: Int, k: Int) throws {
+        try #require(Gemm.hasSerialKernel)
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor.randomNormal([m, k], using: &rng), w = Tensor.randomNormal([n, k], using: &rng)
+        let bias = Tensor.randomNormal([n], using: &rng), c0 = Tensor.randomNormal([m, n], using: &rng)
+        for threads in [1, 2] {
+            for beta: Float in [0, 1] {
+                Parallel.$threads.withValue(threads) {
+                    var want = c0, got = c0
+                    var wCopy = w
+                    let packed = Gemm.PackedMatrix(transposeB: true, n: n, k: k, b: wCopy.mutablePointer())
+                    Gemm.sgemm(transposeB: true, m: m, n: n, k: k, a: x.storage.base, b: w.storage.base, beta: beta,
+                               c: want.mutablePointer(), bias: bias.storage.base)
+                    wCopy.mutablePointer().update(repeating: .nan, count: n * k)    // the panels are a copy
+                    Gemm.sgemm(m: m, a: x.storage.base, packedB: packed, beta: beta, c: got.mutablePointer(),
+                               bias: bias.storage.base)
+                    #expect(got.scalars == want.scalars, "m \(m) n \(n) k \(k) beta \(beta), \(threads) threads")
+                    #expect(packed.byteCount >= n * k * 4)
+                }
+            }
+        }
+    }
+
     /// One workspace sized for (M, N, K) serves every smaller product: ragged attention tiles and
     /// thread chunks reuse it. Balanced cache blocks are not monotonic (192 rows pack as two
     /// 96-row blocks, 108 rows as one 108-row block), which once overflowed a tiled-attention

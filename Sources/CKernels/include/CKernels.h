@@ -85,6 +85,13 @@ void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha
                            const float *A, int lda, const float *packedB, float beta,
                            float *C, int ldc, const float *bias, float *workspace);
 
+/// `maskdm_sgemm_packed_b` on columns [j0, j1) of a packed B of `packedN` columns: C's and the
+/// bias's columns j0..<j1 (C and bias point at column 0), so threads can split a shared packed B
+/// by columns. j0 must be a multiple of the kernel's NR; an invalid range does nothing.
+void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int j0, int j1, int K, float alpha,
+                                   const float *A, int lda, const float *packedB, float beta,
+                                   float *C, int ldc, const float *bias, float *workspace);
+
 /// Test hook: packs panels of every width the kernels use (including AVX-512's) with the
 /// vectorised packer and the portable one and returns the number of differing floats (0 = pass),
 /// or -1 when the CPU lacks AVX2.

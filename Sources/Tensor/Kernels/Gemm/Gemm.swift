@@ -180,18 +180,27 @@ public enum Gemm {
             }
             return
         }
+        forEachBlock(of: plan, workspaceFloats: perChunk) { rows, columns, workspace in
+            // Block origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
+            maskdm_sgemm_block_isa(isa.rawValue, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+                                   ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
+                                   bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
+                                   cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
+                                   biasPointer.map { $0 + columns.lowerBound }, workspace)
+        }
+    }
+
+    /// Runs `body(rows, columns, workspace)` for every non-empty block of `plan`, in parallel,
+    /// each with its own `perChunk` floats of workspace.
+    static func forEachBlock(of plan: GemmSplit, workspaceFloats perChunk: Int,
+                             _ body: (Range<Int>, Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         workspaces.withBuffer(floats: perChunk * plan.chunks) { workspace in
             let wp = SendablePointer(workspace)
             parallelFor(plan.chunks) { range in
                 for chunk in range {
                     let (rows, columns) = plan.block(chunk)
                     if rows.isEmpty || columns.isEmpty { continue }
-                    // Block origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
-                    maskdm_sgemm_block_isa(isa.rawValue, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
-                                           ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
-                                           bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
-                                           cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
-                                           biasPointer.map { $0 + columns.lowerBound }, wp + chunk * perChunk)
+                    body(rows, columns, wp + chunk * perChunk)
                 }
             }
         }
