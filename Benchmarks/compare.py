@@ -51,6 +51,14 @@ LOCAL_REFERENCE_SITE = os.path.join(ROOT, ".cache", "reference", "site")
 METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
 
 
+def suite_of_case(name):
+    """The suite a case name belongs to: step cases are step_* plus the sampling step
+    (sample_step_*), sampling runs the other sample_* names."""
+    if name.startswith("step_") or name.startswith("sample_step_"):
+        return "step"
+    return "sample" if name.startswith("sample_") else None
+
+
 def is_reference_checkout(path: str) -> bool:
     """True when `path` holds the reference repository's model file."""
     return os.path.isfile(os.path.join(path, "models", "mask_uvit.py"))
@@ -162,9 +170,10 @@ def main():
 
     if args.case and args.suite not in ("step", "sample"):
         ap.error("--case selects step or sample cases: use it with the step or sample suite")
-    wrong = [c for c in args.case if not c.startswith(args.suite + "_")]
+    wrong = [c for c in args.case if suite_of_case(c) != args.suite]
     if wrong:
-        ap.error(f"--case {wrong[0]} is not a {args.suite} case (names start with '{args.suite}_')")
+        ap.error(f"--case {wrong[0]} is not a {args.suite} case (step cases: step_* and sample_step_small; "
+                 "sampling runs: the other sample_*)")
     common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:
