@@ -31,7 +31,7 @@ extension ParameterStore {
     ///
     /// ```swift
     /// let eps = model.store.withPackedWeights {
-    ///     (0..<4).map { _ in model.predictNoise(x, timesteps: [500]) }
+    ///     (0..<4).map { _ in model.predictNoise(x, timesteps: [Float(500)]) }
     /// }
     /// ```
     public func withPackedWeights<R>(upToRows maxRows: Int = 4096, _ body: () throws -> R) rethrows -> R {
