@@ -75,4 +75,3 @@ Parallel.$threads.withValue(threads) {
         print(usage); exit(2)
     }
 }
-

@@ -25,7 +25,9 @@ extension ParameterStore {
     /// The packed copies are taken from the values at first use, so **the values must not change
     /// inside `body`** (no optimiser step, no loading): a pass would still multiply by the old
     /// weights. They are released when `body` returns; a nested call just runs its body. The
-    /// results are the same, bit for bit, as without packing. Costs one packed copy of the
+    /// results are the same, bit for bit, as without packing (but for the last-bit exception
+    /// `Gemm.sgemm(m:a:packedB:c:bias:)` names: a weight of more than 2^20 values in a product
+    /// that several threads split by rows). Costs one packed copy of the
     /// weights' memory (about the model's size); without the own GEMM kernels (see
     /// ``Gemm/usesOwnKernels``) nothing is packed.
     ///

@@ -36,7 +36,7 @@ extension Gemm {
             let isa = instructionSet.rawValue, tb: Int32 = transposeB ? 1 : 0
             let nr = columnTile, tiles = (n + nr - 1) / nr
             let bp = SendablePointer(b), dst = SendablePointer(panels.mutableBase)
-            parallelFor(tiles, grain: max(1, tiles / max(Parallel.threads, 1))) { range in
+            parallelFor(tiles) { range in   // one contiguous run of panels per thread
                 let j0 = range.lowerBound * nr, j1 = min(n, range.upperBound * nr)
                 maskdm_sgemm_pack_b(isa, tb, Int32(n), Int32(k), bp.base, Int32(lb), Int32(j0), Int32(j1), dst.base)
             }
@@ -54,10 +54,11 @@ extension Gemm {
     }
 
     /// `C = alpha * op(A) B + beta * C (+ bias in every row)` with B from a ``PackedMatrix``
-    /// (N = `packedB.n`, K = `packedB.k`): the same values, bit for bit, as
-    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)`` on the
-    /// unpacked B, on ``Parallel/threads`` threads (rows or columns of C per thread, as that
-    /// method splits them), none of which packs B.
+    /// (N = `packedB.n`, K = `packedB.k`), on ``Parallel/threads`` threads (rows or columns of C
+    /// per thread, as ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)``
+    /// splits them), none of which packs B. The values are that method's on the unpacked B, bit
+    /// for bit, with one exception: a threaded row split of a product whose B exceeds 2^20 floats
+    /// packs the unpacked B in K slabs there, which can round differently in the last bits.
     public static func sgemm(transposeA: Bool = false, m: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int? = nil, packedB: PackedMatrix,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
