@@ -90,7 +90,9 @@ struct MeasuredPeak {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             best = max(best, flops.reduce(0, +) / seconds / 1e9)
         }
-        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512" : isa == Int32(MASKDM_GEMM_ISA_AVX2.rawValue) ? "avx2" : "none"
+        // The emulated AVX-512 kernel runs AVX2 instructions, so its loop is AVX2's.
+        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512"
+            : [MASKDM_GEMM_ISA_AVX2, MASKDM_GEMM_ISA_AVX512_EMULATED].map { Int32($0.rawValue) }.contains(isa) ? "avx2" : "none"
         return MeasuredPeak(isa: name, threads: threads, gflops: best)
     }
 }

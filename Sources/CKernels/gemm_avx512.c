@@ -2,12 +2,13 @@
 // Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
 // Same template as the AVX2 kernel. The development VM exposes no AVX-512, so this kernel has not
 // run there: GemmTests check it on any CPU that has AVX-512, and its blocking (mc, kc) is untuned.
+// Its AVX2-built twin (gemm_avx512_emulated.c) runs the same template, tile and blocking anywhere.
 #include <immintrin.h>
 #include "gemm_internal.h"
 
 #define MK_NAME mdm_microkernel_avx512
 #define MK_TARGET "avx512f,avx512vl,fma"
-#define MK_MR 14
+#define MK_MR MDM_AVX512_MR
 #define MK_W 16
 #define MK_VEC __m512
 #define MK_ZERO() _mm512_setzero_ps()
@@ -21,6 +22,6 @@
 #include "gemm_microkernel_template.h"
 
 const mdm_gemm_config mdm_gemm_config_avx512 = {
-    .mr = 14, .nr = 32, .mc = 168, .kc = 192, .nc = 4096,
+    .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
     .kernel = mdm_microkernel_avx512, .pack = mdm_pack_avx2,
 };

@@ -13,6 +13,7 @@ static int has(int isa) {
     __builtin_cpu_init();
     switch (isa) {
     case MASKDM_GEMM_ISA_AVX2:
+    case MASKDM_GEMM_ISA_AVX512_EMULATED:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case MASKDM_GEMM_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
@@ -57,6 +58,7 @@ static const mdm_gemm_config *config(int isa) {
     switch (isa) {
     case MASKDM_GEMM_ISA_AVX2: return &mdm_gemm_config_avx2;
     case MASKDM_GEMM_ISA_AVX512: return &mdm_gemm_config_avx512;
+    case MASKDM_GEMM_ISA_AVX512_EMULATED: return &mdm_gemm_config_avx512_emulated;
     default: return 0;
     }
 }

@@ -28,8 +28,17 @@ void mdm_pack_generic(const float *src, long ls, long ps, int n, int kc, int w, 
 /// Vectorised packer (AVX2; any w). Call only on CPUs with AVX2.
 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
 
-/// Configurations; defined in gemm_avx2.c and gemm_avx512.c.
+/// The AVX-512 kernel's micro-tile and cache blocks, shared with its AVX2-built twin
+/// (gemm_avx512_emulated.c) so that the twin tests exactly the geometry the real kernel runs.
+#define MDM_AVX512_MR 14
+#define MDM_AVX512_NR 32
+#define MDM_AVX512_MC 168
+#define MDM_AVX512_KC 192
+#define MDM_AVX512_NC 4096
+
+/// Configurations; defined in gemm_avx2.c, gemm_avx512.c and gemm_avx512_emulated.c.
 extern const mdm_gemm_config mdm_gemm_config_avx2;
 extern const mdm_gemm_config mdm_gemm_config_avx512;
+extern const mdm_gemm_config mdm_gemm_config_avx512_emulated;
 
 #endif

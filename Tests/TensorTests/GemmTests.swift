@@ -57,8 +57,10 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
 @Suite struct GemmTests {
     static let sizes = [1, 3, 15, 17, 31, 33, 65, 257, 513]
 
-    /// Kernels this CPU can run (never empty on x86 machines with AVX2).
-    static let kernels = [Gemm.InstructionSet.avx2, .avx512].filter { Gemm.isaSupported($0) }
+    /// Kernels this CPU can run (never empty on x86 machines with AVX2). The AVX2-built twin of
+    /// the AVX-512 kernel puts the AVX-512 geometry (14x32 tile, its blocks) through every test
+    /// on CPUs without AVX-512.
+    static let kernels = [Gemm.InstructionSet.avx2, .avx512, .avx512Emulated].filter { Gemm.isaSupported($0) }
 
     /// Deterministic sample of size triples (the full 9^3 product is too slow for the naive twin in
     /// a debug build), keeping m n k under 5M multiply-adds.
@@ -214,8 +216,8 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(try Gemm.environmentInstructionSet(nil) == nil)
         #expect(try Gemm.environmentInstructionSet("  ") == nil)
         #expect(try Gemm.environmentInstructionSet("openblas") == Gemm.InstructionSet.none)
-        for isa in [Gemm.InstructionSet.avx2, .avx512] {
-            let name = isa == .avx2 ? "AVX2" : "avx512"
+        let names: [Gemm.InstructionSet: String] = [.avx2: "AVX2", .avx512: "avx512", .avx512Emulated: "avx512-Emulated"]
+        for (isa, name) in names {
             if Gemm.isaSupported(isa) {
                 #expect(try Gemm.environmentInstructionSet(name) == isa)
             } else {
@@ -227,6 +229,9 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect { try Gemm.environmentInstructionSet("sse4") } throws: { error in
             "\(error)".contains("MASKDM_GEMM_ISA") && "\(error)".contains("'sse4'")
         }
+        // The emulated twin runs wherever AVX2 does, and is never picked by itself.
+        #expect(Gemm.isaSupported(.avx512Emulated) == Gemm.isaSupported(.avx2))
+        #expect(maskdm_gemm_best_isa() != Int32(MASKDM_GEMM_ISA_AVX512_EMULATED.rawValue))
         // Selecting a kernel the CPU lacks changes nothing; the selection stays the running kernel.
         #expect(maskdm_gemm_select_isa(Int32(MASKDM_GEMM_ISA_NONE.rawValue)) == 0)
         if Gemm.usesOwnKernels { #expect(maskdm_gemm_selected_isa() == Gemm.instructionSet.rawValue) }

@@ -11,11 +11,15 @@
 #define MASKDM_CKERNELS_H
 #include <stddef.h>
 
-/// Kernel instruction sets, in increasing order of preference.
+/// Kernel instruction sets: NONE, AVX2 and AVX512 in increasing order of preference, then a
+/// test-only twin of AVX512.
 typedef enum {
     MASKDM_GEMM_ISA_NONE = 0,    ///< no supported SIMD: use another GEMM
     MASKDM_GEMM_ISA_AVX2 = 1,    ///< AVX2 + FMA, 256-bit vectors, 6x16 micro-tile
     MASKDM_GEMM_ISA_AVX512 = 2,  ///< AVX-512F/VL, 512-bit vectors, 14x32 micro-tile
+    /// The AVX-512 kernel's tile and blocking built from AVX2 + FMA instructions (slow; for
+    /// testing the AVX-512 geometry on CPUs without it). Never the best instruction set.
+    MASKDM_GEMM_ISA_AVX512_EMULATED = 3,
 } maskdm_gemm_isa;
 
 /// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
@@ -170,7 +174,8 @@ static inline void maskdm_cpu_relax(void) {
 
 /// Runs `iterations` rounds of 12 independent fp32 FMAs on `isa`'s vectors and returns the
 /// floating-point operations done (2 per lane per FMA), or 0 when the CPU lacks `isa`. Timing a
-/// call on every core gives the machine's measured fp32 peak (the benchmarks' `peak_share`).
+/// call on every core gives the machine's measured fp32 peak (the benchmarks' `peak_share`). The
+/// emulated AVX-512 kernel counts as AVX2 (its instructions).
 double maskdm_fma_peak_flops(int isa, long iterations);
 
 #endif

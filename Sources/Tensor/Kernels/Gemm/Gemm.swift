@@ -23,6 +23,11 @@ public enum Gemm {
         case avx2 = 1
         /// AVX-512F/VL, 512-bit vectors, 14x32 micro-tile.
         case avx512 = 2
+        /// The AVX-512 kernel's 14x32 micro-tile and cache blocks built from AVX2 + FMA
+        /// instructions: slower than both real kernels and never chosen by itself. Select it
+        /// (`MASKDM_GEMM_ISA=avx512-emulated`) to run every product through the AVX-512
+        /// geometry (its panels, blocks and splits) on a CPU without AVX-512, e.g. the test suite.
+        case avx512Emulated = 3
     }
 
     /// The kernel this process runs: the best one the CPU supports, unless the environment
@@ -41,15 +46,17 @@ public enum Gemm {
     }()
 
     /// The kernel the environment variable `MASKDM_GEMM_ISA` asks for: nil when it is unset or
-    /// empty; `avx2` or `avx512` for that kernel, `openblas` to send every product to OpenBLAS
-    /// (``InstructionSet/none``). Use it to compare the kernels on one machine (a Zen 4 CPU runs
+    /// empty; `avx2`, `avx512` or `avx512-emulated` for that kernel, `openblas` to send every
+    /// product to OpenBLAS (``InstructionSet/none``). Use it to compare the kernels on one machine (a Zen 4 CPU runs
     /// both). Throws ``Gemm/InstructionSetError`` for another value or a kernel this CPU lacks.
     public static func environmentInstructionSet(
         _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_ISA"]) throws -> InstructionSet? {
         guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
-        let named: [String: InstructionSet] = ["avx2": .avx2, "avx512": .avx512, "openblas": .none]
+        let named: [String: InstructionSet] = ["avx2": .avx2, "avx512": .avx512, "avx512-emulated": .avx512Emulated,
+                                               "openblas": .none]
         guard let isa = named[raw] else {
-            throw InstructionSetError(description: "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512 or openblas")
+            throw InstructionSetError(description:
+                "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512, avx512-emulated or openblas")
         }
         guard isa == .none || isaSupported(isa) else {
             let runnable = named.filter { $0.value == .none || isaSupported($0.value) }.keys.sorted()
