@@ -108,6 +108,8 @@ public final class TrainingRun {
             // The folder is created only now: a run that fails to start (bad --init weights, a
             // config mismatch) leaves nothing behind.
             try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+            // A run killed while writing its checkpoint left the temporary file behind.
+            Safetensors.removeStaleTemporaries(of: checkpoint)
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
         }

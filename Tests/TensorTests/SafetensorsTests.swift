@@ -377,6 +377,33 @@ private let malformedCases: [MalformedCase] = [
         try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
     }
 
+    /// The temporary files of writes whose process died (here: one that has exited) are removed;
+    /// those of a running process, of another host, or of another destination are kept.
+    @Test func staleTemporariesOfDeadWritersAreRemoved() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("ckpt.safetensors")
+        try Safetensors.write(["w": Tensor([1, 2, 3])], to: url)
+        let exited = Process()
+        exited.executableURL = URL(fileURLWithPath: "/bin/true")
+        try exited.run()
+        exited.waitUntilExit()
+        let dead = exited.processIdentifier, host = Safetensors.localHost
+        let stale = [".ckpt.safetensors.tmp-\(host)-\(dead)-abc", ".ckpt.safetensors.tmp-\(dead)-def"]
+        let kept = [".ckpt.safetensors.tmp-\(host)-\(getpid())-ghi",        // this process: a write in progress
+                    ".ckpt.safetensors.tmp-\(host)-1-jkl",                   // init runs
+                    ".ckpt.safetensors.tmp-other_host-\(dead)-mno",          // another host's writer
+                    ".other.safetensors.tmp-\(host)-\(dead)-pqr",            // another destination
+                    ".ckpt.safetensors.tmp-\(host)-notapid-stu"]
+        for name in stale + kept { try Data([1, 2]).write(to: dir.appendingPathComponent(name)) }
+        #expect(Safetensors.removeStaleTemporaries(of: url) == stale.sorted())
+        #expect(try listing(dir) == (kept + ["ckpt.safetensors"]).sorted())
+        #expect(Safetensors.removeStaleTemporaries(of: url).isEmpty)
+        #expect(try SafetensorsFile(contentsOf: url).tensor("w").scalars == [1, 2, 3])
+        // A folder that does not exist has nothing to remove.
+        #expect(Safetensors.removeStaleTemporaries(of: dir.appendingPathComponent("none/ckpt.safetensors")).isEmpty)
+    }
+
     @Test func failedWriteLeavesThePreviousFileIntact() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -63,6 +63,45 @@ public enum Safetensors {
         try writeAtomically(to: url) { emit in try layout.emit(emit) }
     }
 
+    /// Removes the temporary files that interrupted writes of `url` left beside it (a process
+    /// killed between creating its temporary file and renaming it, e.g. by `kill -9` or a power
+    /// cut, cannot remove it; a checkpoint's is as large as the checkpoint). Only files of this
+    /// host whose writing process no longer runs are removed, so a write in progress is never
+    /// touched. Returns the names removed. Training runs call it when they open their folder.
+    ///
+    /// ```swift
+    /// let removed = Safetensors.removeStaleTemporaries(of: URL(fileURLWithPath: "run/checkpoint.safetensors"))
+    /// ```
+    @discardableResult
+    public static func removeStaleTemporaries(of url: URL) -> [String] {
+        let directory = url.deletingLastPathComponent().path
+        let prefix = temporaryPrefix(of: url)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() where name.hasPrefix(prefix) {
+            // `<host>-<pid>-<random>`, or `<pid>-<random>` from writers before the host was named.
+            let parts = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 2 || (parts.count == 3 && parts[0] == Substring(localHost)),
+                  let pid = Int32(parts[parts.count - 2]), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            if unlink(directory + "/" + name) == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
+    /// The start of the name of a temporary file that ``write(_:int64s:metadata:to:)`` writes
+    /// beside `url`: `.<name>.tmp-`, followed by `<host>-<pid>-<random>`.
+    static func temporaryPrefix(of url: URL) -> String { "." + url.lastPathComponent + ".tmp-" }
+
+    /// This host's name with every character but letters, digits and `.` replaced by `_` (so
+    /// that `-` separates the fields of a temporary file's name).
+    static let localHost: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let name = gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "localhost"
+        let kept = name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") ? $0 : "_" }
+        return kept.isEmpty ? "localhost" : String(kept)
+    }()
+
     /// Writes the chunks produced by `produce` to a temporary file beside `url`, fsyncs it,
     /// calls `beforeRename` (a test hook), renames it over `url` and fsyncs the directory.
     static func writeAtomically(
@@ -80,7 +119,7 @@ public enum Safetensors {
         var temporary = ""
         for _ in 0..<8 {        // O_EXCL: retry on the (unlikely) name collision
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-" + suffix
+            temporary = directory + "/" + temporaryPrefix(of: url) + "\(localHost)-\(getpid())-" + suffix
             fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             if fd >= 0 || errno != EEXIST { break }
         }
