@@ -65,6 +65,7 @@ public struct FIDFeatureCache: Sendable {
         let url = url(for: folder, network: network)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            Safetensors.removeStaleTemporaries(of: url)   // left by a process killed mid-write
             try Safetensors.write(["features": features.features],
                                   metadata: ["key": key(for: folder, network: network), "folder": folder.root.path,
                                              "skipped": String(features.skipped), "format": FIDFeatureCache.formatVersion],

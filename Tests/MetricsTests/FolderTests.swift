@@ -60,5 +60,19 @@ import Testing
         #expect(second.features.maxAbsDifference(first.features) == 0)
         let result = try evaluator.compare(first, second)
         #expect(abs(result.fid) < 1e-6 && result.nA == 4, "\(result)")
+
+        // A process killed while writing this entry left its temporary file; the next write removes it.
+        let exited = Process()
+        exited.executableURL = URL(fileURLWithPath: "/bin/true")
+        try exited.run()
+        exited.waitUntilExit()
+        let entry = URL(fileURLWithPath: file)
+        let leftover = entry.deletingLastPathComponent()
+            .appendingPathComponent(".\(entry.lastPathComponent).tmp-\(exited.processIdentifier)-x1")
+        try Data(count: 64).write(to: leftover)
+        try FileManager.default.removeItem(at: entry)
+        let third = try evaluator.features(ofFolder: Fixtures.url("images"))
+        #expect(!third.fromCache && FileManager.default.fileExists(atPath: file))
+        #expect(!FileManager.default.fileExists(atPath: leftover.path))
     }
 }

@@ -67,7 +67,8 @@ public enum Safetensors {
     /// killed between creating its temporary file and renaming it, e.g. by `kill -9` or a power
     /// cut, cannot remove it; a checkpoint's is as large as the checkpoint). Only files of this
     /// host whose writing process no longer runs are removed, so a write in progress is never
-    /// touched. Returns the names removed. Training runs call it when they open their folder.
+    /// touched. Returns the names removed. Training runs call it when they open their folder, the
+    /// FID feature cache before it writes an entry.
     ///
     /// ```swift
     /// let removed = Safetensors.removeStaleTemporaries(of: URL(fileURLWithPath: "run/checkpoint.safetensors"))
