@@ -67,8 +67,10 @@ public enum Safetensors {
     /// killed between creating its temporary file and renaming it, e.g. by `kill -9` or a power
     /// cut, cannot remove it; a checkpoint's is as large as the checkpoint). Only files of this
     /// host whose writing process no longer runs are removed, so a write in progress is never
-    /// touched. Returns the names removed. Training runs call it when they open their folder, the
-    /// FID feature cache before it writes an entry.
+    /// touched. (A writer in another PID namespace under the same host name, e.g. a second
+    /// container sharing the folder, looks dead from here: its rename then fails with an error
+    /// and its previous file stays whole.) Returns the names removed. Training runs call it when
+    /// they open their folder, the FID feature cache before it writes an entry.
     ///
     /// ```swift
     /// let removed = Safetensors.removeStaleTemporaries(of: URL(fileURLWithPath: "run/checkpoint.safetensors"))
@@ -98,7 +100,8 @@ public enum Safetensors {
     /// that `-` separates the fields of a temporary file's name).
     static let localHost: String = {
         var buffer = [CChar](repeating: 0, count: 256)
-        let name = gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "localhost"
+        let name = gethostname(&buffer, buffer.count - 1) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
         let kept = name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") ? $0 : "_" }
         return kept.isEmpty ? "localhost" : String(kept)
     }()
