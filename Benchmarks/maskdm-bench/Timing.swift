@@ -91,8 +91,7 @@ struct MeasuredPeak {
             best = max(best, flops.reduce(0, +) / seconds / 1e9)
         }
         // The emulated AVX-512 kernel runs AVX2 instructions, so its loop is AVX2's.
-        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512"
-            : [MASKDM_GEMM_ISA_AVX2, MASKDM_GEMM_ISA_AVX512_EMULATED].map { Int32($0.rawValue) }.contains(isa) ? "avx2" : "none"
+        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512" : isa == Int32(MASKDM_GEMM_ISA_NONE.rawValue) ? "none" : "avx2"
         return MeasuredPeak(isa: name, threads: threads, gflops: best)
     }
 }

@@ -1,18 +1,14 @@
 // The AVX-512 kernel's 14x32 micro-tile and blocking, built from AVX2 instructions: the same
-// template with 16-lane generic vectors (each operation becomes two 256-bit ones, fused
-// multiply-adds stay fused, so its results are the AVX-512 kernel's, bit for bit). It is slower than either real kernel and is never chosen by itself
-// (`maskdm_gemm_best_isa` skips it); `MASKDM_GEMM_ISA=avx512-emulated` selects it so that the
-// driver's paths for the AVX-512 geometry (14-row and 32-column panels, the cache blocks, the
-// packed-B products, every split) run and are tested on CPUs without AVX-512.
+// template with 16-lane generic vectors (each operation becomes two 256-bit ones; fused
+// multiply-adds stay fused), so it computes the AVX-512 kernel's values (GemmTests compares the
+// two, bit for bit, on CPUs with AVX-512). It is slower than either real kernel and is never
+// chosen by itself (`maskdm_gemm_best_isa` skips it); `MASKDM_GEMM_ISA=avx512-emulated` selects it
+// so that the driver's paths for the AVX-512 geometry (14-row and 32-column panels, the cache
+// blocks, the packed-B products, every split) run and are tested on CPUs without AVX-512.
 #include "gemm_internal.h"
 
 typedef float mdm_v16 __attribute__((vector_size(64), aligned(64)));
 typedef float mdm_v16u __attribute__((vector_size(64), aligned(4)));
-
-// A broadcast that keeps every bit of x (adding it to a zero vector would turn -0 into +0).
-__attribute__((target("avx2,fma"))) static inline mdm_v16 mdm_splat16(float x) {
-    return (mdm_v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
-}
 
 #define MK_NAME mdm_microkernel_avx512_emulated
 #define MK_TARGET "avx2,fma"
@@ -24,7 +20,9 @@ __attribute__((target("avx2,fma"))) static inline mdm_v16 mdm_splat16(float x) {
 #define MK_LOADU(p) ((mdm_v16)(*(const mdm_v16u *)(p)))
 #define MK_STORE(p, v) (*(mdm_v16 *)(p) = (v))
 #define MK_STOREU(p, v) (*(mdm_v16u *)(p) = (v))
-#define MK_SET1(x) mdm_splat16(x)
+// A broadcast that keeps every bit of x (adding x to a zero vector would turn -0 into +0); a
+// statement expression, not a function, so that no 512-bit vector crosses a call (-Wpsabi).
+#define MK_SET1(x) ({ const float s_ = (x); (mdm_v16){s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_}; })
 #define MK_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 #define MK_MUL(a, b) ((a) * (b))
 #include "gemm_microkernel_template.h"

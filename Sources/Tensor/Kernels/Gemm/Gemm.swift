@@ -47,8 +47,9 @@ public enum Gemm {
 
     /// The kernel the environment variable `MASKDM_GEMM_ISA` asks for: nil when it is unset or
     /// empty; `avx2`, `avx512` or `avx512-emulated` for that kernel, `openblas` to send every
-    /// product to OpenBLAS (``InstructionSet/none``). Use it to compare the kernels on one machine (a Zen 4 CPU runs
-    /// both). Throws ``Gemm/InstructionSetError`` for another value or a kernel this CPU lacks.
+    /// product to OpenBLAS (``InstructionSet/none``). Use it to compare the kernels on one machine
+    /// (a Zen 4 CPU runs both). Throws ``Gemm/InstructionSetError`` for another value or a kernel
+    /// this CPU lacks.
     public static func environmentInstructionSet(
         _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_ISA"]) throws -> InstructionSet? {
         guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
