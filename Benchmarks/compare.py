@@ -9,7 +9,8 @@ Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds ro
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
 ms, torch/swift (> 1 means the Swift side is faster) and both peak RSS figures where reported.
 With both the unmasked and the 90%-masked step of a network in the table, a last line gives each
-side's masked speedup (unmasked ms over masked ms; JSON: masked_speedups).
+side's masked speedup (unmasked ms over masked ms, with the range of single rounds; JSON:
+masked_speedups).
 "rounds" gives the lowest and highest torch/swift of single rounds (each round's two runs are
 neighbours in time, so a slow phase of the machine shows there as spread, not as a wrong median).
 Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one side lacks shows "-".
@@ -115,17 +116,23 @@ def round_ratios(swift: dict | None, other: dict | None, metric: str) -> list[fl
     return [y / x for x, y in zip(a, b) if x > 0]
 
 
-def masked_speedups(results: list[dict]) -> list[dict]:
-    """Per network with both step cases: unmasked over 90%-masked median step time, per side."""
-    steps = {r["name"]: r for r in results if r["metric"] == "median_ms"}
+def masked_speedups(sides: dict) -> list[dict]:
+    """Per network with both step cases: unmasked over 90%-masked step time, per side, from the
+    medians, and per round (`<side>_rounds`: each round's two cases ran one after the other, so a
+    slow phase of the machine moves both; the spread of these is the honest error bar).
+    `sides` maps a side's name to its `collect` result."""
     out = []
     for net in ("tiny", "small"):
-        full, masked = steps.get(f"step_{net}_unmasked"), steps.get(f"step_{net}_block4_90")
-        if not (full and masked):
-            continue
-        ratio = lambda key: (full[key] / masked[key]) if (full[key] and masked[key]) else None
-        out.append({"network": net, "swift": ratio("swift_ms"), "torch": ratio("torch_ms"),
-                    "reference": ratio("reference_ms")})
+        full_name, masked_name = f"step_{net}_unmasked", f"step_{net}_block4_90"
+        entry = {"network": net}
+        for side, runs in sides.items():
+            full = next((v for k, v in runs.items() if k[0] == full_name), None)
+            masked = next((v for k, v in runs.items() if k[0] == masked_name), None)
+            a, b = (full or {}).get("median_ms"), (masked or {}).get("median_ms")
+            entry[side] = statistics.median(a) / statistics.median(b) if a and b else None
+            entry[f"{side}_rounds"] = [x / y for x, y in zip(a, b) if y > 0] if a and b and len(a) == len(b) else []
+        if any(entry[side] for side in sides):
+            out.append(entry)
     return out
 
 
@@ -241,7 +248,7 @@ def main():
                 "label": f"{key[0]} {key[1]}{suffix}".strip(),
             })
 
-    speedups = masked_speedups(results)
+    speedups = masked_speedups({"swift": swift, "torch": torch, "reference": ref})
     if args.json:
         print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
                           "peak": peak, "quick": args.quick, "swift_binary": have_swift, "cases": results,
@@ -273,7 +280,8 @@ def main():
         print(line(r))
     for sp in speedups:
         print(f"masked speedup {sp['network']} (unmasked ms / block4 90% ms): "
-              + ", ".join(f"{side} {sp[side]:.2f}x" for side in ("swift", "torch", "reference") if sp[side]))
+              + ", ".join(f"{side} {sp[side]:.2f}x" + (f" (rounds {spread(sp[side + '_rounds'])})" if sp[side + "_rounds"] else "")
+                          for side in ("swift", "torch", "reference") if sp[side]))
     if any(noisy(r) for r in results):
         print("(!) the PyTorch process got under 85% of its cores (cpu_share): other processes were running")
 
