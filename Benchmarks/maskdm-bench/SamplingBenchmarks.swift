@@ -6,7 +6,8 @@ import ViTDiffusion
 /// Whole sampling runs (`maskdm-bench sample`): images per second of a 100-step DDIM (eta 1) and a
 /// 20-step DPM-Solver++(2M) run of the demo network (16 px, patch 2, D 256, 9 blocks; batch 64)
 /// and of small@64 (batch 4, and batch 16 for the 20-step run), one timed run each after a
-/// one-call warm-up. The PyTorch side (`bench_torch.py sample`) runs the same networks and samplers.
+/// one-call warm-up; GFLOP/s counts the network's forward passes and is given as a share of the
+/// measured peak too. The PyTorch side (`bench_torch.py sample`) runs the same networks and samplers.
 struct SamplingCase {
     let name: String
     let config: MaskedUViTConfig
@@ -31,6 +32,7 @@ struct SamplingCase {
 func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
     let chosen = cases.isEmpty ? SamplingCase.all.filter { !(quick && $0.name.contains("small_ddim")) }
                                : SamplingCase.all.filter { cases.contains($0.name) }
+    let peak = measuredPeak(threads: threads)   // before any run, on a cool machine
     for c in chosen {
         var rng = RandomGenerator(seed: 0)
         let model = MaskedUViT(config: c.config, rng: &rng)
@@ -43,8 +45,12 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        // The network's FLOPs only (a full-token forward pass per evaluation); the samplers' updates
+        // are element-wise and not counted.
+        let gflops = Double(sampler.networkEvaluations) * forwardFlops(c.config, batch: c.batch, visible: c.config.patchCount) / seconds / 1e9
         emit([("name", c.name), ("config", "\(c.config.imageHeight)px p\(c.config.patchSize) D\(c.config.embedDim) b\(c.batch) \(c.sampler)\(c.steps)"),
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
+              ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa),
               ("peak_rss_mb", peakRSSMiB())])
     }
 }
