@@ -5,9 +5,10 @@
 #   scripts/sanitize.sh [--ci] [address|thread ...]     (default: both)
 #
 # --ci (what .ci/run uses): the ThreadSanitizer run skips the FID/Inception, metrics and parity
-# suites and the three long training-quality tests, which under TSan take most of half an hour;
-# everything that runs threads (worker pool, buffer pool, prefetcher, batch loader, trainer,
-# run folders) stays in.
+# suites, the three long training-quality tests and the 2-rank sampling and FID jobs (the ASan run
+# and the plain suite keep all of them), which under TSan take most of half an hour; everything
+# that runs threads (worker pool, buffer pool, prefetcher, batch loader, trainer, run folders, the
+# 2-rank training jobs) stays in.
 #
 # ASan also reports leaks at exit (LeakSanitizer). Under TSan the worker pool, the buffer pool and
 # the prefetching loader run as in training. Both builds have the MPI trait: the 2-rank tests
@@ -33,6 +34,6 @@ for kind in "${kinds[@]}"; do
         TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan-suppressions.txt" \
         ASAN_OPTIONS="detect_leaks=1" LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0" \
         MASKDM_REQUIRE_MPI=1 swift test -c release -Xswiftc -enable-testing --traits MPI --sanitize="$kind" --scratch-path "$scratch" --skip-build \
-        $([[ $ci == 1 && $kind == thread ]] && echo '--skip FID|Inception|Demo|Compare|SampleWriter|Metrics|Parity|toyDistribution|tinyModelLearns|maskedPretrainingThenFinetuning')
+        $([[ $ci == 1 && $kind == thread ]] && echo '--skip FID|Inception|Demo|Compare|SampleWriter|Metrics|Parity|toyDistribution|tinyModelLearns|maskedPretrainingThenFinetuning|samplingSplitsOverRanks|fidSplitsOverRanks')
     echo "sanitize $kind: clean; build $((built - start)) s, tests $(( $(date +%s) - built )) s"
 done
