@@ -14,9 +14,11 @@
 # --shape NAME:OP:M:N:K (repeatable, replaces the set).
 #
 # Examples: is the working tree's kernel faster than the last commit's on the masked step's
-# shapes? Is the AVX-512 kernel faster than the AVX2 one on this CPU?
+# shapes? Is the AVX-512 kernel faster than the AVX2 one on this CPU? Would other cache blocks
+# suit it better (MDM_AVX2_MC/KC/NC, MDM_AVX512_MC/KC/NC in gemm_internal.h)?
 #   Benchmarks/gemm-ab/gemm-ab.sh HEAD .
 #   Benchmarks/gemm-ab/gemm-ab.sh --set all .@avx2 .@avx512
+#   Benchmarks/gemm-ab/gemm-ab.sh --set all --isa avx512 . .+-DMDM_AVX512_KC=256 .+-DMDM_AVX512_MC=252
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
@@ -27,12 +29,12 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds|--isa|--set|--shape) options+=("$1" "$2"); shift 2 ;;
         --warm) options+=("$1"); shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "gemm-ab: unknown option $1" >&2; exit 2 ;;
         *) variants+=("$1"); shift ;;
     esac
 done
-[[ ${#variants[@]} -ge 1 ]] || { sed -n '2,20p' "$0"; exit 2; }
+[[ ${#variants[@]} -ge 1 ]] || { sed -n '2,21p' "$0"; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$cc" -O2 -o "$work/gemm_ab" "$root/Benchmarks/gemm-ab/gemm_ab.c" -ldl

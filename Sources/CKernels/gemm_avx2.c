@@ -117,6 +117,6 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
 }
 
 const mdm_gemm_config mdm_gemm_config_avx2 = {
-    .mr = 6, .nr = 16, .mc = 144, .kc = 256, .nc = 4096,
+    .mr = 6, .nr = 16, .mc = MDM_AVX2_MC, .kc = MDM_AVX2_KC, .nc = MDM_AVX2_NC,
     .kernel = mdm_microkernel_avx2, .pack = mdm_pack_avx2,
 };

@@ -30,11 +30,37 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 
 /// The AVX-512 kernel's micro-tile and cache blocks, shared with its AVX2-built twin
 /// (gemm_avx512_emulated.c) so that the twin tests exactly the geometry the real kernel runs.
+/// The cache blocks (MC, KC, NC, here and for AVX2 below) can be set at compile time, e.g.
+/// -DMDM_AVX512_KC=256, to tune them on a CPU with Benchmarks/gemm-ab/gemm-ab.sh (a variant
+/// ".+-DMDM_AVX512_KC=256"); the micro-tiles are fixed by the kernels' code.
 #define MDM_AVX512_MR 14
 #define MDM_AVX512_NR 32
+#ifndef MDM_AVX512_MC
 #define MDM_AVX512_MC 168
+#endif
+#ifndef MDM_AVX512_KC
 #define MDM_AVX512_KC 192
+#endif
+#ifndef MDM_AVX512_NC
 #define MDM_AVX512_NC 4096
+#endif
+
+/// The AVX2 kernel's cache blocks (its micro-tile is 6 x 16).
+#ifndef MDM_AVX2_MC
+#define MDM_AVX2_MC 144
+#endif
+#ifndef MDM_AVX2_KC
+#define MDM_AVX2_KC 256
+#endif
+#ifndef MDM_AVX2_NC
+#define MDM_AVX2_NC 4096
+#endif
+
+// Row blocks must hold whole micro-tiles, column blocks whole panels (the pre-packed B's offsets).
+_Static_assert(MDM_AVX512_MC % MDM_AVX512_MR == 0 && MDM_AVX512_NC % MDM_AVX512_NR == 0 && MDM_AVX512_KC > 0,
+               "MDM_AVX512_MC must be a multiple of 14, MDM_AVX512_NC of 32");
+_Static_assert(MDM_AVX2_MC % 6 == 0 && MDM_AVX2_NC % 16 == 0 && MDM_AVX2_KC > 0,
+               "MDM_AVX2_MC must be a multiple of 6, MDM_AVX2_NC of 16");
 
 /// Configurations; defined in gemm_avx2.c, gemm_avx512.c and gemm_avx512_emulated.c.
 extern const mdm_gemm_config mdm_gemm_config_avx2;
