@@ -37,7 +37,7 @@ done
 [[ ${#variants[@]} -ge 1 ]] || { sed -n '2,21p' "$0"; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$cc" -O2 -o "$work/gemm_ab" "$root/Benchmarks/gemm-ab/gemm_ab.c" -ldl
+"$cc" -O2 -o "$work/gemm_ab" "$root/Benchmarks/gemm-ab/gemm_ab.c" -ldl -lm
 libs=()
 for i in "${!variants[@]}"; do
     spec=${variants[$i]}

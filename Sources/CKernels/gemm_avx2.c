@@ -5,7 +5,7 @@
 
 #define MK_NAME mdm_microkernel_avx2
 #define MK_TARGET "avx2,fma"
-#define MK_MR 6
+#define MK_MR MDM_AVX2_MR
 #define MK_W 8
 #define MK_VEC __m256
 #define MK_ZERO() _mm256_setzero_ps()
@@ -117,6 +117,6 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
 }
 
 const mdm_gemm_config mdm_gemm_config_avx2 = {
-    .mr = 6, .nr = 16, .mc = MDM_AVX2_MC, .kc = MDM_AVX2_KC, .nc = MDM_AVX2_NC,
+    .mr = MDM_AVX2_MR, .nr = MDM_AVX2_NR, .mc = MDM_AVX2_MC, .kc = MDM_AVX2_KC, .nc = MDM_AVX2_NC,
     .kernel = mdm_microkernel_avx2, .pack = mdm_pack_avx2,
 };

@@ -45,7 +45,9 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 #define MDM_AVX512_NC 4096
 #endif
 
-/// The AVX2 kernel's cache blocks (its micro-tile is 6 x 16).
+/// The AVX2 kernel's micro-tile and cache blocks.
+#define MDM_AVX2_MR 6
+#define MDM_AVX2_NR 16
 #ifndef MDM_AVX2_MC
 #define MDM_AVX2_MC 144
 #endif
@@ -59,7 +61,7 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 // Row blocks must hold whole micro-tiles, column blocks whole panels (the pre-packed B's offsets).
 _Static_assert(MDM_AVX512_MC % MDM_AVX512_MR == 0 && MDM_AVX512_NC % MDM_AVX512_NR == 0 && MDM_AVX512_KC > 0,
                "MDM_AVX512_MC must be a multiple of 14, MDM_AVX512_NC of 32");
-_Static_assert(MDM_AVX2_MC % 6 == 0 && MDM_AVX2_NC % 16 == 0 && MDM_AVX2_KC > 0,
+_Static_assert(MDM_AVX2_MC % MDM_AVX2_MR == 0 && MDM_AVX2_NC % MDM_AVX2_NR == 0 && MDM_AVX2_KC > 0,
                "MDM_AVX2_MC must be a multiple of 6, MDM_AVX2_NC of 16");
 
 /// Configurations; defined in gemm_avx2.c, gemm_avx512.c and gemm_avx512_emulated.c.
