@@ -1,9 +1,9 @@
-// The AVX-512 kernel's 14x32 micro-tile and blocking, built from AVX2 instructions: the same
+// The AVX-512 kernel's 8x32 micro-tile and blocking, built from AVX2 instructions: the same
 // template with 16-lane generic vectors (each operation becomes two 256-bit ones; fused
 // multiply-adds stay fused), so it computes the AVX-512 kernel's values (GemmTests compares the
 // two, bit for bit, on CPUs with AVX-512). It is slower than either real kernel and is never
 // chosen by itself (`maskdm_gemm_best_isa` skips it); `MASKDM_GEMM_ISA=avx512-emulated` selects it
-// so that the driver's paths for the AVX-512 geometry (14-row and 32-column panels, the cache
+// so that the driver's paths for the AVX-512 geometry (8-row and 32-column panels, the cache
 // blocks, the packed-B products, every split) run and are tested on CPUs without AVX-512.
 #include "gemm_internal.h"
 

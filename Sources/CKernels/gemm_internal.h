@@ -33,13 +33,15 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 /// The cache blocks (MC, KC, NC, here and for AVX2 below) can be set at compile time, e.g.
 /// -DMDM_AVX512_KC=256, to tune them on a CPU with Benchmarks/gemm-ab/gemm-ab.sh (a variant
 /// ".+-DMDM_AVX512_KC=256"); the micro-tiles are fixed by the kernels' code.
-#define MDM_AVX512_MR 14
+#ifndef MDM_AVX512_MR
+#define MDM_AVX512_MR 8
+#endif
 #define MDM_AVX512_NR 32
 #ifndef MDM_AVX512_MC
 #define MDM_AVX512_MC 168
 #endif
 #ifndef MDM_AVX512_KC
-#define MDM_AVX512_KC 192
+#define MDM_AVX512_KC 384
 #endif
 #ifndef MDM_AVX512_NC
 #define MDM_AVX512_NC 4096
@@ -60,7 +62,7 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 
 // Row blocks must hold whole micro-tiles, column blocks whole panels (the pre-packed B's offsets).
 _Static_assert(MDM_AVX512_MC % MDM_AVX512_MR == 0 && MDM_AVX512_NC % MDM_AVX512_NR == 0 && MDM_AVX512_KC > 0,
-               "MDM_AVX512_MC must be a multiple of 14, MDM_AVX512_NC of 32");
+               "MDM_AVX512_MC must be a multiple of 8, MDM_AVX512_NC of 32");
 _Static_assert(MDM_AVX2_MC % MDM_AVX2_MR == 0 && MDM_AVX2_NC % MDM_AVX2_NR == 0 && MDM_AVX2_KC > 0,
                "MDM_AVX2_MC must be a multiple of 6, MDM_AVX2_NC of 16");
 

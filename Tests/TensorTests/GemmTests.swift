@@ -58,7 +58,7 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     static let sizes = [1, 3, 15, 17, 31, 33, 65, 257, 513]
 
     /// Kernels this CPU can run (never empty on x86 machines with AVX2). The AVX2-built twin of
-    /// the AVX-512 kernel puts the AVX-512 geometry (14x32 tile, its blocks) through every test
+    /// the AVX-512 kernel puts the AVX-512 geometry (8x32 tile, its blocks) through every test
     /// on CPUs without AVX-512.
     static let kernels = [Gemm.InstructionSet.avx2, .avx512, .avx512Emulated].filter { Gemm.isaSupported($0) }
 
