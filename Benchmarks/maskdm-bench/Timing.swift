@@ -90,8 +90,11 @@ struct MeasuredPeak {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             best = max(best, flops.reduce(0, +) / seconds / 1e9)
         }
-        // The emulated AVX-512 kernel runs AVX2 instructions, so its loop is AVX2's.
-        let name = isa == Int32(MASKDM_GEMM_ISA_AVX512.rawValue) ? "avx512" : isa == Int32(MASKDM_GEMM_ISA_NONE.rawValue) ? "none" : "avx2"
+        // The emulated AVX-512 kernel runs AVX2 instructions, so its loop is AVX2's; the bf16
+        // kernel's loop runs its pairwise dot products (its mixed-precision peak).
+        let names: [Int32: String] = [Int32(MASKDM_GEMM_ISA_AVX512.rawValue): "avx512", Int32(MASKDM_GEMM_ISA_NONE.rawValue): "none",
+                                      Int32(MASKDM_GEMM_ISA_AVX512_BF16.rawValue): "avx512-bf16"]
+        let name = names[isa] ?? "avx2"
         return MeasuredPeak(isa: name, threads: threads, gflops: best)
     }
 }

@@ -192,13 +192,14 @@ def run_step_case(name, args):
                       if kind == "block" else None for _ in range(warmup + reps)])
 
         def step():
-            mt.train_step(model, opt, ema, sched, x0, next(masks), gen)
+            mt.train_step(model, opt, ema, sched, x0, next(masks), gen, bf16=args.bf16)
 
         flops = 3.0 * mt.forward_flops(cfg, batch, visible)
     ms = median_ms(step, warmup=warmup, reps=reps)
     emit({"name": name, "config": config_string(name), "threads": args.threads, "median_ms": ms,
           "gflops": flops / ms / 1e6, "tokens": visible + 1, "params": mt.count_parameters(model),
           "attention": "reference" if args.model == "reference" else args.attn, "model": args.model,
+          "precision": "bf16-autocast" if args.bf16 else "fp32",
           "peak_rss_mb": peak_rss_mb()})
 
 
@@ -277,7 +278,8 @@ def bench_step(args):
             continue
         cmd = [sys.executable, os.path.abspath(__file__), "step", "--case", name, "--threads", str(args.threads),
                "--attn", args.attn, "--model", args.model] + (["--quick"] if args.quick else []) \
-            + (["--reference-repo", args.reference_repo] if args.reference_repo else [])
+            + (["--reference-repo", args.reference_repo] if args.reference_repo else []) \
+            + (["--bf16"] if args.bf16 else [])
         r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(r.stdout)
         sys.stdout.flush()
@@ -293,6 +295,8 @@ def main():
     ap.add_argument("--attn", choices=["sdpa", "vanilla"], default="sdpa",
                     help="attention in the step cases: sdpa (fastest) or vanilla (the reference's CPU path)")
     ap.add_argument("--no-isolate", action="store_true", help="run step cases in this process")
+    ap.add_argument("--bf16", action="store_true",
+                    help="training step cases: forward under torch.autocast('cpu', bfloat16) (mixed precision)")
     ap.add_argument("--model", choices=["ours", "reference"], default="ours",
                     help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "

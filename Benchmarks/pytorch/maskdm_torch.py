@@ -428,13 +428,16 @@ def make_ema(model: nn.Module, beta: float = 0.999):
 
 
 def train_step(model, opt, ema, schedule: Schedule, x0, mask, gen: torch.Generator | None = None,
-               clip: float | None = None) -> float:
+               clip: float | None = None, bf16: bool = False) -> float:
     """One reference training step: t ~ U{0..T-1}, eps ~ N(0, I), x_t over the whole image,
-    masked loss, backward, optional clipping, AdamW step, zero grads, EMA update."""
+    masked loss, backward, optional clipping, AdamW step, zero grads, EMA update. `bf16`: the
+    forward pass under CPU autocast to bfloat16 (PyTorch's mixed precision; weights, gradients
+    and optimizer state stay fp32)."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), generator=gen)
     eps = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
-    loss, _ = maskdm_loss(model, schedule.q_sample(x0, t, eps), t, eps, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss, _ = maskdm_loss(model, schedule.q_sample(x0, t, eps), t, eps, mask)
     loss.backward()
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)

@@ -11,7 +11,8 @@ struct MaskDM: ParsableCommand {
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
         discussion: "Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, sample and fid split their work over the ranks.",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
-                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self])
+                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self,
+                      PlotLoss.self])
 
     /// Starts MPI when launched by mpirun, runs the command, and ends the whole job on an error
     /// of any rank (so that no rank waits forever for a dead or failed peer).

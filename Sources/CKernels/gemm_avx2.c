@@ -2,6 +2,7 @@
 // Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
 #include <immintrin.h>
 #include "gemm_internal.h"
+#include "vecmath_avx2.h"
 
 #define MK_NAME mdm_microkernel_avx2
 #define MK_TARGET "avx2,fma"
@@ -17,27 +18,6 @@
 #define MK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define MK_MUL(a, b) _mm256_mul_ps(a, b)
 #include "gemm_microkernel_template.h"
-
-#define AVX2 __attribute__((target("avx2,fma")))
-
-/// Transposes the 8x8 block rows[0..8][0..8] in registers: out[q][l] = rows[l][q].
-AVX2 static inline void transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     // a0 b0 a1 b1 | a4 b4 a5 b5
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); // a2 b2 a3 b3 | a6 b6 a7 b7
-    }
-    for (int h = 0; h < 2; h++) {  // h = 0: rows 0-3, h = 1: rows 4-7
-        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);     // column 0 | 4
-        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);     // column 1 | 5
-        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44); // column 2 | 6
-        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE); // column 3 | 7
-    }
-    for (int q = 0; q < 4; q++) {
-        r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
-        r[q + 4] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
-    }
-}
 
 /// Stores the first `w` (1 to 8) floats of v.
 AVX2 static inline void store_w(float *d, __m256 v, int w) {
@@ -105,7 +85,7 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
                     }
                     __m256 r[8];
                     for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(row[l] + p);
-                    transpose8(r);
+                    mdm_transpose8(r);
                     for (int q = 0; q < 8; q++) store_w(dst + (long)(p + q) * w + g, r[q], gw);
                 }
                 for (; p < kc; p++) {

@@ -11,16 +11,7 @@
 #define MK_NAME mdm_microkernel_avx512
 #define MK_TARGET "avx512f,avx512vl,fma"
 #define MK_MR MDM_AVX512_MR
-#define MK_W 16
-#define MK_VEC __m512
-#define MK_ZERO() _mm512_setzero_ps()
-#define MK_LOAD(p) _mm512_load_ps(p)
-#define MK_LOADU(p) _mm512_loadu_ps(p)
-#define MK_STORE(p, v) _mm512_store_ps(p, v)
-#define MK_STOREU(p, v) _mm512_storeu_ps(p, v)
-#define MK_SET1(x) _mm512_set1_ps(x)
-#define MK_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define MK_MUL(a, b) _mm512_mul_ps(a, b)
+#include "gemm_avx512_ops.h"
 #include "gemm_microkernel_template.h"
 
 const mdm_gemm_config mdm_gemm_config_avx512 = {

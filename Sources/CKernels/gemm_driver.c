@@ -18,6 +18,9 @@ static int has(int isa) {
     case MASKDM_GEMM_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
             && __builtin_cpu_supports("fma");
+    case MASKDM_GEMM_ISA_AVX512_BF16:
+        return has(MASKDM_GEMM_ISA_AVX512) && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx2");
     default:
         return 0;
     }
@@ -59,6 +62,7 @@ static const mdm_gemm_config *config(int isa) {
     case MASKDM_GEMM_ISA_AVX2: return &mdm_gemm_config_avx2;
     case MASKDM_GEMM_ISA_AVX512: return &mdm_gemm_config_avx512;
     case MASKDM_GEMM_ISA_AVX512_EMULATED: return &mdm_gemm_config_avx512_emulated;
+    case MASKDM_GEMM_ISA_AVX512_BF16: return &mdm_gemm_config_bf16;
     default: return 0;
     }
 }
@@ -86,8 +90,8 @@ static blocking block_sizes(const mdm_gemm_config *cfg, int M, int N, int K) {
     b.mc = balanced(M, cfg->mc, cfg->mr);
     b.nc = balanced(N, cfg->nc, cfg->nr);
     b.kc = balanced(K, cfg->kc, 1);
-    b.b_floats = round_up((long)b.kc * b.nc, 16);
-    b.a_floats = round_up((long)b.kc * b.mc, 16);
+    b.b_floats = round_up(mdm_panel_depth(cfg, b.kc) * b.nc, 16);
+    b.a_floats = round_up(mdm_panel_depth(cfg, b.kc) * b.mc, 16);
     return b;
 }
 
@@ -96,14 +100,14 @@ size_t maskdm_sgemm_workspace_size(int M, int N, int K) {
     // monotonic (M = 192 packs two 96-row A blocks, M = 108 one 108-row block), and callers size
     // one workspace for a family of products (ragged attention tiles, thread chunks).
     long most = 0;
-    const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512};
-    for (int i = 0; i < 2; i++) {
+    const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512, &mdm_gemm_config_bf16};
+    for (int i = 0; i < 3; i++) {
         const mdm_gemm_config *cfg = all[i];
         long mc = round_up(M > 0 ? M : 1, cfg->mr), nc = round_up(N > 0 ? N : 1, cfg->nr), kc = K > 0 ? K : 1;
         if (mc > cfg->mc) mc = cfg->mc;
         if (nc > cfg->nc) nc = cfg->nc;
         if (kc > cfg->kc) kc = cfg->kc;
-        long need = round_up(kc * nc, 16) + round_up(kc * mc, 16);
+        long need = round_up(mdm_panel_depth(cfg, kc) * nc, 16) + round_up(mdm_panel_depth(cfg, kc) * mc, 16);
         if (need > most) most = need;
     }
     return (size_t)most + 16;
@@ -151,11 +155,12 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
         int nc = N - jc < bs.nc ? N - jc : bs.nc;
         for (int pc = 0; pc < K; pc += bs.kc) {
             int kc = K - pc < bs.kc ? K - pc : bs.kc;
+            long kd = mdm_panel_depth(cfg, kc);  // floats per panel line
             float beta_block = pc == 0 ? beta : 1.0f;
             const float *bias_block = pc == 0 && bias ? bias + jc : 0;  // the bias joins the first sum
             const float *bblock = bpack;
             if (packedB) {
-                bblock = packedB + pc * npad + (long)(packed_j0 + jc) * kc;
+                bblock = packedB + (long)(pc / bs.kc) * mdm_panel_depth(cfg, bs.kc) * npad + (long)(packed_j0 + jc) * kd;
             } else {
                 // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
                 cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
@@ -166,11 +171,11 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
                 cfg->pack(A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, cfg->mr, apack);
                 for (int jr = 0; jr < nc; jr += cfg->nr) {
                     int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-                    const float *bp = bblock + (long)jr * kc;
+                    const float *bp = bblock + (long)jr * kd;
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
                         int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
                         float *c = C + (long)(ic + ir) * ldc + jc + jr;
-                        cfg->kernel(kc, apack + (long)ir * kc, bp, c, ldc, alpha, beta_block, mr, nr,
+                        cfg->kernel(kc, apack + (long)ir * kd, bp, c, ldc, alpha, beta_block, mr, nr,
                                     bias_block ? bias_block + jr : 0);
                     }
                 }
@@ -195,7 +200,7 @@ void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || N <= 0 || K <= 0) return 16;
-    return (size_t)(round_up(N, cfg->nr) * K) + 16;
+    return (size_t)(round_up(N, cfg->nr) * K) + 16;  // bf16 pairs need at most this
 }
 
 void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
@@ -208,7 +213,7 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
     for (int pc = 0; pc < K; pc += kcb) {
         int kc = K - pc < kcb ? K - pc : kcb;
         cfg->pack(B + pc * b_rs + j0 * b_cs, b_cs, b_rs, j1 - j0, kc, cfg->nr,
-                  packedB + pc * npad + (long)j0 * kc);
+                  packedB + (long)(pc / kcb) * mdm_panel_depth(cfg, kcb) * npad + (long)j0 * mdm_panel_depth(cfg, kc));
     }
 }
 

@@ -20,13 +20,25 @@ typedef struct {
     int mc, kc, nc;          // cache blocks: A block (mc, kc) in L2, B block (kc, nc) in L3
     mdm_microkernel kernel;
     mdm_packer pack;         // used for A (w = mr) and B (w = nr)
+    int pairs;               // 1: panels hold bf16 pairs of depths (ceil(kc/2) 32-bit slots per line)
 } mdm_gemm_config;
+
+/// Floats (32-bit slots) per line of a kc-deep panel of `cfg`: kc, or ceil(kc/2) for bf16 pairs.
+static inline long mdm_panel_depth(const mdm_gemm_config *cfg, long kc) { return cfg->pairs ? (kc + 1) / 2 : kc; }
 
 /// Portable scalar packer (any w, any strides).
 void mdm_pack_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
 
 /// Vectorised packer (AVX2; any w). Call only on CPUs with AVX2.
 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+
+/// bf16 rounding as VCVTNEPS2BF16 does it: nearest, ties to even; zero and denormals to a signed
+/// zero; NaN stays NaN (made quiet).
+unsigned short mdm_bf16_round(float x);
+
+/// bf16 packers (see gemm_bf16.c for the pair layout): portable, and vectorised (AVX512_BF16 CPUs).
+void mdm_pack_bf16_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
+void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
 
 /// The AVX-512 kernel's micro-tile and cache blocks, shared with its AVX2-built twin
 /// (gemm_avx512_emulated.c) so that the twin tests exactly the geometry the real kernel runs.
@@ -60,13 +72,30 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 #define MDM_AVX2_NC 4096
 #endif
 
+/// The bf16 kernel's micro-tile and cache blocks (kc counts depths, two per 32-bit slot).
+#define MDM_BF16_MR 8
+#define MDM_BF16_NR 32
+#ifndef MDM_BF16_MC
+#define MDM_BF16_MC 168
+#endif
+#ifndef MDM_BF16_KC
+#define MDM_BF16_KC 768
+#endif
+#ifndef MDM_BF16_NC
+#define MDM_BF16_NC 4096
+#endif
+
 // Row blocks must hold whole micro-tiles, column blocks whole panels (the pre-packed B's offsets).
 _Static_assert(MDM_AVX512_MC % MDM_AVX512_MR == 0 && MDM_AVX512_NC % MDM_AVX512_NR == 0 && MDM_AVX512_KC > 0,
                "MDM_AVX512_MC must be a multiple of 8, MDM_AVX512_NC of 32");
 _Static_assert(MDM_AVX2_MC % MDM_AVX2_MR == 0 && MDM_AVX2_NC % MDM_AVX2_NR == 0 && MDM_AVX2_KC > 0,
                "MDM_AVX2_MC must be a multiple of 6, MDM_AVX2_NC of 16");
 
-/// Configurations; defined in gemm_avx2.c, gemm_avx512.c and gemm_avx512_emulated.c.
+_Static_assert(MDM_BF16_MC % MDM_BF16_MR == 0 && MDM_BF16_NC % MDM_BF16_NR == 0 && MDM_BF16_KC > 0,
+               "MDM_BF16_MC must be a multiple of 8, MDM_BF16_NC of 32");
+
+/// Configurations; defined in gemm_avx2.c, gemm_avx512.c, gemm_avx512_emulated.c and gemm_bf16.c.
+extern const mdm_gemm_config mdm_gemm_config_bf16;
 extern const mdm_gemm_config mdm_gemm_config_avx2;
 extern const mdm_gemm_config mdm_gemm_config_avx512;
 extern const mdm_gemm_config mdm_gemm_config_avx512_emulated;

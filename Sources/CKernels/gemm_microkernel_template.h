@@ -4,10 +4,24 @@
 // (rows), MK_W (lanes per vector; the tile is MK_MR x 2*MK_W), MK_VEC (vector type) and the
 // operations MK_ZERO(), MK_LOAD(p) (aligned), MK_LOADU(p), MK_STORE(p) (aligned), MK_STOREU(p, v),
 // MK_SET1(x), MK_FMA(a, b, c) (a*b+c), MK_MUL(a, b).
+// Optional depth hooks (defaults: one fp32 value per depth step): MK_STEPS(kc) (depth steps of a
+// kc-deep panel), MK_BCAST(p) (the vector of A's entry at p) and MK_STEP(acc, a, b) (acc + a*b).
+// The bf16 kernel (gemm_bf16.c) steps over pairs of depths: each 32-bit slot of its panels holds
+// two bf16 values, and its step is a pairwise dot product.
 //
 // Per depth step p the kernel loads two vectors of the packed B panel (row p, NR = 2*MK_W
 // columns), broadcasts each of the MK_MR packed A values of column p and issues 2*MK_MR FMAs
 // into register accumulators; the tile of C is read (if beta != 0) and written once at the end.
+
+#ifndef MK_STEPS
+#define MK_STEPS(kc) (kc)
+#endif
+#ifndef MK_BCAST
+#define MK_BCAST(p) MK_SET1(*(p))
+#endif
+#ifndef MK_STEP
+#define MK_STEP(acc, a, b) MK_FMA(a, b, acc)
+#endif
 
 __attribute__((target(MK_TARGET)))
 static void MK_NAME(long kc, const float *restrict a, const float *restrict b, float *restrict c,
@@ -21,14 +35,14 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
 #pragma clang loop unroll(full)
     for (int r = 0; r < MK_MR; r++) { lo[r] = MK_ZERO(); hi[r] = MK_ZERO(); }
 #pragma clang loop unroll_count(4)
-    for (long p = 0; p < kc; p++) {
+    for (long p = 0, steps = MK_STEPS(kc); p < steps; p++) {
         __builtin_prefetch(a + 16 * MK_MR, 0, 3);  // the A panel streams from L2
         MK_VEC b0 = MK_LOAD(b), b1 = MK_LOAD(b + MK_W);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MK_MR; r++) {
-            MK_VEC ar = MK_SET1(a[r]);
-            lo[r] = MK_FMA(ar, b0, lo[r]);
-            hi[r] = MK_FMA(ar, b1, hi[r]);
+            MK_VEC ar = MK_BCAST(a + r);
+            lo[r] = MK_STEP(lo[r], ar, b0);
+            hi[r] = MK_STEP(hi[r], ar, b1);
         }
         a += MK_MR;
         b += 2 * MK_W;
@@ -86,3 +100,7 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
         }
     }
 }
+
+#undef MK_STEPS
+#undef MK_BCAST
+#undef MK_STEP

@@ -5,43 +5,31 @@
 
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
-#define AVX512 __attribute__((target("avx512f,fma")))
-
-// 12 independent accumulators cover the FMA latency (4-5 cycles) on two pipes.
-AVX2 static float fma_loop_avx2(long iterations) {
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-    __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (long i = 0; i < iterations; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
-        a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
-        a9 = _mm256_fmadd_ps(a9, m, c); a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+// One loop per instruction: 12 independent accumulators cover the latency (4-6 cycles) on two
+// pipes; `OP(acc)` is the instruction on an accumulator, `SUM(s)` reduces the summed vector.
+#define PEAK_LOOP(NAME, TARGET, VEC, INIT, OP, ADD, SUM)                                             \
+    __attribute__((target(TARGET))) static float NAME(long iterations) {                            \
+        VEC a0 = INIT, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;                                 \
+        VEC a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;                                 \
+        for (long i = 0; i < iterations; i++) {                                                     \
+            a0 = OP(a0); a1 = OP(a1); a2 = OP(a2); a3 = OP(a3); a4 = OP(a4); a5 = OP(a5);           \
+            a6 = OP(a6); a7 = OP(a7); a8 = OP(a8); a9 = OP(a9); a10 = OP(a10); a11 = OP(a11);       \
+        }                                                                                           \
+        VEC s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));                  \
+        return SUM(ADD(s, ADD(ADD(a8, a9), ADD(a10, a11))));                                        \
     }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    return out[0] + out[7];
-}
 
-AVX512 static float fma_loop_avx512(long iterations) {
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-    __m512 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (long i = 0; i < iterations; i++) {
-        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
-        a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
-        a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    return _mm512_reduce_add_ps(s);
-}
+#define FMA8(a) _mm256_fmadd_ps(a, _mm256_set1_ps(0.999999f), _mm256_set1_ps(1e-7f))
+#define SUM8(s) (_mm256_cvtss_f32(s) + _mm256_cvtss_f32(_mm256_permute2f128_ps(s, s, 1)))
+PEAK_LOOP(fma_loop_avx2, "avx2,fma", __m256, _mm256_set1_ps(1.0f), FMA8, _mm256_add_ps, SUM8)
+
+#define FMA16(a) _mm512_fmadd_ps(a, _mm512_set1_ps(0.999999f), _mm512_set1_ps(1e-7f))
+PEAK_LOOP(fma_loop_avx512, "avx512f,fma", __m512, _mm512_set1_ps(1.0f), FMA16, _mm512_add_ps, _mm512_reduce_add_ps)
+
+// The bf16 kernel's instruction: 16 lanes x 2 products x 2 flops per VDPBF16PS.
+#define DPBF16(a) _mm512_dpbf16_ps(a, (__m512bh)_mm512_set1_epi32(0x3f803f80), (__m512bh)_mm512_set1_epi32(0x33d633d6))
+PEAK_LOOP(dpbf16_loop, "avx512f,avx512bw,avx512vl,avx512bf16,fma", __m512, _mm512_setzero_ps(), DPBF16, _mm512_add_ps,
+          _mm512_reduce_add_ps)
 
 double maskdm_fma_peak_flops(int isa, long iterations) {
     if (!maskdm_gemm_isa_supported(isa)) return 0;
@@ -56,6 +44,11 @@ double maskdm_fma_peak_flops(int isa, long iterations) {
         volatile float sink = fma_loop_avx512(iterations);
         (void)sink;
         return (double)iterations * 12 * 16 * 2;
+    }
+    case MASKDM_GEMM_ISA_AVX512_BF16: {
+        volatile float sink = dpbf16_loop(iterations);
+        (void)sink;
+        return (double)iterations * 12 * 16 * 2 * 2;
     }
     default:
         return 0;

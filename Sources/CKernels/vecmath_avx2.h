@@ -1,6 +1,6 @@
-// AVX2 + FMA helpers shared by the element-wise C kernels (softmax rows, GELU, LayerNorm, AdamW):
-// the target attribute, exp and a horizontal sum. Include only from files whose functions carry
-// the AVX2 target attribute.
+// AVX2 + FMA helpers shared by the element-wise C kernels (softmax rows, GELU, LayerNorm, AdamW)
+// and the GEMM packers: the target attribute, exp, a horizontal sum and an 8x8 transpose. Include
+// only from files whose functions carry the AVX2 target attribute (or a superset of it).
 #ifndef MASKDM_VECMATH_AVX2_H
 #define MASKDM_VECMATH_AVX2_H
 #include <immintrin.h>
@@ -32,6 +32,25 @@ AVX2 static inline float hsum8(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/// Transposes the 8x8 block rows[0..8][0..8] in registers: out[q][l] = rows[l][q].
+AVX2 static inline void mdm_transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     // a0 b0 a1 b1 | a4 b4 a5 b5
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); // a2 b2 a3 b3 | a6 b6 a7 b7
+    }
+    for (int h = 0; h < 2; h++) {  // h = 0: rows 0-3, h = 1: rows 4-7
+        u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);     // column 0 | 4
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);     // column 1 | 5
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44); // column 2 | 6
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE); // column 3 | 7
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+        r[q + 4] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+    }
 }
 
 #endif

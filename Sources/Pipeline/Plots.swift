@@ -17,6 +17,24 @@ public enum LossPlot {
     }
 }
 
+extension LossPlot {
+    /// Draws the smoothed loss of several runs against the step on one chart (log scale when the
+    /// losses span more than a factor of 20), one colour per run, to compare them: e.g. a run in
+    /// mixed precision against the same run in fp32. `smoothing` is the moving average's weight
+    /// (0: the raw losses).
+    public static func writeComparison(runs: [(name: String, records: [StepRecord])], title: String,
+                                       smoothing: Double = 0.9, to url: URL) throws {
+        let finite = runs.flatMap { $0.records.map { Double($0.loss) } }.filter { $0.isFinite && $0 > 0 }
+        let logY = (finite.max() ?? 1) / max(finite.min() ?? 1, 1e-12) > 20
+        let series = runs.enumerated().map { i, run in
+            LinePlot.Series(name: run.name, x: run.records.map { Double($0.step) },
+                            y: LinePlot.smoothed(run.records.map { Double($0.loss) }, weight: smoothing),
+                            color: LinePlot.palette[i % LinePlot.palette.count], lineWidth: 2)
+        }
+        try LinePlot(title: title, xLabel: "step", yLabel: "loss", logScaleY: logY, series: series).write(to: url)
+    }
+}
+
 /// `fid_vs_time.png` of `maskdm compare`: one FID curve per arm against training minutes.
 public enum FIDPlot {
     /// Draws one series per arm (x: minutes of summed step time, y: FID).

@@ -17,8 +17,9 @@ struct GemmCase: CustomStringConvertible {
 
 /// Runs `gemm` and the naive Double twin on random operands and returns the max error relative to
 /// the result's magnitude. Padding of A, B and C holds NaN: a read of it poisons the result, and
-/// C's padding must come back untouched. With beta 0, C starts as NaN.
-func gemmRelativeError(_ p: GemmCase, seed: UInt64,
+/// C's padding must come back untouched. With beta 0, C starts as NaN. The twin multiplies the
+/// operands after `rounding` (the bf16 kernel's: its result must be the product of rounded inputs).
+func gemmRelativeError(_ p: GemmCase, seed: UInt64, rounding: (Float) -> Float = { $0 },
                        _ gemm: (GemmCase, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int) -> Void) -> Float {
     var rng = RandomGenerator(seed: seed)
     let (rowsA, colsA) = p.transposeA ? (p.k, p.m) : (p.m, p.k)
@@ -35,7 +36,7 @@ func gemmRelativeError(_ p: GemmCase, seed: UInt64,
     var ref = c
     ref.withUnsafeMutableBufferPointer { r in
         Naive.sgemm(transposeA: p.transposeA, transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
-                    a: a, lda: lda, b: b, ldb: ldb, beta: p.beta, c: r.baseAddress!, ldc: ldc)
+                    a: a.map(rounding), lda: lda, b: b.map(rounding), ldb: ldb, beta: p.beta, c: r.baseAddress!, ldc: ldc)
     }
     c.withUnsafeMutableBufferPointer { gemm(p, a, lda, b, ldb, $0.baseAddress!, ldc) }
     var err: Float = 0, scale: Float = 1e-20
@@ -242,7 +243,8 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(try Gemm.environmentInstructionSet(nil) == nil)
         #expect(try Gemm.environmentInstructionSet("  ") == nil)
         #expect(try Gemm.environmentInstructionSet("openblas") == Gemm.InstructionSet.none)
-        let names: [Gemm.InstructionSet: String] = [.avx2: "AVX2", .avx512: "avx512", .avx512Emulated: "avx512-Emulated"]
+        let names: [Gemm.InstructionSet: String] = [.avx2: "AVX2", .avx512: "avx512", .avx512Emulated: "avx512-Emulated",
+                                                      .avx512BF16: "AVX512-bf16"]
         for (isa, name) in names {
             if Gemm.isaSupported(isa) {
                 #expect(try Gemm.environmentInstructionSet(name) == isa)
@@ -258,6 +260,7 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         // The emulated twin runs wherever AVX2 does, and is never picked by itself.
         #expect(Gemm.isaSupported(.avx512Emulated) == Gemm.isaSupported(.avx2))
         #expect(maskdm_gemm_best_isa() != Int32(MASKDM_GEMM_ISA_AVX512_EMULATED.rawValue))
+        #expect(maskdm_gemm_best_isa() != Int32(MASKDM_GEMM_ISA_AVX512_BF16.rawValue))   // opt-in only
         // Selecting a kernel the CPU lacks changes nothing; the selection stays the running kernel.
         #expect(maskdm_gemm_select_isa(Int32(MASKDM_GEMM_ISA_NONE.rawValue)) == 0)
         if Gemm.usesOwnKernels { #expect(maskdm_gemm_selected_isa() == Gemm.instructionSet.rawValue) }

@@ -20,6 +20,9 @@ typedef enum {
     /// The AVX-512 kernel's tile and blocking built from AVX2 + FMA instructions (slow; for
     /// testing the AVX-512 geometry on CPUs without it). Never the best instruction set.
     MASKDM_GEMM_ISA_AVX512_EMULATED = 3,
+    /// Mixed precision on AVX512_BF16 CPUs: A and B rounded to bf16 as they are packed, products
+    /// summed in fp32 (8x32 micro-tile). Opt-in only: never the best instruction set.
+    MASKDM_GEMM_ISA_AVX512_BF16 = 4,
 } maskdm_gemm_isa;
 
 /// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
@@ -101,6 +104,16 @@ void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int 
 /// or -1 when the CPU lacks AVX2.
 int maskdm_gemm_pack_self_test(void);
 
+/// Test hook: the bf16 packer's vectorised paths against its portable one (and so the hardware's
+/// bf16 rounding against the portable rounding) over both panel widths, strides and ragged
+/// shapes, on values that include ties, denormals, infinities and NaN. Returns the number of
+/// differing slots (0 = pass), or -1 when the CPU lacks AVX512_BF16.
+int maskdm_gemm_pack_bf16_self_test(void);
+
+/// The bf16 value (as its 16 bits) the bf16 kernel rounds `x` to (nearest, ties to even; zero and
+/// denormals to a signed zero; NaN stays NaN).
+unsigned short maskdm_bf16_round(float x);
+
 /// One softmax row with a scale (AVX2 + FMA; call only when `maskdm_gemm_isa_supported(AVX2)`):
 /// y = softmax(scale * x) over n values (y may alias x); returns the row's log-sum-exp of scale * x.
 float maskdm_softmax_row_avx2(const float *x, float *y, int n, float scale);
@@ -175,7 +188,8 @@ static inline void maskdm_cpu_relax(void) {
 /// Runs `iterations` rounds of 12 independent fp32 FMAs on `isa`'s vectors and returns the
 /// floating-point operations done (2 per lane per FMA), or 0 when the CPU lacks `isa`. Timing a
 /// call on every core gives the machine's measured fp32 peak (the benchmarks' `peak_share`). The
-/// emulated AVX-512 kernel counts as AVX2 (its instructions).
+/// emulated AVX-512 kernel counts as AVX2 (its instructions); the bf16 kernel's loop runs its
+/// pairwise dot products (VDPBF16PS: 4 operations per lane), its peak in mixed precision.
 double maskdm_fma_peak_flops(int isa, long iterations);
 
 #endif

@@ -28,6 +28,12 @@ public enum Gemm {
         /// (`MASKDM_GEMM_ISA=avx512-emulated`) to run every product through the AVX-512
         /// geometry (its panels, blocks and splits) on a CPU without AVX-512, e.g. the test suite.
         case avx512Emulated = 3
+        /// Mixed precision on CPUs with AVX512_BF16 (Zen 4, Sapphire Rapids and later): both
+        /// operands of every product are rounded to bf16 (8 mantissa bits, nearest even) as they
+        /// are packed, and the pairwise products are summed in fp32; C, alpha, beta and the bias
+        /// stay fp32, and so do the weights, gradients and optimizer state that callers keep.
+        /// 8x32 micro-tile. Opt-in only (`MASKDM_GEMM_ISA=avx512-bf16`): never chosen by itself.
+        case avx512BF16 = 4
     }
 
     /// The kernel this process runs: the best one the CPU supports, unless the environment
@@ -46,18 +52,18 @@ public enum Gemm {
     }()
 
     /// The kernel the environment variable `MASKDM_GEMM_ISA` asks for: nil when it is unset or
-    /// empty; `avx2`, `avx512` or `avx512-emulated` for that kernel, `openblas` to send every
-    /// product to OpenBLAS (``InstructionSet/none``). Use it to compare the kernels on one machine
+    /// empty; `avx2`, `avx512`, `avx512-emulated` or `avx512-bf16` for that kernel, `openblas` to
+    /// send every product to OpenBLAS (``InstructionSet/none``). Use it to compare the kernels on one machine
     /// (a Zen 4 CPU runs both). Throws ``Gemm/InstructionSetError`` for another value or a kernel
     /// this CPU lacks.
     public static func environmentInstructionSet(
         _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_ISA"]) throws -> InstructionSet? {
         guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
         let named: [String: InstructionSet] = ["avx2": .avx2, "avx512": .avx512, "avx512-emulated": .avx512Emulated,
-                                               "openblas": .none]
+                                               "avx512-bf16": .avx512BF16, "openblas": .none]
         guard let isa = named[raw] else {
             throw InstructionSetError(description:
-                "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512, avx512-emulated or openblas")
+                "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512, avx512-emulated, avx512-bf16 or openblas")
         }
         guard isa == .none || isaSupported(isa) else {
             let runnable = named.filter { $0.value == .none || isaSupported($0.value) }.keys.sorted()
@@ -83,6 +89,16 @@ public enum Gemm {
     /// Floats on which the vectorised packer differs from the portable one over every kernel's
     /// panel widths (a self-test; -1 without AVX2).
     static func packSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_self_test()) }
+
+    /// Slots on which the bf16 packer's vectorised paths differ from its portable one (a
+    /// self-test; -1 without AVX512_BF16).
+    static func bf16PackSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_bf16_self_test()) }
+
+    /// `x` rounded to bf16 as the ``InstructionSet/avx512BF16`` kernel rounds its operands
+    /// (nearest, ties to even; zero and denormals to a signed zero; NaN stays NaN), as a Float.
+    public static func roundedToBF16(_ x: Float) -> Float {
+        Float(bitPattern: UInt32(maskdm_bf16_round(x)) << 16)
+    }
 
     /// Products with fewer multiply-adds (m n k) than this run on one thread.
     static let singleThreadWork = 64 * 64 * 64

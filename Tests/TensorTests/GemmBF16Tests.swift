@@ -1,0 +1,99 @@
+import CKernels
+import Foundation
+import Testing
+@testable import Tensor
+
+/// The opt-in mixed-precision kernel (``Gemm/InstructionSet/avx512BF16``): it must compute exactly
+/// the product of the bf16-rounded operands, summed in fp32. So its result is compared with the
+/// naive Double product of operands rounded by ``Gemm/roundedToBF16(_:)`` at the fp32 tolerance,
+/// not at a loose bf16 one: a wrong rounding, a lost or swapped half of a depth pair, or a
+/// misplaced panel offset would all show. Runs on CPUs with AVX512_BF16; the rounding itself is
+/// checked everywhere.
+@Suite struct GemmBF16Tests {
+    static let available = Gemm.isaSupported(.avx512BF16)
+
+    /// Rounding: nearest with ties to even, zero and denormals to a signed zero, NaN kept,
+    /// overflow to infinity (the rules of VCVTNEPS2BF16).
+    @Test func roundingFollowsTheHardwareRules() {
+        let ulp = Float(1) / 128    // bf16 spacing in [1, 2)
+        #expect(Gemm.roundedToBF16(1) == 1)
+        #expect(Gemm.roundedToBF16(1 + ulp / 2) == 1)                         // tie: to even (down)
+        #expect(Gemm.roundedToBF16(1 + 1.5 * ulp) == 1 + 2 * ulp)             // tie: to even (up)
+        #expect(Gemm.roundedToBF16(1 + ulp / 2 + ulp / 1024) == 1 + ulp)      // above the tie
+        #expect(Gemm.roundedToBF16(-3.1415927) == -3.140625)
+        #expect(Gemm.roundedToBF16(1e-40) == 0 && Gemm.roundedToBF16(1e-40).sign == .plus)
+        #expect(Gemm.roundedToBF16(-1e-40) == 0 && Gemm.roundedToBF16(-1e-40).sign == .minus)
+        #expect(Gemm.roundedToBF16(.greatestFiniteMagnitude) == .infinity)
+        #expect(Gemm.roundedToBF16(-.infinity) == -.infinity)
+        #expect(Gemm.roundedToBF16(.nan).isNaN)
+        #expect(Gemm.roundedToBF16(Float(bitPattern: 0x7f80_0001)).isNaN)      // signalling NaN stays NaN
+    }
+
+    /// The vectorised packer (the CPU's conversion instruction) gives the portable packer's slots
+    /// for both panel widths, every layout and ragged shapes, on ties, denormals, infinities, NaN.
+    @Test(.enabled(if: available, "this CPU has no AVX512_BF16"))
+    func vectorisedPackingMatchesPortable() {
+        #expect(Gemm.bf16PackSelfTestMismatches() == 0)
+    }
+
+    /// Error of the bf16 kernel against the Double product of the bf16-rounded operands.
+    static func error(_ p: GemmCase, threads: Int, seed: UInt64) -> Float {
+        gemmRelativeError(p, seed: seed, rounding: Gemm.roundedToBF16) { p, a, lda, b, ldb, c, ldc in
+            Gemm.sgemm(instructionSet: .avx512BF16, threads: threads, transposeA: p.transposeA, transposeB: p.transposeB,
+                       m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda, b: b, ldb: ldb, beta: p.beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// Ragged shapes (odd depths: a half-empty last pair), every transpose, padding, alpha and
+    /// beta, one and two threads.
+    @Test(.enabled(if: available, "this CPU has no AVX512_BF16"),
+          arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func equalsTheProductOfRoundedOperands(transposeA: Bool, transposeB: Bool) {
+        let shapes = [(1, 1, 1), (3, 17, 15), (33, 65, 31), (257, 33, 65), (15, 513, 257), (65, 31, 513), (17, 257, 3)]
+        let alphas: [Float] = [1, -0.75, 2.5], betas: [Float] = [0, 1, 0.5]
+        for (i, (m, n, k)) in shapes.enumerated() {
+            let p = GemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                             padA: i % 3 == 0 ? 0 : 5, padB: i % 4 == 1 ? 0 : 3, padC: i % 2 == 0 ? 0 : 7,
+                             alpha: alphas[i % 3], beta: betas[(i / 3) % 3])
+            for threads in [1, 2] {
+                let e = Self.error(p, threads: threads, seed: UInt64(i))
+                #expect(e < gemmTolerance(k), "threads \(threads): \(p): relative error \(e)")
+            }
+        }
+    }
+
+    /// Several depth blocks (beta applies once; odd block depths), row blocks, the column block
+    /// with a ragged rest, and deep row-split products whose shared packed B goes in K slabs: the
+    /// pair layout's offsets in every packed buffer.
+    @Test(.enabled(if: available, "this CPU has no AVX512_BF16"),
+          arguments: [GemmCase(m: 300, n: 40, k: 1701, beta: 1), GemmCase(m: 3, n: 4133, k: 9, padC: 2, beta: 0.5),
+                      GemmCase(m: 700, n: 20, k: 21, transposeA: true, transposeB: true, alpha: -1, beta: 0),
+                      GemmCase(m: 100, n: 300, k: 4001, transposeA: true, padA: 3, padB: 1, padC: 2, beta: 0.5),
+                      GemmCase(m: 528, n: 600, k: 3001, transposeB: true, padB: 5, alpha: 0.5, beta: 0)])
+    func equalsTheProductOfRoundedOperandsAcrossBlocks(p: GemmCase) {
+        let e = Self.error(p, threads: 2, seed: 7)
+        #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
+    }
+
+    /// Against the full-precision product the error is bf16's (8-bit mantissas), far above fp32's:
+    /// the kernel really rounds (a kernel that silently ran fp32 would pass the tests above only
+    /// if it rounded too, and would fail this one's lower bound).
+    @Test(.enabled(if: available, "this CPU has no AVX512_BF16"))
+    func differsFromFullPrecisionByBF16Rounding() {
+        let (m, n, k) = (64, 96, 256)
+        var rng = RandomGenerator(seed: 9)
+        let a = (0..<m * k).map { _ in rng.nextNormal() }, b = (0..<k * n).map { _ in rng.nextNormal() }
+        var ours = [Float](repeating: 0, count: m * n), full = ours
+        ours.withUnsafeMutableBufferPointer {
+            Gemm.sgemm(instructionSet: .avx512BF16, threads: 1, transposeA: false, transposeB: false, m: m, n: n, k: k,
+                       alpha: 1, a: a, lda: nil, b: b, ldb: nil, beta: 0, c: $0.baseAddress!, ldc: nil)
+        }
+        full.withUnsafeMutableBufferPointer {
+            Naive.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
+                        beta: 0, c: $0.baseAddress!, ldc: n)
+        }
+        let scale = full.map(abs).max()!
+        let err = zip(ours, full).map { abs($0 - $1) }.max()! / scale
+        #expect(err > 1e-4 && err < 2e-2, "relative error \(err) against fp32")
+    }
+}
