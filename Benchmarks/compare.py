@@ -177,6 +177,9 @@ def main():
     if args.bf16:
         if args.suite != "step":
             ap.error("--bf16 times the training step cases: use it with the step suite")
+        with open("/proc/cpuinfo") as f:
+            if "avx512_bf16" not in f.read():
+                ap.error("--bf16: this CPU has no AVX512_BF16, so the Swift side cannot run its bf16 kernel")
         os.environ["MASKDM_GEMM_ISA"] = "avx512-bf16"   # the Swift side (and its peak) runs the bf16 kernel
     if args.no_reference:
         args.reference_repo = None

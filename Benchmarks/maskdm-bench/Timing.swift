@@ -65,8 +65,9 @@ func emit(_ fields: [(String, Any)]) {
     fflush(nil)
 }
 
-/// The machine's measured fp32 peak: the best instruction set's FMA loop (`maskdm_fma_peak_flops`)
-/// run on `threads` threads at once, best of 5 runs of about 0.1 s (before any other work). "Share of peak" figures divide
+/// The machine's measured peak for the kernel the GEMMs run: its instruction set's FMA loop
+/// (`maskdm_fma_peak_flops`; for the bf16 kernel its dot-product loop, twice the fp32 rate) run on
+/// `threads` threads at once, best of 5 runs of about 0.1 s (before any other work). "Share of peak" figures divide
 /// by this, so they mean the same on AVX2 and AVX-512 machines.
 struct MeasuredPeak {
     let isa: String

@@ -177,8 +177,9 @@ def run_step_case(name, args):
         def step():
             with torch.inference_mode():
                 t = torch.full((batch,), times[0], dtype=torch.long)
-                eps = model(x, t)
-                sched.ddim_update(x, times[0], times[1], eps)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                    eps = model(x, t)
+                sched.ddim_update(x, times[0], times[1], eps.float())
 
         flops = mt.forward_flops(cfg, batch, visible)
     else:
@@ -296,7 +297,7 @@ def main():
                     help="attention in the step cases: sdpa (fastest) or vanilla (the reference's CPU path)")
     ap.add_argument("--no-isolate", action="store_true", help="run step cases in this process")
     ap.add_argument("--bf16", action="store_true",
-                    help="training step cases: forward under torch.autocast('cpu', bfloat16) (mixed precision)")
+                    help="step cases: the network under torch.autocast('cpu', bfloat16) (mixed precision)")
     ap.add_argument("--model", choices=["ours", "reference"], default="ours",
                     help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "

@@ -27,12 +27,18 @@ struct PlotLoss: ParsableCommand {
             if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
                 url = url.appendingPathComponent("log.jsonl")
             }
-            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-                throw ValidationError("cannot read \(url.path)")
+            let text: String
+            do {
+                text = try String(contentsOf: url, encoding: .utf8)
+            } catch {
+                throw PlotLossError(description: "cannot read \(url.path): \(error.localizedDescription)")
             }
             let records = StepRecord.parseLog(text)
-            guard !records.isEmpty else { throw ValidationError("\(url.path) holds no step records") }
-            return (URL(fileURLWithPath: path).lastPathComponent, records)
+            guard !records.isEmpty else { throw PlotLossError(description: "\(url.path) holds no step records") }
+            // The legend names the run folder (also for a path to a run's log.jsonl), else the file.
+            let name = url.lastPathComponent == "log.jsonl" ? url.deletingLastPathComponent().lastPathComponent
+                : url.deletingPathExtension().lastPathComponent
+            return (name, records)
         }
         try LossPlot.writeComparison(runs: curves, title: title, smoothing: smoothing, to: URL(fileURLWithPath: out))
         for c in curves {
@@ -41,4 +47,9 @@ struct PlotLoss: ParsableCommand {
         }
         print("wrote \(out)")
     }
+}
+
+/// A run `maskdm plot-loss` cannot read, with the cause.
+struct PlotLossError: Error, CustomStringConvertible {
+    let description: String
 }

@@ -6,7 +6,7 @@
 // Panels hold pairs of depths: a panel of w lines and kc depths is ceil(kc/2) steps of w 32-bit
 // slots, slot (q, l) = bf16(line l, depth 2q) in the low half and bf16(line l, depth 2q+1) in the
 // high half (0 past kc). The micro-kernel (the shared template, 8x32 tile) broadcasts one slot of
-// A per row (as a float: the broadcast keeps its bits) and takes a pairwise dot product with two 16-slot vectors of B per step.
+// A per row (loaded as a float: the broadcast keeps its bits) and takes a pairwise dot product with two 16-slot vectors of B per step.
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,7 +19,12 @@
 #define MK_TARGET "avx2,fma,avx512f,avx512vl,avx512bw,avx512bf16"
 #define MK_MR MDM_BF16_MR
 #include "gemm_avx512_ops.h"
+// Slots are written as 16- and 32-bit integers and read as floats: may_alias types for both.
+typedef uint16_t mdm_u16a __attribute__((may_alias));
+typedef int32_t mdm_i32a __attribute__((may_alias));
+typedef float mdm_f32a __attribute__((may_alias));
 #define MK_STEPS(kc) (((kc) + 1) / 2)
+#define MK_BCAST(p) _mm512_set1_ps(*(const mdm_f32a *)(p))
 #define MK_STEP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)_mm512_castps_si512(a), (__m512bh)_mm512_castps_si512(b))
 #include "gemm_microkernel_template.h"
 
@@ -32,7 +37,7 @@ unsigned short mdm_bf16_round(float x) {
 }
 
 void mdm_pack_bf16_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
-    uint16_t *d = (uint16_t *)dst;
+    mdm_u16a *d = (mdm_u16a *)dst;
     long steps = (kc + 1) / 2;
     for (int l0 = 0; l0 < n; l0 += w, d += steps * w * 2) {
         int lines = n - l0 < w ? n - l0 : w;
@@ -72,13 +77,13 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
     long steps = (kc + 1) / 2;
     if (w % 8 != 0) { mdm_pack_bf16_generic(src, ls, ps, n, kc, w, dst); return; }
     int full = n / w;
-    int32_t *d = (int32_t *)dst;
+    mdm_i32a *d = (mdm_i32a *)dst;
     if (ls == 1 && full > 0) {
         for (long q = 0; q < steps; q++) {
             const float *s0 = src + 2 * q * ps, *s1 = 2 * q + 1 < kc ? s0 + ps : 0;
             if (q + 2 < steps) __builtin_prefetch(s0 + 4 * ps, 0, 3);
             for (int i = 0; i < full; i++) {
-                int32_t *o = d + ((long)i * steps + q) * w;
+                mdm_i32a *o = d + ((long)i * steps + q) * w;
                 int l = 0;
                 for (; l + 16 <= w; l += 16) {
                     _mm512_storeu_si512(o + l, pairs16(s0 + i * w + l, s1 ? s1 + i * w + l : 0));
@@ -91,7 +96,7 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
     } else if (ps == 1) {
         for (int i = 0; i < full; i++) {
             const float *s = src + (long)i * w * ls;
-            int32_t *o = d + (long)i * steps * w;
+            mdm_i32a *o = d + (long)i * steps * w;
             for (int g = 0; g < w; g += 8) {
                 long q = 0;
                 for (; 2 * q + 16 <= kc; q += 8) {

@@ -200,7 +200,11 @@ void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || N <= 0 || K <= 0) return 16;
-    return (size_t)(round_up(N, cfg->nr) * K) + 16;  // bf16 pairs need at most this
+    // Every depth block's panels, each ceil(kc/2) slots deep for bf16 pairs (K for fp32).
+    int kcb = balanced(K, cfg->kc, 1);
+    long blocks = (K + kcb - 1) / kcb;
+    long slots = (blocks - 1) * mdm_panel_depth(cfg, kcb) + mdm_panel_depth(cfg, K - (blocks - 1) * kcb);
+    return (size_t)(round_up(N, cfg->nr) * slots) + 16;
 }
 
 void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,

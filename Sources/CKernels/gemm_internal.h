@@ -5,13 +5,15 @@
 
 /// Micro-kernel: C[0..mr, 0..nr] = alpha * (a-panel x b-panel) + beta * C (beta == 0: C not read),
 /// plus bias[j] in every row when `bias` is not NULL (the tile's first column's entry first).
-/// `a` is a packed (kc, MR) panel, `b` a packed (kc, NR) panel, both 64-byte aligned; C is
+/// `a` is a packed (kc, MR) panel, `b` a packed (kc, NR) panel, both 64-byte aligned (for bf16
+/// pairs: ceil(kc/2) 32-bit slots per line, see gemm_bf16.c); C is
 /// row-major with row stride ldc; mr <= MR and nr <= NR select the valid part of the tile.
 typedef void (*mdm_microkernel)(long kc, const float *a, const float *b, float *c, long ldc,
                                 float alpha, float beta, int mr, int nr, const float *bias);
 
 /// Packs `n` lines of `kc` values into micro-panels of `w` lines each, laid out [panel][p][w],
-/// zero-padding the last panel. Element (line l, depth p) is at src[l * ls + p * ps].
+/// zero-padding the last panel. Element (line l, depth p) is at src[l * ls + p * ps]. (The bf16
+/// packers write [panel][p/2][w] 32-bit slots of two bf16 values instead.)
 typedef void (*mdm_packer)(const float *src, long ls, long ps, int n, int kc, int w, float *dst);
 
 /// One instruction set's kernel and blocking.
@@ -44,7 +46,8 @@ void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w, flo
 /// (gemm_avx512_emulated.c) so that the twin tests exactly the geometry the real kernel runs.
 /// The cache blocks (MC, KC, NC, here and for AVX2 below) can be set at compile time, e.g.
 /// -DMDM_AVX512_KC=256, to tune them on a CPU with Benchmarks/gemm-ab/gemm-ab.sh (a variant
-/// ".+-DMDM_AVX512_KC=256"); the micro-tiles are fixed by the kernels' code.
+/// ".+-DMDM_AVX512_KC=256"); so can the AVX-512 tile's rows (MDM_AVX512_MR, up to 14: 2 MR
+/// accumulators + 3 registers <= 32); the other tiles are fixed by their kernels' code.
 #ifndef MDM_AVX512_MR
 #define MDM_AVX512_MR 8
 #endif
@@ -87,7 +90,7 @@ void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w, flo
 
 // Row blocks must hold whole micro-tiles, column blocks whole panels (the pre-packed B's offsets).
 _Static_assert(MDM_AVX512_MC % MDM_AVX512_MR == 0 && MDM_AVX512_NC % MDM_AVX512_NR == 0 && MDM_AVX512_KC > 0,
-               "MDM_AVX512_MC must be a multiple of 8, MDM_AVX512_NC of 32");
+               "MDM_AVX512_MC must be a multiple of MDM_AVX512_MR, MDM_AVX512_NC of 32");
 _Static_assert(MDM_AVX2_MC % MDM_AVX2_MR == 0 && MDM_AVX2_NC % MDM_AVX2_NR == 0 && MDM_AVX2_KC > 0,
                "MDM_AVX2_MC must be a multiple of 6, MDM_AVX2_NC of 16");
 

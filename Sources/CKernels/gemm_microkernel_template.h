@@ -1,4 +1,5 @@
-// Micro-kernel template, included once per instruction set (gemm_avx2.c, gemm_avx512.c).
+// Micro-kernel template, included once per kernel (gemm_avx2.c, gemm_avx512.c,
+// gemm_avx512_emulated.c, gemm_bf16.c).
 //
 // The includer defines: MK_NAME (function name), MK_TARGET (target attribute string), MK_MR
 // (rows), MK_W (lanes per vector; the tile is MK_MR x 2*MK_W), MK_VEC (vector type) and the
@@ -10,8 +11,8 @@
 // two bf16 values, and its step is a pairwise dot product.
 //
 // Per depth step p the kernel loads two vectors of the packed B panel (row p, NR = 2*MK_W
-// columns), broadcasts each of the MK_MR packed A values of column p and issues 2*MK_MR FMAs
-// into register accumulators; the tile of C is read (if beta != 0) and written once at the end.
+// columns), broadcasts each of the MK_MR packed A values of column p and issues 2*MK_MR multiply-adds
+// (FMAs; pairwise dot products for bf16) into register accumulators; the tile of C is read (if beta != 0) and written once at the end.
 
 #ifndef MK_STEPS
 #define MK_STEPS(kc) (kc)

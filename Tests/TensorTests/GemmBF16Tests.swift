@@ -75,6 +75,33 @@ import Testing
         #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
     }
 
+    /// The packed-B entry points on the bf16 kernel (as sampling's packed weights use them): B packed
+    /// in two column ranges, out of order, then C computed in two column ranges from it (one
+    /// starting at a panel past the first), with K odd and, in the first case, over several depth
+    /// blocks: the slot offsets of a shared packed B.
+    @Test(.enabled(if: available, "this CPU has no AVX512_BF16"),
+          arguments: [GemmCase(m: 37, n: 100, k: 1601, transposeB: true, padA: 2, padB: 3, padC: 1, alpha: 0.5, beta: 0.5),
+                      GemmCase(m: 70, n: 64, k: 33, transposeA: true)])
+    func packedRightOperandInColumnRanges(p: GemmCase) {
+        let isa = Int32(MASKDM_GEMM_ISA_AVX512_BF16.rawValue)
+        let split = 32   // a panel boundary
+        let e = gemmRelativeError(p, seed: 13, rounding: Gemm.roundedToBF16) { p, a, lda, b, ldb, c, ldc in
+            let packed = TensorStorage(uninitializedCount: Int(maskdm_sgemm_packed_b_size(isa, Int32(p.n), Int32(p.k))))
+            let work = TensorStorage(uninitializedCount: Int(maskdm_sgemm_workspace_size(Int32(p.m), Int32(p.n), Int32(p.k))))
+            withExtendedLifetime((packed, work)) {
+                for (j0, j1) in [(split, p.n), (0, split)] {
+                    maskdm_sgemm_pack_b(isa, p.transposeB ? 1 : 0, Int32(p.n), Int32(p.k), b, Int32(ldb), Int32(j0), Int32(j1),
+                                        packed.mutableBase)
+                }
+                for (j0, j1) in [(0, split), (split, p.n)] {
+                    maskdm_sgemm_packed_b_columns(isa, p.transposeA ? 1 : 0, Int32(p.m), Int32(p.n), Int32(j0), Int32(j1), Int32(p.k),
+                                                  p.alpha, a, Int32(lda), packed.base, p.beta, c, Int32(ldc), nil, work.mutableBase)
+                }
+            }
+        }
+        #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
+    }
+
     /// Against the full-precision product the error is bf16's (8-bit mantissas), far above fp32's:
     /// the kernel really rounds (a kernel that silently ran fp32 would pass the tests above only
     /// if it rounded too, and would fail this one's lower bound).
