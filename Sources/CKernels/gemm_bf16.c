@@ -10,13 +10,15 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include "CKernels.h"
 #include "gemm_internal.h"
 #include "vecmath_avx2.h"
 
-#define BF16 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512bf16")))
+#define BF16_TARGET "avx2,fma,avx512f,avx512vl,avx512bw,avx512bf16"
+#define BF16 __attribute__((target(BF16_TARGET)))
 
 #define MK_NAME mdm_microkernel_bf16
-#define MK_TARGET "avx2,fma,avx512f,avx512vl,avx512bw,avx512bf16"
+#define MK_TARGET BF16_TARGET
 #define MK_MR MDM_BF16_MR
 #include "gemm_avx512_ops.h"
 // Slots are written as 16- and 32-bit integers and read as floats: may_alias types for both.
@@ -35,6 +37,8 @@ unsigned short mdm_bf16_round(float x) {
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // NaN: kept, quiet
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);               // nearest, ties to even
 }
+
+unsigned short maskdm_bf16_round(float x) { return mdm_bf16_round(x); }
 
 void mdm_pack_bf16_generic(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
     mdm_u16a *d = (mdm_u16a *)dst;

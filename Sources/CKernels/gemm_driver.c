@@ -85,6 +85,13 @@ static int balanced(int n, int limit, int unit) {
 
 typedef struct { int mc, nc, kc; long b_floats, a_floats; } blocking;
 
+/// Offset (in 32-bit slots) of column j's panel in the depth block starting at depth pc of a
+/// packed B (maskdm_sgemm_pack_b's layout): each full depth block of kcb depths holds all npad
+/// columns, the block at pc is kc deep; j = npad past the last block gives the buffer's size.
+static long packed_b_offset(const mdm_gemm_config *cfg, int kcb, int pc, int kc, long npad, long j) {
+    return (long)(pc / kcb) * mdm_panel_depth(cfg, kcb) * npad + j * mdm_panel_depth(cfg, kc);
+}
+
 static blocking block_sizes(const mdm_gemm_config *cfg, int M, int N, int K) {
     blocking b;
     b.mc = balanced(M, cfg->mc, cfg->mr);
@@ -160,7 +167,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
             const float *bias_block = pc == 0 && bias ? bias + jc : 0;  // the bias joins the first sum
             const float *bblock = bpack;
             if (packedB) {
-                bblock = packedB + (long)(pc / bs.kc) * mdm_panel_depth(cfg, bs.kc) * npad + (long)(packed_j0 + jc) * kd;
+                bblock = packedB + packed_b_offset(cfg, bs.kc, pc, kc, npad, packed_j0 + jc);
             } else {
                 // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
                 cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
@@ -200,11 +207,11 @@ void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || N <= 0 || K <= 0) return 16;
-    // Every depth block's panels, each ceil(kc/2) slots deep for bf16 pairs (K for fp32).
+    // The end of the last depth block's panels (ceil(kc/2) slots per line for bf16 pairs).
     int kcb = balanced(K, cfg->kc, 1);
-    long blocks = (K + kcb - 1) / kcb;
-    long slots = (blocks - 1) * mdm_panel_depth(cfg, kcb) + mdm_panel_depth(cfg, K - (blocks - 1) * kcb);
-    return (size_t)(round_up(N, cfg->nr) * slots) + 16;
+    int last = (K - 1) / kcb * kcb;
+    long npad = round_up(N, cfg->nr);
+    return (size_t)packed_b_offset(cfg, kcb, last, K - last, npad, npad) + 16;
 }
 
 void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,
@@ -217,7 +224,7 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
     for (int pc = 0; pc < K; pc += kcb) {
         int kc = K - pc < kcb ? K - pc : kcb;
         cfg->pack(B + pc * b_rs + j0 * b_cs, b_cs, b_rs, j1 - j0, kc, cfg->nr,
-                  packedB + (long)(pc / kcb) * mdm_panel_depth(cfg, kcb) * npad + (long)j0 * mdm_panel_depth(cfg, kc));
+                  packedB + packed_b_offset(cfg, kcb, pc, kc, npad, j0));
     }
 }
 

@@ -49,8 +49,6 @@ int maskdm_gemm_pack_self_test(void) {
     return compare_packers(mdm_pack_generic, mdm_pack_avx2, widths, 4, depths, 5, 0, 0, index_value);
 }
 
-unsigned short maskdm_bf16_round(float x) { return mdm_bf16_round(x); }
-
 /// Source value i of the bf16 self-test: mostly values with low mantissa bits set (every rounding
 /// case), with ties, denormals, signed zeros, infinities and NaNs mixed in.
 static float bf16_test_value(size_t i) {

@@ -7,13 +7,17 @@ public enum LossPlot {
     public static func write(records: [StepRecord], title: String, to url: URL) throws {
         let steps = records.map { Double($0.step) }
         let loss = records.map { Double($0.loss) }
-        let finite = loss.filter { $0.isFinite && $0 > 0 }
-        let logY = (finite.max() ?? 1) / max(finite.min() ?? 1, 1e-12) > 20
-        let plot = LinePlot(title: title, xLabel: "step", yLabel: "loss", logScaleY: logY, series: [
+        let plot = LinePlot(title: title, xLabel: "step", yLabel: "loss", logScaleY: logScale(loss), series: [
             .init(name: "loss (raw)", x: steps, y: loss, color: (174, 199, 232)),
             .init(name: "loss (smoothed)", x: steps, y: LinePlot.smoothed(loss, weight: min(0.98, max(0.6, 1 - 10 / Double(max(loss.count, 1))))), color: LinePlot.palette[0], lineWidth: 2),
         ])
         try plot.write(to: url)
+    }
+
+    /// True when the positive finite losses span more than a factor of 20 (a log-scale y axis).
+    static func logScale(_ losses: [Double]) -> Bool {
+        let finite = losses.filter { $0.isFinite && $0 > 0 }
+        return (finite.max() ?? 1) / max(finite.min() ?? 1, 1e-12) > 20
     }
 }
 
@@ -24,8 +28,7 @@ extension LossPlot {
     /// (0: the raw losses).
     public static func writeComparison(runs: [(name: String, records: [StepRecord])], title: String,
                                        smoothing: Double = 0.9, to url: URL) throws {
-        let finite = runs.flatMap { $0.records.map { Double($0.loss) } }.filter { $0.isFinite && $0 > 0 }
-        let logY = (finite.max() ?? 1) / max(finite.min() ?? 1, 1e-12) > 20
+        let logY = logScale(runs.flatMap { $0.records.map { Double($0.loss) } })
         let series = runs.enumerated().map { i, run in
             LinePlot.Series(name: run.name, x: run.records.map { Double($0.step) },
                             y: LinePlot.smoothed(run.records.map { Double($0.loss) }, weight: smoothing),
