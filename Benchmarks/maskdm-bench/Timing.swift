@@ -93,9 +93,8 @@ struct MeasuredPeak {
         }
         // The emulated AVX-512 kernel runs AVX2 instructions, so its loop is AVX2's; the bf16
         // kernel's loop runs its pairwise dot products (its mixed-precision peak).
-        let names: [Int32: String] = [Int32(MASKDM_GEMM_ISA_AVX512.rawValue): "avx512", Int32(MASKDM_GEMM_ISA_NONE.rawValue): "none",
-                                      Int32(MASKDM_GEMM_ISA_AVX512_BF16.rawValue): "avx512-bf16"]
-        let name = names[isa] ?? "avx2"
+        let kernel = Gemm.InstructionSet(rawValue: isa) ?? .none
+        let name = kernel == .none ? "none" : kernel == .avx512Emulated ? "avx2" : kernel.environmentName
         return MeasuredPeak(isa: name, threads: threads, gflops: best)
     }
 }

@@ -16,7 +16,7 @@ import Foundation
 /// ```
 public enum Gemm {
     /// An instruction set of the GEMM kernels.
-    public enum InstructionSet: Int32, Sendable {
+    public enum InstructionSet: Int32, Sendable, CaseIterable {
         /// No supported SIMD: ``Gemm`` forwards to OpenBLAS.
         case none = 0
         /// AVX2 + FMA, 256-bit vectors, 6x16 micro-tile.
@@ -34,6 +34,17 @@ public enum Gemm {
         /// stay fp32, and so do the weights, gradients and optimizer state that callers keep.
         /// 8x32 micro-tile. Opt-in only (`MASKDM_GEMM_ISA=avx512-bf16`): never chosen by itself.
         case avx512BF16 = 4
+
+        /// The value of `MASKDM_GEMM_ISA` that selects this kernel (`openblas` for ``none``).
+        public var environmentName: String {
+            switch self {
+            case .none: "openblas"
+            case .avx2: "avx2"
+            case .avx512: "avx512"
+            case .avx512Emulated: "avx512-emulated"
+            case .avx512BF16: "avx512-bf16"
+            }
+        }
     }
 
     /// The kernel this process runs: the best one the CPU supports, unless the environment
@@ -59,8 +70,7 @@ public enum Gemm {
     public static func environmentInstructionSet(
         _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_ISA"]) throws -> InstructionSet? {
         guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
-        let named: [String: InstructionSet] = ["avx2": .avx2, "avx512": .avx512, "avx512-emulated": .avx512Emulated,
-                                               "avx512-bf16": .avx512BF16, "openblas": .none]
+        let named = Dictionary(uniqueKeysWithValues: InstructionSet.allCases.map { ($0.environmentName, $0) })
         guard let isa = named[raw] else {
             throw InstructionSetError(description:
                 "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512, avx512-emulated, avx512-bf16 or openblas")
