@@ -90,9 +90,8 @@ struct FoldedConv: Sendable {
     static let columnBudget = 1 << 24
 
     /// The unit on raw buffers: `x` (Cin, B, H, W) -> `out` (Cout, B, OH, OW), contiguous.
-    /// Convolution by im2col over chunks of whole images + one GEMM per chunk, then bias + ReLU.
-    /// The GEMMs are OpenBLAS's: on these shapes (M = Cout 32-448, N = B*OH*OW up to 10^5) it was
-    /// ~10-15% faster than the Tensor module's `Gemm` in alternated runs (WORKLOG, 2026-11-27).
+    /// Convolution by im2col over chunks of whole images + one fp32 GEMM per chunk (see
+    /// ``product(m:n:k:weight:columns:into:ldc:)``), then bias + ReLU.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                  into out: UnsafeMutablePointer<Float>, workspace: ColumnWorkspace) {
         let (oh, ow) = outputSize(height: height, width: width)
@@ -101,7 +100,7 @@ struct FoldedConv: Sendable {
         withExtendedLifetime(weight.storage) {
             let wp = UnsafePointer(weight.storage.base)
             if isPointwise {
-                BLAS.sgemm(m: outChannels, n: n, k: k, a: wp, b: x, c: out)
+                FoldedConv.product(m: outChannels, n: n, k: k, weight: wp, columns: x, into: out, ldc: n)
             } else {
                 let perImage = k * oh * ow
                 let chunk = Swift.max(1, Swift.min(batch, FoldedConv.columnBudget / Swift.max(perImage, 1)))
@@ -110,13 +109,31 @@ struct FoldedConv: Sendable {
                 while b0 < batch {
                     let nb = Swift.min(chunk, batch - b0)
                     im2col(x, batch: batch, height: height, width: width, images: b0..<(b0 + nb), into: col)
-                    BLAS.sgemm(m: outChannels, n: nb * oh * ow, k: k, a: wp, b: col,
-                               c: out + b0 * oh * ow, ldc: n)
+                    FoldedConv.product(m: outChannels, n: nb * oh * ow, k: k, weight: wp, columns: col,
+                                       into: out + b0 * oh * ow, ldc: n)
                     b0 += nb
                 }
             }
         }
         withExtendedLifetime(bias.storage) { Kernels.biasReLU(out, bias: bias.storage.base, rows: outChannels, columns: n) }
+    }
+
+    /// True when the convolutions run on the Tensor module's own AVX-512 kernel, false for
+    /// OpenBLAS. On these shapes (M = Cout 32-448, K up to 4032, N = B*OH*OW up to 7*10^5) each
+    /// won where it is used, in alternated `maskdm-bench fid` runs: on a Zen 4 the AVX-512 kernel
+    /// took 2604 ms a batch against OpenBLAS's 2887 (its Cooper Lake kernels); on an AVX2 CPU
+    /// OpenBLAS was 9-15% faster than the own AVX2 kernel.
+    static var usesOwnKernel: Bool { Gemm.usesOwnKernels && Gemm.fullPrecisionInstructionSet == .avx512 }
+
+    /// `out (M, N) = weight (M, K) x columns (K, N)` in fp32 (never the opt-in bf16 kernel: FID
+    /// features must not depend on the training precision), `out` with row stride `ldc`.
+    static func product(m: Int, n: Int, k: Int, weight: UnsafePointer<Float>, columns: UnsafePointer<Float>,
+                        into out: UnsafeMutablePointer<Float>, ldc: Int) {
+        if usesOwnKernel {
+            Gemm.sgemmFullPrecision(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
+        } else {
+            BLAS.sgemm(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
+        }
     }
 
     /// Columns of `images` from channel-major `x` (Cin, B, H, W): row `(c, ki, kj)`, column

@@ -53,38 +53,53 @@ import Testing
         #expect(MetricsError.missingWeights(path: path).description.contains("scripts/fetch-fid-weights.sh"))
     }
 
-    /// Conv + BatchNorm folding: y = relu((conv(x, w) - mean) / sqrt(var + 1e-3) * gamma + beta).
+    /// Conv + BatchNorm folding: y = relu((conv(x, w) - mean) / sqrt(var + 1e-3) * gamma + beta),
+    /// against a direct convolution in Double. The folded unit must stay fp32 whatever kernel
+    /// `MASKDM_GEMM_ISA` selects (FID features must not change with `avx512-bf16`), so the
+    /// reference uses no GEMM.
     @Test func foldedConvMatchesUnfolded() {
         var rng = RandomGenerator(seed: 2)
-        let x = Tensor.randomNormal([2, 3, 7, 6], using: &rng)                    // (B, Cin, H, W)
-        let w = Tensor.randomNormal([4, 3, 3, 2], using: &rng)
-        let mean = Tensor.randomNormal([4], using: &rng), beta = Tensor.randomNormal([4], using: &rng)
-        let variance = Tensor.randomUniform([4], low: 0.1, high: 2, using: &rng)
-        let gamma = Tensor.randomUniform([4], low: 0.5, high: 1.5, using: &rng)
+        let (b, cin, h, w, cout, kh, kw) = (2, 3, 7, 6, 4, 3, 2)
+        let x = Tensor.randomNormal([b, cin, h, w], using: &rng)                  // (B, Cin, H, W)
+        let weight = Tensor.randomNormal([cout, cin, kh, kw], using: &rng)
+        let mean = Tensor.randomNormal([cout], using: &rng), beta = Tensor.randomNormal([cout], using: &rng)
+        let variance = Tensor.randomUniform([cout], low: 0.1, high: 2, using: &rng)
+        let gamma = Tensor.randomUniform([cout], low: 0.5, high: 1.5, using: &rng)
+        let (stride, ph, pw) = (2, 1, 0)
+        let oh = (h + 2 * ph - kh) / stride + 1, ow = (w + 2 * pw - kw) / stride + 1
+        let xs = x.scalars, ws = weight.scalars, m = mean.scalars, v = variance.scalars, be = beta.scalars
         for g in [nil, gamma] {
-            let conv = FoldedConv(name: "t", weight: w, mean: mean, variance: variance, beta: beta, gamma: g,
-                                  stride: 2, padding: (1, 0))
-            let reference = x.conv2d(weight: w, bias: nil, stride: (2, 2), padding: (1, 0))   // (B, 4, OH, OW)
-            let (b, c, oh, ow) = reference.shape.dims4()
-            var expected = [Float](repeating: 0, count: reference.count)
-            let r = reference.scalars, m = mean.scalars, v = variance.scalars, be = beta.scalars
+            let conv = FoldedConv(name: "t", weight: weight, mean: mean, variance: variance, beta: beta, gamma: g,
+                                  stride: stride, padding: (ph, pw))
+            var expected = [Float](repeating: 0, count: b * cout * oh * ow)
             for bi in 0..<b {
-                for ci in 0..<c {
-                    let s = (g?.scalars[ci] ?? 1) / (v[ci] + 1e-3).squareRoot()
-                    for p in 0..<(oh * ow) {
-                        let i = (bi * c + ci) * oh * ow + p
-                        expected[i] = max(0, (r[i] - m[ci]) * s + be[ci])
+                for co in 0..<cout {
+                    let s = Double(g?.scalars[co] ?? 1) / (Double(v[co]) + 1e-3).squareRoot()
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var sum = 0.0
+                            for ci in 0..<cin {
+                                for ky in 0..<kh {
+                                    for kx in 0..<kw {
+                                        let iy = oy * stride - ph + ky, ix = ox * stride - pw + kx
+                                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                        sum += Double(xs[((bi * cin + ci) * h + iy) * w + ix])
+                                            * Double(ws[((co * cin + ci) * kh + ky) * kw + kx])
+                                    }
+                                }
+                            }
+                            expected[((bi * cout + co) * oh + oy) * ow + ox] = Float(max(0, (sum - Double(m[co])) * s + Double(be[co])))
+                        }
                     }
                 }
             }
             let y = conv(x.permuted([1, 0, 2, 3]))                                  // channel-major
             let got = y.permuted([1, 0, 2, 3])
-            #expect(got.shape == reference.shape)
-            #expect(got.maxAbsDifference(Tensor(expected, shape: reference.shape)) < 1e-5)
+            #expect(got.shape == [b, cout, oh, ow])
+            #expect(got.maxAbsDifference(Tensor(expected, shape: [b, cout, oh, ow])) < 1e-5)
         }
     }
 
-    /// The pools inside the mixed blocks exclude padding from the average; max pooling pads with -inf.
     @Test func blockPools() {
         let x = Tensor((0..<9).map(Float.init), shape: [1, 1, 3, 3])                  // (C, B, H, W)
         let avg = InceptionOp.avgPool(kernel: 3, stride: 1, padding: 1)(x)

@@ -156,6 +156,32 @@ public enum Gemm {
               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias)
     }
 
+    /// The fp32 kernel behind ``instructionSet``: the same kernel, except that the opt-in
+    /// ``InstructionSet/avx512BF16`` gives way to ``InstructionSet/avx512`` (its fp32 twin).
+    /// Products whose result must not change with the training precision (FID features, say)
+    /// run on it through ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
+    public static var fullPrecisionInstructionSet: InstructionSet {
+        instructionSet == .avx512BF16 ? .avx512 : instructionSet
+    }
+
+    /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` in fp32 whatever
+    /// `MASKDM_GEMM_ISA` selects: on ``fullPrecisionInstructionSet``, or OpenBLAS where the own
+    /// kernels are off. Same labels, defaults and semantics.
+    public static func sgemmFullPrecision(transposeA: Bool = false, transposeB: Bool = false,
+                                          m: Int, n: Int, k: Int, alpha: Float = 1,
+                                          a: UnsafePointer<Float>, lda: Int? = nil,
+                                          b: UnsafePointer<Float>, ldb: Int? = nil,
+                                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        guard usesOwnKernels else {
+            BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        sgemm(instructionSet: fullPrecisionInstructionSet, threads: Parallel.threads,
+              transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+              a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
     /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)`` on a given kernel
     /// (which the CPU must support) and thread count.
     static func sgemm(instructionSet isa: InstructionSet, threads: Int,
