@@ -5,6 +5,7 @@ import Masking
 import NN
 import Pipeline
 import Schedules
+import Tensor
 import ViTDiffusion
 
 /// Options shared by `pretrain`, `finetune` and `train`: flags override the config file.
@@ -35,6 +36,8 @@ struct StageOptions: ParsableArguments {
     @Option(help: "AdamW beta1.") var beta1: Float?
     @Option(help: "AdamW beta2.") var beta2: Float?
     @Option(help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
+    @Option(help: "Matrix-product precision: fp32, or bf16 (bf16 operands, fp32 sums and weights; needs AVX512_BF16). Default: the run's recorded one on resume, else MASKDM_GEMM_ISA's, else fp32.")
+    var precision: String?
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
 
     /// The run's config: the YAML (if any), then the preset, then the flags.
@@ -99,6 +102,12 @@ struct StageOptions: ParsableArguments {
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
+        if let precision {
+            guard let p = Gemm.Precision(rawValue: precision.lowercased()) else {
+                throw ValidationError("unknown --precision '\(precision)' (fp32, bf16)")
+            }
+            run.precision = p
+        }
         return run
     }
 
@@ -117,6 +126,7 @@ struct StageOptions: ParsableArguments {
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
               + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
               + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "") + ", lr \(config.recipe.learningRate)"
+              + ", precision \((run.config.precision ?? Gemm.precision).rawValue)"
               + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary

@@ -1,5 +1,6 @@
 import Foundation
 import Schedules
+import Tensor
 import ViTDiffusion
 
 /// The kind of training a run folder holds.
@@ -35,6 +36,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var keepCheckpoints: Int = 3
     /// Stop when the summed step times reach this many seconds (nil = run `recipe.steps`).
     public var timeBudget: Double? = nil
+    /// The arithmetic of the matrix products: `.fp32`, or `.bf16` mixed precision (bf16
+    /// operands, fp32 sums, weights and optimizer state; needs AVX512_BF16). ``TrainingRun``
+    /// applies it to the process (`Gemm.setPrecision`) and records the precision it ran in
+    /// `config.json`. nil: on a fresh run the process's current precision (`MASKDM_GEMM_ISA`, else
+    /// fp32); on resume the recorded one. It may change between sittings.
+    public var precision: Gemm.Precision? = nil
 
     /// A run of `stage` training `model` with `recipe` on `data`.
     public init(stage: Stage, model: MaskedUViTConfig, recipe: TrainingRecipe, data: String, initialization: String? = nil) {
@@ -42,8 +49,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// The first setting in which `other` differs from this config in a way that changes the
-    /// training (the step count, the time budget and the sampling/checkpoint cadence may change
-    /// between sittings); nil when a run of `self` can resume as `other`.
+    /// training (the step count, the time budget, the sampling/checkpoint cadence and the
+    /// precision may change between sittings); nil when a run of `self` can resume as `other`.
     public func conflict(with other: RunConfig) -> (key: String, existing: String, requested: String)? {
         func check<T: Equatable>(_ key: String, _ a: T, _ b: T) -> (String, String, String)? {
             a == b ? nil : (key, "\(a)", "\(b)")

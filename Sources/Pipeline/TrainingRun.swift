@@ -72,11 +72,11 @@ public final class TrainingRun {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
-        self.config = config
         try config.recipe.validate()
         try config.model.validate()
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
+        var recordedPrecision: Gemm.Precision?
         if fm.fileExists(atPath: configURL.path) {
             let existing: RunConfig
             do { existing = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: configURL)) } catch {
@@ -85,7 +85,11 @@ public final class TrainingRun {
             if let c = existing.conflict(with: config) {
                 throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
             }
+            recordedPrecision = existing.precision
         }
+        config.precision = try TrainingRun.applyPrecision(requested: config.precision, recorded: recordedPrecision,
+                                                          configPath: configURL.path)
+        self.config = config
         var rng = RandomGenerator(seed: config.recipe.seed)
         let model = MaskedUViT(config: config.model, rng: &rng)
         let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
@@ -113,6 +117,27 @@ public final class TrainingRun {
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
         }
+    }
+
+    /// Sets the process's GEMM precision for a run: the requested one, else the one `config.json`
+    /// recorded (resume), else the current one; returns it for `config.json`. `current` and
+    /// `set` are the process's (``Gemm/precision``, ``Gemm/setPrecision(_:)``) except in tests.
+    static func applyPrecision(requested: Gemm.Precision?, recorded: Gemm.Precision?, configPath: String,
+                               current: Gemm.Precision = Gemm.precision,
+                               set: (Gemm.Precision) throws -> Void = Gemm.setPrecision) throws -> Gemm.Precision {
+        let precision = requested ?? recorded ?? current
+        guard precision != current else { return precision }
+        do {
+            try set(precision)
+        } catch {
+            if requested == nil {
+                throw PipelineError.badConfig(path: configPath, key: "precision",
+                                              problem: "the run was trained in \(precision.rawValue), but \(error); "
+                                                + "set the precision to fp32 (maskdm: --precision fp32) to go on in fp32")
+            }
+            throw PipelineError.invalidOption(name: "precision", problem: "\(error)")
+        }
+        return precision
     }
 
     /// Whether the run has reached its step count or time budget.

@@ -2,10 +2,10 @@ import Foundation
 import ImageIO
 import Masking
 import NN
-import Pipeline
 import Tensor
 import Testing
 import ViTDiffusion
+@testable import Pipeline
 
 /// Run folders: resumption bit for bit, stopping, the log, config mismatches and checkpoint
 /// rotation. Serialized: ``StopSignal`` is process-wide and `train` polls it.
@@ -161,7 +161,9 @@ import ViTDiffusion
             #expect(zip(records, records.dropFirst()).allSatisfy { $0.trainSeconds < $1.trainSeconds })
             // config.json holds the run config; loss.png decodes.
             let saved = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: run.configURL))
-            #expect(saved == Self.config(steps: 8))
+            var expected = Self.config(steps: 8)
+            expected.precision = Gemm.precision                     // resolved: the one it ran in
+            #expect(saved == expected && saved == run.config)
             let plot = try Image(contentsOf: run.lossPlotURL)
             #expect(plot.width > 100 && plot.height > 100)
         }
@@ -286,5 +288,75 @@ import ViTDiffusion
             #expect(try snapshot(folder) == before)
             #expect(try Self.open(folder, steps: 3).resumedFrom == 2)
         }
+    }
+
+    /// `config.json` records the precision the run trained in; a config written before the key
+    /// existed still resumes; the precision is no conflict.
+    @Test func precisionIsRecordedAndOldConfigsResume() throws {
+        try withTemporaryFolder("precision") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            try Self.open(folder, steps: 2).train(on: Self.dataset)
+            let url = folder.appendingPathComponent("config.json")
+            func recorded() throws -> [String: Any] {
+                try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] ?? [:]
+            }
+            #expect(try recorded()["precision"] as? String == Gemm.precision.rawValue)
+            // An older config.json, without the key.
+            var object = try recorded()
+            object["precision"] = nil
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            #expect(try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: url)).precision == nil)
+            let run = try Self.open(folder, steps: 3)
+            #expect(run.resumedFrom == 2 && run.config.precision == Gemm.precision)
+            #expect(try recorded()["precision"] as? String == Gemm.precision.rawValue)
+            var other = Self.config(steps: 2)
+            other.precision = Gemm.precision == .fp32 ? .bf16 : .fp32
+            #expect(Self.config(steps: 2).conflict(with: other) == nil)
+        }
+    }
+
+    /// Which precision a run uses (requested, else recorded, else current), and the errors
+    /// that name their cause when the CPU cannot run it.
+    @Test func precisionResolutionAndErrors() throws {
+        struct NoBF16: Error, CustomStringConvertible { var description: String { "no AVX512_BF16 here" } }
+        var calls: [Gemm.Precision] = []
+        func resolve(_ requested: Gemm.Precision?, _ recorded: Gemm.Precision?, current: Gemm.Precision,
+                     cpuHasBF16: Bool = true) throws -> Gemm.Precision {
+            try TrainingRun.applyPrecision(requested: requested, recorded: recorded, configPath: "R/config.json",
+                                           current: current) {
+                calls.append($0)
+                if $0 == .bf16 && !cpuHasBF16 { throw NoBF16() }
+            }
+        }
+        #expect(try resolve(nil, nil, current: .fp32) == .fp32)
+        #expect(try resolve(nil, nil, current: .bf16) == .bf16)
+        #expect(try resolve(nil, .bf16, current: .fp32) == .bf16)
+        #expect(try resolve(.fp32, .bf16, current: .fp32) == .fp32)
+        #expect(try resolve(.bf16, nil, current: .bf16) == .bf16)
+        #expect(calls == [.bf16])                                   // only a change is applied
+        calls = []
+        #expect(try resolve(.fp32, .bf16, current: .bf16) == .fp32 && calls == [.fp32])
+
+        let recordedError = #expect(throws: PipelineError.self) { try resolve(nil, .bf16, current: .fp32, cpuHasBF16: false) }
+        guard case .badConfig(let path, let key, let problem)? = recordedError else {
+            Issue.record("expected badConfig, got \(String(describing: recordedError))"); return
+        }
+        #expect(path == "R/config.json" && key == "precision")
+        #expect(problem.contains("bf16") && problem.contains("no AVX512_BF16 here") && problem.contains("--precision fp32"))
+        let requestedError = #expect(throws: PipelineError.self) { try resolve(.bf16, nil, current: .fp32, cpuHasBF16: false) }
+        guard case .invalidOption("precision", let why)? = requestedError else {
+            Issue.record("expected invalidOption, got \(String(describing: requestedError))"); return
+        }
+        #expect(why.contains("no AVX512_BF16 here"))
+    }
+
+    /// On a CPU without AVX512_BF16, asking for bf16 says why it cannot and changes nothing
+    /// (the switch itself, where the CPU has it, is checked end to end by scripts/check-precision.sh).
+    @Test func gemmPrecisionErrorsNameTheCPU() throws {
+        guard !Gemm.isaSupported(.avx512BF16) else { return }   // switching is checked by scripts/check-precision.sh
+        let error = #expect(throws: Gemm.InstructionSetError.self) { try Gemm.setPrecision(.bf16) }
+        #expect(error?.description.contains("AVX512_BF16") == true && error?.description.contains("use fp32") == true)
+        try Gemm.setPrecision(.fp32)                                // a no-op on an fp32 kernel
+        #expect(Gemm.precision == .fp32)
     }
 }

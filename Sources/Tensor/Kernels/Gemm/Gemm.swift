@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Synchronization
 
 /// Fp32 matrix multiply on the library's own SIMD kernels (the `CKernels` C target), threaded
 /// over disjoint blocks of C with ``parallelFor(_:grain:_:)``.
@@ -48,10 +49,17 @@ public enum Gemm {
     }
 
     /// The kernel this process runs: the best one the CPU supports, unless the environment
-    /// variable `MASKDM_GEMM_ISA` names another (see ``environmentInstructionSet(_:)``). A value
-    /// that is not a kernel name, or names one this CPU lacks, stops the process with that error
-    /// on the first product.
-    public static let instructionSet: InstructionSet = {
+    /// variable `MASKDM_GEMM_ISA` names another (see ``environmentInstructionSet(_:)``) or
+    /// ``select(_:)`` / ``setPrecision(_:)`` chose one since. A value of the variable that is not
+    /// a kernel name, or names one this CPU lacks, stops the process with that error on the
+    /// first product.
+    public static var instructionSet: InstructionSet {
+        let chosen = selection.load(ordering: .relaxed)
+        return chosen >= 0 ? InstructionSet(rawValue: chosen) ?? startingInstructionSet : startingInstructionSet
+    }
+
+    /// The kernel from the environment or the CPU, fixed at the first use.
+    private static let startingInstructionSet: InstructionSet = {
         let chosen: InstructionSet
         do {
             chosen = try environmentInstructionSet() ?? InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
@@ -61,6 +69,61 @@ public enum Gemm {
         if chosen != .none { _ = maskdm_gemm_select_isa(chosen.rawValue) }
         return chosen
     }()
+
+    /// The kernel ``select(_:)`` chose (its raw value), or -1.
+    private static let selection = Atomic<Int32>(-1)
+
+    /// Runs every later product on kernel `isa` (one of the own kernels, which this CPU must
+    /// support), whatever `MASKDM_GEMM_ISA` said. Call it between products, not while one runs:
+    /// e.g. before training starts. A ``PackedMatrix`` keeps the kernel it was packed for.
+    /// Throws ``InstructionSetError`` for ``InstructionSet/none``, a kernel this CPU lacks, or a
+    /// build whose own kernels are off (``usesOwnKernels`` false).
+    public static func select(_ isa: InstructionSet) throws {
+        guard usesOwnKernels else {
+            throw InstructionSetError(description: "Gemm.select(\(isa.environmentName)): the own GEMM kernels are off "
+                                      + "(\(startingInstructionSet == .none ? "no AVX2 on this CPU or MASKDM_GEMM_ISA=openblas" : "a debug build of CKernels"))")
+        }
+        guard isa != .none, isaSupported(isa) else {
+            throw InstructionSetError(description: "Gemm.select: this CPU cannot run the \(isa.environmentName) kernel; "
+                                      + "it runs \(runnableKernelNames.joined(separator: ", "))")
+        }
+        _ = maskdm_gemm_select_isa(isa.rawValue)
+        selection.store(isa.rawValue, ordering: .relaxed)
+    }
+
+    /// The `MASKDM_GEMM_ISA` names of the kernels this CPU runs (with `openblas`), sorted.
+    static var runnableKernelNames: [String] {
+        InstructionSet.allCases.filter { $0 == .none || isaSupported($0) }.map(\.environmentName).sorted()
+    }
+
+    /// The arithmetic of the matrix products: ``fp32`` or the opt-in ``bf16`` mixed precision.
+    public enum Precision: String, Codable, Sendable, CaseIterable {
+        /// Fp32 operands and sums (every kernel but ``InstructionSet/avx512BF16``).
+        case fp32
+        /// Bf16 operands, fp32 sums: the ``InstructionSet/avx512BF16`` kernel.
+        case bf16
+    }
+
+    /// The precision of the products this process runs (from ``instructionSet``).
+    public static var precision: Precision { instructionSet == .avx512BF16 ? .bf16 : .fp32 }
+
+    /// Runs every later product in `precision`, as ``select(_:)``: `.bf16` selects the
+    /// ``InstructionSet/avx512BF16`` kernel; `.fp32` leaves an fp32 kernel as it is and replaces
+    /// the bf16 one with its fp32 twin, ``InstructionSet/avx512``. Throws
+    /// ``InstructionSetError`` when the CPU lacks AVX512_BF16 (for `.bf16`) or the own kernels
+    /// are off.
+    public static func setPrecision(_ precision: Precision) throws {
+        switch precision {
+        case .bf16:
+            guard isaSupported(.avx512BF16) else {
+                throw InstructionSetError(description: "precision bf16 needs a CPU with AVX512_BF16 (Zen 4, Sapphire Rapids "
+                                          + "or later); this one runs \(runnableKernelNames.joined(separator: ", ")): use fp32")
+            }
+            try select(.avx512BF16)
+        case .fp32:
+            if instructionSet == .avx512BF16 { try select(.avx512) }
+        }
+    }
 
     /// The kernel the environment variable `MASKDM_GEMM_ISA` asks for: nil when it is unset or
     /// empty; `avx2`, `avx512`, `avx512-emulated` or `avx512-bf16` for that kernel, `openblas` to
@@ -76,8 +139,7 @@ public enum Gemm {
                 "MASKDM_GEMM_ISA: unknown kernel '\(value ?? "")'; use avx2, avx512, avx512-emulated, avx512-bf16 or openblas")
         }
         guard isa == .none || isaSupported(isa) else {
-            let runnable = named.filter { $0.value == .none || isaSupported($0.value) }.keys.sorted()
-            throw InstructionSetError(description: "MASKDM_GEMM_ISA: this CPU cannot run the \(raw) kernel; it runs \(runnable.joined(separator: ", "))")
+            throw InstructionSetError(description: "MASKDM_GEMM_ISA: this CPU cannot run the \(raw) kernel; it runs \(runnableKernelNames.joined(separator: ", "))")
         }
         return isa
     }
@@ -91,7 +153,7 @@ public enum Gemm {
     /// True when ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` runs the own
     /// kernels: the CPU has one of them and the C target was optimised. A debug (-O0) build of
     /// the kernels is ~150x slower than OpenBLAS, so it forwards to OpenBLAS instead.
-    public static let usesOwnKernels = instructionSet != .none && maskdm_gemm_kernels_optimized() != 0
+    public static let usesOwnKernels = startingInstructionSet != .none && maskdm_gemm_kernels_optimized() != 0
 
     /// True when this CPU can run kernel `isa` (`.none` is never runnable).
     public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }

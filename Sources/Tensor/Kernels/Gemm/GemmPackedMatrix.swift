@@ -7,7 +7,8 @@ extension Gemm {
     /// packing B, and threads share one copy instead of each packing its own.
     ///
     /// The panels are a copy: changing B afterwards does not change them. Requires
-    /// ``hasSerialKernel`` (the own kernels); the layout belongs to ``instructionSet``.
+    /// ``hasSerialKernel`` (the own kernels); the layout belongs to the kernel selected when it was
+    /// packed (``Gemm/instructionSet`` then), which every product with it runs.
     ///
     /// ```swift
     /// // y (M, N) = x (M, K) W^T, W stored (N, K), packed once and reused.
@@ -22,6 +23,8 @@ extension Gemm {
         public let k: Int
         /// The panels (``packedBSize(n:k:)`` floats, 64-byte aligned).
         let panels: TensorStorage
+        /// The kernel whose layout the panels have.
+        let instructionSet: InstructionSet
 
         /// Packs op(B) (K, N): B is (K, N) with row stride `ldb`, or (N, K) when `transposeB`
         /// (default `ldb`: tight). Threads from ``Parallel/threads`` pack disjoint column ranges.
@@ -32,6 +35,7 @@ extension Gemm {
             precondition(lb >= (transposeB ? k : n), "Gemm.PackedMatrix: ldb \(lb) too small for B \(transposeB ? "(\(n), \(k))" : "(\(k), \(n))")")
             self.n = n
             self.k = k
+            instructionSet = Gemm.instructionSet
             panels = TensorStorage(uninitializedCount: packedBSize(n: n, k: k))
             let isa = instructionSet.rawValue, tb: Int32 = transposeB ? 1 : 0
             let nr = columnTile, tiles = (n + nr - 1) / nr
@@ -70,7 +74,7 @@ extension Gemm {
         precondition(la >= (transposeA ? m : k) && lc >= n && max(m, la, lc) <= Int(Int32.max),
                      "Gemm.sgemm(packedB:): leading dimensions lda \(la), ldc \(lc) too small for "
                      + "A \(transposeA ? "(\(k), \(m))" : "(\(m), \(k))"), C (\(m), \(n))")
-        let isa = instructionSet
+        let isa = packedB.instructionSet
         let plan = GemmSplit(isa: isa, m: m, n: n, k: k, threads: Parallel.threads)
         let perChunk = (maskdm_sgemm_workspace_size(Int32(plan.maxRows), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
         let ta: Int32 = transposeA ? 1 : 0
