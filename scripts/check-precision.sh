@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `maskdm pretrain --precision` end to end, on whichever CPU this is:
 # - with AVX512_BF16: a bf16 run records "bf16" in config.json and says so; re-running without
-#   the flag resumes in bf16; --precision fp32 goes on in fp32 and records that;
+#   the flag resumes in bf16; --precision fp32 goes on in fp32 and records that; `maskdm sample
+#   --precision bf16` samples in bf16;
 # - without it: --precision bf16 fails with an error naming AVX512_BF16 and creates no folder; a
 #   run folder whose config.json records bf16 refuses to resume, naming the file and the key,
-#   until --precision fp32 is given.
+#   until --precision fp32 is given; `maskdm sample --precision bf16` is refused the same way.
 # Everywhere: an unknown precision is refused, naming the flag.
 #
 #   scripts/check-precision.sh [MASKDM_BINARY]     (default .build/release/maskdm)
@@ -39,6 +40,9 @@ if grep -qw avx512_bf16 /proc/cpuinfo; then
     train 4 --precision fp32 || { fail "resume in fp32 failed:"; cat "$work/out"; }
     expect_header fp32 "resume in fp32"
     [[ $(recorded) == fp32 ]] || fail "resume in fp32: config.json records $(recorded)"
+    "$bin" sample --checkpoint "$run" --count 2 --batch 2 --steps 2 --out "$work/samples" --precision bf16 \
+        > "$work/out" 2>&1 || { fail "sample --precision bf16 failed:"; cat "$work/out"; }
+    grep -q "in bf16" "$work/out" || { fail "sample --precision bf16 does not say it ran in bf16:"; cat "$work/out"; }
 else
     echo "check-precision: this CPU has no AVX512_BF16"
     if train 2 --precision bf16; then fail "--precision bf16 succeeded"; fi
@@ -58,6 +62,10 @@ EOF
     train 3 --precision fp32 || { fail "--precision fp32 did not resume it:"; cat "$work/out"; }
     grep -q "resuming at step 2" "$work/out" || fail "--precision fp32 did not resume"
     [[ $(recorded) == fp32 ]] || fail "after --precision fp32, config.json records $(recorded)"
+    if "$bin" sample --checkpoint "$run" --count 2 --batch 2 --steps 2 --out "$work/samples" --precision bf16 \
+        > "$work/out" 2>&1; then fail "sample --precision bf16 succeeded"; fi
+    grep -q "AVX512_BF16" "$work/out" || { fail "sample --precision bf16: the error does not name AVX512_BF16:"; cat "$work/out"; }
+    [[ ! -e $work/samples ]] || fail "sample --precision bf16 left an output folder behind"
 fi
 rm -rf "$run"
 if train 1 --precision fp16; then fail "--precision fp16 was accepted"; fi

@@ -21,7 +21,7 @@ let usage = """
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
            maskdm-bench packed-weights BATCH [--quick]   (small@64 passes, weights packed once vs per pass)
            maskdm-bench load-memory FILE...
-    environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512, avx512-emulated or openblas), MASKDM_BATCH_SPLIT
+    environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512, avx512-emulated, avx512-bf16 or openblas), MASKDM_BATCH_SPLIT
     """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
 do { _ = try Gemm.environmentInstructionSet() } catch { print("error: \(error)"); exit(2) }

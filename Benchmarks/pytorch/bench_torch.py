@@ -254,7 +254,7 @@ def bench_sample(args):
         sched = mt.Schedule(mt.linear_betas(1000))
         h, w = cfg.image_hw
         x = torch.randn(batch, cfg.in_chans, h, w)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             model(x, torch.full((batch,), 500, dtype=torch.long))                 # warm-up
             start = time.perf_counter()
             if kind == "ddim":
@@ -268,7 +268,8 @@ def bench_sample(args):
             seconds = time.perf_counter() - start
         label = f"{h}px p{cfg.patch_size} D{cfg.encoder_embed_dim} b{batch} {kind}{steps}"
         emit({"name": name, "config": label, "threads": args.threads, "median_ms": seconds * 1000,
-              "images_per_second": batch / seconds, "peak_rss_mb": peak_rss_mb()})
+              "images_per_second": batch / seconds, "peak_rss_mb": peak_rss_mb(),
+              "precision": "bf16-autocast" if args.bf16 else "fp32"})
 
 
 def bench_step(args):
@@ -297,7 +298,7 @@ def main():
                     help="attention in the step cases: sdpa (fastest) or vanilla (the reference's CPU path)")
     ap.add_argument("--no-isolate", action="store_true", help="run step cases in this process")
     ap.add_argument("--bf16", action="store_true",
-                    help="step cases: the network under torch.autocast('cpu', bfloat16) (mixed precision)")
+                    help="step and sample cases: the network under torch.autocast('cpu', bfloat16) (mixed precision)")
     ap.add_argument("--model", choices=["ours", "reference"], default="ours",
                     help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Schedules
+import Tensor
 import ViTDiffusion
 
 /// `maskdm sample`: numbered PNGs and a grid from a checkpoint's EMA (or online) weights.
@@ -18,8 +19,15 @@ struct Sample: ParsableCommand {
     @Flag(help: "Use the online weights instead of the EMA.") var online = false
     @Option(help: "Images per network batch.") var batch = 64
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: MASKDM_GEMM_ISA's, else fp32.")
+    var precision: String?
 
     func run() throws {
+        if let precision {
+            do { try Gemm.setPrecision(Gemm.Precision(argument: precision)) } catch let e as Gemm.InstructionSetError {
+                throw ValidationError("--precision \(precision): \(e)")
+            }
+        }
         let url = try WeightLoading.resolve(URL(fileURLWithPath: checkpoint))
         guard !WeightLoading.isTorchFile(url) else {
             throw ValidationError("'\(url.path)' is a PyTorch file: convert it first (maskdm convert REF.pt --config FILE.yml --out CKPT.safetensors)")
@@ -37,8 +45,8 @@ struct Sample: ParsableCommand {
         }
         if drawn > 0 { print("") }
         let secs = Date().timeIntervalSince(t0)
-        print(String(format: "%d new samples (%d were there) with %@ in %.1f s (%.2f images/s) -> %@ (grid: %@)",
-                     drawn, before, kind.description, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path,
+        print(String(format: "%d new samples (%d were there) with %@ in %@ in %.1f s (%.2f images/s) -> %@ (grid: %@)",
+                     drawn, before, kind.description, Gemm.precision.rawValue, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path,
                      folder.appendingPathExtension("png").path))
     }
 }

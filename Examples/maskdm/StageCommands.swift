@@ -102,12 +102,7 @@ struct StageOptions: ParsableArguments {
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
-        if let precision {
-            guard let p = Gemm.Precision(rawValue: precision.lowercased()) else {
-                throw ValidationError("unknown --precision '\(precision)' (fp32, bf16)")
-            }
-            run.precision = p
-        }
+        if let precision { run.precision = try Gemm.Precision(argument: precision) }
         return run
     }
 
@@ -180,4 +175,14 @@ struct Train: ParsableCommand {
     @OptionGroup var options: StageOptions
 
     func run() throws { try options.train(try options.resolve(stage: .train)) }
+}
+
+extension Gemm.Precision {
+    /// A `--precision` value: fp32 or bf16 (any case).
+    init(argument: String) throws {
+        guard let p = Gemm.Precision(rawValue: argument.lowercased()) else {
+            throw ValidationError("unknown --precision '\(argument)' (fp32, bf16)")
+        }
+        self = p
+    }
 }
