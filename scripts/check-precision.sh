@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `maskdm pretrain --precision` end to end, on whichever CPU this is:
+# `--precision` of the maskdm commands end to end, on whichever CPU this is:
 # - with AVX512_BF16: a bf16 run records "bf16" in config.json and says so; re-running without
 #   the flag resumes in bf16; --precision fp32 goes on in fp32 and records that; `maskdm sample
-#   --precision bf16` samples in bf16;
+#   --precision bf16` samples in bf16; `maskdm pipeline --precision bf16` records it in both stages;
 # - without it: --precision bf16 fails with an error naming AVX512_BF16 and creates no folder; a
 #   run folder whose config.json records bf16 refuses to resume, naming the file and the key,
 #   until --precision fp32 is given; `maskdm sample --precision bf16` is refused the same way.
@@ -43,6 +43,11 @@ if grep -qw avx512_bf16 /proc/cpuinfo; then
     "$bin" sample --checkpoint "$run" --count 2 --batch 2 --steps 2 --out "$work/samples" --precision bf16 \
         > "$work/out" 2>&1 || { fail "sample --precision bf16 failed:"; cat "$work/out"; }
     grep -q "in bf16" "$work/out" || { fail "sample --precision bf16 does not say it ran in bf16:"; cat "$work/out"; }
+    "$bin" pipeline --quick --no-fid --precision bf16 --out "$work/demo" > "$work/out" 2>&1 \
+        || { fail "pipeline --precision bf16 failed:"; cat "$work/out"; }
+    for stage in pretrain finetune; do
+        [[ $(run=$work/demo/$stage recorded) == bf16 ]] || fail "pipeline --precision bf16: $stage/config.json records $(run=$work/demo/$stage recorded)"
+    done
 else
     echo "check-precision: this CPU has no AVX512_BF16"
     if train 2 --precision bf16; then fail "--precision bf16 succeeded"; fi

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Tensor
 import ViTDiffusion
 
 /// `maskdm pipeline`: the calibrated two-stage demo on the embedded emoji (resumable).
@@ -17,6 +18,8 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: "Override the fine-tuning steps.") var finetuneSteps: Int?
     @Option(help: "Override the number of final samples.") var samples: Int?
     @Flag(help: "Skip FID/KID.") var noFid = false
+    @Option(help: "Matrix-product precision of both stages: fp32, or bf16 (needs AVX512_BF16). Default: as `pretrain`'s --precision.")
+    var precision: String?
 
     func run() throws {
         StopSignal.install()
@@ -24,6 +27,7 @@ struct PipelineCommand: ParsableCommand {
         if let pretrainSteps { recipe.pretrain.steps = pretrainSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
         if let samples { recipe.sampleCount = samples }
+        if let precision { recipe.precision = try Gemm.Precision(argument: precision) }
         print("two-stage demo: \(recipe.model); pre-train \(recipe.pretrain.steps) steps (\(recipe.pretrain.mask), batch \(recipe.pretrain.batchSize)) "
               + "on \(source), fine-tune \(recipe.finetune.steps) steps (batch \(recipe.finetune.batchSize)) on \(target), "
               + "\(recipe.sampleCount) samples with \(recipe.sampler)")
@@ -63,10 +67,14 @@ struct Compare: ParsableCommand {
     @Option(help: "Samples at the final point.") var finalSamples = 400
     @Option(help: "Arms to run (subset of ABC).") var arms = "ABC"
     @Flag(help: "Tiny budgets and network (a smoke test).") var quick = false
+    @Option(help: "Matrix-product precision of every arm: fp32, or bf16 (needs AVX512_BF16). Default: as `pretrain`'s --precision.")
+    var precision: String?
 
     func run() throws {
         StopSignal.install()
-        var experiment = CompareExperiment(folder: URL(fileURLWithPath: out), recipe: quick ? .quick : .calibrated,
+        var recipe = quick ? ExperimentRecipe.quick : .calibrated
+        if let precision { recipe.precision = try Gemm.Precision(argument: precision) }
+        var experiment = CompareExperiment(folder: URL(fileURLWithPath: out), recipe: recipe,
                                            budgetSeconds: (quick ? min(minutes, 0.25) : minutes) * 60)
         experiment.pretrainShare = pretrainShare
         experiment.points = quick ? min(points, 2) : points

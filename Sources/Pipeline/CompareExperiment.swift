@@ -129,6 +129,7 @@ public struct CompareExperiment {
             if arm == .unmaskedPretrain { r.mask = .none }
             var config = RunConfig(stage: .pretrain, model: recipe.model, recipe: r, data: data.sourceName)
             config.timeBudget = preBudget
+            config.precision = recipe.precision
             pre = try TrainingRun(folder: armFolder.appendingPathComponent("pretrain"), config: config)
         }
         var fine: TrainingRun? = nil
@@ -137,6 +138,7 @@ public struct CompareExperiment {
             var config = RunConfig(stage: pre == nil ? .train : .finetune, model: recipe.model, recipe: stageRecipe(recipe.finetune),
                                    data: data.targetName, initialization: pre?.checkpointURL.path)
             config.timeBudget = budgetSeconds - preBudget
+            config.precision = recipe.precision
             let run = try TrainingRun(folder: armFolder.appendingPathComponent(pre == nil ? "train" : "finetune"), config: config) { model in
                 if let pre { try WeightLoading.loadOnline(from: pre.checkpointURL, into: model) }
             }

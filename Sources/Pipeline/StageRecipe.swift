@@ -2,6 +2,7 @@ import Foundation
 import Masking
 import NN
 import Schedules
+import Tensor
 import ViTDiffusion
 
 /// The settings of a two-stage experiment (the demo and `compare`): the network, the two stage
@@ -17,6 +18,10 @@ public struct ExperimentRecipe: Codable, Sendable, Equatable {
     public var sampler: SamplerKind
     /// Final samples (FID/KID against the target).
     public var sampleCount: Int
+    /// The precision of every stage's matrix products (see `RunConfig.precision`; nil: the
+    /// process's, or a resumed stage's recorded one). Sampling runs in the same precision; FID
+    /// features are fp32 always.
+    public var precision: Gemm.Precision? = nil
 
     /// A recipe of the values above.
     public init(model: MaskedUViTConfig, pretrain: TrainingRecipe, finetune: TrainingRecipe, sampler: SamplerKind, sampleCount: Int) {

@@ -106,11 +106,13 @@ public struct TwoStageDemo {
     public func run(source: DataSource, target: DataSource, evaluateFID: Bool = true,
                     events: ((_ stage: String, _ event: TrainingRun.Event) -> Void)? = nil) throws -> Report {
         let data = try ExperimentData(source: source, target: target, size: recipe.model.imageHeight, folder: folder)
-        let preConfig = RunConfig(stage: .pretrain, model: recipe.model, recipe: recipe.pretrain, data: data.sourceName)
+        var preConfig = RunConfig(stage: .pretrain, model: recipe.model, recipe: recipe.pretrain, data: data.sourceName)
+        preConfig.precision = recipe.precision
         let pre = try TrainingRun(folder: folder.appendingPathComponent("pretrain"), config: preConfig)
         let preSummary = try pre.train(on: data.source) { events?("pretrain", $0) }
-        let fineConfig = RunConfig(stage: .finetune, model: recipe.model, recipe: recipe.finetune, data: data.targetName,
+        var fineConfig = RunConfig(stage: .finetune, model: recipe.model, recipe: recipe.finetune, data: data.targetName,
                                    initialization: pre.checkpointURL.path)
+        fineConfig.precision = recipe.precision
         let fine = try TrainingRun(folder: folder.appendingPathComponent("finetune"), config: fineConfig) { model in
             try WeightLoading.loadOnline(from: pre.checkpointURL, into: model)
         }
