@@ -11,6 +11,7 @@
 #   scripts/check-precision.sh [MASKDM_BINARY]     (default .build/release/maskdm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unset MASKDM_GEMM_ISA   # the flag alone decides here
 bin=${1:-.build/release/maskdm}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

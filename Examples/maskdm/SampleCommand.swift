@@ -23,11 +23,7 @@ struct Sample: ParsableCommand {
     var precision: String?
 
     func run() throws {
-        if let precision {
-            do { try Gemm.setPrecision(Gemm.Precision(argument: precision)) } catch let e as Gemm.InstructionSetError {
-                throw ValidationError("--precision \(precision): \(e)")
-            }
-        }
+        if let precision { try Gemm.Precision.apply(Gemm.Precision(argument: precision)) }
         let url = try WeightLoading.resolve(URL(fileURLWithPath: checkpoint))
         guard !WeightLoading.isTorchFile(url) else {
             throw ValidationError("'\(url.path)' is a PyTorch file: convert it first (maskdm convert REF.pt --config FILE.yml --out CKPT.safetensors)")

@@ -102,7 +102,10 @@ struct StageOptions: ParsableArguments {
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
-        if let precision { run.precision = try Gemm.Precision(argument: precision) }
+        if let precision {
+            run.precision = try Gemm.Precision(argument: precision)
+            try run.precision.map(Gemm.Precision.apply)   // before the data loads: a CPU that cannot is told at once
+        }
         return run
     }
 
@@ -184,5 +187,12 @@ extension Gemm.Precision {
             throw ValidationError("unknown --precision '\(argument)' (fp32, bf16)")
         }
         self = p
+    }
+
+    /// Switches the process's products to `precision`, as a `--precision` error if it cannot.
+    static func apply(_ precision: Gemm.Precision) throws {
+        do { try Gemm.setPrecision(precision) } catch let e as Gemm.InstructionSetError {
+            throw ValidationError("--precision \(precision.rawValue): \(e)")
+        }
     }
 }

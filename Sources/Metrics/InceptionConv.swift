@@ -123,7 +123,10 @@ struct FoldedConv: Sendable {
     /// won where it is used, in alternated `maskdm-bench fid` runs: on a Zen 4 the AVX-512 kernel
     /// took 2604 ms a batch against OpenBLAS's 2887 (its Cooper Lake kernels); on an AVX2 CPU
     /// OpenBLAS was 9-15% faster than the own AVX2 kernel.
-    static var usesOwnKernel: Bool { Gemm.usesOwnKernels && Gemm.fullPrecisionInstructionSet == .avx512 }
+    /// (The emulated AVX-512 geometry counts as AVX-512, so its test stage runs this path too.)
+    static var usesOwnKernel: Bool {
+        Gemm.usesOwnKernels && [.avx512, .avx512Emulated].contains(Gemm.fullPrecisionInstructionSet)
+    }
 
     /// `out (M, N) = weight (M, K) x columns (K, N)` in fp32 (never the opt-in bf16 kernel: FID
     /// features must not depend on the training precision), `out` with row stride `ldc`.

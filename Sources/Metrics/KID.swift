@@ -70,8 +70,18 @@ public struct KernelInceptionDistance: Sendable, Equatable {
     /// `sum_{i, j} (x_i . y_j / D + 1)^3`, without `i == j` when `skipDiagonal`.
     static func kernelSum(_ x: Tensor, _ y: Tensor, skipDiagonal: Bool) -> Double {
         let d = x.shape.dims[1]
-        let gram = x.matmul(y, transposeB: true)                              // (m, n)
-        let (m, n) = gram.shape.dims2()
+        let (m, n) = (x.shape.dims[0], y.shape.dims[0])
+        // The Gram matrix in fp32 whatever the training precision (never the bf16 kernel).
+        precondition(d > 0, "kernelSum: features \(x.shape) have no dimensions")
+        var gram = Tensor(uninitialized: [m, n])
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                gram.withUnsafeMutableBufferPointer { gp in
+                    Gemm.sgemmFullPrecision(transposeB: true, m: m, n: n, k: d, a: xp.baseAddress!, b: yp.baseAddress!,
+                                            c: gp.baseAddress!)
+                }
+            }
+        }
         let scale = 1 / Double(d)
         return gram.withUnsafeBufferPointer { g in
             var total = 0.0

@@ -20,7 +20,7 @@ public struct ExperimentRecipe: Codable, Sendable, Equatable {
     public var sampleCount: Int
     /// The precision of every stage's matrix products (see `RunConfig.precision`; nil: the
     /// process's, or a resumed stage's recorded one). Sampling runs in the same precision; FID
-    /// features are fp32 always.
+    /// and KID are computed in fp32 always.
     public var precision: Gemm.Precision? = nil
 
     /// A recipe of the values above.

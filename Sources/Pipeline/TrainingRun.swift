@@ -64,7 +64,10 @@ public final class TrainingRun {
     ///   - initialWeights: called on a fresh run's new network before the trainer copies it into
     ///     the EMA, e.g. to load pre-trained online weights (fine-tuning). Not called on resume.
     /// - Throws: ``PipelineError/runMismatch(folder:key:existing:requested:)`` when the folder
-    ///   holds another run; checkpoint errors naming the file and key.
+    ///   holds another run; checkpoint errors naming the file and key;
+    ///   ``PipelineError/invalidOption(name:problem:)`` (`precision`) when the requested precision
+    ///   cannot run here or the ranks disagree on it, ``PipelineError/badConfig(path:key:problem:)``
+    ///   (`precision`) when the precision `config.json` records cannot.
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil,
@@ -80,7 +83,8 @@ public final class TrainingRun {
         if fm.fileExists(atPath: configURL.path) {
             let existing: RunConfig
             do { existing = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: configURL)) } catch {
-                throw PipelineError.badConfig(path: configURL.path, key: "-", problem: "not a run config (\(error))")
+                throw PipelineError.badConfig(path: configURL.path, key: TrainingRun.decodingKey(of: error),
+                                              problem: "not a run config (\(error))")
             }
             if let c = existing.conflict(with: config) {
                 throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
@@ -106,6 +110,13 @@ public final class TrainingRun {
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
         let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
+        // Every rank trains in the same precision (each could have its own MASKDM_GEMM_ISA).
+        let precisions = try communicator.allGather([config.precision == .bf16 ? 1 : 0]).map { $0.first ?? 0 }
+        if Set(precisions).count > 1 {
+            throw PipelineError.invalidOption(name: "precision", problem: "the ranks would train in different precisions "
+                                              + "(bf16 on ranks \(precisions.indices.filter { precisions[$0] == 1 }), fp32 on the others): "
+                                              + "give every rank the same --precision or MASKDM_GEMM_ISA")
+        }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()
         if communicator.isWriter {
@@ -117,6 +128,17 @@ public final class TrainingRun {
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
         }
+    }
+
+    /// The JSON key path a decoding error points at (`recipe.seed`), or `-`.
+    static func decodingKey(of error: Error) -> String {
+        let path: [any CodingKey]
+        switch error as? DecodingError {
+        case .typeMismatch(_, let c)?, .valueNotFound(_, let c)?, .dataCorrupted(let c)?: path = c.codingPath
+        case .keyNotFound(let key, let c)?: path = c.codingPath + [key]
+        default: path = []
+        }
+        return path.isEmpty ? "-" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
     }
 
     /// Sets the process's GEMM precision for a run: the requested one, else the one `config.json`
@@ -179,6 +201,12 @@ public final class TrainingRun {
     public func train(on dataset: any TrainingImages, trainSecondsLimit: Double? = nil,
                       events: ((Event) -> Void)? = nil) throws -> Summary {
         let start = Date()
+        // The run's precision, again: the process may have switched since init (another run).
+        if let precision = config.precision, precision != Gemm.precision {
+            do { try Gemm.setPrecision(precision) } catch {
+                throw PipelineError.invalidOption(name: "precision", problem: "\(error)")
+            }
+        }
         let first = trainer.step
         let writer = communicator.isWriter
         let ranks = communicator.size

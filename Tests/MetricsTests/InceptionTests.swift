@@ -100,6 +100,7 @@ import Testing
         }
     }
 
+    /// The pools inside the mixed blocks exclude padding from the average; max pooling pads with -inf.
     @Test func blockPools() {
         let x = Tensor((0..<9).map(Float.init), shape: [1, 1, 3, 3])                  // (C, B, H, W)
         let avg = InceptionOp.avgPool(kernel: 3, stride: 1, padding: 1)(x)

@@ -312,6 +312,15 @@ import ViTDiffusion
             var other = Self.config(steps: 2)
             other.precision = Gemm.precision == .fp32 ? .bf16 : .fp32
             #expect(Self.config(steps: 2).conflict(with: other) == nil)
+            // A value that is no precision is refused, naming the key.
+            object = try recorded()
+            object["precision"] = "fp16"
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            let error = #expect(throws: PipelineError.self) { try Self.open(folder, steps: 3) }
+            guard case .badConfig(let path, "precision", _)? = error else {
+                Issue.record("expected badConfig naming precision, got \(String(describing: error))"); return
+            }
+            #expect(path == url.path)
         }
     }
 
@@ -355,7 +364,7 @@ import ViTDiffusion
     @Test func gemmPrecisionErrorsNameTheCPU() throws {
         guard !Gemm.isaSupported(.avx512BF16) else { return }   // switching is checked by scripts/check-precision.sh
         let error = #expect(throws: Gemm.InstructionSetError.self) { try Gemm.setPrecision(.bf16) }
-        #expect(error?.description.contains("AVX512_BF16") == true && error?.description.contains("use fp32") == true)
+        #expect(error?.description.contains("AVX512_BF16") == true && error?.description.contains("avx2") == true)
         try Gemm.setPrecision(.fp32)                                // a no-op on an fp32 kernel
         #expect(Gemm.precision == .fp32)
     }

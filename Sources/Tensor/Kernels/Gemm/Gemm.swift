@@ -33,7 +33,8 @@ public enum Gemm {
         /// operands of every product are rounded to bf16 (8 mantissa bits, nearest even) as they
         /// are packed, and the pairwise products are summed in fp32; C, alpha, beta and the bias
         /// stay fp32, and so do the weights, gradients and optimizer state that callers keep.
-        /// 8x32 micro-tile. Opt-in only (`MASKDM_GEMM_ISA=avx512-bf16`): never chosen by itself.
+        /// 8x32 micro-tile. Opt-in only (`MASKDM_GEMM_ISA=avx512-bf16`, ``Gemm/setPrecision(_:)``,
+        /// or a run's `--precision bf16`): never chosen by itself.
         case avx512BF16 = 4
 
         /// The value of `MASKDM_GEMM_ISA` that selects this kernel (`openblas` for ``none``).
@@ -104,24 +105,26 @@ public enum Gemm {
         case bf16
     }
 
-    /// The precision of the products this process runs (from ``instructionSet``).
-    public static var precision: Precision { instructionSet == .avx512BF16 ? .bf16 : .fp32 }
+    /// The precision of the products this process runs: bf16 when the own kernels are on and
+    /// ``instructionSet`` is ``InstructionSet/avx512BF16``, else fp32 (OpenBLAS is fp32).
+    public static var precision: Precision { usesOwnKernels && instructionSet == .avx512BF16 ? .bf16 : .fp32 }
 
     /// Runs every later product in `precision`, as ``select(_:)``: `.bf16` selects the
-    /// ``InstructionSet/avx512BF16`` kernel; `.fp32` leaves an fp32 kernel as it is and replaces
-    /// the bf16 one with its fp32 twin, ``InstructionSet/avx512``. Throws
-    /// ``InstructionSetError`` when the CPU lacks AVX512_BF16 (for `.bf16`) or the own kernels
-    /// are off.
+    /// ``InstructionSet/avx512BF16`` kernel; `.fp32` leaves an fp32 kernel (or OpenBLAS) as it is
+    /// and replaces the bf16 one with the process's starting kernel when that is an fp32 one,
+    /// else with its fp32 twin, ``InstructionSet/avx512``. Throws ``InstructionSetError`` when
+    /// `.bf16` cannot run: the CPU lacks AVX512_BF16, or the own kernels are off.
     public static func setPrecision(_ precision: Precision) throws {
         switch precision {
         case .bf16:
             guard isaSupported(.avx512BF16) else {
                 throw InstructionSetError(description: "precision bf16 needs a CPU with AVX512_BF16 (Zen 4, Sapphire Rapids "
-                                          + "or later); this one runs \(runnableKernelNames.joined(separator: ", ")): use fp32")
+                                          + "or later); this one runs \(runnableKernelNames.joined(separator: ", "))")
             }
             try select(.avx512BF16)
         case .fp32:
-            if instructionSet == .avx512BF16 { try select(.avx512) }
+            guard precision == .bf16 else { return }
+            try select(startingInstructionSet == .avx512BF16 ? .avx512 : startingInstructionSet)
         }
     }
 
@@ -144,7 +147,8 @@ public enum Gemm {
         return isa
     }
 
-    /// A `MASKDM_GEMM_ISA` value that names no kernel, or one this CPU cannot run.
+    /// A kernel that cannot run: a `MASKDM_GEMM_ISA` value that names no kernel or one this CPU
+    /// lacks, or a ``select(_:)`` / ``setPrecision(_:)`` this CPU or build cannot honour.
     public struct InstructionSetError: Error, CustomStringConvertible, Sendable {
         /// The message, naming the variable and the kernels this CPU runs.
         public let description: String

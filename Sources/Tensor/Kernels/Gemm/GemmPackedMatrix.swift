@@ -21,7 +21,8 @@ extension Gemm {
         public let n: Int
         /// Rows of op(B) (the product's K).
         public let k: Int
-        /// The panels (``packedBSize(n:k:)`` floats, 64-byte aligned).
+        /// The panels (``Gemm/packedBSize(n:k:)`` floats of the kernel they were packed for, 64-byte
+        /// aligned).
         let panels: TensorStorage
         /// The kernel whose layout the panels have.
         let instructionSet: InstructionSet
@@ -36,9 +37,9 @@ extension Gemm {
             self.n = n
             self.k = k
             instructionSet = Gemm.instructionSet
-            panels = TensorStorage(uninitializedCount: packedBSize(n: n, k: k))
             let isa = instructionSet.rawValue, tb: Int32 = transposeB ? 1 : 0
-            let nr = columnTile, tiles = (n + nr - 1) / nr
+            panels = TensorStorage(uninitializedCount: Int(maskdm_sgemm_packed_b_size(isa, Int32(n), Int32(k))))
+            let nr = Gemm.columnTile(isa), tiles = (n + nr - 1) / nr
             let bp = SendablePointer(b), dst = SendablePointer(panels.mutableBase)
             parallelFor(tiles) { range in   // one contiguous run of panels per thread
                 let j0 = range.lowerBound * nr, j1 = min(n, range.upperBound * nr)
@@ -50,10 +51,10 @@ extension Gemm {
         public var byteCount: Int { panels.count * MemoryLayout<Float>.size }
     }
 
-    /// The kernel's micro-tile width (NR): packed panels hold this many columns.
-    static var columnTile: Int {
+    /// Kernel `isa`'s micro-tile width (NR): packed panels hold this many columns.
+    static func columnTile(_ isa: Int32) -> Int {
         var mr: Int32 = 0, nr: Int32 = 0
-        maskdm_gemm_micro_tile(instructionSet.rawValue, &mr, &nr)
+        maskdm_gemm_micro_tile(isa, &mr, &nr)
         return Int(max(nr, 1))
     }
 
