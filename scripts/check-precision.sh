@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `--precision` of the maskdm commands end to end, on whichever CPU this is:
 # - with AVX512_BF16: a bf16 run records "bf16" in config.json and says so; re-running without
-#   the flag resumes in bf16; --precision fp32 goes on in fp32 and records that; `maskdm sample
+#   the flag resumes in bf16; --precision fp32 goes on in fp32 and records that, also against
+#   MASKDM_GEMM_ISA=avx512-bf16 (and a run recorded as fp32 stays fp32 under it); `maskdm sample
 #   --precision bf16` samples in bf16; `maskdm pipeline --precision bf16` records it in both stages;
 # - without it: --precision bf16 fails with an error naming AVX512_BF16 and creates no folder; a
 #   run folder whose config.json records bf16 refuses to resume, naming the file and the key,
@@ -41,6 +42,12 @@ if grep -qw avx512_bf16 /proc/cpuinfo; then
     train 4 --precision fp32 || { fail "resume in fp32 failed:"; cat "$work/out"; }
     expect_header fp32 "resume in fp32"
     [[ $(recorded) == fp32 ]] || fail "resume in fp32: config.json records $(recorded)"
+    # The flag overrides a bf16 environment: the products really switch back (the header names
+    # the precision the process runs).
+    MASKDM_GEMM_ISA=avx512-bf16 train 5 --precision fp32 || { fail "fp32 under a bf16 environment failed:"; cat "$work/out"; }
+    expect_header fp32 "--precision fp32 under MASKDM_GEMM_ISA=avx512-bf16"
+    MASKDM_GEMM_ISA=avx512-bf16 train 6 || { fail "resume under a bf16 environment failed:"; cat "$work/out"; }
+    expect_header fp32 "a run recorded as fp32, resumed under MASKDM_GEMM_ISA=avx512-bf16"
     "$bin" sample --checkpoint "$run" --count 2 --batch 2 --steps 2 --out "$work/samples" --precision bf16 \
         > "$work/out" 2>&1 || { fail "sample --precision bf16 failed:"; cat "$work/out"; }
     grep -q "in bf16" "$work/out" || { fail "sample --precision bf16 does not say it ran in bf16:"; cat "$work/out"; }

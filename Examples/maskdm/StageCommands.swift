@@ -124,7 +124,7 @@ struct StageOptions: ParsableArguments {
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
               + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
               + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "") + ", lr \(config.recipe.learningRate)"
-              + ", precision \((run.config.precision ?? Gemm.precision).rawValue)"
+              + ", precision \(Gemm.precision.rawValue)"   // what the products run in
               + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary

@@ -114,8 +114,8 @@ public enum Gemm {
     /// and replaces the bf16 one with the process's starting kernel when that is an fp32 one,
     /// else with its fp32 twin, ``InstructionSet/avx512``. Throws ``InstructionSetError`` when
     /// `.bf16` cannot run: the CPU lacks AVX512_BF16, or the own kernels are off.
-    public static func setPrecision(_ precision: Precision) throws {
-        switch precision {
+    public static func setPrecision(_ wanted: Precision) throws {
+        switch wanted {
         case .bf16:
             guard isaSupported(.avx512BF16) else {
                 throw InstructionSetError(description: "precision bf16 needs a CPU with AVX512_BF16 (Zen 4, Sapphire Rapids "
@@ -123,7 +123,7 @@ public enum Gemm {
             }
             try select(.avx512BF16)
         case .fp32:
-            guard precision == .bf16 else { return }
+            guard Gemm.precision == .bf16 else { return }   // the process's, not the argument
             try select(startingInstructionSet == .avx512BF16 ? .avx512 : startingInstructionSet)
         }
     }
