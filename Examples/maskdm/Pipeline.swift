@@ -27,10 +27,7 @@ struct PipelineCommand: ParsableCommand {
         if let pretrainSteps { recipe.pretrain.steps = pretrainSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
         if let samples { recipe.sampleCount = samples }
-        if let precision {
-            recipe.precision = try Gemm.Precision(argument: precision)
-            try recipe.precision.map(Gemm.Precision.apply)
-        }
+        if let precision { recipe.precision = try Gemm.Precision.apply(argument: precision) }
         print("two-stage demo: \(recipe.model); pre-train \(recipe.pretrain.steps) steps (\(recipe.pretrain.mask), batch \(recipe.pretrain.batchSize)) "
               + "on \(source), fine-tune \(recipe.finetune.steps) steps (batch \(recipe.finetune.batchSize)) on \(target), "
               + "\(recipe.sampleCount) samples with \(recipe.sampler)")
@@ -76,10 +73,7 @@ struct Compare: ParsableCommand {
     func run() throws {
         StopSignal.install()
         var recipe = quick ? ExperimentRecipe.quick : .calibrated
-        if let precision {
-            recipe.precision = try Gemm.Precision(argument: precision)
-            try recipe.precision.map(Gemm.Precision.apply)
-        }
+        if let precision { recipe.precision = try Gemm.Precision.apply(argument: precision) }
         var experiment = CompareExperiment(folder: URL(fileURLWithPath: out), recipe: recipe,
                                            budgetSeconds: (quick ? min(minutes, 0.25) : minutes) * 60)
         experiment.pretrainShare = pretrainShare

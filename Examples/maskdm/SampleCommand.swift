@@ -23,7 +23,7 @@ struct Sample: ParsableCommand {
     var precision: String?
 
     func run() throws {
-        if let precision { try Gemm.Precision.apply(Gemm.Precision(argument: precision)) }
+        if let precision { try Gemm.Precision.apply(argument: precision) }
         let url = try WeightLoading.resolve(URL(fileURLWithPath: checkpoint))
         guard !WeightLoading.isTorchFile(url) else {
             throw ValidationError("'\(url.path)' is a PyTorch file: convert it first (maskdm convert REF.pt --config FILE.yml --out CKPT.safetensors)")

@@ -102,10 +102,8 @@ struct StageOptions: ParsableArguments {
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
-        if let precision {
-            run.precision = try Gemm.Precision(argument: precision)
-            try run.precision.map(Gemm.Precision.apply)   // before the data loads: a CPU that cannot is told at once
-        }
+        // Applied now, before the data loads: a CPU that cannot run it is told at once.
+        if let precision { run.precision = try Gemm.Precision.apply(argument: precision) }
         return run
     }
 
@@ -189,10 +187,14 @@ extension Gemm.Precision {
         self = p
     }
 
-    /// Switches the process's products to `precision`, as a `--precision` error if it cannot.
-    static func apply(_ precision: Gemm.Precision) throws {
+    /// Parses a `--precision` value and switches the process's products to it, as a
+    /// `--precision` error if it cannot; returns it.
+    @discardableResult
+    static func apply(argument: String) throws -> Gemm.Precision {
+        let precision = try Gemm.Precision(argument: argument)
         do { try Gemm.setPrecision(precision) } catch let e as Gemm.InstructionSetError {
             throw ValidationError("--precision \(precision.rawValue): \(e)")
         }
+        return precision
     }
 }

@@ -202,11 +202,7 @@ public final class TrainingRun {
                       events: ((Event) -> Void)? = nil) throws -> Summary {
         let start = Date()
         // The run's precision, again: the process may have switched since init (another run).
-        if let precision = config.precision, precision != Gemm.precision {
-            do { try Gemm.setPrecision(precision) } catch {
-                throw PipelineError.invalidOption(name: "precision", problem: "\(error)")
-            }
-        }
+        _ = try TrainingRun.applyPrecision(requested: config.precision, recorded: nil, configPath: configURL.path)
         let first = trainer.step
         let writer = communicator.isWriter
         let ranks = communicator.size

@@ -37,6 +37,9 @@ public enum Gemm {
         /// or a run's `--precision bf16`): never chosen by itself.
         case avx512BF16 = 4
 
+        /// The fp32 kernel of this one: ``avx512`` for ``avx512BF16`` (its fp32 twin), else itself.
+        public var fullPrecision: InstructionSet { self == .avx512BF16 ? .avx512 : self }
+
         /// The value of `MASKDM_GEMM_ISA` that selects this kernel (`openblas` for ``none``).
         public var environmentName: String {
             switch self {
@@ -124,7 +127,7 @@ public enum Gemm {
             try select(.avx512BF16)
         case .fp32:
             guard Gemm.precision == .bf16 else { return }   // the process's, not the argument
-            try select(startingInstructionSet == .avx512BF16 ? .avx512 : startingInstructionSet)
+            try select(startingInstructionSet.fullPrecision)
         }
     }
 
@@ -226,9 +229,7 @@ public enum Gemm {
     /// ``InstructionSet/avx512BF16`` gives way to ``InstructionSet/avx512`` (its fp32 twin).
     /// Products whose result must not change with the training precision (FID features, say)
     /// run on it through ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
-    public static var fullPrecisionInstructionSet: InstructionSet {
-        instructionSet == .avx512BF16 ? .avx512 : instructionSet
-    }
+    public static var fullPrecisionInstructionSet: InstructionSet { instructionSet.fullPrecision }
 
     /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` in fp32 whatever
     /// `MASKDM_GEMM_ISA` selects: on ``fullPrecisionInstructionSet``, or OpenBLAS where the own
