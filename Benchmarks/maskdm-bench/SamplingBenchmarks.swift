@@ -42,6 +42,7 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
             : DPMSolverPlusPlus2M(schedule: schedule, steps: c.steps)
         let x = Tensor.randomNormal([c.batch, 3, c.config.imageHeight, c.config.imageWidth], using: &rng)
         _ = model.predictNoise(x, timesteps: [Float](repeating: 500, count: c.batch))       // warm-up
+        let before = BufferPool.shared.statistics
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -51,7 +52,9 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         emit([("name", c.name), ("config", "\(c.config.imageHeight)px p\(c.config.patchSize) D\(c.config.embedDim) b\(c.batch) \(c.sampler)\(c.steps)"),
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
               ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa),
-              ("peak_rss_mb", peakRSSMiB())])
+              ("peak_rss_mb", peakRSSMiB()), ("pool_hits", BufferPool.shared.statistics.hits - before.hits),
+              ("pool_misses", BufferPool.shared.statistics.misses - before.misses),
+              ("pool_evictions", BufferPool.shared.statistics.evictions - before.evictions)])
     }
 }
 

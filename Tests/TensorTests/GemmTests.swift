@@ -292,6 +292,31 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
     }
 
+    /// A right operand packed for a kernel other than the selected one, that kernel named on the
+    /// size, the pack and the products (as attention does, so that a selection meanwhile cannot
+    /// mix two layouts), matches the naive product. The two kernels' panels differ (6x16 and 8x32
+    /// tiles), so a call that ignored the named kernel would read the wrong layout.
+    @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"),
+          arguments: [GemmCase(m: 63, n: 600, k: 64, transposeB: true, padA: 3, padB: 5, padC: 1),
+                      GemmCase(m: 40, n: 64, k: 600, padA: 2, padB: 7, beta: 1)])
+    func prePackedRightOperandForAnotherKernelMatchesNaive(p: GemmCase) throws {
+        try #require(Gemm.hasSerialKernel)
+        let other: Gemm.InstructionSet = Gemm.instructionSet == .avx2 ? .avx512Emulated : .avx2
+        try #require(Gemm.isaSupported(other))
+        let e = gemmRelativeError(p, seed: 13) { p, a, lda, b, ldb, c, ldc in
+            let packed = TensorStorage(uninitializedCount: Gemm.packedBSize(n: p.n, k: p.k, instructionSet: other))
+            let work = TensorStorage(uninitializedCount: Gemm.serialWorkspaceSize(m: p.m, n: p.n, k: p.k))
+            withExtendedLifetime((packed, work)) {
+                Gemm.packB(transposeB: p.transposeB, n: p.n, k: p.k, b: b, ldb: ldb, into: packed.mutableBase,
+                           instructionSet: other)
+                Gemm.serial(transposeA: p.transposeA, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: a, lda: lda,
+                            packedB: packed.base, beta: p.beta, c: c, ldc: ldc, workspace: work.mutableBase,
+                            instructionSet: other)
+            }
+        }
+        #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
+    }
+
     /// A ``Gemm/PackedMatrix`` product, on one and two threads, matches the naive product; the
     /// cases cover the serial path, a row split and a column split (few rows, wide B).
     @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"),

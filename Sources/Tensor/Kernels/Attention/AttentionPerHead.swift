@@ -9,9 +9,11 @@ extension Kernels {
     /// Per-thread buffers: probabilities and their gradient for one query block, GEMM packing
     /// space, and one head's keys and values packed once as GEMM right operands (K^T and V^T for
     /// the score products, K and V for the products over keys), reused by every query block.
-    /// All O(T * HS) or O(block * T).
+    /// All O(T * HS) or O(block * T). `isa` is the GEMM kernel read once at creation: the packs
+    /// and the products over them all use its layout, even if another kernel is selected meanwhile.
     struct AttentionScratch {
         let storage: TensorStorage
+        let isa = Gemm.instructionSet
         let p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>, gemm: UnsafeMutablePointer<Float>
         let keysT: UnsafeMutablePointer<Float>, valuesT: UnsafeMutablePointer<Float>
         let keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>
@@ -20,7 +22,7 @@ extension Kernels {
             let g = [Gemm.serialWorkspaceSize(m: br, n: t, k: hs), Gemm.serialWorkspaceSize(m: br, n: hs, k: t),
                      Gemm.serialWorkspaceSize(m: t, n: hs, k: br)].max() ?? 0
             let pad = { (n: Int) in (n + 15) / 16 * 16 }
-            let scores = pad(Gemm.packedBSize(n: t, k: hs)), overKeys = pad(Gemm.packedBSize(n: hs, k: t))
+            let scores = pad(Gemm.packedBSize(n: t, k: hs, instructionSet: isa)), overKeys = pad(Gemm.packedBSize(n: hs, k: t, instructionSet: isa))
             storage = TensorStorage(uninitializedCount: 2 * pad(br * t) + pad(g) + 2 * scores + 2 * overKeys)
             p = storage.mutableBase
             dp = p + pad(br * t)
@@ -42,20 +44,20 @@ extension Kernels {
                 for bh in range {
                     let b = bh / s.heads, h = bh % s.heads
                     let qh = q.at(b, h), kh = k.at(b, h), vh = v.at(b, h), oh = out.at(b, h)
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT)
-                    Gemm.packB(transposeB: false, n: hs, k: t, b: vh, ldb: v.rowStride, into: w.values)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT, instructionSet: w.isa)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: vh, ldb: v.rowStride, into: w.values, instructionSet: w.isa)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
                         Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
-                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
+                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm, instructionSet: w.isa)
                         for i in 0..<rows {
                             let row = w.p + i * t
                             let l = softmaxRow(row, row, t, scale: s.scale)
                             ls?[bh * t + r0 + i] = l
                         }
                         Gemm.serial(m: rows, n: hs, k: t, a: w.p, lda: t, packedB: w.values,
-                                    c: oh + r0 * out.rowStride, ldc: out.rowStride, workspace: w.gemm)
+                                    c: oh + r0 * out.rowStride, ldc: out.rowStride, workspace: w.gemm, instructionSet: w.isa)
                         r0 += rows
                     }
                 }
@@ -79,16 +81,16 @@ extension Kernels {
                     let b = bh / s.heads, h = bh % s.heads
                     let doh = dout.at(b, h), qh = q.at(b, h), kh = k.at(b, h), vh = v.at(b, h)
                     let dqh = dq.at(b, h), dkh = dk.at(b, h), dvh = dv.at(b, h)
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT)
-                    Gemm.packB(transposeB: true, n: t, k: hs, b: vh, ldb: v.rowStride, into: w.valuesT)
-                    Gemm.packB(transposeB: false, n: hs, k: t, b: kh, ldb: k.rowStride, into: w.keys)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: kh, ldb: k.rowStride, into: w.keysT, instructionSet: w.isa)
+                    Gemm.packB(transposeB: true, n: t, k: hs, b: vh, ldb: v.rowStride, into: w.valuesT, instructionSet: w.isa)
+                    Gemm.packB(transposeB: false, n: hs, k: t, b: kh, ldb: k.rowStride, into: w.keys, instructionSet: w.isa)
                     var r0 = 0
                     while r0 < t {
                         let rows = Swift.min(br, t - r0)
                         Gemm.serial(m: rows, n: t, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
-                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm)
+                                    packedB: w.keysT, c: w.p, ldc: t, workspace: w.gemm, instructionSet: w.isa)
                         Gemm.serial(m: rows, n: t, k: hs, a: doh + r0 * dout.rowStride, lda: dout.rowStride,
-                                    packedB: w.valuesT, c: w.dp, ldc: t, workspace: w.gemm)
+                                    packedB: w.valuesT, c: w.dp, ldc: t, workspace: w.gemm, instructionSet: w.isa)
                         for i in 0..<rows {
                             probabilityAndScoreGradient(p: w.p + i * t, dp: w.dp + i * t, t: t, scale: s.scale, lse: lses[bh * t + r0 + i])
                         }
@@ -96,7 +98,7 @@ extension Kernels {
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
                                     b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: beta, c: dvh, ldc: dv.rowStride, workspace: w.gemm)
                         Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, packedB: w.keys,
-                                    beta: firstBeta, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
+                                    beta: firstBeta, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm, instructionSet: w.isa)
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
                                     b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: beta, c: dkh, ldc: dk.rowStride, workspace: w.gemm)
                         r0 += rows

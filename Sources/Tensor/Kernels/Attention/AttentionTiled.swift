@@ -40,9 +40,11 @@ extension Kernels {
     /// One thread's buffers for the tiled kernels: the head's keys and values packed per key
     /// block (K^T and V^T as right operands of the score products, K and V for the products over
     /// keys), one score tile and its gradient, per-row statistics, the output / key-gradient
-    /// accumulators and GEMM packing space. O(T * HS + br * bc).
+    /// accumulators and GEMM packing space. O(T * HS + br * bc). `isa` is the GEMM kernel read
+    /// once at creation, used by every pack and product over the packs (see ``AttentionScratch``).
     struct TiledAttentionScratch {
         let storage: TensorStorage
+        let isa = Gemm.instructionSet
         let keyBlocks: Int, scoreStride: Int, overKeysStride: Int
         let keysT: UnsafeMutablePointer<Float>, valuesT: UnsafeMutablePointer<Float>
         let keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>
@@ -54,8 +56,8 @@ extension Kernels {
             let t = s.tokens, hs = s.headSize
             let pad = { (n: Int) in (n + 15) / 16 * 16 }
             keyBlocks = (t + bc - 1) / bc
-            scoreStride = pad(Gemm.packedBSize(n: bc, k: hs))
-            overKeysStride = pad(Gemm.packedBSize(n: hs, k: bc))
+            scoreStride = pad(Gemm.packedBSize(n: bc, k: hs, instructionSet: isa))
+            overKeysStride = pad(Gemm.packedBSize(n: hs, k: bc, instructionSet: isa))
             let g = [Gemm.serialWorkspaceSize(m: br, n: bc, k: hs), Gemm.serialWorkspaceSize(m: br, n: hs, k: bc),
                      Gemm.serialWorkspaceSize(m: bc, n: hs, k: br)].max() ?? 0
             let acc = pad(Swift.max(br, bc) * hs)
@@ -100,9 +102,9 @@ extension Kernels {
                     for j in 0..<w.keyBlocks {
                         let j0 = j * bc, cols = Swift.min(bc, t - j0)
                         Gemm.packB(transposeB: true, n: cols, k: hs, b: kh + j0 * k.rowStride, ldb: k.rowStride,
-                                   into: w.keysT + j * w.scoreStride)
+                                   into: w.keysT + j * w.scoreStride, instructionSet: w.isa)
                         Gemm.packB(transposeB: false, n: hs, k: cols, b: vh + j0 * v.rowStride, ldb: v.rowStride,
-                                   into: w.values + j * w.overKeysStride)
+                                   into: w.values + j * w.overKeysStride, instructionSet: w.isa)
                     }
                     var r0 = 0
                     while r0 < t {
@@ -111,13 +113,13 @@ extension Kernels {
                         for j in 0..<w.keyBlocks {
                             let j0 = j * bc, cols = Swift.min(bc, t - j0)
                             Gemm.serial(m: rows, n: cols, k: hs, a: qh + r0 * q.rowStride, lda: q.rowStride,
-                                        packedB: w.keysT + j * w.scoreStride, c: w.p, ldc: cols, workspace: w.gemm)
+                                        packedB: w.keysT + j * w.scoreStride, c: w.p, ldc: cols, workspace: w.gemm, instructionSet: w.isa)
                             for i in 0..<rows {
                                 let corr = maskdm_online_softmax_row_avx2(w.p + i * cols, Int32(cols), s.scale, m + i, l + i)
                                 if j > 0 && corr != 1 { scaleRow(acc + i * hs, hs, by: corr) }
                             }
                             Gemm.serial(m: rows, n: hs, k: cols, a: w.p, lda: cols, packedB: w.values + j * w.overKeysStride,
-                                        beta: j == 0 ? 0 : 1, c: acc, ldc: hs, workspace: w.gemm)
+                                        beta: j == 0 ? 0 : 1, c: acc, ldc: hs, workspace: w.gemm, instructionSet: w.isa)
                         }
                         for i in 0..<rows {
                             let orow = oh + (r0 + i) * out.rowStride, arow = acc + i * hs, inv = 1 / l[i]
@@ -152,17 +154,17 @@ extension Kernels {
                     for j in 0..<w.keyBlocks {
                         let j0 = j * bc, cols = Swift.min(bc, t - j0)
                         let kj = kh + j0 * k.rowStride, vj = vh + j0 * v.rowStride
-                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kj, ldb: k.rowStride, into: w.keysT)
-                        Gemm.packB(transposeB: true, n: cols, k: hs, b: vj, ldb: v.rowStride, into: w.valuesT)
-                        Gemm.packB(transposeB: false, n: hs, k: cols, b: kj, ldb: k.rowStride, into: w.keys)
+                        Gemm.packB(transposeB: true, n: cols, k: hs, b: kj, ldb: k.rowStride, into: w.keysT, instructionSet: w.isa)
+                        Gemm.packB(transposeB: true, n: cols, k: hs, b: vj, ldb: v.rowStride, into: w.valuesT, instructionSet: w.isa)
+                        Gemm.packB(transposeB: false, n: hs, k: cols, b: kj, ldb: k.rowStride, into: w.keys, instructionSet: w.isa)
                         var r0 = 0
                         while r0 < t {
                             let rows = Swift.min(br, t - r0)
                             let qi = qh + r0 * q.rowStride, doi = doh + r0 * dout.rowStride
                             Gemm.serial(m: rows, n: cols, k: hs, a: qi, lda: q.rowStride, packedB: w.keysT,
-                                        c: w.p, ldc: cols, workspace: w.gemm)
+                                        c: w.p, ldc: cols, workspace: w.gemm, instructionSet: w.isa)
                             Gemm.serial(m: rows, n: cols, k: hs, a: doi, lda: dout.rowStride, packedB: w.valuesT,
-                                        c: w.dp, ldc: cols, workspace: w.gemm)
+                                        c: w.dp, ldc: cols, workspace: w.gemm, instructionSet: w.isa)
                             for i in 0..<rows {
                                 maskdm_softmax_grad_row_given_avx2(w.p + i * cols, w.dp + i * cols, Int32(cols), s.scale,
                                                                    lseh[r0 + i], dots[r0 + i])
@@ -174,7 +176,7 @@ extension Kernels {
                             Gemm.serial(transposeA: true, m: cols, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: cols,
                                         b: qi, ldb: q.rowStride, beta: first, c: dkAcc, ldc: hs, workspace: w.gemm)
                             Gemm.serial(m: rows, n: hs, k: cols, alpha: s.scale, a: w.dp, lda: cols, packedB: w.keys,
-                                        beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm)
+                                        beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm, instructionSet: w.isa)
                             r0 += rows
                         }
                         for i in 0..<cols {

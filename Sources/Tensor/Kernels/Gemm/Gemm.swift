@@ -79,7 +79,8 @@ public enum Gemm {
 
     /// Runs every later product on kernel `isa` (one of the own kernels, which this CPU must
     /// support), whatever `MASKDM_GEMM_ISA` said. Call it between products, not while one runs:
-    /// e.g. before training starts. A ``PackedMatrix`` keeps the kernel it was packed for.
+    /// e.g. before training starts. A ``PackedMatrix`` keeps the kernel it was packed for, and
+    /// so does attention's scratch (its packs and products name the kernel read at its start).
     /// Throws ``InstructionSetError`` for ``InstructionSet/none``, a kernel this CPU lacks, or a
     /// build whose own kernels are off (``usesOwnKernels`` false).
     public static func select(_ isa: InstructionSet) throws {
@@ -433,31 +434,38 @@ extension Gemm {
 }
 
 extension Gemm {
-    /// Floats of a buffer holding op(B) (K, N) packed by ``packB(transposeB:n:k:b:ldb:into:)``.
-    public static func packedBSize(n: Int, k: Int) -> Int {
-        maskdm_sgemm_packed_b_size(instructionSet.rawValue, Int32(n), Int32(k))
+    /// Floats of a buffer holding op(B) (K, N) packed by
+    /// ``packB(transposeB:n:k:b:ldb:into:instructionSet:)`` for kernel `isa` (the selected one by
+    /// default).
+    public static func packedBSize(n: Int, k: Int, instructionSet isa: InstructionSet = instructionSet) -> Int {
+        maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(k))
     }
 
-    /// Packs all of op(B) (K, N) once into `packed` (64-byte aligned, ``packedBSize(n:k:)`` floats)
-    /// so that several products with the same right operand skip re-packing it (attention reuses a
-    /// head's keys and values for every query block). Single-threaded; requires ``hasSerialKernel``.
+    /// Packs all of op(B) (K, N) once into `packed` (64-byte aligned,
+    /// ``packedBSize(n:k:instructionSet:)`` floats) so that several products with the same right
+    /// operand skip re-packing it (attention reuses a head's keys and values for every query
+    /// block). The layout is kernel `isa`'s (the selected one by default): a caller that packs and
+    /// multiplies over a while reads ``instructionSet`` once and passes it to the size, the pack
+    /// and every product, so that a ``select(_:)`` meanwhile cannot mix two layouts.
+    /// Single-threaded; requires ``hasSerialKernel``.
     public static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int? = nil,
-                             into packed: UnsafeMutablePointer<Float>) {
+                             into packed: UnsafeMutablePointer<Float>, instructionSet isa: InstructionSet = instructionSet) {
         precondition(hasSerialKernel, "Gemm.packB: no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
         if n == 0 || k == 0 { return }
-        maskdm_sgemm_pack_b(instructionSet.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
+        maskdm_sgemm_pack_b(isa.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
                             Int32(ldb ?? (transposeB ? k : n)), 0, Int32(n), packed)
     }
 
     /// ``serial(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:workspace:)`` with the
-    /// right operand from ``packB(transposeB:n:k:b:ldb:into:)`` (same n and k).
+    /// right operand from ``packB(transposeB:n:k:b:ldb:into:instructionSet:)`` (same n, k and
+    /// kernel `isa`).
     public static func serial(transposeA: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                               a: UnsafePointer<Float>, lda: Int? = nil, packedB: UnsafePointer<Float>,
                               beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
-                              workspace: UnsafeMutablePointer<Float>) {
+                              workspace: UnsafeMutablePointer<Float>, instructionSet isa: InstructionSet = instructionSet) {
         precondition(hasSerialKernel, "Gemm.serial(packedB:): no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
         if m == 0 || n == 0 { return }
-        maskdm_sgemm_packed_b(instructionSet.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+        maskdm_sgemm_packed_b(isa.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                               a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), nil, workspace)
     }
 }

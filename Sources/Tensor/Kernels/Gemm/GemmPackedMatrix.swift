@@ -21,7 +21,7 @@ extension Gemm {
         public let n: Int
         /// Rows of op(B) (the product's K).
         public let k: Int
-        /// The panels (``Gemm/packedBSize(n:k:)`` floats of the kernel they were packed for, 64-byte
+        /// The panels (``Gemm/packedBSize(n:k:instructionSet:)`` floats of the kernel they were packed for, 64-byte
         /// aligned).
         let panels: TensorStorage
         /// The kernel whose layout the panels have.
