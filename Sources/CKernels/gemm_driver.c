@@ -207,11 +207,15 @@ void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || N <= 0 || K <= 0) return 16;
-    // The end of the last depth block's panels (ceil(kc/2) slots per line for bf16 pairs).
+    // K slots per line, or for bf16 pairs the sum of ceil(kc/2) over the depth blocks, bounded by
+    // (K + blocks) / 2. The bound, not the exact sum: it never shrinks as K grows (the exact sum
+    // can, from three balanced blocks on: 1539 depths need 771 slots, 1540 only 770), so a buffer
+    // sized for a depth also holds every shallower pack (attention's last key block, a row split's
+    // last slab).
     int kcb = balanced(K, cfg->kc, 1);
-    int last = (K - 1) / kcb * kcb;
-    long npad = round_up(N, cfg->nr);
-    return (size_t)packed_b_offset(cfg, kcb, last, K - last, npad, npad) + 16;
+    long blocks = (K + kcb - 1) / kcb;
+    long slots = cfg->pairs ? ((long)K + blocks + 1) / 2 : K;
+    return (size_t)(slots * round_up(N, cfg->nr)) + 16;
 }
 
 void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int ldb, int j0, int j1,

@@ -91,6 +91,10 @@ public final class TrainingRun {
             }
             recordedPrecision = existing.precision
         }
+        // The precision is process-wide: a run that fails to start puts back the one it found.
+        let precisionBefore = Gemm.precision
+        var started = false
+        defer { if !started && Gemm.precision != precisionBefore { try? Gemm.setPrecision(precisionBefore) } }
         config.precision = try TrainingRun.applyPrecision(requested: config.precision, recorded: recordedPrecision,
                                                           configPath: configURL.path)
         self.config = config
@@ -128,6 +132,7 @@ public final class TrainingRun {
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
         }
+        started = true
     }
 
     /// The JSON key path a decoding error points at (`recipe.seed`), or `-`.

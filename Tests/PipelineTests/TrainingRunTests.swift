@@ -83,6 +83,32 @@ import ViTDiffusion
         }
     }
 
+    /// A run that fails to start after switching to bf16 puts back the precision it found. It
+    /// switches the process's GEMM kernel, which would disturb the tests running beside it, so it
+    /// runs only when asked (`MASKDM_TEST_PRECISION_SWITCH=1`, set by `.ci/run`, which runs it
+    /// alone) on a CPU with AVX512_BF16.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["MASKDM_TEST_PRECISION_SWITCH"] == "1"
+                   && Gemm.isaSupported(.avx512BF16), "opt-in, and only where the CPU has AVX512_BF16"))
+    func aRunThatFailsToStartPutsBackThePrecision() throws {
+        struct BadWeights: Error {}
+        try Gemm.setPrecision(.fp32)
+        try withTemporaryFolder("run") { tmp in
+            var config = Self.config(steps: 2)
+            config.precision = .bf16
+            #expect(throws: BadWeights.self) {
+                _ = try TrainingRun(folder: tmp.appendingPathComponent("never"), config: config) { _ in
+                    #expect(Gemm.precision == .bf16)             // switched before the weights load
+                    throw BadWeights()
+                }
+            }
+            #expect(Gemm.precision == .fp32)
+            // A run that starts keeps its precision.
+            let run = try TrainingRun(folder: tmp.appendingPathComponent("started"), config: config)
+            #expect(Gemm.precision == .bf16 && run.config.precision == .bf16)
+        }
+        try Gemm.setPrecision(.fp32)
+    }
+
     /// A run killed while writing its checkpoint leaves a temporary file as large as the
     /// checkpoint; opening the folder again removes it (here: one named for a process that cannot exist).
     @Test func reopeningARunRemovesAKilledWritersTemporaryFile() throws {

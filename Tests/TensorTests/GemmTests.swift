@@ -317,6 +317,24 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         #expect(e < gemmTolerance(p.k), "\(p): relative error \(e)")
     }
 
+    /// A packed-B buffer sized for a depth holds every shallower pack, for every kernel (callers
+    /// size one buffer for a family of depths: attention's last key block, a row split's last
+    /// slab). The bf16 kernel's exact size shrinks at some larger depths (two depths per slot,
+    /// rounded up per depth block: 1539 depths need 771 slots a column, 1540 only 770), so the
+    /// size must be a bound that never decreases.
+    @Test func packedBSizeNeverShrinksAsTheDepthGrows() {
+        for isa in Gemm.InstructionSet.allCases where isa != .none {
+            for n in [1, 33, 64] {
+                var previous = 0
+                for k in 1...3200 {
+                    let size = Gemm.packedBSize(n: n, k: k, instructionSet: isa)
+                    if size < previous { Issue.record("\(isa) n \(n): \(size) floats at k \(k) < \(previous) at k \(k - 1)"); break }
+                    previous = size
+                }
+            }
+        }
+    }
+
     /// A ``Gemm/PackedMatrix`` product, on one and two threads, matches the naive product; the
     /// cases cover the serial path, a row split and a column split (few rows, wide B).
     @Test(.enabled(if: ownKernelsApply, "MASKDM_GEMM_ISA chose OpenBLAS"),

@@ -9,8 +9,8 @@ extension Kernels {
     /// Per-thread buffers: probabilities and their gradient for one query block, GEMM packing
     /// space, and one head's keys and values packed once as GEMM right operands (K^T and V^T for
     /// the score products, K and V for the products over keys), reused by every query block.
-    /// All O(T * HS) or O(block * T). `isa` is the GEMM kernel read once at creation: the packs
-    /// and the products over them all use its layout, even if another kernel is selected meanwhile.
+    /// All O(T * HS) or O(block * T). `isa` is the GEMM kernel read once at creation: every pack
+    /// and product of the call runs on it, even if another kernel is selected meanwhile.
     struct AttentionScratch {
         let storage: TensorStorage
         let isa = Gemm.instructionSet
@@ -96,11 +96,11 @@ extension Kernels {
                         }
                         let beta: Float = r0 == 0 ? firstBeta : 1
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, a: w.p, lda: t,
-                                    b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: beta, c: dvh, ldc: dv.rowStride, workspace: w.gemm)
+                                    b: doh + r0 * dout.rowStride, ldb: dout.rowStride, beta: beta, c: dvh, ldc: dv.rowStride, workspace: w.gemm, instructionSet: w.isa)
                         Gemm.serial(m: rows, n: hs, k: t, alpha: s.scale, a: w.dp, lda: t, packedB: w.keys,
                                     beta: firstBeta, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm, instructionSet: w.isa)
                         Gemm.serial(transposeA: true, m: t, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: t,
-                                    b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: beta, c: dkh, ldc: dk.rowStride, workspace: w.gemm)
+                                    b: qh + r0 * q.rowStride, ldb: q.rowStride, beta: beta, c: dkh, ldc: dk.rowStride, workspace: w.gemm, instructionSet: w.isa)
                         r0 += rows
                     }
                 }

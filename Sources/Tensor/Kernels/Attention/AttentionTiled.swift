@@ -41,7 +41,7 @@ extension Kernels {
     /// block (K^T and V^T as right operands of the score products, K and V for the products over
     /// keys), one score tile and its gradient, per-row statistics, the output / key-gradient
     /// accumulators and GEMM packing space. O(T * HS + br * bc). `isa` is the GEMM kernel read
-    /// once at creation, used by every pack and product over the packs (see ``AttentionScratch``).
+    /// once at creation, used by every pack and product of the call (see ``AttentionScratch``).
     struct TiledAttentionScratch {
         let storage: TensorStorage
         let isa = Gemm.instructionSet
@@ -172,9 +172,9 @@ extension Kernels {
                             let first: Float = r0 == 0 ? 0 : 1
                             // dV_j += P^T dO_i; dK_j += scale dS^T Q_i; dQ_i += scale dS K_j.
                             Gemm.serial(transposeA: true, m: cols, n: hs, k: rows, a: w.p, lda: cols,
-                                        b: doi, ldb: dout.rowStride, beta: first, c: dvAcc, ldc: hs, workspace: w.gemm)
+                                        b: doi, ldb: dout.rowStride, beta: first, c: dvAcc, ldc: hs, workspace: w.gemm, instructionSet: w.isa)
                             Gemm.serial(transposeA: true, m: cols, n: hs, k: rows, alpha: s.scale, a: w.dp, lda: cols,
-                                        b: qi, ldb: q.rowStride, beta: first, c: dkAcc, ldc: hs, workspace: w.gemm)
+                                        b: qi, ldb: q.rowStride, beta: first, c: dkAcc, ldc: hs, workspace: w.gemm, instructionSet: w.isa)
                             Gemm.serial(m: rows, n: hs, k: cols, alpha: s.scale, a: w.dp, lda: cols, packedB: w.keys,
                                         beta: 1, c: dqh + r0 * dq.rowStride, ldc: dq.rowStride, workspace: w.gemm, instructionSet: w.isa)
                             r0 += rows

@@ -420,16 +420,18 @@ extension Gemm {
     }
 
     /// Single-threaded product on this thread, safe to call from a ``parallelFor(_:grain:_:)``
-    /// body (each concurrent caller with its own workspace). Requires ``hasSerialKernel``.
+    /// body (each concurrent caller with its own workspace), on kernel `isa` (the selected one by
+    /// default). Requires ``hasSerialKernel``.
     @inlinable
     public static func serial(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                               alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
                               b: UnsafePointer<Float>, ldb: Int? = nil, beta: Float = 0,
-                              c: UnsafeMutablePointer<Float>, ldc: Int? = nil, workspace: UnsafeMutablePointer<Float>) {
+                              c: UnsafeMutablePointer<Float>, ldc: Int? = nil, workspace: UnsafeMutablePointer<Float>,
+                              instructionSet isa: InstructionSet = instructionSet) {
         if m == 0 || n == 0 { return }
-        maskdm_sgemm_block(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
-                           a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)), beta,
-                           c, Int32(ldc ?? n), workspace)
+        maskdm_sgemm_block_isa(isa.rawValue, transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+                               a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)), beta,
+                               c, Int32(ldc ?? n), nil, workspace)
     }
 }
 
@@ -451,6 +453,7 @@ extension Gemm {
     public static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int? = nil,
                              into packed: UnsafeMutablePointer<Float>, instructionSet isa: InstructionSet = instructionSet) {
         precondition(hasSerialKernel, "Gemm.packB: no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
+        precondition(isa != .none && isaSupported(isa), "Gemm.packB: kernel \(isa) does not run on this CPU")
         if n == 0 || k == 0 { return }
         maskdm_sgemm_pack_b(isa.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
                             Int32(ldb ?? (transposeB ? k : n)), 0, Int32(n), packed)
@@ -464,6 +467,7 @@ extension Gemm {
                               beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
                               workspace: UnsafeMutablePointer<Float>, instructionSet isa: InstructionSet = instructionSet) {
         precondition(hasSerialKernel, "Gemm.serial(packedB:): no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
+        precondition(isa != .none, "Gemm.serial(packedB:): no kernel named (InstructionSet.none)")
         if m == 0 || n == 0 { return }
         maskdm_sgemm_packed_b(isa.rawValue, transposeA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                               a, Int32(lda ?? (transposeA ? m : k)), packedB, beta, c, Int32(ldc ?? n), nil, workspace)
