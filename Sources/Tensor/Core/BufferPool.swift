@@ -98,8 +98,7 @@ public final class BufferPool: Sendable {
             }
             // Miss: map a new buffer, first unmapping least recently freed ones while the pool would
             // otherwise own more than the highest live total so far (or than live + this request).
-            let slackDiv = getenv("POOL_SLACK").map { Int(atoi($0)) } ?? 0
-            let ceiling = max(s.stats.peakLiveBytes + (slackDiv > 0 ? min(s.stats.peakLiveBytes / slackDiv, 64 << 20) : 0), s.stats.liveBytes + bytes)
+            let ceiling = max(s.stats.peakLiveBytes, s.stats.liveBytes + bytes)
             var victims: [Block] = []
             while s.stats.liveBytes + s.stats.cachedBytes + bytes > ceiling, !s.cached.isEmpty {
                 let v = s.cached.removeFirst()
@@ -161,7 +160,7 @@ public final class BufferPool: Sendable {
         let base = raw + head
         if tail > 0 { munmap(base + bytes, tail) }
         #if os(Linux)
-        _ = madvise(base, bytes, getenv("POOL_NOHUGE") != nil ? 15 : 14)   // MADV_HUGEPAGE; advisory, ignored when THP is off
+        _ = madvise(base, bytes, 14)   // MADV_HUGEPAGE; advisory, ignored when THP is off
         #endif
         return base
     }
