@@ -72,6 +72,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
     if let p = timings {
         fields += [("prepare_ms", p.prepare * 1000), ("forward_ms", p.forward * 1000), ("backward_ms", p.backward * 1000),
                    ("clip_ms", p.clip * 1000), ("adamw_ms", p.optimizer * 1000), ("ema_ms", p.ema * 1000)]
+        if !p.shares.isEmpty { fields.append(("share_ms", p.shares.map { ($0 * 10000).rounded() / 10 })) }
     }
     emit(fields)
 }

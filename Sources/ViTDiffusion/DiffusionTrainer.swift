@@ -105,6 +105,10 @@ public final class DiffusionTrainer {
         public var optimizer = 0.0
         /// A separate EMA update (0: the trainer updates the EMA inside the AdamW pass).
         public var ema = 0.0
+        /// Wall seconds of each thread's share of the batch (its forward and backward pass) when
+        /// the step split the batch over threads, in share order; empty otherwise. Their spread is
+        /// the time the first share to finish waited for the last (part of ``backward``).
+        public var shares: [Double] = []
         /// Sum of all phases.
         public var total: Double { prepare + forward + backward + communicate + clip + optimizer + ema }
     }
@@ -250,11 +254,12 @@ public final class DiffusionTrainer {
         if parts > 1 {
             // Forward and backward per share on its own thread; a non-finite loss is caught below,
             // after the (then discarded) gradients.
-            let (loss, forward, squares) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
-                                                                xt: xt, t: t, target: target, visible: visible)
+            let (loss, forward, squares, shares) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
+                                                                        xt: xt, t: t, target: target, visible: visible)
             value = loss
             summedSquares = squares
             timings.forward = forward
+            timings.shares = shares
             timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
         } else {
             replicas.removeAll()   // a split turned off gives its gradient arenas back
@@ -304,7 +309,7 @@ public final class DiffusionTrainer {
     /// sum is the gradient of the whole batch's mean loss. Returns that mean loss, the wall time
     /// of share 0's forward pass and the summed gradient's sum of squares (taken by the last add).
     private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
-        -> (loss: Float, forward: Double, squares: Double) {
+        -> (loss: Float, forward: Double, squares: Double, shares: [Double]) {
         if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
         let networks = [model] + replicas.prefix(parts - 1)
@@ -313,8 +318,8 @@ public final class DiffusionTrainer {
             net.store.zeroGrad()
         }
         let b = xt.shape[0]
-        // Per share: its part of the mean loss, and its forward pass's wall time.
-        var results = [(loss: Double, forward: Double)](repeating: (0, 0), count: parts)
+        // Per share: its part of the mean loss, its forward pass's wall time and its whole time.
+        var results = [(loss: Double, forward: Double, total: Double)](repeating: (0, 0, 0), count: parts)
         let objective = recipe.loss
         results.withUnsafeMutableBufferPointer { buffer in
             let out = SendablePointer(buffer.baseAddress!)
@@ -325,8 +330,9 @@ public final class DiffusionTrainer {
                                             target: target.sliced(axis: 0, rows),
                                             visiblePatches: visible.map { Array($0[rows]) },
                                             kind: objective, tape: tape)
-                out[i] = (Double(loss.value.item) * Double(rows.count) / Double(b), Date().timeIntervalSince(start))
+                out[i] = (Double(loss.value.item) * Double(rows.count) / Double(b), Date().timeIntervalSince(start), 0)
                 tape.backward(from: loss, seed: Float(rows.count) / Float(b))
+                out[i].total = Date().timeIntervalSince(start)
             }
         }
         let arena = model.store.gradients, count = model.store.count
@@ -334,7 +340,7 @@ public final class DiffusionTrainer {
             Kernels.add(net.store.gradients.base, into: arena.mutableBase, count: count)
         }
         let squares = Kernels.addSumOfSquares(networks[parts - 1].store.gradients.base, into: arena.mutableBase, count: count)
-        return (Float(results.map(\.loss).reduce(0, +)), results[0].forward, squares)
+        return (Float(results.map(\.loss).reduce(0, +)), results[0].forward, squares, results.map(\.total))
     }
 
     private func nonFinite(_ what: String) throws -> Float {

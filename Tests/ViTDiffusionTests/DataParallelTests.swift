@@ -95,6 +95,12 @@ struct ThreadSplitTests {
         let worst = zip(parts.gradients, whole.gradients).map { abs($0 - $1) }.max() ?? 0
         #expect(worst <= 1e-4 * scale, "largest gradient difference \(worst) of \(scale)")
         #expect(parts.trainer.lastStepTimings.forward > 0 && parts.trainer.lastStepTimings.backward > 0)
+        // Each share's wall time, in share order, within the forward and backward phases it ran in
+        // (the split runs on the own kernels only); none without a split.
+        let timings = parts.trainer.lastStepTimings
+        #expect(timings.shares.count == parallelShareCount(split, of: batch) || !Gemm.usesOwnKernels && timings.shares.isEmpty)
+        #expect(timings.shares.allSatisfy { $0 > 0 && $0 <= 1.01 * (timings.forward + timings.backward) + 1e-3 })
+        #expect(whole.trainer.lastStepTimings.shares.isEmpty)
         // The norm the split's gradient sum took is the summed arena's norm, exactly.
         #expect(parts.trainer.lastGradientNorm == gradientNorm(parts.trainer.model.store))
         #expect(abs(parts.trainer.lastGradientNorm - whole.trainer.lastGradientNorm) <= 1e-5 * whole.trainer.lastGradientNorm)
