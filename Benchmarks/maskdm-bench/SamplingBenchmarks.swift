@@ -46,15 +46,15 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let after = BufferPool.shared.statistics
         // The network's FLOPs only (a full-token forward pass per evaluation); the samplers' updates
         // are element-wise and not counted.
         let gflops = Double(sampler.networkEvaluations) * forwardFlops(c.config, batch: c.batch, visible: c.config.patchCount) / seconds / 1e9
         emit([("name", c.name), ("config", "\(c.config.imageHeight)px p\(c.config.patchSize) D\(c.config.embedDim) b\(c.batch) \(c.sampler)\(c.steps)"),
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
               ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa),
-              ("peak_rss_mb", peakRSSMiB()), ("pool_hits", BufferPool.shared.statistics.hits - before.hits),
-              ("pool_misses", BufferPool.shared.statistics.misses - before.misses),
-              ("pool_evictions", BufferPool.shared.statistics.evictions - before.evictions)])
+              ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits),
+              ("pool_misses", after.misses - before.misses), ("pool_evictions", after.evictions - before.evictions)])
     }
 }
 

@@ -197,13 +197,6 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
     gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, beta, C, ldc, bias, workspace);
 }
 
-void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta,
-                        float *C, int ldc, float *workspace) {
-    maskdm_sgemm_block_isa(maskdm_gemm_selected_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb,
-                           beta, C, ldc, 0, workspace);
-}
-
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || N <= 0 || K <= 0) return 16;

@@ -91,10 +91,10 @@ public final class TrainingRun {
             }
             recordedPrecision = existing.precision
         }
-        // The precision is process-wide: a run that fails to start puts back the one it found.
-        let precisionBefore = Gemm.precision
+        // The kernel is process-wide: a run that fails to start puts back the one it found.
+        let kernelBefore = Gemm.instructionSet
         var started = false
-        defer { if !started && Gemm.precision != precisionBefore { try? Gemm.setPrecision(precisionBefore) } }
+        defer { if !started && Gemm.instructionSet != kernelBefore { try? Gemm.select(kernelBefore) } }
         config.precision = try TrainingRun.applyPrecision(requested: config.precision, recorded: recordedPrecision,
                                                           configPath: configURL.path)
         self.config = config

@@ -1,6 +1,6 @@
 // Single-threaded fp32 GEMM kernels with run-time instruction-set dispatch.
 //
-// `maskdm_sgemm_block` computes a row-major C = alpha op(A) op(B) + beta C on one block, Goto
+// `maskdm_sgemm_block_isa` computes a row-major C = alpha op(A) op(B) + beta C on one block, Goto
 // style: panels of op(B) and op(A) are packed into a caller-provided workspace and a
 // register-blocked micro-kernel (broadcast + FMA into vector accumulators) walks them. The SIMD code
 // is compiled with per-function target attributes, so the library builds with default flags and
@@ -28,12 +28,11 @@ typedef enum {
 /// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
 int maskdm_gemm_best_isa(void);
 
-/// The instruction set `maskdm_sgemm_block` runs: the one `maskdm_gemm_select_isa` chose, else
-/// `maskdm_gemm_best_isa()`.
+/// The selected instruction set (the one callers pass by default): the one
+/// `maskdm_gemm_select_isa` chose, else `maskdm_gemm_best_isa()`.
 int maskdm_gemm_selected_isa(void);
 
-/// Makes `isa` the kernel `maskdm_sgemm_block` runs (e.g. AVX2 on an AVX-512 CPU, to compare the
-/// two). Returns 1, or 0 (and changes nothing) when this CPU cannot run it. Call it before any
+/// Makes `isa` the selected kernel (e.g. AVX2 on an AVX-512 CPU, to compare the two). Returns 1, or 0 (and changes nothing) when this CPU cannot run it. Call it before any
 /// product: workspaces and packed operands are sized per instruction set.
 int maskdm_gemm_select_isa(int isa);
 
@@ -52,25 +51,20 @@ int maskdm_gemm_isa_supported(int isa);
 /// Splitting C at multiples of these keeps every block's tiles full.
 void maskdm_gemm_micro_tile(int isa, int *mr, int *nr);
 
-/// Floats of workspace `maskdm_sgemm_block` needs for any block up to (M, N, K) (every m <= M,
+/// Floats of workspace `maskdm_sgemm_block_isa` needs for any block up to (M, N, K) (every m <= M,
 /// n <= N, k <= K), for any instruction set. The workspace must be 64-byte aligned.
 size_t maskdm_sgemm_workspace_size(int M, int N, int K);
 
-/// C = alpha op(A) op(B) + beta C, row-major, single-threaded, with the best instruction set.
+/// C = alpha op(A) op(B) + beta C, row-major, single-threaded, on kernel `isa` (which must satisfy
+/// `maskdm_gemm_isa_supported`; `maskdm_gemm_selected_isa()` is the usual choice).
 ///
 /// op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when transA != 0.
 /// op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when transB != 0.
 /// C is (M, N) with row stride ldc. beta == 0 never reads C (it may hold NaN); alpha == 0 or
 /// K == 0 never reads A or B. `workspace` holds `maskdm_sgemm_workspace_size(M, N, K)` floats,
-/// 64-byte aligned. Requires `maskdm_gemm_best_isa() != MASKDM_GEMM_ISA_NONE`.
-void maskdm_sgemm_block(int transA, int transB, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta,
-                        float *C, int ldc, float *workspace);
-
-/// `maskdm_sgemm_block` with an explicit instruction set (tests compare the kernels), plus an
-/// optional bias: when `bias` is not NULL, C = alpha op(A) op(B) + beta C + bias[j] in every row,
-/// added in the micro-kernel's store (with beta 0, the same values as broadcasting the bias into
-/// C first and accumulating with beta 1). `isa` must satisfy `maskdm_gemm_isa_supported`.
+/// 64-byte aligned. When `bias` is not NULL, C = alpha op(A) op(B) + beta C + bias[j] in every
+/// row, added in the micro-kernel's store (with beta 0, the same values as broadcasting the bias
+/// into C first and accumulating with beta 1).
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc, const float *bias, float *workspace);

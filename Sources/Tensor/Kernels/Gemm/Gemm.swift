@@ -453,7 +453,7 @@ extension Gemm {
     public static func packB(transposeB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int? = nil,
                              into packed: UnsafeMutablePointer<Float>, instructionSet isa: InstructionSet = instructionSet) {
         precondition(hasSerialKernel, "Gemm.packB: no SIMD GEMM kernel on this CPU or build (check Gemm.hasSerialKernel)")
-        precondition(isa != .none && isaSupported(isa), "Gemm.packB: kernel \(isa) does not run on this CPU")
+        precondition(isaSupported(isa), "Gemm.packB: kernel \(isa) does not run on this CPU")
         if n == 0 || k == 0 { return }
         maskdm_sgemm_pack_b(isa.rawValue, transposeB ? 1 : 0, Int32(n), Int32(k), b,
                             Int32(ldb ?? (transposeB ? k : n)), 0, Int32(n), packed)
