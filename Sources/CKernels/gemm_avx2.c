@@ -98,5 +98,5 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
 
 const mdm_gemm_config mdm_gemm_config_avx2 = {
     .mr = MDM_AVX2_MR, .nr = MDM_AVX2_NR, .mc = MDM_AVX2_MC, .kc = MDM_AVX2_KC, .nc = MDM_AVX2_NC,
-    .kernel = mdm_microkernel_avx2, .pack = mdm_pack_avx2,
+    .kernel = mdm_microkernel_avx2, .half = mdm_microkernel_avx2_half, .rows = mdm_microkernel_avx2_rows, .pack = mdm_pack_avx2,
 };

@@ -16,5 +16,5 @@
 
 const mdm_gemm_config mdm_gemm_config_avx512 = {
     .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
-    .kernel = mdm_microkernel_avx512, .pack = mdm_pack_avx2,
+    .kernel = mdm_microkernel_avx512, .half = mdm_microkernel_avx512_half, .rows = mdm_microkernel_avx512_rows, .pack = mdm_pack_avx2,
 };

@@ -29,5 +29,5 @@ typedef float mdm_v16u __attribute__((vector_size(64), aligned(4)));
 
 const mdm_gemm_config mdm_gemm_config_avx512_emulated = {
     .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
-    .kernel = mdm_microkernel_avx512_emulated, .pack = mdm_pack_avx2,
+    .kernel = mdm_microkernel_avx512_emulated, .half = mdm_microkernel_avx512_emulated_half, .rows = mdm_microkernel_avx512_emulated_rows, .pack = mdm_pack_avx2,
 };

@@ -131,5 +131,5 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
 
 const mdm_gemm_config mdm_gemm_config_bf16 = {
     .mr = MDM_BF16_MR, .nr = MDM_BF16_NR, .mc = MDM_BF16_MC, .kc = MDM_BF16_KC, .nc = MDM_BF16_NC,
-    .kernel = mdm_microkernel_bf16, .pack = mdm_pack_bf16, .pairs = 1,
+    .kernel = mdm_microkernel_bf16, .half = mdm_microkernel_bf16_half, .rows = mdm_microkernel_bf16_rows, .pack = mdm_pack_bf16, .pairs = 1,
 };

@@ -21,6 +21,8 @@ typedef struct {
     int mr, nr;              // micro-tile
     int mc, kc, nc;          // cache blocks: A block (mc, kc) in L2, B block (kc, nc) in L3
     mdm_microkernel kernel;
+    mdm_microkernel half;    // the same for tiles of nr <= NR / 2 columns (half the work), or NULL
+    mdm_microkernel rows;    // the same for tiles of mr <= MR / 2 rows (half the work), or NULL
     mdm_packer pack;         // used for A (w = mr) and B (w = nr)
     int pairs;               // 1: panels hold bf16 pairs of depths (ceil(kc/2) 32-bit slots per line)
 } mdm_gemm_config;

@@ -24,6 +24,30 @@
 #define MK_STEP(acc, a, b) MK_FMA(a, b, acc)
 #endif
 
+#define MK_PASTE2(a, b) a##b
+#define MK_PASTE(a, b) MK_PASTE2(a, b)
+
+// The ragged tiles' store: C's valid (mr, nr) corner from the spilled alpha * acc tile (rows of
+// 2*MK_W), with beta and the bias as the full tile's store applies them.
+static inline void MK_PASTE(MK_NAME, _update)(const float *tile, float *restrict c, long ldc, float beta, int mr, int nr,
+                                              const float *restrict bias) {
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        const float *tr = tile + r * 2 * MK_W;
+        if (bias) {
+            if (beta == 0) {
+                for (int j = 0; j < nr; j++) cr[j] = tr[j] + bias[j];
+            } else {
+                for (int j = 0; j < nr; j++) cr[j] = tr[j] + (beta * cr[j] + bias[j]);
+            }
+        } else if (beta == 0) {
+            for (int j = 0; j < nr; j++) cr[j] = tr[j];
+        } else {
+            for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];
+        }
+    }
+}
+
 __attribute__((target(MK_TARGET)))
 static void MK_NAME(long kc, const float *restrict a, const float *restrict b, float *restrict c,
                     long ldc, float alpha, float beta, int mr, int nr, const float *restrict bias) {
@@ -85,23 +109,72 @@ static void MK_NAME(long kc, const float *restrict a, const float *restrict b, f
         MK_STORE(tile + r * 2 * MK_W, MK_MUL(lo[r], va));
         MK_STORE(tile + r * 2 * MK_W + MK_W, MK_MUL(hi[r], va));
     }
-    for (int r = 0; r < mr; r++) {
-        float *cr = c + r * ldc;
-        const float *tr = tile + r * 2 * MK_W;
-        if (bias) {
-            if (beta == 0) {
-                for (int j = 0; j < nr; j++) cr[j] = tr[j] + bias[j];
-            } else {
-                for (int j = 0; j < nr; j++) cr[j] = tr[j] + (beta * cr[j] + bias[j]);
-            }
-        } else if (beta == 0) {
-            for (int j = 0; j < nr; j++) cr[j] = tr[j];
-        } else {
-            for (int j = 0; j < nr; j++) cr[j] = tr[j] + beta * cr[j];
-        }
-    }
+    MK_PASTE(MK_NAME, _update)(tile, c, ldc, beta, mr, nr, bias);
 }
 
+// The same product on part of the tile, for ragged edges: the first `rows` rows (MK_MR or
+// MK_MR / 2) and the first `vecs` column vectors (2 or 1) only, when mr <= rows and nr <=
+// vecs * MK_W. The panels keep their geometry (MK_MR rows, 2*MK_W columns per depth step); the
+// skipped multiply-adds are those whose results MK_NAME's ragged path throws away, and the rest
+// is that path bit for bit (the same accumulation, spill and scalar update of C). `rows` and
+// `vecs` are constants in each caller below, so the loops unroll as in MK_NAME.
+__attribute__((target(MK_TARGET), always_inline))
+static inline void MK_PASTE(MK_NAME, _part)(const int rows, const int vecs, long kc, const float *restrict a,
+                                            const float *restrict b, float *restrict c, long ldc, float alpha,
+                                            float beta, int mr, int nr, const float *restrict bias) {
+    for (int r = 0; r < mr; r++) {
+        __builtin_prefetch(c + r * ldc, 1, 3);
+        if (vecs == 2) __builtin_prefetch(c + r * ldc + 2 * MK_W - 1, 1, 3);
+    }
+    MK_VEC acc[MK_MR][2];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vecs; v++) acc[r][v] = MK_ZERO();
+    }
+#pragma clang loop unroll_count(4)
+    for (long p = 0, steps = MK_STEPS(kc); p < steps; p++) {
+        __builtin_prefetch(a + 16 * MK_MR, 0, 3);
+        MK_VEC bv[2];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vecs; v++) bv[v] = MK_LOAD(b + v * MK_W);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < rows; r++) {
+            MK_VEC ar = MK_BCAST(a + r);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < vecs; v++) acc[r][v] = MK_STEP(acc[r][v], ar, bv[v]);
+        }
+        a += MK_MR;
+        b += 2 * MK_W;
+    }
+    MK_VEC va = MK_SET1(alpha);
+    _Alignas(64) float tile[MK_MR * 2 * MK_W];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vecs; v++) MK_STORE(tile + r * 2 * MK_W + v * MK_W, MK_MUL(acc[r][v], va));
+    }
+    MK_PASTE(MK_NAME, _update)(tile, c, ldc, beta, mr, nr, bias);
+}
+
+/// MK_NAME for a tile of nr <= MK_W columns (all rows): half the multiply-adds. A ragged last
+/// panel of N % NR <= NR / 2 columns is one (257 keys of an attention head: one column).
+__attribute__((target(MK_TARGET)))
+static void MK_PASTE(MK_NAME, _half)(long kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                     long ldc, float alpha, float beta, int mr, int nr, const float *restrict bias) {
+    MK_PASTE(MK_NAME, _part)(MK_MR, 1, kc, a, b, c, ldc, alpha, beta, mr, nr, bias);
+}
+
+/// MK_NAME for a tile of mr <= MK_MR / 2 rows (all columns): half the multiply-adds, for the
+/// ragged last row tile of M % MR <= MR / 2 rows.
+__attribute__((target(MK_TARGET)))
+static void MK_PASTE(MK_NAME, _rows)(long kc, const float *restrict a, const float *restrict b, float *restrict c,
+                                     long ldc, float alpha, float beta, int mr, int nr, const float *restrict bias) {
+    MK_PASTE(MK_NAME, _part)(MK_MR / 2, 2, kc, a, b, c, ldc, alpha, beta, mr, nr, bias);
+}
+
+#undef MK_PASTE
+#undef MK_PASTE2
 #undef MK_STEPS
 #undef MK_BCAST
 #undef MK_STEP

@@ -142,6 +142,37 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         }
     }
 
+    /// The kernels for ragged edges (a tile's first MR / 2 rows only, or its first NR / 2 columns
+    /// only) give the bits a full tile gives: a product whose M and N leave ragged tiles equals
+    /// the corner of the same product with M and N padded to whole tiles, bit for bit (alpha 1;
+    /// beta 0 with a bias, beta 1 without), on one thread, for every kernel this CPU runs.
+    @Test(arguments: [(257, 257, 64, false, true), (33, 33, 64, false, true), (65, 64, 65, false, false),
+                      (97, 130, 75, true, false), (3, 40, 300, false, false), (700, 37, 100, true, true)])
+    func raggedEdgesMatchWholeTilesBitForBit(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws {
+        let isas = Self.kernels + [Gemm.InstructionSet.avx512BF16].filter { Gemm.isaSupported($0) }
+        try #require(!isas.isEmpty)
+        let mBig = (m + 23) / 24 * 24 + 24, nBig = (n + 31) / 32 * 32 + 32   // whole 6-, 8-row and 16-, 32-column tiles
+        var rng = RandomGenerator(seed: UInt64(m * 7 + n))
+        let a = Tensor.randomNormal([mBig * k], using: &rng), b = Tensor.randomNormal([k * nBig], using: &rng)
+        let bias = Tensor.randomNormal([nBig], using: &rng), c0 = Tensor.randomNormal([mBig * nBig], using: &rng)
+        // A (m, k) is the first m rows (or columns, transposed) of A (mBig, k); B (k, n) the first n columns of B.
+        let (lda, ldb) = (transposeA ? mBig : k, transposeB ? k : nBig)
+        for isa in isas {
+            for (beta, withBias) in [(Float(0), true), (1, false)] {
+                var outputs: [[UInt32]] = []
+                for (rows, columns) in [(m, n), (mBig, nBig)] {
+                    var c = c0
+                    Gemm.sgemm(instructionSet: isa, threads: 1, transposeA: transposeA, transposeB: transposeB,
+                               m: rows, n: columns, k: k, alpha: 1, a: a.storage.base, lda: lda, b: b.storage.base, ldb: ldb,
+                               beta: beta, c: c.mutablePointer(), ldc: nBig, bias: withBias ? bias.storage.base : nil)
+                    outputs.append((0..<m).flatMap { i in c.scalars[(i * nBig)..<(i * nBig + n)].map(\.bitPattern) })
+                }
+                let differing = zip(outputs[0], outputs[1]).count { $0 != $1 }
+                #expect(differing == 0, "\(isa) \(m)x\(n)x\(k) beta \(beta) bias \(withBias): \(differing) entries differ")
+            }
+        }
+    }
+
     /// A bias added in the kernel's store equals broadcasting it into C and multiplying with beta 1,
     /// bit for bit (the linear layers' old two-pass form), on full and ragged tiles, row and column
     /// splits, one and two threads, several depth blocks and packed-B slabs; with beta != 0 it
