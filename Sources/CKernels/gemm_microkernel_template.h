@@ -28,7 +28,9 @@
 #define MK_PASTE(a, b) MK_PASTE2(a, b)
 
 // The ragged tiles' store: C's valid (mr, nr) corner from the spilled alpha * acc tile (rows of
-// 2*MK_W), with beta and the bias as the full tile's store applies them.
+// 2*MK_W), with beta and the bias as the full tile's store applies them. (Compiled for the kernel's
+// target like its callers, so that an unoptimised build contracts `tr + beta * cr` alike.)
+__attribute__((target(MK_TARGET)))
 static inline void MK_PASTE(MK_NAME, _update)(const float *tile, float *restrict c, long ldc, float beta, int mr, int nr,
                                               const float *restrict bias) {
     for (int r = 0; r < mr; r++) {
@@ -165,8 +167,9 @@ static void MK_PASTE(MK_NAME, _half)(long kc, const float *restrict a, const flo
     MK_PASTE(MK_NAME, _part)(MK_MR, 1, kc, a, b, c, ldc, alpha, beta, mr, nr, bias);
 }
 
-/// MK_NAME for a tile of mr <= MK_MR / 2 rows (all columns): half the multiply-adds, for the
-/// ragged last row tile of M % MR <= MR / 2 rows.
+/// MK_NAME for a tile of mr <= MK_MR / 2 rows (and more than MK_W columns; narrower ones take
+/// the _half kernel): half the multiply-adds, for the ragged last row tile of M % MR <= MR / 2
+/// rows.
 __attribute__((target(MK_TARGET)))
 static void MK_PASTE(MK_NAME, _rows)(long kc, const float *restrict a, const float *restrict b, float *restrict c,
                                      long ldc, float alpha, float beta, int mr, int nr, const float *restrict bias) {

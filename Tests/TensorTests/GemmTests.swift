@@ -147,7 +147,8 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     /// the corner of the same product with M and N padded to whole tiles, bit for bit (alpha 1;
     /// beta 0 with a bias, beta 1 without), on one thread, for every kernel this CPU runs.
     @Test(arguments: [(257, 257, 64, false, true), (33, 33, 64, false, true), (65, 64, 65, false, false),
-                      (97, 130, 75, true, false), (3, 40, 300, false, false), (700, 37, 100, true, true)])
+                      (97, 130, 75, true, false), (3, 40, 300, false, false), (700, 37, 100, true, true),
+                      (33, 60, 70, false, false)])   // a short row tile with more than half the columns
     func raggedEdgesMatchWholeTilesBitForBit(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws {
         let isas = Self.kernels + [Gemm.InstructionSet.avx512BF16].filter { Gemm.isaSupported($0) }
         try #require(!isas.isEmpty)
