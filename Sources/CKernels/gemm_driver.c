@@ -178,14 +178,14 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
                 cfg->pack(A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, cfg->mr, apack);
                 for (int jr = 0; jr < nc; jr += cfg->nr) {
                     int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-                    // Ragged edges run a kernel that skips the tile's unused half (same values).
-                    mdm_microkernel cols_kernel = nr <= cfg->nr / 2 && cfg->half ? cfg->half : cfg->kernel;
+                    // Ragged edges run a kernel that skips the tile's unused half (same values):
+                    // a narrow panel the column half kernel, a short row tile the row half kernel.
+                    int narrow = nr <= cfg->nr / 2 && cfg->half;
                     const float *bp = bblock + (long)jr * kd;
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
                         int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
                         float *c = C + (long)(ic + ir) * ldc + jc + jr;
-                        mdm_microkernel kernel = mr <= cfg->mr / 2 && cfg->rows && cols_kernel == cfg->kernel
-                                                     ? cfg->rows : cols_kernel;
+                        mdm_microkernel kernel = narrow ? cfg->half : mr <= cfg->mr / 2 && cfg->rows ? cfg->rows : cfg->kernel;
                         kernel(kc, apack + (long)ir * kd, bp, c, ldc, alpha, beta_block, mr, nr,
                                bias_block ? bias_block + jr : 0);
                     }
