@@ -18,7 +18,7 @@
 # suit it better (MDM_AVX2_MC/KC/NC, MDM_AVX512_MC/KC/NC in gemm_internal.h)?
 #   Benchmarks/gemm-ab/gemm-ab.sh HEAD .
 #   Benchmarks/gemm-ab/gemm-ab.sh --set all .@avx2 .@avx512
-#   Benchmarks/gemm-ab/gemm-ab.sh --set all --isa avx512 . .+-DMDM_AVX512_KC=256 .+-DMDM_AVX512_MC=252
+#   Benchmarks/gemm-ab/gemm-ab.sh --set all --isa avx512 . .+-DMDM_AVX512_KC=256 .+-DMDM_AVX512_MC=256
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
