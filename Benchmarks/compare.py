@@ -33,6 +33,12 @@ MASKDM_GEMM_ISA=avx512-bf16 (bf16 GEMM operands, fp32 sums; needs a CPU with AVX
 (our port and, for steps, the reference model) with the network under torch.autocast("cpu",
 bfloat16). The peak and the shares are then the bf16 dot-product peak.
 
+--avx2 (any suite) emulates an AVX2-only CPU of this kind on an AVX-512 one: the Swift side runs its
+AVX2 GEMM kernel (MASKDM_GEMM_ISA=avx2; the peak is then the AVX2 FMA loop's), PyTorch runs with
+ATen, MKL and oneDNN held to AVX2 (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA);
+the table's header names the capability PyTorch reports. Zen 4 runs 256-bit FMAs at the same rate as
+512-bit ones, so this measures both sides' AVX2 code at an AVX2 EPYC's peak per clock.
+
 The table starts with the CPU model and the measured fp32 peak (`maskdm-bench peak`: an FMA
 loop of the best instruction set on every thread); "swift GF/s" and "share" are the Swift side's
 achieved GFLOP/s and its share of that measured peak.
@@ -55,6 +61,11 @@ BUILD_CMD = "swift build -c release --product maskdm-bench"
 LOCAL_REFERENCE_REPO = os.path.join(ROOT, ".cache", "reference", "maskdm")
 LOCAL_REFERENCE_SITE = os.path.join(ROOT, ".cache", "reference", "site")
 METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
+# --avx2: what both sides may use on an AVX2-only CPU. Every library the PyTorch side calls for
+# these networks (ATen's vectorised kernels, MKL's sgemm, oneDNN) is held to AVX2, as is the Swift
+# side's GEMM (its element-wise kernels are AVX2 code on every CPU).
+AVX2_ENVIRONMENT = {"MASKDM_GEMM_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
+                    "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def suite_of_case(name):
@@ -173,7 +184,14 @@ def main():
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
     ap.add_argument("--bf16", action="store_true",
                     help="step and sample suites: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
+    ap.add_argument("--avx2", action="store_true",
+                    help="emulate an AVX2-only CPU on both sides: MASKDM_GEMM_ISA=avx2 for Swift (and its peak); "
+                         "ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch")
     args = ap.parse_args()
+    if args.avx2:
+        if args.bf16:
+            ap.error("--avx2 and --bf16 exclude each other: the bf16 kernel is an AVX-512 one")
+        os.environ.update(AVX2_ENVIRONMENT)
     if args.bf16:
         if args.suite not in ("step", "sample"):
             ap.error("--bf16 times the training step and sampling cases: use it with the step or sample suite")
@@ -290,7 +308,12 @@ def main():
     print(f"suite {args.suite}, threads {args.threads}, {args.rounds} rounds alternating"
           f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster"
           + ("; ref = the reference repository's MaskedUViT in PyTorch eager" if with_ref else "")
-          + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else ""))
+          + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else "")
+          + ("; AVX2 emulated on both sides (--avx2)" if args.avx2 else ""))
+    if args.avx2:
+        probe = subprocess.run([torch_python(), "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                               capture_output=True, text=True)
+        print(f"PyTorch CPU capability under --avx2: {probe.stdout.strip() or 'unknown (' + probe.stderr.strip()[-200:] + ')'}")
     print(line(header))
     print(line(["-" * w for w in widths]))
     for r in rows:
