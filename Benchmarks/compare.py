@@ -13,6 +13,8 @@ side's masked speedup (unmasked ms over masked ms, with the range of single roun
 masked_speedups).
 "rounds" gives the lowest and highest torch/swift of single rounds (each round's two runs are
 neighbours in time, so a slow phase of the machine shows there as spread, not as a wrong median).
+The step and sample suites alternate case by case: in each round, every case runs on the Swift side,
+then on PyTorch (then on the reference model), each in its own process, before the next case starts.
 Attention cases get a second row for forward + backward (fwd_bwd_ms). A case one side lacks shows "-".
 Nothing is built here: build the Swift side first with
     swift build -c release --product maskdm-bench
@@ -66,6 +68,14 @@ METRICS = (("median_ms", ""), ("fwd_bwd_ms", " fwd+bwd"))
 # side's GEMM (its element-wise kernels are AVX2 code on every CPU).
 AVX2_ENVIRONMENT = {"MASKDM_GEMM_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
                     "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+# The cases of the step and sample suites (maskdm-bench's StepCase.all and SamplingCase.all, and
+# bench_torch.py's STEP_CASES and SAMPLE_CASES, carry the same names).
+STEP_CASE_NAMES = ["step_tiny_unmasked", "step_tiny_block4_90", "step_small_unmasked", "step_small_block4_90",
+                   "sample_step_small"]
+SAMPLE_CASE_NAMES = ["sample_demo_ddim100", "sample_demo_dpm20", "sample_small_ddim100", "sample_small_dpm20",
+                     "sample_small_dpm20_b16"]
 
 
 def suite_of_case(name):
@@ -227,22 +237,30 @@ def main():
     swift_runs, torch_runs, ref_runs = [], [], []
     flags = common[1:]
     torch_extra = ["--bf16"] if args.bf16 else []   # the Swift side's bf16 is MASKDM_GEMM_ISA, set above
+    # Step and sampling cases alternate case by case (Swift, PyTorch, reference; then the next
+    # case), so that each case's sides run minutes closer in time than whole suites would.
+    per_case = args.case or (STEP_CASE_NAMES if args.suite == "step" else
+                             [c for c in SAMPLE_CASE_NAMES if not (args.quick and "small_ddim" in c)]
+                             if args.suite == "sample" else [])
     for _ in range(args.rounds):
-        if args.case and args.suite == "sample":   # the chosen sampling runs, each side in turn
-            picks = [a for c in args.case for a in ("--case", c)]
-            if have_swift:
-                swift_runs.append(run_side([SWIFT_BIN] + common + picks))
-            torch_runs.append(run_side([torch_python(), TORCH_SCRIPT] + common + picks + torch_extra))
-            continue
-        if args.case:   # the chosen step cases, each side in turn
-            if have_swift:
-                swift_runs.append([row for c in args.case for row in run_side([SWIFT_BIN, "step-case", c] + flags)])
-            torch_runs.append([row for c in args.case for row in run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c]
-                                                                          + flags + torch_extra)])
+        if per_case:
+            swift_round, torch_round, ref_round = [], [], []
+            for c in per_case:
+                if args.suite == "sample":
+                    if have_swift:
+                        swift_round += run_side([SWIFT_BIN] + common + ["--case", c])
+                    torch_round += run_side([torch_python(), TORCH_SCRIPT] + common + ["--case", c] + torch_extra)
+                    continue
+                if have_swift:
+                    swift_round += run_side([SWIFT_BIN, "step-case", c] + flags)
+                torch_round += run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra)
+                if with_ref:
+                    ref_round += run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra
+                                          + ["--model", "reference", "--reference-repo", args.reference_repo])
+            swift_runs.append(swift_round)
+            torch_runs.append(torch_round)
             if with_ref:
-                ref_runs.append([row for c in args.case for row in run_side(
-                    [torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra
-                    + ["--model", "reference", "--reference-repo", args.reference_repo])])
+                ref_runs.append(ref_round)
             continue
         if have_swift:
             swift_runs.append(run_side([SWIFT_BIN] + common))

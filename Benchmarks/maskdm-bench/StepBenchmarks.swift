@@ -15,6 +15,9 @@ struct StepCase {
     let sampling: Bool
     /// Threads splitting the batch (`DiffusionTrainer.dataParallelThreads`; nil: its default).
     var split: Int?
+    /// Timed repetitions after the warm-up (nil: 5, or 3 with `--quick`); more give a profiler
+    /// (`perf record`) the steady state rather than the set-up.
+    var reps: Int?
 
     var label: String {
         "\(config.embedDim == 256 ? "tiny" : "small") \(config.imageHeight)px b\(batch) \(sampling ? "ddim eta1" : mask == "none" ? "unmasked" : "\(mask) r\(ratio)")"
@@ -32,7 +35,7 @@ struct StepCase {
 /// Runs one case in this process and prints its JSON line.
 func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
     var rng = RandomGenerator(seed: 0)
-    let (warmup, reps) = quick ? (1, 3) : (2, 5)
+    let warmup = quick ? 1 : 2, reps = c.reps ?? (quick ? 3 : 5)
     let ms: Double
     var timings: DiffusionTrainer.StepTimings?
     if c.sampling {

@@ -11,11 +11,11 @@ let args = Array(CommandLine.arguments.dropFirst())
 let quick = args.contains("--quick")
 var threads = Parallel.defaultThreads
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
-let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split", "--case"].contains(args[i - 1])) }.map(\.element)
+let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split", "--reps", "--case"].contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
 let usage = """
     usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
-           maskdm-bench step-case NAME [--quick] [--batch N] [--split N]
+           maskdm-bench step-case NAME [--quick] [--batch N] [--split N] [--reps N]
            maskdm-bench sample [--quick] [--case NAME ...]   (chosen sampling runs only)
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
@@ -42,6 +42,10 @@ Parallel.$threads.withValue(threads) {
         if let i = args.firstIndex(of: "--split") {
             guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("--split needs a positive count"); exit(2) }
             c.split = n
+        }
+        if let i = args.firstIndex(of: "--reps") {
+            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("--reps needs a positive count"); exit(2) }
+            c.reps = n
         }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
     case "load-memory":
