@@ -253,10 +253,10 @@ def main():
                     continue
                 if have_swift:
                     swift_round += run_side([SWIFT_BIN, "step-case", c] + flags)
-                torch_round += run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra)
+                torch_step = [torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra
+                torch_round += run_side(torch_step)
                 if with_ref:
-                    ref_round += run_side([torch_python(), TORCH_SCRIPT, "step", "--case", c] + flags + torch_extra
-                                          + ["--model", "reference", "--reference-repo", args.reference_repo])
+                    ref_round += run_side(torch_step + ["--model", "reference", "--reference-repo", args.reference_repo])
             swift_runs.append(swift_round)
             torch_runs.append(torch_round)
             if with_ref:

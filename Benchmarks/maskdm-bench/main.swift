@@ -35,18 +35,15 @@ Parallel.$threads.withValue(threads) {
         guard positional.count > 1, var c = StepCase.all.first(where: { $0.name == positional[1] }) else {
             print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
         }
-        if let i = args.firstIndex(of: "--batch") {
-            guard i + 1 < args.count, let b = Int(args[i + 1]), b > 0 else { print("--batch needs a positive count"); exit(2) }
-            c.batch = b
+        /// The positive count after `flag`, nil without the flag; exits on a missing or bad count.
+        func positiveCount(_ flag: String) -> Int? {
+            guard let i = args.firstIndex(of: flag) else { return nil }
+            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("\(flag) needs a positive count"); exit(2) }
+            return n
         }
-        if let i = args.firstIndex(of: "--split") {
-            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("--split needs a positive count"); exit(2) }
-            c.split = n
-        }
-        if let i = args.firstIndex(of: "--reps") {
-            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("--reps needs a positive count"); exit(2) }
-            c.reps = n
-        }
+        if let b = positiveCount("--batch") { c.batch = b }
+        if let n = positiveCount("--split") { c.split = n }
+        if let n = positiveCount("--reps") { c.reps = n }
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
     case "load-memory":
         do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
