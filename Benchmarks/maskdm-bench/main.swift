@@ -26,15 +26,18 @@ let usage = """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
 do { _ = try Gemm.environmentInstructionSet() } catch { print("error: \(error)"); exit(2) }
 BLAS.setThreads(threads)
+// A step case is looked up before anything is measured, so a mistyped name fails at once.
+let stepCase = suite == "step-case" ? StepCase.all.first(where: { positional.count > 1 && $0.name == positional[1] }) : nil
+if suite == "step-case" && stepCase == nil {
+    print("unknown step case\(positional.count > 1 ? " '\(positional[1])'" : ""); known: \(StepCase.all.map(\.name))"); exit(2)
+}
 // The FMA peak is measured first, before any parallel region starts the polling worker threads
 // (which would compete with the measuring threads for the cores).
 if ["peak", "step-case", "matmul", "gemm", "gemm-shapes", "attention", "fid", "all"].contains(suite) { _ = measuredPeak(threads: threads) }
 Parallel.$threads.withValue(threads) {
     switch suite {
     case "step-case":
-        guard positional.count > 1, var c = StepCase.all.first(where: { $0.name == positional[1] }) else {
-            print("unknown step case; known: \(StepCase.all.map(\.name))"); exit(2)
-        }
+        var c = stepCase!
         /// The positive count after `flag`, nil without the flag; exits on a missing or bad count.
         func positiveCount(_ flag: String) -> Int? {
             guard let i = args.firstIndex(of: flag) else { return nil }
