@@ -58,8 +58,12 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         let trainer = try DiffusionTrainer(model: MaskedUViT(config: c.config, rng: &rng), recipe: recipe)
         trainer.dataParallelThreads = c.split
         let x0 = Tensor.randomUniform([c.batch, 3, c.config.imageHeight, c.config.imageWidth], low: -1, high: 1, using: &rng)
-        var srng = RandomGenerator(seed: 2)
-        ms = medianMs(warmup: warmup, reps: reps) { _ = try? trainer.trainStep(images: x0, using: &srng) }
+        // The path a training run takes: the step's images picked from a dataset with each
+        // sample's generator, then each sample's timestep, noise and mask drawn from it.
+        let data = TensorDataset(images: x0)
+        ms = medianMs(warmup: warmup, reps: reps) {
+            _ = try? trainer.trainStep(batch: trainer.prepareBatch(forStep: trainer.step, from: data))
+        }
         timings = trainer.lastStepTimings
     }
     let visible = c.sampling || c.mask == "none" ? c.config.patchCount

@@ -191,18 +191,48 @@ public final class DiffusionTrainer {
     @discardableResult
     public func trainStep(batch: PreparedBatch) throws -> Float {
         precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
-        let c = model.config
         let start = Date()
-        var t: [Int] = [], noise: [Tensor] = [], dropped: [[Int]] = []
+        let (t, noise, mask) = draws(for: batch)
+        return try trainStep(images: batch.images, timesteps: t, noise: noise, mask: mask,
+                             drawSeconds: Date().timeIntervalSince(start))
+    }
+
+    /// The random draws of a prepared batch: each sample's timestep (uniform), its noise and its
+    /// mask, in that order, from its own generator.
+    func draws(for batch: PreparedBatch) -> (timesteps: [Int], noise: Tensor, mask: Mask) {
+        let c = model.config
         let itemShape = Shape([1] + batch.images.shape.dims.dropFirst())
-        for var g in batch.generators {
-            t.append(g.nextInt(below: schedule.timesteps))
-            noise.append(Tensor.randomNormal(itemShape, using: &g))
-            dropped.append(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &g).dropped[0])
+        let count = batch.generators.count, timesteps = schedule.timesteps
+        var generators = batch.generators
+        var t = [Int](repeating: 0, count: count)
+        var drawn = [Tensor?](repeating: nil, count: count)
+        // Each sample draws from its own generator, so the samples draw their timesteps and noise
+        // (the Box-Muller transform is most of a small step's set-up) on all threads, with the
+        // values of one sample after another. The masks follow, one after another.
+        if count > 0 {
+            generators.withUnsafeMutableBufferPointer { gens in
+                t.withUnsafeMutableBufferPointer { ts in
+                    drawn.withUnsafeMutableBufferPointer { ns in
+                        let g = SendablePointer(gens.baseAddress!), tp = SendablePointer(ts.baseAddress!)
+                        let np = SendablePointer(ns.baseAddress!)
+                        parallelFor(count) { r in
+                            Parallel.$threads.withValue(1) {
+                                for i in r {
+                                    tp[i] = g.base[i].nextInt(below: timesteps)
+                                    np[i] = Tensor.randomNormal(itemShape, using: &g.base[i])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let noise = drawn.map { $0! }
+        let dropped = generators.indices.map {
+            masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &generators[$0]).dropped[0]
         }
         let mask = Mask(dropped: dropped, patchCount: c.patchCount)
-        return try trainStep(images: batch.images, timesteps: t, noise: noise.count == 1 ? noise[0] : Tensor.concat(noise, axis: 0),
-                             mask: mask, drawSeconds: Date().timeIntervalSince(start))
+        return (t, noise.count == 1 ? noise[0] : Tensor.concat(noise, axis: 0), mask)
     }
 
     /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1]: draws the

@@ -46,6 +46,34 @@ struct DataParallelTests {
         #expect(other.generators[0] != whole.generators[0] && whole.generators[0] != whole.generators[1])
     }
 
+    @Test("A prepared batch's draws are each sample's timestep, noise and mask in turn, on any thread count",
+          arguments: [16, 80])
+    func drawsMatchOneSampleAfterAnother(imageSize: Int) throws {
+        var rng = RandomGenerator(seed: 5)
+        var recipe = TrainingRecipe.pretraining(batchSize: 5, steps: 10)
+        recipe.mask = try MaskSpec(name: "block2", ratio: 0.5)
+        let trainer = try DiffusionTrainer(model: MaskedUViT(config: .tiny(imageSize: imageSize), rng: &rng), recipe: recipe)
+        let data = TensorDataset(images: Tensor.randomUniform([7, 3, imageSize, imageSize], low: -1, high: 1, using: &rng))
+        let batch = try trainer.prepareBatch(forStep: 2, from: data)
+        // By hand, one sample after another (80 px: 19,200 values an image, past the size from
+        // which randomNormal itself spreads its transform over the threads).
+        let c = trainer.model.config
+        var steps: [Int] = [], noise: [Float] = [], dropped: [[Int]] = []
+        for var g in batch.generators {
+            steps.append(g.nextInt(below: trainer.schedule.timesteps))
+            noise += Parallel.$threads.withValue(1) { Tensor.randomNormal([1, 3, imageSize, imageSize], using: &g).scalars }
+            dropped.append(trainer.masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1,
+                                                    using: &g).dropped[0])
+        }
+        #expect(Set(steps).count > 1 && Set(dropped).count > 1)
+        for threads in [1, 2, 3] {
+            let d = Parallel.$threads.withValue(threads) { trainer.draws(for: batch) }
+            #expect(d.timesteps == steps, "\(threads) threads")
+            #expect(d.noise.shape == batch.images.shape && d.noise.scalars == noise, "\(threads) threads")
+            #expect(d.mask.dropped == dropped && d.mask.patchCount == c.patchCount, "\(threads) threads")
+        }
+    }
+
     @Test("A batch that does not divide over the ranks is an error naming batch_size")
     func indivisibleBatch() throws {
         #expect { try trainer(rank: 0, size: 3, batch: 8) } throws: { "\($0)".contains("batch_size") && "\($0)".contains("3 ranks") }
