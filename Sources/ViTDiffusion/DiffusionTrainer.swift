@@ -201,38 +201,28 @@ public final class DiffusionTrainer {
     /// mask, in that order, from its own generator.
     func draws(for batch: PreparedBatch) -> (timesteps: [Int], noise: Tensor, mask: Mask) {
         let c = model.config
-        let itemShape = Shape([1] + batch.images.shape.dims.dropFirst())
-        let count = batch.generators.count, timesteps = schedule.timesteps
         var generators = batch.generators
-        var t = [Int](repeating: 0, count: count)
-        var drawn = [Tensor?](repeating: nil, count: count)
-        // Each sample draws from its own generator, so the samples draw their timesteps and noise
-        // (the Box-Muller transform is most of a small step's set-up) on all threads, with the
-        // values of one sample after another. The masks follow, one after another.
-        if count > 0 {
-            generators.withUnsafeMutableBufferPointer { gens in
-                t.withUnsafeMutableBufferPointer { ts in
-                    drawn.withUnsafeMutableBufferPointer { ns in
-                        let g = SendablePointer(gens.baseAddress!), tp = SendablePointer(ts.baseAddress!)
-                        let np = SendablePointer(ns.baseAddress!)
-                        parallelFor(count) { r in
-                            Parallel.$threads.withValue(1) {
-                                for i in r {
-                                    tp[i] = g.base[i].nextInt(below: timesteps)
-                                    np[i] = Tensor.randomNormal(itemShape, using: &g.base[i])
-                                }
-                            }
-                        }
-                    }
+        let t = generators.indices.map { generators[$0].nextInt(below: schedule.timesteps) }
+        // Each sample draws its noise from its own generator into its rows of one tensor, so the
+        // samples draw on all threads (the Box-Muller transform is most of a small step's set-up)
+        // with the values of one sample after another. The masks follow, one after another.
+        var noise = Tensor(uninitialized: batch.images.shape)
+        let perSample = generators.isEmpty ? 0 : batch.images.shape.count / generators.count
+        let out = SendablePointer(noise.mutablePointer())
+        generators.withUnsafeMutableBufferPointer { gens in
+            guard let base = gens.baseAddress else { return }
+            let g = SendablePointer(base)
+            parallelFor(gens.count) { r in
+                Parallel.$threads.withValue(1) {
+                    for i in r { g.base[i].fillNormal(UnsafeMutableBufferPointer(start: out.base + i * perSample, count: perSample)) }
                 }
             }
         }
-        let noise = drawn.map { $0! }
         let dropped = generators.indices.map {
             masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &generators[$0]).dropped[0]
         }
         let mask = Mask(dropped: dropped, patchCount: c.patchCount)
-        return (t, noise.count == 1 ? noise[0] : Tensor.concat(noise, axis: 0), mask)
+        return (t, noise, mask)
     }
 
     /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1]: draws the

@@ -64,6 +64,30 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
         Float((-2.0 * Foundation.log(u1)).squareRoot() * Foundation.cos(2.0 * Double.pi * u2))
     }
 
+    /// Fills `buffer` with normal samples of the given mean and standard deviation: the values
+    /// of ``nextNormal()`` drawn one after another (what ``Tensor/randomNormal(_:mean:std:using:)``
+    /// holds). From 16k values on, and with ``Parallel/threads`` above 1, the uniforms are drawn in
+    /// that order on the calling thread and only the log/cos transform (30-40x the cost of a draw)
+    /// runs on all threads, with the same arithmetic, so the values do not depend on the threads.
+    public mutating func fillNormal(_ buffer: UnsafeMutableBufferPointer<Float>, mean: Float = 0, std: Float = 1) {
+        guard let p = buffer.baseAddress else { return }
+        let n = buffer.count
+        if n < Tensor.parallelNormalCount || Parallel.threads == 1 {
+            for i in 0..<n { p[i] = mean + std * nextNormal() }
+            return
+        }
+        let uniforms = UnsafeMutablePointer<Double>.allocate(capacity: 2 * n)
+        defer { uniforms.deallocate() }
+        for i in 0..<n {
+            uniforms[2 * i] = 1.0 - nextUniformDouble()
+            uniforms[2 * i + 1] = nextUniformDouble()
+        }
+        let us = SendablePointer(uniforms), ps = SendablePointer(p)
+        parallelFor(n, grain: Tensor.parallelNormalCount / 2) { r in
+            for i in r { ps[i] = mean + std * Self.boxMuller(us[2 * i], us[2 * i + 1]) }
+        }
+    }
+
     /// A uniform integer in `0..<upperBound` without modulo bias.
     public mutating func nextInt(below upperBound: Int) -> Int {
         precondition(upperBound > 0, "nextInt: upper bound must be positive")
@@ -88,28 +112,12 @@ extension Tensor {
     public static func randomNormal(_ shape: Shape, mean: Float = 0, std: Float = 1,
                                     using rng: inout RandomGenerator) -> Tensor {
         var t = Tensor(uninitialized: shape)
-        let p = t.mutablePointer(), n = shape.count
-        if n < parallelNormalCount || Parallel.threads == 1 {
-            for i in 0..<n { p[i] = mean + std * rng.nextNormal() }
-            return t
-        }
-        // The same values as the loop above: the uniforms are drawn in its order, and only the
-        // log/cos transform (30-40x the cost of a draw) runs on all threads, with the same
-        // arithmetic.
-        let uniforms = UnsafeMutablePointer<Double>.allocate(capacity: 2 * n)
-        defer { uniforms.deallocate() }
-        for i in 0..<n {
-            uniforms[2 * i] = 1.0 - rng.nextUniformDouble()
-            uniforms[2 * i + 1] = rng.nextUniformDouble()
-        }
-        let us = SendablePointer(uniforms), ps = SendablePointer(p)
-        parallelFor(n, grain: parallelNormalCount / 2) { r in
-            for i in r { ps[i] = mean + std * RandomGenerator.boxMuller(us[2 * i], us[2 * i + 1]) }
-        }
+        rng.fillNormal(UnsafeMutableBufferPointer(start: t.mutablePointer(), count: shape.count), mean: mean, std: std)
         return t
     }
 
-    /// Sizes from which ``randomNormal(_:mean:std:using:)`` transforms on all threads.
+    /// Sizes from which ``RandomGenerator/fillNormal(_:mean:std:)`` (and so
+    /// ``randomNormal(_:mean:std:using:)``) transforms on all threads.
     static let parallelNormalCount = 16_384
 
     /// Normal samples redrawn until they fall in `[low, high]` (absolute bounds, as
