@@ -195,6 +195,9 @@ extension Gemm.Precision {
         do { try Gemm.setPrecision(precision) } catch let e as Gemm.InstructionSetError {
             throw ValidationError("--precision \(precision.rawValue): \(e)")
         }
+        if precision == .bf16, let warning = Gemm.bf16SlowdownWarning() {
+            FileHandle.standardError.write(Data("maskdm: warning: \(warning) (--precision fp32 to train in fp32)\n".utf8))
+        }
         return precision
     }
 }

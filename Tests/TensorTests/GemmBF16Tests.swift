@@ -14,6 +14,32 @@ import Testing
 
     /// Rounding: nearest with ties to even, zero and denormals to a signed zero, NaN kept,
     /// overflow to infinity (the rules of VCVTNEPS2BF16).
+    /// The slowdown warning's rule: a warning exactly when the bf16 dot product runs no faster
+    /// than the fp32 multiply-add, naming both rates; none where either rate is missing.
+    @Test func slowdownWarningOnlyWhenBF16IsNoFaster() throws {
+        let slow = try #require(Gemm.bf16SlowdownWarning(bf16: 81.2, fp32: 167.9))   // the Intel Xeon VM
+        #expect(slow.contains("81 GFLOP/s") && slow.contains("168 for fp32"))
+        #expect(Gemm.bf16SlowdownWarning(bf16: 240, fp32: 118) == nil)               // a Zen 4: twice the rate
+        #expect(Gemm.bf16SlowdownWarning(bf16: 100, fp32: 100) != nil)
+        #expect(Gemm.bf16SlowdownWarning(bf16: 0, fp32: 100) == nil)
+        #expect(Gemm.bf16SlowdownWarning(bf16: 100, fp32: 0) == nil)
+        if !Self.available { #expect(Gemm.bf16SlowdownWarning() == nil) }
+    }
+
+    /// Measured rates: positive for every kernel this CPU runs, 0 for the others, for OpenBLAS
+    /// and for an empty loop.
+    @Test func measuredPeakIsPositiveExactlyForRunnableKernels() {
+        for isa in Gemm.InstructionSet.allCases {
+            let rate = Gemm.measuredPeakGFLOPS(of: isa, iterations: 20_000, runs: 1)
+            if isa != .none && Gemm.isaSupported(isa) {
+                #expect(rate > 1, "\(isa.environmentName): \(rate) GFLOP/s")
+            } else {
+                #expect(rate == 0, "\(isa.environmentName): \(rate) GFLOP/s")
+            }
+        }
+        #expect(Gemm.measuredPeakGFLOPS(of: .avx2, iterations: 0) == 0)
+    }
+
     @Test func roundingFollowsTheHardwareRules() {
         let ulp = Float(1) / 128    // bf16 spacing in [1, 2)
         #expect(Gemm.roundedToBF16(1) == 1)

@@ -166,6 +166,45 @@ public enum Gemm {
     /// True when this CPU can run kernel `isa` (`.none` is never runnable).
     public static func isaSupported(_ isa: InstructionSet) -> Bool { maskdm_gemm_isa_supported(isa.rawValue) != 0 }
 
+    /// One core's measured multiply-add rate for kernel `isa`, in GFLOP/s: the best of `runs`
+    /// runs of its instruction in a loop of `iterations` trips (12 independent chains; the
+    /// default takes a few milliseconds a run). Fp32 FMAs for the fp32 kernels (AVX2's for
+    /// ``InstructionSet/avx512Emulated``), pairwise bf16 dot products for
+    /// ``InstructionSet/avx512BF16``; 0 when this CPU lacks `isa` or for ``InstructionSet/none``.
+    /// Run it on an otherwise idle core: it is a rate, not a property of the CPU model.
+    public static func measuredPeakGFLOPS(of isa: InstructionSet, iterations: Int = 400_000, runs: Int = 3) -> Double {
+        guard isa != .none, isaSupported(isa), iterations > 0 else { return 0 }
+        var best = 0.0
+        for _ in 0..<max(1, runs) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let flops = maskdm_fma_peak_flops(isa.rawValue, iterations)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if seconds > 0 { best = max(best, flops / seconds / 1e9) }
+        }
+        return best
+    }
+
+    /// A warning for a user about to run bf16 products on this CPU, or nil: the CPU runs
+    /// AVX512_BF16, but its bf16 dot product is measured no faster than the best fp32 kernel's
+    /// multiply-add (one core each, about 20 ms). Where that holds, the mixed-precision
+    /// products run slower than fp32 ones (seen on an Intel Xeon VM: dot products at 81 GFLOP/s
+    /// a core against 168 for fp32, and a training step 1.3x slower in bf16). nil also when the
+    /// CPU lacks AVX512_BF16 (``setPrecision(_:)`` says so itself).
+    public static func bf16SlowdownWarning() -> String? {
+        guard isaSupported(.avx512BF16) else { return nil }
+        let fp32Kernel: InstructionSet = isaSupported(.avx512) ? .avx512 : .avx2
+        return bf16SlowdownWarning(bf16: measuredPeakGFLOPS(of: .avx512BF16),
+                                   fp32: measuredPeakGFLOPS(of: fp32Kernel))
+    }
+
+    /// ``bf16SlowdownWarning()`` for measured rates (GFLOP/s per core): nil unless the bf16
+    /// rate is at most the fp32 one.
+    static func bf16SlowdownWarning(bf16: Double, fp32: Double) -> String? {
+        guard bf16 > 0, fp32 > 0, bf16 <= fp32 else { return nil }
+        return String(format: "on this CPU the bf16 dot product runs at %.0f GFLOP/s a core against %.0f for fp32 "
+                      + "multiply-adds, so bf16 products will likely be slower than fp32 ones", bf16, fp32)
+    }
+
     /// Floats on which the vectorised packer differs from the portable one over every kernel's
     /// panel widths (a self-test; -1 without AVX2).
     static func packSelfTestMismatches() -> Int { Int(maskdm_gemm_pack_self_test()) }
