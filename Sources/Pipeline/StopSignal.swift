@@ -12,13 +12,21 @@ private let stopRequested = Atomic<Int>(0)
 /// if StopSignal.isRequested { ... }        // polled between steps
 /// ```
 public enum StopSignal {
-    /// Routes SIGINT and SIGTERM to the stop flag (a second Ctrl-C exits at once, code 130).
+    /// Routes SIGINT and SIGTERM to the stop flag (a second Ctrl-C exits at once, code 130), and
+    /// unblocks them on the calling thread (call it from the main thread, before starting others).
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { _ in
             if stopRequested.add(1, ordering: .relaxed).newValue > 1 { _exit(130) }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent can start us with the two blocked (a thread of a test runner or a service
+        // manager that spawns from a thread blocking them): unblock them, or Ctrl-C never arrives.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
     /// Whether a stop was requested.

@@ -56,6 +56,11 @@ public final class TrainingRun {
     public var samplesFolder: URL { folder.appendingPathComponent("samples") }
     /// `RUN/loss.png`.
     public var lossPlotURL: URL { folder.appendingPathComponent("loss.png") }
+    /// Polled before each step: when it returns true, ``train(on:trainSecondsLimit:events:)``
+    /// writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``. By default
+    /// the process-wide ``StopSignal`` (SIGINT / SIGTERM). Give a run a flag of its own to stop it
+    /// from elsewhere without stopping every other run of the process (as tests do).
+    public var stopRequested: @Sendable () -> Bool = { StopSignal.isRequested }
 
     /// Opens (or creates) the run in `folder`.
     ///
@@ -200,8 +205,9 @@ public final class TrainingRun {
 
     /// Trains until the step count or time budget (or, when given, until the summed step time
     /// reaches `trainSecondsLimit`), checkpointing every `recipe.checkpointEvery` steps and at the
-    /// end, sampling every `sampleEvery` steps. A SIGINT/SIGTERM (see ``StopSignal``) finishes the
-    /// current step, writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``.
+    /// end, sampling every `sampleEvery` steps. A stop request (``stopRequested``; by default a
+    /// SIGINT/SIGTERM, see ``StopSignal``) finishes the current step, writes a checkpoint and throws
+    /// ``PipelineError/interrupted(step:checkpoint:)``.
     @discardableResult
     public func train(on dataset: any TrainingImages, trainSecondsLimit: Double? = nil,
                       events: ((Event) -> Void)? = nil) throws -> Summary {
@@ -220,7 +226,7 @@ public final class TrainingRun {
         defer { prefetcher.stop() }
         var stopAgreed = false                                           // several ranks agree after each step
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
-            if ranks == 1 ? StopSignal.isRequested : stopAgreed {
+            if ranks == 1 ? stopRequested() : stopAgreed {
                 if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
                     try saveCheckpoint(events: events)
                 }
@@ -234,7 +240,7 @@ public final class TrainingRun {
             var seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if ranks > 1 {
                 // All ranks stop at the same step and count the same time (the mean).
-                var agreed = [StopSignal.isRequested ? 1 : 0, seconds]
+                var agreed = [stopRequested() ? 1 : 0, seconds]
                 try communicator.allReduceSum(&agreed)
                 stopAgreed = agreed[0] > 0
                 seconds = agreed[1] / Double(ranks)

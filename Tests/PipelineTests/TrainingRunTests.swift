@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ImageIO
 import Masking
 import NN
@@ -8,7 +9,8 @@ import ViTDiffusion
 @testable import Pipeline
 
 /// Run folders: resumption bit for bit, stopping, the log, config mismatches and checkpoint
-/// rotation. Serialized: ``StopSignal`` is process-wide and `train` polls it.
+/// rotation. The stop tests raise flags of their own (`stopRequested`), never the process-wide
+/// ``StopSignal``, which would stop other suites' runs; `CLISignalTests` sends a real SIGINT.
 @Suite(.serialized) struct TrainingRunTests {
     static let model = MaskedUViTConfig(imageSize: 8, patchSize: 2, embedDim: 16, depth: 3, heads: 2)
 
@@ -195,29 +197,44 @@ import ViTDiffusion
         }
     }
 
+    /// A stop flag of a test's own: the process-wide ``StopSignal`` would also stop the runs that
+    /// other suites train at the same time.
+    final class StopFlag: Sendable {
+        private let raised = Atomic<Bool>(false)
+        func raise() { raised.store(true, ordering: .relaxed) }
+        func clear() { raised.store(false, ordering: .relaxed) }
+        var isRaised: Bool { raised.load(ordering: .relaxed) }
+    }
+
+    /// The run at `folder` for `steps` steps, stopping when `flag` is raised.
+    static func open(_ folder: URL, steps: Int, stoppingOn flag: StopFlag) throws -> TrainingRun {
+        let run = try open(folder, steps: steps)
+        run.stopRequested = { flag.isRaised }
+        return run
+    }
+
     @Test func stopSignalWhileTrainingCheckpointsAndResumes() throws {
-        StopSignal.reset()
-        defer { StopSignal.reset() }
+        let flag = StopFlag()
         try withTemporaryFolder("stop") { tmp in
             let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))
             let folder = tmp.appendingPathComponent("b")
-            let run = try Self.open(folder, steps: 8)
+            let run = try Self.open(folder, steps: 8, stoppingOn: flag)
             let error = #expect(throws: PipelineError.self) {
                 try run.train(on: Self.dataset) { e in
-                    if case .step(let r) = e, r.step == 3 { StopSignal.request() }
+                    if case .step(let r) = e, r.step == 3 { flag.raise() }
                 }
             }
             #expect(error == .interrupted(step: 3, checkpoint: run.checkpointURL.path))
             #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "3")
             #expect(FileManager.default.fileExists(atPath: run.lossPlotURL.path))
             // Still requested: a re-opened run stops again at once, at the same step.
-            let again = try Self.open(folder, steps: 8)
+            let again = try Self.open(folder, steps: 8, stoppingOn: flag)
             #expect(again.resumedFrom == 3)
             #expect(throws: PipelineError.interrupted(step: 3, checkpoint: again.checkpointURL.path)) {
                 try again.train(on: Self.dataset)
             }
-            StopSignal.reset()
-            let resumed = try Self.open(folder, steps: 8)
+            flag.clear()
+            let resumed = try Self.open(folder, steps: 8, stoppingOn: flag)
             #expect(resumed.resumedFrom == 3 && resumed.records.count == 3)
             #expect(try resumed.train(on: Self.dataset).stepsRun == 5)
             #expect(Self.bits(resumed.trainer.model.store) == ref.online)
@@ -227,16 +244,15 @@ import ViTDiffusion
     }
 
     @Test func stopSignalBeforeTrainingStopsAtOnceAndResumes() throws {
-        StopSignal.reset()
-        defer { StopSignal.reset() }
+        let flag = StopFlag()
         try withTemporaryFolder("stop0") { tmp in
             let ref = try Self.uninterrupted(in: tmp.appendingPathComponent("a"))
             // A run with a checkpoint at step 2, re-opened for 8 steps with a stop already requested.
             let folder = tmp.appendingPathComponent("b")
             try Self.open(folder, steps: 2).train(on: Self.dataset)
-            let run = try Self.open(folder, steps: 8)
-            StopSignal.request()
-            #expect(StopSignal.isRequested)
+            let run = try Self.open(folder, steps: 8, stoppingOn: flag)
+            flag.raise()
+            #expect(run.stopRequested())
             #expect(throws: PipelineError.interrupted(step: 2, checkpoint: run.checkpointURL.path)) {
                 try run.train(on: Self.dataset)
             }
@@ -245,12 +261,11 @@ import ViTDiffusion
             // A fresh run stops before its first step.
             let fresh = tmp.appendingPathComponent("c")
             #expect(throws: PipelineError.interrupted(step: 0, checkpoint: fresh.appendingPathComponent("checkpoint.safetensors").path)) {
-                try Self.open(fresh, steps: 8).train(on: Self.dataset)
+                try Self.open(fresh, steps: 8, stoppingOn: flag).train(on: Self.dataset)
             }
-            StopSignal.reset()
-            #expect(!StopSignal.isRequested)
+            flag.clear()
             for f in [folder, fresh] {
-                let resumed = try Self.open(f, steps: 8)
+                let resumed = try Self.open(f, steps: 8, stoppingOn: flag)
                 try resumed.train(on: Self.dataset)
                 #expect(Self.bits(resumed.trainer.model.store) == ref.online)
                 #expect(Self.bits(resumed.trainer.emaModel.store) == ref.ema)

@@ -1,0 +1,68 @@
+import Foundation
+import Tensor
+import Testing
+
+/// Ctrl-C on a real `maskdm` process (one process, no `mpirun`): the run finishes its step,
+/// writes a checkpoint, says where, exits non-zero, and the same command resumes it. In a child
+/// process because ``StopSignal`` is process-wide: raising it in the test process would stop the
+/// runs other suites train meanwhile. Needs the `maskdm` built beside the tests (`make test`).
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: MPIJob.maskdm.path)
+                || ProcessInfo.processInfo.environment["MASKDM_REQUIRE_MPI"] == "1"))
+struct CLISignalTests {
+    @Test func sigintCheckpointsStopsAndResumes() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sigint-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let out = folder.appendingPathComponent("run")
+        let log = out.appendingPathComponent("log.jsonl")
+        let args = MPIJob.pretrain(data: "emoji-others", out: out, steps: 100_000)
+        let p = Process()
+        p.executableURL = MPIJob.maskdm
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
+        let printed = folder.appendingPathComponent("output.txt")
+        _ = FileManager.default.createFile(atPath: printed.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: printed)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        // Interrupt once two steps are logged (or give up after two minutes).
+        let deadline = Date().addingTimeInterval(120)
+        func loggedSteps() -> Int {
+            ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        while loggedSteps() < 2 && p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(p.isRunning, "maskdm ended before it was interrupted")
+        p.interrupt()
+        let stopBy = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning {                                   // the signal never arrived: do not hang
+            kill(p.processIdentifier, SIGKILL)
+            Issue.record("maskdm did not stop within 60 s of SIGINT")
+        }
+        p.waitUntilExit()
+        try handle.close()
+        let text = try String(contentsOf: printed, encoding: .utf8)
+        #expect(p.terminationStatus != 0, "\(text)")
+        let stopped = try #require(text.range(of: #"stopped at step (\d+)"#, options: .regularExpression), "\(text)")
+        let step = try #require(Int(text[stopped].split(separator: " ").last ?? ""))
+        #expect(step >= 2 && step < 100_000)
+        let checkpoint = out.appendingPathComponent("checkpoint.safetensors")
+        #expect(try SafetensorsFile(contentsOf: checkpoint).metadata["step"] == String(step))
+        #expect(loggedSteps() == step)
+        // The same command, now for two more steps, resumes from the checkpoint.
+        var more = args
+        more[more.firstIndex(of: "--steps")! + 1] = String(step + 2)
+        let resumed = Process()
+        resumed.executableURL = MPIJob.maskdm
+        resumed.arguments = more
+        resumed.environment = p.environment
+        resumed.standardOutput = FileHandle.nullDevice
+        resumed.standardError = FileHandle.nullDevice
+        try resumed.run()
+        resumed.waitUntilExit()
+        #expect(resumed.terminationStatus == 0)
+        #expect(loggedSteps() == step + 2)
+        #expect(try SafetensorsFile(contentsOf: checkpoint).metadata["step"] == String(step + 2))
+    }
+}
