@@ -1,8 +1,8 @@
 import Foundation
-import Synchronization
 import ImageIO
 import Masking
 import NN
+import Synchronization
 import Tensor
 import Testing
 import ViTDiffusion
