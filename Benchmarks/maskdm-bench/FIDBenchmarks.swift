@@ -26,6 +26,6 @@ func benchFID(threads: Int, quick: Bool) throws {
     let gflops = network.convolutionFlopsPerImage * Double(batch) / ms / 1e6
     emit([("name", "fid_features_b\(batch)"), ("config", "FID Inception-v3, \(side) px -> 299, batch \(batch)"),
           ("threads", threads), ("median_ms", ms), ("images_per_second", Double(batch) * 1000 / ms),
-          ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa),
+          ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
           ("peak_rss_mb", peakRSSMiB())])
 }

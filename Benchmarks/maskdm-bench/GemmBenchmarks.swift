@@ -63,7 +63,7 @@ func benchGemm(_ cases: [(String, Int, Int, Int)], threads: Int) {
             let ours = oursT.sorted()[1], raw = rawT.sorted()[1]
             let peak = measuredPeak(threads: threads).gflops
             emit([("name", "gemm_\(name)\(suffix)"), ("shape", "\(ta ? "T" : "N")\(tb ? "T" : "N") m \(m) n \(n) k \(k)"),
-                  ("threads", threads), ("isa", Gemm.usesOwnKernels ? "\(Gemm.instructionSet)" : "openblas"),
+                  ("threads", threads), ("isa", Gemm.usesOwnKernels ? "\(Gemm.instructionSet)" : "openblas"), ("blocking", Gemm.blocking.environmentName),
                   ("median_ms", ours), ("gflops", flops / ours / 1e6), ("peak_share", flops / ours / 1e6 / peak),
                   ("openblas_ms", raw), ("openblas_gflops", flops / raw / 1e6),
                   ("openblas_peak_share", flops / raw / 1e6 / peak), ("speedup", raw / ours)])

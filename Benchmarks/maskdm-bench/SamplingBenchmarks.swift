@@ -52,7 +52,7 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         let gflops = Double(sampler.networkEvaluations) * forwardFlops(c.config, batch: c.batch, visible: c.config.patchCount) / seconds / 1e9
         emit([("name", c.name), ("config", "\(c.config.imageHeight)px p\(c.config.patchSize) D\(c.config.embedDim) b\(c.batch) \(c.sampler)\(c.steps)"),
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
-              ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa),
+              ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
               ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits),
               ("pool_misses", after.misses - before.misses), ("pool_evictions", after.evictions - before.evictions)])
     }

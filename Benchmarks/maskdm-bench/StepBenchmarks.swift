@@ -72,7 +72,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
     let peak = measuredPeak(threads: threads)
     var fields: [(String, Any)] = [("name", c.name), ("config", c.label), ("threads", threads), ("median_ms", ms),
                                    ("gflops", flops / ms / 1e6), ("peak_share", flops / ms / 1e6 / peak.gflops),
-                                   ("peak_gflops", peak.gflops), ("isa", peak.isa),
+                                   ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
                                    ("peak_rss_mb", peakRSSMiB()), ("pool_hits", BufferPool.shared.statistics.hits),
                                    ("pool_misses", BufferPool.shared.statistics.misses),
                                    ("pool_peak_mb", Double(BufferPool.shared.statistics.peakOwnedBytes) / 1048576)]

@@ -1,10 +1,12 @@
 // AVX-512 GEMM kernel: 8x32 micro-tile (16 zmm accumulators, 2 B vectors, 1 broadcast).
 // Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
-// Same template as the AVX2 kernel. Tile and blocks were chosen on a Zen 4 (AVX-512 executed as
+// Same template as the AVX2 kernel, in two blockings (MASKDM_GEMM_BLOCKING_*): "resident", below,
+// and "streamed" (a 14x32 tile; see MDM_AVX512S_MR in gemm_internal.h). Resident's tile and blocks
+// were chosen on a Zen 4 (AVX-512 executed as
 // two 256-bit halves) with Benchmarks/gemm-ab: against the first 14x32 tile with kc 192, 8x32 with
 // kc 384 ran the small@64 step's products 4.4% faster (6x32: 4.6%, 14x32 with kc 384: 2.3%), and
 // the training step 4-5% faster. Its AVX2-built twin (gemm_avx512_emulated.c) runs the same
-// template, tile and blocking anywhere.
+// template, tiles and blockings anywhere.
 #include <immintrin.h>
 #include "gemm_internal.h"
 
@@ -17,4 +19,17 @@
 const mdm_gemm_config mdm_gemm_config_avx512 = {
     .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
     .kernel = mdm_microkernel_avx512, .half = mdm_microkernel_avx512_half, .rows = mdm_microkernel_avx512_rows, .pack = mdm_pack_avx2,
+};
+
+// The streamed blocking's taller tile (see MDM_AVX512S_MR in gemm_internal.h).
+#undef MK_NAME
+#undef MK_MR
+#define MK_NAME mdm_microkernel_avx512_s
+#define MK_MR MDM_AVX512S_MR
+#include "gemm_microkernel_template.h"
+
+const mdm_gemm_config mdm_gemm_config_avx512_streamed = {
+    .mr = MDM_AVX512S_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512S_MC, .kc = MDM_AVX512S_KC, .nc = MDM_AVX512S_NC,
+    .kernel = mdm_microkernel_avx512_s, .half = mdm_microkernel_avx512_s_half, .rows = mdm_microkernel_avx512_s_rows, .pack = mdm_pack_avx2,
+    .streamed = 1,
 };

@@ -1,10 +1,11 @@
-// The AVX-512 kernel's 8x32 micro-tile and blocking, built from AVX2 instructions: the same
+// The AVX-512 kernel's micro-tiles and blockings (8x32 resident, 14x32 streamed), built from AVX2 instructions: the same
 // template with 16-lane generic vectors (each operation becomes two 256-bit ones; fused
 // multiply-adds stay fused), so it computes the AVX-512 kernel's values (GemmTests compares the
 // two, bit for bit, on CPUs with AVX-512). It is slower than either real kernel and is never
 // chosen by itself (`maskdm_gemm_best_isa` skips it); `MASKDM_GEMM_ISA=avx512-emulated` selects it
-// so that the driver's paths for the AVX-512 geometry (8-row and 32-column panels, the cache
-// blocks, the packed-B products, every split) run and are tested on CPUs without AVX-512.
+// so that the driver's paths for the AVX-512 geometries (8- and 14-row and 32-column panels, the
+// cache blocks, both loop orders, the packed-B products, every split) run and are tested on CPUs
+// without AVX-512.
 #include "gemm_internal.h"
 
 typedef float mdm_v16 __attribute__((vector_size(64), aligned(64)));
@@ -30,4 +31,16 @@ typedef float mdm_v16u __attribute__((vector_size(64), aligned(4)));
 const mdm_gemm_config mdm_gemm_config_avx512_emulated = {
     .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
     .kernel = mdm_microkernel_avx512_emulated, .half = mdm_microkernel_avx512_emulated_half, .rows = mdm_microkernel_avx512_emulated_rows, .pack = mdm_pack_avx2,
+};
+
+#undef MK_NAME
+#undef MK_MR
+#define MK_NAME mdm_microkernel_avx512_emulated_s
+#define MK_MR MDM_AVX512S_MR
+#include "gemm_microkernel_template.h"
+
+const mdm_gemm_config mdm_gemm_config_avx512_emulated_streamed = {
+    .mr = MDM_AVX512S_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512S_MC, .kc = MDM_AVX512S_KC, .nc = MDM_AVX512S_NC,
+    .kernel = mdm_microkernel_avx512_emulated_s, .half = mdm_microkernel_avx512_emulated_s_half,
+    .rows = mdm_microkernel_avx512_emulated_s_rows, .pack = mdm_pack_avx2, .streamed = 1,
 };

@@ -5,7 +5,9 @@
 //     ic over M by mc: pack op(A)[ic.., pc..] (mc, kc) into (mr, kc) panels
 //       jr over nc by nr: ir over mc by mr: micro-kernel on one (mr, nr) tile of C
 // The first kc block applies the caller's beta; later ones accumulate (beta 1). Block sizes are
-// balanced (a 300-deep K becomes two 150-deep blocks, not 256 + 44).
+// balanced (a 300-deep K becomes two 150-deep blocks, not 256 + 44). The "streamed" blocking swaps
+// the two inner loops (ir outside jr: an A micro-panel stays in L1 while the B block, sized for
+// L2, streams past it).
 #include "CKernels.h"
 #include "gemm_internal.h"
 
@@ -26,7 +28,7 @@ static int has(int isa) {
     }
 }
 
-int maskdm_gemm_isa_supported(int isa) { return has(isa); }
+int maskdm_gemm_isa_supported(int isa) { return has(isa & 0xff); }
 int maskdm_gemm_has_avx512(void) { return has(MASKDM_GEMM_ISA_AVX512); }
 
 int maskdm_gemm_kernels_optimized(void) {
@@ -57,11 +59,39 @@ int maskdm_gemm_select_isa(int isa) {
     return 1;
 }
 
-static const mdm_gemm_config *config(int isa) {
-    switch (isa) {
+int maskdm_gemm_default_blocking(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") ? MASKDM_GEMM_BLOCKING_STREAMED : MASKDM_GEMM_BLOCKING_RESIDENT;
+}
+
+/// The blocking maskdm_gemm_select_blocking chose, or 0 for the default one.
+static int selected_blocking = 0;
+
+int maskdm_gemm_selected_blocking(void) {
+    int b = __atomic_load_n(&selected_blocking, __ATOMIC_RELAXED);
+    return b ? b : maskdm_gemm_default_blocking();
+}
+
+int maskdm_gemm_select_blocking(int blocking) {
+    if (blocking != MASKDM_GEMM_BLOCKING_RESIDENT && blocking != MASKDM_GEMM_BLOCKING_STREAMED) return 0;
+    __atomic_store_n(&selected_blocking, blocking, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/// The configuration of a kernel code: an instruction set, optionally with a blocking flag
+/// (MASKDM_GEMM_BLOCKING_* << 8) that overrides the selected blocking. Blockings apply to the
+/// AVX-512 kernel and its twin; the others have one each.
+static const mdm_gemm_config *config(int code) {
+    int blocking = code >> 8 ? code >> 8 : -1;
+    switch (code & 0xff) {
     case MASKDM_GEMM_ISA_AVX2: return &mdm_gemm_config_avx2;
-    case MASKDM_GEMM_ISA_AVX512: return &mdm_gemm_config_avx512;
-    case MASKDM_GEMM_ISA_AVX512_EMULATED: return &mdm_gemm_config_avx512_emulated;
+    case MASKDM_GEMM_ISA_AVX512:
+    case MASKDM_GEMM_ISA_AVX512_EMULATED: {
+        if (blocking < 0) blocking = maskdm_gemm_selected_blocking();
+        int streamed = blocking == MASKDM_GEMM_BLOCKING_STREAMED;
+        if ((code & 0xff) == MASKDM_GEMM_ISA_AVX512) return streamed ? &mdm_gemm_config_avx512_streamed : &mdm_gemm_config_avx512;
+        return streamed ? &mdm_gemm_config_avx512_emulated_streamed : &mdm_gemm_config_avx512_emulated;
+    }
     case MASKDM_GEMM_ISA_AVX512_BF16: return &mdm_gemm_config_bf16;
     default: return 0;
     }
@@ -107,8 +137,9 @@ size_t maskdm_sgemm_workspace_size(int M, int N, int K) {
     // monotonic (M = 192 packs two 96-row A blocks, M = 108 one 108-row block), and callers size
     // one workspace for a family of products (ragged attention tiles, thread chunks).
     long most = 0;
-    const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512, &mdm_gemm_config_bf16};
-    for (int i = 0; i < 3; i++) {
+    const mdm_gemm_config *all[] = {&mdm_gemm_config_avx2, &mdm_gemm_config_avx512, &mdm_gemm_config_avx512_streamed,
+                                    &mdm_gemm_config_bf16};
+    for (int i = 0; i < 4; i++) {
         const mdm_gemm_config *cfg = all[i];
         long mc = round_up(M > 0 ? M : 1, cfg->mr), nc = round_up(N > 0 ? N : 1, cfg->nr), kc = K > 0 ? K : 1;
         if (mc > cfg->mc) mc = cfg->mc;
@@ -139,6 +170,21 @@ static void add_bias(int M, int N, const float *bias, float *C, long ldc) {
         float *c = C + i * ldc;
         for (int j = 0; j < N; j++) c[j] += bias[j];
     }
+}
+
+/// The micro-kernel on the tile at (ir, jr) of an (mc, nc) block of C whose packed A and B
+/// blocks are `apack` and `bblock` (panels `kd` floats deep per line).
+static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, int kc, long kd,
+                        const float *apack, const float *bblock, float *cblock, long ldc, float alpha, float beta,
+                        const float *bias) {
+    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
+    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
+    // Ragged edges run a kernel that skips the tile's unused half (same values): a narrow panel
+    // the column half kernel, a short row tile the row half kernel.
+    mdm_microkernel kernel = nr <= cfg->nr / 2 && cfg->half ? cfg->half
+        : mr <= cfg->mr / 2 && cfg->rows ? cfg->rows : cfg->kernel;
+    kernel(kc, apack + (long)ir * kd, bblock + (long)jr * kd, cblock + (long)ir * ldc + jr, ldc, alpha, beta, mr, nr,
+           bias ? bias + jr : 0);
 }
 
 /// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it: it
@@ -176,18 +222,20 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
                 int mc = M - ic < bs.mc ? M - ic : bs.mc;
                 // A block: lines are rows i (stride a_rs), depth is p (stride a_cs).
                 cfg->pack(A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, cfg->mr, apack);
-                for (int jr = 0; jr < nc; jr += cfg->nr) {
-                    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-                    // Ragged edges run a kernel that skips the tile's unused half (same values):
-                    // a narrow panel the column half kernel, a short row tile the row half kernel.
-                    int narrow = nr <= cfg->nr / 2 && cfg->half;
-                    const float *bp = bblock + (long)jr * kd;
+                // Tiles in column-panel-major order (resident) or row-tile-major order (streamed);
+                // each tile's arithmetic is the same either way.
+                float *cblock = C + (long)ic * ldc + jc;
+                if (cfg->streamed) {
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
-                        int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
-                        float *c = C + (long)(ic + ir) * ldc + jc + jr;
-                        mdm_microkernel kernel = narrow ? cfg->half : mr <= cfg->mr / 2 && cfg->rows ? cfg->rows : cfg->kernel;
-                        kernel(kc, apack + (long)ir * kd, bp, c, ldc, alpha, beta_block, mr, nr,
-                               bias_block ? bias_block + jr : 0);
+                        for (int jr = 0; jr < nc; jr += cfg->nr) {
+                            tile(cfg, ir, jr, mc, nc, kc, kd, apack, bblock, cblock, ldc, alpha, beta_block, bias_block);
+                        }
+                    }
+                } else {
+                    for (int jr = 0; jr < nc; jr += cfg->nr) {
+                        for (int ir = 0; ir < mc; ir += cfg->mr) {
+                            tile(cfg, ir, jr, mc, nc, kc, kd, apack, bblock, cblock, ldc, alpha, beta_block, bias_block);
+                        }
                     }
                 }
             }

@@ -142,6 +142,65 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
         }
     }
 
+    /// Both blockings of the AVX-512 kernel (and of its AVX2-built twin, so that every CPU tests
+    /// both) match the naive product over ragged shapes, transposes, alphas and betas, and agree
+    /// bit for bit with each other at alpha 1 and beta 0 (with a bias) or 1: over several depth
+    /// blocks, column blocks wider than the streamed blocking's 512, row tiles of neither 8 nor 14,
+    /// on one thread and on two (row splits, with their shared packed B, and column splits).
+    @Test(arguments: [(528, 1536, 512, false, true), (97, 1100, 75, true, false), (300, 700, 1000, false, false),
+                      (33, 65, 64, false, true), (1030, 40, 300, true, true)])
+    func blockingsMatchNaiveAndEachOther(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws {
+        let isas = [Gemm.InstructionSet.avx512, .avx512Emulated].filter { Gemm.isaSupported($0) }
+        try #require(!isas.isEmpty, "no AVX2 on this CPU")
+        var rng = RandomGenerator(seed: UInt64(m * 13 + n))
+        let a = Tensor.randomNormal([m * k], using: &rng), b = Tensor.randomNormal([k * n], using: &rng)
+        let bias = Tensor.randomNormal([n], using: &rng), c0 = Tensor.randomNormal([m * n], using: &rng)
+        for isa in isas {
+            for threads in [1, 2] {
+                for blocking in Gemm.Blocking.allCases {
+                    let p = GemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, padC: 3,
+                                     alpha: -0.75, beta: 0.5)
+                    let e = gemmRelativeError(p, seed: UInt64(threads)) { p, a, lda, b, ldb, c, ldc in
+                        Gemm.sgemm(instructionSet: isa, threads: threads, blocking: blocking, transposeA: p.transposeA,
+                                   transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
+                                   a: a, lda: lda, b: b, ldb: ldb, beta: p.beta, c: c, ldc: ldc)
+                    }
+                    #expect(e < gemmTolerance(k), "\(isa) \(blocking) threads \(threads): \(p): relative error \(e)")
+                }
+                for (beta, withBias) in [(Float(0), true), (1, false)] {
+                    let outputs = Gemm.Blocking.allCases.map { blocking in
+                        var c = c0
+                        Gemm.sgemm(instructionSet: isa, threads: threads, blocking: blocking, transposeA: transposeA,
+                                   transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a.storage.base, lda: nil,
+                                   b: b.storage.base, ldb: nil, beta: beta, c: c.mutablePointer(), ldc: nil,
+                                   bias: withBias ? bias.storage.base : nil)
+                        return c.scalars.map(\.bitPattern)
+                    }
+                    let differing = zip(outputs[0], outputs[1]).count { $0 != $1 }
+                    #expect(differing == 0, "\(isa) \(m)x\(n)x\(k) threads \(threads) beta \(beta): \(differing) entries differ")
+                }
+            }
+        }
+    }
+
+    /// The two blockings have the tiles and blocks their documentation gives, and
+    /// `MASKDM_GEMM_BLOCKING` names them (anything else is an error naming the variable).
+    @Test func blockingsHaveTheirTilesAndEnvironmentNames() throws {
+        for (blocking, rows) in [(Gemm.Blocking.resident, Int32(8)), (.streamed, 14)] {
+            var mr: Int32 = 0, nr: Int32 = 0
+            maskdm_gemm_micro_tile(blocking.code(.avx512), &mr, &nr)
+            #expect(mr == rows && nr == 32, "\(blocking): \(mr)x\(nr)")
+            #expect(try Gemm.environmentBlocking(" \(blocking.environmentName.uppercased()) ") == blocking)
+        }
+        #expect(try Gemm.environmentBlocking(nil) == nil)
+        #expect(try Gemm.environmentBlocking("") == nil)
+        #expect(throws: Gemm.InstructionSetError.self) { try Gemm.environmentBlocking("l2") }
+        do { _ = try Gemm.environmentBlocking("l2") } catch { #expect("\(error)".contains("MASKDM_GEMM_BLOCKING")) }
+        // A packed B serves both blockings: its size does not depend on the blocking.
+        #expect(maskdm_sgemm_packed_b_size(Gemm.Blocking.resident.code(.avx512), 1100, 1000)
+                == maskdm_sgemm_packed_b_size(Gemm.Blocking.streamed.code(.avx512), 1100, 1000))
+    }
+
     /// The kernels for ragged edges (a tile's first MR / 2 rows only, or its first NR / 2 columns
     /// only) give the bits a full tile gives: a product whose M and N leave ragged tiles equals
     /// the corner of the same product with M and N padded to whole tiles, bit for bit (alpha 1;
@@ -152,7 +211,7 @@ func gemmTolerance(_ k: Int) -> Float { 1e-5 * Float(max(k, 1)).squareRoot() }
     func raggedEdgesMatchWholeTilesBitForBit(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) throws {
         let isas = Self.kernels + [Gemm.InstructionSet.avx512BF16].filter { Gemm.isaSupported($0) }
         try #require(!isas.isEmpty)
-        let mBig = (m + 23) / 24 * 24 + 24, nBig = (n + 31) / 32 * 32 + 32   // whole 6-, 8-row and 16-, 32-column tiles
+        let mBig = (m + 23) / 24 * 24 + 24, nBig = (n + 31) / 32 * 32 + 32   // whole 6-, 8- or 14-row and 16-, 32-column tiles
         var rng = RandomGenerator(seed: UInt64(m * 7 + n))
         let a = Tensor.randomNormal([mBig * k], using: &rng), b = Tensor.randomNormal([k * nBig], using: &rng)
         let bias = Tensor.randomNormal([nBig], using: &rng), c0 = Tensor.randomNormal([mBig * nBig], using: &rng)

@@ -25,6 +25,32 @@ typedef enum {
     MASKDM_GEMM_ISA_AVX512_BF16 = 4,
 } maskdm_gemm_isa;
 
+/// How the AVX-512 kernel (and its emulated twin) walks a product: which micro-panel stays in L1
+/// while the other operand's panels stream past it. Both compute every entry of C in the same
+/// order (the same depth blocks), so they differ only in speed, except that a tile cut short by
+/// C's edge applies an alpha other than 1 or a beta other than 0 and 1 in a separate rounding: such
+/// entries can differ in the last bit between the two (their tiles are 8 and 14 rows tall).
+typedef enum {
+    /// 8x32 tile; a B micro-panel (kc x 32) stays while the A micro-panels stream past it;
+    /// column blocks of 4096. Tuned on AMD Zen 4 (32 KB L1d, 1 MB L2).
+    MASKDM_GEMM_BLOCKING_RESIDENT = 1,
+    /// 14x32 tile; an A micro-panel (14 x kc) stays while the B micro-panels of a 512-column block
+    /// (768 KB, held in L2) stream past it. Tuned on an Intel Xeon (48 KB L1d, 2 MB L2).
+    MASKDM_GEMM_BLOCKING_STREAMED = 2,
+} maskdm_gemm_blocking;
+
+/// The blocking this CPU runs by default: STREAMED on Intel CPUs, RESIDENT on others.
+int maskdm_gemm_default_blocking(void);
+
+/// The selected blocking: the one `maskdm_gemm_select_blocking` chose, else the default.
+int maskdm_gemm_selected_blocking(void);
+
+/// Makes `blocking` the selected one for every later product of the AVX-512 kernel and its twin.
+/// Returns 1, or 0 (and changes nothing) for a value that names no blocking. A kernel code of
+/// `isa | blocking << 8`, where the functions below take an instruction set, runs that blocking
+/// for that call alone.
+int maskdm_gemm_select_blocking(int blocking);
+
 /// The best instruction set this CPU supports (from `__builtin_cpu_supports`).
 int maskdm_gemm_best_isa(void);
 

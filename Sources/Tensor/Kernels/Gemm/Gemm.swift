@@ -62,17 +62,75 @@ public enum Gemm {
         return chosen >= 0 ? InstructionSet(rawValue: chosen) ?? startingInstructionSet : startingInstructionSet
     }
 
-    /// The kernel from the environment or the CPU, fixed at the first use.
+    /// The kernel from the environment or the CPU, fixed at the first use (which also applies
+    /// `MASKDM_GEMM_BLOCKING`).
     private static let startingInstructionSet: InstructionSet = {
         let chosen: InstructionSet
         do {
             chosen = try environmentInstructionSet() ?? InstructionSet(rawValue: maskdm_gemm_best_isa()) ?? .none
+            if let b = try environmentBlocking() { _ = maskdm_gemm_select_blocking(b.rawValue) }
         } catch {
             fatalError("\(error)")
         }
         if chosen != .none { _ = maskdm_gemm_select_isa(chosen.rawValue) }
         return chosen
     }()
+
+    /// How the ``InstructionSet/avx512`` kernel (and ``InstructionSet/avx512Emulated``) walks a
+    /// product's cache blocks. The two blockings compute every entry in the same order, so a
+    /// product's values do not depend on the choice, except in the last bit for entries of a tile
+    /// cut short by C's edge when alpha is not 1 or beta not 0 or 1 (the library's layers use
+    /// alpha 1 and beta 0 or 1, except attention's scaled scores). Only speed differs; each is
+    /// tuned for one kind of CPU. The other kernels have one blocking each.
+    public enum Blocking: Int32, Sendable, CaseIterable {
+        /// An 8x32 micro-tile; each packed column panel of B stays in cache while the row panels
+        /// of A stream past it. The default on AMD CPUs (tuned on a Zen 4: 32 KB L1d, 1 MB L2).
+        case resident = 1
+        /// A 14x32 micro-tile; each packed row panel of A stays in L1 while the column panels of
+        /// a 512-column block of B (768 KB, held in L2) stream past it. The default on Intel CPUs
+        /// (tuned on a Xeon of the Sapphire Rapids class: 48 KB L1d, 2 MB L2), where it runs the
+        /// training step's products about 9% faster than ``resident``.
+        case streamed = 2
+
+        /// The value of `MASKDM_GEMM_BLOCKING` that selects this blocking.
+        public var environmentName: String { self == .resident ? "resident" : "streamed" }
+
+        /// The kernel code the C functions take for `isa` in this blocking.
+        func code(_ isa: InstructionSet) -> Int32 { isa.rawValue | rawValue << 8 }
+    }
+
+    /// The blocking of the AVX-512 kernel's products: the CPU's default (``Blocking/streamed`` on
+    /// Intel CPUs, ``Blocking/resident`` on others), unless `MASKDM_GEMM_BLOCKING` names the
+    /// other (see ``environmentBlocking(_:)``; applied at the first product) or
+    /// ``selectBlocking(_:)`` chose one since.
+    public static var blocking: Blocking {
+        _ = startingInstructionSet
+        return Blocking(rawValue: maskdm_gemm_selected_blocking()) ?? .resident
+    }
+
+    /// The blocking this CPU runs unless told otherwise: ``Blocking/streamed`` on Intel CPUs,
+    /// ``Blocking/resident`` on others.
+    public static var defaultBlocking: Blocking { Blocking(rawValue: maskdm_gemm_default_blocking()) ?? .resident }
+
+    /// Runs every later product of the AVX-512 kernel (and its emulated twin) in `blocking`,
+    /// whatever `MASKDM_GEMM_BLOCKING` said: e.g. to compare the two on one machine. Call it
+    /// between products. A ``PackedMatrix`` serves both blockings.
+    public static func selectBlocking(_ blocking: Blocking) {
+        _ = startingInstructionSet
+        _ = maskdm_gemm_select_blocking(blocking.rawValue)
+    }
+
+    /// The blocking the environment variable `MASKDM_GEMM_BLOCKING` asks for: nil when it is
+    /// unset or empty, ``Blocking/resident`` for `resident`, ``Blocking/streamed`` for
+    /// `streamed`. Throws ``Gemm/InstructionSetError`` for another value.
+    public static func environmentBlocking(
+        _ value: String? = ProcessInfo.processInfo.environment["MASKDM_GEMM_BLOCKING"]) throws -> Blocking? {
+        guard let raw = value?.trimmingCharacters(in: .whitespaces).lowercased(), !raw.isEmpty else { return nil }
+        guard let b = Blocking.allCases.first(where: { $0.environmentName == raw }) else {
+            throw InstructionSetError(description: "MASKDM_GEMM_BLOCKING: unknown blocking '\(value ?? "")'; use resident or streamed")
+        }
+        return b
+    }
 
     /// The kernel ``select(_:)`` chose (its raw value), or -1.
     private static let selection = Atomic<Int32>(-1)
@@ -290,8 +348,8 @@ public enum Gemm {
     }
 
     /// ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:bias:)`` on a given kernel
-    /// (which the CPU must support) and thread count.
-    static func sgemm(instructionSet isa: InstructionSet, threads: Int,
+    /// (which the CPU must support), thread count and blocking (nil: the process's).
+    static func sgemm(instructionSet isa: InstructionSet, threads: Int, blocking: Blocking? = nil,
                       transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int?, b: UnsafePointer<Float>, ldb: Int?,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int?, bias: UnsafePointer<Float>? = nil) {
@@ -307,7 +365,8 @@ public enum Gemm {
         precondition(max(m, n, k, la, lb, lc) <= Int(Int32.max), "Gemm.sgemm: sizes exceed Int32")
         precondition(maskdm_gemm_isa_supported(isa.rawValue) != 0, "Gemm.sgemm: CPU lacks \(isa)")
 
-        let plan = GemmSplit(isa: isa, m: m, n: n, k: k, threads: threads)
+        let code = blocking?.code(isa) ?? isa.rawValue
+        let plan = GemmSplit(code: code, m: m, n: n, k: k, threads: threads)
         let perChunk = (maskdm_sgemm_workspace_size(Int32(plan.maxRows), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
         let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
         let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
@@ -319,7 +378,7 @@ public enum Gemm {
             // K whose packed B stays cache-sized, instead of packing all of B up front (33 MB for
             // the small model's fc2 at 4112 tokens, more than the L3).
             let slab = GemmSplit.slabDepth(n: n, k: k)
-            let packed = (maskdm_sgemm_packed_b_size(isa.rawValue, Int32(n), Int32(slab)) + 15) / 16 * 16
+            let packed = (maskdm_sgemm_packed_b_size(code, Int32(n), Int32(slab)) + 15) / 16 * 16
             let aDepthStride = transposeA ? la : 1, bDepthStride = transposeB ? 1 : lb
             workspaces.withBuffer(floats: packed + perChunk * plan.chunks) { workspace in
                 let wp = SendablePointer(workspace)
@@ -329,7 +388,7 @@ public enum Gemm {
                     parallelFor(plan.chunks) { range in
                         for chunk in range {
                             let columns = plan.packingColumns(chunk)
-                            maskdm_sgemm_pack_b(isa.rawValue, tb, Int32(n), Int32(depth), bp.base + k0 * bDepthStride, Int32(lb),
+                            maskdm_sgemm_pack_b(code, tb, Int32(n), Int32(depth), bp.base + k0 * bDepthStride, Int32(lb),
                                                 Int32(columns.lowerBound), Int32(columns.upperBound), wp.base)
                         }
                     }
@@ -337,7 +396,7 @@ public enum Gemm {
                         for chunk in range {
                             let rows = plan.block(chunk).rows
                             if rows.isEmpty { continue }
-                            maskdm_sgemm_packed_b(isa.rawValue, ta, Int32(rows.count), Int32(n), Int32(depth), alpha,
+                            maskdm_sgemm_packed_b(code, ta, Int32(rows.count), Int32(n), Int32(depth), alpha,
                                                   ap + rows.lowerBound * (transposeA ? 1 : la) + k0 * aDepthStride, Int32(la),
                                                   wp.base, slabBeta, cp + rows.lowerBound * lc, Int32(lc),
                                                   k0 == 0 ? biasPointer?.base : nil, wp + packed + chunk * perChunk)
@@ -349,7 +408,7 @@ public enum Gemm {
         }
         forEachBlock(of: plan, workspaceFloats: perChunk) { rows, columns, workspace in
             // Block origin in A (row rows.lowerBound of op(A)) and B (column columns.lowerBound of op(B)).
-            maskdm_sgemm_block_isa(isa.rawValue, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+            maskdm_sgemm_block_isa(code, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
                                    ap + rows.lowerBound * (transposeA ? 1 : la), Int32(la),
                                    bp + columns.lowerBound * (transposeB ? lb : 1), Int32(lb), beta,
                                    cp + rows.lowerBound * lc + columns.lowerBound, Int32(lc),
@@ -393,8 +452,14 @@ struct GemmSplit {
     var maxColumns: Int { byRows ? n : extent(n) }
 
     init(isa: Gemm.InstructionSet, m: Int, n: Int, k: Int, threads: Int) {
+        self.init(code: isa.rawValue, m: m, n: n, k: k, threads: threads)
+    }
+
+    /// The split for a kernel code (an instruction set, optionally with a blocking: see
+    /// ``Gemm/Blocking``), whose micro-tile sets the units.
+    init(code: Int32, m: Int, n: Int, k: Int, threads: Int) {
         var mr: Int32 = 0, nr: Int32 = 0
-        maskdm_gemm_micro_tile(isa.rawValue, &mr, &nr)
+        maskdm_gemm_micro_tile(code, &mr, &nr)
         self.m = m
         self.n = n
         let rowTiles = (m + Int(mr) - 1) / Int(mr), columnTiles = (n + Int(nr) - 1) / Int(nr)
