@@ -5,7 +5,9 @@
 #
 # VARIANT is a git revision (HEAD~1, a branch, a commit) or "." for the working tree, optionally
 # followed by "+FLAGS" for extra compiler flags (e.g. ".+-DMY_EXPERIMENT") and by "@ISA" to run
-# that variant with one instruction set's kernel (avx2, avx512, avx512-emulated, avx512-bf16; default: --isa's).
+# that variant with one instruction set's kernel (avx2, avx512, avx512-emulated, avx512-bf16; default: --isa's);
+# avx512-resident, avx512-streamed (and the same for avx512-emulated) pick the AVX-512 kernel's blocking,
+# which is otherwise the CPU's default (streamed on Intel, resident elsewhere).
 # Each variant's Sources/CKernels is built as a shared library with the flags SwiftPM's release
 # build uses (clang -O2 -g -fno-omit-frame-pointer -fPIC), in seconds, without building the package.
 # OPTIONS go to the harness (gemm_ab.c): --rounds N (default 15), --warm (operands cache-warm;

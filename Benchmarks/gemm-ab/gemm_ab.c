@@ -1,6 +1,7 @@
 // Interleaved A/B timing of GEMM kernel builds (see gemm-ab.sh, which builds the variants).
 //
-//   gemm_ab [--rounds N] [--warm] [--isa avx2|avx512|avx512-emulated|avx512-bf16] [--set masked|unmasked|all]
+//   gemm_ab [--rounds N] [--warm] [--isa avx2|avx512[-resident|-streamed]|avx512-emulated[-resident|-streamed]|avx512-bf16]
+//           [--set masked|unmasked|all]
 //           [--shape NAME:OP:M:N:K ...] LABEL=LIB.so[@ISA] LABEL=LIB.so[@ISA] ...
 //
 // Each LIB.so is the package's CKernels sources built as a shared library (@ISA: run it with that
@@ -41,21 +42,36 @@ static int by_value(const void *a, const void *b) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: gemm_ab [--rounds N] [--warm] [--isa avx2|avx512|avx512-emulated|avx512-bf16] "
+    fprintf(stderr, "usage: gemm_ab [--rounds N] [--warm] [--isa avx2|avx512[-resident|-streamed]|avx512-emulated[-resident|-streamed]|avx512-bf16] "
                     "[--set masked|unmasked|all] [--shape NAME:OP:M:N:K ...] LABEL=LIB.so[@ISA] ...\n"
                     "  OP: NN, NT, TN or TT (op(A), op(B)); C is M x N, K the depth\n");
     exit(2);
 }
 
-/// The kernel code (CKernels.h's MASKDM_GEMM_ISA_*) of an instruction-set name, or -1.
+/// The kernel code (CKernels.h's MASKDM_GEMM_ISA_*, with a MASKDM_GEMM_BLOCKING_* << 8 for the
+/// AVX-512 kernels' "-resident" and "-streamed" names) of an instruction-set name, or -1.
 static int isa_code(const char *name) {
-    return !strcmp(name, "avx2") ? 1 : !strcmp(name, "avx512") ? 2 : !strcmp(name, "avx512-emulated") ? 3
-         : !strcmp(name, "avx512-bf16") ? 4 : -1;
+    static const char *names[] = {"avx2", "avx512", "avx512-emulated", "avx512-bf16", "avx512-resident",
+                                  "avx512-streamed", "avx512-emulated-resident", "avx512-emulated-streamed"};
+    static const int codes[] = {1, 2, 3, 4, 2 | 1 << 8, 2 | 2 << 8, 3 | 1 << 8, 3 | 2 << 8};
+    for (int i = 0; i < 8; i++) {
+        if (!strcmp(name, names[i])) return codes[i];
+    }
+    return -1;
 }
 
 /// The name of a kernel code.
 static const char *isa_name(int code) {
-    return code == 1 ? "avx2" : code == 2 ? "avx512" : code == 3 ? "avx512-emulated" : "avx512-bf16";
+    switch (code) {
+    case 1: return "avx2";
+    case 2: return "avx512";
+    case 3: return "avx512-emulated";
+    case 2 | 1 << 8: return "avx512-resident";
+    case 2 | 2 << 8: return "avx512-streamed";
+    case 3 | 1 << 8: return "avx512-emulated-resident";
+    case 3 | 2 << 8: return "avx512-emulated-streamed";
+    default: return "avx512-bf16";
+    }
 }
 
 /// The small@64 network's four linear layers (D 512, MLP 2048) as a training step runs them per
@@ -168,7 +184,7 @@ int main(int argc, char **argv) {
     // Measured once per kernel code (1 to 4).
     double variant_peak[MAX_VARIANTS] = {0}, kernel_peak[5] = {0};
     for (int v = 0; peak && v < nvariants; v++) {
-        int kernel = variant_isa[v] == 3 ? 1 : variant_isa[v];
+        int kernel = (variant_isa[v] & 0xff) == 3 ? 1 : variant_isa[v] & 0xff;
         if (kernel_peak[kernel] == 0) {
             double t0 = now(), flops = peak(kernel, 20000000);
             kernel_peak[kernel] = flops / (now() - t0) / 1e9;
