@@ -16,7 +16,7 @@
 typedef enum {
     MASKDM_GEMM_ISA_NONE = 0,    ///< no supported SIMD: use another GEMM
     MASKDM_GEMM_ISA_AVX2 = 1,    ///< AVX2 + FMA, 256-bit vectors, 6x16 micro-tile
-    MASKDM_GEMM_ISA_AVX512 = 2,  ///< AVX-512F/VL, 512-bit vectors, 8x32 micro-tile
+    MASKDM_GEMM_ISA_AVX512 = 2,  ///< AVX-512F/VL, 512-bit vectors, 8x32 or 14x32 micro-tile (see below)
     /// The AVX-512 kernel's tile and blocking built from AVX2 + FMA instructions (slow; for
     /// testing the AVX-512 geometry on CPUs without it). Never the best instruction set.
     MASKDM_GEMM_ISA_AVX512_EMULATED = 3,

@@ -22,10 +22,10 @@ public enum Gemm {
         case none = 0
         /// AVX2 + FMA, 256-bit vectors, 6x16 micro-tile.
         case avx2 = 1
-        /// AVX-512F/VL, 512-bit vectors, 8x32 micro-tile.
+        /// AVX-512F/VL, 512-bit vectors, an 8x32 or 14x32 micro-tile (see ``Gemm/Blocking``).
         case avx512 = 2
-        /// The AVX-512 kernel's 8x32 micro-tile and cache blocks built from AVX2 + FMA
-        /// instructions: slower than both real kernels and never chosen by itself. Select it
+        /// The AVX-512 kernel's micro-tiles and cache blocks (in either ``Gemm/Blocking``) built
+        /// from AVX2 + FMA instructions: slower than both real kernels and never chosen by itself. Select it
         /// (`MASKDM_GEMM_ISA=avx512-emulated`) to run every product through the AVX-512
         /// geometry (its panels, blocks and splits) on a CPU without AVX-512, e.g. the test suite.
         case avx512Emulated = 3
