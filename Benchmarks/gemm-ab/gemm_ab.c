@@ -48,30 +48,27 @@ static void usage(void) {
     exit(2);
 }
 
-/// The kernel code (CKernels.h's MASKDM_GEMM_ISA_*, with a MASKDM_GEMM_BLOCKING_* << 8 for the
-/// AVX-512 kernels' "-resident" and "-streamed" names) of an instruction-set name, or -1.
-static int isa_code(const char *name) {
-    static const char *names[] = {"avx2", "avx512", "avx512-emulated", "avx512-bf16", "avx512-resident",
+/// Instruction-set names and their kernel codes (CKernels.h's MASKDM_GEMM_ISA_*, with a
+/// MASKDM_GEMM_BLOCKING_* << 8 for the AVX-512 kernels' "-resident" and "-streamed" names).
+static const char *isa_names[] = {"avx2", "avx512", "avx512-emulated", "avx512-bf16", "avx512-resident",
                                   "avx512-streamed", "avx512-emulated-resident", "avx512-emulated-streamed"};
-    static const int codes[] = {1, 2, 3, 4, 2 | 1 << 8, 2 | 2 << 8, 3 | 1 << 8, 3 | 2 << 8};
-    for (int i = 0; i < 8; i++) {
-        if (!strcmp(name, names[i])) return codes[i];
+static const int isa_codes[] = {1, 2, 3, 4, 2 | 1 << 8, 2 | 2 << 8, 3 | 1 << 8, 3 | 2 << 8};
+#define NISA (int)(sizeof isa_codes / sizeof isa_codes[0])
+
+/// The kernel code of an instruction-set name, or -1.
+static int isa_code(const char *name) {
+    for (int i = 0; i < NISA; i++) {
+        if (!strcmp(name, isa_names[i])) return isa_codes[i];
     }
     return -1;
 }
 
 /// The name of a kernel code.
 static const char *isa_name(int code) {
-    switch (code) {
-    case 1: return "avx2";
-    case 2: return "avx512";
-    case 3: return "avx512-emulated";
-    case 2 | 1 << 8: return "avx512-resident";
-    case 2 | 2 << 8: return "avx512-streamed";
-    case 3 | 1 << 8: return "avx512-emulated-resident";
-    case 3 | 2 << 8: return "avx512-emulated-streamed";
-    default: return "avx512-bf16";
+    for (int i = 0; i < NISA; i++) {
+        if (code == isa_codes[i]) return isa_names[i];
     }
+    return "?";
 }
 
 /// The small@64 network's four linear layers (D 512, MLP 2048) as a training step runs them per

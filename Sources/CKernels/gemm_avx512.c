@@ -16,10 +16,7 @@
 #include "gemm_avx512_ops.h"
 #include "gemm_microkernel_template.h"
 
-const mdm_gemm_config mdm_gemm_config_avx512 = {
-    .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
-    .kernel = mdm_microkernel_avx512, .half = mdm_microkernel_avx512_half, .rows = mdm_microkernel_avx512_rows, .pack = mdm_pack_avx2,
-};
+const mdm_gemm_config mdm_gemm_config_avx512 = MDM_AVX512_RESIDENT_CONFIG(mdm_microkernel_avx512);
 
 // The streamed blocking's taller tile (see MDM_AVX512S_MR in gemm_internal.h).
 #undef MK_NAME
@@ -28,8 +25,4 @@ const mdm_gemm_config mdm_gemm_config_avx512 = {
 #define MK_MR MDM_AVX512S_MR
 #include "gemm_microkernel_template.h"
 
-const mdm_gemm_config mdm_gemm_config_avx512_streamed = {
-    .mr = MDM_AVX512S_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512S_MC, .kc = MDM_AVX512S_KC, .nc = MDM_AVX512S_NC,
-    .kernel = mdm_microkernel_avx512_s, .half = mdm_microkernel_avx512_s_half, .rows = mdm_microkernel_avx512_s_rows, .pack = mdm_pack_avx2,
-    .streamed = 1,
-};
+const mdm_gemm_config mdm_gemm_config_avx512_streamed = MDM_AVX512_STREAMED_CONFIG(mdm_microkernel_avx512_s);

@@ -28,10 +28,7 @@ typedef float mdm_v16u __attribute__((vector_size(64), aligned(4)));
 #define MK_MUL(a, b) ((a) * (b))
 #include "gemm_microkernel_template.h"
 
-const mdm_gemm_config mdm_gemm_config_avx512_emulated = {
-    .mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC,
-    .kernel = mdm_microkernel_avx512_emulated, .half = mdm_microkernel_avx512_emulated_half, .rows = mdm_microkernel_avx512_emulated_rows, .pack = mdm_pack_avx2,
-};
+const mdm_gemm_config mdm_gemm_config_avx512_emulated = MDM_AVX512_RESIDENT_CONFIG(mdm_microkernel_avx512_emulated);
 
 #undef MK_NAME
 #undef MK_MR
@@ -39,8 +36,5 @@ const mdm_gemm_config mdm_gemm_config_avx512_emulated = {
 #define MK_MR MDM_AVX512S_MR
 #include "gemm_microkernel_template.h"
 
-const mdm_gemm_config mdm_gemm_config_avx512_emulated_streamed = {
-    .mr = MDM_AVX512S_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512S_MC, .kc = MDM_AVX512S_KC, .nc = MDM_AVX512S_NC,
-    .kernel = mdm_microkernel_avx512_emulated_s, .half = mdm_microkernel_avx512_emulated_s_half,
-    .rows = mdm_microkernel_avx512_emulated_s_rows, .pack = mdm_pack_avx2, .streamed = 1,
-};
+const mdm_gemm_config mdm_gemm_config_avx512_emulated_streamed =
+    MDM_AVX512_STREAMED_CONFIG(mdm_microkernel_avx512_emulated_s);

@@ -86,6 +86,16 @@ void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w, flo
 #endif
 #define MDM_AVX512S_KC MDM_AVX512_KC
 
+/// The AVX-512 kernel's configuration in each blocking, for the template's kernels named `prefix`
+/// (its MK_NAME), prefix_half and prefix_rows: one definition serves the real kernel and its
+/// AVX2-built twin, so the twin runs exactly the real kernel's geometry.
+#define MDM_AVX512_RESIDENT_CONFIG(prefix)                                                               \
+    {.mr = MDM_AVX512_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512_MC, .kc = MDM_AVX512_KC, .nc = MDM_AVX512_NC, \
+     .kernel = prefix, .half = prefix##_half, .rows = prefix##_rows, .pack = mdm_pack_avx2}
+#define MDM_AVX512_STREAMED_CONFIG(prefix)                                                                    \
+    {.mr = MDM_AVX512S_MR, .nr = MDM_AVX512_NR, .mc = MDM_AVX512S_MC, .kc = MDM_AVX512S_KC, .nc = MDM_AVX512S_NC, \
+     .kernel = prefix, .half = prefix##_half, .rows = prefix##_rows, .pack = mdm_pack_avx2, .streamed = 1}
+
 /// The AVX2 kernel's micro-tile and cache blocks.
 #define MDM_AVX2_MR 6
 #define MDM_AVX2_NR 16
