@@ -7,24 +7,31 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/// e^x on 8 lanes: the same Cody-Waite reduction and degree-6 polynomial as the Swift
-/// FastMath.exp (|relative error| < 2e-7); inputs clamped to [-87.3, 88.7].
-AVX2 static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.4426950408889634f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.1219444005469058e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+/// The 8-lane operations of vecmath_template.h, which defines exp8 (e^x: the same Cody-Waite
+/// reduction and degree-6 polynomial as the Swift FastMath.exp, |relative error| < 2e-7, inputs
+/// clamped to [-87.3, 88.7]) and erf_gauss8 (erf(x) and exp(-x^2)).
+#define VM_TARGET "avx2,fma"
+#define VM_V __m256
+#define VM_SUFFIX 8
+#define VM_SET1(x) _mm256_set1_ps(x)
+#define VM_ZERO() _mm256_setzero_ps()
+#define VM_LOADU(p) _mm256_loadu_ps(p)
+#define VM_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define VM_ADD(a, b) _mm256_add_ps(a, b)
+#define VM_MUL(a, b) _mm256_mul_ps(a, b)
+#define VM_DIV(a, b) _mm256_div_ps(a, b)
+#define VM_MIN(a, b) _mm256_min_ps(a, b)
+#define VM_MAX(a, b) _mm256_max_ps(a, b)
+#define VM_FMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VM_FMSUB(a, b, c) _mm256_fmsub_ps(a, b, c)
+#define VM_FNMADD(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define VM_ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VM_POW2(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define VM_AND(a, b) _mm256_and_ps(a, b)
+#define VM_ANDNOT(a, b) _mm256_andnot_ps(a, b)
+#define VM_OR(a, b) _mm256_or_ps(a, b)
+#define VM_XOR(a, b) _mm256_xor_ps(a, b)
+#include "vecmath_template.h"
 
 /// The sum of the 8 lanes.
 AVX2 static inline float hsum8(__m256 v) {

@@ -183,7 +183,22 @@ public enum Functional {
     }
 
     /// Exact (erf) GELU.
-    public static func gelu(_ x: Variable, tape: Tape?) -> Variable {
+    ///
+    /// Without a tape (inference), an input whose value nothing else holds (a layer's fresh output,
+    /// passed straight in) is overwritten in place instead of allocating the output.
+    public static func gelu(_ x: consuming Variable, tape: Tape?) -> Variable {
+        guard let tape else {
+            var value = takeValue(x)
+            if value.isUniquelyReferenced {
+                value.geluInPlace()
+                return Variable(value)
+            }
+            return Variable(value.gelu())
+        }
+        return recordedGELU(x, tape: tape)
+    }
+
+    private static func recordedGELU(_ x: Variable, tape: Tape) -> Variable {
         let y = x.value.gelu()
         return Tape.record(y, inputs: [x], on: tape) { dy, tape in
             guard let dx = tape.gradientBuffer(for: x) else { return }
@@ -194,10 +209,34 @@ public enum Functional {
         }
     }
 
+    /// A variable's value, the variable given up: a value nothing else held stays uniquely
+    /// referenced.
+    private static func takeValue(_ v: consuming Variable) -> Tensor { v.value }
+
     /// Elementwise `a + b` of equal shapes (residual connections).
-    public static func add(_ a: Variable, _ b: Variable, tape: Tape?) -> Variable {
+    ///
+    /// Without a tape (inference), the sum goes in place into an input whose value nothing else
+    /// holds (`b` first: a residual branch's fresh output), instead of a new tensor; the values
+    /// are the same.
+    public static func add(_ a: consuming Variable, _ b: consuming Variable, tape: Tape?) -> Variable {
         precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
-        return Tape.record(a.value + b.value, inputs: [a, b], on: tape) { dy, tape in
+        guard let tape else {
+            var av = takeValue(a), bv = takeValue(b)
+            if bv.isUniquelyReferenced {
+                bv.addInPlace(av)   // b + a: the same sums as a + b
+                return Variable(bv)
+            }
+            if av.isUniquelyReferenced {
+                av.addInPlace(bv)
+                return Variable(av)
+            }
+            return Variable(av + bv)
+        }
+        return recordedAdd(a, b, tape: tape)
+    }
+
+    private static func recordedAdd(_ a: Variable, _ b: Variable, tape: Tape) -> Variable {
+        Tape.record(a.value + b.value, inputs: [a, b], on: tape) { dy, tape in
             tape.accumulate(dy, into: a)
             tape.accumulate(dy, into: b)
         }

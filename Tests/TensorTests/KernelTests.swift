@@ -89,6 +89,29 @@ import Testing
         #expect(c.scalars[4] == 40 && c.scalars[5] == 0 && dc.scalars[4] == 1 + dy.scalars[4])
     }
 
+    /// The 16-lane GELU kernels give the 8-lane ones' values bit for bit, for every length up to
+    /// 70 (16-lane blocks, an 8-lane block, the scalar tail) and across special values.
+    @Test func geluAVX512KernelsEqualTheAVX2Ones() throws {
+        try #require(Gemm.isaSupported(.avx512), "no AVX-512 on this CPU: the 16-lane GELU never runs")
+        var rng = RandomGenerator(seed: 23)
+        var values = Tensor.randomUniform([1037], low: -12, high: 12, using: &rng).scalars
+        values[0...8] = [0, -0, 1e-30, -1e-30, 40, -40, .infinity, -.infinity, .nan]
+        let x = Tensor(values), dy = Tensor.randomNormal([1037], using: &rng)
+        func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
+        for (start, length) in [(0, 1037)] + (1...70).map({ (($0 * 7) % 40, $0) }) {
+            var narrow = Tensor.zeros([length]), wide = Tensor.zeros([length])
+            maskdm_gelu_forward_avx2(x.storage.base + start, narrow.mutablePointer(), length)
+            maskdm_gelu_forward_avx512(x.storage.base + start, wide.mutablePointer(), length)
+            #expect(bits(narrow) == bits(wide), "forward, \(length) values from \(start)")
+            for accumulate: Int32 in [0, 1] {
+                var dn = Tensor(repeating: 0.25, shape: [length]), dw = Tensor(repeating: 0.25, shape: [length])
+                maskdm_gelu_backward_avx2(dy.storage.base + start, x.storage.base + start, dn.mutablePointer(), length, accumulate)
+                maskdm_gelu_backward_avx512(dy.storage.base + start, x.storage.base + start, dw.mutablePointer(), length, accumulate)
+                #expect(bits(dn) == bits(dw), "backward (accumulate \(accumulate)), \(length) values from \(start)")
+            }
+        }
+    }
+
     /// `accumulate: false` assigns: over a NaN-filled dx (C kernel chunks and the portable path,
     /// scalar tails included) it gives exactly what accumulating into zeros gives.
     @Test func geluBackwardAssignEqualsAccumulatingIntoZeros() {

@@ -162,6 +162,11 @@ void maskdm_gelu_forward_avx2(const float *x, float *y, long n);
 /// non-zero, else dx = dy (Phi(x) + x phi(x)) without reading dx.
 void maskdm_gelu_backward_avx2(const float *dy, const float *x, float *dx, long n, int accumulate);
 
+/// `maskdm_gelu_forward_avx2` and `maskdm_gelu_backward_avx2` on 16 lanes (call only on CPUs with
+/// AVX-512F, AVX2 and FMA): the same values, bit for bit.
+void maskdm_gelu_forward_avx512(const float *x, float *y, long n);
+void maskdm_gelu_backward_avx512(const float *dy, const float *x, float *dx, long n, int accumulate);
+
 /// The per-step constants of `maskdm_adamw_avx2` (see the Swift `AdamWStepConstants`).
 typedef struct {
     float gradient_scale;        ///< gradients are multiplied by it when below 1 (clipping, 1/ranks)

@@ -122,6 +122,12 @@ public struct Tensor: Sendable, CustomStringConvertible {
         return storage.mutableBase
     }
 
+    /// Whether no other tensor shares the storage (so writing through ``mutablePointer()`` will
+    /// not copy it).
+    public var isUniquelyReferenced: Bool {
+        mutating get { isKnownUniquelyReferenced(&storage) }
+    }
+
     /// Copies the storage if another tensor shares it.
     public mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }

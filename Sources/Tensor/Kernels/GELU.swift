@@ -2,13 +2,17 @@ import CKernels
 import Foundation
 
 extension Kernels {
-    /// Exact GELU, `y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`. x, y: (N). On AVX2 + FMA CPUs
-    /// the chunks run the C kernel (same maths, 8-wide fused multiply-adds).
+    /// Exact GELU, `y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))`. x, y: (N); y may be x (in place).
+    /// On AVX2 + FMA CPUs the chunks run the C kernel (same maths, 8-wide fused multiply-adds), 16
+    /// wide when the selected GEMM kernel is an AVX-512 one (the same values).
     public static func geluForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count n: Int) {
         let xs = SendablePointer(x), ys = SendablePointer(y)
+        let wide = usesAVX512Kernels
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            if usesAVX2Kernels {
+            if wide {
+                maskdm_gelu_forward_avx512(xs.base + lo, ys.base + lo, hi - lo)
+            } else if usesAVX2Kernels {
                 maskdm_gelu_forward_avx2(xs.base + lo, ys.base + lo, hi - lo)
             } else {
                 geluForwardPortable(x: xs.base + lo, y: ys.base + lo, count: hi - lo)
@@ -32,13 +36,16 @@ extension Kernels {
     /// GELU backward, accumulating: dx += dy * (Phi(x) + x phi(x)); with `accumulate: false` it
     /// assigns dx = dy * (Phi(x) + x phi(x)) instead (dx may then hold anything, even NaN, and the
     /// result equals accumulating into zeros). All (N). On AVX2 + FMA CPUs the chunks run the C
-    /// kernel.
+    /// kernel, 16 lanes wide when the selected GEMM kernel is an AVX-512 one (the same values).
     public static func geluBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool = true) {
         let dys = SendablePointer(dy), xs = SendablePointer(x), dxs = SendablePointer(dx)
+        let wide = usesAVX512Kernels
         parallelFor((n + 15) / 16, grain: 512) { r in
             let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
-            if usesAVX2Kernels {
+            if wide {
+                maskdm_gelu_backward_avx512(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo, accumulate ? 1 : 0)
+            } else if usesAVX2Kernels {
                 maskdm_gelu_backward_avx2(dys.base + lo, xs.base + lo, dxs.base + lo, hi - lo, accumulate ? 1 : 0)
             } else {
                 geluBackwardPortable(dy: dys.base + lo, x: xs.base + lo, dx: dxs.base + lo, count: hi - lo, accumulate: accumulate)
@@ -84,5 +91,11 @@ extension Tensor {
         var out = Tensor(uninitialized: shape)
         withExtendedLifetime(storage) { Kernels.geluForward(x: storage.base, y: out.mutablePointer(), count: count) }
         return out
+    }
+
+    /// ``gelu()`` in place (copying the storage first if another tensor shares it).
+    public mutating func geluInPlace() {
+        let p = mutablePointer()
+        Kernels.geluForward(x: p, y: p, count: count)
     }
 }
