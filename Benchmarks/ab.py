@@ -9,7 +9,8 @@ Build the "before" binary from the old commit in a second checkout (e.g. `git wo
 Each round runs every step case on the before binary, then on the after binary (each a fresh
 process printing its median step time). Prints, per case, the median over rounds of each side's
 median and the ratio after/before (below 1: the change is faster), with the range of the
-single rounds' ratios. Default cases: all training step cases.
+single rounds' ratios. Default cases: all training step cases; the sampling runs of
+`maskdm-bench sample` (sample_demo_dpm20, sample_small_dpm20, ...) may be named too.
 
 The two sides may also be one binary under two settings (each option repeatable), for instance the
 AVX2 kernel against the default choice on an AVX-512 machine:
@@ -27,7 +28,10 @@ CASES = ["step_tiny_unmasked", "step_tiny_block4_90", "step_small_unmasked", "st
 
 
 def run(binary, case, threads, quick, env):
-    cmd = [binary, "step-case", case, "--threads", str(threads)] + (["--quick"] if quick else [])
+    # Whole sampling runs (maskdm-bench sample --case; sample_step_small is a step case).
+    sampling = case.startswith("sample_") and case != "sample_step_small"
+    cmd = ([binary, "sample", "--case", case, "--threads", str(threads)] if sampling
+           else [binary, "step-case", case, "--threads", str(threads)]) + (["--quick"] if quick else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
     for line in out.splitlines():
         if line.startswith("{"):
