@@ -6,8 +6,6 @@
 #include "vecmath_avx2.h"
 #include <math.h>
 
-static const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt2pi = 0.3989422804014327f;
-
 // The loops (gelu_template.h) on 8 lanes; the last n % 8 values in scalar C with libm.
 #define VM_GELU avx2
 #define VM_GELU_TAIL_FORWARD                                                                  \

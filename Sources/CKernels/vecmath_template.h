@@ -49,7 +49,6 @@ __attribute__((target(VM_TARGET))) static inline void VM_ERF_GAUSS(VM_V x, VM_V 
     *gauss = g;
 }
 
-
 #undef VM_PASTE
 #undef VM_PASTE2
 #undef VM_EXP
