@@ -7,7 +7,8 @@ import ViTDiffusion
 /// 20-step DPM-Solver++(2M) run of the demo network (16 px, patch 2, D 256, 9 blocks; batch 64)
 /// and of small@64 (batch 4, and batch 16 for the 20-step run), one timed run each after a
 /// one-call warm-up; GFLOP/s counts the network's forward passes and is given as a share of the
-/// measured peak too. The PyTorch side (`bench_torch.py sample`) runs the same networks and samplers.
+/// measured peak too; `first_call_ms` (which packs the weights) and `median_call_ms` (the others)
+/// time each network evaluation with the sampler's update after it. The PyTorch side (`bench_torch.py sample`) runs the same networks and samplers.
 struct SamplingCase {
     let name: String
     let config: MaskedUViTConfig
@@ -44,8 +45,13 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         _ = model.predictNoise(x, timesteps: [Float](repeating: 500, count: c.batch))       // warm-up
         let before = BufferPool.shared.statistics
         let start = DispatchTime.now().uptimeNanoseconds
-        _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng)
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        var marks: [UInt64] = [start]   // after each network evaluation
+        _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng,
+                                progress: { _, _ in marks.append(DispatchTime.now().uptimeNanoseconds) })
+        let end = DispatchTime.now().uptimeNanoseconds
+        let seconds = Double(end - start) / 1e9
+        let calls = zip(marks.dropFirst(), marks).map { Double($0 - $1) / 1e6 }   // ms, the sampler's update included
+        let laterCalls = calls.dropFirst().sorted()
         let after = BufferPool.shared.statistics
         // The network's FLOPs only (a full-token forward pass per evaluation); the samplers' updates
         // are element-wise and not counted.
@@ -53,6 +59,7 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         emit([("name", c.name), ("config", "\(c.config.imageHeight)px p\(c.config.patchSize) D\(c.config.embedDim) b\(c.batch) \(c.sampler)\(c.steps)"),
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
               ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
+              ("first_call_ms", calls.first ?? 0), ("median_call_ms", laterCalls.isEmpty ? 0 : laterCalls[laterCalls.count / 2]),
               ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits),
               ("pool_misses", after.misses - before.misses), ("pool_evictions", after.evictions - before.evictions)])
     }

@@ -5,10 +5,16 @@ struct PackedWeightKey: Hashable {
     let offset: Int, columnOffset: Int, width: Int
 }
 
+/// A weight's pack in an open scope: being packed by one thread, or ready for all.
+enum PackedWeightEntry {
+    case packing
+    case ready(Gemm.PackedMatrix)
+}
+
 /// The packs of an open ``ParameterStore/withPackedWeights(upToRows:_:)`` scope.
 struct PackedWeightScope {
     let maxRows: Int
-    var packs: [PackedWeightKey: Gemm.PackedMatrix] = [:]
+    var packs: [PackedWeightKey: PackedWeightEntry] = [:]
 }
 
 extension ParameterStore {
@@ -49,22 +55,38 @@ extension ParameterStore {
     /// Bytes of weights packed by the enclosing ``withPackedWeights(upToRows:_:)`` so far (0
     /// outside one).
     public var packedWeightBytes: Int {
-        packedWeights.withLock { $0?.packs.values.reduce(0) { $0 + $1.byteCount } ?? 0 }
+        packedWeights.withLock { scope in
+            scope?.packs.values.reduce(0) { total, entry in
+                if case .ready(let packed) = entry { return total + packed.byteCount }
+                return total
+            } ?? 0
+        }
     }
 
     /// The packed op(B) = `W[:, columnOffset..<columnOffset + width]^T` of a linear weight (out,
     /// in) for a product of `rows` rows inside ``withPackedWeights(upToRows:_:)``, packed now if
-    /// this is its first use; nil outside one or above its row limit.
+    /// this is its first use; nil outside one, above its row limit, or while another thread is
+    /// packing it (the caller then packs its B blocks itself, as without a scope, instead of
+    /// waiting: the shares of a batch reach each weight at about the same time, so the first
+    /// forward pass's packing is split between them rather than done by one while the others wait).
     func packedLinearWeight(_ weight: Parameter, columnOffset: Int, width: Int, rows: Int) -> Gemm.PackedMatrix? {
         let key = PackedWeightKey(offset: weight.offset, columnOffset: columnOffset, width: width)
-        return packedWeights.withLock { scope -> Gemm.PackedMatrix? in
-            guard let open = scope, rows <= open.maxRows else { return nil }
-            if let packed = open.packs[key] { return packed }
-            let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
-            guard outDim > 0, width > 0 else { return nil }
-            let packed = Gemm.PackedMatrix(transposeB: true, n: outDim, k: width, b: pointer(weight) + columnOffset, ldb: inDim)
-            scope?.packs[key] = packed
-            return packed
+        let outDim = weight.shape[0], inDim = weight.count / Swift.max(outDim, 1)
+        guard outDim > 0, width > 0 else { return nil }
+        // (the ready pack, or nil; whether this thread is to pack it now)
+        let (ready, claimed) = packedWeights.withLock { scope -> (Gemm.PackedMatrix?, Bool) in
+            guard let open = scope, rows <= open.maxRows else { return (nil, false) }
+            switch open.packs[key] {
+            case .ready(let packed)?: return (packed, false)
+            case .packing?: return (nil, false)
+            case nil:
+                scope?.packs[key] = .packing
+                return (nil, true)
+            }
         }
+        guard claimed else { return ready }
+        let packed = Gemm.PackedMatrix(transposeB: true, n: outDim, k: width, b: pointer(weight) + columnOffset, ldb: inDim)
+        packedWeights.withLock { $0?.packs[key] = .ready(packed) }
+        return packed
     }
 }

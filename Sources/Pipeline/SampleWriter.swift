@@ -46,15 +46,18 @@ public enum SampleWriter {
         let s = sampler.sampler(schedule: schedule)
         let batchStarts = Array(stride(from: start, to: count, by: batchSize))
         var mine = 0
-        for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
-            let n = min(batchSize, count - first)
-            var rng = RandomGenerator(seed: seed &+ UInt64(first) &* 0x9E37_79B9_7F4A_7C15)
-            let x = try Sampling.sample(model: model, objective: objective, count: n, batchSize: n, sampler: s, using: &rng)
-            for (i, img) in Image.images(fromBatch: x).enumerated() {
-                try img.write(to: folder.appendingPathComponent(fileName(first + i)))
+        // One packing of the weights for every batch (each Sampling.sample call would pack again).
+        try model.store.withPackedWeights {
+            for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
+                let n = min(batchSize, count - first)
+                var rng = RandomGenerator(seed: seed &+ UInt64(first) &* 0x9E37_79B9_7F4A_7C15)
+                let x = try Sampling.sample(model: model, objective: objective, count: n, batchSize: n, sampler: s, using: &rng)
+                for (i, img) in Image.images(fromBatch: x).enumerated() {
+                    try img.write(to: folder.appendingPathComponent(fileName(first + i)))
+                }
+                mine += n
+                progress?(min(count, start + mine * communicator.size), count)
             }
-            mine += n
-            progress?(min(count, start + mine * communicator.size), count)
         }
         try communicator.barrier()                       // every image is on disk
         if communicator.isWriter, let gridURL {

@@ -443,17 +443,33 @@ public final class DiffusionTrainer {
 public enum Sampling {
     /// `count` samples from `model` (trained to predict `objective`) with `sampler`, batched.
     /// Returns (count, C, H, W) in about [-1, 1].
+    ///
+    /// The linear weights are packed for the GEMM kernel once for all batches (see
+    /// `ParameterStore.withPackedWeights(upToRows:_:)`); a caller drawing several batches through
+    /// separate calls can open that scope around them itself to pack only once.
+    ///
+    /// - Parameter progress: called after every network evaluation with the evaluations done so
+    ///   far and the total (`sampler.networkEvaluations` per batch), for a progress display.
     public static func sample(model: MaskedUViT, objective: PredictionTarget = .noise, count: Int, batchSize: Int = 64,
-                              sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
+                              sampler: any DiffusionSampler, using rng: inout RandomGenerator,
+                              progress: ((_ evaluations: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
+        guard batchSize >= 1 else { throw ViTDiffusionError.invalidArgument(name: "batchSize", problem: "must be >= 1, got \(batchSize)") }
+        guard count >= 0 else { throw ViTDiffusionError.invalidArgument(name: "count", problem: "must be >= 0, got \(count)") }
         let c = model.config
+        guard count > 0 else { return Tensor.zeros([0, c.inChannels, c.imageHeight, c.imageWidth]) }
         var parts: [Tensor] = []
         var done = 0
+        let batches = (count + batchSize - 1) / batchSize
+        let total = batches * sampler.networkEvaluations
+        var evaluations = 0
         // The weights do not change during sampling: pack them for the GEMM once, not per pass.
         try model.store.withPackedWeights {
             while done < count {
                 let n = min(batchSize, count - done)
                 let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
                     let out = model.predictNoise(xt, timesteps: t.map(Float.init))
+                    evaluations += 1
+                    progress?(evaluations, total)
                     return sampler.schedule.noise(from: out, target: objective, xt: xt, t: t)
                 }, using: &rng)
                 parts.append(x)

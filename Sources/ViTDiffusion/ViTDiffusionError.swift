@@ -21,6 +21,8 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
     case wrongShape(file: String, key: String, found: [Int], expected: String)
     /// An inputs file cannot be read or one of its tensors is invalid.
     case invalidInput(file: String, key: String?, problem: String)
+    /// An argument of a call is out of range (for instance a sampling batch size of 0).
+    case invalidArgument(name: String, problem: String)
 
     /// One line naming the file, key or field and the problem.
     public var description: String {
@@ -43,6 +45,8 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
             return "\(file): '\(key)' has shape \(found), expected \(expected)"
         case .invalidInput(let file, let key, let problem):
             return "\(file)" + (key.map { " '\($0)'" } ?? "") + ": \(problem)"
+        case .invalidArgument(let name, let problem):
+            return "\(name) \(problem)"
         }
     }
 

@@ -20,6 +20,7 @@ struct PackedWeightsTests {
 
     @Test("predictNoise inside withPackedWeights gives the same bits on 1 and 2 threads; the packs go at the end")
     func sameValuesAndReleased() {
+        var packedBytes: [Int] = []
         for threads in [1, 2] {
             Parallel.$threads.withValue(threads) {
                 let plain = model.predictNoise(x, timesteps: t)
@@ -33,8 +34,12 @@ struct PackedWeightsTests {
                 #expect(bytes >= (Gemm.hasSerialKernel ? linear * 4 : 0), "packed \(bytes) bytes for \(linear) weights")
                 if !Gemm.hasSerialKernel { #expect(bytes == 0) }
                 #expect(model.store.packedWeightBytes == 0)
+                packedBytes.append(bytes)
             }
         }
+        // Two shares split the first pass's packing between them (a share finding a weight being
+        // packed multiplies it unpacked): every weight is still packed, once.
+        #expect(packedBytes[0] == packedBytes[1])
     }
 
     @Test("A new scope packs the current values; a nested scope keeps the outer one's packs")
@@ -85,5 +90,29 @@ struct PackedWeightsTests {
             model.predictNoise(xt, timesteps: ts.map(Float.init))
         }, using: &rng)
         #expect(packed.scalars == plain.scalars)
+    }
+
+    @Test("Sampling.sample reports every network evaluation of every batch and refuses bad sizes")
+    func samplingProgressAndSizes() throws {
+        let sampler = DPMSolverPlusPlus2M(schedule: .linear(), steps: 4)
+        var calls: [(Int, Int)] = []
+        var rng = RandomGenerator(seed: 8)
+        let reported = try Sampling.sample(model: model, count: 5, batchSize: 2, sampler: sampler, using: &rng,
+                                           progress: { calls.append(($0, $1)) })
+        // 3 batches (2, 2, 1 images) of 4 evaluations each.
+        #expect(calls.map(\.0) == Array(1...12))
+        #expect(calls.allSatisfy { $0.1 == 12 })
+        rng = RandomGenerator(seed: 8)
+        let quiet = try Sampling.sample(model: model, count: 5, batchSize: 2, sampler: sampler, using: &rng)
+        #expect(reported.shape == [5, 3, 8, 8])
+        #expect(reported.scalars == quiet.scalars)
+
+        #expect(try Sampling.sample(model: model, count: 0, sampler: sampler, using: &rng).shape == [0, 3, 8, 8])
+        #expect(throws: ViTDiffusionError.invalidArgument(name: "batchSize", problem: "must be >= 1, got 0")) {
+            try Sampling.sample(model: model, count: 2, batchSize: 0, sampler: sampler, using: &rng)
+        }
+        #expect(throws: ViTDiffusionError.invalidArgument(name: "count", problem: "must be >= 0, got -1")) {
+            try Sampling.sample(model: model, count: -1, sampler: sampler, using: &rng)
+        }
     }
 }

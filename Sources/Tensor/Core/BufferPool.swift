@@ -10,7 +10,8 @@ import Darwin
 /// touched ~400 MB of fresh pages per forward pass before this pool existed).
 ///
 /// Buffers of at least ``minimumBytes`` are mapped directly from the kernel in multiples of 2 MiB,
-/// 2 MiB aligned and advised for transparent huge pages (fewer faults and TLB misses). A freed
+/// 2 MiB aligned, in 4 KiB pages unless `MASKDM_HUGE_PAGES=1` asks for transparent huge pages (see
+/// ``advisesHugePages``). A freed
 /// buffer goes to the cache; an allocation of the same size class (or, failing that, of up to half
 /// a cached buffer's size) takes it back. The cache never makes the process hold more than its live
 /// peak: on a miss, cached buffers (least recently freed first) are unmapped until mapping the new
@@ -26,7 +27,7 @@ public final class BufferPool: Sendable {
 
     /// Requests below this many bytes go to the system allocator.
     public static let minimumBytes = 1 << 20
-    /// Size-class granularity (and alignment) of pooled buffers: one huge page.
+    /// Size-class granularity (and alignment) of pooled buffers: one huge page (2 MiB).
     public static let granularity = 2 << 20
 
     /// Counters of a pool; bytes are rounded to size classes.
@@ -146,7 +147,8 @@ public final class BufferPool: Sendable {
     /// A snapshot of the counters.
     public var statistics: Statistics { state.withLock { $0.stats } }
 
-    /// Maps `bytes` (a multiple of the granularity) at a 2 MiB boundary and advises huge pages.
+    /// Maps `bytes` (a multiple of the granularity) at a 2 MiB boundary, advised for huge pages when
+    /// ``advisesHugePages``.
     private static func map(bytes: Int) -> UnsafeMutableRawPointer {
         let span = bytes + granularity
         guard let raw = mmap(nil, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
@@ -160,10 +162,18 @@ public final class BufferPool: Sendable {
         let base = raw + head
         if tail > 0 { munmap(base + bytes, tail) }
         #if os(Linux)
-        _ = madvise(base, bytes, 14)   // MADV_HUGEPAGE; advisory, ignored when THP is off
+        if advisesHugePages { _ = madvise(base, bytes, 14) }   // MADV_HUGEPAGE; advisory, ignored when THP is off
         #endif
         return base
     }
+
+    /// Whether new buffers are advised for transparent huge pages (`MADV_HUGEPAGE`): true when the
+    /// environment sets `MASKDM_HUGE_PAGES=1`. Off by default: once the pool serves a loop from
+    /// its cache, huge pages made no measurable difference to a step or a sampling pass, while on
+    /// virtual machines whose host backs memory lazily (free-page reporting) a fresh huge page
+    /// costs 3-10 times more per byte to touch first than 4 KiB pages do, which a short run pays
+    /// for every buffer it maps (about 2 s of a small@64 benchmark process).
+    public static let advisesHugePages = (getenv("MASKDM_HUGE_PAGES").map { String(cString: $0) } ?? "0") == "1"
 
     private static func unmap(_ base: UnsafeMutableRawPointer, bytes: Int) {
         munmap(base, bytes)
