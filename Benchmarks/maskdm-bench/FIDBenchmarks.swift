@@ -15,11 +15,13 @@ func benchFID(threads: Int, quick: Bool) throws {
     let images = Tensor(pixels, shape: [batch, 3, side, side])
     _ = network.features(images, batchSize: batch)                         // warm-up
     var times: [Double] = []
+    let before = BufferPool.shared.statistics
     for _ in 0..<batches {
         let t0 = now()
         _ = network.features(images, batchSize: batch)
         times.append((now() - t0) * 1000)
     }
+    let after = BufferPool.shared.statistics
     times.sort()
     let ms = times[times.count / 2]
     let peak = measuredPeak(threads: threads)
@@ -27,5 +29,6 @@ func benchFID(threads: Int, quick: Bool) throws {
     emit([("name", "fid_features_b\(batch)"), ("config", "FID Inception-v3, \(side) px -> 299, batch \(batch)"),
           ("threads", threads), ("median_ms", ms), ("images_per_second", Double(batch) * 1000 / ms),
           ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
-          ("peak_rss_mb", peakRSSMiB())])
+          ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits), ("pool_misses", after.misses - before.misses),
+          ("pool_evictions", after.evictions - before.evictions)])
 }

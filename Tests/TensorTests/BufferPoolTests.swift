@@ -32,9 +32,10 @@ import Testing
         let small = [pool.allocate(sizeClass: 2 * mb).base, pool.allocate(sizeClass: 2 * mb).base, pool.allocate(sizeClass: 2 * mb).base]
         for p in small { pool.deallocate(p, sizeClass: 2 * mb) }
         #expect(pool.statistics.cachedBytes == 6 * mb)
-        let big = pool.allocate(sizeClass: 4 * mb).base            // no 4 MiB buffer cached: two 2 MiB ones go
+        // No 4 MiB buffer cached: two 2 MiB ones make room, one unmapped and one grown to 4 MiB.
+        let big = pool.allocate(sizeClass: 4 * mb).base
         var s = pool.statistics
-        #expect(s.misses == 4 && s.evictions == 2 && s.cachedBytes == 2 * mb && s.liveBytes == 4 * mb)
+        #expect(s.misses == 4 && s.evictions == 1 && s.recycled == 1 && s.cachedBytes == 2 * mb && s.liveBytes == 4 * mb)
         #expect(s.peakOwnedBytes == 6 * mb)
         pool.deallocate(big, sizeClass: 4 * mb)
         pool.trim()
@@ -96,10 +97,40 @@ import Testing
         #expect(got.base == four.base && got.bytes == 4 * mb)
         let s = pool.statistics
         #expect(s.hits == 1 && s.misses == 2 && s.liveBytes == 4 * mb && s.cachedBytes == 10 * mb)
-        let other = pool.allocate(sizeClass: 4 * mb)              // 10 MiB is more than twice 4: a miss
-        #expect(other.base != ten.base && pool.statistics.misses == 3)
+        // 10 MiB is more than twice 4: a miss, which must make room, so the 10 MiB buffer is
+        // shrunk in place to 4 MiB rather than unmapped.
+        let other = pool.allocate(sizeClass: 4 * mb)
+        #expect(other.base == ten.base && other.bytes == 4 * mb)
+        #expect(pool.statistics.misses == 3 && pool.statistics.recycled == 1 && pool.statistics.evictions == 0)
+        #expect(pool.statistics.cachedBytes == 0)
         pool.deallocate(got.base, sizeClass: got.bytes)
         pool.deallocate(other.base, sizeClass: other.bytes)
+        pool.trim()
+    }
+
+    @Test func aMissThatMustMakeRoomResizesACachedBufferKeepingItsPages() {
+        let pool = BufferPool()
+        // Grown: a cached 4 MiB buffer serves a 6 MiB request; its first 4 MiB keep their contents.
+        let four = pool.allocate(sizeClass: 4 * mb)
+        four.base.storeBytes(of: 7, toByteOffset: 0, as: Float.self)
+        four.base.storeBytes(of: 9, toByteOffset: 4 * mb - 4, as: Float.self)
+        pool.deallocate(four.base, sizeClass: four.bytes)
+        let six = pool.allocate(sizeClass: 6 * mb)
+        #expect(six.bytes == 6 * mb && UInt(bitPattern: six.base) % UInt(BufferPool.granularity) == 0)
+        #expect(six.base.load(fromByteOffset: 0, as: Float.self) == 7)
+        #expect(six.base.load(fromByteOffset: 4 * mb - 4, as: Float.self) == 9)
+        six.base.storeBytes(of: 1, toByteOffset: 6 * mb - 4, as: Float.self)   // the added pages are writable
+        var s = pool.statistics
+        #expect(s.misses == 2 && s.recycled == 1 && s.evictions == 0 && s.liveBytes == 6 * mb && s.cachedBytes == 0)
+        #expect(s.peakOwnedBytes == 6 * mb)
+        // Shrunk: a 2 MiB request after it (the 6 MiB buffer is more than twice 2) keeps its place.
+        pool.deallocate(six.base, sizeClass: six.bytes)
+        let two = pool.allocate(sizeClass: 2 * mb)
+        #expect(two.base == six.base && two.bytes == 2 * mb)
+        #expect(two.base.load(fromByteOffset: 0, as: Float.self) == 7)
+        s = pool.statistics
+        #expect(s.misses == 3 && s.recycled == 2 && s.liveBytes == 2 * mb && s.cachedBytes == 0)
+        pool.deallocate(two.base, sizeClass: two.bytes)
         pool.trim()
     }
 

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,8 +11,8 @@ import Darwin
 /// touched ~400 MB of fresh pages per forward pass before this pool existed).
 ///
 /// Buffers of at least ``minimumBytes`` are mapped directly from the kernel in multiples of 2 MiB,
-/// 2 MiB aligned, in 4 KiB pages unless `MASKDM_HUGE_PAGES=1` asks for transparent huge pages (see
-/// ``advisesHugePages``). A freed
+/// 2 MiB aligned and advised for transparent huge pages (fewer TLB misses; see
+/// ``advisesHugePages`` and ``allocate(sizeClass:hugePages:)``). A freed
 /// buffer goes to the cache; an allocation of the same size class (or, failing that, of up to half
 /// a cached buffer's size) takes it back. The cache never makes the process hold more than its live
 /// peak: on a miss, cached buffers (least recently freed first) are unmapped until mapping the new
@@ -47,6 +48,9 @@ public final class BufferPool: Sendable {
         public var peakOwnedBytes = 0
         /// Cached buffers unmapped to make room.
         public var evictions = 0
+        /// Misses served by resizing a cached buffer that would otherwise have been unmapped to
+        /// make room: the pages it keeps need no fresh memory (see ``allocate(sizeClass:)``).
+        public var recycled = 0
     }
 
     /// A mapped buffer: handed between threads only through the pool's lock.
@@ -79,8 +83,19 @@ public final class BufferPool: Sendable {
     /// ``deallocate(_:sizeClass:)``. A cached buffer of exactly the class is preferred, then the
     /// smallest cached one of at most twice the class (so a step whose temporaries change size
     /// between forward and backward reuses memory instead of mapping more).
-    public func allocate(sizeClass bytes: Int) -> (base: UnsafeMutableRawPointer, bytes: Int) {
-        let (reused, toUnmap): (Block?, [Block]) = state.withLock { s in
+    ///
+    /// On a miss that has to make room, the cached buffer that would be unmapped first among
+    /// those closest in size is resized to the request instead (`mremap`): its pages stay
+    /// populated, so only the difference is fresh memory. (First touches of fresh memory are slow
+    /// on virtual machines whose host backs it lazily; a folder of FID features, whose network
+    /// allocates many sizes, mapped about 15 new buffers a batch.)
+    ///
+    /// `hugePages: false` maps a new buffer in 4 KiB pages even under ``advisesHugePages``, for
+    /// buffers read in order, such as packed weights, where the cheaper first touch matters more
+    /// (a cached buffer is handed out as it was mapped).
+    public func allocate(sizeClass bytes: Int, hugePages: Bool = true) -> (base: UnsafeMutableRawPointer, bytes: Int) {
+        let huge = hugePages && Self.advisesHugePages
+        let (reused, recycle, toUnmap): (Block?, Block?, [Block]) = state.withLock { s in
             var pick = s.cached.lastIndex(where: { $0.bytes == bytes })
             if pick == nil {
                 var best = Int.max
@@ -95,7 +110,7 @@ public final class BufferPool: Sendable {
                 s.stats.cachedBytes -= hit.bytes
                 s.stats.liveBytes += hit.bytes
                 s.stats.peakLiveBytes = max(s.stats.peakLiveBytes, s.stats.liveBytes)
-                return (hit, [])
+                return (hit, nil, [])
             }
             // Miss: map a new buffer, first unmapping least recently freed ones while the pool would
             // otherwise own more than the highest live total so far (or than live + this request).
@@ -106,16 +121,45 @@ public final class BufferPool: Sendable {
                 s.stats.cachedBytes -= v.bytes
                 victims.append(v)
             }
+            // The victim to resize: the smallest one at least as large as the request (shrunk in
+            // place), else the largest (grown, adding the fewest fresh pages).
+            let recycle = Self.recyclable && !victims.isEmpty
+                ? victims.indices.min(by: { Self.recyclingCost(victims[$0].bytes, bytes) < Self.recyclingCost(victims[$1].bytes, bytes) })
+                : nil
             s.stats.misses += 1
-            s.stats.evictions += victims.count
+            s.stats.evictions += victims.count - (recycle == nil ? 0 : 1)
+            if recycle != nil { s.stats.recycled += 1 }
             s.stats.liveBytes += bytes
             s.stats.peakLiveBytes = max(s.stats.peakLiveBytes, s.stats.liveBytes)
             s.stats.peakOwnedBytes = max(s.stats.peakOwnedBytes, s.stats.liveBytes + s.stats.cachedBytes)
-            return (nil, victims)
+            guard let recycle else { return (nil, nil, victims) }
+            var others = victims
+            return (nil, others.remove(at: recycle), others)
         }
         for v in toUnmap { Self.unmap(v.base, bytes: v.bytes) }
         if let reused { return (reused.base, reused.bytes) }
-        return (Self.map(bytes: bytes), bytes)
+        if let recycle {
+            if let base = maskdm_resize_mapping(recycle.base, recycle.bytes, bytes, Self.granularity) {
+                if huge && bytes > recycle.bytes { Self.adviseHugePages(base, bytes: bytes) }
+                return (base, bytes)
+            }
+            Self.unmap(recycle.base, bytes: recycle.bytes)   // cannot resize: unmap it after all
+            state.withLock { s in
+                s.stats.recycled -= 1
+                s.stats.evictions += 1
+            }
+        }
+        return (Self.map(bytes: bytes, hugePages: huge), bytes)
+    }
+
+    /// Whether misses resize cached buffers (`MASKDM_BUFFER_RECYCLING=0` turns it off, to measure).
+    static let recyclable = (getenv("MASKDM_BUFFER_RECYCLING").map { String(cString: $0) } ?? "1") != "0"
+
+    /// How much fresh memory resizing a cached buffer of `cached` bytes to `request` bytes costs,
+    /// ordered: shrinking (no fresh pages; the less dropped the better) before growing (the less
+    /// added the better).
+    static func recyclingCost(_ cached: Int, _ request: Int) -> Int {
+        cached >= request ? cached - request : Int.max / 2 + (request - cached)
     }
 
     /// Returns a buffer from ``allocate(sizeClass:)`` with the `bytes` it reported (to the cache,
@@ -148,8 +192,8 @@ public final class BufferPool: Sendable {
     public var statistics: Statistics { state.withLock { $0.stats } }
 
     /// Maps `bytes` (a multiple of the granularity) at a 2 MiB boundary, advised for huge pages when
-    /// ``advisesHugePages``.
-    private static func map(bytes: Int) -> UnsafeMutableRawPointer {
+    /// `hugePages`.
+    private static func map(bytes: Int, hugePages: Bool) -> UnsafeMutableRawPointer {
         let span = bytes + granularity
         guard let raw = mmap(nil, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
               raw != MAP_FAILED else {
@@ -161,19 +205,24 @@ public final class BufferPool: Sendable {
         if head > 0 { munmap(raw, head) }
         let base = raw + head
         if tail > 0 { munmap(base + bytes, tail) }
-        #if os(Linux)
-        if advisesHugePages { _ = madvise(base, bytes, 14) }   // MADV_HUGEPAGE; advisory, ignored when THP is off
-        #endif
+        if hugePages { adviseHugePages(base, bytes: bytes) }
         return base
     }
 
-    /// Whether new buffers are advised for transparent huge pages (`MADV_HUGEPAGE`): true when the
-    /// environment sets `MASKDM_HUGE_PAGES=1`. Off by default: once the pool serves a loop from
-    /// its cache, huge pages made no measurable difference to a step or a sampling pass, while on
-    /// virtual machines whose host backs memory lazily (free-page reporting) a fresh huge page
-    /// costs 3-10 times more per byte to touch first than 4 KiB pages do, which a short run pays
-    /// for every buffer it maps (about 2 s of a small@64 benchmark process).
-    public static let advisesHugePages = (getenv("MASKDM_HUGE_PAGES").map { String(cString: $0) } ?? "0") == "1"
+    private static func adviseHugePages(_ base: UnsafeMutableRawPointer, bytes: Int) {
+        #if os(Linux)
+        _ = madvise(base, bytes, 14)   // MADV_HUGEPAGE; advisory, ignored when THP is off
+        #endif
+    }
+
+    /// Whether new buffers may be advised for transparent huge pages (`MADV_HUGEPAGE`): true
+    /// unless the environment sets `MASKDM_HUGE_PAGES=0`. Huge pages ran FID feature extraction 7%
+    /// faster than 4 KiB pages (its convolutions' large activations) and made no measurable
+    /// difference to a ViT step or sampling pass; but on virtual machines whose host backs memory
+    /// lazily (free-page reporting) a fresh huge page costs 3-10 times more per byte to touch
+    /// first, which a short run pays for every buffer it maps (about 2 s of a small@64 step
+    /// benchmark process). Set `MASKDM_HUGE_PAGES=0` for many short processes on such a machine.
+    public static let advisesHugePages = (getenv("MASKDM_HUGE_PAGES").map { String(cString: $0) } ?? "1") != "0"
 
     private static func unmap(_ base: UnsafeMutableRawPointer, bytes: Int) {
         munmap(base, bytes)

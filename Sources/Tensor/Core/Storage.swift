@@ -19,13 +19,15 @@ public final class TensorStorage: @unchecked Sendable {
     private let pooledBytes: Int
 
     /// Allocates uninitialised storage for `count` floats (at least one byte is allocated).
-    /// Buffers of a megabyte or more come from (and return to) ``BufferPool/shared``.
-    public init(uninitializedCount count: Int) {
+    /// Buffers of a megabyte or more come from (and return to) ``BufferPool/shared``;
+    /// `hugePages: false` keeps a newly mapped one in 4 KiB pages (see
+    /// ``BufferPool/allocate(sizeClass:hugePages:)``).
+    public init(uninitializedCount count: Int, hugePages: Bool = true) {
         precondition(count >= 0, "TensorStorage: negative count \(count)")
         let bytes = max(count, 1) * 4
         let raw: UnsafeMutableRawPointer
         if let sizeClass = BufferPool.sizeClass(forBytes: bytes) {
-            (raw, pooledBytes) = BufferPool.shared.allocate(sizeClass: sizeClass)
+            (raw, pooledBytes) = BufferPool.shared.allocate(sizeClass: sizeClass, hugePages: hugePages)
         } else {
             raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
             pooledBytes = 0

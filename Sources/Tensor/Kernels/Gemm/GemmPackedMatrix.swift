@@ -38,7 +38,9 @@ extension Gemm {
             self.k = k
             instructionSet = Gemm.instructionSet
             let isa = instructionSet.rawValue, tb: Int32 = transposeB ? 1 : 0
-            panels = TensorStorage(uninitializedCount: Int(maskdm_sgemm_packed_b_size(isa, Int32(n), Int32(k))))
+            // 4 KiB pages: the kernel streams the panels in order, so huge pages buy little, and
+            // a fresh huge page is slow to touch first on a VM whose host backs memory lazily.
+            panels = TensorStorage(uninitializedCount: Int(maskdm_sgemm_packed_b_size(isa, Int32(n), Int32(k))), hugePages: false)
             let nr = Gemm.columnTile(isa), tiles = (n + nr - 1) / nr
             let bp = SendablePointer(b), dst = SendablePointer(panels.mutableBase)
             parallelFor(tiles) { range in   // one contiguous run of panels per thread
