@@ -49,7 +49,8 @@ public final class BufferPool: Sendable {
         /// Cached buffers unmapped to make room.
         public var evictions = 0
         /// Misses served by resizing a cached buffer that would otherwise have been unmapped to
-        /// make room: the pages it keeps need no fresh memory (see ``allocate(sizeClass:)``).
+        /// make room: the pages it keeps need no fresh memory (see
+        /// ``BufferPool/allocate(sizeClass:hugePages:)``).
         public var recycled = 0
     }
 
@@ -162,8 +163,8 @@ public final class BufferPool: Sendable {
         cached >= request ? cached - request : Int.max / 2 + (request - cached)
     }
 
-    /// Returns a buffer from ``allocate(sizeClass:)`` with the `bytes` it reported (to the cache,
-    /// or to the kernel when the pool is disabled).
+    /// Returns a buffer from ``allocate(sizeClass:hugePages:)`` with the `bytes` it reported (to the
+    /// cache, or to the kernel when the pool is disabled).
     public func deallocate(_ base: UnsafeMutableRawPointer, sizeClass bytes: Int) {
         let keep = isEnabled
         state.withLock { s in
