@@ -21,7 +21,7 @@ func benchFID(threads: Int, quick: Bool) throws {
         _ = network.features(images, batchSize: batch)
         times.append((now() - t0) * 1000)
     }
-    let after = BufferPool.shared.statistics
+    let pool = poolCounters(since: before)
     times.sort()
     let ms = times[times.count / 2]
     let peak = measuredPeak(threads: threads)
@@ -29,6 +29,5 @@ func benchFID(threads: Int, quick: Bool) throws {
     emit([("name", "fid_features_b\(batch)"), ("config", "FID Inception-v3, \(side) px -> 299, batch \(batch)"),
           ("threads", threads), ("median_ms", ms), ("images_per_second", Double(batch) * 1000 / ms),
           ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
-          ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits), ("pool_misses", after.misses - before.misses),
-          ("pool_evictions", after.evictions - before.evictions)])
+          ("peak_rss_mb", peakRSSMiB())] + pool)
 }

@@ -48,11 +48,10 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         var marks: [UInt64] = [start]   // after each network evaluation
         _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng,
                                 progress: { _, _ in marks.append(DispatchTime.now().uptimeNanoseconds) })
-        let end = DispatchTime.now().uptimeNanoseconds
-        let seconds = Double(end - start) / 1e9
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let pool = poolCounters(since: before)
         let calls = zip(marks.dropFirst(), marks).map { Double($0 - $1) / 1e6 }   // ms, the sampler's update included
         let laterCalls = calls.dropFirst().sorted()
-        let after = BufferPool.shared.statistics
         // The network's FLOPs only (a full-token forward pass per evaluation); the samplers' updates
         // are element-wise and not counted.
         let gflops = Double(sampler.networkEvaluations) * forwardFlops(c.config, batch: c.batch, visible: c.config.patchCount) / seconds / 1e9
@@ -60,8 +59,7 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
               ("threads", threads), ("median_ms", seconds * 1000), ("images_per_second", Double(c.batch) / seconds),
               ("gflops", gflops), ("peak_share", gflops / peak.gflops), ("peak_gflops", peak.gflops), ("isa", peak.isa), ("blocking", Gemm.blocking.environmentName),
               ("first_call_ms", calls.first ?? 0), ("median_call_ms", laterCalls.isEmpty ? 0 : laterCalls[laterCalls.count / 2]),
-              ("peak_rss_mb", peakRSSMiB()), ("pool_hits", after.hits - before.hits),
-              ("pool_misses", after.misses - before.misses), ("pool_evictions", after.evictions - before.evictions)])
+              ("peak_rss_mb", peakRSSMiB())] + pool)
     }
 }
 

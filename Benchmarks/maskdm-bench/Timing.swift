@@ -52,6 +52,14 @@ func peakRSSMiB() -> Double {
     return .nan
 }
 
+/// The buffer pool's counters since `before` (a `BufferPool.shared.statistics` snapshot), as
+/// `emit` fields: hits, misses, evictions and recycled buffers.
+func poolCounters(since before: BufferPool.Statistics) -> [(String, Any)] {
+    let after = BufferPool.shared.statistics
+    return [("pool_hits", after.hits - before.hits), ("pool_misses", after.misses - before.misses),
+            ("pool_evictions", after.evictions - before.evictions), ("pool_recycled", after.recycled - before.recycled)]
+}
+
 /// Prints one JSON object per line.
 func emit(_ fields: [(String, Any)]) {
     let parts = fields.map { key, value -> String in

@@ -217,11 +217,10 @@ static inline void maskdm_cpu_relax(void) {
 /// pairwise dot products (VDPBF16PS: 4 operations per lane), its peak in mixed precision.
 double maskdm_fma_peak_flops(int isa, long iterations);
 
-/// Resizes a private anonymous mapping of `old_bytes` at `base` (page multiples) to `new_bytes`,
-/// keeping its pages: shrinking drops the tail in place; growing extends in place when it can,
-/// else moves the pages (without copying) to an `alignment`-aligned range (a power of two), and
-/// only the added pages are new. Returns the mapping's address, or NULL when it cannot (`base`
-/// is then still mapped as it was; always NULL off Linux).
-void *maskdm_resize_mapping(void *base, size_t old_bytes, size_t new_bytes, size_t alignment);
+/// Resizes the mapping of `old_bytes` at `base` to `new_bytes` keeping its pages (Linux
+/// `mremap`): in place when `destination` is NULL, else moved (without copying) to
+/// `destination`, replacing whatever was mapped there. Returns the mapping's address, or NULL
+/// when it cannot (`base` is then still mapped as it was; always NULL off Linux).
+void *maskdm_remap(void *base, size_t old_bytes, size_t new_bytes, void *destination);
 
 #endif

@@ -140,7 +140,7 @@ public final class BufferPool: Sendable {
         for v in toUnmap { Self.unmap(v.base, bytes: v.bytes) }
         if let reused { return (reused.base, reused.bytes) }
         if let recycle {
-            if let base = maskdm_resize_mapping(recycle.base, recycle.bytes, bytes, Self.granularity) {
+            if let base = Self.resize(recycle, to: bytes) {
                 if huge && bytes > recycle.bytes { Self.adviseHugePages(base, bytes: bytes) }
                 return (base, bytes)
             }
@@ -195,10 +195,18 @@ public final class BufferPool: Sendable {
     /// Maps `bytes` (a multiple of the granularity) at a 2 MiB boundary, advised for huge pages when
     /// `hugePages`.
     private static func map(bytes: Int, hugePages: Bool) -> UnsafeMutableRawPointer {
-        let span = bytes + granularity
-        guard let raw = mmap(nil, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              raw != MAP_FAILED else {
+        guard let base = mapAligned(bytes: bytes, protection: PROT_READ | PROT_WRITE) else {
             fatalError("BufferPool: cannot map \(bytes) bytes (errno \(errno)): out of memory")
+        }
+        if hugePages { adviseHugePages(base, bytes: bytes) }
+        return base
+    }
+
+    /// A private anonymous mapping of `bytes` at a 2 MiB boundary with `protection`, or nil.
+    private static func mapAligned(bytes: Int, protection: Int32) -> UnsafeMutableRawPointer? {
+        let span = bytes + granularity
+        guard let raw = mmap(nil, span, protection, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            return nil
         }
         let address = UInt(bitPattern: raw)
         let aligned = (address + UInt(granularity) - 1) & ~UInt(granularity - 1)
@@ -206,8 +214,22 @@ public final class BufferPool: Sendable {
         if head > 0 { munmap(raw, head) }
         let base = raw + head
         if tail > 0 { munmap(base + bytes, tail) }
-        if hugePages { adviseHugePages(base, bytes: bytes) }
         return base
+    }
+
+    /// `block` resized to `bytes`, keeping its pages: shrunk in place (the tail unmapped), grown in
+    /// place when the pages after it are free, else moved without copying to a new 2 MiB-aligned
+    /// range; nil when it cannot be grown (`block` is then still mapped as it was).
+    private static func resize(_ block: Block, to bytes: Int) -> UnsafeMutableRawPointer? {
+        if bytes <= block.bytes {
+            if bytes < block.bytes { unmap(block.base + bytes, bytes: block.bytes - bytes) }
+            return block.base
+        }
+        if let grown = maskdm_remap(block.base, block.bytes, bytes, nil) { return grown }
+        guard let destination = mapAligned(bytes: bytes, protection: PROT_NONE) else { return nil }
+        if let moved = maskdm_remap(block.base, block.bytes, bytes, destination) { return moved }
+        unmap(destination, bytes: bytes)
+        return nil
     }
 
     private static func adviseHugePages(_ base: UnsafeMutableRawPointer, bytes: Int) {
