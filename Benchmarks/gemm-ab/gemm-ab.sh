@@ -13,7 +13,8 @@
 # OPTIONS go to the harness (gemm_ab.c): --rounds N (default 15), --warm (operands cache-warm;
 # default cold, as inside a training step), --isa avx2|avx512|avx512-emulated|avx512-bf16, --set
 # masked|unmasked|all (the small@64 step's linear-layer products per share; default masked),
-# --shape NAME:OP:M:N:K (repeatable, replaces the set).
+# --shape NAME:OP:M:N:K (repeatable, replaces the set). GEMM_AB_KEEP=1 keeps the build directory
+# (its path is in the harness's command under `bash -x`), e.g. to profile one variant with perf.
 #
 # Examples: is the working tree's kernel faster than the last commit's on the masked step's
 # shapes? Is the AVX-512 kernel faster than the AVX2 one on this CPU? Would other cache blocks
@@ -31,14 +32,14 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds|--isa|--set|--shape) options+=("$1" "$2"); shift 2 ;;
         --warm) options+=("$1"); shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         -*) echo "gemm-ab: unknown option $1" >&2; exit 2 ;;
         *) variants+=("$1"); shift ;;
     esac
 done
-[[ ${#variants[@]} -ge 1 ]] || { sed -n '2,21p' "$0"; exit 2; }
+[[ ${#variants[@]} -ge 1 ]] || { sed -n '2,24p' "$0"; exit 2; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${GEMM_AB_KEEP:-} ]] || rm -rf "$work"' EXIT
 "$cc" -O2 -o "$work/gemm_ab" "$root/Benchmarks/gemm-ab/gemm_ab.c" -ldl -lm
 libs=()
 for i in "${!variants[@]}"; do

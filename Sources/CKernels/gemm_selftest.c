@@ -1,5 +1,5 @@
 // Self-test of the vectorised packer against the portable one, for every panel width the kernels
-// use (6 and 16 for AVX2, 8 and 32 for AVX-512), so AVX-512's packing is checked even on CPUs
+// use (6 and 16 for AVX2; 8, 14 (the streamed tile's rows) and 32 for AVX-512), so AVX-512's packing is checked even on CPUs
 // that cannot run its micro-kernel; and the bf16 packer's vectorised paths against its portable one.
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +44,9 @@ static float index_value(size_t i) { return (float)i; }
 
 int maskdm_gemm_pack_self_test(void) {
     if (!maskdm_gemm_isa_supported(MASKDM_GEMM_ISA_AVX2)) return -1;
-    const int widths[] = {MDM_AVX2_MR, MDM_AVX512_MR, MDM_AVX2_NR, MDM_AVX512_NR};
-    const int depths[] = {1, 7, 8, 17, 64};
-    return compare_packers(mdm_pack_generic, mdm_pack_avx2, widths, 4, depths, 5, 0, 0, index_value);
+    const int widths[] = {MDM_AVX2_MR, MDM_AVX512_MR, MDM_AVX512S_MR, MDM_AVX2_NR, MDM_AVX512_NR};
+    const int depths[] = {1, 7, 8, 17, 64, 70};
+    return compare_packers(mdm_pack_generic, mdm_pack_avx2, widths, 5, depths, 6, 0, 0, index_value);
 }
 
 /// Source value i of the bf16 self-test: mostly values with low mantissa bits set (every rounding
