@@ -3,6 +3,7 @@
 //        .build/release/maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
 //        .build/release/maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]   (tile sweep)
 //        .build/release/maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...   (a linear layer's three products)
+//        .build/release/maskdm-bench passes-ab demo|tiny|small BATCH SETTING_A SETTING_B   (in-process A/B)
 //        .build/release/maskdm-bench --help
 import Foundation
 import Tensor
@@ -20,6 +21,9 @@ let usage = """
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
            maskdm-bench packed-weights BATCH [--quick]   (small@64 passes, weights packed once vs per pass)
+           maskdm-bench passes-ab demo|tiny|small BATCH SETTING_A SETTING_B [--quick]
+               (network passes alternating between two settings in one process; SETTING: default, or
+                KEY=VALUE,... with isa=avx2|avx512|..., blocking=resident|streamed, threads=N, packed=1|0)
            maskdm-bench load-memory FILE...
     environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512, avx512-emulated, avx512-bf16 or openblas), MASKDM_BATCH_SPLIT
     """
@@ -65,6 +69,8 @@ Parallel.$threads.withValue(threads) {
             print("usage: maskdm-bench packed-weights BATCH"); exit(2)
         }
         benchPackedWeights(batch: batch, threads: threads, quick: quick)
+    case "passes-ab":
+        do { try benchPassesAB(Array(positional.dropFirst()), threads: threads, quick: quick) } catch { print("\(error)"); exit(2) }
     case "gemm-shapes":
         do { try benchGemmShapes(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
     case "attention-tiles":
