@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the two-stage MaskDM pipeline on the embedded
 # default data) and `make test` (the test suite). Both install what they need first.
-.PHONY: setup demo test mpi bench bench-compare python reference doc-coverage fuzz sanitize
+.PHONY: setup demo test mpi bench bench-compare bench-lockstep python reference doc-coverage fuzz sanitize
 
 setup:
 	./scripts/setup.sh
@@ -42,6 +42,12 @@ bench: setup
 bench-compare: setup python
 	swift build -c release --product maskdm-bench
 	.venv/bin/python Benchmarks/compare.py $(SUITE) $(ARGS)
+
+# The step cases (or, with ARGS="--case sample_demo_dpm20 ...", sampling runs) of both sides as live
+# processes, alternated step by step: ratios that drift in the machine's speed cannot bias.
+bench-lockstep: setup python
+	swift build -c release --product maskdm-bench
+	.venv/bin/python Benchmarks/lockstep.py $(ARGS)
 
 # Share of the public API with doc comments, from the compiler's symbol graphs (a debug build).
 doc-coverage:

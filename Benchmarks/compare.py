@@ -162,6 +162,18 @@ def masked_speedups(sides: dict) -> list[dict]:
     return out
 
 
+def print_table(header, rows):
+    """Prints `header`, a rule and `rows` (cells as strings) in columns: the first left-aligned,
+    the others right-aligned."""
+    cells = [[str(c) for c in row] for row in [header] + list(rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    line = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    print(line(cells[0]))
+    print(line(["-" * w for w in widths]))
+    for row in cells[1:]:
+        print(line(row))
+
+
 def fmt(v, digits=4):
     return "-" if v is None else f"{v:.{digits}g}"
 
@@ -317,9 +329,6 @@ def main():
                if with_ref else ())
             + (fmt(r["swift_gflops"]), share(r["swift_peak_share"]), fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"]))
             for r in results]
-    widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
     print(f"CPU: {cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'fp32'} peak "
           + (f"{peak['gflops']:.0f} GFLOP/s on {peak['threads']} threads ({peak['isa']}, {peak['gflops_per_core']:.0f} per core)"
              if peak else "unknown (no Swift binary)"))
@@ -332,10 +341,7 @@ def main():
         probe = subprocess.run([torch_python(), "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                                capture_output=True, text=True)
         print(f"PyTorch CPU capability under --avx2: {probe.stdout.strip() or 'unknown (' + probe.stderr.strip()[-200:] + ')'}")
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for r in rows:
-        print(line(r))
+    print_table(header, rows)
     for sp in speedups:
         print(f"masked speedup {sp['network']} (unmasked ms / block4 90% ms): "
               + ", ".join(f"{side} {sp[side]:.2f}x" + (f" (rounds {spread(sp[side + '_rounds'])})" if sp[side + "_rounds"] else "")

@@ -29,8 +29,10 @@ struct SamplingCase {
 }
 
 /// Runs the sampling cases: `cases` names the ones to run (all when empty; `quick` skips the
-/// small network's 100-step DDIM run unless it is named).
-func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
+/// small network's 100-step DDIM run unless it is named). With `serve` the runs are made on request
+/// (`servedMedianMs`: one whole run per `step` line, for `Benchmarks/lockstep.py`) and the row
+/// reports their median.
+func benchSampling(threads: Int, quick: Bool, cases: [String] = [], serve: Bool = false) throws {
     let chosen = cases.isEmpty ? SamplingCase.all.filter { !(quick && $0.name.contains("small_ddim")) }
                                : SamplingCase.all.filter { cases.contains($0.name) }
     let peak = measuredPeak(threads: threads)   // before any run, on a cool machine
@@ -44,11 +46,23 @@ func benchSampling(threads: Int, quick: Bool, cases: [String] = []) throws {
         let x = Tensor.randomNormal([c.batch, 3, c.config.imageHeight, c.config.imageWidth], using: &rng)
         _ = model.predictNoise(x, timesteps: [Float](repeating: 500, count: c.batch))       // warm-up
         let before = BufferPool.shared.statistics
-        let start = DispatchTime.now().uptimeNanoseconds
-        var marks: [UInt64] = [start]   // after each network evaluation
-        _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng,
-                                progress: { _, _ in marks.append(DispatchTime.now().uptimeNanoseconds) })
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        var marks: [UInt64] = []   // the start of the (last) run, then the end of each network evaluation
+        var failure: Error?
+        func run() {
+            marks = [DispatchTime.now().uptimeNanoseconds]
+            do {
+                _ = try Sampling.sample(model: model, count: c.batch, batchSize: c.batch, sampler: sampler, using: &rng,
+                                        progress: { _, _ in marks.append(DispatchTime.now().uptimeNanoseconds) })
+            } catch { failure = error }
+        }
+        let seconds: Double
+        if serve {
+            seconds = (servedMedianMs(warmup: 0, run) ?? .nan) / 1000
+        } else {
+            run()
+            seconds = Double(DispatchTime.now().uptimeNanoseconds - marks[0]) / 1e9
+        }
+        if let failure { throw failure }
         let pool = poolCounters(since: before)
         let calls = zip(marks.dropFirst(), marks).map { Double($0 - $1) / 1e6 }   // ms, the sampler's update included
         let laterCalls = calls.dropFirst().sorted()

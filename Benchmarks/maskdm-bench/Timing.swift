@@ -22,6 +22,26 @@ func medianMs(warmup: Int = 2, reps: Int, _ body: () -> Void) -> Double {
     return times[times.count / 2]
 }
 
+/// Lock-step timing driven by another process (`Benchmarks/lockstep.py`): after `warmup` untimed
+/// runs it prints `{"ready": 1}`, then for every `step` line read from standard input runs `body`
+/// once and prints `{"ms": T}`. At `end` or the end of input it returns the median of the timed runs
+/// (nil if there were none). Between requests the process sleeps in `readLine`, so two servers
+/// alternated step by step never share the cores.
+func servedMedianMs(warmup: Int, _ body: () -> Void) -> Double? {
+    for _ in 0..<warmup { body() }
+    emit([("ready", 1)])
+    var times: [Double] = []
+    while let line = readLine(), line != "end" {
+        guard line == "step" else { emit([("error", "unknown request '\(line)'; expected step or end")]); continue }
+        let t0 = now()
+        body()
+        times.append((now() - t0) * 1000)
+        emit([("ms", times.last!)])
+    }
+    times.sort()
+    return times.isEmpty ? nil : times[times.count / 2]
+}
+
 /// Median milliseconds of `a` and of `b`, measured alternately: `rounds` times, a burst of `burst`
 /// timed calls of each side after one untimed call of it.
 func alternatingMedians(rounds: Int, burst: Int, _ a: () -> Void, _ b: () -> Void) -> (Double, Double) {

@@ -16,8 +16,10 @@ let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 
 let suite = positional.first ?? "all"
 let usage = """
     usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
-           maskdm-bench step-case NAME [--quick] [--batch N] [--split N] [--reps N]
+           maskdm-bench step-case NAME [--quick] [--batch N] [--split N] [--reps N] [--serve]
+               (--serve: one step per "step" line on stdin, for Benchmarks/lockstep.py)
            maskdm-bench sample [--quick] [--case NAME ...]   (chosen sampling runs only)
+           maskdm-bench sample --case NAME --serve   (one run per "step" line on stdin)
            maskdm-bench attention-tiles B NH T HS [ROWS,KEYS,BROWS,BKEYS ...]
            maskdm-bench gemm-shapes NAME:ROWS:IN:OUT ...
            maskdm-bench packed-weights BATCH [--quick]   (small@64 passes, weights packed once vs per pass)
@@ -51,6 +53,7 @@ Parallel.$threads.withValue(threads) {
         if let b = positiveCount("--batch") { c.batch = b }
         if let n = positiveCount("--split") { c.split = n }
         if let n = positiveCount("--reps") { c.reps = n }
+        c.serve = args.contains("--serve")
         do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
     case "load-memory":
         do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
@@ -59,7 +62,9 @@ Parallel.$threads.withValue(threads) {
         if let unknown = chosen.first(where: { name in !SamplingCase.all.contains { $0.name == name } }) {
             print("unknown sampling case \(unknown); known: \(SamplingCase.all.map(\.name))"); exit(2)
         }
-        do { try benchSampling(threads: threads, quick: quick, cases: chosen) } catch { print("error: \(error)"); exit(1) }
+        let serve = args.contains("--serve")
+        if serve && chosen.count != 1 { print("sample --serve needs exactly one --case"); exit(2) }
+        do { try benchSampling(threads: threads, quick: quick, cases: chosen, serve: serve) } catch { print("error: \(error)"); exit(1) }
     case "fid":
         do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
     case "peak":

@@ -3,6 +3,7 @@
 
     .venv/bin/python Benchmarks/pytorch/bench_torch.py matmul|attention|step|all [--quick] [--threads N]
                                                       [--attn sdpa|vanilla] [--no-isolate]
+    .venv/bin/python Benchmarks/pytorch/bench_torch.py step|sample --case NAME --serve   (driven by lockstep.py)
 
 Suites:
   matmul     matmul_<layer>_<unmasked|masked90> for the small config's Linear shapes at batch 16
@@ -20,6 +21,7 @@ below 1 means the cores were shared with other processes and the figure is noisy
 (process CPU time per run, median; with --threads 1 a contention-robust figure on a busy machine).
 """
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -62,6 +64,28 @@ def median_ms(fn, warmup: int, reps: int) -> float:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     CPU_SHARE["value"] = cpu / ((w1 - w0) * torch.get_num_threads())
     return statistics.median(times)
+
+
+def served_median_ms(fn, warmup: int) -> float:
+    """Lock-step timing driven by another process (Benchmarks/lockstep.py), as maskdm-bench's
+    `step-case --serve`: after `warmup` runs print {"ready": 1}; for every "step" line on stdin run
+    `fn` once and print {"ms": T}; at "end" or the end of input return the median (NaN if none)."""
+    for _ in range(warmup):
+        fn()
+    print(json.dumps({"ready": 1}), flush=True)
+    times = []
+    for line in sys.stdin:
+        line = line.strip()
+        if line == "end":
+            break
+        if line != "step":
+            print(json.dumps({"error": f"unknown request '{line}'; expected step or end"}), flush=True)
+            continue
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+        print(json.dumps({"ms": times[-1]}), flush=True)
+    return statistics.median(times) if times else float("nan")
 
 
 def emit(d: dict):
@@ -189,14 +213,14 @@ def run_step_case(name, args):
         ema.step.fill_(10_000)                # then measure the steady-state lerp, not the early copies
         if kind == "block":
             visible = mt.visible_count("block", cfg.grid, ratio, block)
-        masks = iter([mt.batch_mask([mt.block_mask(cfg.grid, ratio, block, rng) for _ in range(batch)])
+        masks = itertools.cycle([mt.batch_mask([mt.block_mask(cfg.grid, ratio, block, rng) for _ in range(batch)])
                       if kind == "block" else None for _ in range(warmup + reps)])
 
         def step():
             mt.train_step(model, opt, ema, sched, x0, next(masks), gen, bf16=args.bf16)
 
         flops = 3.0 * mt.forward_flops(cfg, batch, visible)
-    ms = median_ms(step, warmup=warmup, reps=reps)
+    ms = served_median_ms(step, warmup) if args.serve else median_ms(step, warmup=warmup, reps=reps)
     emit({"name": name, "config": config_string(name), "threads": args.threads, "median_ms": ms,
           "gflops": flops / ms / 1e6, "tokens": visible + 1, "params": mt.count_parameters(model),
           "attention": "reference" if args.model == "reference" else args.attn, "model": args.model,
@@ -254,9 +278,7 @@ def bench_sample(args):
         sched = mt.Schedule(mt.linear_betas(1000))
         h, w = cfg.image_hw
         x = torch.randn(batch, cfg.in_chans, h, w)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            model(x, torch.full((batch,), 500, dtype=torch.long))                 # warm-up
-            start = time.perf_counter()
+        def run():
             if kind == "ddim":
                 times = mt.ddim_times(1000, steps)
                 y = x
@@ -265,7 +287,15 @@ def bench_sample(args):
                     y = sched.ddim_update(y, t, tn, eps)
             else:
                 dpm_solver_pp_2m(model, sched, x, steps)
-            seconds = time.perf_counter() - start
+
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            model(x, torch.full((batch,), 500, dtype=torch.long))                 # warm-up
+            if args.serve:
+                seconds = served_median_ms(run, warmup=0) / 1000
+            else:
+                start = time.perf_counter()
+                run()
+                seconds = time.perf_counter() - start
         label = f"{h}px p{cfg.patch_size} D{cfg.encoder_embed_dim} b{batch} {kind}{steps}"
         emit({"name": name, "config": label, "threads": args.threads, "median_ms": seconds * 1000,
               "images_per_second": batch / seconds, "peak_rss_mb": peak_rss_mb(),
@@ -303,6 +333,8 @@ def main():
                     help="step cases: our PyTorch port (maskdm_torch.py) or the reference repository's models/mask_uvit.py")
     ap.add_argument("--reference-repo", help="a checkout of github.com/jiachenlei/maskdm (for --model reference); "
                     "its imports timm and einops must be importable (PYTHONPATH)")
+    ap.add_argument("--serve", action="store_true",
+                    help="with one --case: a step (or a whole sampling run) per 'step' line on stdin (Benchmarks/lockstep.py)")
     ap.add_argument("--case", action="append", choices=list(STEP_CASES) + [c[0] for c in SAMPLE_CASES],
                     help="only the named step cases or sampling runs (repeatable); a single step case runs in this process")
     args = ap.parse_args()
@@ -310,6 +342,8 @@ def main():
         ap.error("--case selects step or sample cases")
     if args.case and any((c in STEP_CASES) != (args.suite == "step") for c in args.case):
         ap.error(f"--case names a case of another suite than {args.suite}")
+    if args.serve and (args.suite not in ("step", "sample") or len(args.case) != 1):
+        ap.error("--serve needs the step or sample suite and exactly one --case")
     if args.model == "reference" and not args.reference_repo:
         ap.error("--model reference needs --reference-repo")
     torch.set_num_threads(args.threads)
