@@ -27,12 +27,13 @@ import Testing
     }
 
     /// Measured rates: positive for every kernel this CPU runs, 0 for the others, for OpenBLAS
-    /// and for an empty loop.
+    /// and for an empty loop. (Positive, not a speed: with the suite's other tests on the same
+    /// cores a short loop can read under 1 GFLOP/s, as the emulated kernel once did in CI.)
     @Test func measuredPeakIsPositiveExactlyForRunnableKernels() {
         for isa in Gemm.InstructionSet.allCases {
             let rate = Gemm.measuredPeakGFLOPS(of: isa, iterations: 20_000, runs: 1)
             if isa != .none && Gemm.isaSupported(isa) {
-                #expect(rate > 1, "\(isa.environmentName): \(rate) GFLOP/s")
+                #expect(rate > 0 && rate.isFinite, "\(isa.environmentName): \(rate) GFLOP/s")
             } else {
                 #expect(rate == 0, "\(isa.environmentName): \(rate) GFLOP/s")
             }
