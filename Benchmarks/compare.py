@@ -92,6 +92,26 @@ def is_reference_checkout(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "models", "mask_uvit.py"))
 
 
+def resolve_reference(ap: argparse.ArgumentParser, args) -> None:
+    """Sets `args.reference_repo` (None with --no-reference; the local checkout of `make reference`
+    when none is named and it exists) and its `args.reference_site`; a named checkout without
+    models/mask_uvit.py is a usage error."""
+    if args.no_reference:
+        args.reference_repo = None
+    elif not args.reference_repo and is_reference_checkout(LOCAL_REFERENCE_REPO):
+        args.reference_repo = LOCAL_REFERENCE_REPO
+        args.reference_site = args.reference_site or LOCAL_REFERENCE_SITE
+    if args.reference_repo and not is_reference_checkout(args.reference_repo):
+        ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
+
+
+def add_reference_site(site: str | None) -> None:
+    """Puts `site` (where the reference model's imports timm and einops are) first on the
+    PYTHONPATH the PyTorch side inherits."""
+    if site:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+
+
 def torch_python() -> str:
     venv = os.path.join(ROOT, ".venv", "bin", "python")
     return venv if os.path.exists(venv) else sys.executable
@@ -222,13 +242,7 @@ def main():
             if "avx512_bf16" not in f.read():
                 ap.error("--bf16: this CPU has no AVX512_BF16, so the Swift side cannot run its bf16 kernel")
         os.environ["MASKDM_GEMM_ISA"] = "avx512-bf16"   # the Swift side (and its peak) runs the bf16 kernel
-    if args.no_reference:
-        args.reference_repo = None
-    elif not args.reference_repo and is_reference_checkout(LOCAL_REFERENCE_REPO):
-        args.reference_repo = LOCAL_REFERENCE_REPO
-        args.reference_site = args.reference_site or LOCAL_REFERENCE_SITE
-    if args.reference_repo and not is_reference_checkout(args.reference_repo):
-        ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
+    resolve_reference(ap, args)
 
     if args.case and args.suite not in ("step", "sample"):
         ap.error("--case selects step or sample cases: use it with the step or sample suite")
@@ -245,8 +259,8 @@ def main():
         rows = run_side([SWIFT_BIN, "peak", "--threads", str(args.threads)])
         peak = rows[0] if rows else None
     with_ref = bool(args.reference_repo) and args.suite in ("step", "all")
-    if with_ref and args.reference_site:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.reference_site, os.environ.get("PYTHONPATH")]))
+    if with_ref:
+        add_reference_site(args.reference_site)
     swift_runs, torch_runs, ref_runs = [], [], []
     flags = common[1:]
     torch_extra = ["--bf16"] if args.bf16 else []   # the Swift side's bf16 is MASKDM_GEMM_ISA, set above

@@ -104,7 +104,7 @@ def run_case(name: str, sides: dict[str, list[str]], pairs: int, gap: float) -> 
             out[f"{label}_over_swift"] = statistics.median(ratios)
             out[f"{label}_over_swift_range"] = [min(ratios), max(ratios)]
             out[f"{label}_over_swift_quartiles"] = list(quartiles(ratios))
-    for key in ("gflops", "peak_share", "peak_gflops", "isa", "peak_rss_mb"):
+    for key in ("gflops", "peak_gflops", "isa", "peak_rss_mb"):   # the share is computed over the run
         out[f"swift_{key}"] = rows["swift"].get(key)
     return out
 
@@ -125,15 +125,9 @@ def main():
         ap.error("--pairs must be at least 1")
     if not os.path.exists(compare.SWIFT_BIN):
         sys.exit(f"error: {os.path.relpath(compare.SWIFT_BIN, compare.ROOT)} not found; build it with: {compare.BUILD_CMD}")
-    if args.no_reference:
-        args.reference_repo = None
-    elif not args.reference_repo and compare.is_reference_checkout(compare.LOCAL_REFERENCE_REPO):
-        args.reference_repo = compare.LOCAL_REFERENCE_REPO
-        args.reference_site = args.reference_site or compare.LOCAL_REFERENCE_SITE
-    if args.reference_repo and not compare.is_reference_checkout(args.reference_repo):
-        ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
-    if args.reference_repo and args.reference_site:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.reference_site, os.environ.get("PYTHONPATH")]))
+    compare.resolve_reference(ap, args)
+    if args.reference_repo:
+        compare.add_reference_site(args.reference_site)
 
     threads = ["--threads", str(args.threads)]
     first_peak = compare.run_side([compare.SWIFT_BIN, "peak"] + threads)

@@ -22,8 +22,7 @@ func benchFID(threads: Int, quick: Bool) throws {
         times.append((now() - t0) * 1000)
     }
     let pool = poolCounters(since: before)
-    times.sort()
-    let ms = times[times.count / 2]
+    let ms = median(times)
     let peak = measuredPeak(threads: threads)
     let gflops = network.convolutionFlopsPerImage * Double(batch) / ms / 1e6
     emit([("name", "fid_features_b\(batch)"), ("config", "FID Inception-v3, \(side) px -> 299, batch \(batch)"),

@@ -96,7 +96,6 @@ func benchPassesAB(_ args: [String], threads: Int, quick: Bool) throws {
     for i in 0..<(quick ? 7 : 15) {
         for side in (i % 2 == 0 ? [0, 1] : [1, 0]) { times[side].append(try pass(settings[side])) }
     }
-    let median = { (v: [Double]) in v.sorted()[v.count / 2] }
     let ratios = zip(times[0], times[1]).map { $1 / $0 }
     emit([("name", "passes_ab_\(args[0])_b\(batch)"), ("a", settings[0].description), ("b", settings[1].description),
           ("threads", threads), ("pairs", ratios.count), ("a_median_ms", median(times[0])),

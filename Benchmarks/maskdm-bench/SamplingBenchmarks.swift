@@ -101,7 +101,6 @@ func benchPackedWeights(batch: Int, threads: Int, quick: Bool) {
             return ms { _ = model.predictNoise(x, timesteps: t) }
         })
     }
-    let median = { (v: [Double]) in v.sorted()[v.count / 2] }
     emit([("name", "packed_weights_small_b\(batch)"), ("threads", threads), ("unpacked_ms", median(unpacked)),
           ("packed_ms", median(packed)), ("speedup", median(unpacked) / median(packed)),
           ("pair_ratios", zip(unpacked, packed).map { ($0 / $1 * 1000).rounded() / 1000 }),

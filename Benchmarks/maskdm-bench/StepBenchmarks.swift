@@ -40,7 +40,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
     var rng = RandomGenerator(seed: 0)
     let warmup = quick ? 1 : 2, reps = c.reps ?? (quick ? 3 : 5)
     /// The median of `reps` steps in a row, or of the steps requested when serving (NaN: none).
-    func timeSteps(_ c: StepCase, warmup: Int, reps: Int, _ body: () -> Void) -> Double {
+    func timeSteps(_ body: () -> Void) -> Double {
         c.serve ? servedMedianMs(warmup: warmup, body) ?? .nan : medianMs(warmup: warmup, reps: reps, body)
     }
     let ms: Double
@@ -54,7 +54,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         // One step of a sampling run, which packs the weights once (`Sampling.sample`): the
         // warm-up step packs them here.
         ms = model.store.withPackedWeights {
-            timeSteps(c, warmup: warmup, reps: reps) {
+            timeSteps {
                 let eps = model.predictNoise(x0, timesteps: [Float](repeating: 500, count: c.batch))
                 _ = ddim.step(x: x0, eps: eps, from: 500, to: 496, noise: Tensor.randomNormal(x0.shape, using: &srng))
             }
@@ -68,7 +68,7 @@ func runStepCase(_ c: StepCase, quick: Bool, threads: Int) throws {
         // The path a training run takes: the step's images picked from a dataset with each
         // sample's generator, then each sample's timestep, noise and mask drawn from it.
         let data = TensorDataset(images: x0)
-        ms = timeSteps(c, warmup: warmup, reps: reps) {
+        ms = timeSteps {
             _ = try? trainer.trainStep(batch: trainer.prepareBatch(forStep: trainer.step, from: data))
         }
         timings = trainer.lastStepTimings

@@ -9,6 +9,11 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+/// The median of `values` (the upper one of an even count), as every benchmark here reports it.
+func median(_ values: [Double]) -> Double {
+    values.sorted()[values.count / 2]
+}
+
 /// Median milliseconds of `reps` timed runs after `warmup` untimed ones.
 func medianMs(warmup: Int = 2, reps: Int, _ body: () -> Void) -> Double {
     for _ in 0..<warmup { body() }
@@ -18,8 +23,7 @@ func medianMs(warmup: Int = 2, reps: Int, _ body: () -> Void) -> Double {
         body()
         times.append((now() - t0) * 1000)
     }
-    times.sort()
-    return times[times.count / 2]
+    return median(times)
 }
 
 /// Lock-step timing driven by another process (`Benchmarks/lockstep.py`): after `warmup` untimed
@@ -38,8 +42,7 @@ func servedMedianMs(warmup: Int, _ body: () -> Void) -> Double? {
         times.append((now() - t0) * 1000)
         emit([("ms", times.last!)])
     }
-    times.sort()
-    return times.isEmpty ? nil : times[times.count / 2]
+    return times.isEmpty ? nil : median(times)
 }
 
 /// Median milliseconds of `a` and of `b`, measured alternately: `rounds` times, a burst of `burst`
