@@ -4,6 +4,7 @@
     python3 Benchmarks/compare.py matmul|attention|step|sample|fid|all [--quick] [--threads N] [--rounds 3] [--json]
     python3 Benchmarks/compare.py step --case step_small_block4_90 [--case ...] --rounds 7   (chosen step cases only)
     python3 Benchmarks/compare.py sample --case sample_small_dpm20 [--case ...]   (chosen sampling runs only)
+    python3 Benchmarks/compare.py gemm-shapes NAME:ROWS:IN:OUT ... [--threads 1]   (a linear layer's 3 products)
 
 Runs the two sides alternately (swift, torch, swift, torch, ...) for --rounds rounds, matches cases by
 (name, shape or config), takes each case's median over the rounds, and prints: case, swift ms, torch
@@ -211,7 +212,12 @@ def cpu_model() -> str:
 
 def main():
     ap = argparse.ArgumentParser(description="Swift vs PyTorch benchmark table")
-    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "fid", "all"])
+    ap.add_argument("suite", nargs="?", default="all",
+                    choices=["matmul", "gemm-shapes", "attention", "step", "sample", "fid", "all"])
+    ap.add_argument("shapes", nargs="*", metavar="NAME:ROWS:IN:OUT",
+                    help="gemm-shapes: linear layers whose forward, weight-gradient and input-gradient products "
+                         "both sides time on fresh operands (e.g. small_fc1:264:512:2048, a masked small@64 "
+                         "step's fc1 on one thread's share)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
@@ -250,7 +256,9 @@ def main():
     if wrong:
         ap.error(f"--case {wrong[0]} is not a {args.suite} case (step cases: step_* and sample_step_small; "
                  "sampling runs: the other sample_*)")
-    common = [args.suite] + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
+    if (args.suite == "gemm-shapes") != bool(args.shapes):
+        ap.error("NAME:ROWS:IN:OUT shapes go with the gemm-shapes suite, which needs at least one")
+    common = [args.suite] + args.shapes + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:
         print(f"note: {os.path.relpath(SWIFT_BIN, ROOT)} not found; build it with: {BUILD_CMD}", file=sys.stderr)

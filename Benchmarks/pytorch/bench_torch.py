@@ -4,10 +4,14 @@
     .venv/bin/python Benchmarks/pytorch/bench_torch.py matmul|attention|step|all [--quick] [--threads N]
                                                       [--attn sdpa|vanilla] [--no-isolate]
     .venv/bin/python Benchmarks/pytorch/bench_torch.py step|sample --case NAME --serve   (driven by lockstep.py)
+    .venv/bin/python Benchmarks/pytorch/bench_torch.py gemm-shapes NAME:ROWS:IN:OUT ... [--threads N]
 
 Suites:
   matmul     matmul_<layer>_<unmasked|masked90> for the small config's Linear shapes at batch 16
              (257 / 33 tokens) and matmul_square_<s>; F.linear(x, w) (x W^T, no bias).
+  gemm-shapes  a linear layer's three training products, named as maskdm-bench's gemm-shapes
+             (gemm_NAME: y = x W^T; gemm_NAME_dW: dy^T x; gemm_NAME_dx: dy W), each on fresh
+             random operands, median of 3 alternating timings as maskdm-bench takes them.
   attention  name "attention", shape "(B, NH, T, HS)": F.scaled_dot_product_attention forward
              (no grad) and forward + backward.
   step       whole training steps of the MaskedUViT (forward, loss, backward, AdamW, EMA update):
@@ -117,6 +121,35 @@ def bench_matmul(args):
             ms = median_ms(lambda: F.linear(x, w), warmup=1, reps=reps)
         emit({"name": f"matmul_{name}", "shape": f"({m}x{k})x({k}x{n})^T", "threads": args.threads,
               "median_ms": ms, "gflops": flops / ms / 1e6})
+
+
+def bench_gemm_shapes(args):
+    g = torch.Generator().manual_seed(0)
+    for spec in args.shapes:
+        name, rows, in_dim, out_dim = parse_shape(spec)
+        x = torch.randn(rows, in_dim, generator=g)
+        w = torch.randn(out_dim, in_dim, generator=g)
+        dy = torch.randn(rows, out_dim, generator=g)
+        products = [("", "NT", rows, out_dim, in_dim, lambda: F.linear(x, w)),
+                    ("_dW", "TN", out_dim, in_dim, rows, lambda: dy.t().mm(x)),
+                    ("_dx", "NN", rows, in_dim, out_dim, lambda: dy.mm(w))]
+        for suffix, layout, m, n, k, fn in products:
+            flops = 2.0 * m * n * k
+            reps = max(5, min(50, int(2e10 / flops)))
+            with torch.no_grad():
+                ms = sorted(median_ms(fn, warmup=1, reps=reps) for _ in range(3))[1]
+            emit({"name": f"gemm_{name}{suffix}", "shape": f"{layout} m {m} n {n} k {k}", "threads": args.threads,
+                  "median_ms": ms, "gflops": flops / ms / 1e6})
+
+
+def parse_shape(spec):
+    parts = spec.split(":")
+    try:
+        if len(parts) != 4 or min(int(p) for p in parts[1:]) <= 0:
+            raise ValueError
+        return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError:
+        raise SystemExit(f"gemm-shapes: '{spec}' is not NAME:ROWS:IN:OUT with positive sizes")
 
 
 # --------------------------------------------------------------------------------------- attention
@@ -321,7 +354,9 @@ def bench_step(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("suite", nargs="?", default="all", choices=["matmul", "attention", "step", "sample", "all"])
+    ap.add_argument("suite", nargs="?", default="all",
+                    choices=["matmul", "gemm-shapes", "attention", "step", "sample", "all"])
+    ap.add_argument("shapes", nargs="*", metavar="NAME:ROWS:IN:OUT", help="gemm-shapes: the linear layers")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--attn", choices=["sdpa", "vanilla"], default="sdpa",
@@ -346,7 +381,11 @@ def main():
         ap.error("--serve needs the step or sample suite and exactly one --case")
     if args.model == "reference" and not args.reference_repo:
         ap.error("--model reference needs --reference-repo")
+    if (args.suite == "gemm-shapes") != bool(args.shapes):
+        ap.error("NAME:ROWS:IN:OUT shapes go with the gemm-shapes suite, which needs at least one")
     torch.set_num_threads(args.threads)
+    if args.suite == "gemm-shapes":
+        bench_gemm_shapes(args)
     if args.suite in ("matmul", "all"):
         bench_matmul(args)
     if args.suite in ("attention", "all"):

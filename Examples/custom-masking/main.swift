@@ -58,6 +58,11 @@ let folder = URL(fileURLWithPath: "runs/custom-masking-example")
 try? FileManager.default.removeItem(at: folder)       // a fresh run each time
 let run = try TrainingRun(folder: folder, config: config, masking: strategy)
 let summary = try run.train(on: TensorDataset(images: Image.batch(images)))
-let first = run.records.prefix(5).map(\.loss).reduce(0, +) / 5
-print(String(format: "%d masked steps with %@: loss %.4f -> %.4f, recorded as %@", summary.step, strategy.description,
-             first, summary.finalLoss, run.trainer.recipe.mask.description))
+// Mean loss over the first and the last few steps (windows that do not overlap, so a short run
+// compares its start with its end rather than with itself).
+let window = max(1, min(5, run.records.count / 2))
+let losses = run.records.map(\.loss)
+let first = losses.prefix(window).reduce(0, +) / Float(window)
+let last = losses.suffix(window).reduce(0, +) / Float(window)
+print(String(format: "%d masked steps with %@: loss %.4f (first %d) -> %.4f (last %d), recorded as %@", summary.step,
+             strategy.description, first, window, last, window, run.trainer.recipe.mask.description))
