@@ -31,7 +31,8 @@ reference: python
 	./scripts/setup-reference.sh
 
 # SUITE picks the cases (default all; bench: peak, matmul, gemm, attention, step, sample, fid;
-# bench-compare: matmul, attention, step, sample, fid), ARGS adds options:
+# bench-compare: matmul, gemm-shapes (with NAME:ROWS:IN:OUT shapes in ARGS), attention, step, sample, fid),
+# ARGS adds options:
 #   make reference; make bench-compare SUITE=step ARGS="--quick"   (reference model as a third side).
 SUITE ?= all
 
