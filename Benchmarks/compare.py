@@ -113,6 +113,19 @@ def add_reference_site(site: str | None) -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
 
 
+def parse_linear_shape(spec: str) -> tuple[str, int, int, int]:
+    """A gemm-shapes layer `NAME:ROWS:IN:OUT` as (name, rows, in, out); ValueError, naming the
+    spec, unless the three sizes are positive integers (maskdm-bench refuses the same)."""
+    parts = spec.split(":")
+    try:
+        sizes = [int(p) for p in parts[1:]]
+    except ValueError:
+        sizes = []
+    if len(parts) != 4 or len(sizes) != 3 or min(sizes) <= 0:
+        raise ValueError(f"gemm-shapes: '{spec}' is not NAME:ROWS:IN:OUT with positive sizes")
+    return parts[0], sizes[0], sizes[1], sizes[2]
+
+
 def torch_python() -> str:
     venv = os.path.join(ROOT, ".venv", "bin", "python")
     return venv if os.path.exists(venv) else sys.executable
@@ -258,6 +271,11 @@ def main():
                  "sampling runs: the other sample_*)")
     if (args.suite == "gemm-shapes") != bool(args.shapes):
         ap.error("NAME:ROWS:IN:OUT shapes go with the gemm-shapes suite, which needs at least one")
+    for spec in args.shapes:   # refused here, before either side has timed anything
+        try:
+            parse_linear_shape(spec)
+        except ValueError as e:
+            ap.error(str(e))
     common = [args.suite] + args.shapes + (["--quick"] if args.quick else []) + ["--threads", str(args.threads)]
     have_swift = os.path.exists(SWIFT_BIN)
     if not have_swift:

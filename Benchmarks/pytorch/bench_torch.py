@@ -39,7 +39,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import maskdm_torch as mt  # noqa: E402
+from compare import parse_linear_shape  # noqa: E402  (the gemm-shapes syntax both sides share)
 from reference_stubs import StubImports  # noqa: E402
 
 
@@ -116,17 +118,20 @@ def bench_matmul(args):
         x = torch.randn(m, k, generator=g)
         w = torch.randn(n, k, generator=g)                      # (out, in): x W^T
         flops = 2.0 * m * n * k
-        reps = max(5, min(50, int(2e10 / flops)))
         with torch.no_grad():
-            ms = median_ms(lambda: F.linear(x, w), warmup=1, reps=reps)
+            ms = median_ms(lambda: F.linear(x, w), warmup=1, reps=product_reps(flops))
         emit({"name": f"matmul_{name}", "shape": f"({m}x{k})x({k}x{n})^T", "threads": args.threads,
               "median_ms": ms, "gflops": flops / ms / 1e6})
 
 
-def bench_gemm_shapes(args):
+def product_reps(flops: float) -> int:
+    """Timed runs of one matrix product: about 20 GFLOP in all, 5 to 50 (as maskdm-bench's)."""
+    return max(5, min(50, int(2e10 / flops)))
+
+
+def bench_gemm_shapes(args, layers):
     g = torch.Generator().manual_seed(0)
-    for spec in args.shapes:
-        name, rows, in_dim, out_dim = parse_shape(spec)
+    for name, rows, in_dim, out_dim in layers:
         x = torch.randn(rows, in_dim, generator=g)
         w = torch.randn(out_dim, in_dim, generator=g)
         dy = torch.randn(rows, out_dim, generator=g)
@@ -135,21 +140,10 @@ def bench_gemm_shapes(args):
                     ("_dx", "NN", rows, in_dim, out_dim, lambda: dy.mm(w))]
         for suffix, layout, m, n, k, fn in products:
             flops = 2.0 * m * n * k
-            reps = max(5, min(50, int(2e10 / flops)))
             with torch.no_grad():
-                ms = sorted(median_ms(fn, warmup=1, reps=reps) for _ in range(3))[1]
+                ms = sorted(median_ms(fn, warmup=1, reps=product_reps(flops)) for _ in range(3))[1]
             emit({"name": f"gemm_{name}{suffix}", "shape": f"{layout} m {m} n {n} k {k}", "threads": args.threads,
                   "median_ms": ms, "gflops": flops / ms / 1e6})
-
-
-def parse_shape(spec):
-    parts = spec.split(":")
-    try:
-        if len(parts) != 4 or min(int(p) for p in parts[1:]) <= 0:
-            raise ValueError
-        return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
-    except ValueError:
-        raise SystemExit(f"gemm-shapes: '{spec}' is not NAME:ROWS:IN:OUT with positive sizes")
 
 
 # --------------------------------------------------------------------------------------- attention
@@ -383,9 +377,13 @@ def main():
         ap.error("--model reference needs --reference-repo")
     if (args.suite == "gemm-shapes") != bool(args.shapes):
         ap.error("NAME:ROWS:IN:OUT shapes go with the gemm-shapes suite, which needs at least one")
+    try:   # every shape is checked before the first is timed
+        layers = [parse_linear_shape(spec) for spec in args.shapes]
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     if args.suite == "gemm-shapes":
-        bench_gemm_shapes(args)
+        bench_gemm_shapes(args, layers)
     if args.suite in ("matmul", "all"):
         bench_matmul(args)
     if args.suite in ("attention", "all"):
