@@ -41,6 +41,7 @@ bench: setup
 	.build/release/maskdm-bench $(SUITE) $(ARGS)
 
 bench-compare: setup python
+	case "$(SUITE)" in all|fid) ./scripts/fetch-fid-weights.sh ;; esac   # the PyTorch side's Inception weights
 	swift build -c release --product maskdm-bench
 	.venv/bin/python Benchmarks/compare.py $(SUITE) $(ARGS)
 

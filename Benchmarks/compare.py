@@ -106,6 +106,14 @@ def resolve_reference(ap: argparse.ArgumentParser, args) -> None:
         ap.error(f"--reference-repo {args.reference_repo} has no models/mask_uvit.py")
 
 
+def note_missing_reference(args) -> None:
+    """Says on stderr that the step cases run without the reference model, unless it was left out
+    on purpose (--no-reference)."""
+    if not args.reference_repo and not args.no_reference:
+        print("note: the reference model is left out of the step cases: `make reference` sets it up "
+              "(.cache/reference), or name a checkout with --reference-repo", file=sys.stderr)
+
+
 def add_reference_site(site: str | None) -> None:
     """Puts `site` (where the reference model's imports timm and einops are) first on the
     PYTHONPATH the PyTorch side inherits."""
@@ -285,6 +293,8 @@ def main():
         rows = run_side([SWIFT_BIN, "peak", "--threads", str(args.threads)])
         peak = rows[0] if rows else None
     with_ref = bool(args.reference_repo) and args.suite in ("step", "all")
+    if args.suite in ("step", "all"):
+        note_missing_reference(args)
     if with_ref:
         add_reference_site(args.reference_site)
     swift_runs, torch_runs, ref_runs = [], [], []

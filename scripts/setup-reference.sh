@@ -24,7 +24,13 @@ mkdir -p "$DEST"
 if [ ! -d "$REPO/.git" ]; then
     echo "setup-reference: cloning $SOURCE"
     rm -rf "$REPO.partial"
-    git clone --quiet --no-checkout "$SOURCE" "$REPO.partial"
+    if ! git clone --quiet --no-checkout "$SOURCE" "$REPO.partial"; then
+        rm -rf "$REPO.partial"
+        echo "setup-reference: could not clone $SOURCE. Without access to GitHub, point" \
+             "MASKDM_REFERENCE_GIT at a local clone or mirror of github.com/jiachenlei/maskdm" \
+             "(it needs commit $COMMIT), e.g. MASKDM_REFERENCE_GIT=/path/to/maskdm make reference" >&2
+        exit 1
+    fi
     mv "$REPO.partial" "$REPO"
 fi
 if [ "$(git -C "$REPO" rev-parse HEAD 2>/dev/null || true)" != "$COMMIT" ] || [ ! -f "$REPO/models/mask_uvit.py" ]; then
