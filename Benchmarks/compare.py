@@ -292,8 +292,9 @@ def main():
     if have_swift:
         rows = run_side([SWIFT_BIN, "peak", "--threads", str(args.threads)])
         peak = rows[0] if rows else None
-    with_ref = bool(args.reference_repo) and args.suite in ("step", "all")
-    if args.suite in ("step", "all"):
+    step_suite = args.suite in ("step", "all")
+    with_ref = bool(args.reference_repo) and step_suite
+    if step_suite:
         note_missing_reference(args)
     if with_ref:
         add_reference_site(args.reference_site)
