@@ -19,7 +19,9 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Mask: none, patch, blockB (e.g. block4), cropC (e.g. crop8).") var mask: String?
     @Option(help: "Mask ratio.") var ratio: Double?
     @Option(help: "Optimisation steps.") var steps: Int?
-    @Option(help: "Batch size.") var batch: Int?
+    @Option(help: "Batch size (images per optimisation step).") var batch: Int?
+    @Option(help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
+    var accumulate: Int?
     @Option(help: "Learning rate.") var lr: Float?
     @Option(help: "Seed of every random draw.") var seed: UInt64?
     @Option(help: "Checkpoint every K steps (the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
@@ -79,6 +81,7 @@ struct StageOptions: ParsableArguments {
         }
         if let steps { recipe.steps = steps }
         if let batch { recipe.batchSize = batch }
+        if let accumulate { recipe.accumulationSteps = accumulate }
         if let lr { recipe.learningRate = lr }
         if let seed { recipe.seed = seed }
         if let objective {
@@ -121,7 +124,9 @@ struct StageOptions: ParsableArguments {
         let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights, communicator: world)
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
               + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
-              + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "") + ", lr \(config.recipe.learningRate)"
+              + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "")
+              + (config.recipe.accumulationSteps > 1 ? " in \(config.recipe.accumulationSteps) micro-batches" : "")
+              + ", lr \(config.recipe.learningRate)"
               + ", precision \(Gemm.precision.rawValue)"   // what the products run in
               + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)

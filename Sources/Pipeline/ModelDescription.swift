@@ -76,7 +76,7 @@ public struct ModelDescription: Sendable, Equatable {
           parameters  \(parameters) (trainable)
           image       \(m.imageHeight)x\(m.imageWidth) px, patch \(m.patchSize), \(m.patchCount) patch tokens (+1 time token)
           mask        \(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible
-          training    batch \(recipe.batchSize), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
+          training    batch \(recipe.batchSize)\(recipe.accumulationSteps > 1 ? " in \(recipe.accumulationSteps) micro-batches" : ""), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
           diffusion   \(recipe.schedule) schedule, objective \(recipe.objective.referenceName), loss \(recipe.loss)
         """
     }

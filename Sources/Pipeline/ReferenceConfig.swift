@@ -13,7 +13,9 @@ import Yams
 /// (an unknown key, or a value the method here does not implement such as `decoder_depth > 0`,
 /// `use_final_conv: true`, `mlp_time_embed: true`, class conditioning). Two keys of the
 /// reference's diffusion wrapper are accepted as well: `objective` (`pred_noise`, `pred_x0`,
-/// `pred_v`) and `loss_type` (`l1`, `l2`).
+/// `pred_v`) and `loss_type` (`l1`, `l2`), and one of its `main.py` flags, `gradient_accumulate_every`
+/// (N micro-batches of `batch_size`: the recipe's batch is N x `batch_size`, its
+/// `accumulationSteps` N).
 ///
 /// ```swift
 /// let ref = try ReferenceConfig(contentsOf: URL(fileURLWithPath: "configs/transfer/celebahq_small_90p.yml"))
@@ -32,7 +34,7 @@ public struct ReferenceConfig: Sendable, Equatable {
 
     static let topLevel: Set<String> = ["batch_size", "lr", "warmup_steps", "adam_betas", "weight_decay", "ema_decay",
                                         "clip_grad", "beta_schedule", "dataset", "network", "pretrained_model_ckpt",
-                                        "objective", "loss_type", "seed"]
+                                        "objective", "loss_type", "seed", "gradient_accumulate_every"]
     static let topLevelInert: Set<String> = ["define", "results_folder", "num_workers", "normalization", "clip_max", "clip_min",
                                              "ema_update_every", "loss_weight", "p2_loss_weight_gamma", "shift", "warmup_lr",
                                              "warmup_schedule", "wandb", "name", "log_every", "save_every", "sample_every",
@@ -112,6 +114,12 @@ public struct ReferenceConfig: Sendable, Equatable {
 
         var rec = TrainingRecipe()
         rec.batchSize = try r.int(root, "batch_size") ?? rec.batchSize
+        if let n = try r.int(root, "gradient_accumulate_every") {
+            // The reference's batch_size is one micro-batch; ours is the whole step's.
+            guard n >= 1 else { throw PipelineError.badConfig(path: path, key: "gradient_accumulate_every", problem: "must be at least 1, got \(n)") }
+            rec.accumulationSteps = n
+            rec.batchSize *= n
+        }
         rec.learningRate = Float(try r.double(root, "lr") ?? Double(rec.learningRate))
         rec.warmupSteps = try r.int(root, "warmup_steps") ?? 0
         if let betas = root["adam_betas"] {

@@ -130,6 +130,13 @@ public final class DiffusionTrainer {
                 field: "batch_size",
                 problem: "\(recipe.batchSize) does not divide evenly over \(communicator.size) ranks (use a multiple of \(communicator.size))")
         }
+        guard recipe.accumulationSteps <= recipe.batchSize / communicator.size else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "accumulationSteps",
+                problem: "\(recipe.accumulationSteps) micro-batches need at least \(recipe.accumulationSteps) images per rank; "
+                    + "the batch of \(recipe.batchSize) gives \(recipe.batchSize / communicator.size)"
+                    + (communicator.size > 1 ? " on each of \(communicator.size) ranks" : ""))
+        }
         self.communicator = communicator
         dataParallelThreads = try Self.environmentSplit()
         localBatchSize = recipe.batchSize / communicator.size
@@ -271,7 +278,37 @@ public final class DiffusionTrainer {
         var value: Float
         var pending: (tape: Tape, loss: Variable)?
         var summedSquares: Double?   // the gradient's sum of squares, when the split's sum took it
-        if parts > 1 {
+        let micro = Swift.min(recipe.accumulationSteps, b)
+        if micro > 1 {
+            // Gradient accumulation: each micro-batch's forward and backward pass in turn (its
+            // activations freed before the next), its loss seeded with its fraction of the batch,
+            // so the arena ends with the gradient of the whole batch's mean loss.
+            let parts = parallelShareCount(requested, of: b / micro)   // the same split for every micro-batch
+            if parts == 1 { replicas.removeAll() }
+            var loss = 0.0
+            for k in 0..<micro {
+                let rows = (k * b / micro)..<((k + 1) * b / micro)
+                let weight = Float(rows.count) / Float(b)
+                let xs = xt.sliced(axis: 0, rows), ts = Array(t[rows]), target = target.sliced(axis: 0, rows)
+                let vis = visible.map { Array($0[rows]) }
+                if parts > 1 {
+                    let r = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts), xt: xs, t: ts,
+                                                 target: target, visible: vis, weight: weight)
+                    loss += Double(r.loss)
+                    summedSquares = r.squares   // the last add's: of the sum over every micro-batch
+                    timings.forward += r.forward
+                } else {
+                    let clock = Date(), tape = Tape()
+                    let l = model.loss(xt: xs, timesteps: ts.map(Float.init), target: target, visiblePatches: vis,
+                                       kind: recipe.loss, tape: tape)
+                    loss += Double(l.value.item) * Double(weight)
+                    timings.forward += Date().timeIntervalSince(clock)
+                    tape.backward(from: l, seed: weight)
+                }
+            }
+            value = Float(loss)
+            timings.backward = lap() - timings.forward
+        } else if parts > 1 {
             // Forward and backward per share on its own thread; a non-finite loss is caught below,
             // after the (then discarded) gradients.
             let (loss, forward, squares, shares) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
@@ -328,8 +365,10 @@ public final class DiffusionTrainer {
     /// its gradient arena), the others on replicas whose arenas are then added to it. Each share's loss is seeded with its fraction of the batch, so the
     /// sum is the gradient of the whole batch's mean loss. Returns that mean loss, the wall time
     /// of share 0's forward pass and the summed gradient's sum of squares (taken by the last add).
-    private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?)
-        -> (loss: Float, forward: Double, squares: Double, shares: [Double]) {
+    /// `weight`: the fraction of the step's batch that `xt` is (a micro-batch's; 1 without
+    /// accumulation). The gradients are added to what ``model``'s arena holds.
+    private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?,
+                                      weight: Float = 1) -> (loss: Float, forward: Double, squares: Double, shares: [Double]) {
         if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
         let networks = [model] + replicas.prefix(parts - 1)
@@ -350,8 +389,8 @@ public final class DiffusionTrainer {
                                             target: target.sliced(axis: 0, rows),
                                             visiblePatches: visible.map { Array($0[rows]) },
                                             kind: objective, tape: tape)
-                out[i] = (Double(loss.value.item) * Double(rows.count) / Double(b), Date().timeIntervalSince(start), 0)
-                tape.backward(from: loss, seed: Float(rows.count) / Float(b))
+                out[i] = (Double(loss.value.item) * Double(rows.count) / Double(b) * Double(weight), Date().timeIntervalSince(start), 0)
+                tape.backward(from: loss, seed: Float(rows.count) / Float(b) * weight)
                 out[i].total = Date().timeIntervalSince(start)
             }
         }

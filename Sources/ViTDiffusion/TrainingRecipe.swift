@@ -14,8 +14,18 @@ import Schedules
 /// recipe.learningRate = 1e-3
 /// ```
 public struct TrainingRecipe: Codable, Sendable, Equatable {
-    /// Images per step.
+    /// Images per optimisation step (over all ranks, and over all micro-batches when
+    /// ``accumulationSteps`` > 1).
     public var batchSize: Int = 128
+    /// Gradient accumulation: each rank's share of the batch runs as this many micro-batches, one
+    /// after another (sizes differing by at most one image), their gradients summed before the
+    /// single AdamW update. The step trains the same thing as with 1, up to the order of
+    /// floating-point sums, and holds only one micro-batch's activations at a time: use it when a
+    /// batch does not fit in memory. At most the batch per rank (``DiffusionTrainer`` refuses more).
+    /// The reference's `gradient_accumulate_every` (whose batch is per micro-batch) maps to it
+    /// with `batchSize` = `batch_size` x `gradient_accumulate_every`. It may change between the
+    /// sittings of a run.
+    public var accumulationSteps: Int = 1
     /// Base learning rate (constant after warm-up).
     public var learningRate: Float = 2e-4
     /// Linear warm-up steps (0 = none): update k runs at `lr * min((k - 1) / warmupSteps, 1)`, as the
@@ -76,6 +86,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public func validate() throws {
         func fail(_ field: String, _ problem: String) -> ViTDiffusionError { .invalidRecipe(field: field, problem: problem) }
         guard batchSize >= 1 else { throw fail("batchSize", "must be at least 1, got \(batchSize)") }
+        guard accumulationSteps >= 1 else { throw fail("accumulationSteps", "must be at least 1, got \(accumulationSteps)") }
         guard learningRate.isFinite, learningRate >= 0 else { throw fail("learningRate", "must be finite and >= 0, got \(learningRate)") }
         guard warmupSteps >= 0 else { throw fail("warmupSteps", "must be >= 0, got \(warmupSteps)") }
         guard (0..<1).contains(beta1), (0..<1).contains(beta2) else { throw fail("beta1/beta2", "must be in [0, 1), got \(beta1), \(beta2)") }
@@ -87,7 +98,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case batchSize, learningRate, warmupSteps, gradientClip, beta1, beta2, adamEps, weightDecay, emaBeta, mask
-        case objective, loss, schedule, flipProbability, steps, checkpointEvery, seed, skipNonFiniteSteps
+        case objective, loss, schedule, flipProbability, steps, checkpointEvery, seed, skipNonFiniteSteps, accumulationSteps
     }
 
     public init(from decoder: Decoder) throws {
@@ -102,6 +113,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         schedule = try get(.schedule, d.schedule); flipProbability = try get(.flipProbability, d.flipProbability)
         steps = try get(.steps, d.steps); checkpointEvery = try get(.checkpointEvery, d.checkpointEvery)
         seed = try get(.seed, d.seed); skipNonFiniteSteps = try get(.skipNonFiniteSteps, d.skipNonFiniteSteps)
+        accumulationSteps = try get(.accumulationSteps, d.accumulationSteps)
     }
 
     /// Compact JSON, e.g. for checkpoint metadata.

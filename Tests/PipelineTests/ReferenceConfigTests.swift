@@ -87,6 +87,23 @@ import ViTDiffusion
         #expect(ref.shortSideSize == 20)
     }
 
+    @Test("gradient_accumulate_every: the reference's batch_size is one micro-batch, ours the whole step's; it may change on resume")
+    func gradientAccumulation() throws {
+        let ref = try ReferenceConfig(yaml: Self.yaml(top: "gradient_accumulate_every: 3"))
+        let plain = try ReferenceConfig(yaml: Self.yaml())
+        #expect(plain.recipe.accumulationSteps == 1)
+        #expect(ref.recipe.accumulationSteps == 3 && ref.recipe.batchSize == 3 * plain.recipe.batchSize)
+        #expect { try ReferenceConfig(yaml: Self.yaml(top: "gradient_accumulate_every: 0"), path: "acc.yml") } throws: {
+            "\($0)".contains("acc.yml") && "\($0)".contains("gradient_accumulate_every")
+        }
+        let run = RunConfig(stage: .pretrain, model: plain.model, recipe: plain.recipe, data: "emoji")
+        var other = run
+        other.recipe.accumulationSteps = 4
+        #expect(run.conflict(with: other) == nil)
+        other.recipe.batchSize += 1
+        #expect(run.conflict(with: other)?.key == "recipe")
+    }
+
     @Test(arguments: [
         ("top", "FOO: 1", "FOO"),
         ("dataset", "FOO: 1", "dataset.FOO"),

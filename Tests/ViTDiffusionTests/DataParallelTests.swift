@@ -93,11 +93,15 @@ struct ThreadSplitTests {
 
     /// One step on fixed inputs with the batch split `split` ways; returns the loss and the
     /// gradient arena (the AdamW pass does not touch it).
-    func step(split: Int, batch: Int, masked: Bool, freeze: Bool = false) throws -> (loss: Float, gradients: [Float], trainer: DiffusionTrainer) {
+    /// `accumulate`: the recipe's gradient accumulation (micro-batches a step runs in turn).
+    func step(split: Int, batch: Int, masked: Bool, freeze: Bool = false, accumulate: Int = 1) throws
+        -> (loss: Float, gradients: [Float], trainer: DiffusionTrainer) {
         var rng = RandomGenerator(seed: 11)
         let model = MaskedUViT(config: Self.config, rng: &rng)
         if freeze { model.store.freeze { $0.contains("mid_block") } }
-        let trainer = try DiffusionTrainer(model: model, recipe: .pretraining(batchSize: batch, steps: 10))
+        var recipe = TrainingRecipe.pretraining(batchSize: batch, steps: 10)
+        recipe.accumulationSteps = accumulate
+        let trainer = try DiffusionTrainer(model: model, recipe: recipe)
         trainer.dataParallelThreads = split
         let x0 = Tensor.randomUniform([batch, 3, 8, 8], low: -1, high: 1, using: &rng)
         let noise = Tensor.randomNormal(x0.shape, using: &rng)
