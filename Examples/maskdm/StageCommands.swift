@@ -82,6 +82,7 @@ struct StageOptions: ParsableArguments {
         if let steps { recipe.steps = steps }
         if let batch { recipe.batchSize = batch }
         if let accumulate { recipe.accumulationSteps = accumulate }
+        else if let recorded = Self.recordedRun(in: out) { recipe.accumulationSteps = recorded.recipe.accumulationSteps }   // a resumed run keeps its N
         if let lr { recipe.learningRate = lr }
         if let seed { recipe.seed = seed }
         if let objective {
@@ -108,6 +109,13 @@ struct StageOptions: ParsableArguments {
         // Applied now, before the data loads: a CPU that cannot run it is told at once.
         if let precision { run.precision = try Gemm.Precision.apply(argument: precision) }
         return run
+    }
+
+    /// The run config recorded in the run folder `out`, if it has a readable one (a resumed run;
+    /// an unreadable one is reported when the run opens).
+    static func recordedRun(in out: String) -> RunConfig? {
+        let url = URL(fileURLWithPath: out).appendingPathComponent("config.json")
+        return (try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode(RunConfig.self, from: $0) }
     }
 
     /// Loads the data, opens the run and trains with progress output; exits 130 on Ctrl-C.

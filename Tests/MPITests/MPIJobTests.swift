@@ -138,6 +138,25 @@ struct MPIJobTests {
         }
     }
 
+    @Test("2 ranks running their shares as 2 micro-batches each (--accumulate 2) equal 1 rank with the whole batch")
+    func twoRanksWithMicroBatchesMatchOne() throws {
+        try withTemporaryFolder("mpi-accumulate") { dir in
+            let data = "emoji-faces"
+            let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+            #expect(try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: one, steps: 4), in: dir).status == 0)
+            let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 4) + ["--accumulate", "2"], in: dir)
+            #expect(r2.status == 0, "2 ranks: \(r2.output)")
+            #expect(r2.output.contains("4 on each of 2 ranks) in 2 micro-batches"), "\(r2.output)")
+            let diff = try MPIJob.maxRelativeDifference(two.appendingPathComponent("checkpoint.safetensors"),
+                                                        one.appendingPathComponent("checkpoint.safetensors"))
+            #expect(diff.error <= MPIJob.tolerance, "largest difference \(diff.error) in \(diff.key)")
+            // More micro-batches than a rank has images is refused before training, naming the field.
+            let bad = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("bad"), steps: 1)
+                                     + ["--accumulate", "5"], in: dir)
+            #expect(bad.status != 0 && bad.output.contains("accumulationSteps"), "\(bad.output)")
+        }
+    }
+
     @Test("A run of 2 ranks resumed with 1 rank continues and matches an uninterrupted 1-rank run")
     func resumeUnderAnotherRankCount() throws {
         try withTemporaryFolder("mpi-resume") { dir in
