@@ -101,6 +101,16 @@ enum MPIJob {
 
     /// The largest per-tensor difference between two checkpoints, relative to each tensor's
     /// largest magnitude in `want` (every key of `want` must be in `got` with its shape).
+    /// Expects the final checkpoint of the run folder `got` within ``tolerance`` of `want`'s
+    /// (see ``maxRelativeDifference(_:_:)``); returns the largest difference.
+    @discardableResult
+    static func expectCheckpointsClose(_ got: URL, _ want: URL) throws -> (key: String, error: Float) {
+        let diff = try maxRelativeDifference(got.appendingPathComponent("checkpoint.safetensors"),
+                                             want.appendingPathComponent("checkpoint.safetensors"))
+        #expect(diff.error <= tolerance, "largest difference \(diff.error) in \(diff.key)")
+        return diff
+    }
+
     static func maxRelativeDifference(_ got: URL, _ want: URL) throws -> (key: String, error: Float) {
         let a = try SafetensorsFile(contentsOf: got), b = try SafetensorsFile(contentsOf: want)
         var worst = (key: "", error: Float(0))
@@ -127,9 +137,7 @@ struct MPIJobTests {
             let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 5), in: dir)
             #expect(r2.status == 0, "2 ranks: \(r2.output)")
             #expect(r2.output.contains("4 on each of 2 ranks"), "\(r2.output)")
-            let diff = try MPIJob.maxRelativeDifference(two.appendingPathComponent("checkpoint.safetensors"),
-                                                        one.appendingPathComponent("checkpoint.safetensors"))
-            #expect(diff.error <= MPIJob.tolerance, "largest difference \(diff.error) in \(diff.key)")
+            let diff = try MPIJob.expectCheckpointsClose(two, one)
             print("MPI: 2 ranks vs 1 after 5 masked steps: largest relative difference \(diff.error) (\(diff.key))")
             // Rank 0 alone wrote the log: five lines, the same losses to float precision.
             let l1 = try String(contentsOf: one.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -147,9 +155,7 @@ struct MPIJobTests {
             let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 4) + ["--accumulate", "2"], in: dir)
             #expect(r2.status == 0, "2 ranks: \(r2.output)")
             #expect(r2.output.contains("4 on each of 2 ranks) in 2 micro-batches"), "\(r2.output)")
-            let diff = try MPIJob.maxRelativeDifference(two.appendingPathComponent("checkpoint.safetensors"),
-                                                        one.appendingPathComponent("checkpoint.safetensors"))
-            #expect(diff.error <= MPIJob.tolerance, "largest difference \(diff.error) in \(diff.key)")
+            try MPIJob.expectCheckpointsClose(two, one)
             // More micro-batches than a rank has images is refused before training, naming the field.
             let bad = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("bad"), steps: 1)
                                      + ["--accumulate", "5"], in: dir)
@@ -168,9 +174,7 @@ struct MPIJobTests {
             let second = try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: mixed, steps: 6), in: dir)
             #expect(second.status == 0, "\(second.output)")
             #expect(second.output.contains("resuming at step 3"), "\(second.output)")
-            let diff = try MPIJob.maxRelativeDifference(mixed.appendingPathComponent("checkpoint.safetensors"),
-                                                        straight.appendingPathComponent("checkpoint.safetensors"))
-            #expect(diff.error <= MPIJob.tolerance, "largest difference \(diff.error) in \(diff.key)")
+            try MPIJob.expectCheckpointsClose(mixed, straight)
         }
     }
 
