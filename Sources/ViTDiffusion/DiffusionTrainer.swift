@@ -273,60 +273,45 @@ public final class DiffusionTrainer {
         let target = schedule.trainingTarget(recipe.objective, x0: x0, noise: noise, t: t)
         let threads = Parallel.threads
         let requested = dataParallelThreads ?? Self.defaultSplit(threads: threads, parameters: model.parameterCount)
-        let parts = parallelShareCount(requested, of: b)   // 1 on OpenBLAS
+        // Gradient accumulation: the batch runs as `micro` micro-batches in turn (one, the whole
+        // batch, without it), each with the same split over the threads.
+        let micro = Swift.min(recipe.accumulationSteps, b)
+        let parts = parallelShareCount(requested, of: b / micro)   // 1 on OpenBLAS
         timings.prepare = lap() + drawSeconds
-        var value: Float
         var pending: (tape: Tape, loss: Variable)?
         var summedSquares: Double?   // the gradient's sum of squares, when the split's sum took it
-        let micro = Swift.min(recipe.accumulationSteps, b)
-        if micro > 1 {
-            // Gradient accumulation: each micro-batch's forward and backward pass in turn (its
-            // activations freed before the next), its loss seeded with its fraction of the batch,
-            // so the arena ends with the gradient of the whole batch's mean loss.
-            let parts = parallelShareCount(requested, of: b / micro)   // the same split for every micro-batch
-            if parts == 1 { replicas.removeAll() }
-            var loss = 0.0
-            for k in 0..<micro {
-                let rows = (k * b / micro)..<((k + 1) * b / micro)
-                let weight = Float(rows.count) / Float(b)
-                let xs = xt.sliced(axis: 0, rows), ts = Array(t[rows]), target = target.sliced(axis: 0, rows)
-                let vis = visible.map { Array($0[rows]) }
-                if parts > 1 {
-                    let r = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts), xt: xs, t: ts,
-                                                 target: target, visible: vis, weight: weight)
-                    loss += Double(r.loss)
-                    summedSquares = r.squares   // the last add's: of the sum over every micro-batch
-                    timings.forward += r.forward
-                } else {
-                    let clock = Date(), tape = Tape()
-                    let l = model.loss(xt: xs, timesteps: ts.map(Float.init), target: target, visiblePatches: vis,
-                                       kind: recipe.loss, tape: tape)
-                    loss += Double(l.value.item) * Double(weight)
-                    timings.forward += Date().timeIntervalSince(clock)
-                    tape.backward(from: l, seed: weight)
-                }
+        if parts == 1 { replicas.removeAll() }   // a split turned off gives its gradient arenas back
+        var loss = 0.0
+        for k in 0..<micro {
+            // Each micro-batch's loss is seeded with its fraction of the batch, so the arena ends
+            // with the gradient of the whole batch's mean loss; its activations are freed before
+            // the next one runs.
+            let rows = (k * b / micro)..<((k + 1) * b / micro)
+            let weight = Float(rows.count) / Float(b)
+            func part(_ x: Tensor) -> Tensor { micro == 1 ? x : x.sliced(axis: 0, rows) }
+            let ts = micro == 1 ? t : Array(t[rows]), vis = micro == 1 ? visible : visible.map { Array($0[rows]) }
+            if parts > 1 {
+                // Forward and backward per share on its own thread; a non-finite loss is caught
+                // below, after the (then discarded) gradients.
+                let r = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts), xt: part(xt), t: ts,
+                                             target: part(target), visible: vis, weight: weight)
+                loss += Double(r.loss)
+                summedSquares = r.squares   // the last add's: of the sum over every micro-batch
+                timings.forward += r.forward
+                timings.shares = timings.shares.isEmpty ? r.shares : zip(timings.shares, r.shares).map(+)
+            } else {
+                let started = Date(), tape = Tape()
+                let l = model.loss(xt: part(xt), timesteps: ts.map(Float.init), target: part(target), visiblePatches: vis,
+                                   kind: recipe.loss, tape: tape)
+                loss += Double(l.value.item) * Double(weight)
+                timings.forward += Date().timeIntervalSince(started)
+                // One network on the whole batch waits for the ranks to agree the loss is finite.
+                if micro == 1 { pending = (tape, l) } else { tape.backward(from: l, seed: weight) }
             }
-            value = Float(loss)
-            timings.backward = lap() - timings.forward
-        } else if parts > 1 {
-            // Forward and backward per share on its own thread; a non-finite loss is caught below,
-            // after the (then discarded) gradients.
-            let (loss, forward, squares, shares) = splitForwardBackward(parts: parts, kernelThreads: Swift.max(1, threads / parts),
-                                                                        xt: xt, t: t, target: target, visible: visible)
-            value = loss
-            summedSquares = squares
-            timings.forward = forward
-            timings.shares = shares
-            timings.backward = lap() - forward   // share 0's backward, the wait for the others, the sum
-        } else {
-            replicas.removeAll()   // a split turned off gives its gradient arenas back
-            let tape = Tape()
-            let loss = model.loss(xt: xt, timesteps: t.map(Float.init), target: target, visiblePatches: visible,
-                                  kind: recipe.loss, tape: tape)
-            value = loss.value.item
-            pending = (tape, loss)
-            timings.forward = lap()
         }
+        var value = Float(loss)
+        // Share 0's backward, the wait for the others and the sum (0 here when `pending` runs below).
+        timings.backward = lap() - timings.forward
         let ranks = communicator.size
         if ranks > 1 {
             // Every rank must take the same branch below: agree on the mean loss first.

@@ -99,8 +99,6 @@ enum MPIJob {
     /// kernel's operations in the same order).
     static let tolerance: Float = 5e-4
 
-    /// The largest per-tensor difference between two checkpoints, relative to each tensor's
-    /// largest magnitude in `want` (every key of `want` must be in `got` with its shape).
     /// Expects the final checkpoint of the run folder `got` within ``tolerance`` of `want`'s
     /// (see ``maxRelativeDifference(_:_:)``); returns the largest difference.
     @discardableResult
@@ -111,6 +109,8 @@ enum MPIJob {
         return diff
     }
 
+    /// The largest per-tensor difference between two checkpoints, relative to each tensor's
+    /// largest magnitude in `want` (every key of `want` must be in `got` with its shape).
     static func maxRelativeDifference(_ got: URL, _ want: URL) throws -> (key: String, error: Float) {
         let a = try SafetensorsFile(contentsOf: got), b = try SafetensorsFile(contentsOf: want)
         var worst = (key: "", error: Float(0))
@@ -127,39 +127,26 @@ enum MPIJob {
 /// Data-parallel training over Open MPI, 2 ranks x 1 thread on one machine (issue 14's tests).
 @Suite(.serialized, .enabled(if: MPIJob.available))
 struct MPIJobTests {
-    @Test("2 ranks x 5 masked steps equal 1 rank with the same global batch (5e-4 of each tensor's largest magnitude)")
-    func twoRanksMatchOne() throws {
+    /// `accumulate`: the 2 ranks run their shares as that many micro-batches (`--accumulate`).
+    @Test("2 ranks x 5 masked steps, also in 2 micro-batches each, equal 1 rank with the same global batch (5e-4 of each tensor's largest magnitude)",
+          arguments: [1, 2])
+    func twoRanksMatchOne(accumulate: Int) throws {
         try withTemporaryFolder("mpi-equal") { dir in
             let data = "emoji-faces"
             let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
             let r1 = try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: one, steps: 5), in: dir)
             #expect(r1.status == 0, "1 rank: \(r1.output)")
-            let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 5), in: dir)
+            let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 5) + ["--accumulate", String(accumulate)],
+                                    in: dir)
             #expect(r2.status == 0, "2 ranks: \(r2.output)")
-            #expect(r2.output.contains("4 on each of 2 ranks"), "\(r2.output)")
+            let banner = "4 on each of 2 ranks)" + (accumulate > 1 ? " in \(accumulate) micro-batches" : ", lr")
+            #expect(r2.output.contains(banner), "\(r2.output)")
             let diff = try MPIJob.expectCheckpointsClose(two, one)
-            print("MPI: 2 ranks vs 1 after 5 masked steps: largest relative difference \(diff.error) (\(diff.key))")
+            print("MPI: 2 ranks (\(accumulate) micro-batches) vs 1 after 5 masked steps: largest relative difference \(diff.error) (\(diff.key))")
             // Rank 0 alone wrote the log: five lines, the same losses to float precision.
             let l1 = try String(contentsOf: one.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
             let l2 = try String(contentsOf: two.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
             #expect(l1.count == 5 && l2.count == 5)
-        }
-    }
-
-    @Test("2 ranks running their shares as 2 micro-batches each (--accumulate 2) equal 1 rank with the whole batch")
-    func twoRanksWithMicroBatchesMatchOne() throws {
-        try withTemporaryFolder("mpi-accumulate") { dir in
-            let data = "emoji-faces"
-            let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-            #expect(try MPIJob.run(ranks: 1, MPIJob.pretrain(data: data, out: one, steps: 4), in: dir).status == 0)
-            let r2 = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: two, steps: 4) + ["--accumulate", "2"], in: dir)
-            #expect(r2.status == 0, "2 ranks: \(r2.output)")
-            #expect(r2.output.contains("4 on each of 2 ranks) in 2 micro-batches"), "\(r2.output)")
-            try MPIJob.expectCheckpointsClose(two, one)
-            // More micro-batches than a rank has images is refused before training, naming the field.
-            let bad = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("bad"), steps: 1)
-                                     + ["--accumulate", "5"], in: dir)
-            #expect(bad.status != 0 && bad.output.contains("accumulationSteps"), "\(bad.output)")
         }
     }
 
@@ -216,15 +203,17 @@ struct MPIJobTests {
         }
     }
 
-    @Test("A global batch that does not divide over the ranks is refused at once, naming batch_size")
-    func indivisibleBatch() throws {
+    @Test("A global batch that does not divide over the ranks, or gives a rank fewer images than micro-batches, is refused at once, naming the key",
+          arguments: [(7, 1, "batch_size", "does not divide evenly over 2 ranks"), (8, 5, "accumulationSteps", "gives 4 on each of 2 ranks")])
+    func indivisibleBatch(batch: Int, accumulate: Int, key: String, problem: String) throws {
         try withTemporaryFolder("mpi-batch") { dir in
             let data = dir.appendingPathComponent("data")
             try MPIJob.writeImages(count: 8, to: data)
             let started = Date()
-            let r = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("run"), steps: 2, batch: 7), in: dir)
+            let r = try MPIJob.run(ranks: 2, MPIJob.pretrain(data: data, out: dir.appendingPathComponent("run"), steps: 2, batch: batch)
+                                   + ["--accumulate", String(accumulate)], in: dir)
             #expect(r.status != 0)
-            #expect(r.output.contains("batch_size") && r.output.contains("does not divide evenly over 2 ranks"), "\(r.output)")
+            #expect(r.output.contains(key) && r.output.contains(problem), "\(r.output)")
             #expect(Date().timeIntervalSince(started) < 60)
             #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/checkpoint.safetensors").path))
         }
