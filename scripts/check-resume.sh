@@ -1,9 +1,10 @@
 #!/bin/bash
 # Kill -9 and Ctrl-C a `maskdm pretrain` run at a random moment after its first checkpoint, re-run the
 # same command, and check the final checkpoint equals an uninterrupted run bit for bit.
-# Usage: scripts/check-resume.sh DATA   (after swift build -c release --product maskdm)
+# Usage: scripts/check-resume.sh DATA [FLAG ...]   (after swift build -c release --product maskdm)
+# Extra flags go to every run, e.g. `scripts/check-resume.sh emoji --accumulate 2` (micro-batches).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; M="$ROOT/.build/release/maskdm"; DATA="${1:?usage: scripts/check-resume.sh IMAGE_FOLDER_OR_DATASET}"
-ARGS="--data $DATA --model tiny --size 32 --steps 80 --batch 8 --lr 1e-3 --objective v --checkpoint-every 10 --log-every 1000"
+shift; ARGS="--data $DATA --model tiny --size 32 --steps 80 --batch 8 --lr 1e-3 --objective v --checkpoint-every 10 --log-every 1000 $*"
 W=$(mktemp -d); cp "$ROOT/scripts/compare_checkpoints.py" $W/cmp.py; cd $W
 t0=$(date +%s.%N)
 $M pretrain $ARGS --out full > full.log 2>&1
