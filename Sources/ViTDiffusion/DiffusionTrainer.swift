@@ -353,7 +353,7 @@ public final class DiffusionTrainer {
     /// `weight`: the fraction of the step's batch that `xt` is (a micro-batch's; 1 without
     /// accumulation). The gradients are added to what ``model``'s arena holds.
     private func splitForwardBackward(parts: Int, kernelThreads: Int, xt: Tensor, t: [Int], target: Tensor, visible: [[Int]]?,
-                                      weight: Float = 1) -> (loss: Float, forward: Double, squares: Double, shares: [Double]) {
+                                      weight: Float) -> (loss: Float, forward: Double, squares: Double, shares: [Double]) {
         if replicas.count > parts - 1 { replicas.removeLast(replicas.count - (parts - 1)) }
         while replicas.count < parts - 1 { replicas.append(MaskedUViT(sharingWeightsOf: model)) }
         let networks = [model] + replicas.prefix(parts - 1)
