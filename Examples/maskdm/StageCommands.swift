@@ -27,6 +27,12 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Checkpoint every K steps (the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
     @Option(help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
     @Option(help: "Images per sample grid.") var sampleCount: Int = 16
+    @Option(help: "Score FID and KID of EMA samples every K steps and at the last step (0 = never); keeps checkpoint-best.safetensors. Needs scripts/fetch-fid-weights.sh.")
+    var fidEvery: Int = 0
+    @Option(help: "Samples drawn for each FID score.") var fidSamples: Int = 400
+    @Option(help: "FID reference images, a folder (default: the training data as the network sees it, up to --fid-reference-limit images, written once under .cache/fid-reference).")
+    var fidReference: String?
+    @Option(help: "Images of the default FID reference.") var fidReferenceLimit: Int = 10_000
     @Option(help: "Numbered checkpoints kept.") var keep: Int = 3
     @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v).") var objective: String?
     @Option(help: "Loss: l2 or l1.") var loss: String?
@@ -106,6 +112,9 @@ struct StageOptions: ParsableArguments {
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
+        if fidEvery < 0 { throw ValidationError("--fid-every must be >= 0, got \(fidEvery)") }
+        // The default reference is written by train(), on rank 0, once the data is known to load.
+        if fidEvery > 0 { run.evaluation = EvaluationSchedule(every: fidEvery, samples: fidSamples, reference: fidReference.map { URL(fileURLWithPath: $0).absoluteURL.path } ?? "") }
         // Applied now, before the data loads: a CPU that cannot run it is told at once.
         if let precision { run.precision = try Gemm.Precision.apply(argument: precision) }
         return run
@@ -120,6 +129,7 @@ struct StageOptions: ParsableArguments {
 
     /// Loads the data, opens the run and trains with progress output; exits 130 on Ctrl-C.
     func train(_ config: RunConfig, initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
+        var config = config
         StopSignal.install()
         let source = DataSource(argument: data)
         let t0 = Date()
@@ -129,6 +139,14 @@ struct StageOptions: ParsableArguments {
               + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
               + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
         let world = World.communicator
+        if var e = config.evaluation, e.reference.isEmpty {
+            let t1 = Date()
+            if world.isWriter { _ = try source.fidReference(size: config.model.imageHeight, limit: fidReferenceLimit) }
+            try world.barrier()
+            e.reference = try source.fidReference(size: config.model.imageHeight, limit: fidReferenceLimit).absoluteURL.path
+            config.evaluation = e
+            print("FID reference: \(e.reference)" + String(format: " (%.1f s)", Date().timeIntervalSince(t1)))
+        }
         let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights, communicator: world)
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
               + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
@@ -149,7 +167,11 @@ struct StageOptions: ParsableArguments {
         printer.finish()
         print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
                      summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
-        print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : ""))")
+        print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : "")"
+              + (config.evaluation != nil ? ", fid.jsonl, fid.png, checkpoint-best.safetensors)" : ")"))
+        if let best = EvaluationRecord.best(of: run.evaluations) {
+            print(String(format: "best FID %.2f (KID %.4f) at step %d", best.fid, best.kid, best.step))
+        }
     }
 }
 

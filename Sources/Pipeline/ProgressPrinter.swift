@@ -35,6 +35,9 @@ public final class ProgressPrinter {
             if !isTerminal { print("\(label): checkpoint at step \(step) -> \(url.path)"); fflush(nil) }
         case .samples(let url, let step):
             say("\(label): samples at step \(step) -> \(url.path)")
+        case .evaluation(let r, let best):
+            say(String(format: "%@: FID %.2f, KID %.4f at step %d (%d samples, %.0f s)%@", label as NSString, r.fid, r.kid,
+                       r.step, r.samples, r.seconds, best ? ", best so far" : ""))
         }
     }
 

@@ -42,6 +42,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// `config.json`. nil: on a fresh run the process's current precision (`MASKDM_GEMM_ISA`, else
     /// fp32); on resume the recorded one. It may change between sittings.
     public var precision: Gemm.Precision? = nil
+    /// FID and KID of EMA samples every few steps, and the best checkpoint kept (nil = none). It
+    /// may change between sittings.
+    public var evaluation: EvaluationSchedule? = nil
 
     /// A run of `stage` training `model` with `recipe` on `data`.
     public init(stage: Stage, model: MaskedUViTConfig, recipe: TrainingRecipe, data: String, initialization: String? = nil) {
@@ -49,8 +52,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// The first setting in which `other` differs from this config in a way that changes the
-    /// training (the step count, the time budget, the sampling/checkpoint cadence, the
-    /// precision and the gradient accumulation may change between sittings); nil when a run of
+    /// training (the step count, the time budget, the sampling/checkpoint cadence, the FID
+    /// schedule, the precision and the gradient accumulation may change between sittings); nil when a run of
     /// `self` can resume as `other`.
     public func conflict(with other: RunConfig) -> (key: String, existing: String, requested: String)? {
         func check<T: Equatable>(_ key: String, _ a: T, _ b: T) -> (String, String, String)? {

@@ -10,7 +10,10 @@ import ViTDiffusion
 ///
 /// Layout of `RUN/`: `config.json` (the resolved ``RunConfig``), `log.jsonl` (one ``StepRecord``
 /// per step), `checkpoint.safetensors` (latest, written atomically) and `checkpoint-N.safetensors`
-/// (the last few), `samples/step-N.png` (EMA sample grids) and `loss.png` (the loss curve).
+/// (the last few), `samples/step-N.png` (EMA sample grids) and `loss.png` (the loss curve). With
+/// an ``RunConfig/evaluation`` schedule also `fid.jsonl` (one ``EvaluationRecord`` per score),
+/// `fid.png`, `fid-samples/` (the latest scored images) and `checkpoint-best.safetensors` (the
+/// checkpoint of the lowest FID).
 ///
 /// Constructing a run on a folder that already holds a checkpoint of the same config resumes
 /// it: weights, EMA, AdamW moments, step and the summed step time are restored, the log is cut
@@ -41,6 +44,12 @@ public final class TrainingRun {
     public private(set) var records: [StepRecord] = []
     /// Summed step seconds so far.
     public private(set) var trainSeconds: Double = 0
+    /// The FID scores so far (restored on resume; see ``RunConfig/evaluation``).
+    public private(set) var evaluations: [EvaluationRecord] = []
+    /// The FID scorer (loaded when the config has an evaluation schedule).
+    private let scorer: SampleEvaluator?
+    /// The step of the checkpoint on disk (the writer's).
+    private var savedStep: Int
     /// The step the run resumed from (nil for a fresh run).
     public let resumedFrom: Int?
     /// The job's processes (the trainer's).
@@ -56,6 +65,14 @@ public final class TrainingRun {
     public var samplesFolder: URL { folder.appendingPathComponent("samples") }
     /// `RUN/loss.png`.
     public var lossPlotURL: URL { folder.appendingPathComponent("loss.png") }
+    /// `RUN/fid.jsonl`: one ``EvaluationRecord`` per score.
+    public var evaluationLogURL: URL { folder.appendingPathComponent("fid.jsonl") }
+    /// `RUN/checkpoint-best.safetensors`: the checkpoint of the lowest FID so far.
+    public var bestCheckpointURL: URL { folder.appendingPathComponent("checkpoint-best.safetensors") }
+    /// `RUN/fid-samples`: the images of the latest score.
+    public var evaluationSamplesFolder: URL { folder.appendingPathComponent("fid-samples") }
+    /// `RUN/fid.png`: FID against the step.
+    public var fidPlotURL: URL { folder.appendingPathComponent("fid.png") }
     /// Polled before each step: when it returns true, ``train(on:trainSecondsLimit:events:)``
     /// writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``. By default
     /// the process-wide ``StopSignal`` (SIGINT / SIGTERM). Give a run a flag of its own to stop it
@@ -72,7 +89,10 @@ public final class TrainingRun {
     ///   holds another run; checkpoint errors naming the file and key;
     ///   ``PipelineError/invalidOption(name:problem:)`` (`precision`) when the requested precision
     ///   cannot run here or the ranks disagree on it, ``PipelineError/badConfig(path:key:problem:)``
-    ///   (`precision`) when the precision `config.json` records cannot.
+    ///   (`precision`) when the precision `config.json` records cannot; with an evaluation
+    ///   schedule, its ``EvaluationSchedule/validate()`` errors, a missing Inception network
+    ///   (``PipelineError/missingFile(path:hint:)``) and the reference folder's errors (its
+    ///   features are computed, or read from the cache, here).
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil,
@@ -82,6 +102,7 @@ public final class TrainingRun {
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
         try config.recipe.validate()
         try config.model.validate()
+        try config.evaluation?.validate()
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
         var recordedPrecision: Gemm.Precision?
@@ -116,9 +137,22 @@ public final class TrainingRun {
         } else {
             resumedFrom = nil
         }
+        if let schedule = config.evaluation {
+            let scorer = try SampleEvaluator()
+            // The reference's features now (cached per folder content): a bad reference fails here,
+            // not after the first hour of training.
+            if communicator.isWriter { _ = try scorer.evaluator.features(ofFolder: URL(fileURLWithPath: schedule.reference)) }
+            self.scorer = scorer
+        } else {
+            scorer = nil
+        }
+        savedStep = trainer.step
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
         let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
+        // So do the scores: a later one is scored again when training reaches its step.
+        let evalText = (try? String(contentsOf: folder.appendingPathComponent("fid.jsonl"), encoding: .utf8)) ?? ""
+        evaluations = EvaluationRecord.parseLog(evalText).filter { $0.step <= trainer.step }
         // Every rank trains in the same precision (each could have its own MASKDM_GEMM_ISA).
         let precisions = try communicator.allGather([config.precision == .bf16 ? 1 : 0]).map { $0.first ?? 0 }
         if Set(precisions).count > 1 {
@@ -136,6 +170,11 @@ public final class TrainingRun {
             Safetensors.removeStaleTemporaries(of: checkpoint)
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
+            if !evaluations.isEmpty || fm.fileExists(atPath: evaluationLogURL.path) {
+                try Data(evaluations.map { $0.jsonLine + "\n" }.joined().utf8).write(to: evaluationLogURL, options: .atomic)
+            }
+            // A kill between a best score's checkpoint and its link left the link behind.
+            if resuming, EvaluationRecord.best(of: evaluations)?.step == trainer.step { try linkBestCheckpoint() }
         }
         started = true
     }
@@ -185,6 +224,8 @@ public final class TrainingRun {
         case checkpoint(URL, step: Int)
         /// A sample grid was written at this step.
         case samples(URL, step: Int)
+        /// Samples were scored (``evaluate(events:)``); `best`: the lowest FID so far.
+        case evaluation(EvaluationRecord, best: Bool)
     }
 
     /// What ``train(on:trainSecondsLimit:events:)`` did.
@@ -205,7 +246,8 @@ public final class TrainingRun {
 
     /// Trains until the step count or time budget (or, when given, until the summed step time
     /// reaches `trainSecondsLimit`), checkpointing every `recipe.checkpointEvery` steps and at the
-    /// end, sampling every `sampleEvery` steps. A stop request (``stopRequested``; by default a
+    /// end, sampling every `sampleEvery` steps, scoring FID as ``RunConfig/evaluation`` says (every
+    /// `every` steps and at the run's last step; see ``evaluate(events:)``). A stop request (``stopRequested``; by default a
     /// SIGINT/SIGTERM, see ``StopSignal``) finishes the current step, writes a checkpoint and throws
     /// ``PipelineError/interrupted(step:checkpoint:)``.
     @discardableResult
@@ -220,14 +262,13 @@ public final class TrainingRun {
         let log = writer ? try FileHandle(forWritingTo: logURL) : nil
         defer { try? log?.close() }
         try log?.seekToEnd()
-        var savedAt = trainer.step
         var ran = 0.0
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
         var stopAgreed = false                                           // several ranks agree after each step
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
             if ranks == 1 ? stopRequested() : stopAgreed {
-                if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+                if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
                     try saveCheckpoint(events: events)
                 }
                 if writer { try? writeLossPlot() }
@@ -257,13 +298,18 @@ public final class TrainingRun {
             let every = config.recipe.checkpointEvery
             if every > 0, trainer.step % every == 0, !isComplete {
                 if writer { try saveCheckpoint(events: events) }
-                savedAt = trainer.step
+                savedStep = trainer.step
             }
             if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
                 events?(.samples(try writeSampleGrid(), step: trainer.step))
             }
+            if let e = config.evaluation, trainer.step % e.every == 0 || isComplete { try evaluate(events: events) }
         }
-        if writer, savedAt != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+        // A run that ended before its last score (a kill after the last step) scores now.
+        if config.evaluation != nil, isComplete, !evaluations.contains(where: { $0.step == trainer.step }) {
+            try evaluate(events: events)
+        }
+        if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
             try saveCheckpoint(events: events)
         }
         if writer { try writeLossPlot() }
@@ -273,6 +319,62 @@ public final class TrainingRun {
                        wallSeconds: Date().timeIntervalSince(start),
                        finalLoss: tail.isEmpty ? .nan : tail.reduce(0, +) / Float(tail.count),
                        imagesPerSecond: ran > 0 ? Double(done * config.recipe.batchSize) / ran : 0)
+    }
+
+    /// Scores the EMA network now: draws ``EvaluationSchedule/samples`` images into
+    /// `fid-samples/` (replacing the previous score's), scores them against the reference, appends
+    /// the ``EvaluationRecord`` to `fid.jsonl` and redraws `fid.png`. When the FID is the lowest so
+    /// far, the checkpoint of this step is written (if it is not on disk yet) and linked as
+    /// `checkpoint-best.safetensors`. In a job of several ranks every rank calls it (they share the
+    /// sampling and the samples' features) and every rank returns the record.
+    /// - Throws: ``PipelineError/invalidOption(name:problem:)`` when the config has no
+    ///   evaluation schedule; sampling, image and FID errors.
+    @discardableResult
+    public func evaluate(events: ((Event) -> Void)? = nil) throws -> EvaluationRecord {
+        guard let schedule = config.evaluation, let scorer else {
+            throw PipelineError.invalidOption(name: "evaluation", problem: "the run's config has no evaluation schedule")
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let samples = evaluationSamplesFolder
+        if communicator.isWriter { try? FileManager.default.removeItem(at: samples) }
+        try communicator.barrier()                                       // nobody counts the old images
+        try SampleWriter.write(model: trainer.emaModel, objective: config.recipe.objective, schedule: trainer.schedule,
+                               sampler: schedule.sampler ?? config.sampler, count: schedule.samples,
+                               batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator)
+        let score = try scorer.score(samples: samples, reference: URL(fileURLWithPath: schedule.reference),
+                                     communicator: communicator)
+        // Rank 0 has the score; every rank keeps the same records.
+        var shared: [Double] = score.map { r in [r.fid, r.kid, r.kidStd, Double(r.nA), Double(r.nB)] } ?? [0, 0, 0, 0, 0]
+        if communicator.size > 1 { try communicator.allReduceSum(&shared) }
+        let record = EvaluationRecord(step: trainer.step, fid: shared[0], kid: shared[1], kidStd: shared[2],
+                                      samples: Int(shared[3]), references: Int(shared[4]),
+                                      seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+                                      trainSeconds: trainSeconds)
+        let best = record.fid.isFinite && evaluations.allSatisfy { !($0.fid <= record.fid) }
+        evaluations.append(record)
+        if communicator.isWriter {
+            try appendLine(record.jsonLine, to: evaluationLogURL)
+            if best {
+                if savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+                    try saveCheckpoint(events: events)
+                }
+                try linkBestCheckpoint()
+            }
+            try? FIDCurve.write(records: evaluations, title: "FID of EMA samples: \(config.stage.rawValue) on \(URL(fileURLWithPath: config.data).lastPathComponent)",
+                                 to: fidPlotURL)
+        }
+        savedStep = best ? trainer.step : savedStep
+        events?(.evaluation(record, best: best))
+        return record
+    }
+
+    /// Links `checkpoint.safetensors` (this step's) as `checkpoint-best.safetensors`.
+    private func linkBestCheckpoint() throws {
+        let fm = FileManager.default
+        try? fm.removeItem(at: bestCheckpointURL)
+        do { try fm.linkItem(at: checkpointURL, to: bestCheckpointURL) } catch {
+            try fm.copyItem(at: checkpointURL, to: bestCheckpointURL)      // a file system without hard links
+        }
     }
 
     /// Writes `checkpoint.safetensors` atomically, links it as `checkpoint-N.safetensors` and
@@ -290,6 +392,7 @@ public final class TrainingRun {
             for (_, url) in old { try? fm.removeItem(at: url) }
         }
         try? writeLossPlot()
+        savedStep = trainer.step
         events?(.checkpoint(checkpointURL, step: trainer.step))
     }
 

@@ -271,6 +271,31 @@ struct MPIJobTests {
         }
     }
 
+    @Test("FID during training on 2 ranks: every rank samples and scores, rank 0 writes fid.jsonl and the best checkpoint")
+    func fidDuringTrainingOverRanks() throws {
+        guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
+            if ProcessInfo.processInfo.environment["MASKDM_REQUIRE_FID"] == "1" {
+                Issue.record("FID weights missing at \(FIDInceptionV3.defaultWeightsURL.path) (scripts/fetch-fid-weights.sh)")
+            }
+            return
+        }
+        try withTemporaryFolder("mpi-fid-train") { dir in
+            let data = dir.appendingPathComponent("data")
+            try MPIJob.writeImages(count: 8, to: data)
+            let out = dir.appendingPathComponent("run")
+            let args = MPIJob.pretrain(data: data, out: out, steps: 2, batch: 4)
+                + ["--fid-every", "1", "--fid-samples", "6", "--fid-reference", data.path]
+            let r = try MPIJob.run(ranks: 2, args, in: dir)
+            #expect(r.status == 0, "\(r.output)")
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-best.safetensors").path))
+            let text = try String(contentsOf: out.appendingPathComponent("fid.jsonl"), encoding: .utf8)
+            let lines = try text.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            #expect(lines.map { $0["step"] as? Int } == [1, 2])
+            #expect(lines.allSatisfy { ($0["samples"] as? Int) == 6 && ($0["references"] as? Int) == 8 })
+            #expect(lines.allSatisfy { (($0["fid"] as? Double) ?? -1) > 0 }, "\(lines)")
+        }
+    }
+
     /// The pid of the `maskdm` child of `mpirun` (pid `parent`) whose environment says it is `rank`.
     static func rankProcess(_ rank: Int, under parent: Int32) -> Int32? {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }

@@ -1,0 +1,170 @@
+import Foundation
+import ImageIO
+import Metrics
+import Schedules
+import Tensor
+
+/// FID and KID of EMA samples during training (``RunConfig/evaluation``).
+///
+/// Every `every` steps, and at the run's last step, ``TrainingRun`` draws `samples` images with
+/// the EMA weights (the same noise each time, so successive scores differ by the network alone),
+/// scores them against the images under `reference` and appends an ``EvaluationRecord`` to
+/// `RUN/fid.jsonl`. The checkpoint of the lowest FID so far is kept as
+/// `RUN/checkpoint-best.safetensors`.
+///
+/// ```swift
+/// var config = RunConfig(stage: .finetune, model: .tiny(), recipe: .finetuning(batchSize: 64, steps: 800),
+///                        data: "emoji-faces")
+/// let reference = try DataSource.bundled(.emojiFaces).fidReference(size: 32)
+/// config.evaluation = EvaluationSchedule(every: 200, samples: 400, reference: reference.path)
+/// ```
+public struct EvaluationSchedule: Codable, Sendable, Equatable {
+    /// Score every this many steps (and at the run's last step).
+    public var every: Int
+    /// Images drawn for each score.
+    public var samples: Int
+    /// The folder of reference images (read recursively; features cached per folder content).
+    public var reference: String
+    /// The sampler of the scored images (nil: the run's ``RunConfig/sampler``).
+    public var sampler: SamplerKind?
+    /// Images per sampling batch.
+    public var batchSize: Int
+    /// Seed of the samples' noise (the same at every score).
+    public var seed: UInt64
+
+    /// A schedule scoring `samples` images against `reference` every `every` steps.
+    public init(every: Int, samples: Int = 400, reference: String, sampler: SamplerKind? = nil,
+                batchSize: Int = 64, seed: UInt64 = 77) {
+        self.every = every; self.samples = samples; self.reference = reference
+        self.sampler = sampler; self.batchSize = batchSize; self.seed = seed
+    }
+
+    /// Checks the counts and that the reference folder exists.
+    /// - Throws: ``PipelineError/invalidOption(name:problem:)`` naming `--fid-every`,
+    ///   `--fid-samples` or `--batch`; ``PipelineError/missingFile(path:hint:)`` for a missing
+    ///   reference; ``PipelineError/badData(path:problem:)`` when it is a file or holds no image files.
+    public func validate() throws {
+        guard every >= 1 else { throw PipelineError.invalidOption(name: "--fid-every", problem: "must be >= 1, got \(every)") }
+        guard samples >= 2 else {
+            throw PipelineError.invalidOption(name: "--fid-samples", problem: "FID needs at least 2 samples, got \(samples)")
+        }
+        guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
+        let folder = try DataSource.openFolder(URL(fileURLWithPath: reference))
+        guard folder.count >= 2 else {
+            throw PipelineError.badData(path: reference, problem: "an FID reference needs at least 2 images, found \(folder.count) image files")
+        }
+    }
+}
+
+/// One line of `RUN/fid.jsonl`: a score of EMA samples during training.
+public struct EvaluationRecord: Codable, Sendable, Equatable {
+    /// Steps completed when the samples were drawn.
+    public var step: Int
+    /// Fréchet Inception distance to the reference images.
+    public var fid: Double
+    /// Kernel Inception distance (mean over subsets) and its standard deviation.
+    public var kid: Double, kidStd: Double
+    /// Images scored on each side.
+    public var samples: Int, references: Int
+    /// Wall-clock seconds of the sampling and scoring.
+    public var seconds: Double
+    /// Summed step seconds of the run at this step.
+    public var trainSeconds: Double
+
+    /// A record of the values above.
+    public init(step: Int, fid: Double, kid: Double, kidStd: Double, samples: Int, references: Int,
+                seconds: Double, trainSeconds: Double) {
+        self.step = step; self.fid = fid; self.kid = kid; self.kidStd = kidStd
+        self.samples = samples; self.references = references; self.seconds = seconds; self.trainSeconds = trainSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case step, fid, kid, kidStd = "kid_std", samples, references, seconds, trainSeconds = "train_seconds"
+    }
+
+    /// The record as one JSON line (no newline); a NaN score is written as `"nan"`.
+    public var jsonLine: String {
+        (try? StepRecord.encoder.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+    }
+
+    /// Parses `fid.jsonl` text; a torn last line (a kill during a write) is ignored.
+    public static func parseLog(_ text: String) -> [EvaluationRecord] {
+        text.split(separator: "\n").compactMap { try? StepRecord.decoder.decode(EvaluationRecord.self, from: Data($0.utf8)) }
+    }
+
+    /// The record of the lowest finite FID (the earliest of equal ones), if any.
+    public static func best(of records: [EvaluationRecord]) -> EvaluationRecord? {
+        records.filter(\.fid.isFinite).min { $0.fid < $1.fid }
+    }
+}
+
+extension DataSource {
+    /// Where ``fidReference(size:limit:cacheDirectory:)`` writes reference folders:
+    /// `.cache/fid-reference` under the current directory.
+    public static let referenceCacheDirectory = URL(fileURLWithPath: ".cache/fid-reference")
+
+    /// A folder of FID reference images for this data: the first `limit` images at `size` x
+    /// `size` pixels (as training sees them: short side resized, centre-cropped, on white), written
+    /// once as PNGs under `cacheDirectory` and reused while the data is unchanged (a folder is
+    /// keyed by its listing's fingerprint). The folder appears whole or not at all.
+    /// - Throws: the data's errors (missing folder, no decodable image); file-system errors.
+    public func fidReference(size: Int, limit: Int = 10_000, cacheDirectory: URL = DataSource.referenceCacheDirectory) throws -> URL {
+        guard size >= 1, limit >= 2 else {
+            throw PipelineError.invalidOption(name: "--fid-reference-limit", problem: "need a size >= 1 and a limit >= 2, got \(size) and \(limit)")
+        }
+        let key: String
+        var folder: ImageFolder? = nil
+        switch self {
+        case .bundled(let b): key = b.rawValue
+        case .folder(let url):
+            let f = try Self.openFolder(url)
+            folder = f
+            key = url.lastPathComponent + "-" + String(f.fingerprint, radix: 16)
+        }
+        let target = cacheDirectory.appendingPathComponent("\(key)-\(size)px-\(limit)", isDirectory: true)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: target.path) { return target }
+        let images: [Image]
+        if let folder {
+            guard folder.count > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "no .png/.jpg/.jpeg files found") }
+            images = folder.load(Array(0..<min(limit, folder.count)), size: size).compactMap { $0 }
+            guard !images.isEmpty else { throw PipelineError.badData(path: folder.root.path, problem: "none of the image files could be decoded") }
+        } else {
+            images = Array(try load(size: size).images.prefix(limit))
+        }
+        try fm.createDirectory(at: cacheDirectory, withIntermediateDirectories: true)
+        let partial = cacheDirectory.appendingPathComponent(".partial-\(key)-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: partial) }
+        try ImageWriting.writeNumbered(images, to: partial)
+        do { try fm.moveItem(at: partial, to: target) } catch where fm.fileExists(atPath: target.path) {
+            // Another process wrote the same folder meanwhile: theirs is as good.
+        }
+        return target
+    }
+}
+
+extension SampleEvaluator {
+    /// FID and KID of `samples` against `reference`, the samples' features shared among the
+    /// `communicator`'s ranks. Every rank calls it; rank 0 returns the result, the others nil.
+    /// The reference's features are computed (or read from the cache) by rank 0 alone.
+    public func score(samples: URL, reference: URL, communicator: any Communicator = SingleProcessCommunicator()) throws -> FIDResult? {
+        var e = evaluator
+        let ref = communicator.rank == 0 ? try e.features(ofFolder: reference) : nil
+        e.cache = nil                                   // samples change between calls
+        let own = try e.features(ofFolder: samples, communicator: communicator)
+        guard let ref else { return nil }
+        return try e.compare(own, ref)
+    }
+}
+
+/// `RUN/fid.png`: FID and KID during training against the step.
+public enum FIDCurve {
+    /// Draws the FID of `records` against the step (one dot per score) to `url`.
+    public static func write(records: [EvaluationRecord], title: String, to url: URL) throws {
+        let plot = LinePlot(title: title, xLabel: "step", yLabel: "FID", series: [
+            .init(name: "FID", x: records.map { Double($0.step) }, y: records.map(\.fid),
+                  color: LinePlot.palette[1], lineWidth: 2),
+        ])
+        try plot.write(to: url)
+    }
+}
