@@ -33,11 +33,15 @@ public enum SampleWriter {
     /// With a `communicator` of N ranks, the batches are dealt round-robin (batch j to rank
     /// j mod N); each rank writes its own images (a shared file system) and rank 0 the grid. The
     /// images are the same whatever N is: a batch's noise depends only on its first index.
+    ///
+    /// `stop` (a single process only) is polled after each batch: when it returns true the call
+    /// returns with the images drawn so far (a re-run draws the rest, as after a kill).
     @discardableResult
     public static func write(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind,
                              count: Int, batchSize: Int = 64, seed: UInt64 = 0, to folder: URL, gridURL: URL? = nil,
                              communicator: any Communicator = SingleProcessCommunicator(),
-                             progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Int {
+                             progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
+                             stop: (() -> Bool)? = nil) throws -> Int {
         guard count >= 0 else { throw PipelineError.invalidOption(name: "--count", problem: "must be >= 0, got \(count)") }
         guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -45,7 +49,7 @@ public enum SampleWriter {
         try communicator.barrier()                       // every rank counted before any writes
         let s = sampler.sampler(schedule: schedule)
         let batchStarts = Array(stride(from: start, to: count, by: batchSize))
-        var mine = 0
+        var mine = 0, stopped = false
         // One packing of the weights for every batch (each Sampling.sample call would pack again).
         try model.store.withPackedWeights {
             for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
@@ -57,15 +61,16 @@ public enum SampleWriter {
                 }
                 mine += n
                 progress?(min(count, start + mine * communicator.size), count)
+                if communicator.size == 1, first + n < count, stop?() == true { stopped = true; break }
             }
         }
         try communicator.barrier()                       // every image is on disk
-        if communicator.isWriter, let gridURL {
+        if communicator.isWriter, !stopped, let gridURL {
             try FileManager.default.createDirectory(at: gridURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
-        return max(0, count - start)
+        return stopped ? mine : max(0, count - start)
     }
 }
 

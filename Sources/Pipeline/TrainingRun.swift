@@ -263,6 +263,12 @@ public final class TrainingRun {
         defer { try? log?.close() }
         try log?.seekToEnd()
         var ran = 0.0
+        // A score due at this step that is not on record: a stop or a kill came between the
+        // step's checkpoint and its score (or after the last step).
+        if let e = config.evaluation, trainer.step > 0, trainer.step % e.every == 0 || isComplete,
+           !evaluations.contains(where: { $0.step == trainer.step }) {
+            try evaluate(events: events)
+        }
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
         var stopAgreed = false                                           // several ranks agree after each step
@@ -305,10 +311,6 @@ public final class TrainingRun {
             }
             if let e = config.evaluation, trainer.step % e.every == 0 || isComplete { try evaluate(events: events) }
         }
-        // A run that ended before its last score (a kill after the last step) scores now.
-        if config.evaluation != nil, isComplete, !evaluations.contains(where: { $0.step == trainer.step }) {
-            try evaluate(events: events)
-        }
         if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
             try saveCheckpoint(events: events)
         }
@@ -326,11 +328,14 @@ public final class TrainingRun {
     /// the ``EvaluationRecord`` to `fid.jsonl` and redraws `fid.png`. When the FID is the lowest so
     /// far, the checkpoint of this step is written (if it is not on disk yet) and linked as
     /// `checkpoint-best.safetensors`. In a job of several ranks every rank calls it (they share the
-    /// sampling and the samples' features) and every rank returns the record.
+    /// sampling and the samples' features) and every rank returns the record. In a single
+    /// process a stop request (``stopRequested``) between two sampling batches abandons the score:
+    /// nothing is recorded and nil is returned (``train(on:trainSecondsLimit:events:)`` scores that
+    /// step when the run resumes).
     /// - Throws: ``PipelineError/invalidOption(name:problem:)`` when the config has no
     ///   evaluation schedule; sampling, image and FID errors.
     @discardableResult
-    public func evaluate(events: ((Event) -> Void)? = nil) throws -> EvaluationRecord {
+    public func evaluate(events: ((Event) -> Void)? = nil) throws -> EvaluationRecord? {
         guard let schedule = config.evaluation, let scorer else {
             throw PipelineError.invalidOption(name: "evaluation", problem: "the run's config has no evaluation schedule")
         }
@@ -340,7 +345,9 @@ public final class TrainingRun {
         try communicator.barrier()                                       // nobody counts the old images
         try SampleWriter.write(model: trainer.emaModel, objective: config.recipe.objective, schedule: trainer.schedule,
                                sampler: schedule.sampler ?? config.sampler, count: schedule.samples,
-                               batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator)
+                               batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator,
+                               stop: stopRequested)
+        if communicator.size == 1, SampleWriter.existingCount(in: samples) < schedule.samples { return nil }   // stopped
         let score = try scorer.score(samples: samples, reference: URL(fileURLWithPath: schedule.reference),
                                      communicator: communicator)
         // Rank 0 has the score; every rank keeps the same records.

@@ -160,6 +160,24 @@ import ViTDiffusion
             #expect(try TrainingRunTests.tensors(b.checkpointURL) == TrainingRunTests.tensors(a.checkpointURL))
             #expect(EvaluationRecord.parseLog(try String(contentsOf: b.evaluationLogURL, encoding: .utf8)) == b.evaluations)
 
+            // Ctrl-C while step 2's samples are drawn (after the first of two batches): the score
+            // is abandoned, the run checkpoints step 2 and stops; resumed, it scores step 2 first.
+            let flag = TrainingRunTests.StopFlag()
+            let dFolder = tmp.appendingPathComponent("d")
+            let d = try Self.open(dFolder, steps: 4, reference: reference)
+            d.stopRequested = { flag.isRaised }
+            let error = #expect(throws: PipelineError.self) {
+                try d.train(on: TrainingRunTests.dataset) { e in if case .step(let r) = e, r.step == 2 { flag.raise() } }
+            }
+            #expect(error == .interrupted(step: 2, checkpoint: d.checkpointURL.path))
+            #expect(d.evaluations.isEmpty && SampleWriter.existingCount(in: d.evaluationSamplesFolder) == 4)
+            flag.clear()
+            let e = try Self.open(dFolder, steps: 4, reference: reference)
+            #expect(e.resumedFrom == 2 && e.evaluations.isEmpty)
+            try e.train(on: TrainingRunTests.dataset)
+            #expect(e.evaluations.map(\.step) == [2, 4])
+            #expect(e.evaluations.map(\.fid.bitPattern) == a.evaluations.map(\.fid.bitPattern))
+
             // As if step 4 had scored best and the process died before linking it: reopening links it.
             var records = b.evaluations
             records[0].fid = records[1].fid + 100
