@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImageIO
 import Masking
+import Metrics
 import NN
 import Pipeline
 import Schedules
@@ -29,10 +30,13 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Images per sample grid.") var sampleCount: Int = 16
     @Option(help: "Score FID and KID of EMA samples every K steps and at the last step (0 = never); keeps checkpoint-best.safetensors. Needs scripts/fetch-fid-weights.sh.")
     var fidEvery: Int = 0
-    @Option(help: "Samples drawn for each FID score.") var fidSamples: Int = 400
+    @Option(help: "Samples drawn for each FID score (default 400).") var fidSamples: Int?
     @Option(help: "FID reference images, a folder (default: the training data as the network sees it, up to --fid-reference-limit images, written once under .cache/fid-reference).")
     var fidReference: String?
-    @Option(help: "Images of the default FID reference.") var fidReferenceLimit: Int = 10_000
+    @Option(help: "Images of the default FID reference, evenly spaced through the data (default 10000).") var fidReferenceLimit: Int?
+    @Option(help: "Sampler of the FID samples: dpm (DPM-Solver++ 2M), ddim or ddpm (default: dpm, 25 steps, as the sample grids).")
+    var fidSampler: String?
+    @Option(help: "Steps of --fid-sampler (default: 25 for dpm, 250 for ddim; DDIM's eta is 1).") var fidSamplerSteps: Int?
     @Option(help: "Numbered checkpoints kept.") var keep: Int = 3
     @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v).") var objective: String?
     @Option(help: "Loss: l2 or l1.") var loss: String?
@@ -114,7 +118,31 @@ struct StageOptions: ParsableArguments {
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
         if fidEvery < 0 { throw ValidationError("--fid-every must be >= 0, got \(fidEvery)") }
         // The default reference is written by train(), on rank 0, once the data is known to load.
-        if fidEvery > 0 { run.evaluation = EvaluationSchedule(every: fidEvery, samples: fidSamples, reference: fidReference.map { URL(fileURLWithPath: $0).absoluteURL.path } ?? "") }
+        if fidEvery > 0 {
+            let sampler: SamplerKind?
+            do {
+                sampler = try (fidSampler ?? fidSamplerSteps.map { _ in "dpm" }).map { try SamplerKind(name: $0, steps: fidSamplerSteps) }
+            } catch {
+                throw ValidationError("--fid-sampler \(fidSampler ?? "dpm") with --fid-sampler-steps \(fidSamplerSteps.map(String.init) ?? "default"): expected dpm, ddim or ddpm and steps >= 1")
+            }
+            if sampler == .ddpm, fidSamplerSteps != nil {
+                throw ValidationError("--fid-sampler ddpm runs all of the schedule's steps; drop --fid-sampler-steps")
+            }
+            if fidReference != nil, fidReferenceLimit != nil {
+                throw ValidationError("--fid-reference-limit sizes the default reference; with --fid-reference DIR every image of DIR is used")
+            }
+            let schedule = EvaluationSchedule(every: fidEvery, samples: fidSamples ?? 400,
+                                              reference: fidReference.map { URL(fileURLWithPath: $0).absoluteURL.path } ?? "",
+                                              sampler: sampler)
+            // Checked now, before the data loads: the weights, the counts, an explicit reference.
+            guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
+                throw ValidationError("--fid-every needs the FID Inception weights at \(FIDInceptionV3.defaultWeightsURL.path): run scripts/fetch-fid-weights.sh")
+            }
+            try schedule.validate(checkingReference: !schedule.reference.isEmpty)   // the default one is written later
+            run.evaluation = schedule
+        } else if fidSamples != nil || fidReference != nil || fidReferenceLimit != nil || fidSampler != nil || fidSamplerSteps != nil {
+            throw ValidationError("--fid-samples, --fid-reference, --fid-reference-limit and --fid-sampler need --fid-every K")
+        }
         // Applied now, before the data loads: a CPU that cannot run it is told at once.
         if let precision { run.precision = try Gemm.Precision.apply(argument: precision) }
         return run
@@ -141,9 +169,10 @@ struct StageOptions: ParsableArguments {
         let world = World.communicator
         if var e = config.evaluation, e.reference.isEmpty {
             let t1 = Date()
-            if world.isWriter { _ = try source.fidReference(size: config.model.imageHeight, limit: fidReferenceLimit) }
+            let limit = fidReferenceLimit ?? 10_000
+            if world.isWriter { _ = try source.fidReference(size: config.model.imageHeight, limit: limit) }
             try world.barrier()
-            e.reference = try source.fidReference(size: config.model.imageHeight, limit: fidReferenceLimit).absoluteURL.path
+            e.reference = try source.fidReference(size: config.model.imageHeight, limit: limit).absoluteURL.path
             config.evaluation = e
             print("FID reference: \(e.reference)" + String(format: " (%.1f s)", Date().timeIntervalSince(t1)))
         }
@@ -167,9 +196,10 @@ struct StageOptions: ParsableArguments {
         printer.finish()
         print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
                      summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
+        let hasBest = FileManager.default.fileExists(atPath: run.bestCheckpointURL.path)
         print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : "")"
-              + (config.evaluation != nil ? ", fid.jsonl, fid.png, checkpoint-best.safetensors)" : ")"))
-        if let best = EvaluationRecord.best(of: run.evaluations) {
+              + (config.evaluation != nil ? ", fid.jsonl, fid.png" + (hasBest ? ", checkpoint-best.safetensors)" : ")") : ")"))
+        if config.evaluation != nil, let best = EvaluationRecord.best(of: run.evaluations) {
             print(String(format: "best FID %.2f (KID %.4f) at step %d", best.fid, best.kid, best.step))
         }
     }

@@ -39,17 +39,29 @@ public struct EvaluationSchedule: Codable, Sendable, Equatable {
         self.sampler = sampler; self.batchSize = batchSize; self.seed = seed
     }
 
-    /// Checks the counts and that the reference folder exists.
+    /// Checks the counts and (unless `checkingReference` is false) that the reference folder
+    /// exists and holds at least 2 image files.
     /// - Throws: ``PipelineError/invalidOption(name:problem:)`` naming `--fid-every`,
-    ///   `--fid-samples` or `--batch`; ``PipelineError/missingFile(path:hint:)`` for a missing
-    ///   reference; ``PipelineError/badData(path:problem:)`` when it is a file or holds no image files.
-    public func validate() throws {
+    ///   `--fid-samples`, `evaluation.batchSize` or `--fid-reference` (empty);
+    ///   ``PipelineError/missingFile(path:hint:)`` for a missing reference;
+    ///   ``PipelineError/badData(path:problem:)`` when it is a file or holds fewer than 2 image files.
+    public func validate(checkingReference: Bool = true) throws {
         guard every >= 1 else { throw PipelineError.invalidOption(name: "--fid-every", problem: "must be >= 1, got \(every)") }
         guard samples >= 2 else {
             throw PipelineError.invalidOption(name: "--fid-samples", problem: "FID needs at least 2 samples, got \(samples)")
         }
-        guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
-        let folder = try DataSource.openFolder(URL(fileURLWithPath: reference))
+        guard batchSize >= 1 else {
+            throw PipelineError.invalidOption(name: "evaluation.batchSize", problem: "must be >= 1, got \(batchSize)")
+        }
+        guard checkingReference else { return }
+        guard !reference.isEmpty else { throw PipelineError.invalidOption(name: "--fid-reference", problem: "no reference folder given") }
+        let url = URL(fileURLWithPath: reference)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
+            throw PipelineError.missingFile(path: url.path, hint: "the FID reference (--fid-reference) must be a folder of PNG/JPEG images")
+        }
+        guard isFolder.boolValue else { throw PipelineError.badData(path: url.path, problem: "is a file; an FID reference is a folder of images") }
+        let folder = try DataSource.openFolder(url)
         guard folder.count >= 2 else {
             throw PipelineError.badData(path: reference, problem: "an FID reference needs at least 2 images, found \(folder.count) image files")
         }
@@ -103,14 +115,15 @@ extension DataSource {
     /// `.cache/fid-reference` under the current directory.
     public static let referenceCacheDirectory = URL(fileURLWithPath: ".cache/fid-reference")
 
-    /// A folder of FID reference images for this data: the first `limit` images at `size` x
-    /// `size` pixels (as training sees them: short side resized, centre-cropped, on white), written
-    /// once as PNGs under `cacheDirectory` and reused while the data is unchanged (a folder is
-    /// keyed by its listing's fingerprint). The folder appears whole or not at all.
+    /// A folder of FID reference images for this data: all of its images, or `limit` of them
+    /// evenly spaced through the listing when it has more, at `size` x `size` pixels (as training
+    /// sees them: short side resized, centre-cropped, on white), written once as PNGs under
+    /// `cacheDirectory` and reused while the data is unchanged (a folder is keyed by its
+    /// listing's fingerprint). The folder appears whole or not at all.
     /// - Throws: the data's errors (missing folder, no decodable image); file-system errors.
     public func fidReference(size: Int, limit: Int = 10_000, cacheDirectory: URL = DataSource.referenceCacheDirectory) throws -> URL {
         guard size >= 1, limit >= 2 else {
-            throw PipelineError.invalidOption(name: "--fid-reference-limit", problem: "need a size >= 1 and a limit >= 2, got \(size) and \(limit)")
+            throw PipelineError.invalidOption(name: "fidReference", problem: "need a size >= 1 and a limit >= 2, got \(size) and \(limit)")
         }
         let key: String
         var folder: ImageFolder? = nil
@@ -124,18 +137,30 @@ extension DataSource {
         let target = cacheDirectory.appendingPathComponent("\(key)-\(size)px-\(limit)", isDirectory: true)
         let fm = FileManager.default
         if fm.fileExists(atPath: target.path) { return target }
-        let images: [Image]
-        if let folder {
-            guard folder.count > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "no .png/.jpg/.jpeg files found") }
-            images = folder.load(Array(0..<min(limit, folder.count)), size: size).compactMap { $0 }
-            guard !images.isEmpty else { throw PipelineError.badData(path: folder.root.path, problem: "none of the image files could be decoded") }
-        } else {
-            images = Array(try load(size: size).images.prefix(limit))
-        }
+        // Evenly spaced, so a folder sorted into class subfolders gives every class its share.
+        func spaced(_ count: Int) -> [Int] { count <= limit ? Array(0..<count) : (0..<limit).map { $0 * count / limit } }
         try fm.createDirectory(at: cacheDirectory, withIntermediateDirectories: true)
         let partial = cacheDirectory.appendingPathComponent(".partial-\(key)-\(UUID().uuidString)")
         defer { try? fm.removeItem(at: partial) }
-        try ImageWriting.writeNumbered(images, to: partial)
+        try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+        var written = 0
+        func write(_ images: [Image]) throws {
+            for image in images {
+                try image.write(to: partial.appendingPathComponent(SampleWriter.fileName(written)))
+                written += 1
+            }
+        }
+        if let folder {
+            guard folder.count > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "no .png/.jpg/.jpeg files found") }
+            let chosen = spaced(folder.count)
+            for start in stride(from: 0, to: chosen.count, by: 256) {      // decoded a chunk at a time
+                try write(folder.load(Array(chosen[start..<min(start + 256, chosen.count)]), size: size).compactMap { $0 })
+            }
+            guard written > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "none of the image files could be decoded") }
+        } else {
+            let all = try load(size: size).images
+            try write(spaced(all.count).map { all[$0] })
+        }
         do { try fm.moveItem(at: partial, to: target) } catch where fm.fileExists(atPath: target.path) {
             // Another process wrote the same folder meanwhile: theirs is as good.
         }
@@ -144,6 +169,24 @@ extension DataSource {
 }
 
 extension SampleEvaluator {
+    /// The features of `reference` on rank 0 (nil on the other ranks): from the cache when it
+    /// holds them, else computed by all the `communicator`'s ranks together and cached by rank 0.
+    /// Every rank calls it.
+    @discardableResult
+    public func referenceFeatures(of reference: URL, communicator: any Communicator = SingleProcessCommunicator()) throws -> FolderFeatures? {
+        var e = evaluator
+        if communicator.size == 1 { return try e.features(ofFolder: reference) }
+        // Rank 0 alone may see the cache (it alone writes it): it says whether to share the work.
+        var cached = [0.0]
+        if communicator.rank == 0, let cache = e.cache, let folder = try? ImageFolder(reference),
+           cache.load(folder, network: e.network) != nil { cached[0] = 1 }
+        try communicator.allReduceSum(&cached)
+        if cached[0] > 0 { return communicator.rank == 0 ? try e.features(ofFolder: reference) : nil }
+        if communicator.rank != 0 { e.cache = nil }
+        let features = try e.features(ofFolder: reference, communicator: communicator)
+        return communicator.rank == 0 ? features : nil
+    }
+
     /// FID and KID of `samples` against `reference`, the samples' features shared among the
     /// `communicator`'s ranks. Every rank calls it; rank 0 returns the result, the others nil.
     /// The reference's features are computed (or read from the cache) by rank 0 alone.
@@ -157,7 +200,7 @@ extension SampleEvaluator {
     }
 }
 
-/// `RUN/fid.png`: FID and KID during training against the step.
+/// `RUN/fid.png`: the FID during training against the step.
 public enum FIDCurve {
     /// Draws the FID of `records` against the step (one dot per score) to `url`.
     public static func write(records: [EvaluationRecord], title: String, to url: URL) throws {

@@ -73,7 +73,8 @@ public final class TrainingRun {
     public var evaluationSamplesFolder: URL { folder.appendingPathComponent("fid-samples") }
     /// `RUN/fid.png`: FID against the step.
     public var fidPlotURL: URL { folder.appendingPathComponent("fid.png") }
-    /// Polled before each step: when it returns true, ``train(on:trainSecondsLimit:events:)``
+    /// Polled before each step (and, in a single process, before and between the sampling
+    /// batches of an FID score, which it abandons): when it returns true, ``train(on:trainSecondsLimit:events:)``
     /// writes a checkpoint and throws ``PipelineError/interrupted(step:checkpoint:)``. By default
     /// the process-wide ``StopSignal`` (SIGINT / SIGTERM). Give a run a flag of its own to stop it
     /// from elsewhere without stopping every other run of the process (as tests do).
@@ -90,7 +91,7 @@ public final class TrainingRun {
     ///   ``PipelineError/invalidOption(name:problem:)`` (`precision`) when the requested precision
     ///   cannot run here or the ranks disagree on it, ``PipelineError/badConfig(path:key:problem:)``
     ///   (`precision`) when the precision `config.json` records cannot; with an evaluation
-    ///   schedule, its ``EvaluationSchedule/validate()`` errors, a missing Inception network
+    ///   schedule, its ``EvaluationSchedule/validate(checkingReference:)`` errors, a missing Inception network
     ///   (``PipelineError/missingFile(path:hint:)``) and the reference folder's errors (its
     ///   features are computed, or read from the cache, here).
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
@@ -141,7 +142,7 @@ public final class TrainingRun {
             let scorer = try SampleEvaluator()
             // The reference's features now (cached per folder content): a bad reference fails here,
             // not after the first hour of training.
-            if communicator.isWriter { _ = try scorer.evaluator.features(ofFolder: URL(fileURLWithPath: schedule.reference)) }
+            try scorer.referenceFeatures(of: URL(fileURLWithPath: schedule.reference), communicator: communicator)
             self.scorer = scorer
         } else {
             scorer = nil
@@ -267,19 +268,13 @@ public final class TrainingRun {
         // step's checkpoint and its score (or after the last step).
         if let e = config.evaluation, trainer.step > 0, trainer.step % e.every == 0 || isComplete,
            !evaluations.contains(where: { $0.step == trainer.step }) {
-            try evaluate(events: events)
+            if try evaluate(events: events) == nil { try stopHere(events: events) }
         }
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
         var stopAgreed = false                                           // several ranks agree after each step
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
-            if ranks == 1 ? stopRequested() : stopAgreed {
-                if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
-                    try saveCheckpoint(events: events)
-                }
-                if writer { try? writeLossPlot() }
-                throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
-            }
+            if ranks == 1 ? stopRequested() : stopAgreed { try stopHere(events: events) }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let batch = try prefetcher.batch(trainer.step)
             prefetcher.prefetch(trainer.step + 1)                        // decoded while this step trains
@@ -309,7 +304,9 @@ public final class TrainingRun {
             if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
                 events?(.samples(try writeSampleGrid(), step: trainer.step))
             }
-            if let e = config.evaluation, trainer.step % e.every == 0 || isComplete { try evaluate(events: events) }
+            if let e = config.evaluation, trainer.step % e.every == 0 || isComplete, try evaluate(events: events) == nil {
+                try stopHere(events: events)                               // a stop abandoned the score
+            }
         }
         if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
             try saveCheckpoint(events: events)
@@ -323,13 +320,25 @@ public final class TrainingRun {
                        imagesPerSecond: ran > 0 ? Double(done * config.recipe.batchSize) / ran : 0)
     }
 
+    /// The end of a stopped run: this step's checkpoint (unless it is on disk) and the loss plot,
+    /// then ``PipelineError/interrupted(step:checkpoint:)``.
+    private func stopHere(events: ((Event) -> Void)?) throws -> Never {
+        if communicator.isWriter {
+            if savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
+                try saveCheckpoint(events: events)
+            }
+            try? writeLossPlot()
+        }
+        throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
+    }
+
     /// Scores the EMA network now: draws ``EvaluationSchedule/samples`` images into
     /// `fid-samples/` (replacing the previous score's), scores them against the reference, appends
     /// the ``EvaluationRecord`` to `fid.jsonl` and redraws `fid.png`. When the FID is the lowest so
     /// far, the checkpoint of this step is written (if it is not on disk yet) and linked as
     /// `checkpoint-best.safetensors`. In a job of several ranks every rank calls it (they share the
     /// sampling and the samples' features) and every rank returns the record. In a single
-    /// process a stop request (``stopRequested``) between two sampling batches abandons the score:
+    /// process a stop request (``stopRequested``) before the sampling or between two of its batches abandons the score:
     /// nothing is recorded and nil is returned (``train(on:trainSecondsLimit:events:)`` scores that
     /// step when the run resumes).
     /// - Throws: ``PipelineError/invalidOption(name:problem:)`` when the config has no
@@ -339,9 +348,11 @@ public final class TrainingRun {
         guard let schedule = config.evaluation, let scorer else {
             throw PipelineError.invalidOption(name: "evaluation", problem: "the run's config has no evaluation schedule")
         }
+        if communicator.size == 1, stopRequested() { return nil }
         let start = DispatchTime.now().uptimeNanoseconds
         let samples = evaluationSamplesFolder
-        if communicator.isWriter { try? FileManager.default.removeItem(at: samples) }
+        // The previous score's images must go: SampleWriter would count them as drawn.
+        if communicator.isWriter, FileManager.default.fileExists(atPath: samples.path) { try FileManager.default.removeItem(at: samples) }
         try communicator.barrier()                                       // nobody counts the old images
         try SampleWriter.write(model: trainer.emaModel, objective: config.recipe.objective, schedule: trainer.schedule,
                                sampler: schedule.sampler ?? config.sampler, count: schedule.samples,

@@ -284,14 +284,14 @@ struct MPIJobTests {
             try MPIJob.writeImages(count: 8, to: data)
             let out = dir.appendingPathComponent("run")
             let args = MPIJob.pretrain(data: data, out: out, steps: 2, batch: 4)
-                + ["--fid-every", "1", "--fid-samples", "6", "--fid-reference", data.path]
+                + ["--fid-every", "1", "--fid-samples", "70", "--fid-reference", data.path]   // 2 sampling batches, 3 Inception batches
             let r = try MPIJob.run(ranks: 2, args, in: dir)
             #expect(r.status == 0, "\(r.output)")
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-best.safetensors").path))
             let text = try String(contentsOf: out.appendingPathComponent("fid.jsonl"), encoding: .utf8)
             let lines = try text.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
             #expect(lines.map { $0["step"] as? Int } == [1, 2])
-            #expect(lines.allSatisfy { ($0["samples"] as? Int) == 6 && ($0["references"] as? Int) == 8 })
+            #expect(lines.allSatisfy { ($0["samples"] as? Int) == 70 && ($0["references"] as? Int) == 8 })
             #expect(lines.allSatisfy { (($0["fid"] as? Double) ?? -1) > 0 }, "\(lines)")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Metrics
+import Synchronization
 import Tensor
 import Testing
 import ViTDiffusion
@@ -36,6 +37,10 @@ import ViTDiffusion
                 Issue.record("a one-image reference is not reported"); return
             }
             #expect(q == lonely.path && why.contains("at least 2"))
+            #expect(problem(EvaluationSchedule(every: 2, reference: "")) == .invalidOption(name: "--fid-reference", problem: "no reference folder given"))
+            // The counts alone (a default reference is written after the options are read).
+            #expect(throws: Never.self) { try EvaluationSchedule(every: 2, reference: "").validate(checkingReference: false) }
+            #expect(throws: PipelineError.self) { try EvaluationSchedule(every: 0, reference: "").validate(checkingReference: false) }
         }
     }
 
@@ -86,6 +91,17 @@ import ViTDiffusion
             let grown = try source.fidReference(size: 8, limit: 10, cacheDirectory: cache)
             #expect(grown != first && SampleWriter.existingCount(in: grown) == 6)
             #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).allSatisfy { !$0.hasPrefix(".partial") })
+            // Above the limit the images are evenly spaced through the listing: 10 files, limit 5
+            // -> files 0, 2, 4, 6, 8.
+            let ten = tmp.appendingPathComponent("ten")
+            try writeRandomImages(count: 10, size: 12, to: ten, seed: 6)
+            let spaced = try DataSource.folder(ten).fidReference(size: 8, limit: 5, cacheDirectory: cache)
+            #expect(SampleWriter.existingCount(in: spaced) == 5)
+            let listing = try ImageFolder(ten)
+            for (i, source) in [0, 2, 4, 6, 8].enumerated() {
+                let want = try #require(listing.load([source], size: 8).first ?? nil)
+                #expect(try Image(contentsOf: spaced.appendingPathComponent(SampleWriter.fileName(i))).pixels == want.pixels, "image \(i)")
+            }
             #expect(throws: PipelineError.self) {
                 _ = try DataSource.folder(tmp.appendingPathComponent("missing")).fidReference(size: 8, cacheDirectory: cache)
             }
@@ -162,21 +178,36 @@ import ViTDiffusion
 
             // Ctrl-C while step 2's samples are drawn (after the first of two batches): the score
             // is abandoned, the run checkpoints step 2 and stops; resumed, it scores step 2 first.
-            let flag = TrainingRunTests.StopFlag()
+            // The run polls before steps 1 and 2 and before the score; the fourth poll, after the
+            // score's first batch, is the first to see the stop.
+            let polls = PollCounter()
             let dFolder = tmp.appendingPathComponent("d")
             let d = try Self.open(dFolder, steps: 4, reference: reference)
-            d.stopRequested = { flag.isRaised }
-            let error = #expect(throws: PipelineError.self) {
-                try d.train(on: TrainingRunTests.dataset) { e in if case .step(let r) = e, r.step == 2 { flag.raise() } }
-            }
+            d.stopRequested = { polls.next() >= 4 }
+            let error = #expect(throws: PipelineError.self) { try d.train(on: TrainingRunTests.dataset) }
             #expect(error == .interrupted(step: 2, checkpoint: d.checkpointURL.path))
             #expect(d.evaluations.isEmpty && SampleWriter.existingCount(in: d.evaluationSamplesFolder) == 4)
-            flag.clear()
             let e = try Self.open(dFolder, steps: 4, reference: reference)
             #expect(e.resumedFrom == 2 && e.evaluations.isEmpty)
             try e.train(on: TrainingRunTests.dataset)
             #expect(e.evaluations.map(\.step) == [2, 4])
             #expect(e.evaluations.map(\.fid.bitPattern) == a.evaluations.map(\.fid.bitPattern))
+
+            // Ctrl-C in the last step, before its score: the run stops (it does not report itself
+            // done), and the re-run, complete, takes the missing score.
+            let flag = TrainingRunTests.StopFlag()
+            let lastFolder = tmp.appendingPathComponent("last")
+            let last = try Self.open(lastFolder, steps: 2, reference: reference)
+            last.stopRequested = { flag.isRaised }
+            #expect(throws: PipelineError.interrupted(step: 2, checkpoint: last.checkpointURL.path)) {
+                try last.train(on: TrainingRunTests.dataset) { e in if case .step(let r) = e, r.step == 2 { flag.raise() } }
+            }
+            #expect(SampleWriter.existingCount(in: last.evaluationSamplesFolder) == 0)
+            flag.clear()
+            let finished = try Self.open(lastFolder, steps: 2, reference: reference)
+            #expect(finished.isComplete && finished.evaluations.isEmpty)
+            #expect(try finished.train(on: TrainingRunTests.dataset).stepsRun == 0)
+            #expect(finished.evaluations.map(\.step) == [2] && finished.evaluations[0].fid.bitPattern == a.evaluations[0].fid.bitPattern)
 
             // As if step 4 had scored best and the process died before linking it: reopening links it.
             var records = b.evaluations
@@ -200,6 +231,12 @@ import ViTDiffusion
             }
         }
     }
+}
+
+/// Counts a run's stop polls (the n-th poll returns n).
+final class PollCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func next() -> Int { count.add(1, ordering: .relaxed).newValue }
 }
 
 /// Writes `count` random RGB images of `size` x `size` as numbered PNGs into `folder`.
