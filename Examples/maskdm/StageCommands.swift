@@ -170,9 +170,9 @@ struct StageOptions: ParsableArguments {
         if var e = config.evaluation, e.reference.isEmpty {
             let t1 = Date()
             let limit = fidReferenceLimit ?? 10_000
-            if world.isWriter { _ = try source.fidReference(size: config.model.imageHeight, limit: limit) }
-            try world.barrier()
-            e.reference = try source.fidReference(size: config.model.imageHeight, limit: limit).absoluteURL.path
+            let written = world.isWriter ? try source.fidReference(size: config.model.imageHeight, limit: limit) : nil
+            try world.barrier()                                          // the other ranks find it written
+            e.reference = try (written ?? source.fidReference(size: config.model.imageHeight, limit: limit)).absoluteURL.path
             config.evaluation = e
             print("FID reference: \(e.reference)" + String(format: " (%.1f s)", Date().timeIntervalSince(t1)))
         }

@@ -177,11 +177,13 @@ extension SampleEvaluator {
         var e = evaluator
         if communicator.size == 1 { return try e.features(ofFolder: reference) }
         // Rank 0 alone may see the cache (it alone writes it): it says whether to share the work.
-        var cached = [0.0]
-        if communicator.rank == 0, let cache = e.cache, let folder = try? ImageFolder(reference),
-           cache.load(folder, network: e.network) != nil { cached[0] = 1 }
+        var hit: FolderFeatures? = nil
+        if communicator.rank == 0, let cache = e.cache, let folder = try? ImageFolder(reference) {
+            hit = cache.load(folder, network: e.network)
+        }
+        var cached = [hit == nil ? 0.0 : 1]
         try communicator.allReduceSum(&cached)
-        if cached[0] > 0 { return communicator.rank == 0 ? try e.features(ofFolder: reference) : nil }
+        if cached[0] > 0 { return hit }
         if communicator.rank != 0 { e.cache = nil }
         let features = try e.features(ofFolder: reference, communicator: communicator)
         return communicator.rank == 0 ? features : nil
@@ -191,12 +193,20 @@ extension SampleEvaluator {
     /// `communicator`'s ranks. Every rank calls it; rank 0 returns the result, the others nil.
     /// The reference's features are computed (or read from the cache) by rank 0 alone.
     public func score(samples: URL, reference: URL, communicator: any Communicator = SingleProcessCommunicator()) throws -> FIDResult? {
+        let ref = communicator.rank == 0 ? try evaluator.features(ofFolder: reference) : nil
+        return try score(samples: samples, referenceFeatures: ref, communicator: communicator)
+    }
+
+    /// FID and KID of `samples` against reference features already at hand (rank 0's, from
+    /// ``referenceFeatures(of:communicator:)``; nil on the other ranks), the samples' features
+    /// shared among the ranks. Every rank calls it; rank 0 returns the result, the others nil.
+    public func score(samples: URL, referenceFeatures: FolderFeatures?,
+                      communicator: any Communicator = SingleProcessCommunicator()) throws -> FIDResult? {
         var e = evaluator
-        let ref = communicator.rank == 0 ? try e.features(ofFolder: reference) : nil
         e.cache = nil                                   // samples change between calls
         let own = try e.features(ofFolder: samples, communicator: communicator)
-        guard let ref else { return nil }
-        return try e.compare(own, ref)
+        guard let referenceFeatures else { return nil }
+        return try e.compare(own, referenceFeatures)
     }
 }
 

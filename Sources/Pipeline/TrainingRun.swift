@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Masking
+import Metrics
 import NN
 import Schedules
 import Tensor
@@ -46,8 +47,9 @@ public final class TrainingRun {
     public private(set) var trainSeconds: Double = 0
     /// The FID scores so far (restored on resume; see ``RunConfig/evaluation``).
     public private(set) var evaluations: [EvaluationRecord] = []
-    /// The FID scorer (loaded when the config has an evaluation schedule).
-    private let scorer: SampleEvaluator?
+    /// The FID scorer and the reference's features (rank 0's; loaded when the config has an
+    /// evaluation schedule).
+    private let scoring: (scorer: SampleEvaluator, reference: FolderFeatures?)?
     /// The step of the checkpoint on disk (the writer's).
     private var savedStep: Int
     /// The step the run resumed from (nil for a fresh run).
@@ -140,19 +142,18 @@ public final class TrainingRun {
         }
         if let schedule = config.evaluation {
             let scorer = try SampleEvaluator()
-            // The reference's features now (cached per folder content): a bad reference fails here,
-            // not after the first hour of training.
-            try scorer.referenceFeatures(of: URL(fileURLWithPath: schedule.reference), communicator: communicator)
-            self.scorer = scorer
+            // The reference's features now (cached per folder content), kept for every score: a bad
+            // reference fails here, not after the first hour of training.
+            scoring = (scorer, try scorer.referenceFeatures(of: URL(fileURLWithPath: schedule.reference), communicator: communicator))
         } else {
-            scorer = nil
+            scoring = nil
         }
         savedStep = trainer.step
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
         let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
         // So do the scores: a later one is scored again when training reaches its step.
-        let evalText = (try? String(contentsOf: folder.appendingPathComponent("fid.jsonl"), encoding: .utf8)) ?? ""
+        let evalText = (try? String(contentsOf: evaluationLogURL, encoding: .utf8)) ?? ""
         evaluations = EvaluationRecord.parseLog(evalText).filter { $0.step <= trainer.step }
         // Every rank trains in the same precision (each could have its own MASKDM_GEMM_ISA).
         let precisions = try communicator.allGather([config.precision == .bf16 ? 1 : 0]).map { $0.first ?? 0 }
@@ -266,8 +267,7 @@ public final class TrainingRun {
         var ran = 0.0
         // A score due at this step that is not on record: a stop or a kill came between the
         // step's checkpoint and its score (or after the last step).
-        if let e = config.evaluation, trainer.step > 0, trainer.step % e.every == 0 || isComplete,
-           !evaluations.contains(where: { $0.step == trainer.step }) {
+        if trainer.step > 0, scoreIsDue, !evaluations.contains(where: { $0.step == trainer.step }) {
             if try evaluate(events: events) == nil { try stopHere(events: events) }
         }
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
@@ -299,18 +299,15 @@ public final class TrainingRun {
             let every = config.recipe.checkpointEvery
             if every > 0, trainer.step % every == 0, !isComplete {
                 if writer { try saveCheckpoint(events: events) }
-                savedStep = trainer.step
             }
             if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
                 events?(.samples(try writeSampleGrid(), step: trainer.step))
             }
-            if let e = config.evaluation, trainer.step % e.every == 0 || isComplete, try evaluate(events: events) == nil {
+            if scoreIsDue, try evaluate(events: events) == nil {
                 try stopHere(events: events)                               // a stop abandoned the score
             }
         }
-        if writer, savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
-            try saveCheckpoint(events: events)
-        }
+        if writer, !checkpointIsCurrent { try saveCheckpoint(events: events) }
         if writer { try writeLossPlot() }
         let tail = records.suffix(20).map(\.loss).filter(\.isFinite)
         let done = trainer.step - first
@@ -320,13 +317,23 @@ public final class TrainingRun {
                        imagesPerSecond: ran > 0 ? Double(done * config.recipe.batchSize) / ran : 0)
     }
 
+    /// Whether the checkpoint on disk is this step's (the writer's view).
+    private var checkpointIsCurrent: Bool {
+        savedStep == trainer.step && FileManager.default.fileExists(atPath: checkpointURL.path)
+    }
+
+    /// Whether ``RunConfig/evaluation`` asks for a score at this step: every `every` steps and at
+    /// the run's last step.
+    private var scoreIsDue: Bool {
+        guard let e = config.evaluation else { return false }
+        return trainer.step % e.every == 0 || isComplete
+    }
+
     /// The end of a stopped run: this step's checkpoint (unless it is on disk) and the loss plot,
     /// then ``PipelineError/interrupted(step:checkpoint:)``.
     private func stopHere(events: ((Event) -> Void)?) throws -> Never {
         if communicator.isWriter {
-            if savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
-                try saveCheckpoint(events: events)
-            }
+            if !checkpointIsCurrent { try saveCheckpoint(events: events) }
             try? writeLossPlot()
         }
         throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
@@ -345,7 +352,7 @@ public final class TrainingRun {
     ///   evaluation schedule; sampling, image and FID errors.
     @discardableResult
     public func evaluate(events: ((Event) -> Void)? = nil) throws -> EvaluationRecord? {
-        guard let schedule = config.evaluation, let scorer else {
+        guard let schedule = config.evaluation, let scoring else {
             throw PipelineError.invalidOption(name: "evaluation", problem: "the run's config has no evaluation schedule")
         }
         if communicator.size == 1, stopRequested() { return nil }
@@ -359,8 +366,7 @@ public final class TrainingRun {
                                batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator,
                                stop: stopRequested)
         if communicator.size == 1, SampleWriter.existingCount(in: samples) < schedule.samples { return nil }   // stopped
-        let score = try scorer.score(samples: samples, reference: URL(fileURLWithPath: schedule.reference),
-                                     communicator: communicator)
+        let score = try scoring.scorer.score(samples: samples, referenceFeatures: scoring.reference, communicator: communicator)
         // Rank 0 has the score; every rank keeps the same records.
         var shared: [Double] = score.map { r in [r.fid, r.kid, r.kidStd, Double(r.nA), Double(r.nB)] } ?? [0, 0, 0, 0, 0]
         if communicator.size > 1 { try communicator.allReduceSum(&shared) }
@@ -373,15 +379,12 @@ public final class TrainingRun {
         if communicator.isWriter {
             try appendLine(record.jsonLine, to: evaluationLogURL)
             if best {
-                if savedStep != trainer.step || !FileManager.default.fileExists(atPath: checkpointURL.path) {
-                    try saveCheckpoint(events: events)
-                }
+                if !checkpointIsCurrent { try saveCheckpoint(events: events) }
                 try linkBestCheckpoint()
             }
             try? FIDCurve.write(records: evaluations, title: "FID of EMA samples: \(config.stage.rawValue) on \(URL(fileURLWithPath: config.data).lastPathComponent)",
                                  to: fidPlotURL)
         }
-        savedStep = best ? trainer.step : savedStep
         events?(.evaluation(record, best: best))
         return record
     }
