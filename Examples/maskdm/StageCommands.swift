@@ -199,7 +199,7 @@ struct StageOptions: ParsableArguments {
         let hasBest = FileManager.default.fileExists(atPath: run.bestCheckpointURL.path)
         print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : "")"
               + (config.evaluation != nil ? ", fid.jsonl, fid.png" + (hasBest ? ", checkpoint-best.safetensors)" : ")") : ")"))
-        if config.evaluation != nil, let best = EvaluationRecord.best(of: run.evaluations) {
+        if config.evaluation != nil, let best = EvaluationRecord.best(of: run.comparableEvaluations) {
             print(String(format: "best FID %.2f (KID %.4f) at step %d", best.fid, best.kid, best.step))
         }
     }

@@ -35,6 +35,18 @@ public final class ProgressPrinter {
             if !isTerminal { print("\(label): checkpoint at step \(step) -> \(url.path)"); fflush(nil) }
         case .samples(let url, let step):
             say("\(label): samples at step \(step) -> \(url.path)")
+        case .scoring(let step, let phase, let done, let total):
+            // Scores take minutes: the line says what is under way rather than standing still.
+            if isTerminal {
+                let now = Date().timeIntervalSince1970
+                if now - lastDraw > 0.2 || done == 0 || done == total {
+                    let what = phase == .sampling ? "drawing samples" : "Inception features"
+                    print("\r\(label): FID at step \(step): \(what) \(done)/\(total)\u{1B}[K", terminator: "")
+                    fflush(nil); lastDraw = now
+                }
+            } else if phase == .sampling, done == 0 {
+                print("\(label): scoring FID at step \(step) (\(total) samples)"); fflush(nil)
+            }
         case .evaluation(let r, let best):
             say(String(format: "%@: FID %.2f, KID %.4f at step %d (%d samples, %.0f s)%@", label as NSString, r.fid, r.kid,
                        r.step, r.samples, r.seconds, best ? ", best so far" : ""))

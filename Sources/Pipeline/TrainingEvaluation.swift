@@ -39,6 +39,9 @@ public struct EvaluationSchedule: Codable, Sendable, Equatable {
         self.sampler = sampler; self.batchSize = batchSize; self.seed = seed
     }
 
+    /// ``reference`` as an absolute, standardized path (as ``EvaluationRecord/reference`` records it).
+    public var absoluteReference: String { URL(fileURLWithPath: reference).standardizedFileURL.path }
+
     /// Checks the counts and (unless `checkingReference` is false) that the reference folder
     /// exists and holds at least 2 image files.
     /// - Throws: ``PipelineError/invalidOption(name:problem:)`` naming `--fid-every`,
@@ -82,16 +85,44 @@ public struct EvaluationRecord: Codable, Sendable, Equatable {
     public var seconds: Double
     /// Summed step seconds of the run at this step.
     public var trainSeconds: Double
+    /// The sampler of the scored images (`SamplerKind`'s description; nil in records written
+    /// before records named it).
+    public var sampler: String?
+    /// The reference folder, as an absolute path (nil in records written before records named it).
+    public var reference: String?
 
     /// A record of the values above.
     public init(step: Int, fid: Double, kid: Double, kidStd: Double, samples: Int, references: Int,
-                seconds: Double, trainSeconds: Double) {
+                seconds: Double, trainSeconds: Double, sampler: String? = nil, reference: String? = nil) {
         self.step = step; self.fid = fid; self.kid = kid; self.kidStd = kidStd
         self.samples = samples; self.references = references; self.seconds = seconds; self.trainSeconds = trainSeconds
+        self.sampler = sampler; self.reference = reference
     }
 
     enum CodingKeys: String, CodingKey {
-        case step, fid, kid, kidStd = "kid_std", samples, references, seconds, trainSeconds = "train_seconds"
+        case step, fid, kid, kidStd = "kid_std", samples, references, seconds, trainSeconds = "train_seconds", sampler, reference
+    }
+
+    /// Whether this score was taken the way `schedule` scores with `sampler` (the schedule's, or
+    /// the run's when the schedule names none): the same number of samples, sampler and
+    /// reference folder, so the FIDs compare. A record that does not name its sampler or
+    /// reference (an older `fid.jsonl`) is compared on what it names.
+    public func isScored(like schedule: EvaluationSchedule, sampler: SamplerKind) -> Bool {
+        samples == schedule.samples
+            && (self.sampler ?? sampler.description) == sampler.description
+            && (reference ?? schedule.absoluteReference) == schedule.absoluteReference
+    }
+
+    /// The records grouped by how they were scored (sample count, sampler and reference), in
+    /// order of first appearance.
+    static func settings(of records: [EvaluationRecord]) -> [[EvaluationRecord]] {
+        var groups: [[EvaluationRecord]] = []
+        for r in records {
+            if let i = groups.firstIndex(where: { g in
+                g[0].samples == r.samples && g[0].sampler == r.sampler && g[0].reference == r.reference
+            }) { groups[i].append(r) } else { groups.append([r]) }
+        }
+        return groups
     }
 
     /// The record as one JSON line (no newline); a NaN score is written as `"nan"`.
@@ -200,11 +231,13 @@ extension SampleEvaluator {
     /// FID and KID of `samples` against reference features already at hand (rank 0's, from
     /// ``referenceFeatures(of:communicator:)``; nil on the other ranks), the samples' features
     /// shared among the ranks. Every rank calls it; rank 0 returns the result, the others nil.
+    /// `progress` reports this rank's images read.
     public func score(samples: URL, referenceFeatures: FolderFeatures?,
-                      communicator: any Communicator = SingleProcessCommunicator()) throws -> FIDResult? {
+                      communicator: any Communicator = SingleProcessCommunicator(),
+                      progress: FIDEvaluator.Progress? = nil) throws -> FIDResult? {
         var e = evaluator
         e.cache = nil                                   // samples change between calls
-        let own = try e.features(ofFolder: samples, communicator: communicator)
+        let own = try e.features(ofFolder: samples, progress: progress, communicator: communicator)
         guard let referenceFeatures else { return nil }
         return try e.compare(own, referenceFeatures)
     }
@@ -213,11 +246,21 @@ extension SampleEvaluator {
 /// `RUN/fid.png`: the FID during training against the step.
 public enum FIDCurve {
     /// Draws the FID of `records` against the step (one dot per score) to `url`.
+    /// Scores taken in different ways (another sampler, sample count or reference, after a
+    /// schedule changed between sittings) are drawn as separate curves, each named by its way.
     public static func write(records: [EvaluationRecord], title: String, to url: URL) throws {
-        let plot = LinePlot(title: title, xLabel: "step", yLabel: "FID", series: [
-            .init(name: "FID", x: records.map { Double($0.step) }, y: records.map(\.fid),
-                  color: LinePlot.palette[1], lineWidth: 2),
-        ])
-        try plot.write(to: url)
+        let groups = EvaluationRecord.settings(of: records)
+        let series = groups.enumerated().map { i, g -> LinePlot.Series in
+            var name = "FID"
+            if groups.count > 1 {
+                name = "\(g[0].sampler ?? "sampler not recorded"), \(g[0].samples) samples"
+                if Set(groups.map { $0[0].reference }).count > 1 {
+                    name += ", " + (g[0].reference.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "reference not recorded")
+                }
+            }
+            return .init(name: name, x: g.map { Double($0.step) }, y: g.map(\.fid),
+                         color: LinePlot.palette[(i + 1) % LinePlot.palette.count], lineWidth: 2)
+        }
+        try LinePlot(title: title, xLabel: "step", yLabel: "FID", series: series).write(to: url)
     }
 }

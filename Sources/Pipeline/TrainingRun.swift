@@ -47,6 +47,14 @@ public final class TrainingRun {
     public private(set) var trainSeconds: Double = 0
     /// The FID scores so far (restored on resume; see ``RunConfig/evaluation``).
     public private(set) var evaluations: [EvaluationRecord] = []
+    /// The scores of ``evaluations`` taken the way the current schedule scores (same sample
+    /// count, sampler and reference; ``EvaluationRecord/isScored(like:sampler:)``): the FIDs that
+    /// compare, among which `checkpoint-best.safetensors` is the best. All of them unless the
+    /// schedule changed between sittings.
+    public var comparableEvaluations: [EvaluationRecord] {
+        guard let e = config.evaluation else { return [] }
+        return evaluations.filter { $0.isScored(like: e, sampler: e.sampler ?? config.sampler) }
+    }
     /// The FID scorer and the reference's features (rank 0's; loaded when the config has an
     /// evaluation schedule).
     private let scoring: (scorer: SampleEvaluator, reference: FolderFeatures?)?
@@ -176,7 +184,7 @@ public final class TrainingRun {
                 try Data(evaluations.map { $0.jsonLine + "\n" }.joined().utf8).write(to: evaluationLogURL, options: .atomic)
             }
             // A kill between a best score's checkpoint and its link left the link behind.
-            if resuming, EvaluationRecord.best(of: evaluations)?.step == trainer.step { try linkBestCheckpoint() }
+            if resuming, EvaluationRecord.best(of: comparableEvaluations)?.step == trainer.step { try linkBestCheckpoint() }
         }
         started = true
     }
@@ -226,8 +234,20 @@ public final class TrainingRun {
         case checkpoint(URL, step: Int)
         /// A sample grid was written at this step.
         case samples(URL, step: Int)
-        /// Samples were scored (``evaluate(events:)``); `best`: the lowest FID so far.
+        /// A score (``evaluate(events:)``) is under way at this step: `done` of its `total` images
+        /// drawn, or read by the Inception network.
+        case scoring(step: Int, phase: ScoringPhase, done: Int, total: Int)
+        /// Samples were scored (``evaluate(events:)``); `best`: the lowest FID so far among the
+        /// scores that compare (``comparableEvaluations``).
         case evaluation(EvaluationRecord, best: Bool)
+    }
+
+    /// The two parts of an FID score.
+    public enum ScoringPhase: String, Sendable {
+        /// The EMA network draws the samples.
+        case sampling
+        /// The Inception network reads them.
+        case features
     }
 
     /// What ``train(on:trainSecondsLimit:events:)`` did.
@@ -358,23 +378,28 @@ public final class TrainingRun {
         if communicator.size == 1, stopRequested() { return nil }
         let start = DispatchTime.now().uptimeNanoseconds
         let samples = evaluationSamplesFolder
+        let step = trainer.step, sampler = schedule.sampler ?? config.sampler
         // The previous score's images must go: SampleWriter would count them as drawn.
         if communicator.isWriter, FileManager.default.fileExists(atPath: samples.path) { try FileManager.default.removeItem(at: samples) }
         try communicator.barrier()                                       // nobody counts the old images
+        events?(.scoring(step: step, phase: .sampling, done: 0, total: schedule.samples))
         try SampleWriter.write(model: trainer.emaModel, objective: config.recipe.objective, schedule: trainer.schedule,
-                               sampler: schedule.sampler ?? config.sampler, count: schedule.samples,
+                               sampler: sampler, count: schedule.samples,
                                batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator,
+                               progress: { events?(.scoring(step: step, phase: .sampling, done: $0, total: $1)) },
                                stop: stopRequested)
         if communicator.size == 1, SampleWriter.existingCount(in: samples) < schedule.samples { return nil }   // stopped
-        let score = try scoring.scorer.score(samples: samples, referenceFeatures: scoring.reference, communicator: communicator)
+        events?(.scoring(step: step, phase: .features, done: 0, total: schedule.samples))
+        let score = try scoring.scorer.score(samples: samples, referenceFeatures: scoring.reference, communicator: communicator,
+                                             progress: { _, done, total in events?(.scoring(step: step, phase: .features, done: done, total: total)) })
         // Rank 0 has the score; every rank keeps the same records.
         var shared: [Double] = score.map { r in [r.fid, r.kid, r.kidStd, Double(r.nA), Double(r.nB)] } ?? [0, 0, 0, 0, 0]
         if communicator.size > 1 { try communicator.allReduceSum(&shared) }
         let record = EvaluationRecord(step: trainer.step, fid: shared[0], kid: shared[1], kidStd: shared[2],
                                       samples: Int(shared[3]), references: Int(shared[4]),
                                       seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
-                                      trainSeconds: trainSeconds)
-        let best = record.fid.isFinite && evaluations.allSatisfy { !($0.fid <= record.fid) }
+                                      trainSeconds: trainSeconds, sampler: sampler.description, reference: schedule.absoluteReference)
+        let best = record.fid.isFinite && comparableEvaluations.allSatisfy { !($0.fid <= record.fid) }
         evaluations.append(record)
         if communicator.isWriter {
             try appendLine(record.jsonLine, to: evaluationLogURL)

@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import Metrics
+import Schedules
 import Synchronization
 import Tensor
 import Testing
@@ -57,6 +58,32 @@ import ViTDiffusion
         #expect(records[0].jsonLine.contains("\"kid_std\":0.1") && records[0].jsonLine.contains("\"train_seconds\":3"))
         #expect(EvaluationRecord.best(of: parsed)?.step == 6)          // the earlier of two equal scores
         #expect(EvaluationRecord.best(of: [record(2, .nan)]) == nil)
+    }
+
+    @Test func recordsNameHowTheyWereScoredAndOnlyLikeScoresCompare() throws {
+        let schedule = EvaluationSchedule(every: 2, samples: 16, reference: "/data/./ref/")
+        #expect(schedule.absoluteReference == "/data/ref")
+        let dpm = SamplerKind.dpmSolver(steps: 25)
+        var r = EvaluationRecord(step: 2, fid: 40, kid: 0.5, kidStd: 0.1, samples: 16, references: 8, seconds: 1.5,
+                                 trainSeconds: 3, sampler: dpm.description, reference: "/data/ref")
+        #expect(r.jsonLine.contains("\"sampler\":\"DPM-Solver++(2M) (25 steps)\"") && r.jsonLine.contains("\"reference\":\"/data/ref\""))
+        #expect(EvaluationRecord.parseLog(r.jsonLine) == [r])
+        #expect(r.isScored(like: schedule, sampler: dpm))
+        #expect(!r.isScored(like: schedule, sampler: .dpmSolver(steps: 20)))
+        #expect(!r.isScored(like: EvaluationSchedule(every: 2, samples: 400, reference: "/data/ref"), sampler: dpm))
+        #expect(!r.isScored(like: EvaluationSchedule(every: 2, samples: 16, reference: "/data/other"), sampler: dpm))
+        // A line of an older fid.jsonl names neither: it compares on its sample count.
+        let old = try #require(EvaluationRecord.parseLog(#"{"fid":40,"kid":0.5,"kid_std":0.1,"references":8,"samples":16,"seconds":1.5,"step":2,"train_seconds":3}"#).first)
+        #expect(old.sampler == nil && old.reference == nil)
+        #expect(old.isScored(like: schedule, sampler: .ddim(steps: 50, eta: 1)))
+        #expect(!old.isScored(like: EvaluationSchedule(every: 2, samples: 17, reference: "/x"), sampler: dpm))
+        // Grouped by way of scoring, in order of first appearance (fid.png draws a curve per group).
+        var ddim = r
+        ddim.sampler = SamplerKind.ddim(steps: 50, eta: 1).description
+        ddim.step = 4
+        r.step = 6
+        let groups = EvaluationRecord.settings(of: [old, ddim, r, old])
+        #expect(groups.map { $0.map(\.step) } == [[2, 2], [4], [6]])
     }
 
     @Test func aConfigWithoutAScheduleStillDecodesAndTheScheduleMayChange() throws {
@@ -144,8 +171,21 @@ import ViTDiffusion
             // Uninterrupted: scores at 2 and 4 (the last step), each a record in fid.jsonl, and an event.
             let a = try Self.open(tmp.appendingPathComponent("a"), steps: 4, reference: reference)
             var scored: [(Int, Bool)] = []
-            try a.train(on: TrainingRunTests.dataset) { if case .evaluation(let r, let best) = $0 { scored.append((r.step, best)) } }
+            var progress: [String] = []
+            try a.train(on: TrainingRunTests.dataset) { e in
+                switch e {
+                case .evaluation(let r, let best): scored.append((r.step, best))
+                case .scoring(let step, let phase, let done, let total): progress.append("\(step) \(phase.rawValue) \(done)/\(total)")
+                default: break
+                }
+            }
             #expect(a.evaluations.map(\.step) == [2, 4])
+            // Progress of each score: samples drawn in batches of 4, then read (in batches of 32).
+            #expect(progress == [2, 4].flatMap { s in
+                ["sampling 0/8", "sampling 4/8", "sampling 8/8", "features 0/8", "features 8/8"].map { "\(s) \($0)" }
+            })
+            #expect(a.evaluations.allSatisfy { $0.sampler == "DPM-Solver++(2M) (4 steps)" && $0.reference == reference.standardizedFileURL.path })
+            #expect(a.comparableEvaluations == a.evaluations)
             #expect(scored.map(\.0) == [2, 4] && scored.first?.1 == true)
             #expect(a.evaluations.allSatisfy { $0.fid.isFinite && $0.fid > 0 && $0.samples == 8 && $0.references == 8 })
             #expect(EvaluationRecord.parseLog(try String(contentsOf: a.evaluationLogURL, encoding: .utf8)) == a.evaluations)
@@ -220,6 +260,34 @@ import ViTDiffusion
             // A complete run opened again scores nothing more.
             #expect(try c.train(on: TrainingRunTests.dataset).stepsRun == 0)
             #expect(c.evaluations.count == 2)
+        }
+    }
+
+    @Test func aScheduleChangedBetweenSittingsKeepsTheBestOfItsOwnScores() throws {
+        guard Self.weightsPresent else { return }
+        try withTemporaryFolder("eval-change") { tmp in
+            let reference = tmp.appendingPathComponent("reference")
+            try writeRandomImages(count: 8, size: 8, to: reference, seed: 9)
+            let folder = tmp.appendingPathComponent("r")
+            let first = try Self.open(folder, steps: 2, reference: reference)
+            try first.train(on: TrainingRunTests.dataset)
+            // Lower every earlier score far below anything a run scores: were they compared, step 4 could not be the best.
+            var records = first.evaluations
+            records[0].fid = -1
+            try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: first.evaluationLogURL)
+            // The next sitting scores 6 samples with 3 sampler steps.
+            var config = Self.config(steps: 4, reference: reference)
+            config.evaluation?.samples = 6
+            config.evaluation?.sampler = .dpmSolver(steps: 3)
+            let second = try TrainingRun(folder: folder, config: config)
+            second.trainer.ema.updateAfterStep = 2
+            #expect(second.evaluations.count == 1 && second.comparableEvaluations.isEmpty)
+            var best: [Int] = []
+            try second.train(on: TrainingRunTests.dataset) { if case .evaluation(let r, true) = $0 { best.append(r.step) } }
+            #expect(second.evaluations.map(\.step) == [2, 4])
+            #expect(second.comparableEvaluations.map(\.step) == [4] && best == [4])
+            #expect(second.evaluations[1].samples == 6 && second.evaluations[1].sampler == "DPM-Solver++(2M) (3 steps)")
+            #expect(try SafetensorsFile(contentsOf: second.bestCheckpointURL).metadata["step"] == "4")
         }
     }
 

@@ -164,7 +164,7 @@ import ViTDiffusion
                 case .step(let r): events.append("s\(r.step)")
                 case .checkpoint(_, let step): events.append("c\(step)")
                 case .samples: events.append("x")
-                case .evaluation: events.append("f")
+                case .scoring, .evaluation: events.append("f")
                 }
             }
             #expect(events == ["s1", "s2", "c2", "s3", "s4", "c4", "s5", "s6", "c6", "s7", "s8", "c8"])
