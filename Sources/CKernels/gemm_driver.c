@@ -8,6 +8,8 @@
 // balanced (a 300-deep K becomes two 150-deep blocks, not 256 + 44). The "streamed" blocking swaps
 // the two inner loops (ir outside jr: an A micro-panel stays in L1 while the B block, sized for
 // L2, streams past it).
+#include <stdlib.h>
+#include <string.h>
 #include "CKernels.h"
 #include "gemm_internal.h"
 
@@ -187,12 +189,81 @@ static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int 
            bias ? bias + jr : 0);
 }
 
+/// One run of an im2col panel line: lanes [lane, lane + count) of a panel hold the outputs
+/// ox0 .. ox0 + count - 1 of output row oy of image `image`.
+typedef struct { int lane, count, oy, ox0; long image; } conv_run;
+
+/// Packs the (kc, nc) block at depth pc and column jc of `g`'s im2col matrix into panels of `w`
+/// columns ([panel][p][w], the last panel zero-padded), as the packers lay out a formed matrix.
+/// Each depth row is walked across all the block's panels (as the copy packer does), so the reads
+/// of one row of x stay sequential.
+static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, int nc, int w, float *dst) {
+    int panels = (nc + w - 1) / w;
+    long ohw = (long)g->oh * g->ow;
+    // The runs of every panel: a panel line breaks where an output row ends.
+    int most = nc + panels;
+    conv_run small[1024];
+    conv_run *runs = most <= 1024 ? small : malloc(sizeof(conv_run) * (size_t)most);
+    int *first = malloc(sizeof(int) * (size_t)(panels + 1));
+    if (!runs || !first) abort();
+    int nr = 0;
+    for (int t = 0; t < panels; t++) {
+        first[t] = nr;
+        int lines = nc - t * w < w ? nc - t * w : w;
+        for (int l = 0; l < lines;) {
+            long j = jc + (long)t * w + l;
+            long image = j / ohw, rest = j % ohw;
+            int oy = (int)(rest / g->ow), ox = (int)(rest % g->ow);
+            int count = g->ow - ox < lines - l ? g->ow - ox : lines - l;
+            runs[nr++] = (conv_run){l, count, oy, ox, image};
+            l += count;
+        }
+    }
+    first[panels] = nr;
+    const int taps = g->kh * g->kw, s = g->stride;
+    for (int p = 0; p < kc; p++) {
+        int r = pc + p, c = r / taps, ki = (r % taps) / g->kw, kj = r % g->kw;
+        const float *plane = g->x + (long)c * g->batch * g->height * g->width;
+        for (int t = 0; t < panels; t++) {
+            float *d = dst + ((long)t * kc + p) * w;
+            int filled = 0;
+            for (int q = first[t]; q < first[t + 1]; q++) {
+                const conv_run *u = &runs[q];
+                float *o = d + u->lane;
+                filled = u->lane + u->count;
+                int iy = u->oy * s - g->ph + ki;
+                if (iy < 0 || iy >= g->height) { memset(o, 0, sizeof(float) * (size_t)u->count); continue; }
+                const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
+                // Outputs lo..hi-1 of the run read inside the row: 0 <= (ox0 + i) s - pw + kj < width.
+                int x0 = u->ox0 * s - g->pw + kj;
+                int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+                int hi = x0 + (u->count - 1) * s < g->width ? u->count
+                       : (g->width - 1 - x0 >= 0 ? (g->width - 1 - x0) / s + 1 : 0);
+                if (lo > u->count) lo = u->count;
+                if (hi < lo) hi = lo;
+                for (int i = 0; i < lo; i++) o[i] = 0;
+                if (s == 1) {
+                    memcpy(o + lo, line + x0 + lo, sizeof(float) * (size_t)(hi - lo));
+                } else {
+                    for (int i = lo; i < hi; i++) o[i] = line[x0 + i * s];
+                }
+                for (int i = hi; i < u->count; i++) o[i] = 0;
+            }
+            for (int l = filled; l < w; l++) d[l] = 0;
+        }
+    }
+    if (runs != small) free(runs);
+    free(first);
+}
+
 /// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it: it
 /// holds `packed_n` columns, of which this product's N start at column `packed_j0` (a multiple of
 /// NR); otherwise each block is packed into the workspace just before use.
+/// With `conv`, B is the im2col matrix of `conv` from column `conv_j0` on, packed straight from x.
 static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, const float *packedB, int packed_n,
-                 int packed_j0, float beta, float *C, int ldc, const float *bias, float *workspace) {
+                 int packed_j0, const maskdm_conv_geometry *conv, long conv_j0,
+                 float beta, float *C, int ldc, const float *bias, float *workspace) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); add_bias(M, N, bias, C, ldc); return; }
     const mdm_gemm_config *cfg = config(isa);
@@ -214,6 +285,8 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
             const float *bblock = bpack;
             if (packedB) {
                 bblock = packedB + packed_b_offset(cfg, bs.kc, pc, kc, npad, packed_j0 + jc);
+            } else if (conv) {
+                pack_conv(conv, pc, kc, conv_j0 + jc, nc, cfg->nr, bpack);
             } else {
                 // B block: lines are columns j (stride b_cs), depth is p (stride b_rs).
                 cfg->pack(B + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, kc, cfg->nr, bpack);
@@ -246,7 +319,14 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, 0, 0, beta, C, ldc, bias, workspace);
+}
+
+void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int lda,
+                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, float *workspace) {
+    const mdm_gemm_config *cfg = config(isa);
+    if (!cfg || cfg->pairs || !g || K != g->channels * g->kh * g->kw) return;
+    gemm(isa, 0, 0, M, N, K, 1.0f, A, lda, 0, 0, 0, 0, 0, g, j0, 0.0f, C, ldc, 0, workspace);
 }
 
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
@@ -280,7 +360,7 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
 void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *packedB, float beta,
                            float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, N, 0, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, N, 0, 0, 0, beta, C, ldc, bias, workspace);
 }
 
 void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int j0, int j1, int K, float alpha,
@@ -288,6 +368,6 @@ void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int 
                                    float *C, int ldc, const float *bias, float *workspace) {
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || j0 < 0 || j1 > packedN || j1 <= j0 || j0 % cfg->nr != 0) return;
-    gemm(isa, transA, 0, M, j1 - j0, K, alpha, A, lda, 0, 0, packedB, packedN, j0, beta, C + j0, ldc,
+    gemm(isa, transA, 0, M, j1 - j0, K, alpha, A, lda, 0, 0, packedB, packedN, j0, 0, 0, beta, C + j0, ldc,
          bias ? bias + j0 : 0, workspace);
 }

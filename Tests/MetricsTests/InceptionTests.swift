@@ -116,7 +116,7 @@ import Testing
     @Test(arguments: [(1, 1, true), (2, 0, false), (1, 1, false), (2, 1, true), (1, 0, true)])
     func pool3x3MatchesGeneralKernels(stride: Int, padding: Int, average: Bool) {
         var rng = RandomGenerator(seed: UInt64(stride * 10 + padding))
-        for (h, w) in [(7, 9), (8, 8), (3, 5), (17, 17)] + (padding == 1 ? [(1, 2), (2, 1), (1, 1)] : []) {
+        for (h, w) in [(7, 9), (8, 8), (3, 5), (17, 17), (35, 35), (4, 41)] + (padding == 1 ? [(1, 2), (2, 1), (1, 1)] : []) {
             let x = Tensor.randomNormal([3, 2, h, w], using: &rng)
             let general: Tensor
             if average {

@@ -98,6 +98,26 @@ void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K
 /// Floats of a buffer holding all of op(B) (K, N) packed for `isa` (see maskdm_sgemm_pack_b).
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K);
 
+/// The im2col matrix of a convolution over channel-major activations x (C, batch, H, W), read in
+/// place: row r = (c, ki, kj) (r = (c * kh + ki) * kw + kj), column j = (image, oy, ox) over the
+/// images [b0, b0 + images) (j = (image * oh + oy) * ow + ox); the entry is
+/// x[c, b0 + image, oy * stride - ph + ki, ox * stride - pw + kj], or 0 in the padding.
+typedef struct {
+    const float *x;
+    int channels, batch, height, width;
+    int kh, kw, stride, ph, pw;
+    int oh, ow, b0, images;
+} maskdm_conv_geometry;
+
+/// C (M, N) = A (M, K) x columns [j0, j0 + N) of the im2col matrix of `g` (K = channels*kh*kw
+/// rows), with A's rows `lda` apart and C's `ldc`; C is not read. The (K, N) im2col operand is
+/// never formed: each cache block of it is packed straight from x into the kernel's panels, so
+/// the values, and every sum, are those of `maskdm_sgemm_block_isa` on the formed matrix. `isa`
+/// must be an fp32 kernel (not the bf16 one; nothing is computed then); `workspace` as
+/// `maskdm_sgemm_block_isa` for (M, N, K).
+void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int lda,
+                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, float *workspace);
+
 /// Packs columns [j0, j1) of op(B) (K, N) into `packedB` (maskdm_sgemm_packed_b_size floats,
 /// 64-byte aligned) in the layout `maskdm_sgemm_packed_b` reads. j0 must be a multiple of the
 /// kernel's NR and j1 a multiple of NR or N, so threads can pack disjoint column ranges of one

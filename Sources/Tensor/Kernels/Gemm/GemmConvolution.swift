@@ -1,0 +1,93 @@
+import CKernels
+
+/// A 2-D convolution's input and shape, for ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:)``:
+/// the input is channel-major, (channels, batch, height, width), and the product's second
+/// operand is its im2col matrix over the images `images`: row `(c, ki, kj)` (in that order),
+/// column `(image, oy, ox)`, entry `input[c, image, oy * stride - padding.height + ki,
+/// ox * stride - padding.width + kj]`, zero in the padding.
+public struct ConvolutionGeometry: Sendable {
+    /// Input channels, batch, height and width of the channel-major input.
+    public var channels: Int, batch: Int, height: Int, width: Int
+    /// Kernel height and width.
+    public var kernel: (height: Int, width: Int)
+    /// The stride on both axes.
+    public var stride: Int
+    /// Zeros added on both sides of each axis.
+    public var padding: (height: Int, width: Int)
+    /// The images of the batch the product covers (its columns).
+    public var images: Range<Int>
+
+    /// A geometry; `images` defaults to the whole batch.
+    public init(channels: Int, batch: Int, height: Int, width: Int, kernel: (height: Int, width: Int), stride: Int = 1,
+                padding: (height: Int, width: Int) = (0, 0), images: Range<Int>? = nil) {
+        self.channels = channels; self.batch = batch; self.height = height; self.width = width
+        self.kernel = kernel; self.stride = stride; self.padding = padding; self.images = images ?? 0..<batch
+    }
+
+    /// Output height and width (floor, as PyTorch).
+    public var output: (height: Int, width: Int) {
+        ((height + 2 * padding.height - kernel.height) / stride + 1, (width + 2 * padding.width - kernel.width) / stride + 1)
+    }
+
+    /// Rows of the im2col matrix: channels x kernel height x kernel width.
+    public var rows: Int { channels * kernel.height * kernel.width }
+
+    /// Columns of the im2col matrix: images x output height x output width.
+    public var columns: Int { images.count * output.height * output.width }
+}
+
+extension Gemm {
+    /// True when ``convolutionFullPrecision(m:weight:lda:geometry:into:ldc:)`` can run: the
+    /// library's own fp32 kernels are in use (not OpenBLAS).
+    public static var hasConvolutionKernel: Bool { usesOwnKernels }
+
+    /// `C (m, geometry.columns) = weight (m, geometry.rows) x im2col(input)`, the im2col matrix
+    /// never formed: each cache block of it is packed from `input` straight into the kernel's
+    /// panels (see ``ConvolutionGeometry``). The values, and each sum's order, are those of
+    /// ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on the
+    /// formed matrix split by columns. Runs on ``fullPrecisionInstructionSet`` (fp32 whatever the
+    /// training precision), the columns split over ``Parallel/threads``. C is not read.
+    /// - Precondition: ``hasConvolutionKernel``; a geometry whose output is not empty and whose
+    ///   images lie inside the batch; `lda >= geometry.rows`, `ldc >= geometry.columns`.
+    public static func convolutionFullPrecision(m: Int, weight: UnsafePointer<Float>, lda: Int? = nil,
+                                                input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
+                                                into c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        precondition(hasConvolutionKernel, "Gemm.convolutionFullPrecision: needs the library's own kernels")
+        let k = g.rows, n = g.columns, (oh, ow) = g.output
+        let la = lda ?? k, lc = ldc ?? n
+        precondition(m >= 0 && oh > 0 && ow > 0 && g.images.lowerBound >= 0 && g.images.upperBound <= g.batch
+                     && la >= k && lc >= n && g.stride >= 1 && g.padding.height >= 0 && g.padding.width >= 0,
+                     "Gemm.convolutionFullPrecision: bad geometry \(g) for m \(m), lda \(la), ldc \(lc)")
+        precondition(max(m, n, k, la, lc) <= Int(Int32.max), "Gemm.convolutionFullPrecision: sizes exceed Int32")
+        if m == 0 || n == 0 { return }
+        let code = fullPrecisionInstructionSet.rawValue
+        var mr: Int32 = 0, nr: Int32 = 0
+        maskdm_gemm_micro_tile(code, &mr, &nr)
+        let unit = Int(nr), tiles = (n + unit - 1) / unit
+        let small = Double(m) * Double(n) * Double(k) < Double(singleThreadWork)
+        let chunks = small ? 1 : max(1, min(Parallel.threads, tiles))
+        func cut(_ i: Int) -> Int { min(n, i * tiles / chunks * unit) }
+        let widest = (0..<chunks).map { cut($0 + 1) - cut($0) }.max() ?? n
+        let perChunk = (maskdm_sgemm_workspace_size(Int32(m), Int32(widest), Int32(k)) + 15) / 16 * 16
+        var geometry = maskdm_conv_geometry(
+            x: input, channels: Int32(g.channels), batch: Int32(g.batch), height: Int32(g.height), width: Int32(g.width),
+            kh: Int32(g.kernel.height), kw: Int32(g.kernel.width), stride: Int32(g.stride),
+            ph: Int32(g.padding.height), pw: Int32(g.padding.width), oh: Int32(oh), ow: Int32(ow),
+            b0: Int32(g.images.lowerBound), images: Int32(g.images.count))
+        let wp = SendablePointer(weight), cp = SendablePointer(c)
+        withUnsafePointer(to: &geometry) { gp in
+            let geometryPointer = SendablePointer(UnsafeMutablePointer(mutating: gp))
+            workspaces.withBuffer(floats: perChunk * chunks) { workspace in
+                let ws = SendablePointer(workspace)
+                parallelFor(chunks) { range in
+                    for chunk in range {
+                        let j0 = cut(chunk), j1 = cut(chunk + 1)
+                        if j1 <= j0 { continue }
+                        maskdm_sgemm_conv_block(code, Int32(m), Int32(j1 - j0), Int32(k), wp.base, Int32(la),
+                                                geometryPointer.base, j0, cp.base + j0, Int32(lc), ws.base + chunk * perChunk)
+                    }
+                }
+            }
+        }
+    }
+}

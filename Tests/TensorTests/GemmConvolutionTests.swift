@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+/// `Gemm.convolutionFullPrecision` packs the im2col operand straight from the input: its result
+/// must equal, bit for bit, the same kernel's product with the im2col matrix formed first.
+@Suite struct GemmConvolutionTests {
+    /// The im2col matrix of `g` over its images, formed naively: (rows, columns).
+    static func im2col(_ x: [Float], _ g: ConvolutionGeometry) -> [Float] {
+        let (oh, ow) = g.output, n = g.columns
+        var col = [Float](repeating: .nan, count: g.rows * n)
+        for c in 0..<g.channels {
+            for ki in 0..<g.kernel.height {
+                for kj in 0..<g.kernel.width {
+                    let r = (c * g.kernel.height + ki) * g.kernel.width + kj
+                    for (i, image) in g.images.enumerated() {
+                        for oy in 0..<oh {
+                            for ox in 0..<ow {
+                                let iy = oy * g.stride - g.padding.height + ki, ix = ox * g.stride - g.padding.width + kj
+                                let inside = iy >= 0 && iy < g.height && ix >= 0 && ix < g.width
+                                col[r * n + (i * oh + oy) * ow + ox] =
+                                    inside ? x[((c * g.batch + image) * g.height + iy) * g.width + ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return col
+    }
+
+    static let cases: [(String, ConvolutionGeometry, Int)] = [
+        ("3x3 stride 2, no padding (the stem's first)", ConvolutionGeometry(channels: 3, batch: 2, height: 19, width: 19, kernel: (3, 3), stride: 2), 32),
+        ("3x3 padding 1, rows shorter than a panel", ConvolutionGeometry(channels: 5, batch: 3, height: 8, width: 8, kernel: (3, 3), padding: (1, 1)), 40),
+        ("1x7, padding on the width only", ConvolutionGeometry(channels: 4, batch: 2, height: 9, width: 17, kernel: (1, 7), padding: (0, 3)), 24),
+        ("7x1, padding on the height only", ConvolutionGeometry(channels: 4, batch: 2, height: 17, width: 9, kernel: (7, 1), padding: (3, 0)), 24),
+        ("5x5 padding 2, rows longer than a panel", ConvolutionGeometry(channels: 6, batch: 2, height: 11, width: 37, kernel: (5, 5), padding: (2, 2)), 20),
+        ("3x3 stride 2 with padding, a sub-range of the images", ConvolutionGeometry(channels: 7, batch: 5, height: 13, width: 15, kernel: (3, 3), stride: 2, padding: (1, 1), images: 1..<4), 70),
+        ("deep: several depth blocks", ConvolutionGeometry(channels: 96, batch: 2, height: 9, width: 9, kernel: (3, 3), padding: (1, 1)), 33),
+        ("tiny: one thread", ConvolutionGeometry(channels: 1, batch: 1, height: 3, width: 3, kernel: (2, 2)), 2),
+    ]
+
+    @Test(arguments: 0..<cases.count) func equalsTheProductWithTheFormedMatrix(_ index: Int) throws {
+        guard Gemm.hasConvolutionKernel else { return }   // OpenBLAS products: the caller forms the matrix
+        let (name, g, m) = Self.cases[index]
+        var rng = RandomGenerator(seed: UInt64(index) + 5)
+        let x = (0..<(g.channels * g.batch * g.height * g.width)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let lda = g.rows + 3
+        var weight = [Float](repeating: .nan, count: m * lda)            // padding poisons a stray read
+        for i in 0..<m { for j in 0..<g.rows { weight[i * lda + j] = Float.random(in: -1...1, using: &rng) } }
+        let n = g.columns, ldc = n + 2
+        var got = [Float](repeating: .nan, count: m * ldc)
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                got.withUnsafeMutableBufferPointer { cp in
+                    Gemm.convolutionFullPrecision(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
+                                                  into: cp.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        let col = Self.im2col(x, g)
+        var want = [Float](repeating: .nan, count: m * ldc)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * Gemm.serialWorkspaceSize(m: m, n: n, k: g.rows), alignment: 64)
+        defer { raw.deallocate() }
+        let workspace = raw.bindMemory(to: Float.self, capacity: Gemm.serialWorkspaceSize(m: m, n: n, k: g.rows))
+        Gemm.serial(m: m, n: n, k: g.rows, a: weight, lda: lda, b: col, c: &want, ldc: ldc, workspace: workspace,
+                    instructionSet: Gemm.fullPrecisionInstructionSet)
+        var differing = 0
+        for i in 0..<m { for j in 0..<n where got[i * ldc + j].bitPattern != want[i * ldc + j].bitPattern { differing += 1 } }
+        #expect(differing == 0, "\(name): \(differing) of \(m * n) values differ")
+        // C's padding is left alone.
+        #expect((0..<m).allSatisfy { i in got[i * ldc + n].isNaN && got[i * ldc + n + 1].isNaN }, "\(name)")
+    }
+}
