@@ -189,71 +189,60 @@ static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int 
            bias ? bias + jr : 0);
 }
 
-/// One run of an im2col panel line: lanes [lane, lane + count) of a panel hold the outputs
+/// One run of an im2col panel line: lanes [lane, lane + count) of panel `panel` hold the outputs
 /// ox0 .. ox0 + count - 1 of output row oy of image `image`.
-typedef struct { int lane, count, oy, ox0; long image; } conv_run;
+typedef struct { int panel, lane, count, oy, ox0; long image; } conv_run;
 
 /// Packs the (kc, nc) block at depth pc and column jc of `g`'s im2col matrix into panels of `w`
 /// columns ([panel][p][w], the last panel zero-padded), as the packers lay out a formed matrix.
 /// Each depth row is walked across all the block's panels (as the copy packer does), so the reads
 /// of one row of x stay sequential.
 static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, int nc, int w, float *dst) {
-    int panels = (nc + w - 1) / w;
     long ohw = (long)g->oh * g->ow;
-    // The runs of every panel: a panel line breaks where an output row ends.
-    int most = nc + panels;
+    // The block's columns as runs, in order: a run ends where a panel or an output row ends.
     conv_run small[1024];
-    conv_run *runs = most <= 1024 ? small : malloc(sizeof(conv_run) * (size_t)most);
-    int *first = malloc(sizeof(int) * (size_t)(panels + 1));
-    if (!runs || !first) abort();
-    int nr = 0;
-    for (int t = 0; t < panels; t++) {
-        first[t] = nr;
-        int lines = nc - t * w < w ? nc - t * w : w;
-        for (int l = 0; l < lines;) {
-            long j = jc + (long)t * w + l;
-            long image = j / ohw, rest = j % ohw;
-            int oy = (int)(rest / g->ow), ox = (int)(rest % g->ow);
-            int count = g->ow - ox < lines - l ? g->ow - ox : lines - l;
-            runs[nr++] = (conv_run){l, count, oy, ox, image};
-            l += count;
-        }
+    conv_run *runs = nc <= 1024 ? small : malloc(sizeof(conv_run) * (size_t)nc);
+    if (!runs) abort();
+    int count = 0;
+    for (int l = 0; l < nc;) {
+        long j = jc + l, image = j / ohw, rest = j % ohw;
+        int oy = (int)(rest / g->ow), ox = (int)(rest % g->ow), lane = l % w;
+        int n = g->ow - ox;
+        if (n > w - lane) n = w - lane;
+        if (n > nc - l) n = nc - l;
+        runs[count++] = (conv_run){l / w, lane, n, oy, ox, image};
+        l += n;
     }
-    first[panels] = nr;
-    const int taps = g->kh * g->kw, s = g->stride;
+    const int taps = g->kh * g->kw, s = g->stride, last = (nc - 1) / w, tail = nc - last * w;
     for (int p = 0; p < kc; p++) {
         int r = pc + p, c = r / taps, ki = (r % taps) / g->kw, kj = r % g->kw;
         const float *plane = g->x + (long)c * g->batch * g->height * g->width;
-        for (int t = 0; t < panels; t++) {
-            float *d = dst + ((long)t * kc + p) * w;
-            int filled = 0;
-            for (int q = first[t]; q < first[t + 1]; q++) {
-                const conv_run *u = &runs[q];
-                float *o = d + u->lane;
-                filled = u->lane + u->count;
-                int iy = u->oy * s - g->ph + ki;
-                if (iy < 0 || iy >= g->height) { memset(o, 0, sizeof(float) * (size_t)u->count); continue; }
-                const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
-                // Outputs lo..hi-1 of the run read inside the row: 0 <= (ox0 + i) s - pw + kj < width.
-                int x0 = u->ox0 * s - g->pw + kj;
-                int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
-                int hi = x0 + (u->count - 1) * s < g->width ? u->count
-                       : (g->width - 1 - x0 >= 0 ? (g->width - 1 - x0) / s + 1 : 0);
-                if (lo > u->count) lo = u->count;
-                if (hi < lo) hi = lo;
-                for (int i = 0; i < lo; i++) o[i] = 0;
-                if (s == 1) {
-                    memcpy(o + lo, line + x0 + lo, sizeof(float) * (size_t)(hi - lo));
-                } else {
-                    for (int i = lo; i < hi; i++) o[i] = line[x0 + i * s];
-                }
-                for (int i = hi; i < u->count; i++) o[i] = 0;
+        for (int q = 0; q < count; q++) {
+            const conv_run *u = &runs[q];
+            float *o = dst + ((long)u->panel * kc + p) * w + u->lane;
+            int iy = u->oy * s - g->ph + ki;
+            if (iy < 0 || iy >= g->height) { memset(o, 0, sizeof(float) * (size_t)u->count); continue; }
+            const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
+            // Outputs lo..hi-1 of the run read inside the row: 0 <= (ox0 + i) s - pw + kj < width.
+            int x0 = u->ox0 * s - g->pw + kj;
+            int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+            int hi = x0 + (u->count - 1) * s < g->width ? u->count
+                   : (g->width - 1 - x0 >= 0 ? (g->width - 1 - x0) / s + 1 : 0);
+            if (lo > u->count) lo = u->count;
+            if (hi < lo) hi = lo;
+            for (int i = 0; i < lo; i++) o[i] = 0;
+            if (s == 1) {
+                memcpy(o + lo, line + x0 + lo, sizeof(float) * (size_t)(hi - lo));
+            } else {
+                for (int i = lo; i < hi; i++) o[i] = line[x0 + i * s];
             }
-            for (int l = filled; l < w; l++) d[l] = 0;
+            for (int i = hi; i < u->count; i++) o[i] = 0;
         }
+        // The last panel's lanes past the block's columns.
+        float *pad = dst + ((long)last * kc + p) * w;
+        for (int l = tail; l < w; l++) pad[l] = 0;
     }
     if (runs != small) free(runs);
-    free(first);
 }
 
 /// The loop nest. With `packedB` (from maskdm_sgemm_pack_b) the B blocks are read from it: it

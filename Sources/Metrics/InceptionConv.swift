@@ -91,7 +91,7 @@ struct FoldedConv: Sendable {
 
     /// The unit on raw buffers: `x` (Cin, B, H, W) -> `out` (Cout, B, OH, OW), contiguous.
     /// On the own AVX-512 kernel, one fp32 product whose im2col operand is packed straight from
-    /// `x` (``convolve(m:weight:_:geometry:into:)``; it measured 1.33x faster a batch than forming
+    /// `x` (`Gemm.convolutionFullPrecision`; it measured 1.33x faster a batch than forming
     /// the matrix first, on a 2-core Xeon); on OpenBLAS, im2col over chunks of whole images + one
     /// GEMM per chunk (see ``product(m:n:k:weight:columns:into:ldc:)``). Then bias + ReLU.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
@@ -105,8 +105,9 @@ struct FoldedConv: Sendable {
                 FoldedConv.product(m: outChannels, n: n, k: k, weight: wp, columns: x, into: out, ldc: n)
             } else if FoldedConv.usesOwnKernel {
                 // The im2col matrix is packed straight from x, block by block, never formed.
-                FoldedConv.convolve(m: outChannels, weight: wp, x, geometry: geometry(batch: batch, height: height, width: width),
-                                    into: out)
+                let geometry = ConvolutionGeometry(channels: inChannels, batch: batch, height: height, width: width,
+                                                   kernel: kernel, stride: stride, padding: padding)
+                Gemm.convolutionFullPrecision(m: outChannels, weight: wp, input: x, geometry: geometry, into: out)
             } else {
                 let perImage = k * oh * ow
                 let chunk = Swift.max(1, Swift.min(batch, FoldedConv.columnBudget / Swift.max(perImage, 1)))
@@ -132,19 +133,6 @@ struct FoldedConv: Sendable {
     /// (The emulated AVX-512 geometry counts as AVX-512, so its test stage runs this path too.)
     static var usesOwnKernel: Bool {
         Gemm.usesOwnKernels && [.avx512, .avx512Emulated].contains(Gemm.fullPrecisionInstructionSet)
-    }
-
-    /// This unit's convolution over a channel-major (Cin, `batch`, `height`, `width`) input.
-    func geometry(batch: Int, height: Int, width: Int) -> ConvolutionGeometry {
-        ConvolutionGeometry(channels: inChannels, batch: batch, height: height, width: width, kernel: kernel,
-                            stride: stride, padding: padding)
-    }
-
-    /// `out (M, N) = weight (M, K) x im2col(x)` on the own kernel, the im2col operand read in
-    /// place (``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:)``).
-    static func convolve(m: Int, weight: UnsafePointer<Float>, _ x: UnsafePointer<Float>, geometry: ConvolutionGeometry,
-                         into out: UnsafeMutablePointer<Float>) {
-        Gemm.convolutionFullPrecision(m: m, weight: weight, input: x, geometry: geometry, into: out)
     }
 
     /// `out (M, N) = weight (M, K) x columns (K, N)` in fp32 (never the opt-in bf16 kernel: FID

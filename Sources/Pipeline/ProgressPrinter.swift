@@ -26,8 +26,7 @@ public final class ProgressPrinter {
             let line = Self.format(label: label, step: r.step, total: total, loss: smoothed ?? .nan, imagesPerSecond: speed ?? 0,
                                    secondsPerStep: r.seconds, withBar: isTerminal)
             if isTerminal {
-                let now = Date().timeIntervalSince1970
-                if now - lastDraw > 0.2 || r.step == total { print("\r" + line, terminator: ""); fflush(nil); lastDraw = now }
+                redraw(line, now: r.step == total)
             } else if r.step % every == 0 || r.step == total {
                 print(line); fflush(nil)
             }
@@ -38,12 +37,8 @@ public final class ProgressPrinter {
         case .scoring(let step, let phase, let done, let total):
             // Scores take minutes: the line says what is under way rather than standing still.
             if isTerminal {
-                let now = Date().timeIntervalSince1970
-                if now - lastDraw > 0.2 || done == 0 || done == total {
-                    let what = phase == .sampling ? "drawing samples" : "Inception features"
-                    print("\r\(label): FID at step \(step): \(what) \(done)/\(total)\u{1B}[K", terminator: "")
-                    fflush(nil); lastDraw = now
-                }
+                let what = phase == .sampling ? "drawing samples" : "Inception features"
+                redraw("\(label): FID at step \(step): \(what) \(done)/\(total)\u{1B}[K", now: done == 0 || done == total)
             } else if phase == .sampling, done == 0 {
                 print("\(label): scoring FID at step \(step) (\(total) samples)"); fflush(nil)
             }
@@ -55,6 +50,15 @@ public final class ProgressPrinter {
 
     /// Ends the overwriting line (call before printing anything else).
     public func finish() { if isTerminal { print(""); fflush(nil) } }
+
+    /// Overwrites the terminal line with `line` when `now` or when 0.2 s have passed since the last draw.
+    private func redraw(_ line: String, now: Bool) {
+        let time = Date().timeIntervalSince1970
+        guard now || time - lastDraw > 0.2 else { return }
+        print("\r" + line, terminator: "")
+        fflush(nil)
+        lastDraw = time
+    }
 
     private func say(_ s: String) {
         if isTerminal { print("\r\u{1B}[K" + s) } else { print(s) }

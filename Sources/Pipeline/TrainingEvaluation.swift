@@ -250,11 +250,12 @@ public enum FIDCurve {
     /// schedule changed between sittings) are drawn as separate curves, each named by its way.
     public static func write(records: [EvaluationRecord], title: String, to url: URL) throws {
         let groups = EvaluationRecord.settings(of: records)
+        let namesReference = Set(groups.map { $0[0].reference }).count > 1
         let series = groups.enumerated().map { i, g -> LinePlot.Series in
             var name = "FID"
             if groups.count > 1 {
                 name = "\(g[0].sampler ?? "sampler not recorded"), \(g[0].samples) samples"
-                if Set(groups.map { $0[0].reference }).count > 1 {
+                if namesReference {
                     name += ", " + (g[0].reference.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "reference not recorded")
                 }
             }

@@ -456,14 +456,15 @@ struct GemmSplit {
     }
 
     /// The split for a kernel code (an instruction set, optionally with a blocking: see
-    /// ``Gemm/Blocking``), whose micro-tile sets the units.
-    init(code: Int32, m: Int, n: Int, k: Int, threads: Int) {
+    /// ``Gemm/Blocking``), whose micro-tile sets the units. `byColumns`: always column ranges
+    /// (for callers whose B cannot be packed once and shared, as a convolution's im2col operand).
+    init(code: Int32, m: Int, n: Int, k: Int, threads: Int, byColumns: Bool = false) {
         var mr: Int32 = 0, nr: Int32 = 0
         maskdm_gemm_micro_tile(code, &mr, &nr)
         self.m = m
         self.n = n
         let rowTiles = (m + Int(mr) - 1) / Int(mr), columnTiles = (n + Int(nr) - 1) / Int(nr)
-        let byRows = rowTiles >= GemmSplit.minRowTiles * threads || columnTiles < 2
+        let byRows = !byColumns && (rowTiles >= GemmSplit.minRowTiles * threads || columnTiles < 2)
         self.byRows = byRows
         unit = Int(byRows ? mr : nr)
         columnUnit = Int(nr)

@@ -61,32 +61,19 @@ extension Gemm {
         precondition(max(m, n, k, la, lc) <= Int(Int32.max), "Gemm.convolutionFullPrecision: sizes exceed Int32")
         if m == 0 || n == 0 { return }
         let code = fullPrecisionInstructionSet.rawValue
-        var mr: Int32 = 0, nr: Int32 = 0
-        maskdm_gemm_micro_tile(code, &mr, &nr)
-        let unit = Int(nr), tiles = (n + unit - 1) / unit
-        let small = Double(m) * Double(n) * Double(k) < Double(singleThreadWork)
-        let chunks = small ? 1 : max(1, min(Parallel.threads, tiles))
-        func cut(_ i: Int) -> Int { min(n, i * tiles / chunks * unit) }
-        let widest = (0..<chunks).map { cut($0 + 1) - cut($0) }.max() ?? n
-        let perChunk = (maskdm_sgemm_workspace_size(Int32(m), Int32(widest), Int32(k)) + 15) / 16 * 16
-        var geometry = maskdm_conv_geometry(
+        let plan = GemmSplit(code: code, m: m, n: n, k: k, threads: Parallel.threads, byColumns: true)
+        let perChunk = (maskdm_sgemm_workspace_size(Int32(m), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
+        let geometry = maskdm_conv_geometry(
             x: input, channels: Int32(g.channels), batch: Int32(g.batch), height: Int32(g.height), width: Int32(g.width),
             kh: Int32(g.kernel.height), kw: Int32(g.kernel.width), stride: Int32(g.stride),
             ph: Int32(g.padding.height), pw: Int32(g.padding.width), oh: Int32(oh), ow: Int32(ow),
             b0: Int32(g.images.lowerBound), images: Int32(g.images.count))
         let wp = SendablePointer(weight), cp = SendablePointer(c)
-        withUnsafePointer(to: &geometry) { gp in
-            let geometryPointer = SendablePointer(UnsafeMutablePointer(mutating: gp))
-            workspaces.withBuffer(floats: perChunk * chunks) { workspace in
-                let ws = SendablePointer(workspace)
-                parallelFor(chunks) { range in
-                    for chunk in range {
-                        let j0 = cut(chunk), j1 = cut(chunk + 1)
-                        if j1 <= j0 { continue }
-                        maskdm_sgemm_conv_block(code, Int32(m), Int32(j1 - j0), Int32(k), wp.base, Int32(la),
-                                                geometryPointer.base, j0, cp.base + j0, Int32(lc), ws.base + chunk * perChunk)
-                    }
-                }
+        withUnsafePointer(to: geometry) { gp in
+            let geometryPointer = SendablePointer(gp)
+            forEachBlock(of: plan, workspaceFloats: perChunk) { _, columns, workspace in
+                maskdm_sgemm_conv_block(code, Int32(m), Int32(columns.count), Int32(k), wp.base, Int32(la),
+                                        geometryPointer.base, columns.lowerBound, cp.base + columns.lowerBound, Int32(lc), workspace)
             }
         }
     }
