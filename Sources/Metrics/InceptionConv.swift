@@ -90,10 +90,13 @@ struct FoldedConv: Sendable {
     static let columnBudget = 1 << 24
 
     /// The unit on raw buffers: `x` (Cin, B, H, W) -> `out` (Cout, B, OH, OW), contiguous.
-    /// On the own AVX-512 kernel, one fp32 product whose im2col operand is packed straight from
-    /// `x` (`Gemm.convolutionFullPrecision`; it measured 1.33x faster a batch than forming
-    /// the matrix first, on a 2-core Xeon); on OpenBLAS, im2col over chunks of whole images + one
-    /// GEMM per chunk (see ``product(m:n:k:weight:columns:into:ldc:)``). Then bias + ReLU.
+    /// On the library's own kernels (AVX-512 or AVX2), one fp32 product whose im2col operand is
+    /// packed straight from `x` (`Gemm.convolutionFullPrecision`). On a 2-core Xeon it measured
+    /// 1.33x faster a batch than forming the matrix first on the AVX-512 kernel; on the AVX2 kernel
+    /// 1.19x faster than forming it, and 1.09x faster than OpenBLAS's Haswell kernels on the formed
+    /// matrix, which had been 9-15% ahead of the AVX2 kernel on a Zen 3 when both formed it.
+    /// On OpenBLAS, im2col over chunks of whole images + one GEMM per chunk (see
+    /// ``product(m:n:k:weight:columns:into:ldc:)``). Then bias + ReLU.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                  into out: UnsafeMutablePointer<Float>, workspace: ColumnWorkspace) {
         let (oh, ow) = outputSize(height: height, width: width)
@@ -103,7 +106,7 @@ struct FoldedConv: Sendable {
             let wp = UnsafePointer(weight.storage.base)
             if isPointwise {
                 FoldedConv.product(m: outChannels, n: n, k: k, weight: wp, columns: x, into: out, ldc: n)
-            } else if FoldedConv.usesOwnKernel {
+            } else if Gemm.hasConvolutionKernel {
                 // The im2col matrix is packed straight from x, block by block, never formed.
                 let geometry = ConvolutionGeometry(channels: inChannels, batch: batch, height: height, width: width,
                                                    kernel: kernel, stride: stride, padding: padding)
@@ -125,25 +128,12 @@ struct FoldedConv: Sendable {
         withExtendedLifetime(bias.storage) { Kernels.biasReLU(out, bias: bias.storage.base, rows: outChannels, columns: n) }
     }
 
-    /// True when the convolutions run on the Tensor module's own AVX-512 kernel, false for
-    /// OpenBLAS. On these shapes (M = Cout 32-448, K up to 4032, N = B*OH*OW up to 7*10^5) each
-    /// won where it is used, in alternated `maskdm-bench fid` runs: on a Zen 4 the AVX-512 kernel
-    /// took 2604 ms a batch against OpenBLAS's 2887 (its Cooper Lake kernels); on an AVX2 CPU
-    /// OpenBLAS was 9-15% faster than the own AVX2 kernel.
-    /// (The emulated AVX-512 geometry counts as AVX-512, so its test stage runs this path too.)
-    static var usesOwnKernel: Bool {
-        Gemm.usesOwnKernels && [.avx512, .avx512Emulated].contains(Gemm.fullPrecisionInstructionSet)
-    }
-
     /// `out (M, N) = weight (M, K) x columns (K, N)` in fp32 (never the opt-in bf16 kernel: FID
-    /// features must not depend on the training precision), `out` with row stride `ldc`.
+    /// features must not depend on the training precision), `out` with row stride `ldc`: on the
+    /// library's own kernel, or OpenBLAS where the own kernels are off.
     static func product(m: Int, n: Int, k: Int, weight: UnsafePointer<Float>, columns: UnsafePointer<Float>,
                         into out: UnsafeMutablePointer<Float>, ldc: Int) {
-        if usesOwnKernel {
-            Gemm.sgemmFullPrecision(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
-        } else {
-            BLAS.sgemm(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
-        }
+        Gemm.sgemmFullPrecision(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
     }
 
     /// Columns of `images` from channel-major `x` (Cin, B, H, W): row `(c, ki, kj)`, column

@@ -3,7 +3,8 @@ import Testing
 @testable import Tensor
 
 /// `Gemm.convolutionFullPrecision` packs the im2col operand straight from the input: its result
-/// must equal, bit for bit, the same kernel's product with the im2col matrix formed first.
+/// must equal, bit for bit, the same kernel's product with the im2col matrix formed first, on
+/// every fp32 kernel the CPU runs (AVX2, AVX-512 and its emulated geometry).
 @Suite struct GemmConvolutionTests {
     /// The im2col matrix of `g` over its images, formed naively: (rows, columns).
     static func im2col(_ x: [Float], _ g: ConvolutionGeometry) -> [Float] {
@@ -40,9 +41,20 @@ import Testing
         ("tiny: one thread", ConvolutionGeometry(channels: 1, batch: 1, height: 3, width: 3, kernel: (2, 2)), 2),
     ]
 
+    /// The fp32 kernels this CPU runs.
+    static var kernels: [Gemm.InstructionSet] {
+        [.avx2, .avx512, .avx512Emulated].filter { Gemm.isaSupported($0) }
+    }
+
     @Test(arguments: 0..<cases.count) func equalsTheProductWithTheFormedMatrix(_ index: Int) throws {
         guard Gemm.hasConvolutionKernel else { return }   // OpenBLAS products: the caller forms the matrix
-        let (name, g, m) = Self.cases[index]
+        #expect(!Self.kernels.isEmpty)
+        for isa in Self.kernels { check(index, on: isa) }
+    }
+
+    func check(_ index: Int, on isa: Gemm.InstructionSet) {
+        let (caseName, g, m) = Self.cases[index]
+        let name = "\(caseName) on \(isa.environmentName)"
         var rng = RandomGenerator(seed: UInt64(index) + 5)
         let x = (0..<(g.channels * g.batch * g.height * g.width)).map { _ in Float.random(in: -1...1, using: &rng) }
         let lda = g.rows + 3
@@ -54,7 +66,7 @@ import Testing
             weight.withUnsafeBufferPointer { wp in
                 got.withUnsafeMutableBufferPointer { cp in
                     Gemm.convolutionFullPrecision(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
-                                                  into: cp.baseAddress!, ldc: ldc)
+                                                  into: cp.baseAddress!, ldc: ldc, instructionSet: isa)
                 }
             }
         }
@@ -64,7 +76,7 @@ import Testing
         defer { raw.deallocate() }
         let workspace = raw.bindMemory(to: Float.self, capacity: Gemm.serialWorkspaceSize(m: m, n: n, k: g.rows))
         Gemm.serial(m: m, n: n, k: g.rows, a: weight, lda: lda, b: col, c: &want, ldc: ldc, workspace: workspace,
-                    instructionSet: Gemm.fullPrecisionInstructionSet)
+                    instructionSet: isa)
         var differing = 0
         for i in 0..<m { for j in 0..<n where got[i * ldc + j].bitPattern != want[i * ldc + j].bitPattern { differing += 1 } }
         #expect(differing == 0, "\(name): \(differing) of \(m * n) values differ")

@@ -1,6 +1,6 @@
 import CKernels
 
-/// A 2-D convolution's input and shape, for ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:)``:
+/// A 2-D convolution's input and shape, for ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)``:
 /// the input is channel-major, (channels, batch, height, width), and the product's second
 /// operand is its im2col matrix over the images `images`: row `(c, ki, kj)` (in that order),
 /// column `(image, oy, ox)`, entry `input[c, image, oy * stride - padding.height + ki,
@@ -37,7 +37,7 @@ public struct ConvolutionGeometry: Sendable {
 }
 
 extension Gemm {
-    /// True when ``convolutionFullPrecision(m:weight:lda:geometry:into:ldc:)`` can run: the
+    /// True when ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)`` can run: the
     /// library's own fp32 kernels are in use (not OpenBLAS).
     public static var hasConvolutionKernel: Bool { usesOwnKernels }
 
@@ -45,14 +45,19 @@ extension Gemm {
     /// never formed: each cache block of it is packed from `input` straight into the kernel's
     /// panels (see ``ConvolutionGeometry``). The values, and each sum's order, are those of
     /// ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on the
-    /// formed matrix split by columns. Runs on ``fullPrecisionInstructionSet`` (fp32 whatever the
-    /// training precision), the columns split over ``Parallel/threads``. C is not read.
-    /// - Precondition: ``hasConvolutionKernel``; a geometry whose output is not empty and whose
-    ///   images lie inside the batch; `lda >= geometry.rows`, `ldc >= geometry.columns`.
+    /// formed matrix split by columns. Runs on `isa`, by default ``fullPrecisionInstructionSet``
+    /// (fp32 whatever the training precision), the columns split over ``Parallel/threads``. C is
+    /// not read.
+    /// - Precondition: ``hasConvolutionKernel``; `isa` an fp32 kernel the CPU runs; a geometry
+    ///   whose output is not empty and whose images lie inside the batch; `lda >= geometry.rows`,
+    ///   `ldc >= geometry.columns`.
     public static func convolutionFullPrecision(m: Int, weight: UnsafePointer<Float>, lda: Int? = nil,
                                                 input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
-                                                into c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+                                                into c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+                                                instructionSet isa: InstructionSet = fullPrecisionInstructionSet) {
         precondition(hasConvolutionKernel, "Gemm.convolutionFullPrecision: needs the library's own kernels")
+        precondition(isa != .none && isa.fullPrecision == isa && isaSupported(isa),
+                     "Gemm.convolutionFullPrecision: \(isa.environmentName) is not an fp32 kernel this CPU runs")
         let k = g.rows, n = g.columns, (oh, ow) = g.output
         let la = lda ?? k, lc = ldc ?? n
         precondition(m >= 0 && oh > 0 && ow > 0 && g.images.lowerBound >= 0 && g.images.upperBound <= g.batch
@@ -60,7 +65,7 @@ extension Gemm {
                      "Gemm.convolutionFullPrecision: bad geometry \(g) for m \(m), lda \(la), ldc \(lc)")
         precondition(max(m, n, k, la, lc) <= Int(Int32.max), "Gemm.convolutionFullPrecision: sizes exceed Int32")
         if m == 0 || n == 0 { return }
-        let code = fullPrecisionInstructionSet.rawValue
+        let code = isa.rawValue
         let plan = GemmSplit(code: code, m: m, n: n, k: k, threads: Parallel.threads, byColumns: true)
         let perChunk = (maskdm_sgemm_workspace_size(Int32(m), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
         let geometry = maskdm_conv_geometry(
