@@ -200,13 +200,14 @@ extension DataSource {
 }
 
 extension SampleEvaluator {
-    /// The features of `reference` on rank 0 (nil on the other ranks): from the cache when it
-    /// holds them, else computed by all the `communicator`'s ranks together and cached by rank 0.
-    /// Every rank calls it.
+    /// The features of `reference` on rank 0 (nil on the other ranks), with their statistics
+    /// (``FolderFeatures/withStatistics()``, so each score does not fit them again): from the
+    /// cache when it holds them, else computed by all the `communicator`'s ranks together and
+    /// cached by rank 0. Every rank calls it.
     @discardableResult
     public func referenceFeatures(of reference: URL, communicator: any Communicator = SingleProcessCommunicator()) throws -> FolderFeatures? {
         var e = evaluator
-        if communicator.size == 1 { return try e.features(ofFolder: reference) }
+        if communicator.size == 1 { return try e.features(ofFolder: reference).withStatistics() }
         // Rank 0 alone may see the cache (it alone writes it): it says whether to share the work.
         var hit: FolderFeatures? = nil
         if communicator.rank == 0, let cache = e.cache, let folder = try? ImageFolder(reference) {
@@ -214,10 +215,10 @@ extension SampleEvaluator {
         }
         var cached = [hit == nil ? 0.0 : 1]
         try communicator.allReduceSum(&cached)
-        if cached[0] > 0 { return hit }
+        if cached[0] > 0 { return try hit?.withStatistics() }
         if communicator.rank != 0 { e.cache = nil }
         let features = try e.features(ofFolder: reference, communicator: communicator)
-        return communicator.rank == 0 ? features : nil
+        return communicator.rank == 0 ? try features.withStatistics() : nil
     }
 
     /// FID and KID of `samples` against `reference`, the samples' features shared among the

@@ -44,6 +44,31 @@ import Testing
         #expect(json?["n_a"] == 6 && result.kidStd == 0 && result.fid > 0)
     }
 
+    /// Statistics computed ahead are used in place of fitting the features again, and give the
+    /// same result, bit for bit.
+    @Test func statisticsComputedAhead() throws {
+        var rng = RandomGenerator(seed: 5)
+        let a = Tensor.randomNormal([9, 5], using: &rng), b = Tensor.randomNormal([7, 5], mean: 0.5, using: &rng)
+        let other = Tensor.randomNormal([7, 5], mean: 2, using: &rng)
+        let fitted = try FIDResult(a, b, kidSubsets: 3, kidSubsetSize: 5)
+        #expect(try FIDResult(a, b, statistics: (nil, GaussianStatistics(features: b)), kidSubsets: 3, kidSubsetSize: 5) == fitted)
+        #expect(try FIDResult(a, b, statistics: (GaussianStatistics(features: a), nil), kidSubsets: 3, kidSubsetSize: 5) == fitted)
+        // Another set's statistics change the FID (they are used) but not KID (it reads the features).
+        let swapped = try FIDResult(a, b, statistics: (nil, GaussianStatistics(features: other)), kidSubsets: 3, kidSubsetSize: 5)
+        #expect(swapped.fid != fitted.fid && swapped.kid == fitted.kid)
+
+        let folderA = FolderFeatures(folder: "a", features: a, failures: [], skipped: 0, cacheFile: nil, fromCache: false)
+        let folderB = FolderFeatures(folder: "b", features: b, failures: [], skipped: 0, cacheFile: nil, fromCache: false)
+        #expect(folderB.statistics == nil)
+        let ahead = try folderB.withStatistics()
+        #expect(ahead.statistics == (try GaussianStatistics(features: b)))
+        #expect(try FIDResult(folderA.features, ahead.features, statistics: (folderA.statistics, ahead.statistics),
+                              kidSubsets: 3, kidSubsetSize: 5) == fitted)
+        let one = FolderFeatures(folder: "one", features: Tensor.randomNormal([1, 5], using: &rng), failures: [], skipped: 0,
+                                 cacheFile: nil, fromCache: false)
+        #expect(throws: MetricsError.self) { try one.withStatistics() }
+    }
+
     /// End to end through the cache: the second pass reads the features back.
     @Test(.enabled(if: FIDWeights.available, FIDWeights.skipMessage))
     func evaluatorCachesFeatures() throws {
@@ -60,6 +85,7 @@ import Testing
         #expect(second.features.maxAbsDifference(first.features) == 0)
         let result = try evaluator.compare(first, second)
         #expect(abs(result.fid) < 1e-6 && result.nA == 4, "\(result)")
+        #expect(try evaluator.compare(first, second.withStatistics()) == result)   // fitted ahead: the same
 
         // A process killed while writing this entry left its temporary file; the next write removes it.
         // Int32.max is above every PID Linux hands out (at most 2^22): no such process.
