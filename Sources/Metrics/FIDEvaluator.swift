@@ -25,10 +25,15 @@ public struct FolderFeatures: Sendable {
 
     /// These features with their ``statistics`` computed, for a set compared many times (the
     /// reference of FID during training: fitting 10,000 features takes 1-2 s on 2 cores).
-    /// - Throws: ``MetricsError/tooFewSamples(what:count:needed:)`` for fewer than 2 images.
+    /// - Throws: ``MetricsError/tooFewSamples(what:count:needed:)``, naming the folder, for fewer
+    ///   than 2 images.
     public func withStatistics() throws -> FolderFeatures {
         var copy = self
-        if copy.statistics == nil { copy.statistics = try GaussianStatistics(features: features) }
+        guard copy.statistics == nil else { return copy }
+        guard count >= 2 else {
+            throw MetricsError.tooFewSamples(what: "FID statistics of \"\(folder)\" (its readable images)", count: count, needed: 2)
+        }
+        copy.statistics = try GaussianStatistics(features: features)
         return copy
     }
 }
