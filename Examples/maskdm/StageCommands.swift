@@ -151,8 +151,7 @@ struct StageOptions: ParsableArguments {
     /// The run config recorded in the run folder `out`, if it has a readable one (a resumed run;
     /// an unreadable one is reported when the run opens).
     static func recordedRun(in out: String) -> RunConfig? {
-        let url = URL(fileURLWithPath: out).appendingPathComponent("config.json")
-        return (try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode(RunConfig.self, from: $0) }
+        (try? RunConfig.recorded(in: URL(fileURLWithPath: out))) ?? nil
     }
 
     /// Loads the data, opens the run and trains with progress output; exits 130 on Ctrl-C.

@@ -77,8 +77,9 @@ public struct GaussianStatistics: Sendable, Equatable {
 /// approximates (pytorch-fid), without its `eps * I` offset for singular covariances.
 /// The statistics of fewer feature vectors take the place of S1 (the trace is symmetric in the
 /// two), so the second eigendecomposition is of size N - 1 for a few hundred samples against a
-/// large reference in either order: 2.0 s rather than 5.8 s for 400 against 3,000 on a 2-core
-/// Xeon. Returns NaN if LAPACK fails (a NaN in the statistics).
+/// large reference in either order: 2.1 s rather than 5.8 s for 400 against 3,000 on a 2-core
+/// Xeon; for sets of different sizes both orders give the same bits. Returns NaN if LAPACK
+/// fails (a NaN in the statistics).
 public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) -> Double {
     precondition(a.dimension == b.dimension,
                  "frechetDistance: statistics of dimension \(a.dimension) and \(b.dimension)")
@@ -89,7 +90,7 @@ public func frechetDistance(_ a: GaussianStatistics, _ b: GaussianStatistics) ->
     }
     let (s1, s2) = a.count <= b.count ? (a, b) : (b, a)
     guard let trace = traceSqrtProduct(s1.covariance, s2.covariance, n: a.dimension) else { return .nan }
-    return meanTerm + a.covarianceTrace + b.covarianceTrace - 2 * trace
+    return meanTerm + s1.covarianceTrace + s2.covarianceTrace - 2 * trace
 }
 
 /// `tr(sqrt(S1 S2))` for symmetric positive semi-definite (n, n) `s1`, `s2`: the sum of the

@@ -93,8 +93,9 @@ struct FoldedConv: Sendable {
     /// On the library's own kernels (AVX-512 or AVX2), one fp32 product whose im2col operand is
     /// packed straight from `x` (`Gemm.convolutionFullPrecision`). On a 2-core Xeon it measured
     /// 1.33x faster a batch than forming the matrix first on the AVX-512 kernel; on the AVX2 kernel
-    /// 1.19x faster than forming it, and 1.09x faster than OpenBLAS's Haswell kernels on the formed
-    /// matrix, which had been 9-15% ahead of the AVX2 kernel on a Zen 3 when both formed it.
+    /// 1.20x faster than forming it, and 1.09x faster than OpenBLAS's Haswell kernels on the formed
+    /// matrix, which had been 9-15% ahead of the AVX2 kernel on a Zen 3 when both formed it (AVX2
+    /// emulated on the Xeon; not yet measured on an AVX2 CPU).
     /// On OpenBLAS, im2col over chunks of whole images + one GEMM per chunk (see
     /// ``product(m:n:k:weight:columns:into:ldc:)``). Then bias + ReLU.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,

@@ -51,6 +51,29 @@ public struct RunConfig: Codable, Sendable, Equatable {
         self.stage = stage; self.model = model; self.recipe = recipe; self.data = data; self.initialization = initialization
     }
 
+    /// The config recorded in run folder `folder` (its `config.json`), or nil when it has none (a
+    /// new run). Resuming a run with it keeps every recorded setting, including those that may
+    /// change between sittings (the step count, the cadences, the gradient accumulation).
+    /// ```swift
+    /// let folder = URL(fileURLWithPath: "runs/pretrain")
+    /// if let recorded = try RunConfig.recorded(in: folder) {
+    ///     var config = recorded
+    ///     config.recipe.steps += 10_000                  // train on, as recorded otherwise
+    ///     _ = config
+    /// }
+    /// ```
+    /// - Throws: ``PipelineError/badConfig(path:key:problem:)`` naming the file and the key when
+    ///   `config.json` exists but is not a run config.
+    public static func recorded(in folder: URL) throws -> RunConfig? {
+        let url = folder.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do {
+            return try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: url))
+        } catch {
+            throw PipelineError.badConfig(path: url.path, key: TrainingRun.decodingKey(of: error), problem: "not a run config (\(error))")
+        }
+    }
+
     /// The first setting in which `other` differs from this config in a way that changes the
     /// training (the step count, the time budget, the sampling/checkpoint cadence, the FID
     /// schedule, the precision and the gradient accumulation may change between sittings); nil when a run of

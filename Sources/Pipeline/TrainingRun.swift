@@ -103,7 +103,9 @@ public final class TrainingRun {
     ///   (`precision`) when the precision `config.json` records cannot; with an evaluation
     ///   schedule, its ``EvaluationSchedule/validate(checkingReference:)`` errors, a missing Inception network
     ///   (``PipelineError/missingFile(path:hint:)``) and the reference folder's errors (its
-    ///   features are computed, or read from the cache, here).
+    ///   features are computed, or read from the cache, and fitted here:
+    ///   ``Metrics/MetricsError/tooFewSamples(what:count:needed:)`` naming the folder when it has
+    ///   fewer than 2 readable images).
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil,
@@ -117,12 +119,7 @@ public final class TrainingRun {
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
         var recordedPrecision: Gemm.Precision?
-        if fm.fileExists(atPath: configURL.path) {
-            let existing: RunConfig
-            do { existing = try JSONDecoder().decode(RunConfig.self, from: Data(contentsOf: configURL)) } catch {
-                throw PipelineError.badConfig(path: configURL.path, key: TrainingRun.decodingKey(of: error),
-                                              problem: "not a run config (\(error))")
-            }
+        if let existing = try RunConfig.recorded(in: folder) {
             if let c = existing.conflict(with: config) {
                 throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
             }

@@ -86,6 +86,11 @@ import Testing
         let result = try evaluator.compare(first, second)
         #expect(abs(result.fid) < 1e-6 && result.nA == 4, "\(result)")
         #expect(try evaluator.compare(first, second.withStatistics()) == result)   // fitted ahead: the same
+        var forged = second                                                       // and compare uses them
+        var rng = RandomGenerator(seed: 9)
+        forged.statistics = try GaussianStatistics(features: Tensor.randomNormal(second.features.shape, using: &rng))
+        let withForged = try evaluator.compare(first, forged)
+        #expect(withForged.fid != result.fid && withForged.kid == result.kid)
 
         // A process killed while writing this entry left its temporary file; the next write removes it.
         // Int32.max is above every PID Linux hands out (at most 2^22): no such process.

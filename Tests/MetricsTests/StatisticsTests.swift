@@ -27,7 +27,8 @@ import Testing
         #expect(abs(ac - f.fid_ac_eigh) < 1e-6 * f.fid_ac, "\(ac) vs numpy eigh \(f.fid_ac_eigh)")
         #expect(abs(ac - f.fid_ac) < 1e-4 * f.fid_ac, "\(ac) vs scipy \(f.fid_ac)")
         #expect(abs(frechetDistance(b, a) - ab) < 1e-9 * ab)
-        // The statistics of fewer samples are S1 in either order: the same sums, bit for bit.
+        // The statistics of fewer samples (c's 10 against a's) are S1 in either order: the same
+        // sums, bit for bit.
         #expect(frechetDistance(c, a).bitPattern == ac.bitPattern, "\(frechetDistance(c, a)) vs \(ac)")
     }
 

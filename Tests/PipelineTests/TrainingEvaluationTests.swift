@@ -180,6 +180,9 @@ import ViTDiffusion
                 }
             }
             #expect(a.evaluations.map(\.step) == [2, 4])
+            // The reference comes with its statistics, fitted once for every score.
+            let referenceFeatures = try #require(try SampleEvaluator().referenceFeatures(of: reference))
+            #expect(referenceFeatures.statistics == (try GaussianStatistics(features: referenceFeatures.features)))
             // Progress of each score: samples drawn in batches of 4, then read (in batches of 32).
             #expect(progress == [2, 4].flatMap { s in
                 ["sampling 0/8", "sampling 4/8", "sampling 8/8", "features 0/8", "features 8/8"].map { "\(s) \($0)" }

@@ -332,6 +332,31 @@ import ViTDiffusion
         }
     }
 
+    /// `RunConfig.recorded(in:)`: nil for a folder without a run, the run's config (with the
+    /// settings that may change between sittings) for one, an error naming file and key for a
+    /// damaged `config.json`.
+    @Test func recordedConfigOfARunFolder() throws {
+        try withTemporaryFolder("recorded") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            #expect(try RunConfig.recorded(in: folder) == nil)
+            var config = Self.config(steps: 2)
+            config.recipe.accumulationSteps = 2
+            try TrainingRun(folder: folder, config: config).train(on: Self.dataset)
+            let recorded = try #require(try RunConfig.recorded(in: folder))
+            #expect(recorded.recipe.accumulationSteps == 2 && recorded.recipe.steps == 2)
+            #expect(recorded.json == (try TrainingRun(folder: folder, config: config)).config.json)
+            let url = folder.appendingPathComponent("config.json")
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] ?? [:]
+            object["recipe"] = nil
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            let error = #expect(throws: PipelineError.self) { try RunConfig.recorded(in: folder) }
+            guard case .badConfig(let path, "recipe", _)? = error else {
+                Issue.record("expected badConfig naming recipe, got \(String(describing: error))"); return
+            }
+            #expect(path == url.path)
+        }
+    }
+
     /// `config.json` records the precision the run trained in; a config written before the key
     /// existed still resumes; the precision is no conflict.
     @Test func precisionIsRecordedAndOldConfigsResume() throws {

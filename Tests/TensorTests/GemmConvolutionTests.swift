@@ -49,12 +49,16 @@ import Testing
     @Test(arguments: 0..<cases.count) func equalsTheProductWithTheFormedMatrix(_ index: Int) throws {
         guard Gemm.hasConvolutionKernel else { return }   // OpenBLAS products: the caller forms the matrix
         #expect(!Self.kernels.isEmpty)
-        for isa in Self.kernels { check(index, on: isa) }
+        for isa in Self.kernels {
+            // The AVX-512 kernels walk a product in either blocking (the same sums either way).
+            let blockings: [Gemm.Blocking?] = isa == .avx2 ? [nil] : Gemm.Blocking.allCases
+            for blocking in blockings { check(index, on: isa, blocking: blocking) }
+        }
     }
 
-    func check(_ index: Int, on isa: Gemm.InstructionSet) {
+    func check(_ index: Int, on isa: Gemm.InstructionSet, blocking: Gemm.Blocking?) {
         let (caseName, g, m) = Self.cases[index]
-        let name = "\(caseName) on \(isa.environmentName)"
+        let name = "\(caseName) on \(isa.environmentName)" + (blocking.map { ", \($0)" } ?? "")
         var rng = RandomGenerator(seed: UInt64(index) + 5)
         let x = (0..<(g.channels * g.batch * g.height * g.width)).map { _ in Float.random(in: -1...1, using: &rng) }
         let lda = g.rows + 3
@@ -65,18 +69,22 @@ import Testing
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 got.withUnsafeMutableBufferPointer { cp in
-                    Gemm.convolutionFullPrecision(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
-                                                  into: cp.baseAddress!, ldc: ldc, instructionSet: isa)
+                    Gemm.convolution(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
+                                     into: cp.baseAddress!, ldc: ldc, instructionSet: isa, blocking: blocking)
                 }
             }
         }
         let col = Self.im2col(x, g)
         var want = [Float](repeating: .nan, count: m * ldc)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * Gemm.serialWorkspaceSize(m: m, n: n, k: g.rows), alignment: 64)
-        defer { raw.deallocate() }
-        let workspace = raw.bindMemory(to: Float.self, capacity: Gemm.serialWorkspaceSize(m: m, n: n, k: g.rows))
-        Gemm.serial(m: m, n: n, k: g.rows, a: weight, lda: lda, b: col, c: &want, ldc: ldc, workspace: workspace,
-                    instructionSet: isa)
+        weight.withUnsafeBufferPointer { wp in
+            col.withUnsafeBufferPointer { bp in
+                want.withUnsafeMutableBufferPointer { cp in
+                    Gemm.sgemm(instructionSet: isa, threads: 1, blocking: blocking, transposeA: false, transposeB: false,
+                               m: m, n: n, k: g.rows, alpha: 1, a: wp.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: nil,
+                               beta: 0, c: cp.baseAddress!, ldc: ldc)
+                }
+            }
+        }
         var differing = 0
         for i in 0..<m { for j in 0..<n where got[i * ldc + j].bitPattern != want[i * ldc + j].bitPattern { differing += 1 } }
         #expect(differing == 0, "\(name): \(differing) of \(m * n) values differ")

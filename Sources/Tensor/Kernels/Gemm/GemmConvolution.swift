@@ -44,10 +44,11 @@ extension Gemm {
     /// `C (m, geometry.columns) = weight (m, geometry.rows) x im2col(input)`, the im2col matrix
     /// never formed: each cache block of it is packed from `input` straight into the kernel's
     /// panels (see ``ConvolutionGeometry``). The values, and each sum's order, are those of
-    /// ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)`` on the
-    /// formed matrix split by columns. Runs on `isa`, by default ``fullPrecisionInstructionSet``
-    /// (fp32 whatever the training precision), the columns split over ``Parallel/threads``. C is
-    /// not read.
+    /// kernel `isa`'s product on the formed matrix (for the default `isa`,
+    /// ``sgemmFullPrecision(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``'s).
+    /// Runs on `isa`, by default ``fullPrecisionInstructionSet`` (fp32 whatever the training
+    /// precision), in the process's ``blocking``, the columns split over ``Parallel/threads``.
+    /// C is not read.
     /// - Precondition: ``hasConvolutionKernel``; `isa` an fp32 kernel the CPU runs; a geometry
     ///   whose output is not empty and whose images lie inside the batch; `lda >= geometry.rows`,
     ///   `ldc >= geometry.columns`.
@@ -55,6 +56,14 @@ extension Gemm {
                                                 input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
                                                 into c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
                                                 instructionSet isa: InstructionSet = fullPrecisionInstructionSet) {
+        convolution(m: m, weight: weight, lda: lda, input: input, geometry: g, into: c, ldc: ldc, instructionSet: isa, blocking: nil)
+    }
+
+    /// ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)`` in a
+    /// given ``Blocking`` of the AVX-512 kernels (nil: the process's), for the tests.
+    static func convolution(m: Int, weight: UnsafePointer<Float>, lda: Int?, input: UnsafePointer<Float>,
+                            geometry g: ConvolutionGeometry, into c: UnsafeMutablePointer<Float>, ldc: Int?,
+                            instructionSet isa: InstructionSet, blocking: Blocking?) {
         precondition(hasConvolutionKernel, "Gemm.convolutionFullPrecision: needs the library's own kernels")
         precondition(isa != .none && isa.fullPrecision == isa && isaSupported(isa),
                      "Gemm.convolutionFullPrecision: \(isa.environmentName) is not an fp32 kernel this CPU runs")
@@ -65,7 +74,7 @@ extension Gemm {
                      "Gemm.convolutionFullPrecision: bad geometry \(g) for m \(m), lda \(la), ldc \(lc)")
         precondition(max(m, n, k, la, lc) <= Int(Int32.max), "Gemm.convolutionFullPrecision: sizes exceed Int32")
         if m == 0 || n == 0 { return }
-        let code = isa.rawValue
+        let code = blocking?.code(isa) ?? isa.rawValue
         let plan = GemmSplit(code: code, m: m, n: n, k: k, threads: Parallel.threads, byColumns: true)
         let perChunk = (maskdm_sgemm_workspace_size(Int32(m), Int32(plan.maxColumns), Int32(k)) + 15) / 16 * 16
         let geometry = maskdm_conv_geometry(
