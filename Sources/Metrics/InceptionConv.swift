@@ -96,8 +96,9 @@ struct FoldedConv: Sendable {
     /// 1.20x faster than forming it, and 1.09x faster than OpenBLAS's Haswell kernels on the formed
     /// matrix, which had been 9-15% ahead of the AVX2 kernel on a Zen 3 when both formed it (AVX2
     /// emulated on the Xeon; not yet measured on an AVX2 CPU).
-    /// On OpenBLAS, im2col over chunks of whole images + one GEMM per chunk (see
-    /// ``product(m:n:k:weight:columns:into:ldc:)``). Then bias + ReLU.
+    /// On OpenBLAS, im2col over chunks of whole images + one GEMM per chunk. Every product is
+    /// fp32 (`Gemm.sgemmFullPrecision` / `convolutionFullPrecision`, never the opt-in bf16
+    /// kernel: FID features must not depend on the training precision). Then bias + ReLU.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                  into out: UnsafeMutablePointer<Float>, workspace: ColumnWorkspace) {
         let (oh, ow) = outputSize(height: height, width: width)
@@ -106,7 +107,7 @@ struct FoldedConv: Sendable {
         withExtendedLifetime(weight.storage) {
             let wp = UnsafePointer(weight.storage.base)
             if isPointwise {
-                FoldedConv.product(m: outChannels, n: n, k: k, weight: wp, columns: x, into: out, ldc: n)
+                Gemm.sgemmFullPrecision(m: outChannels, n: n, k: k, a: wp, b: x, c: out)
             } else if Gemm.hasConvolutionKernel {
                 // The im2col matrix is packed straight from x, block by block, never formed.
                 let geometry = ConvolutionGeometry(channels: inChannels, batch: batch, height: height, width: width,
@@ -120,21 +121,12 @@ struct FoldedConv: Sendable {
                 while b0 < batch {
                     let nb = Swift.min(chunk, batch - b0)
                     im2col(x, batch: batch, height: height, width: width, images: b0..<(b0 + nb), into: col)
-                    FoldedConv.product(m: outChannels, n: nb * oh * ow, k: k, weight: wp, columns: col,
-                                       into: out + b0 * oh * ow, ldc: n)
+                    Gemm.sgemmFullPrecision(m: outChannels, n: nb * oh * ow, k: k, a: wp, b: col, c: out + b0 * oh * ow, ldc: n)
                     b0 += nb
                 }
             }
         }
         withExtendedLifetime(bias.storage) { Kernels.biasReLU(out, bias: bias.storage.base, rows: outChannels, columns: n) }
-    }
-
-    /// `out (M, N) = weight (M, K) x columns (K, N)` in fp32 (never the opt-in bf16 kernel: FID
-    /// features must not depend on the training precision), `out` with row stride `ldc`: on the
-    /// library's own kernel, or OpenBLAS where the own kernels are off.
-    static func product(m: Int, n: Int, k: Int, weight: UnsafePointer<Float>, columns: UnsafePointer<Float>,
-                        into out: UnsafeMutablePointer<Float>, ldc: Int) {
-        Gemm.sgemmFullPrecision(m: m, n: n, k: k, a: weight, b: columns, c: out, ldc: ldc)
     }
 
     /// Columns of `images` from channel-major `x` (Cin, B, H, W): row `(c, ki, kj)`, column
