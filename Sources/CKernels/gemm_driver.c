@@ -189,6 +189,22 @@ static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int 
            bias ? bias + jr : 0);
 }
 
+/// C[i][j] = max(C[i][j] + bias[i], 0) over tile (ir, jr) of a C block, with `bias` at the block's
+/// first row: the convolutions' bias + ReLU, applied as the tile's last depth block is stored (the
+/// tile still in L1). The same sum and comparison as a separate pass (NaN stays NaN, -0 stays).
+static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, float *cblock, long ldc,
+                                  const float *bias) {
+    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
+    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
+    for (int i = 0; i < mr; i++) {
+        float b = bias[ir + i], *c = cblock + (long)(ir + i) * ldc + jr;
+        for (int j = 0; j < nr; j++) {
+            float v = c[j] + b;
+            c[j] = v < 0 ? 0.0f : v;
+        }
+    }
+}
+
 /// One run of an im2col panel line: lanes [lane, lane + count) of panel `panel` hold the outputs
 /// ox0 .. ox0 + count - 1 of output row oy of image `image`.
 typedef struct { int panel, lane, count, oy, ox0; long image; } conv_run;
@@ -249,10 +265,12 @@ static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, in
 /// holds `packed_n` columns, of which this product's N start at column `packed_j0` (a multiple of
 /// NR); otherwise each block is packed into the workspace just before use.
 /// With `conv`, B is the im2col matrix of `conv` from column `conv_j0` on, packed straight from x.
+/// With `row_bias_relu` (M floats; only with K > 0 and alpha != 0), each C tile becomes
+/// max(C + row_bias_relu[row], 0) once its last depth block is stored.
 static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, const float *packedB, int packed_n,
                  int packed_j0, const maskdm_conv_geometry *conv, long conv_j0,
-                 float beta, float *C, int ldc, const float *bias, float *workspace) {
+                 float beta, float *C, int ldc, const float *bias, const float *row_bias_relu, float *workspace) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); add_bias(M, N, bias, C, ldc); return; }
     const mdm_gemm_config *cfg = config(isa);
@@ -287,16 +305,19 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
                 // Tiles in column-panel-major order (resident) or row-tile-major order (streamed);
                 // each tile's arithmetic is the same either way.
                 float *cblock = C + (long)ic * ldc + jc;
+                const float *relu_bias = row_bias_relu && pc + kc >= K ? row_bias_relu + ic : 0;
                 if (cfg->streamed) {
                     for (int ir = 0; ir < mc; ir += cfg->mr) {
                         for (int jr = 0; jr < nc; jr += cfg->nr) {
                             tile(cfg, ir, jr, mc, nc, kc, kd, apack, bblock, cblock, ldc, alpha, beta_block, bias_block);
+                            if (relu_bias) bias_relu_tile(cfg, ir, jr, mc, nc, cblock, ldc, relu_bias);
                         }
                     }
                 } else {
                     for (int jr = 0; jr < nc; jr += cfg->nr) {
                         for (int ir = 0; ir < mc; ir += cfg->mr) {
                             tile(cfg, ir, jr, mc, nc, kc, kd, apack, bblock, cblock, ldc, alpha, beta_block, bias_block);
+                            if (relu_bias) bias_relu_tile(cfg, ir, jr, mc, nc, cblock, ldc, relu_bias);
                         }
                     }
                 }
@@ -308,14 +329,15 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
 void maskdm_sgemm_block_isa(int isa, int transA, int transB, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, 0, 0, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0, 0, 0, 0, 0, beta, C, ldc, bias, 0, workspace);
 }
 
 void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int lda,
-                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, float *workspace) {
+                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, const float *row_bias_relu,
+                             float *workspace) {
     const mdm_gemm_config *cfg = config(isa);
-    if (!cfg || cfg->pairs || !g || K != g->channels * g->kh * g->kw) return;
-    gemm(isa, 0, 0, M, N, K, 1.0f, A, lda, 0, 0, 0, 0, 0, g, j0, 0.0f, C, ldc, 0, workspace);
+    if (!cfg || cfg->pairs || !g || K <= 0 || K != g->channels * g->kh * g->kw) return;
+    gemm(isa, 0, 0, M, N, K, 1.0f, A, lda, 0, 0, 0, 0, 0, g, j0, 0.0f, C, ldc, 0, row_bias_relu, workspace);
 }
 
 size_t maskdm_sgemm_packed_b_size(int isa, int N, int K) {
@@ -349,7 +371,7 @@ void maskdm_sgemm_pack_b(int isa, int transB, int N, int K, const float *B, int 
 void maskdm_sgemm_packed_b(int isa, int transA, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *packedB, float beta,
                            float *C, int ldc, const float *bias, float *workspace) {
-    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, N, 0, 0, 0, beta, C, ldc, bias, workspace);
+    gemm(isa, transA, 0, M, N, K, alpha, A, lda, 0, 0, packedB, N, 0, 0, 0, beta, C, ldc, bias, 0, workspace);
 }
 
 void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int j0, int j1, int K, float alpha,
@@ -358,5 +380,5 @@ void maskdm_sgemm_packed_b_columns(int isa, int transA, int M, int packedN, int 
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg || j0 < 0 || j1 > packedN || j1 <= j0 || j0 % cfg->nr != 0) return;
     gemm(isa, transA, 0, M, j1 - j0, K, alpha, A, lda, 0, 0, packedB, packedN, j0, 0, 0, beta, C + j0, ldc,
-         bias ? bias + j0 : 0, workspace);
+         bias ? bias + j0 : 0, 0, workspace);
 }

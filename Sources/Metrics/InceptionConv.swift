@@ -95,24 +95,28 @@ struct FoldedConv: Sendable {
     /// 1.33x faster a batch than forming the matrix first on the AVX-512 kernel; on the AVX2 kernel
     /// 1.20x faster than forming it, and 1.09x faster than OpenBLAS's Haswell kernels on the formed
     /// matrix, which had been 9-15% ahead of the AVX2 kernel on a Zen 3 when both formed it (AVX2
-    /// emulated on the Xeon; not yet measured on an AVX2 CPU).
+    /// emulated on the Xeon; on a Zen 4 held to AVX2 the same way the two were level, 1.02x).
     /// On OpenBLAS, im2col over chunks of whole images + one GEMM per chunk. Every product is
     /// fp32 (`Gemm.sgemmFullPrecision` / `convolutionFullPrecision`, never the opt-in bf16
-    /// kernel: FID features must not depend on the training precision). Then bias + ReLU.
+    /// kernel: FID features must not depend on the training precision). Then bias + ReLU: inside
+    /// the convolution product (tile by tile), or as a pass over the output after the others.
     func forward(_ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                  into out: UnsafeMutablePointer<Float>, workspace: ColumnWorkspace) {
         let (oh, ow) = outputSize(height: height, width: width)
         precondition(oh > 0 && ow > 0, "FoldedConv \(name): input \(height)x\(width) is smaller than the kernel")
         let n = batch * oh * ow, k = inChannels * kernel.height * kernel.width
-        withExtendedLifetime(weight.storage) {
+        let fused = withExtendedLifetime((weight.storage, bias.storage)) { () -> Bool in
             let wp = UnsafePointer(weight.storage.base)
             if isPointwise {
                 Gemm.sgemmFullPrecision(m: outChannels, n: n, k: k, a: wp, b: x, c: out)
             } else if Gemm.hasConvolutionKernel {
-                // The im2col matrix is packed straight from x, block by block, never formed.
+                // The im2col matrix is packed straight from x, block by block, never formed; bias +
+                // ReLU are applied to each tile as it is stored.
                 let geometry = ConvolutionGeometry(channels: inChannels, batch: batch, height: height, width: width,
                                                    kernel: kernel, stride: stride, padding: padding)
-                Gemm.convolutionFullPrecision(m: outChannels, weight: wp, input: x, geometry: geometry, into: out)
+                Gemm.convolutionFullPrecision(m: outChannels, weight: wp, input: x, geometry: geometry, into: out,
+                                              biasReLU: bias.storage.base)
+                return true
             } else {
                 let perImage = k * oh * ow
                 let chunk = Swift.max(1, Swift.min(batch, FoldedConv.columnBudget / Swift.max(perImage, 1)))
@@ -125,8 +129,11 @@ struct FoldedConv: Sendable {
                     b0 += nb
                 }
             }
+            return false
         }
-        withExtendedLifetime(bias.storage) { Kernels.biasReLU(out, bias: bias.storage.base, rows: outChannels, columns: n) }
+        if !fused {
+            withExtendedLifetime(bias.storage) { Kernels.biasReLU(out, bias: bias.storage.base, rows: outChannels, columns: n) }
+        }
     }
 
     /// Columns of `images` from channel-major `x` (Cin, B, H, W): row `(c, ki, kj)`, column

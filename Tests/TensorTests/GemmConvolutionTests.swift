@@ -4,7 +4,8 @@ import Testing
 
 /// `Gemm.convolutionFullPrecision` packs the im2col operand straight from the input: its result
 /// must equal, bit for bit, the same kernel's product with the im2col matrix formed first, on
-/// every fp32 kernel the CPU runs (AVX2, AVX-512 and its emulated geometry).
+/// every fp32 kernel the CPU runs (AVX2, AVX-512 and its emulated geometry), with and without the
+/// bias + ReLU fused into it.
 @Suite struct GemmConvolutionTests {
     /// The im2col matrix of `g` over its images, formed naively: (rows, columns).
     static func im2col(_ x: [Float], _ g: ConvolutionGeometry) -> [Float] {
@@ -90,5 +91,35 @@ import Testing
         #expect(differing == 0, "\(name): \(differing) of \(m * n) values differ")
         // C's padding is left alone.
         #expect((0..<m).allSatisfy { i in got[i * ldc + n].isNaN && got[i * ldc + n + 1].isNaN }, "\(name)")
+
+        // With the bias + ReLU fused: the values of the product followed by a separate pass. The
+        // bias is around the sums' scale, so about half the outputs are cut to zero; row 0's is
+        // NaN, which must stay NaN (a max() would drop it).
+        var bias = (0..<m).map { _ in Float.random(in: -2...2, using: &rng) }
+        bias[0] = .nan
+        var fused = [Float](repeating: .nan, count: m * ldc)
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { bp in
+                    fused.withUnsafeMutableBufferPointer { cp in
+                        Gemm.convolution(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
+                                         into: cp.baseAddress!, ldc: ldc, biasReLU: bp.baseAddress!,
+                                         instructionSet: isa, blocking: blocking)
+                    }
+                }
+            }
+        }
+        var fusedDiffering = 0, zeros = 0
+        for i in 0..<m {
+            for j in 0..<n {
+                let v = want[i * ldc + j] + bias[i], expected: Float = v < 0 ? 0 : v
+                if fused[i * ldc + j].bitPattern != expected.bitPattern { fusedDiffering += 1 }
+                if expected == 0 { zeros += 1 }
+            }
+        }
+        #expect(fusedDiffering == 0, "\(name), bias + ReLU fused: \(fusedDiffering) of \(m * n) values differ")
+        #expect(m * n < 100 || zeros > 0, "\(name): the ReLU cut nothing")
+        #expect((0..<n).allSatisfy { fused[$0].isNaN }, "\(name): a NaN bias must give NaN outputs")
+        #expect((0..<m).allSatisfy { i in fused[i * ldc + n].isNaN && fused[i * ldc + n + 1].isNaN }, "\(name)")
     }
 }

@@ -112,11 +112,14 @@ typedef struct {
 /// C (M, N) = A (M, K) x columns [j0, j0 + N) of the im2col matrix of `g` (K = channels*kh*kw
 /// rows), with A's rows `lda` apart and C's `ldc`; C is not read. The (K, N) im2col operand is
 /// never formed: each cache block of it is packed straight from x into the kernel's panels, so
-/// the values, and every sum, are those of `maskdm_sgemm_block_isa` on the formed matrix. `isa`
-/// must be an fp32 kernel (not the bf16 one; nothing is computed then); `workspace` as
+/// the values, and every sum, are those of `maskdm_sgemm_block_isa` on the formed matrix. With
+/// `row_bias_relu` (M floats, or NULL), C[i][j] = max(C[i][j] + row_bias_relu[i], 0), applied to
+/// each tile as its last depth block is stored (the values of a separate pass). `isa` must be an
+/// fp32 kernel (not the bf16 one; nothing is computed then); `workspace` as
 /// `maskdm_sgemm_block_isa` for (M, N, K).
 void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int lda,
-                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, float *workspace);
+                             const maskdm_conv_geometry *g, long j0, float *C, int ldc, const float *row_bias_relu,
+                             float *workspace);
 
 /// Packs columns [j0, j1) of op(B) (K, N) into `packedB` (maskdm_sgemm_packed_b_size floats,
 /// 64-byte aligned) in the layout `maskdm_sgemm_packed_b` reads. j0 must be a multiple of the

@@ -1,6 +1,6 @@
 import CKernels
 
-/// A 2-D convolution's input and shape, for ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)``:
+/// A 2-D convolution's input and shape, for ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:biasReLU:instructionSet:)``:
 /// the input is channel-major, (channels, batch, height, width), and the product's second
 /// operand is its im2col matrix over the images `images`: row `(c, ki, kj)` (in that order),
 /// column `(image, oy, ox)`, entry `input[c, image, oy * stride - padding.height + ki,
@@ -37,7 +37,7 @@ public struct ConvolutionGeometry: Sendable {
 }
 
 extension Gemm {
-    /// True when ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)`` can run: the
+    /// True when ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:biasReLU:instructionSet:)`` can run: the
     /// library's own fp32 kernels are in use (not OpenBLAS).
     public static var hasConvolutionKernel: Bool { usesOwnKernels }
 
@@ -49,21 +49,28 @@ extension Gemm {
     /// Runs on `isa`, by default ``fullPrecisionInstructionSet`` (fp32 whatever the training
     /// precision), in the process's ``blocking``, the columns split over ``Parallel/threads``.
     /// C is not read.
+    ///
+    /// With `biasReLU` (m floats), each output row `i` becomes `max(C[i, j] + biasReLU[i], 0)`:
+    /// a convolution's bias and ReLU, applied to each tile of C as its last depth block is stored
+    /// (while the tile is in cache), with the values of a separate pass over C afterwards (NaN
+    /// stays NaN).
     /// - Precondition: ``hasConvolutionKernel``; `isa` an fp32 kernel the CPU runs; a geometry
     ///   whose output is not empty and whose images lie inside the batch; `lda >= geometry.rows`,
     ///   `ldc >= geometry.columns`.
     public static func convolutionFullPrecision(m: Int, weight: UnsafePointer<Float>, lda: Int? = nil,
                                                 input: UnsafePointer<Float>, geometry g: ConvolutionGeometry,
                                                 into c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+                                                biasReLU: UnsafePointer<Float>? = nil,
                                                 instructionSet isa: InstructionSet = fullPrecisionInstructionSet) {
-        convolution(m: m, weight: weight, lda: lda, input: input, geometry: g, into: c, ldc: ldc, instructionSet: isa, blocking: nil)
+        convolution(m: m, weight: weight, lda: lda, input: input, geometry: g, into: c, ldc: ldc, biasReLU: biasReLU,
+                    instructionSet: isa, blocking: nil)
     }
 
-    /// ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:instructionSet:)`` in a
-    /// given ``Blocking`` of the AVX-512 kernels (nil: the process's), for the tests.
+    /// ``convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:biasReLU:instructionSet:)``
+    /// in a given ``Blocking`` of the AVX-512 kernels (nil: the process's), for the tests.
     static func convolution(m: Int, weight: UnsafePointer<Float>, lda: Int?, input: UnsafePointer<Float>,
                             geometry g: ConvolutionGeometry, into c: UnsafeMutablePointer<Float>, ldc: Int?,
-                            instructionSet isa: InstructionSet, blocking: Blocking?) {
+                            biasReLU: UnsafePointer<Float>? = nil, instructionSet isa: InstructionSet, blocking: Blocking?) {
         precondition(hasConvolutionKernel, "Gemm.convolutionFullPrecision: needs the library's own kernels")
         precondition(isa != .none && isa.fullPrecision == isa && isaSupported(isa),
                      "Gemm.convolutionFullPrecision: \(isa.environmentName) is not an fp32 kernel this CPU runs")
@@ -82,12 +89,13 @@ extension Gemm {
             kh: Int32(g.kernel.height), kw: Int32(g.kernel.width), stride: Int32(g.stride),
             ph: Int32(g.padding.height), pw: Int32(g.padding.width), oh: Int32(oh), ow: Int32(ow),
             b0: Int32(g.images.lowerBound), images: Int32(g.images.count))
-        let wp = SendablePointer(weight), cp = SendablePointer(c)
+        let wp = SendablePointer(weight), cp = SendablePointer(c), bias = biasReLU.map { SendablePointer($0) }
         withUnsafePointer(to: geometry) { gp in
             let geometryPointer = SendablePointer(gp)
             forEachBlock(of: plan, workspaceFloats: perChunk) { _, columns, workspace in
                 maskdm_sgemm_conv_block(code, Int32(m), Int32(columns.count), Int32(k), wp.base, Int32(la),
-                                        geometryPointer.base, columns.lowerBound, cp.base + columns.lowerBound, Int32(lc), workspace)
+                                        geometryPointer.base, columns.lowerBound, cp.base + columns.lowerBound, Int32(lc),
+                                        bias?.base, workspace)
             }
         }
     }
