@@ -189,20 +189,25 @@ static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int 
            bias ? bias + jr : 0);
 }
 
-/// C[i][j] = max(C[i][j] + bias[i], 0) over tile (ir, jr) of a C block, with `bias` at the block's
-/// first row: the convolutions' bias + ReLU, applied as the tile's last depth block is stored (the
-/// tile still in L1). The same sum and comparison as a separate pass (NaN stays NaN, -0 stays).
-static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, float *cblock, long ldc,
-                                  const float *bias) {
-    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
-    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-    for (int i = 0; i < mr; i++) {
-        float b = bias[ir + i], *c = cblock + (long)(ir + i) * ldc + jr;
-        for (int j = 0; j < nr; j++) {
+/// C[i][j] = max(C[i][j] + bias[i], 0) over an (M, N) block of C: the convolutions' bias + ReLU,
+/// with the values of a separate pass (`v < 0 ? 0 : v`: NaN stays NaN, -0 stays -0).
+static void bias_relu(int M, int N, const float *bias, float *C, long ldc) {
+    for (int i = 0; i < M; i++) {
+        float b = bias[i], *c = C + (long)i * ldc;
+        for (int j = 0; j < N; j++) {
             float v = c[j] + b;
             c[j] = v < 0 ? 0.0f : v;
         }
     }
+}
+
+/// bias_relu on tile (ir, jr) of a C block, with `bias` at the block's first row: applied as the
+/// tile's last depth block is stored, while the tile is in L1.
+static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, float *cblock, long ldc,
+                                  const float *bias) {
+    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
+    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
+    bias_relu(mr, nr, bias + ir, cblock + (long)ir * ldc + jr, ldc);
 }
 
 /// One run of an im2col panel line: lanes [lane, lane + count) of panel `panel` hold the outputs
@@ -265,14 +270,19 @@ static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, in
 /// holds `packed_n` columns, of which this product's N start at column `packed_j0` (a multiple of
 /// NR); otherwise each block is packed into the workspace just before use.
 /// With `conv`, B is the im2col matrix of `conv` from column `conv_j0` on, packed straight from x.
-/// With `row_bias_relu` (M floats; only with K > 0 and alpha != 0), each C tile becomes
-/// max(C + row_bias_relu[row], 0) once its last depth block is stored.
+/// With `row_bias_relu` (M floats), each C tile becomes max(C + row_bias_relu[row], 0) once its
+/// last depth block is stored (with K == 0 or alpha == 0, once C is scaled).
 static void gemm(int isa, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, const float *packedB, int packed_n,
                  int packed_j0, const maskdm_conv_geometry *conv, long conv_j0,
                  float beta, float *C, int ldc, const float *bias, const float *row_bias_relu, float *workspace) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0) { scale_c(M, N, beta, C, ldc); add_bias(M, N, bias, C, ldc); return; }
+    if (K <= 0 || alpha == 0) {
+        scale_c(M, N, beta, C, ldc);
+        add_bias(M, N, bias, C, ldc);
+        if (row_bias_relu) bias_relu(M, N, row_bias_relu, C, ldc);
+        return;
+    }
     const mdm_gemm_config *cfg = config(isa);
     if (!cfg) return;
     blocking bs = block_sizes(cfg, M, N, K);
@@ -336,7 +346,7 @@ void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int l
                              const maskdm_conv_geometry *g, long j0, float *C, int ldc, const float *row_bias_relu,
                              float *workspace) {
     const mdm_gemm_config *cfg = config(isa);
-    if (!cfg || cfg->pairs || !g || K <= 0 || K != g->channels * g->kh * g->kw) return;
+    if (!cfg || cfg->pairs || !g || K != g->channels * g->kh * g->kw) return;
     gemm(isa, 0, 0, M, N, K, 1.0f, A, lda, 0, 0, 0, 0, 0, g, j0, 0.0f, C, ldc, 0, row_bias_relu, workspace);
 }
 

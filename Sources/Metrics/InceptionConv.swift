@@ -209,7 +209,11 @@ extension Kernels {
                     j += 16
                 }
                 let bs = bp[r]
-                while j < end { p.base[j] = Swift.max(p.base[j] + bs, 0); j += 1 }
+                while j < end {
+                    let v = p.base[j] + bs
+                    p.base[j] = v < 0 ? 0 : v   // as the vector body (and the product's epilogue): -0 stays -0
+                    j += 1
+                }
                 i = end
             }
         }

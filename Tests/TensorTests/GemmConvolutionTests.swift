@@ -40,6 +40,7 @@ import Testing
         ("3x3 stride 2 with padding, a sub-range of the images", ConvolutionGeometry(channels: 7, batch: 5, height: 13, width: 15, kernel: (3, 3), stride: 2, padding: (1, 1), images: 1..<4), 70),
         ("deep: several depth blocks", ConvolutionGeometry(channels: 96, batch: 2, height: 9, width: 9, kernel: (3, 3), padding: (1, 1)), 33),
         ("tiny: one thread", ConvolutionGeometry(channels: 1, batch: 1, height: 3, width: 3, kernel: (2, 2)), 2),
+        ("190 output channels: several row blocks and depth blocks", ConvolutionGeometry(channels: 48, batch: 2, height: 7, width: 7, kernel: (3, 3), padding: (1, 1)), 190),
     ]
 
     /// The fp32 kernels this CPU runs.
@@ -98,6 +99,7 @@ import Testing
         var bias = (0..<m).map { _ in Float.random(in: -2...2, using: &rng) }
         bias[0] = .nan
         var fused = [Float](repeating: .nan, count: m * ldc)
+        for i in 0..<m { fused[i * ldc + n] = -1; fused[i * ldc + n + 1] = -1 }   // a finite sentinel the ReLU would change
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 bias.withUnsafeBufferPointer { bp in
@@ -120,6 +122,37 @@ import Testing
         #expect(fusedDiffering == 0, "\(name), bias + ReLU fused: \(fusedDiffering) of \(m * n) values differ")
         #expect(m * n < 100 || zeros > 0, "\(name): the ReLU cut nothing")
         #expect((0..<n).allSatisfy { fused[$0].isNaN }, "\(name): a NaN bias must give NaN outputs")
-        #expect((0..<m).allSatisfy { i in fused[i * ldc + n].isNaN && fused[i * ldc + n + 1].isNaN }, "\(name)")
+        #expect((0..<m).allSatisfy { i in fused[i * ldc + n] == -1 && fused[i * ldc + n + 1] == -1 },
+                "\(name): the bias + ReLU wrote past the product's columns")
+    }
+
+    /// With no input channels the im2col matrix has no rows: C is the empty sum, 0, and with the
+    /// bias + ReLU fused, max(bias, 0) (NaN kept).
+    @Test func noInputChannelsGivesZerosOrTheBias() {
+        guard Gemm.hasConvolutionKernel else { return }
+        let g = ConvolutionGeometry(channels: 0, batch: 2, height: 5, width: 5, kernel: (3, 3), padding: (1, 1))
+        let m = 3, n = g.columns, bias: [Float] = [0.5, -0.25, .nan]
+        let x = [Float](repeating: 0, count: 1), weight = [Float](repeating: 0, count: 1)
+        for isa in Self.kernels {
+            for fused in [false, true] {
+                var c = [Float](repeating: .nan, count: m * n)
+                x.withUnsafeBufferPointer { xp in
+                    weight.withUnsafeBufferPointer { wp in
+                        bias.withUnsafeBufferPointer { bp in
+                            c.withUnsafeMutableBufferPointer { cp in
+                                Gemm.convolution(m: m, weight: wp.baseAddress!, lda: 1, input: xp.baseAddress!, geometry: g,
+                                                 into: cp.baseAddress!, ldc: nil, biasReLU: fused ? bp.baseAddress! : nil,
+                                                 instructionSet: isa, blocking: nil)
+                            }
+                        }
+                    }
+                }
+                let expected: [Float] = fused ? [0.5, 0, .nan] : [0, 0, 0]
+                for i in 0..<m {
+                    #expect((0..<n).allSatisfy { c[i * n + $0].bitPattern == expected[i].bitPattern },
+                            "\(isa.environmentName), fused \(fused): row \(i) is not \(expected[i])")
+                }
+            }
+        }
     }
 }
