@@ -43,6 +43,23 @@ import Testing
         ("190 output channels: several row blocks and depth blocks", ConvolutionGeometry(channels: 48, batch: 2, height: 7, width: 7, kernel: (3, 3), padding: (1, 1)), 190),
     ]
 
+    /// `Gemm.convolution` of `x` by `weight` (rows `lda` apart) into `c` (rows `ldc` apart), with the
+    /// bias + ReLU fused when `biasReLU` is given.
+    static func convolve(_ x: [Float], _ weight: [Float], lda: Int, _ g: ConvolutionGeometry, m: Int, into c: inout [Float],
+                         ldc: Int, biasReLU: [Float]?, _ isa: Gemm.InstructionSet, _ blocking: Gemm.Blocking?) {
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                (biasReLU ?? []).withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        Gemm.convolution(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
+                                         into: cp.baseAddress!, ldc: ldc, biasReLU: biasReLU == nil ? nil : bp.baseAddress!,
+                                         instructionSet: isa, blocking: blocking)
+                    }
+                }
+            }
+        }
+    }
+
     /// The fp32 kernels this CPU runs.
     static var kernels: [Gemm.InstructionSet] {
         [.avx2, .avx512, .avx512Emulated].filter { Gemm.isaSupported($0) }
@@ -68,14 +85,7 @@ import Testing
         for i in 0..<m { for j in 0..<g.rows { weight[i * lda + j] = Float.random(in: -1...1, using: &rng) } }
         let n = g.columns, ldc = n + 2
         var got = [Float](repeating: .nan, count: m * ldc)
-        x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                got.withUnsafeMutableBufferPointer { cp in
-                    Gemm.convolution(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
-                                     into: cp.baseAddress!, ldc: ldc, instructionSet: isa, blocking: blocking)
-                }
-            }
-        }
+        Self.convolve(x, weight, lda: lda, g, m: m, into: &got, ldc: ldc, biasReLU: nil, isa, blocking)
         let col = Self.im2col(x, g)
         var want = [Float](repeating: .nan, count: m * ldc)
         weight.withUnsafeBufferPointer { wp in
@@ -100,17 +110,7 @@ import Testing
         bias[0] = .nan
         var fused = [Float](repeating: .nan, count: m * ldc)
         for i in 0..<m { fused[i * ldc + n] = -1; fused[i * ldc + n + 1] = -1 }   // a finite sentinel the ReLU would change
-        x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                bias.withUnsafeBufferPointer { bp in
-                    fused.withUnsafeMutableBufferPointer { cp in
-                        Gemm.convolution(m: m, weight: wp.baseAddress!, lda: lda, input: xp.baseAddress!, geometry: g,
-                                         into: cp.baseAddress!, ldc: ldc, biasReLU: bp.baseAddress!,
-                                         instructionSet: isa, blocking: blocking)
-                    }
-                }
-            }
-        }
+        Self.convolve(x, weight, lda: lda, g, m: m, into: &fused, ldc: ldc, biasReLU: bias, isa, blocking)
         var fusedDiffering = 0, zeros = 0
         for i in 0..<m {
             for j in 0..<n {
@@ -136,17 +136,7 @@ import Testing
         for isa in Self.kernels {
             for fused in [false, true] {
                 var c = [Float](repeating: .nan, count: m * n)
-                x.withUnsafeBufferPointer { xp in
-                    weight.withUnsafeBufferPointer { wp in
-                        bias.withUnsafeBufferPointer { bp in
-                            c.withUnsafeMutableBufferPointer { cp in
-                                Gemm.convolution(m: m, weight: wp.baseAddress!, lda: 1, input: xp.baseAddress!, geometry: g,
-                                                 into: cp.baseAddress!, ldc: nil, biasReLU: fused ? bp.baseAddress! : nil,
-                                                 instructionSet: isa, blocking: nil)
-                            }
-                        }
-                    }
-                }
+                Self.convolve(x, weight, lda: 1, g, m: m, into: &c, ldc: n, biasReLU: fused ? bias : nil, isa, nil)
                 let expected: [Float] = fused ? [0.5, 0, .nan] : [0, 0, 0]
                 for i in 0..<m {
                     #expect((0..<n).allSatisfy { c[i * n + $0].bitPattern == expected[i].bitPattern },
