@@ -1,6 +1,7 @@
 // AVX2 + FMA GEMM kernel: 6x16 micro-tile (12 ymm accumulators, 2 B vectors, 1 broadcast).
 // Compiled with target attributes only; gemm_driver.c calls it after a run-time CPU check.
 #include <immintrin.h>
+#include <stdint.h>
 #include "gemm_internal.h"
 #include "vecmath_avx2.h"
 
@@ -100,3 +101,50 @@ const mdm_gemm_config mdm_gemm_config_avx2 = {
     .mr = MDM_AVX2_MR, .nr = MDM_AVX2_NR, .mc = MDM_AVX2_MC, .kc = MDM_AVX2_KC, .nc = MDM_AVX2_NC,
     .kernel = mdm_microkernel_avx2, .half = mdm_microkernel_avx2_half, .rows = mdm_microkernel_avx2_rows, .pack = mdm_pack_avx2,
 };
+
+/// mdm_pack_conv_stride1_avx2 for panels of 8 * `chunks` lanes (inlined with a constant, so the
+/// line's accumulators stay in registers).
+AVX2 static inline __attribute__((always_inline)) void
+conv_lines_stride1(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc, int chunks,
+                   float *dst) {
+    const int taps = g->kh * g->kw, w = 8 * chunks;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int p = 0; p < kc; p++) {
+        int r = pc + p, c = r / taps, ki = (r % taps) / g->kw, kj = r % g->kw;
+        const float *plane = g->x + (long)c * g->batch * g->height * g->width;
+        for (int q = 0; q < count;) {
+            const int panel = runs[q].panel;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (; q < count && runs[q].panel == panel; q++) {
+                const mdm_conv_run *u = &runs[q];
+                int iy = u->oy - g->ph + ki;
+                if (iy < 0 || iy >= g->height) continue;   // a padding row: the lanes stay 0
+                // Element i of the run reads x0 + i, inside the row for lo <= i < hi.
+                int x0 = u->ox0 - g->pw + kj;
+                int lo = x0 >= 0 ? 0 : -x0, hi = g->width - x0 < u->count ? g->width - x0 : u->count;
+                if (hi <= lo) continue;
+                const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
+                // Register lane L (element L - lane) reads line[x0 - lane + L]; only lanes
+                // [lane + lo, lane + hi) are loaded, so the address of a chunk may start outside
+                // the row (integer arithmetic: the masked-off lanes are never read).
+                uintptr_t base = (uintptr_t)line + (uintptr_t)((intptr_t)(x0 - u->lane) * (intptr_t)sizeof(float));
+                int first = u->lane + lo, end = u->lane + hi;
+                __m256i from = _mm256_set1_epi32(first - 1), to = _mm256_set1_epi32(end);
+                for (int k = 0; k < chunks; k++) {
+                    if (8 * k + 8 <= first || 8 * k >= end) continue;
+                    __m256i idx = _mm256_add_epi32(lanes, _mm256_set1_epi32(8 * k));
+                    __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(idx, from), _mm256_cmpgt_epi32(to, idx));
+                    acc[k] = _mm256_or_ps(acc[k], _mm256_maskload_ps((const float *)(base + 32 * (uintptr_t)k), m));
+                }
+            }
+            float *o = dst + ((long)panel * kc + p) * w;
+            for (int k = 0; k < chunks; k++) _mm256_store_ps(o + 8 * k, acc[k]);
+        }
+    }
+}
+
+AVX2 void mdm_pack_conv_stride1_avx2(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc,
+                                     int kc, int w, float *dst) {
+    if (w == 32) conv_lines_stride1(g, runs, count, pc, kc, 4, dst);
+    else conv_lines_stride1(g, runs, count, pc, kc, 2, dst);
+}

@@ -210,10 +210,6 @@ static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, in
     bias_relu(mr, nr, bias + ir, cblock + (long)ir * ldc + jr, ldc);
 }
 
-/// One run of an im2col panel line: lanes [lane, lane + count) of panel `panel` hold the outputs
-/// ox0 .. ox0 + count - 1 of output row oy of image `image`.
-typedef struct { int panel, lane, count, oy, ox0; long image; } conv_run;
-
 /// Packs the (kc, nc) block at depth pc and column jc of `g`'s im2col matrix into panels of `w`
 /// columns ([panel][p][w], the last panel zero-padded), as the packers lay out a formed matrix.
 /// Each depth row is walked across all the block's panels (as the copy packer does), so the reads
@@ -221,8 +217,8 @@ typedef struct { int panel, lane, count, oy, ox0; long image; } conv_run;
 static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, int nc, int w, float *dst) {
     long ohw = (long)g->oh * g->ow;
     // The block's columns as runs, in order: a run ends where a panel or an output row ends.
-    conv_run small[1024];
-    conv_run *runs = nc <= 1024 ? small : malloc(sizeof(conv_run) * (size_t)nc);
+    mdm_conv_run small[1024];
+    mdm_conv_run *runs = nc <= 1024 ? small : malloc(sizeof(mdm_conv_run) * (size_t)nc);
     if (!runs) abort();
     int count = 0;
     for (int l = 0; l < nc;) {
@@ -231,15 +227,21 @@ static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, in
         int n = g->ow - ox;
         if (n > w - lane) n = w - lane;
         if (n > nc - l) n = nc - l;
-        runs[count++] = (conv_run){l / w, lane, n, oy, ox, image};
+        runs[count++] = (mdm_conv_run){l / w, lane, n, oy, ox, image};
         l += n;
     }
     const int taps = g->kh * g->kw, s = g->stride, last = (nc - 1) / w, tail = nc - last * w;
+    if (s == 1 && (w == 16 || w == 32)) {
+        // Every fp32 kernel's CPU has AVX2 (the AVX-512 one's too; its config packs with AVX2).
+        mdm_pack_conv_stride1_avx2(g, runs, count, pc, kc, w, dst);
+        if (runs != small) free(runs);
+        return;
+    }
     for (int p = 0; p < kc; p++) {
         int r = pc + p, c = r / taps, ki = (r % taps) / g->kw, kj = r % g->kw;
         const float *plane = g->x + (long)c * g->batch * g->height * g->width;
         for (int q = 0; q < count; q++) {
-            const conv_run *u = &runs[q];
+            const mdm_conv_run *u = &runs[q];
             float *o = dst + ((long)u->panel * kc + p) * w + u->lane;
             int iy = u->oy * s - g->ph + ki;
             if (iy < 0 || iy >= g->height) { memset(o, 0, sizeof(float) * (size_t)u->count); continue; }

@@ -40,6 +40,7 @@ import Testing
         ("3x3 stride 2 with padding, a sub-range of the images", ConvolutionGeometry(channels: 7, batch: 5, height: 13, width: 15, kernel: (3, 3), stride: 2, padding: (1, 1), images: 1..<4), 70),
         ("deep: several depth blocks", ConvolutionGeometry(channels: 96, batch: 2, height: 9, width: 9, kernel: (3, 3), padding: (1, 1)), 33),
         ("tiny: one thread", ConvolutionGeometry(channels: 1, batch: 1, height: 3, width: 3, kernel: (2, 2)), 2),
+        ("more than one column block (N > 4096): runs past the block's start", ConvolutionGeometry(channels: 2, batch: 3, height: 41, width: 39, kernel: (3, 3), padding: (1, 1)), 8),
         ("190 output channels: several row blocks and depth blocks", ConvolutionGeometry(channels: 48, batch: 2, height: 7, width: 7, kernel: (3, 3), padding: (1, 1)), 190),
     ]
 
