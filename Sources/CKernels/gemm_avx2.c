@@ -102,11 +102,11 @@ const mdm_gemm_config mdm_gemm_config_avx2 = {
     .kernel = mdm_microkernel_avx2, .half = mdm_microkernel_avx2_half, .rows = mdm_microkernel_avx2_rows, .pack = mdm_pack_avx2,
 };
 
-/// mdm_pack_conv_stride1_avx2 for panels of 8 * `chunks` lanes (inlined with a constant, so the
-/// line's accumulators stay in registers).
+/// mdm_pack_conv_avx2 for panels of 8 * `chunks` lanes and stride `s` (inlined with constants, so
+/// the line's accumulators stay in registers).
 AVX2 static inline __attribute__((always_inline)) void
-conv_lines_stride1(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc, int chunks,
-                   float *dst) {
+conv_lines(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc, int chunks, int s,
+           float *dst) {
     const int taps = g->kh * g->kw, w = 8 * chunks;
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int p = 0; p < kc; p++) {
@@ -117,24 +117,31 @@ conv_lines_stride1(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int 
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             for (; q < count && runs[q].panel == panel; q++) {
                 const mdm_conv_run *u = &runs[q];
-                int iy = u->oy - g->ph + ki;
+                int iy = u->oy * s - g->ph + ki;
                 if (iy < 0 || iy >= g->height) continue;   // a padding row: the lanes stay 0
-                // Element i of the run reads x0 + i, inside the row for lo <= i < hi.
-                int x0 = u->ox0 - g->pw + kj;
-                int lo = x0 >= 0 ? 0 : -x0, hi = g->width - x0 < u->count ? g->width - x0 : u->count;
+                // Element i of the run reads column x0 + i s of the row: inside it for lo <= i < hi.
+                int x0 = u->ox0 * s - g->pw + kj;
+                int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s, hi = x0 >= g->width ? 0 : (g->width - 1 - x0) / s + 1;
+                if (hi > u->count) hi = u->count;
                 if (hi <= lo) continue;
                 const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
-                // Register lane L (element L - lane) reads line[x0 - lane + L]; only lanes
-                // [lane + lo, lane + hi) are loaded, so the address of a chunk may start outside
-                // the row (integer arithmetic: the masked-off lanes are never read).
-                uintptr_t base = (uintptr_t)line + (uintptr_t)((intptr_t)(x0 - u->lane) * (intptr_t)sizeof(float));
+                // Register lane L (element L - lane) reads line[x0 + (L - lane) s]; only lanes
+                // [lane + lo, lane + hi) are loaded, so a chunk's address may start outside the
+                // row (integer arithmetic: the masked-off lanes are never read).
+                uintptr_t base = (uintptr_t)line + (uintptr_t)((intptr_t)(x0 - u->lane * s) * (intptr_t)sizeof(float));
                 int first = u->lane + lo, end = u->lane + hi;
                 __m256i from = _mm256_set1_epi32(first - 1), to = _mm256_set1_epi32(end);
                 for (int k = 0; k < chunks; k++) {
                     if (8 * k + 8 <= first || 8 * k >= end) continue;
                     __m256i idx = _mm256_add_epi32(lanes, _mm256_set1_epi32(8 * k));
                     __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(idx, from), _mm256_cmpgt_epi32(to, idx));
-                    acc[k] = _mm256_or_ps(acc[k], _mm256_maskload_ps((const float *)(base + 32 * (uintptr_t)k), m));
+                    if (s == 1) {
+                        acc[k] = _mm256_or_ps(acc[k], _mm256_maskload_ps((const float *)(base + 32 * (uintptr_t)k), m));
+                    } else {
+                        // The run's lanes of acc are still 0: gather into them, keep the others.
+                        acc[k] = _mm256_mask_i32gather_ps(acc[k], (const float *)base, _mm256_mullo_epi32(idx, _mm256_set1_epi32(s)),
+                                                          _mm256_castsi256_ps(m), 4);
+                    }
                 }
             }
             float *o = dst + ((long)panel * kc + p) * w;
@@ -143,8 +150,14 @@ conv_lines_stride1(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int 
     }
 }
 
-AVX2 void mdm_pack_conv_stride1_avx2(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc,
-                                     int kc, int w, float *dst) {
-    if (w == 32) conv_lines_stride1(g, runs, count, pc, kc, 4, dst);
-    else conv_lines_stride1(g, runs, count, pc, kc, 2, dst);
+AVX2 void mdm_pack_conv_avx2(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc,
+                             int w, float *dst) {
+    int s = g->stride;
+    if (w == 32) {
+        if (s == 1) conv_lines(g, runs, count, pc, kc, 4, 1, dst);
+        else conv_lines(g, runs, count, pc, kc, 4, s, dst);
+    } else {
+        if (s == 1) conv_lines(g, runs, count, pc, kc, 2, 1, dst);
+        else conv_lines(g, runs, count, pc, kc, 2, s, dst);
+    }
 }

@@ -174,13 +174,17 @@ static void add_bias(int M, int N, const float *bias, float *C, long ldc) {
     }
 }
 
+/// The rows of the tile at row ir of an mc-row block, and the columns of the tile at column jr of
+/// an nc-column block (MR and NR but at the ragged edges).
+static inline int tile_rows(const mdm_gemm_config *cfg, int ir, int mc) { return mc - ir < cfg->mr ? mc - ir : cfg->mr; }
+static inline int tile_columns(const mdm_gemm_config *cfg, int jr, int nc) { return nc - jr < cfg->nr ? nc - jr : cfg->nr; }
+
 /// The micro-kernel on the tile at (ir, jr) of an (mc, nc) block of C whose packed A and B
 /// blocks are `apack` and `bblock` (panels `kd` floats deep per line).
 static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, int kc, long kd,
                         const float *apack, const float *bblock, float *cblock, long ldc, float alpha, float beta,
                         const float *bias) {
-    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
-    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
+    int mr = tile_rows(cfg, ir, mc), nr = tile_columns(cfg, jr, nc);
     // Ragged edges run a kernel that skips the tile's unused half (same values): a narrow panel
     // the column half kernel, a short row tile the row half kernel.
     mdm_microkernel kernel = nr <= cfg->nr / 2 && cfg->half ? cfg->half
@@ -205,15 +209,13 @@ static void bias_relu(int M, int N, const float *bias, float *C, long ldc) {
 /// tile's last depth block is stored, while the tile is in L1.
 static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, float *cblock, long ldc,
                                   const float *bias) {
-    int mr = mc - ir < cfg->mr ? mc - ir : cfg->mr;
-    int nr = nc - jr < cfg->nr ? nc - jr : cfg->nr;
-    bias_relu(mr, nr, bias + ir, cblock + (long)ir * ldc + jr, ldc);
+    bias_relu(tile_rows(cfg, ir, mc), tile_columns(cfg, jr, nc), bias + ir, cblock + (long)ir * ldc + jr, ldc);
 }
 
 /// Packs the (kc, nc) block at depth pc and column jc of `g`'s im2col matrix into panels of `w`
 /// columns ([panel][p][w], the last panel zero-padded), as the packers lay out a formed matrix.
 /// Each depth row is walked across all the block's panels (as the copy packer does), so the reads
-/// of one row of x stay sequential.
+/// of one row of x stay sequential; mdm_pack_conv_avx2 assembles each panel line from the runs.
 static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, int nc, int w, float *dst) {
     long ohw = (long)g->oh * g->ow;
     // The block's columns as runs, in order: a run ends where a panel or an output row ends.
@@ -230,41 +232,8 @@ static void pack_conv(const maskdm_conv_geometry *g, int pc, int kc, long jc, in
         runs[count++] = (mdm_conv_run){l / w, lane, n, oy, ox, image};
         l += n;
     }
-    const int taps = g->kh * g->kw, s = g->stride, last = (nc - 1) / w, tail = nc - last * w;
-    if (s == 1 && (w == 16 || w == 32)) {
-        // Every fp32 kernel's CPU has AVX2 (the AVX-512 one's too; its config packs with AVX2).
-        mdm_pack_conv_stride1_avx2(g, runs, count, pc, kc, w, dst);
-        if (runs != small) free(runs);
-        return;
-    }
-    for (int p = 0; p < kc; p++) {
-        int r = pc + p, c = r / taps, ki = (r % taps) / g->kw, kj = r % g->kw;
-        const float *plane = g->x + (long)c * g->batch * g->height * g->width;
-        for (int q = 0; q < count; q++) {
-            const mdm_conv_run *u = &runs[q];
-            float *o = dst + ((long)u->panel * kc + p) * w + u->lane;
-            int iy = u->oy * s - g->ph + ki;
-            if (iy < 0 || iy >= g->height) { memset(o, 0, sizeof(float) * (size_t)u->count); continue; }
-            const float *line = plane + ((g->b0 + u->image) * g->height + iy) * (long)g->width;
-            // Outputs lo..hi-1 of the run read inside the row: 0 <= (ox0 + i) s - pw + kj < width.
-            int x0 = u->ox0 * s - g->pw + kj;
-            int lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
-            int hi = x0 + (u->count - 1) * s < g->width ? u->count
-                   : (g->width - 1 - x0 >= 0 ? (g->width - 1 - x0) / s + 1 : 0);
-            if (lo > u->count) lo = u->count;
-            if (hi < lo) hi = lo;
-            for (int i = 0; i < lo; i++) o[i] = 0;
-            if (s == 1) {
-                memcpy(o + lo, line + x0 + lo, sizeof(float) * (size_t)(hi - lo));
-            } else {
-                for (int i = lo; i < hi; i++) o[i] = line[x0 + i * s];
-            }
-            for (int i = hi; i < u->count; i++) o[i] = 0;
-        }
-        // The last panel's lanes past the block's columns.
-        float *pad = dst + ((long)last * kc + p) * w;
-        for (int l = tail; l < w; l++) pad[l] = 0;
-    }
+    // Every fp32 kernel's CPU has AVX2 (the AVX-512 configs pack their other operands with it too).
+    mdm_pack_conv_avx2(g, runs, count, pc, kc, w, dst);
     if (runs != small) free(runs);
 }
 

@@ -43,12 +43,12 @@ void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, flo
 /// One run of an im2col panel line (see pack_conv in gemm_driver.c): lanes [lane, lane + count) of
 /// panel `panel` hold the outputs ox0 .. ox0 + count - 1 of output row oy of image `image`.
 typedef struct { int panel, lane, count, oy, ox0; long image; } mdm_conv_run;
-/// pack_conv's depth rows for a stride-1 convolution, on AVX2 (every fp32 kernel's CPU has it):
-/// each panel line of `w` (16 or 32) lanes is assembled in registers from its runs by masked loads,
-/// so the padding's lanes stay 0, and stored whole. `runs` (`count`, in panel order) cover the
-/// block's columns. Same values as the scalar loop, bit for bit.
-void mdm_pack_conv_stride1_avx2(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc, int w,
-                                float *dst);
+/// pack_conv's depth rows on AVX2 (every fp32 kernel's CPU has it): for each depth row, each panel
+/// line of `w` (16 or 32) lanes is assembled in registers from its runs by masked loads (stride 1)
+/// or masked gathers (larger strides), so the padding's lanes stay 0, and stored whole. `runs`
+/// (`count`, in panel order) cover the block's columns. The floats are moved, never computed.
+void mdm_pack_conv_avx2(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, int pc, int kc, int w,
+                        float *dst);
 /// bf16 rounding as VCVTNEPS2BF16 does it: nearest, ties to even; zero and denormals to a signed
 /// zero; NaN stays NaN (made quiet).
 unsigned short mdm_bf16_round(float x);
