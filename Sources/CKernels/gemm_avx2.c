@@ -47,9 +47,14 @@ AVX2 static inline void copy_w(float *d, const float *s, int w) {
     for (; l < w; l++) d[l] = s[l];
 }
 
-/// Vectorised packer (see mdm_packer), also used by the AVX-512 kernel: full panels with a unit
-/// stride are vectorised (contiguous lines are copied, contiguous depth is transposed 8x8 at a
-/// time); ragged panels and other layouts take the generic path.
+/// The lanes below `count` (any int; <= 0: none, >= 8: all) as a VMASKMOVPS mask.
+AVX2 static inline __m256i lanes_below(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// Vectorised packer (see mdm_packer), also used by the AVX-512 kernel: contiguous lines are
+/// copied (a ragged panel's by masked loads, its missing lines 0), contiguous depth is transposed
+/// 8x8 at a time (a ragged panel's missing lines as zero rows); other layouts take the generic path.
 AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
     if (ls == 1 && n >= w) {
         // Contiguous lines: walk each depth row once across all full panels (reads stay
@@ -67,15 +72,19 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
     for (int l0 = 0; l0 < n; l0 += w, dst += (long)kc * w) {
         const float *s = src + (long)l0 * ls;
         int lines = n - l0 < w ? n - l0 : w;
-        if (lines < w || ps != 1) {
-            mdm_pack_generic(s, ls, ps, lines, kc, w, dst);
-        } else {
-            // Each line is contiguous in depth: transpose groups of 8 lines (a smaller last group
-            // repeats its last line to fill the 8 and does not store the extra lanes).
+        if (ps == 1) {
+            // Each line is contiguous in depth: transpose groups of 8 lines (rows past the group's
+            // valid lines repeat its last one). Lanes past the panel's `lines` are then zeroed; a
+            // group narrower than 8 (w - g) stores its lanes only.
             for (int g = 0; g < w; g += 8) {
-                int gw = w - g < 8 ? w - g : 8;
+                int gw = w - g < 8 ? w - g : 8, valid = lines - g < 0 ? 0 : lines - g < gw ? lines - g : gw;
+                if (valid == 0) {
+                    for (int p = 0; p < kc; p++) store_w(dst + (long)p * w + g, _mm256_setzero_ps(), gw);
+                    continue;
+                }
                 const float *row[8];
-                for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < gw ? l : gw - 1)) * ls;
+                for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < valid ? l : valid - 1)) * ls;
+                const __m256 keep = _mm256_castsi256_ps(lanes_below(valid));
                 int p = 0;
                 // Lines are short runs (kc floats) at a large stride, too short for the hardware
                 // prefetcher to lock on: fetch the next panel's lines one panel ahead.
@@ -87,12 +96,28 @@ AVX2 void mdm_pack_avx2(const float *src, long ls, long ps, int n, int kc, int w
                     __m256 r[8];
                     for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(row[l] + p);
                     mdm_transpose8(r);
+                    if (valid < gw) {
+                        for (int q = 0; q < 8; q++) r[q] = _mm256_and_ps(r[q], keep);
+                    }
                     for (int q = 0; q < 8; q++) store_w(dst + (long)(p + q) * w + g, r[q], gw);
                 }
                 for (; p < kc; p++) {
-                    for (int l = 0; l < gw; l++) dst[(long)p * w + g + l] = row[l][p];
+                    for (int l = 0; l < gw; l++) dst[(long)p * w + g + l] = l < valid ? row[l][p] : 0;
                 }
             }
+        } else if (ls == 1) {
+            // Contiguous lines, a ragged panel: each depth row's `lines` floats by masked loads
+            // (the lanes past them are not read and give 0), stored with the padding's zeros.
+            for (int p = 0; p < kc; p++) {
+                const float *sp = s + (long)p * ps;
+                float *d = dst + (long)p * w;
+                for (int g = 0; g < w; g += 8) {
+                    __m256 v = lines > g ? _mm256_maskload_ps(sp + g, lanes_below(lines - g)) : _mm256_setzero_ps();
+                    store_w(d + g, v, w - g < 8 ? w - g : 8);
+                }
+            }
+        } else {
+            mdm_pack_generic(s, ls, ps, lines, kc, w, dst);
         }
     }
 }
