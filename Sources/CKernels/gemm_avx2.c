@@ -155,17 +155,16 @@ conv_lines(const maskdm_conv_geometry *g, const mdm_conv_run *runs, int count, i
                 // row (integer arithmetic: the masked-off lanes are never read).
                 uintptr_t base = (uintptr_t)line + (uintptr_t)((intptr_t)(x0 - u->lane * s) * (intptr_t)sizeof(float));
                 int first = u->lane + lo, end = u->lane + hi;
-                __m256i from = _mm256_set1_epi32(first - 1), to = _mm256_set1_epi32(end);
                 for (int k = 0; k < chunks; k++) {
                     if (8 * k + 8 <= first || 8 * k >= end) continue;
-                    __m256i idx = _mm256_add_epi32(lanes, _mm256_set1_epi32(8 * k));
-                    __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(idx, from), _mm256_cmpgt_epi32(to, idx));
+                    // The chunk's lanes in [first, end): below `end` and not below `first`.
+                    __m256i m = _mm256_andnot_si256(lanes_below(first - 8 * k), lanes_below(end - 8 * k));
                     if (s == 1) {
                         acc[k] = _mm256_or_ps(acc[k], _mm256_maskload_ps((const float *)(base + 32 * (uintptr_t)k), m));
                     } else {
-                        // The run's lanes of acc are still 0: gather into them, keep the others.
-                        acc[k] = _mm256_mask_i32gather_ps(acc[k], (const float *)base, _mm256_mullo_epi32(idx, _mm256_set1_epi32(s)),
-                                                          _mm256_castsi256_ps(m), 4);
+                        // The run's lanes of acc are still 0: gather into them (line index L at L s), keep the others.
+                        __m256i at = _mm256_mullo_epi32(_mm256_add_epi32(lanes, _mm256_set1_epi32(8 * k)), _mm256_set1_epi32(s));
+                        acc[k] = _mm256_mask_i32gather_ps(acc[k], (const float *)base, at, _mm256_castsi256_ps(m), 4);
                     }
                 }
             }

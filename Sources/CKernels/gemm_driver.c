@@ -9,7 +9,6 @@
 // the two inner loops (ir outside jr: an A micro-panel stays in L1 while the B block, sized for
 // L2, streams past it).
 #include <stdlib.h>
-#include <string.h>
 #include "CKernels.h"
 #include "gemm_internal.h"
 
