@@ -134,6 +134,36 @@ def parse_linear_shape(spec: str) -> tuple[str, int, int, int]:
     return parts[0], sizes[0], sizes[1], sizes[2]
 
 
+def add_isa_options(ap: argparse.ArgumentParser) -> None:
+    """The --bf16 and --avx2 flags, shared by compare.py and lockstep.py."""
+    ap.add_argument("--bf16", action="store_true",
+                    help="step and sample cases: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
+    ap.add_argument("--avx2", action="store_true",
+                    help="emulate an AVX2-only CPU on both sides: MASKDM_GEMM_ISA=avx2 for Swift (and its peak); "
+                         "ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch")
+
+
+def apply_isa_options(ap: argparse.ArgumentParser, args) -> None:
+    """Sets the environment both sides inherit for --avx2 or --bf16 (see the module's doc string);
+    a usage error when both are given, or --bf16 on a CPU without AVX512_BF16."""
+    if args.avx2:
+        if args.bf16:
+            ap.error("--avx2 and --bf16 exclude each other: the bf16 kernel is an AVX-512 one")
+        os.environ.update(AVX2_ENVIRONMENT)
+    if args.bf16:
+        with open("/proc/cpuinfo") as f:
+            if "avx512_bf16" not in f.read():
+                ap.error("--bf16: this CPU has no AVX512_BF16, so the Swift side cannot run its bf16 kernel")
+        os.environ["MASKDM_GEMM_ISA"] = "avx512-bf16"   # the Swift side (and its peak) runs the bf16 kernel
+
+
+def torch_cpu_capability() -> str:
+    """The CPU capability PyTorch reports in this environment (AVX2 under --avx2)."""
+    probe = subprocess.run([torch_python(), "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                           capture_output=True, text=True)
+    return probe.stdout.strip() or "unknown (" + probe.stderr.strip()[-200:] + ")"
+
+
 def torch_python() -> str:
     venv = os.path.join(ROOT, ".venv", "bin", "python")
     return venv if os.path.exists(venv) else sys.executable
@@ -252,23 +282,11 @@ def main():
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"),
                     help="folder holding timm and einops for the reference model (added to PYTHONPATH)")
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
-    ap.add_argument("--bf16", action="store_true",
-                    help="step and sample suites: mixed precision on both sides (MASKDM_GEMM_ISA=avx512-bf16 / torch.autocast bf16)")
-    ap.add_argument("--avx2", action="store_true",
-                    help="emulate an AVX2-only CPU on both sides: MASKDM_GEMM_ISA=avx2 for Swift (and its peak); "
-                         "ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch")
+    add_isa_options(ap)
     args = ap.parse_args()
-    if args.avx2:
-        if args.bf16:
-            ap.error("--avx2 and --bf16 exclude each other: the bf16 kernel is an AVX-512 one")
-        os.environ.update(AVX2_ENVIRONMENT)
-    if args.bf16:
-        if args.suite not in ("step", "sample"):
-            ap.error("--bf16 times the training step and sampling cases: use it with the step or sample suite")
-        with open("/proc/cpuinfo") as f:
-            if "avx512_bf16" not in f.read():
-                ap.error("--bf16: this CPU has no AVX512_BF16, so the Swift side cannot run its bf16 kernel")
-        os.environ["MASKDM_GEMM_ISA"] = "avx512-bf16"   # the Swift side (and its peak) runs the bf16 kernel
+    if args.bf16 and args.suite not in ("step", "sample"):
+        ap.error("--bf16 times the training step and sampling cases: use it with the step or sample suite")
+    apply_isa_options(ap, args)
     resolve_reference(ap, args)
 
     if args.case and args.suite not in ("step", "sample"):
@@ -395,9 +413,7 @@ def main():
           + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else "")
           + ("; AVX2 emulated on both sides (--avx2)" if args.avx2 else ""))
     if args.avx2:
-        probe = subprocess.run([torch_python(), "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                               capture_output=True, text=True)
-        print(f"PyTorch CPU capability under --avx2: {probe.stdout.strip() or 'unknown (' + probe.stderr.strip()[-200:] + ')'}")
+        print(f"PyTorch CPU capability under --avx2: {torch_cpu_capability()}")
     print_table(header, rows)
     for sp in speedups:
         print(f"masked speedup {sp['network']} (unmasked ms / block4 90% ms): "

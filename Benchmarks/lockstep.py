@@ -2,7 +2,7 @@
 """Training steps (or sampling runs) of Swift and PyTorch alternated one by one, each side a live process.
 
     .venv/bin/python Benchmarks/lockstep.py [--case NAME ...] [--pairs 21] [--threads 2]
-                                            [--no-reference] [--gap 0.05] [--json]
+                                            [--no-reference] [--gap 0.05] [--avx2 | --bf16] [--json]
     .venv/bin/python Benchmarks/lockstep.py --case sample_demo_dpm20 --case sample_small_dpm20 --pairs 9
 
 `compare.py step` alternates whole processes, minutes apart on the slow cases; on a VM whose speed
@@ -16,7 +16,9 @@ side's spinning threads go to sleep first). Per case it prints each side's media
 of the rounds' ratios (other/swift: > 1 means Swift is faster) with their range and quartiles, and
 the Swift side's GFLOP/s and its share of the highest FMA peak measured during the run
 (`maskdm-bench peak` at the start, and each Swift process's own reading). With both steps of a network it prints the
-masked speedups (unmasked median over masked median). A sampling run's case (`sample_*` but
+masked speedups (unmasked median over masked median). --avx2 and --bf16 set both sides' instruction
+sets and precision as in compare.py (AVX2 emulated on an AVX-512 CPU; bf16 GEMM operands against
+torch.autocast), and the peak is then that of the AVX2 FMA loop or the bf16 dot product. A sampling run's case (`sample_*` but
 `sample_step_small`) alternates whole runs of `maskdm-bench sample` and `bench_torch.py sample`
 the same way (our port only: the reference repository's sampler is not part of it).
 
@@ -120,7 +122,9 @@ def main():
     ap.add_argument("--reference-repo", default=os.environ.get("MASKDM_REFERENCE_REPO"))
     ap.add_argument("--reference-site", default=os.environ.get("MASKDM_REFERENCE_SITE"))
     ap.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    compare.add_isa_options(ap)
     args = ap.parse_args()
+    compare.apply_isa_options(ap, args)
     if args.pairs < 1:
         ap.error("--pairs must be at least 1")
     if not os.path.exists(compare.SWIFT_BIN):
@@ -132,16 +136,18 @@ def main():
         compare.note_missing_reference(args)   # (prints only when the reference is missing)
 
     threads = ["--threads", str(args.threads)]
+    torch_extra = ["--bf16"] if args.bf16 else []   # the Swift side's bf16 is MASKDM_GEMM_ISA, set above
     first_peak = compare.run_side([compare.SWIFT_BIN, "peak"] + threads)
     results = []
     for name in args.case or compare.STEP_CASE_NAMES:
         if name in compare.SAMPLE_CASE_NAMES:     # whole sampling runs; the reference has no sampler here
             results.append(run_case(name, {
                 "swift": [compare.SWIFT_BIN, "sample", "--case", name, "--serve"] + threads,
-                "torch": [compare.torch_python(), compare.TORCH_SCRIPT, "sample", "--case", name, "--serve"] + threads},
+                "torch": [compare.torch_python(), compare.TORCH_SCRIPT, "sample", "--case", name, "--serve"] + threads
+                + torch_extra},
                 args.pairs, args.gap))
             continue
-        torch_cmd = [compare.torch_python(), compare.TORCH_SCRIPT, "step", "--case", name, "--serve"] + threads
+        torch_cmd = [compare.torch_python(), compare.TORCH_SCRIPT, "step", "--case", name, "--serve"] + threads + torch_extra
         sides = {"swift": [compare.SWIFT_BIN, "step-case", name, "--serve"] + threads, "torch": torch_cmd}
         if args.reference_repo:
             sides["reference"] = torch_cmd + ["--model", "reference", "--reference-repo", args.reference_repo]
@@ -161,6 +167,7 @@ def main():
                                                  for side in ("swift", "torch", "reference") if f"{side}_ms" in full}})
     if args.json:
         print(json.dumps({"cpu": compare.cpu_model(), "threads": args.threads, "pairs": args.pairs, "peak_gflops": peak,
+                          "isa_option": "avx2" if args.avx2 else "bf16" if args.bf16 else None,
                           "cases": results, "masked_speedups": speedups}, indent=1))
         return
     with_ref = any("reference_ms" in r for r in results)   # step cases only
@@ -178,10 +185,15 @@ def main():
                     span(r[side + "_over_swift_quartiles"])]
         row += [f"{r['swift_gflops']:.1f}", f"{100 * r['swift_peak_share']:.0f}%"]
         rows.append(row)
-    print(f"CPU: {compare.cpu_model()}; measured fp32 peak {peak:.0f} GFLOP/s (the highest reading of this run);"
+    print(f"CPU: {compare.cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'fp32'} peak {peak:.0f} GFLOP/s"
+          " (the highest reading of this run);"
           f" {args.threads} threads; {args.pairs} rounds, one step of each side per round"
           " in rotating order; ratios are medians of the rounds' ratios (> 1: Swift faster)"
-          + ("; ref = the reference repository's MaskedUViT" if with_ref else ""))
+          + ("; ref = the reference repository's MaskedUViT" if with_ref else "")
+          + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else "")
+          + ("; AVX2 emulated on both sides (--avx2)" if args.avx2 else ""))
+    if args.avx2:
+        print(f"PyTorch CPU capability under --avx2: {compare.torch_cpu_capability()}")
     compare.print_table(header, rows)
     for sp in speedups:
         print(f"masked speedup {sp['network']} (unmasked / block4 90%, medians of the steps): "
