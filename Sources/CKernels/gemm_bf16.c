@@ -72,17 +72,29 @@ BF16 static inline __m256i pairs8(const float *s0, const float *s1) {
     return _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
 }
 
-/// Vectorised bf16 packer (see mdm_packer; panel widths that are multiples of 8). Full panels
-/// with a unit stride are vectorised: contiguous lines are converted 16 or 8 at a time per pair of
-/// depths; lines contiguous in depth are converted 16 depths at a time, and their 8 slots per line
-/// transposed 8 lines at a time. Everything else takes the generic path (the same values: the
-/// hardware conversion and mdm_bf16_round round alike, checked by maskdm_gemm_pack_bf16_self_test).
+/// pairs8 for the first `valid` lines only (0 < valid <= 8; masked loads: the other lines are not
+/// read, and their slots are 0, as the generic packer's past a ragged panel's lines).
+BF16 static inline __m256i pairs8_ragged(const float *s0, const float *s1, int valid) {
+    __mmask8 m = (__mmask8)((1u << valid) - 1);
+    __m256i lo = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, s0)));
+    if (!s1) return lo;
+    __m256i hi = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, s1)));
+    return _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
+}
+
+/// Vectorised bf16 packer (see mdm_packer; panel widths that are multiples of 8). Layouts with a
+/// unit stride are vectorised, a ragged last panel included: contiguous lines are converted 16 or
+/// 8 at a time per pair of depths (a ragged panel's by masked loads); lines contiguous in depth
+/// are converted 16 depths at a time, and their 8 slots per line transposed 8 lines at a time (a
+/// ragged panel's missing lines zeroed after the transpose). Other layouts take the generic path
+/// (the same values: the hardware conversion and mdm_bf16_round round alike, checked by
+/// maskdm_gemm_pack_bf16_self_test).
 BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w, float *dst) {
     long steps = (kc + 1) / 2;
-    if (w % 8 != 0) { mdm_pack_bf16_generic(src, ls, ps, n, kc, w, dst); return; }
-    int full = n / w;
+    if (w % 8 != 0 || (ls != 1 && ps != 1)) { mdm_pack_bf16_generic(src, ls, ps, n, kc, w, dst); return; }
+    const int full = n / w, rem = n - full * w;
     mdm_i32a *d = (mdm_i32a *)dst;
-    if (ls == 1 && full > 0) {
+    if (ls == 1) {
         for (long q = 0; q < steps; q++) {
             const float *s0 = src + 2 * q * ps, *s1 = 2 * q + 1 < kc ? s0 + ps : 0;
             if (q + 2 < steps) __builtin_prefetch(s0 + 4 * ps, 0, 3);
@@ -96,37 +108,54 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
                     _mm256_storeu_si256((__m256i *)(o + l), pairs8(s0 + i * w + l, s1 ? s1 + i * w + l : 0));
                 }
             }
-        }
-    } else if (ps == 1) {
-        for (int i = 0; i < full; i++) {
-            const float *s = src + (long)i * w * ls;
-            mdm_i32a *o = d + (long)i * steps * w;
-            for (int g = 0; g < w; g += 8) {
-                long q = 0;
-                for (; 2 * q + 16 <= kc; q += 8) {
-                    __m256 r[8];
-                    for (int l = 0; l < 8; l++) {
-                        const float *line = s + (long)(g + l) * ls + 2 * q;
-                        r[l] = _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(line)));
-                    }
-                    mdm_transpose8(r);
-                    for (int t = 0; t < 8; t++) _mm256_storeu_ps((float *)(o + (q + t) * w + g), r[t]);
-                }
-                for (; q < steps; q++) {
-                    for (int l = 0; l < 8; l++) {
-                        const float *line = s + (long)(g + l) * ls;
-                        uint32_t lo = mdm_bf16_round(line[2 * q]);
-                        uint32_t hi = 2 * q + 1 < kc ? mdm_bf16_round(line[2 * q + 1]) : 0;
-                        o[q * w + g + l] = (int32_t)(lo | hi << 16);
-                    }
+            if (rem > 0) {
+                mdm_i32a *o = d + ((long)full * steps + q) * w;
+                const float *r0 = s0 + full * w, *r1 = s1 ? s1 + full * w : 0;
+                for (int l = 0; l < w; l += 8) {
+                    int valid = rem - l < 8 ? rem - l : 8;
+                    __m256i v = valid > 0 ? pairs8_ragged(r0 + l, r1 ? r1 + l : 0, valid) : _mm256_setzero_si256();
+                    _mm256_storeu_si256((__m256i *)(o + l), v);
                 }
             }
         }
-    } else {
-        full = 0;
+        return;
     }
-    mdm_pack_bf16_generic(src + (long)full * w * ls, ls, ps, n - full * w, kc, w,
-                          (float *)(d + (long)full * steps * w));
+    // ps == 1: each line contiguous in depth.
+    for (int i = 0; i < full + (rem > 0); i++) {
+        const int lines = i < full ? w : rem;
+        const float *s = src + (long)i * w * ls;
+        mdm_i32a *o = d + (long)i * steps * w;
+        for (int g = 0; g < w; g += 8) {
+            const int valid = lines - g <= 0 ? 0 : lines - g < 8 ? lines - g : 8;
+            if (valid == 0) {
+                for (long q = 0; q < steps; q++) _mm256_storeu_si256((__m256i *)(o + q * w + g), _mm256_setzero_si256());
+                continue;
+            }
+            // Lines past `valid` repeat the last valid one; their lanes are zeroed after the transpose.
+            const float *row[8];
+            for (int l = 0; l < 8; l++) row[l] = s + (long)(g + (l < valid ? l : valid - 1)) * ls;
+            const __mmask8 keep = (__mmask8)((1u << valid) - 1);
+            long q = 0;
+            for (; 2 * q + 16 <= kc; q += 8) {
+                __m256 r[8];
+                for (int l = 0; l < 8; l++) {
+                    r[l] = _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(row[l] + 2 * q)));
+                }
+                mdm_transpose8(r);
+                if (valid < 8) {
+                    for (int t = 0; t < 8; t++) r[t] = _mm256_maskz_mov_ps(keep, r[t]);
+                }
+                for (int t = 0; t < 8; t++) _mm256_storeu_ps((float *)(o + (q + t) * w + g), r[t]);
+            }
+            for (; q < steps; q++) {
+                for (int l = 0; l < 8; l++) {
+                    uint32_t lo = l < valid ? mdm_bf16_round(row[l][2 * q]) : 0;
+                    uint32_t hi = l < valid && 2 * q + 1 < kc ? mdm_bf16_round(row[l][2 * q + 1]) : 0;
+                    o[q * w + g + l] = (int32_t)(lo | hi << 16);
+                }
+            }
+        }
+    }
 }
 
 const mdm_gemm_config mdm_gemm_config_bf16 = {
