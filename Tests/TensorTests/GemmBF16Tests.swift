@@ -48,8 +48,10 @@ import Testing
         #expect(Gemm.roundedToBF16(1 + 1.5 * ulp) == 1 + 2 * ulp)             // tie: to even (up)
         #expect(Gemm.roundedToBF16(1 + ulp / 2 + ulp / 1024) == 1 + ulp)      // above the tie
         #expect(Gemm.roundedToBF16(-3.1415927) == -3.140625)
-        #expect(Gemm.roundedToBF16(1e-40) == 0 && Gemm.roundedToBF16(1e-40).sign == .plus)
-        #expect(Gemm.roundedToBF16(-1e-40) == 0 && Gemm.roundedToBF16(-1e-40).sign == .minus)
+        let denormal = Float(bitPattern: 0x0001_16c2)                       // about 1e-40
+        #expect(denormal.isSubnormal)
+        #expect(Gemm.roundedToBF16(denormal) == 0 && Gemm.roundedToBF16(denormal).sign == .plus)
+        #expect(Gemm.roundedToBF16(-denormal) == 0 && Gemm.roundedToBF16(-denormal).sign == .minus)
         #expect(Gemm.roundedToBF16(.greatestFiniteMagnitude) == .infinity)
         #expect(Gemm.roundedToBF16(-.infinity) == -.infinity)
         #expect(Gemm.roundedToBF16(.nan).isNaN)
