@@ -18,9 +18,10 @@ the Swift side's GFLOP/s and its share of the highest FMA peak measured during t
 (`maskdm-bench peak` at the start, and each Swift process's own reading). With both steps of a network it prints the
 masked speedups (unmasked median over masked median). --avx2 and --bf16 set both sides' instruction
 sets and precision as in compare.py (AVX2 emulated on an AVX-512 CPU; bf16 GEMM operands against
-torch.autocast), and the peak is then that of the AVX2 FMA loop or the bf16 dot product. A sampling run's case (`sample_*` but
-`sample_step_small`) alternates whole runs of `maskdm-bench sample` and `bench_torch.py sample`
-the same way (our port only: the reference repository's sampler is not part of it).
+torch.autocast), and the peak is then that of the AVX2 FMA loop or the bf16 dot product. A
+sampling run's case (`sample_*` but `sample_step_small`) alternates whole runs of `maskdm-bench
+sample` and `bench_torch.py sample` the same way (our port only: the reference repository's
+sampler is not part of it).
 
 Nothing is built here: build the Swift side first with
     swift build -c release --product maskdm-bench
