@@ -64,17 +64,10 @@ BF16 static inline __m512i pairs16(const float *s0, const float *s1) {
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
 }
 
-/// The same for 8 lines.
-BF16 static inline __m256i pairs8(const float *s0, const float *s1) {
-    __m256i lo = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(s0)));
-    if (!s1) return lo;
-    __m256i hi = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_loadu_ps(s1)));
-    return _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
-}
-
-/// pairs8 for the first `valid` lines only (0 < valid <= 8; masked loads: the other lines are not
-/// read, and their slots are 0, as the generic packer's past a ragged panel's lines).
-BF16 static inline __m256i pairs8_ragged(const float *s0, const float *s1, int valid) {
+/// The same for the first `valid` of 8 lines (0 < valid <= 8; masked loads: the other lines are
+/// not read, and their slots are 0, as the generic packer's past a ragged panel's lines). With
+/// valid 8 the mask is a constant and the loads plain ones.
+BF16 static inline __m256i pairs8(const float *s0, const float *s1, int valid) {
     __mmask8 m = (__mmask8)((1u << valid) - 1);
     __m256i lo = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, s0)));
     if (!s1) return lo;
@@ -105,7 +98,7 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
                     _mm512_storeu_si512(o + l, pairs16(s0 + i * w + l, s1 ? s1 + i * w + l : 0));
                 }
                 for (; l < w; l += 8) {
-                    _mm256_storeu_si256((__m256i *)(o + l), pairs8(s0 + i * w + l, s1 ? s1 + i * w + l : 0));
+                    _mm256_storeu_si256((__m256i *)(o + l), pairs8(s0 + i * w + l, s1 ? s1 + i * w + l : 0, 8));
                 }
             }
             if (rem > 0) {
@@ -113,7 +106,7 @@ BF16 void mdm_pack_bf16(const float *src, long ls, long ps, int n, int kc, int w
                 const float *r0 = s0 + full * w, *r1 = s1 ? s1 + full * w : 0;
                 for (int l = 0; l < w; l += 8) {
                     int valid = rem - l < 8 ? rem - l : 8;
-                    __m256i v = valid > 0 ? pairs8_ragged(r0 + l, r1 ? r1 + l : 0, valid) : _mm256_setzero_si256();
+                    __m256i v = valid > 0 ? pairs8(r0 + l, r1 ? r1 + l : 0, valid) : _mm256_setzero_si256();
                     _mm256_storeu_si256((__m256i *)(o + l), v);
                 }
             }
