@@ -192,9 +192,11 @@ static inline void tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int 
            bias ? bias + jr : 0);
 }
 
-/// C[i][j] = max(C[i][j] + bias[i], 0) over an (M, N) block of C: the convolutions' bias + ReLU,
-/// with the values of a separate pass (`v < 0 ? 0 : v`: NaN stays NaN, -0 stays -0).
-static void bias_relu(int M, int N, const float *bias, float *C, long ldc) {
+/// C[i][j] = max(C[i][j] + bias[i], 0) over an (M, N) block of C: the convolutions' bias + ReLU
+/// (`v < 0 ? 0 : v`: NaN stays NaN, -0 stays -0). The one implementation: the products' epilogue
+/// runs it tile by tile, and the Swift pass after an unfused product (`Kernels.biasReLU`) row
+/// range by row range.
+void maskdm_bias_relu(int M, int N, const float *bias, float *C, long ldc) {
     for (int i = 0; i < M; i++) {
         float b = bias[i], *c = C + (long)i * ldc;
         for (int j = 0; j < N; j++) {
@@ -208,7 +210,7 @@ static void bias_relu(int M, int N, const float *bias, float *C, long ldc) {
 /// tile's last depth block is stored, while the tile is in L1.
 static inline void bias_relu_tile(const mdm_gemm_config *cfg, int ir, int jr, int mc, int nc, float *cblock, long ldc,
                                   const float *bias) {
-    bias_relu(tile_rows(cfg, ir, mc), tile_columns(cfg, jr, nc), bias + ir, cblock + (long)ir * ldc + jr, ldc);
+    maskdm_bias_relu(tile_rows(cfg, ir, mc), tile_columns(cfg, jr, nc), bias + ir, cblock + (long)ir * ldc + jr, ldc);
 }
 
 /// Packs the (kc, nc) block at depth pc and column jc of `g`'s im2col matrix into panels of `w`
@@ -250,7 +252,7 @@ static void gemm(int isa, int transA, int transB, int M, int N, int K, float alp
     if (K <= 0 || alpha == 0) {
         scale_c(M, N, beta, C, ldc);
         add_bias(M, N, bias, C, ldc);
-        if (row_bias_relu) bias_relu(M, N, row_bias_relu, C, ldc);
+        if (row_bias_relu) maskdm_bias_relu(M, N, row_bias_relu, C, ldc);
         return;
     }
     const mdm_gemm_config *cfg = config(isa);

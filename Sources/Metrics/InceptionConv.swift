@@ -189,33 +189,3 @@ final class ColumnWorkspace {
 
     deinit { storage?.deallocate() }
 }
-
-extension Kernels {
-    /// `x[r, i] = max(x[r, i] + bias[r], 0)` over a (rows, columns) matrix, in place.
-    static func biasReLU(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
-        let p = SendablePointer(x), bp = SendablePointer(bias)
-        let total = rows * columns
-        parallelFor(total, grain: 65_536) { range in
-            var i = range.lowerBound
-            while i < range.upperBound {
-                let r = i / columns
-                let end = Swift.min(range.upperBound, (r + 1) * columns)
-                let b = SIMD16<Float>(repeating: bp[r]), zero = SIMD16<Float>(repeating: 0)
-                var j = i
-                while j + 16 <= end {
-                    let v = UnsafeRawPointer(p.base + j).loadUnaligned(as: SIMD16<Float>.self) + b
-                    UnsafeMutableRawPointer(p.base + j).storeBytes(of: v.replacing(with: zero, where: v .< zero),
-                                                                  as: SIMD16<Float>.self)
-                    j += 16
-                }
-                let bs = bp[r]
-                while j < end {
-                    let v = p.base[j] + bs
-                    p.base[j] = v < 0 ? 0 : v   // as the vector body (and the product's epilogue): -0 stays -0
-                    j += 1
-                }
-                i = end
-            }
-        }
-    }
-}

@@ -146,4 +146,33 @@ import Testing
             }
         }
     }
+
+    /// The pass after an unfused product, `Kernels.biasReLU`: the epilogue's values (NaN kept, -0
+    /// kept, negatives to +0) over a matrix whose rows the threads' 64 Ki runs cut mid-row, and
+    /// over one row and one column.
+    @Test(arguments: [(7, 20_011), (1, 70_001), (70_001, 1), (3, 5)])
+    func biasReLUPassMatchesTheEpilogue(rows: Int, columns: Int) {
+        var rng = RandomGenerator(seed: UInt64(rows * 31 + columns))
+        var x = (0..<(rows * columns)).map { _ in Float.random(in: -3...3, using: &rng) }
+        x[0] = -0.0
+        x[x.count - 1] = .nan
+        if x.count > 2 { x[1] = .infinity; x[2] = -.infinity }
+        var bias = (0..<rows).map { _ in Float.random(in: -1...1, using: &rng) }
+        if rows > 1 { bias[0] = -0.0 }   // -0 + -0 is -0, which the ReLU keeps
+        var got = x
+        got.withUnsafeMutableBufferPointer { gp in
+            bias.withUnsafeBufferPointer { Kernels.biasReLU(gp.baseAddress!, bias: $0.baseAddress!, rows: rows, columns: columns) }
+        }
+        var differing = 0, zeros = 0
+        for r in 0..<rows {
+            for j in 0..<columns {
+                let v = x[r * columns + j] + bias[r], expected: Float = v < 0 ? 0 : v
+                if got[r * columns + j].bitPattern != expected.bitPattern { differing += 1 }
+                if expected == 0 { zeros += 1 }
+            }
+        }
+        #expect(differing == 0, "\(rows) x \(columns): \(differing) values differ")
+        #expect(zeros > 0 && got[got.count - 1].isNaN, "\(rows) x \(columns): nothing cut, or the NaN lost")
+        if rows > 1 { #expect(got[0].bitPattern == (-0.0 as Float).bitPattern, "-0 + -0 must stay -0") }
+    }
 }

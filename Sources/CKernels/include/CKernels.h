@@ -121,6 +121,10 @@ void maskdm_sgemm_conv_block(int isa, int M, int N, int K, const float *A, int l
                              const maskdm_conv_geometry *g, long j0, float *C, int ldc, const float *row_bias_relu,
                              float *workspace);
 
+/// C[i][j] = max(C[i][j] + bias[i], 0) over an (M, N) matrix with rows `ldc` apart, in place: the
+/// convolutions' bias + ReLU, as `maskdm_sgemm_conv_block` applies it (NaN stays NaN, -0 stays -0).
+void maskdm_bias_relu(int M, int N, const float *bias, float *C, long ldc);
+
 /// Packs columns [j0, j1) of op(B) (K, N) into `packedB` (maskdm_sgemm_packed_b_size floats,
 /// 64-byte aligned) in the layout `maskdm_sgemm_packed_b` reads. j0 must be a multiple of the
 /// kernel's NR and j1 a multiple of NR or N, so threads can pack disjoint column ranges of one

@@ -100,3 +100,33 @@ extension Gemm {
         }
     }
 }
+
+extension Kernels {
+    /// `x[r, j] = max(x[r, j] + bias[r], 0)` over a (rows, columns) matrix, in place: a
+    /// convolution's bias and ReLU as a pass over its output, for products that do not apply them
+    /// in their epilogue (OpenBLAS, plain GEMMs such as 1x1 convolutions). The values are those of
+    /// ``Gemm/convolutionFullPrecision(m:weight:lda:input:geometry:into:ldc:biasReLU:instructionSet:)``'s
+    /// epilogue (the same C routine): NaN stays NaN and -0 stays -0. Split over
+    /// ``Parallel/threads`` in runs of about 64 Ki values.
+    public static func biasReLU(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        precondition(rows >= 0 && columns >= 0, "Kernels.biasReLU: negative size \(rows) x \(columns)")
+        guard rows > 0 && columns > 0 else { return }
+        let p = SendablePointer(x), bp = SendablePointer(bias)
+        parallelFor(rows * columns, grain: 65_536) { range in
+            // The range's part of each row it touches: a partial first and last row, whole rows between.
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let r = i / columns, j = i - r * columns
+                if j == 0 && range.upperBound - i >= columns {
+                    let whole = (range.upperBound - i) / columns
+                    maskdm_bias_relu(Int32(whole), Int32(columns), bp.base + r, p.base + i, columns)
+                    i += whole * columns
+                } else {
+                    let count = Swift.min(columns - j, range.upperBound - i)
+                    maskdm_bias_relu(1, Int32(count), bp.base + r, p.base + i, columns)
+                    i += count
+                }
+            }
+        }
+    }
+}
