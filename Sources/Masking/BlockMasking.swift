@@ -28,6 +28,14 @@ public struct BlockMasking: MaskingStrategy, CustomStringConvertible {
         maskedBlockCount(gridHeight: gridHeight, gridWidth: gridWidth) * blockSize * blockSize
     }
 
+    /// Throws unless `blockSize` divides both sides of the grid (the blocks tile it exactly).
+    public func validate(gridHeight: Int, gridWidth: Int) throws {
+        guard gridHeight % blockSize == 0 && gridWidth % blockSize == 0 else {
+            throw MaskingError.unfitGrid(strategy: description, gridHeight: gridHeight, gridWidth: gridWidth,
+                                         problem: "\(blockSize)x\(blockSize) blocks must tile it (both sides a multiple of \(blockSize))")
+        }
+    }
+
     /// Draws one mask per batch item from `rng`.
     public func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
                          using rng: inout RandomGenerator) -> Mask {

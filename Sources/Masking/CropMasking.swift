@@ -44,6 +44,16 @@ public struct CropMasking: MaskingStrategy, CustomStringConvertible {
         return gridHeight * gridWidth - c * c
     }
 
+    /// Throws when the kept square is larger than the grid (a fixed crop size only: a ratio's
+    /// square always fits).
+    public func validate(gridHeight: Int, gridWidth: Int) throws {
+        let c = cropSize(gridHeight: gridHeight, gridWidth: gridWidth)
+        guard c <= gridHeight && c <= gridWidth else {
+            throw MaskingError.unfitGrid(strategy: description, gridHeight: gridHeight, gridWidth: gridWidth,
+                                         problem: "the kept \(c)x\(c) square does not fit inside it")
+        }
+    }
+
     /// Draws one mask per batch item from `rng`.
     public func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
                          using rng: inout RandomGenerator) -> Mask {

@@ -6,6 +6,9 @@ public enum MaskingError: Error, Equatable, CustomStringConvertible {
     case invalidRatio(strategy: String, ratio: Double)
     /// A `(B, 1+N)` token mask that cannot be a MaskDM mask; the reason says why.
     case invalidTokenMask(String)
+    /// A strategy that cannot mask a `gridHeight x gridWidth` patch grid; `problem` says why
+    /// (see ``MaskingStrategy/validate(gridHeight:gridWidth:)``).
+    case unfitGrid(strategy: String, gridHeight: Int, gridWidth: Int, problem: String)
 
     /// The message, naming the offending name, ratio or row.
     public var description: String {
@@ -16,6 +19,8 @@ public enum MaskingError: Error, Equatable, CustomStringConvertible {
             return "masking strategy '\(strategy)': ratio \(ratio) is not in [0, 1]"
         case .invalidTokenMask(let reason):
             return "invalid token mask: \(reason)"
+        case .unfitGrid(let strategy, let gridHeight, let gridWidth, let problem):
+            return "masking strategy '\(strategy)' cannot mask a \(gridHeight)x\(gridWidth) patch grid: \(problem)"
         }
     }
 }

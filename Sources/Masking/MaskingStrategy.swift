@@ -29,16 +29,27 @@ import Tensor
 /// }
 /// ```
 /// Contract: every item of the returned mask drops exactly `maskedCount(gridHeight:gridWidth:)`
-/// patches; draws come only from `rng`, so a seed reproduces the masks.
+/// patches; draws come only from `rng`, so a seed reproduces the masks. A strategy that only
+/// works on some grids says so in ``validate(gridHeight:gridWidth:)``, which a trainer calls
+/// before its first step (the default accepts every grid).
 public protocol MaskingStrategy: Sendable {
     /// Number of patches dropped per item on a `gridHeight x gridWidth` grid.
     func maskedCount(gridHeight: Int, gridWidth: Int) -> Int
+
+    /// Throws ``MaskingError/unfitGrid(strategy:gridHeight:gridWidth:problem:)`` when this strategy
+    /// cannot mask a `gridHeight x gridWidth` patch grid (a block size that does not divide it, a
+    /// crop larger than it), so a run stops with a message before it starts rather than at its
+    /// first step. The default implementation accepts every grid.
+    func validate(gridHeight: Int, gridWidth: Int) throws
 
     /// Draws one mask per batch item for a `gridHeight x gridWidth` patch grid.
     func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask
 }
 
 extension MaskingStrategy {
+    /// Accepts every grid (strategies with limits override it).
+    public func validate(gridHeight: Int, gridWidth: Int) throws {}
+
     /// Number of patches kept per item on a `gridHeight x gridWidth` grid.
     public func visibleCount(gridHeight: Int, gridWidth: Int) -> Int {
         gridHeight * gridWidth - maskedCount(gridHeight: gridHeight, gridWidth: gridWidth)

@@ -50,6 +50,17 @@ public struct ModelDescription: Sendable, Equatable {
     /// Trainable parameters.
     public var parameters: Int { model.trainableParameterCount }
 
+    /// Why the recipe's mask cannot mask the network's patch grid (a training run would refuse
+    /// it), or nil when it can.
+    public var maskProblem: String? {
+        do {
+            try recipe.mask.strategy().validate(gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// Patch tokens kept per image under the recipe's mask (all without one).
     public var visibleTokens: Int {
         ((try? recipe.mask.strategy()).map { $0.visibleCount(gridHeight: model.gridHeight, gridWidth: model.gridWidth) }) ?? model.patchCount
@@ -75,7 +86,7 @@ public struct ModelDescription: Sendable, Equatable {
           network     \(m)
           parameters  \(parameters) (trainable)
           image       \(m.imageHeight)x\(m.imageWidth) px, patch \(m.patchSize), \(m.patchCount) patch tokens (+1 time token)
-          mask        \(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible
+          mask        \(maskProblem.map { "\(recipe.mask): unusable, \($0)" } ?? "\(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible")
           training    batch \(recipe.batchSize)\(recipe.accumulationSteps > 1 ? " in \(recipe.accumulationSteps) micro-batches" : ""), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
           diffusion   \(recipe.schedule) schedule, objective \(recipe.objective.referenceName), loss \(recipe.loss)
         """

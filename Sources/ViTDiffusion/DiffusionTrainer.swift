@@ -151,6 +151,13 @@ public final class DiffusionTrainer {
                           eps: recipe.adamEps, weightDecay: recipe.weightDecay)
         schedule = recipe.schedule.schedule()
         self.masking = try masking ?? recipe.mask.strategy()
+        let c = model.config
+        do {
+            try self.masking.validate(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
+        } catch let error as MaskingError {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "mask", problem: "does not fit the model (\(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize)): \(error)")
+        }
         learningRateSchedule = .constant(warmup: recipe.warmupSteps)
     }
 

@@ -47,4 +47,25 @@ import Testing
         #expect(MaskSpec(describing: Rows()) == .custom(name: "first-row"))
         #expect(MaskSpec(describing: BlockMasking(blockSize: 2, ratio: 0.5)) == .block(size: 2, ratio: 0.5))
     }
+
+    /// `validate(gridHeight:gridWidth:)`: block sizes must tile the grid and fixed crops fit
+    /// inside it; everything else (and any custom strategy, by default) accepts every grid.
+    @Test func strategiesSayWhichGridsTheyCanMask() throws {
+        #expect(throws: MaskingError.unfitGrid(strategy: "block4(0.9)", gridHeight: 7, gridWidth: 8,
+                                               problem: "4x4 blocks must tile it (both sides a multiple of 4)")) {
+            try BlockMasking(blockSize: 4, ratio: 0.9).validate(gridHeight: 7, gridWidth: 8)
+        }
+        #expect(throws: MaskingError.self) { try BlockMasking(blockSize: 4, ratio: 0.9).validate(gridHeight: 8, gridWidth: 6) }
+        try BlockMasking(blockSize: 4, ratio: 0.9).validate(gridHeight: 8, gridWidth: 16)
+        #expect(throws: MaskingError.unfitGrid(strategy: "crop5", gridHeight: 4, gridWidth: 8,
+                                               problem: "the kept 5x5 square does not fit inside it")) {
+            try CropMasking(cropSize: 5).validate(gridHeight: 4, gridWidth: 8)
+        }
+        try CropMasking(cropSize: 4).validate(gridHeight: 4, gridWidth: 8)
+        try CropMasking(ratio: 0.1).validate(gridHeight: 3, gridWidth: 9)
+        try PatchMasking(ratio: 0.9).validate(gridHeight: 7, gridWidth: 5)
+        try NoMasking().validate(gridHeight: 1, gridWidth: 1)
+        let message = "\(MaskingError.unfitGrid(strategy: "block4(0.9)", gridHeight: 7, gridWidth: 7, problem: "p"))"
+        #expect(message == "masking strategy 'block4(0.9)' cannot mask a 7x7 patch grid: p")
+    }
 }

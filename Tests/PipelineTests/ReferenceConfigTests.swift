@@ -71,6 +71,12 @@ import ViTDiffusion
         #expect(ref.model.trainableParameterCount == 3044)
         let d = try ModelDescription(describing: Fixtures.referenceConfig)
         #expect(d.parameters == 3044 && d.visibleTokens == 8)
+        #expect(d.maskProblem == nil && d.text.contains("8 of 16 patch tokens visible"), "\(d.text)")
+        // A mask the grid cannot take is named as unusable, as a training run would refuse it.
+        var unfit = d
+        unfit.recipe.mask = .block(size: 3, ratio: 0.5)
+        #expect(unfit.maskProblem == "masking strategy 'block3(0.5)' cannot mask a 4x4 patch grid: 3x3 blocks must tile it (both sides a multiple of 3)")
+        #expect(unfit.text.contains("block3(0.5): unusable, masking strategy"), "\(unfit.text)")
     }
 
     @Test func inlineConfigResolves() throws {

@@ -113,6 +113,28 @@ struct KeepRandomRows: MaskingStrategy {
         #expect(snapshot(t.model.store) != before)
     }
 
+    /// A mask that cannot tile the model's patch grid stops the trainer before its first step,
+    /// naming the mask and the model's size (it used to trap in the first step's `makeMask`).
+    @Test func maskThatDoesNotFitTheGridIsRefusedUpFront() throws {
+        var rng = RandomGenerator(seed: 3)
+        let c = MaskedUViTConfig(imageSize: 12, patchSize: 2, embedDim: 16, depth: 1, heads: 2)   // a 6x6 grid
+        #expect(throws: ViTDiffusionError.invalidRecipe(
+            field: "mask",
+            problem: "does not fit the model (12x12 px in patches of 2): masking strategy 'block4(0.9)' cannot mask a 6x6 patch grid: "
+                + "4x4 blocks must tile it (both sides a multiple of 4)")) {
+            try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3, mask: "block4", ratio: 0.9))
+        }
+        #expect(throws: ViTDiffusionError.self) {
+            try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: CropMasking(cropSize: 7))
+        }
+        // What does fit trains: block 3 and block 2 tile 6x6, a 6x6 crop fits.
+        for masking in [BlockMasking(blockSize: 3, ratio: 0.5), BlockMasking(blockSize: 2, ratio: 0.9)] as [any MaskingStrategy] + [CropMasking(cropSize: 6)] {
+            let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 1), masking: masking)
+            var data = RandomGenerator(seed: 4)
+            #expect(try t.trainStep(images: Tensor.randomUniform([2, 3, 12, 12], low: -1, high: 1, using: &data), using: &data).isFinite)
+        }
+    }
+
     @Test func nonFiniteLossStopsWithoutTouchingWeights() throws {
         var rng = RandomGenerator(seed: 3)
         let t = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: recipe(steps: 3))
