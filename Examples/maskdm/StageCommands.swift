@@ -17,7 +17,7 @@ struct StageOptions: ParsableArguments {
     @Option(help: "A reference YAML config (e.g. configs/transfer/celebahq_small_90p.yml); flags override it.") var config: String?
     @Option(help: "Network preset: tiny, small or base (without --config: tiny).") var model: String?
     @Option(help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
-    @Option(help: "Mask: none, patch, blockB (e.g. block4), cropC (e.g. crop8).") var mask: String?
+    @Option(help: "Mask: none, patch, blockB (e.g. block4; B must divide the patch grid), crop (side from --ratio) or cropC (e.g. crop8).") var mask: String?
     @Option(help: "Mask ratio.") var ratio: Double?
     @Option(help: "Optimisation steps.") var steps: Int?
     @Option(help: "Batch size (images per optimisation step).") var batch: Int?

@@ -1,8 +1,9 @@
 // The Masking module: which patches of each image a masked pre-training step drops.
 //
 // MaskDM pre-training drops most patch tokens (MAE-style, no mask token) and trains only on the
-// visible ones. A `MaskingStrategy` draws one `Mask` per batch: every item keeps the same number
-// of patches, listed in raster order. Built-ins reproduce the reference generators
+// visible ones. A `MaskingStrategy` draws a `Mask` for a batch: every item keeps the same number
+// of patches, listed in raster order (a trainer asks for one image at a time, each with its own
+// generator). Built-ins reproduce the reference generators
 // (`datasets/masking_generator.py`): `PatchMasking`, `BlockMasking`, `CropMasking`, `NoMasking`.
 //
 // ```swift
