@@ -20,6 +20,9 @@ struct Dataset: ParsableCommand {
             throw ValidationError("unknown dataset '\(name)' (\(BundledDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         guard ["png", "jpg"].contains(format) else { throw ValidationError("--format must be png or jpg") }
+        guard (1...4096).contains(size) else { throw ValidationError("--size must be from 1 to 4096 pixels, got \(size)") }
+        guard skip >= 0 else { throw ValidationError("--skip must be >= 0, got \(skip)") }
+        if let limit, limit < 0 { throw ValidationError("--limit must be >= 0, got \(limit)") }
         let images = try dataset.images(size: size).dropFirst(skip)
         let n = try ImageWriting.writeNumbered(Array(images.prefix(limit ?? images.count)), to: URL(fileURLWithPath: out),
                                                fileExtension: format)

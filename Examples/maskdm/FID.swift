@@ -47,6 +47,9 @@ struct FID: ParsableCommand {
                 log("warning: \(f.skipped) unreadable files skipped in \(dir)")
                 for message in f.failures.prefix(5) { log("  \(message)") }
             }
+            guard f.count >= 2 else {
+                throw ValidationError("\(dir): \(f.count) readable image\(f.count == 1 ? "" : "s"); FID and KID need at least 2 in each folder")
+            }
             features.append(f)
         }
         guard World.communicator.isWriter else { return }

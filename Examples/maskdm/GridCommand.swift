@@ -10,14 +10,23 @@ struct Grid: ParsableCommand {
     @Option(help: "Output PNG.") var out: String
     @Option(help: "Number of images.") var count = 64
     @Option(help: "Columns.") var columns = 8
-    @Option(help: "Integer enlargement of each tile.") var scale = 1
+    @Option(help: "Integer enlargement of each tile (images of another size than the first are resized to it first).") var scale = 1
 
     func run() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
+        guard (1...64).contains(scale) else { throw ValidationError("--scale must be from 1 to 64, got \(scale)") }
         let files = try ImageFolder(URL(fileURLWithPath: folder))
-        let images = files.load(Array(0..<min(count, files.count)), size: nil).compactMap { $0 }.map { img in
-            scale > 1 ? img.resized(width: img.width * scale, height: img.height * scale) : img
+        let loaded = files.load(Array(0..<min(count, files.count)), size: nil).compactMap { $0 }
+        guard let first = loaded.first else { throw ValidationError("no readable images in \(folder)") }
+        // Tiles share the first image's size: a folder of mixed sizes is resized to it.
+        let (w, h) = (first.width * scale, first.height * scale)
+        let rows = (loaded.count + columns - 1) / columns, cols = min(columns, loaded.count)
+        guard (w + 2) * cols <= 32_768 && (h + 2) * rows <= 32_768 else {
+            throw ValidationError("the grid would be \((w + 2) * cols)x\((h + 2) * rows) pixels (at most 32768 a side): "
+                                  + "lower --scale, --count or --columns")
         }
-        guard !images.isEmpty else { throw ValidationError("no readable images in \(folder)") }
+        let images = loaded.map { img in img.width == w && img.height == h ? img : img.resized(width: w, height: h) }
         try Image.writeGrid(images, columns: columns, to: URL(fileURLWithPath: out))
         print("wrote \(out) (\(images.count) images)")
     }

@@ -44,7 +44,7 @@ struct PipelineCommand: ParsableCommand {
             }
         } catch let e as PipelineError {
             printers.values.forEach { $0.finish() }
-            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            if case .interrupted = e { print(e.description); Foundation.exit(StopSignal.exitStatus) }
             throw e
         }
         printers.values.forEach { $0.finish() }
@@ -97,7 +97,7 @@ struct Compare: ParsableCommand {
                 }
             }
         } catch let e as PipelineError {
-            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            if case .interrupted = e { print(e.description); Foundation.exit(StopSignal.exitStatus) }
             throw e
         }
         print("report: \(out)/report.md, plot: \(out)/fid_vs_time.png, grids: \(out)/grids/")

@@ -30,7 +30,12 @@ struct Sample: ParsableCommand {
         }
         let (_, recipe) = try DiffusionTrainer.describe(checkpoint: url)
         let model = try MaskedUViT.load(checkpoint: url, ema: !online)
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         let kind = try SamplerKind(name: sampler, steps: steps, eta: eta)
+        if eta != nil, case .ddim = kind {} else if eta != nil {
+            throw ValidationError("--eta is DDIM's; \(kind) has none (use --sampler ddim, or drop --eta)")
+        }
+        if steps != nil, kind == .ddpm { throw ValidationError("--sampler ddpm runs all of the schedule's steps; drop --steps") }
         let folder = URL(fileURLWithPath: out)
         let before = SampleWriter.existingCount(in: folder)
         let t0 = Date()
@@ -41,9 +46,9 @@ struct Sample: ParsableCommand {
         }
         if drawn > 0 { print("") }
         let secs = Date().timeIntervalSince(t0)
-        print(String(format: "%d new samples (%d were there) with %@ in %@ in %.1f s (%.2f images/s) -> %@ (grid: %@)",
-                     drawn, before, kind.description, Gemm.precision.rawValue, secs, drawn > 0 ? Double(drawn) / secs : 0, folder.path,
-                     folder.appendingPathExtension("png").path))
+        print("\(drawn) new samples (\(before) were there) with \(kind) in \(Gemm.precision.rawValue)"
+              + String(format: " in %.1f s (%.2f images/s)", secs, drawn > 0 ? Double(drawn) / secs : 0)
+              + " -> \(folder.path) (grid: \(folder.appendingPathExtension("png").path))")
     }
 }
 

@@ -106,16 +106,32 @@ struct StageOptions: ParsableArguments {
         if let schedule { recipe.schedule = try ScheduleKind(name: schedule) }
         if let warmup { recipe.warmupSteps = warmup }
         if let flip { recipe.flipProbability = flip }
-        if let clip { recipe.gradientClip = clip > 0 ? clip : nil }
+        if let clip {
+            guard clip >= 0 && clip.isFinite else { throw ValidationError("--clip must be >= 0 (0: no clipping), got \(clip)") }
+            recipe.gradientClip = clip > 0 ? clip : nil
+        }
         if let emaBeta { recipe.emaBeta = emaBeta }
         if let beta1 { recipe.beta1 = beta1 }
         if let beta2 { recipe.beta2 = beta2 }
         recipe.checkpointEvery = checkpointEvery
+        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
+        guard recipe.batchSize <= 65_536 else { throw ValidationError("--batch \(recipe.batchSize) is above 65536 images a step") }
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+        // Beyond this a ViT's token count (and memory) is out of any CPU's reach.
+        guard modelConfig.imageHeight <= 2048 && modelConfig.imageWidth <= 2048 else {
+            throw ValidationError("image size \(modelConfig.imageHeight)x\(modelConfig.imageWidth) is above 2048 pixels a side")
+        }
         try modelConfig.validate()
         try recipe.validate()
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
+        do { try run.validate() } catch let e as PipelineError {
+            // Name the flags, not the config keys.
+            let flags = ["sampleEvery": "--sample-every", "sampleCount": "--sample-count", "keepCheckpoints": "--keep"]
+            if case .invalidOption(let name, let problem) = e, let flag = flags[name] { throw ValidationError("\(flag): \(problem)") }
+            throw e
+        }
         if fidEvery < 0 { throw ValidationError("--fid-every must be >= 0, got \(fidEvery)") }
         // The default reference is written by train(), on rank 0, once the data is known to load.
         if fidEvery > 0 {
@@ -157,8 +173,14 @@ struct StageOptions: ParsableArguments {
     /// Loads the data, opens the run and trains with progress output; exits 130 on Ctrl-C.
     func train(_ config: RunConfig, initialWeights: ((MaskedUViT) throws -> Void)? = nil) throws {
         var config = config
+        // Folders and the built-in datasets load as RGB images.
+        guard config.model.inChannels == 3 else {
+            throw ValidationError("the network takes \(config.model.inChannels)-channel images (in_chans: \(config.model.inChannels)), "
+                                  + "but training images load as RGB: use in_chans: 3 (grey images are loaded as RGB)")
+        }
         StopSignal.install()
         let source = DataSource(argument: data)
+        if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()
         let loaded = try source.trainingImages(size: config.model.imageHeight, memoryLimit: stream ? 0 : 2 << 30)
         print("data: \(loaded.images.count) images from \(source) at \(config.model.imageHeight) px"
@@ -189,7 +211,7 @@ struct StageOptions: ParsableArguments {
             summary = try run.train(on: loaded.images) { printer.handle($0) }
         } catch let e as PipelineError {
             printer.finish()
-            if case .interrupted = e { print(e.description); Foundation.exit(130) }
+            if case .interrupted = e { print(e.description); Foundation.exit(StopSignal.exitStatus) }
             throw e
         }
         printer.finish()

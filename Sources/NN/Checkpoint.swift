@@ -85,11 +85,18 @@ public enum Checkpoint {
                                                otherPrefixes: ["ema.", "optimizer.m.", "optimizer.v.", emaPrefix])
         if let ema {
             try ema.shadow.load(from: file, file: path, prefix: emaPrefix, strict: strict, rejectUnused: false)
-            ema.restore(updates: Int(file.metadata["ema_updates"] ?? "") ?? 0)
+            let updates = file.metadata["ema_updates"].map { Int($0) } ?? 0
+            guard let updates, updates >= 0 else {
+                throw CheckpointError(file: path, "metadata 'ema_updates' is '\(file.metadata["ema_updates"] ?? "")', not a count of updates")
+            }
+            ema.restore(updates: updates)
         }
         if let optimizer {
-            guard let stepString = file.metadata["optimizer_step"], let step = Int(stepString) else {
+            guard let stepString = file.metadata["optimizer_step"] else {
                 throw CheckpointError(file: path, "no optimizer state (metadata key 'optimizer_step' missing)")
+            }
+            guard let step = Int(stepString), step >= 0 else {
+                throw CheckpointError(file: path, "metadata 'optimizer_step' is '\(stepString)', not a count of updates")
             }
             // The moments have the store's layout: load them into two stores shaped like it.
             let (m, v) = (ParameterStore(), ParameterStore())

@@ -50,7 +50,8 @@ extension TensorSource {
 
 extension ParameterStore {
     /// Loads every parameter `p` from `source[prefix + p.name]`: the one strict loader behind
-    /// checkpoints, weight files and converted PyTorch states.
+    /// checkpoints, weight files and converted PyTorch states. A tensor holding NaN or infinite
+    /// values is refused, naming its key.
     ///
     /// - Parameters:
     ///   - file: names the source in errors.
@@ -65,7 +66,16 @@ extension ParameterStore {
                      rejectUnused: Bool = true, otherPrefixes: [String] = []) throws -> (missing: [String], unused: [String]) {
         var missing: [String] = []
         for p in parameters {
-            if let t = try source.tensor(prefix + p.name, shape: p.shape, file: file) { setValue(p, t) } else { missing.append(prefix + p.name) }
+            if let t = try source.tensor(prefix + p.name, shape: p.shape, file: file) {
+                // Training and saving never produce them: a NaN or infinity is a damaged file, and
+                // would otherwise come out as black samples or a NaN loss much later.
+                guard t.isFinite else {
+                    throw CheckpointError(file: file, "key '\(prefix + p.name)' holds NaN or infinite values (a damaged file?)")
+                }
+                setValue(p, t)
+            } else {
+                missing.append(prefix + p.name)
+            }
         }
         let used = Set(parameters.map { prefix + $0.name })
         let unused = rejectUnused

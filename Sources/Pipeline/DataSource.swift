@@ -71,6 +71,16 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
         if let b = BundledDataset(rawValue: argument) { self = .bundled(b) } else { self = .folder(URL(fileURLWithPath: argument)) }
     }
 
+    /// For a built-in dataset's name that is also a folder in the current directory (`emoji`
+    /// beside a folder `./emoji`), a note saying which one is used, for the command line to show;
+    /// nil otherwise. Write the folder as a path (`./emoji`) to train on it.
+    public var shadowedFolderNote: String? {
+        guard case .bundled(let b) = self else { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: b.rawValue, isDirectory: &isDirectory), isDirectory.boolValue else { return nil }
+        return "note: '\(b.rawValue)' names the built-in dataset; the folder ./\(b.rawValue) here is not used (write ./\(b.rawValue) to train on it)"
+    }
+
     public var description: String {
         switch self {
         case .bundled(let b): b.rawValue

@@ -12,13 +12,34 @@ func appendLine(_ line: String, to url: URL) throws {
     try handle.write(contentsOf: Data((line + "\n").utf8))
 }
 
+/// Creates `folder` (and its parents) unless it exists, with an error naming the path when it,
+/// or a parent, is a file rather than a folder (Foundation's own error is a raw dump).
+func createFolder(_ folder: URL) throws {
+    var isDirectory: ObjCBool = false
+    var path = folder.standardizedFileURL
+    // The nearest existing ancestor (or the folder itself) must be a folder.
+    while !FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) {
+        let parent = path.deletingLastPathComponent()
+        if parent.path == path.path { break }
+        path = parent
+    }
+    if FileManager.default.fileExists(atPath: path.path), !isDirectory.boolValue {
+        throw PipelineError.invalidOption(name: "--out", problem: "'\(path.path)' is a file, not a folder")
+    }
+    do {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    } catch {
+        throw PipelineError.invalidOption(name: "--out", problem: "cannot create the folder '\(folder.path)': \(error.localizedDescription)")
+    }
+}
+
 /// Writing image sets as folders.
 public enum ImageWriting {
     /// Writes `images` as `00000.png`, `00001.png`, ... (or `.jpg`) into `folder` (created).
     /// Returns the count.
     @discardableResult
     public static func writeNumbered(_ images: [Image], to folder: URL, fileExtension: String = "png") throws -> Int {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try createFolder(folder)
         for (i, img) in images.enumerated() {
             try img.write(to: folder.appendingPathComponent(String(format: "%05d.", i) + fileExtension))
         }

@@ -28,7 +28,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var initialization: String?
     /// Write a sample grid every this many steps (0 = never).
     public var sampleEvery: Int = 0
-    /// Images per sample grid.
+    /// Images per sample grid (1 to 4096).
     public var sampleCount: Int = 16
     /// Sampler of the grids.
     public var sampler: SamplerKind = .dpmSolver(steps: 25)
@@ -87,7 +87,46 @@ public struct RunConfig: Codable, Sendable, Equatable {
         a.accumulationSteps = 1; b.accumulationSteps = 1
         return check("stage", stage, other.stage) ?? check("model", model, other.model)
             ?? check("data", data, other.data) ?? check("init", initialization ?? "-", other.initialization ?? "-")
-            ?? check("recipe", a.json, b.json)
+            ?? Self.firstDifference(a.json, b.json, prefix: "recipe")
+    }
+
+    /// The first key (sorted) whose value differs between two JSON objects, as `prefix.key` with
+    /// both values as JSON; the whole objects when either does not parse.
+    static func firstDifference(_ a: String, _ b: String, prefix: String) -> (key: String, existing: String, requested: String)? {
+        guard a != b else { return nil }
+        func object(_ s: String) -> [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [String: Any]
+        }
+        func text(_ v: Any?) -> String {
+            guard let v else { return "(absent)" }
+            guard JSONSerialization.isValidJSONObject([v]),
+                  let d = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys, .fragmentsAllowed]),
+                  let s = String(data: d, encoding: .utf8) else { return "\(v)" }
+            return String(s.dropFirst().dropLast())                       // [v] -> v
+        }
+        guard let x = object(a), let y = object(b) else { return (prefix, a, b) }
+        for key in Set(x.keys).union(y.keys).sorted() where text(x[key]) != text(y[key]) {
+            return ("\(prefix).\(key)", text(x[key]), text(y[key]))
+        }
+        return (prefix, a, b)
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` for a setting outside its range
+    /// (negative intervals or counts, an empty sample grid, a time budget that is not positive),
+    /// and the recipe's and the model's own errors. ``TrainingRun`` calls it before anything runs,
+    /// so a bad value stops a run at its start rather than when it is first used, hours in.
+    public func validate() throws {
+        func fail(_ name: String, _ problem: String) -> PipelineError { .invalidOption(name: name, problem: problem) }
+        guard sampleEvery >= 0 else { throw fail("sampleEvery", "must be >= 0 (0: no sample grids), got \(sampleEvery)") }
+        guard (1...4096).contains(sampleCount) else { throw fail("sampleCount", "a sample grid holds 1 to 4096 images, got \(sampleCount)") }
+        guard keepCheckpoints >= 0 else { throw fail("keepCheckpoints", "must be >= 0, got \(keepCheckpoints)") }
+        if let t = timeBudget, !(t > 0 && t.isFinite) { throw fail("timeBudget", "must be a positive number of seconds, got \(t)") }
+        try recipe.validate()
+        try model.validate()
+        try evaluation?.validate()
+        let trainingSteps = recipe.schedule.schedule().timesteps
+        try sampler.validate(trainingSteps: trainingSteps)
+        try evaluation?.sampler?.validate(trainingSteps: trainingSteps)
     }
 
     /// Pretty-printed JSON with sorted keys.

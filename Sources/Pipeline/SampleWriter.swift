@@ -18,11 +18,22 @@ public enum SampleWriter {
     /// The file name of sample `index`.
     public static func fileName(_ index: Int) -> String { String(format: "%05d.png", index) }
 
-    /// Number of consecutive numbered samples already in `folder` (00000.png, 00001.png, ...).
+    /// Number of consecutive numbered samples already in `folder` (00000.png, 00001.png, ...)
+    /// that are whole PNG files (ending in the IEND chunk): an empty or cut file (a disk filled up,
+    /// a copy interrupted) ends the count, so it is drawn again.
     public static func existingCount(in folder: URL) -> Int {
         var n = 0
-        while FileManager.default.fileExists(atPath: folder.appendingPathComponent(fileName(n)).path) { n += 1 }
+        while isWholePNG(folder.appendingPathComponent(fileName(n))) { n += 1 }
         return n
+    }
+
+    /// Whether `url` is a file whose last 12 bytes are a PNG's IEND chunk (length 0, type, CRC).
+    static func isWholePNG(_ url: URL) -> Bool {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
+        defer { try? handle.close() }
+        guard let end = try? handle.seekToEnd(), end >= 8 + 12 else { return false }
+        guard (try? handle.seek(toOffset: end - 12)) != nil, let tail = try? handle.readToEnd() else { return false }
+        return Array(tail) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]
     }
 
     /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`; batch
@@ -44,7 +55,8 @@ public enum SampleWriter {
                              stop: (() -> Bool)? = nil) throws -> Int {
         guard count >= 0 else { throw PipelineError.invalidOption(name: "--count", problem: "must be >= 0, got \(count)") }
         guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try sampler.validate(trainingSteps: schedule.timesteps)
+        try createFolder(folder)
         let start = existingCount(in: folder)
         try communicator.barrier()                       // every rank counted before any writes
         let s = sampler.sampler(schedule: schedule)

@@ -1,32 +1,47 @@
 import Foundation
 import Synchronization
 
-/// Set by SIGINT / SIGTERM once ``StopSignal/install()`` ran; the training loop finishes its step,
-/// writes a checkpoint and stops.
+/// Set by SIGINT / SIGTERM / SIGHUP once ``StopSignal/install()`` ran; the training loop finishes
+/// its step, writes a checkpoint and stops.
 private let stopRequested = Atomic<Int>(0)
+/// The first stop signal's number (0: none, or a request from code).
+private let firstSignal = Atomic<Int32>(0)
 
-/// Cooperative stopping on Ctrl-C and SIGTERM.
+/// Cooperative stopping on Ctrl-C, SIGTERM (a batch scheduler's or `kill`'s) and SIGHUP (the
+/// terminal or ssh session closed).
 ///
 /// ```swift
 /// StopSignal.install()                     // in main, before training
 /// if StopSignal.isRequested { ... }        // polled between steps
 /// ```
 public enum StopSignal {
-    /// Routes SIGINT and SIGTERM to the stop flag (a second Ctrl-C exits at once, code 130), and
-    /// unblocks them on the calling thread (call it from the main thread, before starting others).
+    /// Routes SIGINT, SIGTERM and SIGHUP to the stop flag (a second signal exits at once, with
+    /// status 128 + its number: 130 for Ctrl-C), and unblocks them on the calling thread (call it
+    /// from the main thread, before starting others).
     public static func install() {
-        let handler: @convention(c) (Int32) -> Void = { _ in
-            if stopRequested.add(1, ordering: .relaxed).newValue > 1 { _exit(130) }
+        let handler: @convention(c) (Int32) -> Void = { signal in
+            _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
+            if stopRequested.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + signal) }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        signal(SIGHUP, handler)
         // A parent can start us with the two blocked (a thread of a test runner or a service
         // manager that spawns from a thread blocking them): unblock them, or Ctrl-C never arrives.
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    }
+
+    /// The exit status for a run that stopped on request: 128 + the first stop signal's number
+    /// (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), the shell's convention; 130 when the
+    /// stop came from ``request()``.
+    public static var exitStatus: Int32 {
+        let s = firstSignal.load(ordering: .relaxed)
+        return s > 0 ? 128 + s : 130
     }
 
     /// Whether a stop was requested.
@@ -36,5 +51,8 @@ public enum StopSignal {
     public static func request() { stopRequested.add(1, ordering: .relaxed) }
 
     /// Clears a request.
-    public static func reset() { stopRequested.store(0, ordering: .relaxed) }
+    public static func reset() {
+        stopRequested.store(0, ordering: .relaxed)
+        firstSignal.store(0, ordering: .relaxed)
+    }
 }

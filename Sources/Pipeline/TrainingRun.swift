@@ -55,6 +55,8 @@ public final class TrainingRun {
         guard let e = config.evaluation else { return [] }
         return evaluations.filter { $0.isScored(like: e, sampler: e.sampler ?? config.sampler) }
     }
+    /// The run folder's lock while this run is open (the writer's; see ``RunFolderLock``).
+    private var folderLock: RunFolderLock?
     /// The FID scorer and the reference's features (rank 0's; loaded when the config has an
     /// evaluation schedule).
     private let scoring: (scorer: SampleEvaluator, reference: FolderFeatures?)?
@@ -113,9 +115,7 @@ public final class TrainingRun {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
-        try config.recipe.validate()
-        try config.model.validate()
-        try config.evaluation?.validate()
+        try config.validate()
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
         var recordedPrecision: Gemm.Precision?
@@ -138,6 +138,7 @@ public final class TrainingRun {
         let resuming = fm.fileExists(atPath: checkpoint.path)
         if !resuming, let initialWeights { try initialWeights(model) }
         trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking, communicator: communicator)
+        try trainer.validateMasking()                                    // before the folder is touched
         if resuming {
             let meta = try trainer.resume(from: checkpoint)
             trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0
@@ -172,9 +173,16 @@ public final class TrainingRun {
         if communicator.isWriter {
             // The folder is created only now: a run that fails to start (bad --init weights, a
             // config mismatch) leaves nothing behind.
-            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
-            // A run killed while writing its checkpoint left the temporary file behind.
+            try createFolder(folder)
+            folderLock = try RunFolderLock(folder: folder)              // no other process trains here now
+            // A run killed while writing its checkpoint left the temporary file behind, and one
+            // killed while redrawing a plot or a grid left Foundation's (`.dat.nosync...`).
             Safetensors.removeStaleTemporaries(of: checkpoint)
+            for sub in [folder, samplesFolder] {
+                for name in (try? fm.contentsOfDirectory(atPath: sub.path)) ?? [] where name.hasPrefix(".dat.nosync") {
+                    try? fm.removeItem(at: sub.appendingPathComponent(name))
+                }
+            }
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
             if !evaluations.isEmpty || fm.fileExists(atPath: evaluationLogURL.path) {
@@ -293,9 +301,16 @@ public final class TrainingRun {
         while !isComplete && trainSeconds < (trainSecondsLimit ?? .infinity) {
             if ranks == 1 ? stopRequested() : stopAgreed { try stopHere(events: events) }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let batch = try prefetcher.batch(trainer.step)
-            prefetcher.prefetch(trainer.step + 1)                        // decoded while this step trains
-            let loss = try trainer.trainStep(batch: batch)
+            let loss: Float
+            do {
+                let batch = try prefetcher.batch(trainer.step)
+                prefetcher.prefetch(trainer.step + 1)                    // decoded while this step trains
+                loss = try trainer.trainStep(batch: batch)
+            } catch let error as ViTDiffusionError where error.leavesWeightsUntouched {
+                try keepProgress(before: error, events: events)
+            } catch let error as PipelineError {
+                try keepProgress(before: error, events: events)           // the data failed: the step never started
+            }
             var seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if ranks > 1 {
                 // All ranks stop at the same step and count the same time (the mean).
@@ -317,8 +332,8 @@ public final class TrainingRun {
             if every > 0, trainer.step % every == 0, !isComplete {
                 if writer { try saveCheckpoint(events: events) }
             }
-            if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0 {
-                events?(.samples(try writeSampleGrid(), step: trainer.step))
+            if writer, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0, let grid = try writeSampleGrid() {
+                events?(.samples(grid, step: trainer.step))
             }
             if scoreIsDue, try evaluate(events: events) == nil {
                 try stopHere(events: events)                               // a stop abandoned the score
@@ -344,6 +359,17 @@ public final class TrainingRun {
     private var scoreIsDue: Bool {
         guard let e = config.evaluation else { return false }
         return trainer.step % e.every == 0 || isComplete
+    }
+
+    /// The end of a run whose step failed without touching the training state (unreadable data,
+    /// a non-finite loss): the last finished step's checkpoint (unless it is on disk), so the
+    /// steps since the previous one are not lost, then `error`.
+    private func keepProgress(before error: Error, events: ((Event) -> Void)?) throws -> Never {
+        if communicator.isWriter, !checkpointIsCurrent, trainer.step > 0 {
+            try saveCheckpoint(events: events)
+            try? writeLossPlot()
+        }
+        throw error
     }
 
     /// The end of a stopped run: this step's checkpoint (unless it is on disk) and the loss plot,
@@ -449,13 +475,27 @@ public final class TrainingRun {
     }
 
     /// Samples `config.sampleCount` images with the EMA weights (fixed noise, so grids of
-    /// successive steps are comparable) and writes `samples/step-N.png`.
+    /// successive steps are comparable) and writes `samples/step-N.png`. In a single process, a
+    /// stop request (``stopRequested``) between two batches of 64 abandons the grid (nil), so a
+    /// large grid does not hold up the checkpoint a stop writes.
     @discardableResult
-    public func writeSampleGrid() throws -> URL {
+    public func writeSampleGrid() throws -> URL? {
         try FileManager.default.createDirectory(at: samplesFolder, withIntermediateDirectories: true)
         var rng = RandomGenerator(seed: config.recipe.seed ^ 0x5A4D_504C_4553)
-        let x = try trainer.sample(count: config.sampleCount, batchSize: 64,
-                                   sampler: config.sampler.sampler(schedule: trainer.schedule), using: &rng)
+        let sampler = config.sampler.sampler(schedule: trainer.schedule)
+        var parts: [Tensor] = []
+        var drawn = 0
+        // Batch by batch from one generator: the values of a single call, with a chance to stop.
+        try trainer.emaModel.store.withPackedWeights {
+            while drawn < config.sampleCount {
+                if communicator.size == 1, stopRequested() { return }
+                let n = min(64, config.sampleCount - drawn)
+                parts.append(try trainer.sample(count: n, batchSize: n, sampler: sampler, using: &rng))
+                drawn += n
+            }
+        }
+        guard drawn == config.sampleCount else { return nil }
+        let x = parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
         let url = samplesFolder.appendingPathComponent("step-\(trainer.step).png")
         let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
         try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)

@@ -98,12 +98,15 @@ public enum ScheduleError: Error, Equatable, CustomStringConvertible {
     case unknownSchedule(String)
     /// A sampler name other than `ddim`, `ddpm` or `dpm`, or unusable settings.
     case unknownSampler(String)
+    /// A known sampler whose settings cannot run on the schedule at hand; the text says why.
+    case unusableSampler(String)
 
     /// The message, naming the offending schedule.
     public var description: String {
         switch self {
         case .unknownSchedule(let name): return "unknown beta schedule '\(name)' (expected linear or cosine)"
         case .unknownSampler(let name): return "unknown sampler '\(name)' (expected ddim, ddpm or dpm with steps >= 1 and eta in [0, 1])"
+        case .unusableSampler(let problem): return "sampler: \(problem)"
         }
     }
 }

@@ -52,6 +52,25 @@ public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
         if let e = eta, !(0...1).contains(e) { throw ScheduleError.unknownSampler("\(name) with eta \(e)") }
     }
 
+    /// Throws ``ScheduleError/unusableSampler(_:)`` unless this sampler can run on a schedule of
+    /// `trainingSteps` steps: a DDIM or DPM-Solver++ step count from 1 to `trainingSteps` (each
+    /// step lands on a distinct training step), a DDIM eta in [0, 1].
+    public func validate(trainingSteps: Int) throws {
+        switch self {
+        case .ddim(let steps, let eta):
+            guard (1...max(trainingSteps, 1)).contains(steps), (0...1).contains(eta) else {
+                throw ScheduleError.unusableSampler("DDIM with \(steps) steps and eta \(eta) on a schedule of \(trainingSteps) steps"
+                                                    + " (steps must be from 1 to \(trainingSteps), eta in [0, 1])")
+            }
+        case .ddpm: break
+        case .dpmSolver(let steps):
+            guard (1...max(trainingSteps, 1)).contains(steps) else {
+                throw ScheduleError.unusableSampler("DPM-Solver++ with \(steps) steps on a schedule of \(trainingSteps) steps"
+                                                    + " (steps must be from 1 to \(trainingSteps))")
+            }
+        }
+    }
+
     /// The sampler for a model trained with `schedule`.
     public func sampler(schedule: NoiseSchedule) -> any DiffusionSampler {
         switch self {

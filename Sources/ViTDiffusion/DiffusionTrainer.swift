@@ -151,14 +151,29 @@ public final class DiffusionTrainer {
                           eps: recipe.adamEps, weightDecay: recipe.weightDecay)
         schedule = recipe.schedule.schedule()
         self.masking = try masking ?? recipe.mask.strategy()
+        learningRateSchedule = .constant(warmup: recipe.warmupSteps)
+    }
+
+    /// Throws ``ViTDiffusionError/invalidRecipe(field:problem:)`` (field `mask`) unless the
+    /// trainer's ``masking`` can mask the model's patch grid
+    /// (``MaskingStrategy/validate(gridHeight:gridWidth:)``) and keeps at least one patch visible.
+    /// The steps that draw their own masks check it first; ``TrainingRun`` checks it before a run
+    /// starts. Steps given explicit masks (``trainStep(images:timesteps:noise:mask:)``) do not use
+    /// the strategy.
+    public func validateMasking() throws {
         let c = model.config
         do {
-            try self.masking.validate(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
+            try masking.validate(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
         } catch let error as MaskingError {
             throw ViTDiffusionError.invalidRecipe(
                 field: "mask", problem: "does not fit the model (\(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize)): \(error)")
         }
-        learningRateSchedule = .constant(warmup: recipe.warmupSteps)
+        // A mask that drops every patch leaves no token to learn from (the loss is a mean over none).
+        guard masking.visibleCount(gridHeight: c.gridHeight, gridWidth: c.gridWidth) >= 1 else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "mask", problem: "\(recipe.mask) drops all \(c.patchCount) patches of the \(c.gridHeight)x\(c.gridWidth) grid: "
+                    + "lower the ratio so that at least one patch stays visible")
+        }
     }
 
     /// The generator of global sample `sample` of step `step`: a pure function of the seed,
@@ -205,6 +220,7 @@ public final class DiffusionTrainer {
     @discardableResult
     public func trainStep(batch: PreparedBatch) throws -> Float {
         precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
+        try validateMasking()
         let start = Date()
         let (t, noise, mask) = draws(for: batch)
         return try trainStep(images: batch.images, timesteps: t, noise: noise, mask: mask,
@@ -244,6 +260,7 @@ public final class DiffusionTrainer {
     /// (In a job of several ranks each passes its own share of the batch.)
     @discardableResult
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
+        try validateMasking()
         let c = model.config
         let b = x0.shape[0]
         let start = Date()
@@ -268,6 +285,14 @@ public final class DiffusionTrainer {
     }
 
     private func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask, drawSeconds: Double) throws -> Float {
+        let c = model.config
+        // Images from a dataset that does not match the network (grey images for an RGB model,
+        // another size) are the caller's data, not a bug: say so instead of trapping.
+        guard x0.rank == 4, x0.shape[0] > 0, Array(x0.shape.dims.dropFirst()) == [c.inChannels, c.imageHeight, c.imageWidth] else {
+            throw ViTDiffusionError.invalidArgument(
+                name: "images", problem: "have shape \(x0.shape.dims), but the network takes (B, \(c.inChannels), \(c.imageHeight), \(c.imageWidth))"
+                    + " (in_chans \(c.inChannels), \(c.imageHeight)x\(c.imageWidth) px)")
+        }
         let b = x0.shape[0]
         precondition(t.count == b && noise.shape == x0.shape && mask.batchSize == b && mask.patchCount == model.config.patchCount,
                      "trainStep: \(t.count) timesteps, noise \(noise.shape), mask \(mask.batchSize) x \(mask.patchCount) for images \(x0.shape)")
@@ -455,11 +480,26 @@ public final class DiffusionTrainer {
     @discardableResult
     public func resume(from url: URL) throws -> [String: String] {
         let report = try Checkpoint.load(from: url, into: model.store, ema: ema, optimizer: optimizer)
-        guard let s = report.metadata["step"].flatMap(Int.init) else {
+        guard let text = report.metadata["step"] else {
             throw ViTDiffusionError.missingMetadata(file: url.path, key: "step")
         }
+        let skippedText = report.metadata["skipped_steps"] ?? "0"
+        guard let s = Int(text), s >= 0 else {
+            throw ViTDiffusionError.invalidInput(file: url.path, key: "step", problem: "metadata is '\(text)', not a step count")
+        }
+        guard let skipped = Int(skippedText), skipped >= 0, skipped <= s else {
+            throw ViTDiffusionError.invalidInput(file: url.path, key: "skipped_steps",
+                                                 problem: "metadata is '\(skippedText)', not a count of skipped steps up to step \(s)")
+        }
+        // Every step either updated the weights or was skipped: a step the optimizer's count
+        // does not account for is a damaged or edited file, which would resume at the wrong place.
+        guard optimizer.step + skipped == s else {
+            throw ViTDiffusionError.invalidInput(file: url.path, key: "step",
+                                                 problem: "metadata says step \(s), but the optimizer state holds \(optimizer.step) updates"
+                                                    + " and \(skipped) steps were skipped (a damaged or edited file?)")
+        }
         step = s
-        skippedSteps = report.metadata["skipped_steps"].flatMap(Int.init) ?? 0
+        skippedSteps = skipped
         return report.metadata
     }
 

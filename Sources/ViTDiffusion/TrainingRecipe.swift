@@ -93,6 +93,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard (0...1).contains(emaBeta) else { throw fail("emaBeta", "must be in [0, 1], got \(emaBeta)") }
         guard (0...1).contains(flipProbability) else { throw fail("flipProbability", "must be in [0, 1], got \(flipProbability)") }
         guard steps >= 0 else { throw fail("steps", "must be >= 0, got \(steps)") }
+        guard checkpointEvery >= 0 else { throw fail("checkpointEvery", "must be >= 0 (0: only at the end), got \(checkpointEvery)") }
         if let c = gradientClip, !(c > 0 && c.isFinite) { throw fail("gradientClip", "must be positive, got \(c)") }
     }
 

@@ -50,6 +50,13 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
         }
     }
 
+    /// Whether the step that threw this left the trainer's state as it was before the step
+    /// (a non-finite loss or gradient: nothing was updated), so that state may be checkpointed.
+    public var leavesWeightsUntouched: Bool {
+        if case .nonFinite = self { return true }
+        return false
+    }
+
     /// ``description``, for `localizedDescription`.
     public var errorDescription: String? { description }
 }

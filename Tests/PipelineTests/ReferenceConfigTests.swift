@@ -107,7 +107,10 @@ import ViTDiffusion
         other.recipe.accumulationSteps = 4
         #expect(run.conflict(with: other) == nil)
         other.recipe.batchSize += 1
-        #expect(run.conflict(with: other)?.key == "recipe")
+        // The field that differs, with both values (not the two whole recipes).
+        let conflict = run.conflict(with: other)
+        #expect(conflict?.key == "recipe.batchSize" && conflict?.existing == "\(plain.recipe.batchSize)"
+                && conflict?.requested == "\(plain.recipe.batchSize + 1)", "\(String(describing: conflict))")
     }
 
     @Test(arguments: [

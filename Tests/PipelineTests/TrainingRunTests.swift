@@ -320,7 +320,7 @@ import ViTDiffusion
             var seeded = Self.config(steps: 2)
             seeded.recipe.seed = 12
             #expect { try TrainingRun(folder: folder, config: seeded) } throws: {
-                if case .runMismatch(_, "recipe", _, _)? = $0 as? PipelineError { true } else { false }
+                if case .runMismatch(_, "recipe.seed", "11", "12")? = $0 as? PipelineError { true } else { false }
             }
             var stage = Self.config(steps: 2)
             stage.stage = .train

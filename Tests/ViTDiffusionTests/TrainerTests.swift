@@ -84,6 +84,53 @@ struct KeepRandomRows: MaskingStrategy {
         #expect(same(resumed.ema.shadow, full.ema.shadow))
     }
 
+    /// A checkpoint whose step does not match its optimizer state (edited or damaged metadata), or
+    /// whose tensors hold NaN, is refused with an error naming the file and the key, before the
+    /// trainer's step changes (a run folder then rewrites nothing).
+    @Test func damagedCheckpointMetadataOrValuesAreRefused() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.safetensors")
+        var rng = RandomGenerator(seed: 1)
+        let t = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &rng), recipe: recipe(steps: 3))
+        try t.run(dataset: Self.toyData(), checkpoint: good)
+        let file = try SafetensorsFile(contentsOf: good)
+        var tensors: [String: Tensor] = [:]
+        for k in file.keys { tensors[k] = try file.tensor(k) }
+        func variant(_ name: String, metadata edit: (inout [String: String]) -> Void = { _ in },
+                     tensors change: (inout [String: Tensor]) -> Void = { _ in }) throws -> URL {
+            var meta = file.metadata, ts = tensors
+            edit(&meta); change(&ts)
+            let url = dir.appendingPathComponent(name)
+            try Safetensors.write(ts, metadata: meta, to: url)
+            return url
+        }
+        func resumeError(_ url: URL) -> String? {
+            var r = RandomGenerator(seed: 9)
+            do {
+                let fresh = try DiffusionTrainer(model: MaskedUViT(config: Self.config, rng: &r), recipe: recipe(steps: 6))
+                _ = try fresh.resume(from: url)
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(resumeError(good) == nil)
+        for (name, value) in [("negative", "-5"), ("text", "abc"), ("far", "999999")] {
+            let url = try variant("\(name).safetensors", metadata: { $0["step"] = value })
+            let error = resumeError(url)
+            #expect(error?.contains(url.path) == true && error?.contains("'step'") == true, "step \(value): \(error ?? "accepted")")
+        }
+        let skipped = try variant("skipped.safetensors", metadata: { $0["skipped_steps"] = "-1" })
+        #expect(resumeError(skipped)?.contains("skipped_steps") == true)
+        let optimizer = try variant("optimizer.safetensors", metadata: { $0["optimizer_step"] = "-2" })
+        #expect(resumeError(optimizer)?.contains("optimizer_step") == true)
+        let key = "ema." + t.model.store.parameters[0].name
+        let nan = try variant("nan.safetensors", tensors: { ts in
+            var v = ts[key]!.scalars
+            v[0] = .nan
+            ts[key] = Tensor(v, shape: ts[key]!.shape)
+        })
+        #expect(resumeError(nan)?.contains("key '\(key)' holds NaN or infinite values") == true, "\(resumeError(nan) ?? "accepted")")
+    }
+
     @Test func maskedPretrainingThenFinetuningLowersTheLossInBothStages() throws {
         let data = Self.toyData()
         var rng = RandomGenerator(seed: 2)
@@ -113,20 +160,27 @@ struct KeepRandomRows: MaskingStrategy {
         #expect(snapshot(t.model.store) != before)
     }
 
-    /// A mask that cannot tile the model's patch grid stops the trainer before its first step,
-    /// naming the mask and the model's size (it used to trap in the first step's `makeMask`).
-    @Test func maskThatDoesNotFitTheGridIsRefusedUpFront() throws {
+    /// A mask that cannot tile the model's patch grid, or that drops every patch, stops the first
+    /// step that draws masks, naming the mask and the model's size, with the weights untouched
+    /// (the first used to trap in `makeMask`, the second to stop on a NaN loss).
+    @Test func maskThatDoesNotFitTheGridIsRefused() throws {
         var rng = RandomGenerator(seed: 3)
         let c = MaskedUViTConfig(imageSize: 12, patchSize: 2, embedDim: 16, depth: 1, heads: 2)   // a 6x6 grid
-        #expect(throws: ViTDiffusionError.invalidRecipe(
+        var data = RandomGenerator(seed: 4)
+        let images = Tensor.randomUniform([2, 3, 12, 12], low: -1, high: 1, using: &data)
+        let block4 = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3, mask: "block4", ratio: 0.9))
+        let expected = ViTDiffusionError.invalidRecipe(
             field: "mask",
             problem: "does not fit the model (12x12 px in patches of 2): masking strategy 'block4(0.9)' cannot mask a 6x6 patch grid: "
-                + "4x4 blocks must tile it (both sides a multiple of 4)")) {
-            try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3, mask: "block4", ratio: 0.9))
-        }
-        #expect(throws: ViTDiffusionError.self) {
-            try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: CropMasking(cropSize: 7))
-        }
+                + "4x4 blocks must tile it (both sides a multiple of 4)")
+        #expect(throws: expected) { try block4.validateMasking() }
+        let before = snapshot(block4.model.store)
+        #expect(throws: expected) { try block4.trainStep(images: images, using: &data) }
+        #expect(snapshot(block4.model.store) == before && block4.step == 0)
+        let crop7 = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: CropMasking(cropSize: 7))
+        #expect(throws: ViTDiffusionError.self) { try crop7.trainStep(images: images, using: &data) }
+        let all = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3, mask: "patch", ratio: 1))
+        #expect { try all.validateMasking() } throws: { "\($0)".contains("drops all 36 patches") }
         // What does fit trains: block 3 and block 2 tile 6x6, a 6x6 crop fits.
         for masking in [BlockMasking(blockSize: 3, ratio: 0.5), BlockMasking(blockSize: 2, ratio: 0.9)] as [any MaskingStrategy] + [CropMasking(cropSize: 6)] {
             let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 1), masking: masking)
