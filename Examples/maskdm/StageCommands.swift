@@ -215,8 +215,12 @@ struct StageOptions: ParsableArguments {
             throw e
         }
         printer.finish()
-        print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
-                     summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
+        if summary.stepsRun == 0 {
+            print("done: step \(summary.step), nothing left to train (the run's --steps is \(config.recipe.steps))")
+        } else {
+            print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
+                         summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
+        }
         let hasBest = FileManager.default.fileExists(atPath: run.bestCheckpointURL.path)
         print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : "")"
               + (config.evaluation != nil ? ", fid.jsonl, fid.png" + (hasBest ? ", checkpoint-best.safetensors)" : ")") : ")"))
