@@ -182,11 +182,15 @@ struct StageOptions: ParsableArguments {
         let source = DataSource(argument: data)
         if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()
-        let loaded = try source.trainingImages(size: config.model.imageHeight, memoryLimit: stream ? 0 : 2 << 30)
+        let loaded = try source.trainingData(size: config.model.imageHeight, memoryLimit: stream ? 0 : 2 << 30)
         print("data: \(loaded.images.count) images from \(source) at \(config.model.imageHeight) px"
               + (loaded.images is FolderImages ? " (decoded per batch)" : "")
               + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
               + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
+        for failure in loaded.firstFailures { print("  skipped \(failure)") }
+        if loaded.skipped > loaded.firstFailures.count, !loaded.firstFailures.isEmpty {
+            print("  ... and \(loaded.skipped - loaded.firstFailures.count) more")
+        }
         let world = World.communicator
         if var e = config.evaluation, e.reference.isEmpty {
             let t1 = Date()

@@ -91,17 +91,25 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
     /// Training batches at `size` px: decoded once into memory, or, for a folder whose decoded
     /// images would take more than `memoryLimit` bytes, decoded per batch (``FolderImages``).
     public func trainingImages(size: Int, memoryLimit: Int = 2 << 30) throws -> (images: any TrainingImages, skipped: Int) {
+        let data = try trainingData(size: size, memoryLimit: memoryLimit)
+        return (data.images, data.skipped)
+    }
+
+    /// ``trainingImages(size:memoryLimit:)`` with the first (up to 5) undecodable files of a
+    /// folder, each naming the file and its problem, for the command line to show.
+    public func trainingData(size: Int, memoryLimit: Int = 2 << 30) throws
+        -> (images: any TrainingImages, skipped: Int, firstFailures: [String]) {
         if case .folder(let url) = self {
             let files = try Self.openFolder(url)
             if files.count * size * size * 3 * 4 > memoryLimit {
                 let lazy = try FolderImages(files, size: size)
-                return (lazy, lazy.skipped)
+                return (lazy, lazy.skipped, lazy.firstFailures)
             }
-            let loaded = try files.loadAll(size: size)
-            return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped)
+            let loaded = try files.loadAllReporting(size: size)
+            return (TensorDataset(images: Image.batch(loaded.images)), loaded.failures.count, Array(loaded.failures.prefix(5)))
         }
         let loaded = try load(size: size)
-        return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped)
+        return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped, [])
     }
 
     /// Loads every image at `size` x `size` (short side resized, centre-cropped, alpha on white).

@@ -25,15 +25,24 @@ public struct FolderImages: TrainingImages {
         let url = folder.root
         guard folder.count > 0 else { throw PipelineError.badData(path: url.path, problem: "no .png/.jpg/.jpeg files found (recursively)") }
         self.size = size
-        var good: [Int] = []
+        var good: [Int] = [], bad: [String] = []
         let chunk = 512
         for start in stride(from: 0, to: folder.count, by: chunk) {
             let ids = Array(start..<min(start + chunk, folder.count))
-            for (i, img) in zip(ids, folder.load(ids, size: 8)) where img != nil { good.append(i) }
+            for (i, result) in zip(ids, folder.loadReporting(ids, size: 8)) {
+                switch result {
+                case .success: good.append(i)
+                case .failure(let error): if bad.count < 5 { bad.append(error.description) }
+                }
+            }
         }
         guard !good.isEmpty else { throw PipelineError.badData(path: url.path, problem: "none of the \(folder.count) image files could be decoded") }
         readable = good
+        firstFailures = bad
     }
+
+    /// The first (up to 5) undecodable files, each with its problem.
+    public let firstFailures: [String]
 
     /// Undecodable files.
     public var skipped: Int { folder.count - readable.count }

@@ -92,6 +92,11 @@ import Testing
         #expect(folder.files.count == 7)
         let (all, skipped) = try folder.loadAll(size: 8)
         #expect(all.count == 6 && skipped == 1 && all[0].width == 8 && all[0].height == 8 && all[0].channels == 3)
+        // The report names the file and the problem.
+        let reported = try folder.loadAllReporting(size: 8)
+        #expect(reported.images.count == 6 && reported.failures.count == 1)
+        #expect(reported.failures.first?.contains("sub/broken.jpg") == true && reported.failures.first?.contains("not a PNG or JPEG") == true,
+                "\(reported.failures)")
         let a = try BatchLoader(folder: folder, batchSize: 4, size: 8, seed: 3, flipProbability: 0.5)
         let b = try BatchLoader(folder: folder, batchSize: 4, size: 8, seed: 3, flipProbability: 0.5)
         for _ in 0..<3 {

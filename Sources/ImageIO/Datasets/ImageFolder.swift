@@ -102,25 +102,46 @@ extension ImageFolder {
     /// Decodes the files at `indices` in parallel as RGB images (alpha composited on white),
     /// resized (short side, then centre crop) to `size` x `size` when given; failures are nil.
     public func load(_ indices: [Int], size: Int?) -> [Image?] {
-        let results = ResultSlots<Image>(count: indices.count)
+        loadReporting(indices, size: size).map { try? $0.get() }
+    }
+
+    /// ``load(_:size:)`` with each failure's error (naming the file and the problem).
+    public func loadReporting(_ indices: [Int], size: Int?) -> [Result<Image, ImageIOError>] {
+        let results = ResultSlots<Result<Image, ImageIOError>>(count: indices.count)
         parallelFor(indices.count, grain: 4) { r in
             for i in r {
-                guard let img = try? Image(contentsOf: url(indices[i])) else { continue }
-                var rgb = img.composited(on: (255, 255, 255))
-                if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
-                results.set(i, rgb)
+                do throws(ImageIOError) {
+                    var rgb = try Image(contentsOf: url(indices[i])).composited(on: (255, 255, 255))
+                    if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
+                    results.set(i, .success(rgb))
+                } catch {
+                    results.set(i, .failure(error))
+                }
             }
         }
-        return results.values
+        return results.values.map { $0 ?? .failure(.unreadableFile(path: root.path, reason: "not decoded")) }
     }
 
     /// Every image decoded and resized (for small folders); unreadable files are skipped, with
     /// their number in `skipped`. Throws if the folder has no image files or none could be read.
     public func loadAll(size: Int?) throws(ImageIOError) -> (images: [Image], skipped: Int) {
+        let loaded = try loadAllReporting(size: size)
+        return (loaded.images, loaded.failures.count)
+    }
+
+    /// ``loadAll(size:)`` with one message per unreadable file (naming it and the problem), in
+    /// listing order.
+    public func loadAllReporting(size: Int?) throws(ImageIOError) -> (images: [Image], failures: [String]) {
         guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
-        let images = load(Array(entries.indices), size: size).compactMap { $0 }
+        var images: [Image] = [], failures: [String] = []
+        for result in loadReporting(Array(entries.indices), size: size) {
+            switch result {
+            case .success(let image): images.append(image)
+            case .failure(let error): failures.append(error.description)
+            }
+        }
         guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(count) image files could be decoded") }
-        return (images, count - images.count)
+        return (images, failures)
     }
 }
 
