@@ -29,6 +29,11 @@ struct MaskDM: ParsableCommand {
                                       + "under mpirun use pretrain, finetune, train, sample or fid")
             }
             try command.run()
+        } catch let stop as ExitCode where stop != .success && stop != .validationFailure && stop != .failure {
+            // A requested stop (the checkpoint is written, every rank has passed it): leave MPI
+            // in order and exit with the signal's status, not through MPI_Abort.
+            MPICommunicator.finish()
+            Foundation.exit(stop.rawValue)
         } catch {
             if World.communicator.size > 1 {
                 let code = exitCode(for: error)

@@ -24,6 +24,9 @@ struct PipelineCommand: ParsableCommand {
     func run() throws {
         StopSignal.install()
         var recipe = quick ? ExperimentRecipe.quick : .calibrated
+        for (flag, value) in [("--pretrain-steps", pretrainSteps), ("--finetune-steps", finetuneSteps)] {
+            if let value, value < 1 { throw ValidationError("\(flag) must be at least 1, got \(value)") }
+        }
         if let pretrainSteps { recipe.pretrain.steps = pretrainSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
         if let samples { recipe.sampleCount = samples }
@@ -44,7 +47,7 @@ struct PipelineCommand: ParsableCommand {
             }
         } catch let e as PipelineError {
             printers.values.forEach { $0.finish() }
-            if case .interrupted = e { print(e.description); Foundation.exit(StopSignal.exitStatus) }
+            if case .interrupted = e { print(e.description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
             throw e
         }
         printers.values.forEach { $0.finish() }
@@ -72,8 +75,18 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         StopSignal.install()
+        guard minutes > 0 && minutes.isFinite else { throw ValidationError("--minutes must be a positive number, got \(minutes)") }
+        guard pretrainShare > 0 && pretrainShare < 1 else {
+            throw ValidationError("--pretrain-share must be between 0 and 1 (exclusive), got \(pretrainShare)")
+        }
+        guard points >= 1 else { throw ValidationError("--points must be at least 1, got \(points)") }
+        for (flag, value) in [("--point-samples", pointSamples), ("--final-samples", finalSamples)] where value < 2 {
+            throw ValidationError("\(flag) must be at least 2 (FID needs 2 samples), got \(value)")
+        }
+        guard Set(arms).count == arms.count else { throw ValidationError("--arms lists an arm twice: '\(arms)'") }
         var recipe = quick ? ExperimentRecipe.quick : .calibrated
         if let precision { recipe.precision = try Gemm.Precision.apply(argument: precision) }
+        if quick { print("--quick: at most 0.25 minutes, 2 points, 16 and 32 samples an arm") }
         var experiment = CompareExperiment(folder: URL(fileURLWithPath: out), recipe: recipe,
                                            budgetSeconds: (quick ? min(minutes, 0.25) : minutes) * 60)
         experiment.pretrainShare = pretrainShare
@@ -97,7 +110,7 @@ struct Compare: ParsableCommand {
                 }
             }
         } catch let e as PipelineError {
-            if case .interrupted = e { print(e.description); Foundation.exit(StopSignal.exitStatus) }
+            if case .interrupted = e { print(e.description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
             throw e
         }
         print("report: \(out)/report.md, plot: \(out)/fid_vs_time.png, grids: \(out)/grids/")

@@ -159,9 +159,15 @@ public struct CompareExperiment {
             }
             let count = k == points ? finalSamples : pointSamples
             let sampleDir = armFolder.appendingPathComponent("samples-\(k)")
+            // A stop (Ctrl-C) between two sampling batches ends the job here; the checkpoint is the
+            // point's, and a re-run draws the missing samples and scores the point.
             try SampleWriter.write(model: run.trainer.emaModel, objective: run.config.recipe.objective, schedule: run.trainer.schedule,
                                    sampler: recipe.sampler, count: count, seed: 77, to: sampleDir,
-                                   gridURL: k == points ? folder.appendingPathComponent("grids/arm-\(arm.rawValue).png") : nil)
+                                   gridURL: k == points ? folder.appendingPathComponent("grids/arm-\(arm.rawValue).png") : nil,
+                                   stop: { StopSignal.isRequested })
+            if StopSignal.isRequested {
+                throw PipelineError.interrupted(step: run.trainer.step, checkpoint: run.checkpointURL.path)
+            }
             let score = try evaluator.compare(samples: sampleDir, reference: data.targetFolder)
             var steps = 0, images = 0, flops = 0.0
             for r in [pre, run === pre ? nil : run].compactMap({ $0 }) {

@@ -51,9 +51,17 @@ public struct ReferenceConfig: Sendable, Equatable {
     /// - Throws: ``PipelineError/badConfig(path:key:problem:)`` naming the key, or
     ///   ``PipelineError/missingFile(path:hint:)``.
     public init(contentsOf url: URL) throws {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw PipelineError.missingFile(path: url.path, hint: "cannot read the config (\(error.localizedDescription))")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+                throw PipelineError.missingFile(path: url.path, hint: "no such config file")
+            }
+            throw PipelineError.badConfig(path: url.path, key: "-", problem: isDirectory.boolValue
+                                          ? "is a folder, not a YAML file" : "cannot be read (\(error.localizedDescription))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PipelineError.badConfig(path: url.path, key: "-", problem: "is not UTF-8 text (a YAML config is expected)")
         }
         try self.init(yaml: text, path: url.path)
     }
@@ -168,7 +176,15 @@ public struct ReferenceConfig: Sendable, Equatable {
                 throw PipelineError.badConfig(path: path, key: "dataset.MASK_RATIO", problem: "\(error)")
             }
         }
-        do { try rec.validate() } catch { throw PipelineError.badConfig(path: path, key: "-", problem: "\(error)") }
+        do { try rec.validate() } catch {
+            // Name the file's key, not the recipe's field.
+            let keys = ["batchSize": "batch_size", "accumulationSteps": "gradient_accumulate_every", "learningRate": "lr",
+                        "warmupSteps": "warmup_steps", "beta1/beta2": "adam_betas", "emaBeta": "ema_decay",
+                        "gradientClip": "clip_grad", "flipProbability": "dataset.hflip_prob"]
+            var key = "-"
+            if case .invalidRecipe(let field, _)? = error as? ViTDiffusionError, let k = keys[field] { key = k }
+            throw PipelineError.badConfig(path: path, key: key, problem: "\(error)")
+        }
         recipe = rec
         let short = try r.int(dataset, "SHORT_SIDE_SIZE", section: "dataset.") ?? -1
         shortSideSize = short > 0 ? short : nil

@@ -15,7 +15,7 @@ private let firstSignal = Atomic<Int32>(0)
 /// if StopSignal.isRequested { ... }        // polled between steps
 /// ```
 public enum StopSignal {
-    /// Routes SIGINT, SIGTERM and SIGHUP to the stop flag (a second signal exits at once, with
+    /// Routes SIGINT, SIGTERM, SIGHUP and SIGUSR1 to the stop flag (a second signal exits at once, with
     /// status 128 + its number: 130 for Ctrl-C), and unblocks them on the calling thread (call it
     /// from the main thread, before starting others).
     public static func install() {
@@ -26,6 +26,9 @@ public enum StopSignal {
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
         signal(SIGHUP, handler)
+        // mpirun forwards SIGUSR1 to every rank, while its own Ctrl-C handling kills the ranks a
+        // second after SIGTERM, too soon for a checkpoint: `kill -USR1 <mpirun>` stops a job cleanly.
+        signal(SIGUSR1, handler)
         // A parent can start us with the two blocked (a thread of a test runner or a service
         // manager that spawns from a thread blocking them): unblock them, or Ctrl-C never arrives.
         var signals = sigset_t()
@@ -33,6 +36,7 @@ public enum StopSignal {
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGHUP)
+        sigaddset(&signals, SIGUSR1)
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 

@@ -379,6 +379,9 @@ public final class TrainingRun {
             if !checkpointIsCurrent { try saveCheckpoint(events: events) }
             try? writeLossPlot()
         }
+        // The other ranks wait for the checkpoint: a rank that exits first makes mpirun end the
+        // job, which would kill rank 0 in the middle of writing it.
+        if communicator.size > 1 { try communicator.barrier() }
         throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
     }
 

@@ -105,6 +105,11 @@ public struct TwoStageDemo {
     /// Runs (or resumes) both stages, samples and scores. `events` sees each stage's progress.
     public func run(source: DataSource, target: DataSource, evaluateFID: Bool = true,
                     events: ((_ stage: String, _ event: TrainingRun.Event) -> Void)? = nil) throws -> Report {
+        // A stage of no steps has no loss to report: refuse it before anything runs.
+        for (name, steps) in [("pretrain.steps", recipe.pretrain.steps), ("finetune.steps", recipe.finetune.steps), ("sampleCount", recipe.sampleCount)]
+        where steps < 1 {
+            throw PipelineError.invalidOption(name: name, problem: "must be at least 1, got \(steps)")
+        }
         let data = try ExperimentData(source: source, target: target, size: recipe.model.imageHeight, folder: folder)
         var preConfig = RunConfig(stage: .pretrain, model: recipe.model, recipe: recipe.pretrain, data: data.sourceName)
         preConfig.precision = recipe.precision

@@ -42,6 +42,10 @@ public enum Interop {
         let tInfo = try need("t")
         guard tInfo.shape == [b] else { throw ViTDiffusionError.wrongShape(file: name, key: "t", found: tInfo.shape, expected: "[\(b)]") }
         let t: [Float] = tInfo.dtype.isInteger ? try file.int64s("t").map(Float.init) : try file.tensor("t").scalars
+        guard t.allSatisfy(\.isFinite) else {
+            throw ViTDiffusionError.invalidInput(file: name, key: "t", problem: "holds NaN or infinite timesteps")
+        }
+        guard x.isFinite else { throw ViTDiffusionError.invalidInput(file: name, key: "x", problem: "holds NaN or infinite values") }
         var visible: [[Int]]? = nil
         if let mInfo = file.info("mask") {
             guard mInfo.shape == [b, 1 + cfg.patchCount] else {

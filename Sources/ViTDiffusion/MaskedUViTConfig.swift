@@ -70,7 +70,10 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     /// Width of one patch vector, `P * P * C`.
     public var patchDimensions: Int { patchSize * patchSize * inChannels }
     /// Hidden width of the MLPs.
-    public var mlpHiddenDimensions: Int { Int(Double(embedDim) * mlpRatio) }
+    public var mlpHiddenDimensions: Int {
+        let h = Double(embedDim) * mlpRatio
+        return h.isFinite && abs(h) < 1e15 ? Int(h) : 0        // out of range: 0, which validate() refuses
+    }
 
     /// Checks the config is buildable; throws ``ViTDiffusionError/invalidConfig(file:field:problem:)``
     /// naming the offending field.
@@ -85,7 +88,18 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
             throw fail("encoder_embed_dim", "\(embedDim) is not divisible by encoder_heads \(heads)")
         }
         guard depth >= 1 else { throw fail("encoder_depth", "must be at least 1, got \(depth)") }
-        guard mlpRatio > 0 else { throw fail("mlp_ratio", "must be positive, got \(mlpRatio)") }
+        guard mlpRatio > 0 && mlpRatio.isFinite else { throw fail("mlp_ratio", "must be positive, got \(mlpRatio)") }
+        // Bounds no network a CPU can train comes near (ViT-22B: width 6144, depth 48, MLP 24576),
+        // so that a typo fails here rather than as an allocation of terabytes.
+        guard depth <= 1024 else { throw fail("encoder_depth", "\(depth) is above 1024 blocks") }
+        guard embedDim <= 65_536 else { throw fail("encoder_embed_dim", "\(embedDim) is above 65536") }
+        guard (1...262_144).contains(mlpHiddenDimensions) else {
+            throw fail("mlp_ratio", "\(mlpRatio) gives an MLP of \(mlpHiddenDimensions) units for width \(embedDim) (1 to 262144)")
+        }
+        guard imageHeight <= 16_384 && imageWidth <= 16_384 && patchCount <= 1 << 20 else {
+            throw fail("img_size", "\(imageHeight)x\(imageWidth) in patches of \(patchSize) is above 16384 pixels a side or 2^20 patches")
+        }
+        guard inChannels <= 64 else { throw fail("in_chans", "\(inChannels) is above 64") }
     }
 
     enum CodingKeys: String, CodingKey {
