@@ -21,7 +21,8 @@ final class RunFolderLock: @unchecked Sendable {
     /// ``PipelineError/invalidOption(name:problem:)`` naming the folder when another process
     /// holds it.
     init(folder: URL) throws {
-        path = folder.appendingPathComponent(".lock").path
+        // One key per folder however it is spelled (a trailing slash, `..`, a symlink).
+        path = folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
         let lockPath = path
         descriptor = try Self.held.withLock { held -> Int32 in
             if let mine = held[lockPath] {

@@ -94,7 +94,7 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
         guard depth <= 1024 else { throw fail("encoder_depth", "\(depth) is above 1024 blocks") }
         guard embedDim <= 65_536 else { throw fail("encoder_embed_dim", "\(embedDim) is above 65536") }
         guard (1...262_144).contains(mlpHiddenDimensions) else {
-            throw fail("mlp_ratio", "\(mlpRatio) gives an MLP of \(mlpHiddenDimensions) units for width \(embedDim) (1 to 262144)")
+            throw fail("mlp_ratio", "\(mlpRatio) at width \(embedDim) gives an MLP outside 1 to 262144 units")
         }
         guard imageHeight <= 16_384 && imageWidth <= 16_384 && patchCount <= 1 << 20 else {
             throw fail("img_size", "\(imageHeight)x\(imageWidth) in patches of \(patchSize) is above 16384 pixels a side or 2^20 patches")

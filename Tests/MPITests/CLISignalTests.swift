@@ -33,6 +33,20 @@ struct CLISignalTests {
         }
         while loggedSteps() < 2 && p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(p.isRunning, "maskdm ended before it was interrupted")
+        // A second process training into the same folder meanwhile stops at once (the folder's
+        // lock), naming the folder, and changes nothing.
+        let second = Process()
+        second.executableURL = MPIJob.maskdm
+        second.arguments = args
+        second.environment = p.environment
+        let secondOutput = Pipe()
+        second.standardOutput = secondOutput
+        second.standardError = secondOutput
+        try second.run()
+        let secondText = String(decoding: secondOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0 && secondText.contains("is in use by another process")
+                && secondText.contains(out.path), "\(secondText)")
         p.interrupt()
         let stopBy = Date().addingTimeInterval(60)
         while p.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.05) }
@@ -43,7 +57,7 @@ struct CLISignalTests {
         p.waitUntilExit()
         try handle.close()
         let text = try String(contentsOf: printed, encoding: .utf8)
-        #expect(p.terminationStatus != 0, "\(text)")
+        #expect(p.terminationStatus == 130, "\(text)")      // 128 + SIGINT
         let stopped = try #require(text.range(of: #"stopped at step (\d+)"#, options: .regularExpression), "\(text)")
         let step = try #require(Int(text[stopped].split(separator: " ").last ?? ""))
         #expect(step >= 2 && step < 100_000)

@@ -78,5 +78,22 @@ import Testing
         var recipe = TrainingRecipe()
         recipe.emaBeta = 2
         #expect(throws: ViTDiffusionError.invalidRecipe(field: "emaBeta", problem: "must be in [0, 1], got 2.0")) { try recipe.validate() }
+        // Sizes no CPU can hold are refused by name (an MLP ratio of 1e30 used to trap converting
+        // its width to Int; a depth of 1e8 passed and failed allocating terabytes).
+        var config = MaskedUViTConfig.tiny()
+        let fine = config
+        for (field, change) in [("mlp_ratio", { (c: inout MaskedUViTConfig) in c.mlpRatio = 1e30 }),
+                                ("mlp_ratio", { $0.mlpRatio = .infinity }),
+                                ("encoder_depth", { $0.depth = 100_000_000 }),
+                                ("encoder_embed_dim", { $0.embedDim = 1 << 20; $0.heads = 1 }),
+                                ("img_size", { $0.imageHeight = 65_536; $0.imageWidth = 65_536 })] {
+            config = fine
+            change(&config)
+            #expect(config.mlpHiddenDimensions >= 0)
+            #expect { try config.validate() } throws: {
+                if case .invalidConfig(_, let f, _)? = $0 as? ViTDiffusionError { f == field } else { false }
+            }
+        }
+        try fine.validate()
     }
 }
