@@ -34,7 +34,10 @@ struct PlotLoss: ParsableCommand {
                 throw PlotLossError(description: "cannot read \(url.path): \(error.localizedDescription)")
             }
             let records = StepRecord.parseLog(text)
-            guard !records.isEmpty else { throw PlotLossError(description: "\(url.path) holds no step records") }
+            guard !records.isEmpty else {
+                throw PlotLossError(description: "\(url.path) holds no step records (JSON lines of a run's log.jsonl, each with step, "
+                                    + "loss, learning_rate, grad_norm, seconds, images_per_second and train_seconds)")
+            }
             // The legend names the run folder (also for a path to a run's log.jsonl), else the file.
             let name = url.lastPathComponent == "log.jsonl" ? url.deletingLastPathComponent().lastPathComponent
                 : url.deletingPathExtension().lastPathComponent
