@@ -32,8 +32,8 @@ struct Sample: ParsableCommand {
         let model = try MaskedUViT.load(checkpoint: url, ema: !online)
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         let kind = try SamplerKind(name: sampler, steps: steps, eta: eta)
-        if eta != nil, case .ddim = kind {} else if eta != nil {
-            throw ValidationError("--eta is DDIM's; \(kind) has none (use --sampler ddim, or drop --eta)")
+        if eta != nil {
+            guard case .ddim = kind else { throw ValidationError("--eta is DDIM's; \(kind) has none (use --sampler ddim, or drop --eta)") }
         }
         if steps != nil, kind == .ddpm { throw ValidationError("--sampler ddpm runs all of the schedule's steps; drop --steps") }
         let folder = URL(fileURLWithPath: out)

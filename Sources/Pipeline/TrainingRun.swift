@@ -365,20 +365,21 @@ public final class TrainingRun {
     /// a non-finite loss): the last finished step's checkpoint (unless it is on disk), so the
     /// steps since the previous one are not lost, then `error`.
     private func keepProgress(before error: Error, events: ((Event) -> Void)?) throws -> Never {
-        if communicator.isWriter, !checkpointIsCurrent, trainer.step > 0 {
-            try saveCheckpoint(events: events)
-            try? writeLossPlot()
-        }
+        if trainer.step > 0 { try checkpointNow(events: events) }
         throw error
+    }
+
+    /// The writer's end-of-run files: this step's checkpoint unless it is on disk (saving redraws
+    /// `loss.png`), else `loss.png` alone.
+    private func checkpointNow(events: ((Event) -> Void)?) throws {
+        guard communicator.isWriter else { return }
+        if checkpointIsCurrent { try? writeLossPlot() } else { try saveCheckpoint(events: events) }
     }
 
     /// The end of a stopped run: this step's checkpoint (unless it is on disk) and the loss plot,
     /// then ``PipelineError/interrupted(step:checkpoint:)``.
     private func stopHere(events: ((Event) -> Void)?) throws -> Never {
-        if communicator.isWriter {
-            if !checkpointIsCurrent { try saveCheckpoint(events: events) }
-            try? writeLossPlot()
-        }
+        try checkpointNow(events: events)
         // The other ranks wait for the checkpoint: a rank that exits first makes mpirun end the
         // job, which would kill rank 0 in the middle of writing it.
         if communicator.size > 1 { try communicator.barrier() }

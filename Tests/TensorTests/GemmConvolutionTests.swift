@@ -112,14 +112,7 @@ import Testing
         var fused = [Float](repeating: .nan, count: m * ldc)
         for i in 0..<m { fused[i * ldc + n] = -1; fused[i * ldc + n + 1] = -1 }   // a finite sentinel the ReLU would change
         Self.convolve(x, weight, lda: lda, g, m: m, into: &fused, ldc: ldc, biasReLU: bias, isa, blocking)
-        var fusedDiffering = 0, zeros = 0
-        for i in 0..<m {
-            for j in 0..<n {
-                let v = want[i * ldc + j] + bias[i], expected: Float = v < 0 ? 0 : v
-                if fused[i * ldc + j].bitPattern != expected.bitPattern { fusedDiffering += 1 }
-                if expected == 0 { zeros += 1 }
-            }
-        }
+        let (fusedDiffering, zeros) = Self.againstBiasReLU(fused, before: want, bias: bias, rows: m, columns: n, ld: ldc)
         #expect(fusedDiffering == 0, "\(name), bias + ReLU fused: \(fusedDiffering) of \(m * n) values differ")
         #expect(m * n < 100 || zeros > 0, "\(name): the ReLU cut nothing")
         #expect((0..<n).allSatisfy { fused[$0].isNaN }, "\(name): a NaN bias must give NaN outputs")
@@ -147,6 +140,22 @@ import Testing
         }
     }
 
+    /// Compares `got` with `max(before + bias[row], 0)` as the epilogue computes it (`v < 0 ? 0 : v`)
+    /// over a (rows, columns) matrix with rows `ld` apart: the values whose bits differ, and the
+    /// expected zeros (so a test can see that the ReLU cut something).
+    static func againstBiasReLU(_ got: [Float], before: [Float], bias: [Float], rows: Int, columns: Int, ld: Int)
+        -> (differing: Int, zeros: Int) {
+        var differing = 0, zeros = 0
+        for r in 0..<rows {
+            for j in 0..<columns {
+                let v = before[r * ld + j] + bias[r], expected: Float = v < 0 ? 0 : v
+                if got[r * ld + j].bitPattern != expected.bitPattern { differing += 1 }
+                if expected == 0 { zeros += 1 }
+            }
+        }
+        return (differing, zeros)
+    }
+
     /// The pass after an unfused product, `Kernels.biasReLU`: the epilogue's values (NaN kept, -0
     /// kept, negatives to +0) over a matrix whose rows the threads' 64 Ki runs cut mid-row, and
     /// over one row and one column.
@@ -163,14 +172,7 @@ import Testing
         got.withUnsafeMutableBufferPointer { gp in
             bias.withUnsafeBufferPointer { Kernels.biasReLU(gp.baseAddress!, bias: $0.baseAddress!, rows: rows, columns: columns) }
         }
-        var differing = 0, zeros = 0
-        for r in 0..<rows {
-            for j in 0..<columns {
-                let v = x[r * columns + j] + bias[r], expected: Float = v < 0 ? 0 : v
-                if got[r * columns + j].bitPattern != expected.bitPattern { differing += 1 }
-                if expected == 0 { zeros += 1 }
-            }
-        }
+        let (differing, zeros) = Self.againstBiasReLU(got, before: x, bias: bias, rows: rows, columns: columns, ld: columns)
         #expect(differing == 0, "\(rows) x \(columns): \(differing) values differ")
         #expect(zeros > 0 && got[got.count - 1].isNaN, "\(rows) x \(columns): nothing cut, or the NaN lost")
         if rows > 1 { #expect(got[0].bitPattern == (-0.0 as Float).bitPattern, "-0 + -0 must stay -0") }

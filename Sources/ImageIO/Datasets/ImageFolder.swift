@@ -73,22 +73,32 @@ public struct ImageFolder: Sendable {
     /// Decodes the files `range` (in parallel); files that cannot be read or decoded are left
     /// out and reported in `failures` (one message each, naming the file).
     public func loadImages(_ range: Range<Int>) -> (images: [Image], failures: [String]) {
-        let results = ResultSlots<Result<Image, ImageIOError>>(count: range.count)
-        parallelFor(range.count) { part in
+        Self.partition(decode(Array(range), grain: 1) { $0 })
+    }
+
+    /// Decodes the files at `indices` in parallel (chunks of at least `grain`), each image passed
+    /// through `prepare`; a file that cannot be read or decoded gives its error.
+    func decode(_ indices: [Int], grain: Int, prepare: (Image) -> Image) -> [Result<Image, ImageIOError>] {
+        let results = ResultSlots<Result<Image, ImageIOError>>(count: indices.count)
+        parallelFor(indices.count, grain: grain) { part in
             for i in part {
                 do throws(ImageIOError) {
-                    results.set(i, .success(try Image(contentsOf: url(range.lowerBound + i))))
+                    results.set(i, .success(prepare(try Image(contentsOf: url(indices[i])))))
                 } catch {
                     results.set(i, .failure(error))
                 }
             }
         }
+        return results.values.map { $0 ?? .failure(.unreadableFile(path: root.path, reason: "not decoded")) }
+    }
+
+    /// The images of `results` and one message per failure (naming the file and the problem), in order.
+    static func partition(_ results: [Result<Image, ImageIOError>]) -> (images: [Image], failures: [String]) {
         var images: [Image] = [], failures: [String] = []
-        for result in results.values {
+        for result in results {
             switch result {
-            case let .success(image): images.append(image)
-            case let .failure(error): failures.append(error.description)
-            case nil: break
+            case .success(let image): images.append(image)
+            case .failure(let error): failures.append(error.description)
             }
         }
         return (images, failures)
@@ -107,19 +117,10 @@ extension ImageFolder {
 
     /// ``load(_:size:)`` with each failure's error (naming the file and the problem).
     public func loadReporting(_ indices: [Int], size: Int?) -> [Result<Image, ImageIOError>] {
-        let results = ResultSlots<Result<Image, ImageIOError>>(count: indices.count)
-        parallelFor(indices.count, grain: 4) { r in
-            for i in r {
-                do throws(ImageIOError) {
-                    var rgb = try Image(contentsOf: url(indices[i])).composited(on: (255, 255, 255))
-                    if let size { rgb = rgb.resizedAndCenterCropped(to: size) }
-                    results.set(i, .success(rgb))
-                } catch {
-                    results.set(i, .failure(error))
-                }
-            }
+        decode(indices, grain: 4) { image in
+            let rgb = image.composited(on: (255, 255, 255))
+            return size.map { rgb.resizedAndCenterCropped(to: $0) } ?? rgb
         }
-        return results.values.map { $0 ?? .failure(.unreadableFile(path: root.path, reason: "not decoded")) }
     }
 
     /// Every image decoded and resized (for small folders); unreadable files are skipped, with
@@ -133,13 +134,7 @@ extension ImageFolder {
     /// listing order.
     public func loadAllReporting(size: Int?) throws(ImageIOError) -> (images: [Image], failures: [String]) {
         guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
-        var images: [Image] = [], failures: [String] = []
-        for result in loadReporting(Array(entries.indices), size: size) {
-            switch result {
-            case .success(let image): images.append(image)
-            case .failure(let error): failures.append(error.description)
-            }
-        }
+        let (images, failures) = Self.partition(loadReporting(Array(entries.indices), size: size))
         guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(count) image files could be decoded") }
         return (images, failures)
     }
