@@ -25,7 +25,7 @@ struct StageOptions: ParsableArguments {
     var accumulate: Int?
     @Option(help: "Learning rate.") var lr: Float?
     @Option(help: "Seed of every random draw.") var seed: UInt64?
-    @Option(help: "Checkpoint every K steps (the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
+    @Option(help: "Checkpoint every K steps (0 = only at the end and when stopped; the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
     @Option(help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
     @Option(help: "Images per sample grid.") var sampleCount: Int = 16
     @Option(help: "Score FID and KID of EMA samples every K steps and at the last step (0 = never); keeps checkpoint-best.safetensors. Needs scripts/fetch-fid-weights.sh.")
@@ -114,7 +114,7 @@ struct StageOptions: ParsableArguments {
         if let beta1 { recipe.beta1 = beta1 }
         if let beta2 { recipe.beta2 = beta2 }
         recipe.checkpointEvery = checkpointEvery
-        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery)") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be at least 0 (0: only at the end), got \(checkpointEvery)") }
         guard recipe.batchSize <= 65_536 else { throw ValidationError("--batch \(recipe.batchSize) is above 65536 images a step") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
         // Beyond this a ViT's token count (and memory) is out of any CPU's reach.

@@ -51,6 +51,19 @@ extension MaskingStrategy {
     /// Accepts every grid (strategies with limits override it).
     public func validate(gridHeight: Int, gridWidth: Int) throws {}
 
+    /// The check a training run makes before its first step: the strategy can mask the grid
+    /// (``validate(gridHeight:gridWidth:)``) and keeps at least one patch visible (a mask that
+    /// drops every patch leaves no token to learn from). Throws
+    /// ``MaskingError/unfitGrid(strategy:gridHeight:gridWidth:problem:)`` naming the problem.
+    public func validateForTraining(gridHeight: Int, gridWidth: Int) throws {
+        try validate(gridHeight: gridHeight, gridWidth: gridWidth)
+        guard visibleCount(gridHeight: gridHeight, gridWidth: gridWidth) >= 1 else {
+            throw MaskingError.unfitGrid(
+                strategy: String(describing: self), gridHeight: gridHeight, gridWidth: gridWidth,
+                problem: "it drops all \(gridHeight * gridWidth) patches; lower the ratio so that at least one patch stays visible")
+        }
+    }
+
     /// Number of patches kept per item on a `gridHeight x gridWidth` grid.
     public func visibleCount(gridHeight: Int, gridWidth: Int) -> Int {
         gridHeight * gridWidth - maskedCount(gridHeight: gridHeight, gridWidth: gridWidth)

@@ -50,11 +50,11 @@ public struct ModelDescription: Sendable, Equatable {
     /// Trainable parameters.
     public var parameters: Int { model.trainableParameterCount }
 
-    /// Why the recipe's mask cannot mask the network's patch grid (a training run would refuse
-    /// it), or nil when it can.
+    /// Why the recipe's mask cannot train the network (it does not fit the patch grid or drops
+    /// every patch: a training run would refuse it), or nil when it can.
     public var maskProblem: String? {
         do {
-            try recipe.mask.strategy().validate(gridHeight: model.gridHeight, gridWidth: model.gridWidth)
+            try recipe.mask.strategy().validateForTraining(gridHeight: model.gridHeight, gridWidth: model.gridWidth)
             return nil
         } catch {
             return "\(error)"

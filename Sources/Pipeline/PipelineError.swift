@@ -13,7 +13,8 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
     case badCheckpoint(path: String, problem: String)
     /// An option value the pipeline cannot use.
     case invalidOption(name: String, problem: String)
-    /// A config file key or value that is not supported.
+    /// A config file key or value that is not supported; `key` is empty when the problem is the
+    /// file as a whole (missing, not UTF-8, not YAML).
     case badConfig(path: String, key: String, problem: String)
     /// Training was stopped by SIGINT/SIGTERM after a checkpoint was written at `step`.
     case interrupted(step: Int, checkpoint: String)
@@ -26,7 +27,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
             "run folder '\(f)' holds a run with \(key) = \(a), not \(b); resume with the same settings or choose another --out"
         case .badCheckpoint(let p, let problem): "checkpoint '\(p)': \(problem)"
         case .invalidOption(let n, let problem): "option \(n): \(problem)"
-        case .badConfig(let p, let key, let problem): "config '\(p)': key '\(key)': \(problem)"
+        case .badConfig(let p, let key, let problem): key.isEmpty ? "config '\(p)': \(problem)" : "config '\(p)': key '\(key)': \(problem)"
         case .interrupted(let step, let ckpt): "stopped at step \(step); checkpoint written to \(ckpt); re-run the same command to resume"
         }
     }

@@ -12,8 +12,18 @@ public final class ProgressPrinter {
     private var speed: Double? = nil
     private var lastDraw = 0.0
 
+    /// Whether standard output is a terminal the bar can redraw. False under `mpirun` (Open MPI,
+    /// or any launcher that sets `PMIX_RANK`/`PMI_RANK`): it hands each rank a pseudo-terminal
+    /// even when its own output goes to a file, where a redrawn bar would leave control
+    /// characters, so ranks print plain lines.
+    public static var standardOutputIsTerminal: Bool {
+        let env = ProcessInfo.processInfo.environment
+        if ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].contains(where: { env[$0] != nil }) { return false }
+        return isatty(STDOUT_FILENO) != 0
+    }
+
     /// A printer for a stage named `label` that runs to `total` steps.
-    public init(label: String, total: Int, every: Int = 50, isTerminal: Bool = isatty(STDOUT_FILENO) != 0) {
+    public init(label: String, total: Int, every: Int = 50, isTerminal: Bool = ProgressPrinter.standardOutputIsTerminal) {
         self.label = label; self.total = max(total, 1); self.every = max(every, 1); self.isTerminal = isTerminal
     }
 

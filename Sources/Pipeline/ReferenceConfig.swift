@@ -57,11 +57,11 @@ public struct ReferenceConfig: Sendable, Equatable {
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
                 throw PipelineError.missingFile(path: url.path, hint: "no such config file")
             }
-            throw PipelineError.badConfig(path: url.path, key: "-", problem: isDirectory.boolValue
+            throw PipelineError.badConfig(path: url.path, key: "", problem: isDirectory.boolValue
                                           ? "is a folder, not a YAML file" : "cannot be read (\(error.localizedDescription))")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw PipelineError.badConfig(path: url.path, key: "-", problem: "is not UTF-8 text (a YAML config is expected)")
+            throw PipelineError.badConfig(path: url.path, key: "", problem: "is not UTF-8 text (a YAML config is expected)")
         }
         try self.init(yaml: text, path: url.path)
     }
@@ -71,12 +71,12 @@ public struct ReferenceConfig: Sendable, Equatable {
         let parsed: Any?
         let node: Node?
         do { node = try Yams.compose(yaml: Self.renamingRepeatedDefines(text)) } catch {
-            throw PipelineError.badConfig(path: path, key: "-", problem: "not valid YAML: \(error)")
+            throw PipelineError.badConfig(path: path, key: "", problem: "not valid YAML: \(error)")
         }
         var budget = Self.maximumValues
         parsed = try node.map { try Self.plain($0, path: path, key: "", depth: 0, budget: &budget) }
         guard let root = Self.dictionary(parsed)?.filter({ !Self.isRepeatedDefine($0.key) }) else {
-            throw PipelineError.badConfig(path: path, key: "-", problem: "the top level is not a mapping")
+            throw PipelineError.badConfig(path: path, key: "", problem: "the top level is not a mapping")
         }
         let r = Reader(path: path)
         try r.checkKeys(root, known: Self.topLevel, inert: Self.topLevelInert, section: "")

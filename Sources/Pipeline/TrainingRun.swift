@@ -487,19 +487,11 @@ public final class TrainingRun {
         try FileManager.default.createDirectory(at: samplesFolder, withIntermediateDirectories: true)
         var rng = RandomGenerator(seed: config.recipe.seed ^ 0x5A4D_504C_4553)
         let sampler = config.sampler.sampler(schedule: trainer.schedule)
-        var parts: [Tensor] = []
-        var drawn = 0
-        // Batch by batch from one generator: the values of a single call, with a chance to stop.
-        try trainer.emaModel.store.withPackedWeights {
-            while drawn < config.sampleCount {
-                if communicator.size == 1, stopRequested() { return }
-                let n = min(64, config.sampleCount - drawn)
-                parts.append(try trainer.sample(count: n, batchSize: n, sampler: sampler, using: &rng))
-                drawn += n
-            }
-        }
-        guard drawn == config.sampleCount else { return nil }
-        let x = parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+        // A single process yields to a stop between batches (ranks would disagree on when).
+        let stop: (() -> Bool)? = communicator.size == 1 ? { [stopRequested] in stopRequested() } : nil
+        let x = try Sampling.sample(model: trainer.emaModel, objective: trainer.recipe.objective, count: config.sampleCount,
+                                    batchSize: 64, sampler: sampler, using: &rng, stop: stop)
+        guard x.shape[0] == config.sampleCount else { return nil }
         let url = samplesFolder.appendingPathComponent("step-\(trainer.step).png")
         let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
         try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)

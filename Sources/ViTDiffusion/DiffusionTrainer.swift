@@ -155,24 +155,18 @@ public final class DiffusionTrainer {
     }
 
     /// Throws ``ViTDiffusionError/invalidRecipe(field:problem:)`` (field `mask`) unless the
-    /// trainer's ``masking`` can mask the model's patch grid
-    /// (``MaskingStrategy/validate(gridHeight:gridWidth:)``) and keeps at least one patch visible.
+    /// trainer's ``masking`` can mask the model's patch grid and keeps at least one patch visible
+    /// (``MaskingStrategy/validateForTraining(gridHeight:gridWidth:)``).
     /// The steps that draw their own masks check it first; ``TrainingRun`` checks it before a run
     /// starts. Steps given explicit masks (``trainStep(images:timesteps:noise:mask:)``) do not use
     /// the strategy.
     public func validateMasking() throws {
         let c = model.config
         do {
-            try masking.validate(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
+            try masking.validateForTraining(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
         } catch let error as MaskingError {
             throw ViTDiffusionError.invalidRecipe(
                 field: "mask", problem: "does not fit the model (\(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize)): \(error)")
-        }
-        // A mask that drops every patch leaves no token to learn from (the loss is a mean over none).
-        guard masking.visibleCount(gridHeight: c.gridHeight, gridWidth: c.gridWidth) >= 1 else {
-            throw ViTDiffusionError.invalidRecipe(
-                field: "mask", problem: "\(recipe.mask) drops all \(c.patchCount) patches of the \(c.gridHeight)x\(c.gridWidth) grid: "
-                    + "lower the ratio so that at least one patch stays visible")
         }
     }
 
@@ -519,11 +513,16 @@ public enum Sampling {
     /// `ParameterStore.withPackedWeights(upToRows:_:)`); a caller drawing several batches through
     /// separate calls can open that scope around them itself to pack only once.
     ///
-    /// - Parameter progress: called after every network evaluation with the evaluations done so
-    ///   far and the total (`sampler.networkEvaluations` per batch), for a progress display.
+    /// - Parameters:
+    ///   - progress: called after every network evaluation with the evaluations done so far and
+    ///     the total (`sampler.networkEvaluations` per batch), for a progress display.
+    ///   - stop: polled before each batch; when it returns true, the call returns the batches
+    ///     drawn so far (fewer than `count` rows: compare `shape[0]` with `count`). The rows it
+    ///     does return are the same as an uninterrupted call's.
     public static func sample(model: MaskedUViT, objective: PredictionTarget = .noise, count: Int, batchSize: Int = 64,
                               sampler: any DiffusionSampler, using rng: inout RandomGenerator,
-                              progress: ((_ evaluations: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
+                              progress: ((_ evaluations: Int, _ total: Int) -> Void)? = nil,
+                              stop: (() -> Bool)? = nil) throws -> Tensor {
         guard batchSize >= 1 else { throw ViTDiffusionError.invalidArgument(name: "batchSize", problem: "must be >= 1, got \(batchSize)") }
         guard count >= 0 else { throw ViTDiffusionError.invalidArgument(name: "count", problem: "must be >= 0, got \(count)") }
         let c = model.config
@@ -535,7 +534,7 @@ public enum Sampling {
         var evaluations = 0
         // The weights do not change during sampling: pack them for the GEMM once, not per pass.
         try model.store.withPackedWeights {
-            while done < count {
+            while done < count, stop?() != true {
                 let n = min(batchSize, count - done)
                 let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
                     let out = model.predictNoise(xt, timesteps: t.map(Float.init))
@@ -547,6 +546,7 @@ public enum Sampling {
                 done += n
             }
         }
+        if parts.isEmpty { return Tensor.zeros([0, c.inChannels, c.imageHeight, c.imageWidth]) }
         return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
     }
 }

@@ -65,6 +65,15 @@ import Testing
         try CropMasking(ratio: 0.1).validate(gridHeight: 3, gridWidth: 9)
         try PatchMasking(ratio: 0.9).validate(gridHeight: 7, gridWidth: 5)
         try NoMasking().validate(gridHeight: 1, gridWidth: 1)
+        // Training also needs one visible patch; `validate` alone accepts a mask that drops all.
+        try PatchMasking(ratio: 1).validate(gridHeight: 4, gridWidth: 4)
+        #expect(throws: MaskingError.unfitGrid(strategy: "patch(1.0)", gridHeight: 4, gridWidth: 4,
+                                               problem: "it drops all 16 patches; lower the ratio so that at least one patch stays visible")) {
+            try PatchMasking(ratio: 1).validateForTraining(gridHeight: 4, gridWidth: 4)
+        }
+        #expect(throws: MaskingError.self) { try BlockMasking(blockSize: 4, ratio: 0.9).validateForTraining(gridHeight: 7, gridWidth: 8) }
+        try PatchMasking(ratio: 0.99).validateForTraining(gridHeight: 16, gridWidth: 16)
+        try NoMasking().validateForTraining(gridHeight: 1, gridWidth: 1)
         let message = "\(MaskingError.unfitGrid(strategy: "block4(0.9)", gridHeight: 7, gridWidth: 7, problem: "p"))"
         #expect(message == "masking strategy 'block4(0.9)' cannot mask a 7x7 patch grid: p")
     }

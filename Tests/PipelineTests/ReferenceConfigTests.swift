@@ -77,6 +77,11 @@ import ViTDiffusion
         unfit.recipe.mask = .block(size: 3, ratio: 0.5)
         #expect(unfit.maskProblem == "masking strategy 'block3(0.5)' cannot mask a 4x4 patch grid: 3x3 blocks must tile it (both sides a multiple of 3)")
         #expect(unfit.text.contains("block3(0.5): unusable, masking strategy"), "\(unfit.text)")
+        // So is a mask that drops every patch.
+        var empty = d
+        empty.recipe.mask = .patch(ratio: 1)
+        #expect(empty.maskProblem == "masking strategy 'patch(1.0)' cannot mask a 4x4 patch grid: it drops all 16 patches; "
+                    + "lower the ratio so that at least one patch stays visible")
     }
 
     @Test func inlineConfigResolves() throws {
@@ -139,6 +144,17 @@ import ViTDiffusion
         default: text = Self.yaml(top: line)
         }
         #expect(Self.badKey(text) == key, "\(line)")
+    }
+
+    /// Problems of the file as a whole name no key: not YAML, a duplicate key, not a mapping.
+    @Test func wholeFileProblemsNameNoKey() throws {
+        for (text, problem) in [("a: [1, 2", "not valid YAML"), ("a: 1\na: 2", "not valid YAML"), ("- 1\n- 2", "the top level is not a mapping")] {
+            #expect(Self.badKey(text) == "", "\(text)")
+            #expect { _ = try ReferenceConfig(yaml: text, path: "t.yml") } throws: { error in
+                let message = "\(error)"
+                return message.hasPrefix("config 't.yml': \(problem)") && !message.contains("key ''")
+            }
+        }
     }
 
     @Test func supportedValuesOfRefusedKeysAreAccepted() throws {

@@ -198,6 +198,21 @@ import ViTDiffusion
         }
     }
 
+    /// `checkpointEvery` 0 (`--checkpoint-every 0`): one checkpoint, at the end, and no numbered ones
+    /// before it.
+    @Test func checkpointEveryZeroWritesOnlyAtTheEnd() throws {
+        try withTemporaryFolder("run") { tmp in
+            var config = Self.config(steps: 5)
+            config.recipe.checkpointEvery = 0
+            let run = try TrainingRun(folder: tmp.appendingPathComponent("r"), config: config)
+            var saved: [Int] = []
+            try run.train(on: Self.dataset) { if case .checkpoint(_, let step) = $0 { saved.append(step) } }
+            #expect(saved == [5])
+            #expect(try run.numberedCheckpoints().map(\.step) == [5])
+            #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "5")
+        }
+    }
+
     /// A stop flag of a test's own: the process-wide ``StopSignal`` would also stop the runs that
     /// other suites train at the same time.
     final class StopFlag: Sendable {

@@ -107,6 +107,16 @@ struct PackedWeightsTests {
         #expect(reported.shape == [5, 3, 8, 8])
         #expect(reported.scalars == quiet.scalars)
 
+        // A stop polled before each batch: after two batches, the first 4 rows, as drawn uninterrupted.
+        var polls = 0
+        rng = RandomGenerator(seed: 8)
+        let stopped = try Sampling.sample(model: model, count: 5, batchSize: 2, sampler: sampler, using: &rng,
+                                          stop: { polls += 1; return polls > 2 })
+        #expect(stopped.shape == [4, 3, 8, 8] && polls == 3)
+        #expect(stopped.scalars == Array(quiet.scalars[0..<(4 * 3 * 8 * 8)]))
+        rng = RandomGenerator(seed: 8)
+        #expect(try Sampling.sample(model: model, count: 5, batchSize: 2, sampler: sampler, using: &rng, stop: { true }).shape == [0, 3, 8, 8])
+
         #expect(try Sampling.sample(model: model, count: 0, sampler: sampler, using: &rng).shape == [0, 3, 8, 8])
         #expect(throws: ViTDiffusionError.invalidArgument(name: "batchSize", problem: "must be >= 1, got 0")) {
             try Sampling.sample(model: model, count: 2, batchSize: 0, sampler: sampler, using: &rng)
