@@ -36,14 +36,16 @@ public enum SampleWriter {
         return Array(tail) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]
     }
 
-    /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`; batch
-    /// noise derives from (`seed`, index of its first image). When `gridURL` is given, a grid of
+    /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`. Image i's
+    /// noise (x_T and any noise the sampler adds) comes from its own generator, derived from
+    /// (`seed`, i), so the images do not depend on `batchSize`, on the number of ranks or on where
+    /// an earlier run stopped (up to the network's rounding, which can differ with the batch
+    /// size; the same command gives the same bits). When `gridURL` is given, a grid of
     /// the first 64 is written there (keep it outside `folder`, which FID reads whole).
     /// Returns how many images were drawn now (by all ranks).
     ///
     /// With a `communicator` of N ranks, the batches are dealt round-robin (batch j to rank
-    /// j mod N); each rank writes its own images (a shared file system) and rank 0 the grid. The
-    /// images are the same whatever N is: a batch's noise depends only on its first index.
+    /// j mod N); each rank writes its own images (a shared file system) and rank 0 the grid.
     ///
     /// `stop` (a single process only) is polled after each batch: when it returns true the call
     /// returns with the images drawn so far (a re-run draws the rest, as after a kill).
@@ -66,8 +68,8 @@ public enum SampleWriter {
         try model.store.withPackedWeights {
             for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
                 let n = min(batchSize, count - first)
-                var rng = RandomGenerator(seed: seed &+ UInt64(first) &* 0x9E37_79B9_7F4A_7C15)
-                let x = try Sampling.sample(model: model, objective: objective, count: n, batchSize: n, sampler: s, using: &rng)
+                var generators = (first..<(first + n)).map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+                let x = try Sampling.sample(model: model, objective: objective, sampler: s, itemGenerators: &generators)
                 for (i, img) in Image.images(fromBatch: x).enumerated() {
                     try img.write(to: folder.appendingPathComponent(fileName(first + i)))
                 }

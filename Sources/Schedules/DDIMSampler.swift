@@ -67,11 +67,22 @@ public struct DDIMSampler: DiffusionSampler {
     /// Runs the reverse process from `noise` = x_T (B, C, H, W); returns x_0 of the same shape.
     public func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
                        progress: SamplingProgress?) throws -> Tensor {
+        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, using: &rng) }
+    }
+
+    /// The same with each item's step noise from its own generator (see ``DiffusionSampler``).
+    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                       progress: SamplingProgress?) throws -> Tensor {
+        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, itemGenerators: &itemGenerators) }
+    }
+
+    private func run(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
+                     drawNoise: (Shape) -> Tensor) throws -> Tensor {
         checkSampleInput("DDIMSampler", noise)
         var x = noise
         for (i, (t, s)) in zip(timesteps, timesteps.dropFirst()).enumerated() {
             let eps = try evaluate(model, x, t)
-            let z: Tensor? = sigma(from: t, to: s) > 0 ? Tensor.randomNormal(x.shape, using: &rng) : nil
+            let z: Tensor? = sigma(from: t, to: s) > 0 ? drawNoise(x.shape) : nil
             x = step(x: x, eps: eps, from: t, to: s, noise: z).next
             progress?(i + 1, networkEvaluations)
         }

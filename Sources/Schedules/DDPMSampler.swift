@@ -51,11 +51,22 @@ public struct DDPMSampler: DiffusionSampler {
     /// Runs the reverse process from `noise` = x_T (B, C, H, W); returns x_0 of the same shape.
     public func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
                        progress: SamplingProgress?) throws -> Tensor {
+        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, using: &rng) }
+    }
+
+    /// The same with each item's step noise from its own generator (see ``DiffusionSampler``).
+    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                       progress: SamplingProgress?) throws -> Tensor {
+        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, itemGenerators: &itemGenerators) }
+    }
+
+    private func run(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
+                     drawNoise: (Shape) -> Tensor) throws -> Tensor {
         checkSampleInput("DDPMSampler", noise)
         var x = noise
         for t in stride(from: schedule.timesteps - 1, through: 0, by: -1) {
             let eps = try evaluate(model, x, t)
-            let z: Tensor? = t > 0 ? Tensor.randomNormal(x.shape, using: &rng) : nil
+            let z: Tensor? = t > 0 ? drawNoise(x.shape) : nil
             x = step(x: x, eps: eps, t: t, noise: z).next
             progress?(schedule.timesteps - t, networkEvaluations)
         }

@@ -21,9 +21,36 @@ public protocol DiffusionSampler: Sendable {
     /// Runs the reverse process from `noise` = x_T (B, C, H, W), returning x_0 of the same shape.
     func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
                 progress: SamplingProgress?) throws -> Tensor
+
+    /// The same, with the noise that a stochastic step adds to item i drawn from
+    /// `itemGenerators[i]` alone (one generator per item of `noise`), so each item's draws do not
+    /// depend on the batch it shares. The default implementation serves deterministic samplers
+    /// (they draw nothing); a stochastic sampler that does not implement it draws from one
+    /// generator split off the first item's, which ties its items to their batch.
+    func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                progress: SamplingProgress?) throws -> Tensor
 }
 
 extension DiffusionSampler {
+    /// See the requirement: one generator split off the first item's (exact for samplers that
+    /// draw no noise after x_T).
+    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                       progress: SamplingProgress?) throws -> Tensor {
+        precondition(itemGenerators.count == noise.shape[0], "sampler: \(itemGenerators.count) generators for a batch of \(noise.shape[0])")
+        var rng = itemGenerators[0].split()
+        return try sample(from: noise, model: model, using: &rng, progress: progress)
+    }
+
+    /// Draws x_T of `shape` (B, ...) with item i from `itemGenerators[i]`, then runs the reverse
+    /// process with each item's later noise from its own generator: item i of the result depends
+    /// on `itemGenerators[i]` and not on the rest of the batch (up to the network's rounding,
+    /// which can differ with the batch size).
+    public func sample(shape: Shape, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                       progress: SamplingProgress? = nil) throws -> Tensor {
+        let noise = Tensor.randomNormal(shape, itemGenerators: &itemGenerators)
+        return try sample(from: noise, model: model, itemGenerators: &itemGenerators, progress: progress)
+    }
+
     /// Draws x_T ~ N(0, I) of `shape` from `rng`, then runs the reverse process.
     public func sample(shape: Shape, model: NoisePredictor, using rng: inout RandomGenerator,
                        progress: SamplingProgress? = nil) throws -> Tensor {

@@ -536,18 +536,49 @@ public enum Sampling {
         try model.store.withPackedWeights {
             while done < count, stop?() != true {
                 let n = min(batchSize, count - done)
-                let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth], model: { xt, t in
-                    let out = model.predictNoise(xt, timesteps: t.map(Float.init))
-                    evaluations += 1
-                    progress?(evaluations, total)
-                    return sampler.schedule.noise(from: out, target: objective, xt: xt, t: t)
-                }, using: &rng)
+                let x = try sampler.sample(shape: [n, c.inChannels, c.imageHeight, c.imageWidth],
+                                           model: noisePredictor(model, objective, sampler.schedule) {
+                                               evaluations += 1
+                                               progress?(evaluations, total)
+                                           }, using: &rng)
                 parts.append(x)
                 done += n
             }
         }
         if parts.isEmpty { return Tensor.zeros([0, c.inChannels, c.imageHeight, c.imageWidth]) }
         return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+    }
+
+    /// One batch of `itemGenerators.count` samples in which sample i (its x_T and any noise a
+    /// stochastic sampler adds) comes from `itemGenerators[i]` alone, so it does not depend on
+    /// the batch it is drawn in (up to the network's rounding, which can differ with the batch
+    /// size). Returns (count, C, H, W) in about [-1, 1].
+    ///
+    /// - Parameter progress: called after every network evaluation with the evaluations done so
+    ///   far and `sampler.networkEvaluations`.
+    public static func sample(model: MaskedUViT, objective: PredictionTarget = .noise, sampler: any DiffusionSampler,
+                              itemGenerators: inout [RandomGenerator],
+                              progress: ((_ evaluations: Int, _ total: Int) -> Void)? = nil) throws -> Tensor {
+        let c = model.config
+        guard !itemGenerators.isEmpty else { return Tensor.zeros([0, c.inChannels, c.imageHeight, c.imageWidth]) }
+        var evaluations = 0
+        return try model.store.withPackedWeights {
+            try sampler.sample(shape: [itemGenerators.count, c.inChannels, c.imageHeight, c.imageWidth],
+                               model: noisePredictor(model, objective, sampler.schedule) {
+                                   evaluations += 1
+                                   progress?(evaluations, sampler.networkEvaluations)
+                               }, itemGenerators: &itemGenerators)
+        }
+    }
+
+    /// The sampler's view of `model`: its prediction as noise, calling `evaluated` after each pass.
+    private static func noisePredictor(_ model: MaskedUViT, _ objective: PredictionTarget, _ schedule: NoiseSchedule,
+                                       evaluated: @escaping () -> Void) -> NoisePredictor {
+        { xt, t in
+            let out = model.predictNoise(xt, timesteps: t.map(Float.init))
+            evaluated()
+            return schedule.noise(from: out, target: objective, xt: xt, t: t)
+        }
     }
 }
 

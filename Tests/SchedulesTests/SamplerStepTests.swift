@@ -72,6 +72,49 @@ import Testing
         }
     }
 
+    /// With one generator per item, an item's sample (x_T and the step noise) is the same alone
+    /// as in a batch: the model here works element by element, so only the vectorised loops'
+    /// rounding (a value in a vector body or in a scalar tail) differs. A sampler that
+    /// only implements the single-generator form (the protocol's default) still runs, tied to its batch.
+    @Test func itemGeneratorsMakeEachItemIndependentOfItsBatch() throws {
+        struct OneGeneratorDDIM: DiffusionSampler {
+            let inner = DDIMSampler(schedule: .linear(timesteps: 50), steps: 5, eta: 1)
+            var schedule: NoiseSchedule { inner.schedule }
+            var networkEvaluations: Int { inner.networkEvaluations }
+            func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
+                        progress: SamplingProgress?) throws -> Tensor {
+                try inner.sample(from: noise, model: model, using: &rng, progress: progress)
+            }
+        }
+        let samplers: [any DiffusionSampler] = [
+            DDIMSampler(schedule: .cosine(), steps: 10, eta: 1),
+            DPMSolverPlusPlus2M(schedule: .cosine(), steps: 10),
+            DDPMSampler(schedule: .linear(timesteps: 50)),
+        ]
+        let model = RecordingModel()
+        func generators(_ items: Range<Int>) -> [RandomGenerator] { items.map { RandomGenerator(seed: 100 + UInt64($0)) } }
+        for s in samplers {
+            var all = generators(0..<3)
+            let batch = try s.sample(shape: [3, 1, 3, 3], model: { model($0, $1) }, itemGenerators: &all)
+            var alone: [Float] = []
+            for i in 0..<3 {
+                var one = generators(i..<(i + 1))
+                alone += try s.sample(shape: [1, 1, 3, 3], model: { model($0, $1) }, itemGenerators: &one).scalars
+            }
+            #expect(zip(batch.scalars, alone).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(type(of: s))")
+            var other = generators(5..<8)
+            let moved = try s.sample(shape: [3, 1, 3, 3], model: { model($0, $1) }, itemGenerators: &other)
+            #expect(zip(batch.scalars, moved.scalars).contains { abs($0 - $1) > 0.01 })
+        }
+        // x_T alone: item i is randomNormal of one item from generator i.
+        var gens = generators(0..<2)
+        let noise = Tensor.randomNormal([2, 2, 2], itemGenerators: &gens)
+        var g1 = RandomGenerator(seed: 101)
+        #expect(Array(noise.scalars[4..<8]) == Tensor.randomNormal([1, 2, 2], using: &g1).scalars)
+        var custom = generators(0..<2)
+        #expect(try OneGeneratorDDIM().sample(shape: [2, 1, 3, 3], model: { model($0, $1) }, itemGenerators: &custom).isFinite)
+    }
+
     @Test func evaluationCountsAndSteps() {
         #expect(DDIMSampler(schedule: .linear(), steps: 250, eta: 1).networkEvaluations == 250)
         #expect(DDPMSampler(schedule: .linear()).networkEvaluations == 1000)

@@ -116,6 +116,20 @@ extension Tensor {
         return t
     }
 
+    /// Standard normal samples of `shape` (B, ...) whose item i (`shape[0]` items, the first
+    /// axis) comes from `generators[i]` alone: what `randomNormal(itemShape, using: &generators[i])`
+    /// gives, stacked. An item's values do not depend on which other items share the batch.
+    public static func randomNormal(_ shape: Shape, itemGenerators generators: inout [RandomGenerator]) -> Tensor {
+        precondition(shape.rank >= 1 && generators.count == shape[0],
+                     "randomNormal: \(generators.count) generators for a batch of shape \(shape)")
+        var t = Tensor(uninitialized: shape)
+        let p = t.mutablePointer(), item = shape.count / Swift.max(shape[0], 1)
+        for i in generators.indices {
+            generators[i].fillNormal(UnsafeMutableBufferPointer(start: p + i * item, count: item))
+        }
+        return t
+    }
+
     /// Sizes from which ``RandomGenerator/fillNormal(_:mean:std:)`` (and so
     /// ``randomNormal(_:mean:std:using:)``) transforms on all threads.
     static let parallelNormalCount = 16_384
