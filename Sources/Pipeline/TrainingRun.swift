@@ -109,9 +109,13 @@ public final class TrainingRun {
     ///   ``Metrics/MetricsError/tooFewSamples(what:count:needed:)`` naming the folder when it has
     ///   fewer than 2 readable images).
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
+    /// - Parameter memoryLimit: bytes this process can have (default: ``MachineMemory/limitBytes``);
+    ///   a batch whose ``DiffusionTrainer/memoryLowerBound`` exceeds it is refused with
+    ///   ``PipelineError/invalidOption(name:problem:)`` (`--batch`) before anything is written.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil,
-                communicator: any Communicator = SingleProcessCommunicator()) throws {
+                communicator: any Communicator = SingleProcessCommunicator(),
+                memoryLimit: Int? = MachineMemory.limitBytes) throws {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
@@ -139,6 +143,8 @@ public final class TrainingRun {
         if !resuming, let initialWeights { try initialWeights(model) }
         trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking, communicator: communicator)
         try trainer.validateMasking()                                    // before the folder is touched
+        try MachineMemory.check(needed: trainer.memoryLowerBound, limit: memoryLimit, batch: config.recipe.batchSize,
+                                what: "a training step of \(config.model.description)")
         if resuming {
             let meta = try trainer.resume(from: checkpoint)
             trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0

@@ -170,6 +170,20 @@ public final class DiffusionTrainer {
         }
     }
 
+    /// A lower bound on the bytes one training step of this rank holds: the weights, their
+    /// gradient, AdamW's two moments and the EMA (4 bytes a value each), plus, for each image of
+    /// the largest micro-batch, at least (8 D + heads x T) floats a token and block saved for the
+    /// backward pass (T tokens: the visible patches and the time token). Measured steps hold
+    /// 1.5-2.5x this (the split over threads, packed weights, the buffer pool's rounding), so it can
+    /// only say that a batch cannot fit, not that it will.
+    public var memoryLowerBound: Int {
+        let c = model.config
+        let tokens = Swift.max(0, masking.visibleCount(gridHeight: c.gridHeight, gridWidth: c.gridWidth)) + 1
+        let microBatch = (localBatchSize + recipe.accumulationSteps - 1) / recipe.accumulationSteps
+        let perImage = tokens * c.depth * (8 * c.embedDim + c.heads * tokens) * 4
+        return 5 * model.parameterCount * 4 + microBatch * perImage
+    }
+
     /// The generator of global sample `sample` of step `step`: a pure function of the seed,
     /// the step and the sample's index in the global batch (not of the rank that trains it).
     public func generator(forStep step: Int, sample: Int) -> RandomGenerator {

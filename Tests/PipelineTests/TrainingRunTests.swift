@@ -85,6 +85,36 @@ import ViTDiffusion
         }
     }
 
+    /// A batch whose step cannot fit the machine's memory is refused before anything is written,
+    /// naming the batch and the way out; the bound shrinks with micro-batches and with the mask.
+    @Test func aBatchThatCannotFitIsRefusedUpFront() throws {
+        try withTemporaryFolder("run") { tmp in
+            let folder = tmp.appendingPathComponent("never")
+            let probe = try TrainingRun(folder: tmp.appendingPathComponent("probe"), config: Self.config(steps: 1), memoryLimit: nil)
+            let needed = probe.trainer.memoryLowerBound
+            // The weights, gradient, two moments and EMA, and per image (8 visible of 16 patches
+            // + the time token) 9 tokens x 3 blocks x (8 x 16 + 2 x 9) floats.
+            #expect(needed == 5 * probe.trainer.model.parameterCount * 4 + 4 * (9 * 3 * (8 * 16 + 2 * 9) * 4))
+            #expect { _ = try TrainingRun(folder: folder, config: Self.config(steps: 1), memoryLimit: needed - 1) } throws: { error in
+                guard case PipelineError.invalidOption("--batch", let problem) = error else { return false }
+                return problem.contains("for a batch of 4") && problem.contains("--accumulate")
+            }
+            #expect(!FileManager.default.fileExists(atPath: folder.path))
+            _ = try TrainingRun(folder: folder, config: Self.config(steps: 1), memoryLimit: needed)
+            var micro = Self.config(steps: 1)
+            micro.recipe.accumulationSteps = 2
+            let halves = try TrainingRun(folder: tmp.appendingPathComponent("micro"), config: micro, memoryLimit: nil)
+            var unmasked = Self.config(steps: 1)
+            unmasked.recipe.mask = .none
+            let whole = try TrainingRun(folder: tmp.appendingPathComponent("whole"), config: unmasked, memoryLimit: nil)
+            #expect(halves.trainer.memoryLowerBound < needed && whole.trainer.memoryLowerBound > needed)
+        }
+        // /proc/meminfo's lines as bytes; this machine's limit, where it can be read, is positive.
+        let fields = MachineMemory.meminfo("MemTotal:       16384 kB\nSwapTotal:          0 kB\nHugePages_Total:       0\n")
+        #expect(fields == ["MemTotal": 16_777_216, "SwapTotal": 0, "HugePages_Total": 0])
+        #expect(MachineMemory.limitBytes.map { $0 > 0 } ?? true)
+    }
+
     /// A run that fails to start after switching to bf16 puts back the precision it found. It
     /// switches the process's GEMM kernel, which would disturb the tests running beside it, so it
     /// runs only when asked (`MASKDM_TEST_PRECISION_SWITCH=1`, set by `.ci/run`, which runs it

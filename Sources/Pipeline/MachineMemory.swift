@@ -1,0 +1,47 @@
+import Foundation
+
+/// How much memory this process can ever have: the machine's RAM and swap (`/proc/meminfo`),
+/// or the container's limit (cgroup `memory.max`, or `memory.limit_in_bytes` of cgroup v1) when
+/// that is lower. Nil where neither can be read (not Linux).
+///
+/// A run compares it with ``ViTDiffusion/DiffusionTrainer/memoryLowerBound`` before it starts,
+/// so a batch that cannot fit stops with a message instead of being killed by the kernel midway.
+public enum MachineMemory {
+    /// The limit in bytes, or nil when unknown.
+    public static var limitBytes: Int? {
+        var limits: [Int] = []
+        if let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+            let fields = meminfo(info)
+            if let total = fields["MemTotal"] { limits.append(total + (fields["SwapTotal"] ?? 0)) }
+        }
+        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8),
+               let bytes = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes > 0 {
+                limits.append(bytes)           // "max" (no limit) does not parse
+            }
+        }
+        return limits.min()
+    }
+
+    /// The `Key: N kB` lines of `/proc/meminfo` as bytes.
+    static func meminfo(_ text: String) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " })
+            guard parts.count >= 2, let value = Int(parts[1]) else { continue }
+            out[String(parts[0])] = parts.count >= 3 && parts[2] == "kB" ? value * 1024 : value
+        }
+        return out
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`--batch`) when `needed` bytes (a
+    /// lower bound) exceed `limit`, naming both and the ways out.
+    static func check(needed: Int, limit: Int?, batch: Int, what: String) throws {
+        guard let limit, needed > limit else { return }
+        func gb(_ b: Int) -> String { String(format: "%.1f GB", Double(b) / 1e9) }
+        throw PipelineError.invalidOption(
+            name: "--batch",
+            problem: "\(what) needs at least \(gb(needed)) for a batch of \(batch), and this machine has \(gb(limit)) "
+                + "(RAM and swap, or the container's limit): lower the batch, or run it as micro-batches (--accumulate N)")
+    }
+}
