@@ -96,16 +96,17 @@ public struct NoiseSchedule: Sendable, Equatable {
 public enum ScheduleError: Error, Equatable, CustomStringConvertible {
     /// A schedule name other than `linear` or `cosine`.
     case unknownSchedule(String)
-    /// A sampler name other than `ddim`, `ddpm` or `dpm`, or unusable settings.
+    /// A sampler name other than `ddim`, `ddpm` or `dpm`.
     case unknownSampler(String)
-    /// A known sampler whose settings cannot run on the schedule at hand; the text says why.
+    /// A known sampler whose settings cannot run (a step count below 1, a DDIM eta outside
+    /// [0, 1], more steps than the schedule has); the text says why.
     case unusableSampler(String)
 
     /// The message, naming the offending schedule.
     public var description: String {
         switch self {
         case .unknownSchedule(let name): return "unknown beta schedule '\(name)' (expected linear or cosine)"
-        case .unknownSampler(let name): return "unknown sampler '\(name)' (expected ddim, ddpm or dpm with steps >= 1 and eta in [0, 1])"
+        case .unknownSampler(let name): return "unknown sampler '\(name)' (expected ddim, ddpm or dpm)"
         case .unusableSampler(let problem): return "sampler: \(problem)"
         }
     }

@@ -40,7 +40,8 @@ public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `ddim`, `ddpm` or `dpm` (alias `dpm++`); `steps` defaults to 250 for DDIM and 25
     /// for DPM-Solver++, `eta` to 1.
-    /// - Throws: ``ScheduleError/unknownSampler(_:)`` for another name or a non-positive step count.
+    /// - Throws: ``ScheduleError/unknownSampler(_:)`` for another name;
+    ///   ``ScheduleError/unusableSampler(_:)`` for a step count below 1 or a DDIM eta outside [0, 1].
     public init(name: String, steps: Int? = nil, eta: Double? = nil) throws {
         switch name.lowercased() {
         case "ddim": self = .ddim(steps: steps ?? 250, eta: eta ?? 1)
@@ -48,27 +49,32 @@ public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
         case "dpm", "dpm++", "dpmsolver": self = .dpmSolver(steps: steps ?? 25)
         default: throw ScheduleError.unknownSampler(name)
         }
-        if let s = steps, s < 1 { throw ScheduleError.unknownSampler("\(name) with \(s) steps") }
-        if let e = eta, !(0...1).contains(e) { throw ScheduleError.unknownSampler("\(name) with eta \(e)") }
+        if let problem = problem(trainingSteps: nil) { throw ScheduleError.unusableSampler(problem) }
     }
 
     /// Throws ``ScheduleError/unusableSampler(_:)`` unless this sampler can run on a schedule of
     /// `trainingSteps` steps: a DDIM or DPM-Solver++ step count from 1 to `trainingSteps` (each
     /// step lands on a distinct training step), a DDIM eta in [0, 1].
     public func validate(trainingSteps: Int) throws {
+        if let problem = problem(trainingSteps: trainingSteps) { throw ScheduleError.unusableSampler(problem) }
+    }
+
+    /// What makes this sampler unusable on a schedule of `trainingSteps` steps (nil: on any
+    /// schedule, checking only what the settings alone can get wrong), or nil when it can run.
+    private func problem(trainingSteps: Int?) -> String? {
+        let most = trainingSteps.map { Swift.max($0, 1) } ?? Int.max
+        let range = trainingSteps.map { "from 1 to \($0)" } ?? ">= 1"
+        let on = trainingSteps.map { " on a schedule of \($0) steps" } ?? ""
         switch self {
         case .ddim(let steps, let eta):
-            guard (1...max(trainingSteps, 1)).contains(steps), (0...1).contains(eta) else {
-                throw ScheduleError.unusableSampler("DDIM with \(steps) steps and eta \(eta) on a schedule of \(trainingSteps) steps"
-                                                    + " (steps must be from 1 to \(trainingSteps), eta in [0, 1])")
+            guard (1...most).contains(steps), (0...1).contains(eta) else {
+                return "DDIM with \(steps) steps and eta \(eta)\(on) (steps must be \(range), eta in [0, 1])"
             }
         case .ddpm: break
         case .dpmSolver(let steps):
-            guard (1...max(trainingSteps, 1)).contains(steps) else {
-                throw ScheduleError.unusableSampler("DPM-Solver++ with \(steps) steps on a schedule of \(trainingSteps) steps"
-                                                    + " (steps must be from 1 to \(trainingSteps))")
-            }
+            guard (1...most).contains(steps) else { return "DPM-Solver++ with \(steps) steps\(on) (steps must be \(range))" }
         }
+        return nil
     }
 
     /// The sampler for a model trained with `schedule`.

@@ -66,8 +66,18 @@ import Testing
         #expect(try SamplerKind(name: "dpm", steps: 20) == .dpmSolver(steps: 20))
         #expect(try SamplerKind(name: "DDPM") == .ddpm)
         #expect(throws: ScheduleError.self) { try SamplerKind(name: "euler") }
-        #expect(throws: ScheduleError.self) { try SamplerKind(name: "ddim", steps: 0) }
-        #expect(throws: ScheduleError.self) { try SamplerKind(name: "ddim", eta: 2) }
+        #expect(throws: ScheduleError.unusableSampler("DDIM with 0 steps and eta 1.0 (steps must be >= 1, eta in [0, 1])")) {
+            try SamplerKind(name: "ddim", steps: 0)
+        }
+        #expect(throws: ScheduleError.unusableSampler("DDIM with 250 steps and eta 2.0 (steps must be >= 1, eta in [0, 1])")) {
+            try SamplerKind(name: "ddim", eta: 2)
+        }
+        #expect(throws: ScheduleError.unusableSampler("DPM-Solver++ with 0 steps (steps must be >= 1)")) { try SamplerKind(name: "dpm", steps: 0) }
+        #expect(throws: ScheduleError.unusableSampler("DPM-Solver++ with 30 steps on a schedule of 20 steps (steps must be from 1 to 20)")) {
+            try SamplerKind.dpmSolver(steps: 30).validate(trainingSteps: 20)
+        }
+        try SamplerKind.dpmSolver(steps: 20).validate(trainingSteps: 20)
+        try SamplerKind.ddpm.validate(trainingSteps: 1)
         #expect(SamplerKind.ddim(steps: 50, eta: 0).sampler(schedule: schedule).networkEvaluations == 50)
         #expect(try ScheduleKind(name: "Cosine") == .cosine)
         #expect(throws: ScheduleError.self) { try ScheduleKind(name: "sigmoid") }
