@@ -36,13 +36,22 @@ struct FID: ParsableCommand {
         var features: [FolderFeatures] = []
         for dir in [dirA, dirB] {
             let start = Date()
-            let f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir), progress: { folder, done, total in
-                if World.communicator.isWriter { log(String(format: "\r%@: %d/%d images", folder, done, total), newline: false) }
-            }, communicator: World.communicator)
+            // A self-overwriting count on a terminal only: in a file it would leave control characters.
+            let live = World.communicator.isWriter && isatty(STDERR_FILENO) != 0 && World.communicator.size == 1
+            let f: FolderFeatures
+            do {
+                f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir), progress: { folder, done, total in
+                    if live { log(String(format: "\r%@: %d/%d images", folder, done, total), newline: false) }
+                }, communicator: World.communicator)
+            } catch {
+                if live { log("") }                                          // the error on a line of its own
+                throw error
+            }
             guard World.communicator.isWriter else { continue }            // rank 0 has every rank's features
             let seconds = Date().timeIntervalSince(start)
             log(f.fromCache ? "\(dir): \(f.count) images, features from \(f.cacheFile ?? "cache")"
-                            : String(format: "\r%@: %d images, %.1f s (%.1f images/s)", dir, f.count, seconds, Double(f.count) / seconds))
+                            : String(format: "%@%@: %d images, %.1f s (%.1f images/s)", live ? "\r" : "", dir, f.count, seconds,
+                                     Double(f.count) / seconds))
             if f.skipped > 0 {
                 log("warning: \(f.skipped) unreadable files skipped in \(dir)")
                 for message in f.failures.prefix(5) { log("  \(message)") }

@@ -4,7 +4,7 @@ import ImageIO
 
 /// `maskdm grid`: a sample sheet of the first images of a folder (to look at samples).
 struct Grid: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a grid of the first images of a folder (sorted by name), optionally enlarged.")
+    static let configuration = CommandConfiguration(abstract: "Write a grid of the first readable images of a folder (sorted by name; unreadable files are named and skipped), optionally enlarged.")
 
     @Argument(help: "Image folder.") var folder: String
     @Option(help: "Output PNG.") var out: String
@@ -17,8 +17,24 @@ struct Grid: ParsableCommand {
         guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
         guard (1...64).contains(scale) else { throw ValidationError("--scale must be from 1 to 64, got \(scale)") }
         let files = try ImageFolder(URL(fileURLWithPath: folder))
-        let loaded = files.load(Array(0..<min(count, files.count)), size: nil).compactMap { $0 }
-        guard let first = loaded.first else { throw ValidationError("no readable images in \(folder)") }
+        guard files.count > 0 else { throw ImageIOError.unreadableFile(path: folder, reason: "no .png/.jpg/.jpeg files found (recursively)") }
+        // The first `count` readable images: unreadable files are named and the next ones taken.
+        var loaded: [Image] = [], failures: [String] = [], next = 0
+        while loaded.count < count && next < files.count {
+            let ids = Array(next..<min(files.count, next + count - loaded.count))
+            next += ids.count
+            for result in files.loadReporting(ids, size: nil) {
+                switch result {
+                case .success(let image): loaded.append(image)
+                case .failure(let error): failures.append(error.description)
+                }
+            }
+        }
+        guard let first = loaded.first else {
+            throw ImageIOError.unreadableFile(path: folder, reason: ImageFolder.noneDecoded(count: failures.count, failures: failures))
+        }
+        for failure in failures.prefix(5) { FileHandle.standardError.write(Data("skipped \(failure)\n".utf8)) }
+        if failures.count > 5 { FileHandle.standardError.write(Data("... and \(failures.count - 5) more unreadable files skipped\n".utf8)) }
         // Tiles share the first image's size: a folder of mixed sizes is resized to it.
         let (w, h) = (first.width * scale, first.height * scale)
         let rows = (loaded.count + columns - 1) / columns, cols = min(columns, loaded.count)

@@ -28,17 +28,26 @@ extension Image {
     /// Resized so that the shorter side is `size`; the longer side is `Int(size * long / short)`
     /// (truncated, as torchvision's `Resize(size)`).
     public func resizedShortSide(to size: Int, filter: ResizeFilter = .area) -> Image {
-        precondition(size > 0 && width > 0 && height > 0,
-                     "resizedShortSide: cannot resize \(width)x\(height) to short side \(size)")
-        if width <= height {
-            return resized(width: size, height: max(1, size * height / width), filter: filter)
-        }
-        return resized(width: max(1, size * width / height), height: size, filter: filter)
+        let (w, h) = shortSideSize(size)
+        return resized(width: w, height: h, filter: filter)
     }
 
-    /// A `size` x `size` image: short side resized to `size`, then centre-cropped.
+    /// The size ``resizedShortSide(to:filter:)`` resizes to.
+    private func shortSideSize(_ size: Int) -> (width: Int, height: Int) {
+        precondition(size > 0 && width > 0 && height > 0,
+                     "resizedShortSide: cannot resize \(width)x\(height) to short side \(size)")
+        return width <= height ? (size, max(1, size * height / width)) : (max(1, size * width / height), size)
+    }
+
+    /// A `size` x `size` image: short side resized to `size`, then centre-cropped. Only the
+    /// cropped square is computed (the same pixels), so a long thin strip costs what its
+    /// square costs.
     public func resizedAndCenterCropped(to size: Int, filter: ResizeFilter = .area) -> Image {
-        resizedShortSide(to: size, filter: filter).centerCropped(width: size, height: size)
+        let (w, h) = shortSideSize(size)
+        if w == width && h == height { return centerCropped(width: size, height: size) }
+        let left = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
+        let top = Int((Double(h - size) / 2).rounded(.toNearestOrEven))
+        return resampled(width: w, height: h, filter: filter, x: left, y: top, windowWidth: size, windowHeight: size)
     }
 
     /// The image mirrored left to right.

@@ -10,19 +10,21 @@ public enum ResizeFilter: Sendable {
     case bilinear
 }
 
-/// Per-output-pixel filter taps along one axis: output `i` reads inputs `start[i] ..< start[i] + count[i]`
-/// with weights `weights[i * stride ..< i * stride + count[i]]` (which sum to 1).
+/// Per-output-pixel filter taps along one axis, for the outputs `outputs` (all by default): the
+/// k-th of them reads inputs `start[k] ..< start[k] + count[k]` with weights
+/// `weights[k * stride ..< k * stride + count[k]]` (which sum to 1).
 struct ResampleTaps {
     var start: [Int] = []
     var count: [Int] = []
     var weights: [Float] = []
     var stride = 0
 
-    init(inputSize: Int, outputSize: Int, filter: ResizeFilter) {
+    init(inputSize: Int, outputSize: Int, filter: ResizeFilter, outputs: Range<Int>? = nil) {
         let scale = Double(inputSize) / Double(outputSize)
+        let outputs = outputs ?? 0..<outputSize
         var rows: [(Int, [Double])] = []
-        rows.reserveCapacity(outputSize)
-        for i in 0..<outputSize {
+        rows.reserveCapacity(outputs.count)
+        for i in outputs {
             switch filter {
             case .area:
                 let lo = Double(i) * scale, hi = Double(i + 1) * scale
@@ -45,7 +47,7 @@ struct ResampleTaps {
             }
         }
         stride = rows.map(\.1.count).max() ?? 0
-        weights = [Float](repeating: 0, count: stride * outputSize)
+        weights = [Float](repeating: 0, count: stride * outputs.count)
         for (i, row) in rows.enumerated() {
             let total = row.1.reduce(0, +)
             let count = min(row.1.count, inputSize - row.0)
@@ -65,46 +67,59 @@ extension Image {
         precondition(newWidth > 0 && newHeight > 0 && width > 0 && height > 0,
                      "resized: cannot resize \(width)x\(height) to \(newWidth)x\(newHeight)")
         if newWidth == width && newHeight == height { return self }
+        return resampled(width: newWidth, height: newHeight, filter: filter, x: 0, y: 0, windowWidth: newWidth, windowHeight: newHeight)
+    }
+
+    /// The `windowWidth` x `windowHeight` rectangle at (`x`, `y`) of the image resampled to
+    /// `width` x `height`: the same pixels as `resized(...)` then `cropped(...)`, but only the
+    /// window is computed, reading only the input rows it needs and never the whole image as
+    /// floats (a 1 x 1,000,000 strip resized to a short side of 16 would be 16 x 16,000,000).
+    func resampled(width newWidth: Int, height newHeight: Int, filter: ResizeFilter,
+                   x x0: Int, y y0: Int, windowWidth w: Int, windowHeight h: Int) -> Image {
+        precondition(x0 >= 0 && y0 >= 0 && w > 0 && h > 0 && x0 + w <= newWidth && y0 + h <= newHeight,
+                     "resampled: window (\(x0), \(y0), \(w)x\(h)) outside \(newWidth)x\(newHeight)")
         let c = channels, alpha = channels == 4
-        // src is (H, W, C) in Float, premultiplied when there is alpha.
-        var src = [Float](repeating: 0, count: width * height * c)
+        // Taps of the window's columns and rows only.
+        let horizontal = ResampleTaps(inputSize: width, outputSize: newWidth, filter: filter, outputs: x0..<(x0 + w))
+        let vertical = ResampleTaps(inputSize: height, outputSize: newHeight, filter: filter, outputs: y0..<(y0 + h))
+        // The input rows the window's output rows read.
+        let firstRow = (0..<h).map { vertical.start[$0] }.min()!
+        let endRow = (0..<h).map { vertical.start[$0] + vertical.count[$0] }.max()!
+        // mid is (endRow - firstRow, w, C): those rows resampled horizontally, the window's
+        // columns only, from the 8-bit pixels (premultiplied when there is alpha).
+        var mid = [Float](repeating: 0, count: (endRow - firstRow) * w * c)
         pixels.withUnsafeBufferPointer { p in
-            for i in 0..<(width * height) {
-                let a: Float = alpha ? Float(p[i * c + 3]) / 255 : 1
-                for k in 0..<c { src[i * c + k] = (alpha && k < 3) ? Float(p[i * c + k]) * a : Float(p[i * c + k]) }
-            }
-        }
-        let horizontal = ResampleTaps(inputSize: width, outputSize: newWidth, filter: filter)
-        let vertical = ResampleTaps(inputSize: height, outputSize: newHeight, filter: filter)
-        // mid is (H, newW, C).
-        var mid = [Float](repeating: 0, count: height * newWidth * c)
-        src.withUnsafeBufferPointer { s in
             mid.withUnsafeMutableBufferPointer { m in
-                for y in 0..<height {
-                    for x in 0..<newWidth {
+                for yi in firstRow..<endRow {
+                    for x in 0..<w {
                         let j0 = horizontal.start[x], n = horizontal.count[x], wo = x * horizontal.stride
                         for k in 0..<c {
                             var acc: Float = 0
-                            for t in 0..<n { acc += horizontal.weights[wo + t] * s[(y * width + j0 + t) * c + k] }
-                            m[(y * newWidth + x) * c + k] = acc
+                            for t in 0..<n {
+                                let i = yi * width + j0 + t
+                                let a: Float = alpha ? Float(p[i * c + 3]) / 255 : 1
+                                let v = (alpha && k < 3) ? Float(p[i * c + k]) * a : Float(p[i * c + k])
+                                acc += horizontal.weights[wo + t] * v
+                            }
+                            m[((yi - firstRow) * w + x) * c + k] = acc
                         }
                     }
                 }
             }
         }
-        var out = [UInt8](repeating: 0, count: newWidth * newHeight * c)
-        let row = newWidth * c
+        var out = [UInt8](repeating: 0, count: w * h * c)
+        let row = w * c
         mid.withUnsafeBufferPointer { m in
             out.withUnsafeMutableBufferPointer { o in
                 var acc = [Float](repeating: 0, count: row)
-                for y in 0..<newHeight {
+                for y in 0..<h {
                     let j0 = vertical.start[y], n = vertical.count[y], wo = y * vertical.stride
                     for i in 0..<row { acc[i] = 0 }
                     for t in 0..<n {
-                        let w = vertical.weights[wo + t], base = (j0 + t) * row
-                        for i in 0..<row { acc[i] += w * m[base + i] }
+                        let wt = vertical.weights[wo + t], base = (j0 + t - firstRow) * row
+                        for i in 0..<row { acc[i] += wt * m[base + i] }
                     }
-                    for x in 0..<newWidth {
+                    for x in 0..<w {
                         let a = alpha ? acc[x * c + 3] : 255
                         for k in 0..<c {
                             var v = acc[x * c + k]
@@ -115,6 +130,6 @@ extension Image {
                 }
             }
         }
-        return Image(width: newWidth, height: newHeight, channels: c, pixels: out)
+        return Image(width: w, height: h, channels: c, pixels: out)
     }
 }

@@ -120,7 +120,7 @@ public struct FIDEvaluator: Sendable {
     /// With a `communicator` of N ranks the batches are dealt round-robin (batch j to rank
     /// j mod N) and rank 0 gathers the rows in file order: rank 0's result is the whole folder's
     /// (and only rank 0 writes the cache); the other ranks' results hold only their own share.
-    /// - Throws: ``MetricsError/notADirectory(path:)``, ``MetricsError/noImages(path:skipped:)``,
+    /// - Throws: ``MetricsError/notADirectory(path:)``, ``MetricsError/noImages(path:skipped:firstFailures:)``,
     ///   ``MetricsError/cacheFailed(path:reason:)``.
     public func features(ofFolder url: URL, progress: Progress? = nil,
                          communicator: any Communicator = SingleProcessCommunicator()) throws -> FolderFeatures {
@@ -138,10 +138,17 @@ public struct FIDEvaluator: Sendable {
         let starts = Array(stride(from: 0, to: folder.count, by: batchSize))
         for (j, start) in starts.enumerated() where j % communicator.size == communicator.rank {
             let end = Swift.min(folder.count, start + batchSize)
-            let (images, failed) = folder.loadImages(start..<end)
-            failures += failed
-            if !images.isEmpty { rows += network.features(of: images, batchSize: batchSize).scalars }
-            rowsPerBatch.append(Float(images.count))
+            // Each image is reduced to the network's 299 x 299 planes as it is decoded: a batch of
+            // large photos never holds more than one full-size image per thread.
+            var planes: [[Float]] = []
+            for result in folder.loadReporting(Array(start..<end), transform: FIDPreprocessing.planes) {
+                switch result {
+                case .success(let p): planes.append(p)
+                case .failure(let error): failures.append(error.description)
+                }
+            }
+            if !planes.isEmpty { rows += network.features(ofPlanes: planes).scalars }
+            rowsPerBatch.append(Float(planes.count))
             progress?(url.path, end, folder.count)
         }
         var skipped = failures.count
@@ -167,7 +174,7 @@ public struct FIDEvaluator: Sendable {
                                       failures: failures, skipped: skipped, cacheFile: nil, fromCache: false)
             }
         }
-        guard !rows.isEmpty else { throw MetricsError.noImages(path: url.path, skipped: skipped) }
+        guard !rows.isEmpty else { throw MetricsError.noImages(path: url.path, skipped: skipped, firstFailures: failures) }
         var result = FolderFeatures(folder: url.path, features: Tensor(rows, shape: [rows.count / d, d]),
                                     failures: failures, skipped: skipped, cacheFile: nil, fromCache: false)
         if let cache {

@@ -20,21 +20,55 @@ public enum FIDPreprocessing {
         var out = Tensor(uninitialized: [3, b, side, side])
         let o = SendablePointer(out.mutablePointer())
         parallelFor(b) { range in
-            for i in range {
-                let rgb = FIDPreprocessing.rgb(images[i])
-                let planes = rgb.tensor()                              // (3, H, W) in [-1, 1]
-                let rows = LinearTaps.axis(inSize: rgb.height, outSize: side)
-                let cols = LinearTaps.axis(inSize: rgb.width, outSize: side)
-                withExtendedLifetime(planes.storage) {
-                    let p = UnsafePointer(planes.storage.base), plane = rgb.height * rgb.width
-                    for c in 0..<3 {
-                        Kernels.bilinearResizePlane(out: o + (c * b + i) * outPlane, input: p + c * plane,
-                                                    width: rgb.width, rows: rows, columns: cols)
-                    }
+            for i in range { resize(images[i], to: o + i * outPlane, planeStride: b * outPlane) }
+        }
+        return out
+    }
+
+    /// One image's three 299 x 299 planes in [-1, 1], channel after channel (3 x 299 x 299 values).
+    static func planes(_ image: Image) -> [Float] {
+        let outPlane = FIDInceptionV3.inputSize * FIDInceptionV3.inputSize
+        var out = [Float](repeating: 0, count: 3 * outPlane)
+        out.withUnsafeMutableBufferPointer { resize(image, to: $0.baseAddress!, planeStride: outPlane) }
+        return out
+    }
+
+    /// Writes `image`'s resized planes: channel c at `out + c * planeStride`. The bilinear resize
+    /// reads at most two input rows and columns per output pixel, so only those pixels (at most
+    /// 598 x 598) are composited and converted to floats, with the taps renumbered to them: the
+    /// same values as resizing the whole image, without a full-size copy of a large photo.
+    static func resize(_ image: Image, to out: UnsafeMutablePointer<Float>, planeStride: Int) {
+        let side = FIDInceptionV3.inputSize
+        let rows = LinearTaps.axis(inSize: image.height, outSize: side)
+        let cols = LinearTaps.axis(inSize: image.width, outSize: side)
+        let (usedRows, rowTaps) = compact(rows), (usedCols, colTaps) = compact(cols)
+        // The used pixels as a small image, then RGB and [-1, 1] planes as for the whole image.
+        let c = image.channels, w = usedCols.count, h = usedRows.count
+        var gathered = [UInt8](repeating: 0, count: w * h * c)
+        image.pixels.withUnsafeBufferPointer { src in
+            for (y, row) in usedRows.enumerated() {
+                for (x, col) in usedCols.enumerated() {
+                    for k in 0..<c { gathered[(y * w + x) * c + k] = src[(row * image.width + col) * c + k] }
                 }
             }
         }
-        return out
+        let small = rgb(Image(width: w, height: h, channels: c, pixels: gathered))
+        let planes = small.tensor()                                   // (3, h, w) in [-1, 1]
+        withExtendedLifetime(planes.storage) {
+            let p = UnsafePointer(planes.storage.base)
+            for ch in 0..<3 {
+                Kernels.bilinearResizePlane(out: out + ch * planeStride, input: p + ch * w * h, width: w,
+                                            rows: rowTaps, columns: colTaps)
+            }
+        }
+    }
+
+    /// The source indices `taps` read, ascending, and the taps renumbered to positions in them.
+    private static func compact(_ taps: [LinearTaps]) -> (used: [Int], taps: [LinearTaps]) {
+        let used = Array(Set(taps.flatMap { [$0.index0, $0.index1] })).sorted()
+        let position = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, $0) })
+        return (used, taps.map { LinearTaps(index0: position[$0.index0]!, index1: position[$0.index1]!,
+                                            weight0: $0.weight0, weight1: $0.weight1) })
     }
 
     /// `batch` images (B, 3, H, W) at `planes` in [-1, 1] -> (3, B, 299, 299); parallel over planes.

@@ -116,6 +116,19 @@ public struct FIDInceptionV3: Sendable {
         return out
     }
 
+    /// Features of images already reduced by ``FIDPreprocessing/planes(_:)`` (one batch): (count, 2048).
+    func features(ofPlanes planes: [[Float]]) -> Tensor {
+        let side = FIDInceptionV3.inputSize, outPlane = side * side, b = planes.count
+        var x = Tensor(uninitialized: [3, b, side, side])
+        let o = x.mutablePointer()
+        for (i, p) in planes.enumerated() {
+            p.withUnsafeBufferPointer { src in
+                for c in 0..<3 { (o + (c * b + i) * outPlane).update(from: src.baseAddress! + c * outPlane, count: outPlane) }
+            }
+        }
+        return forwardChannelMajor(x)
+    }
+
     /// The network on a preprocessed channel-major batch: `x` (3, B, 299, 299) -> (B, 2048).
     func forwardChannelMajor(_ x: Tensor) -> Tensor {
         let (c, b, h, w) = x.shape.dims4()

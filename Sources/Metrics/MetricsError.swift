@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// An environmental error of the Metrics module: missing or malformed Inception weights, an image
 /// folder that cannot be read, a feature cache that cannot be written.
@@ -12,8 +13,9 @@ public enum MetricsError: Error, Equatable, Sendable, CustomStringConvertible, L
     case badWeights(path: String, key: String, problem: String)
     /// The folder does not exist or is not a directory.
     case notADirectory(path: String)
-    /// The folder holds no readable PNG or JPEG image.
-    case noImages(path: String, skipped: Int)
+    /// The folder holds no readable PNG or JPEG image; `firstFailures` names the first
+    /// unreadable files and their problems.
+    case noImages(path: String, skipped: Int, firstFailures: [String] = [])
     /// Too few feature vectors for a statistic (covariance needs 2, KID needs 2 per side).
     case tooFewSamples(what: String, count: Int, needed: Int)
     /// The feature cache could not be read or written.
@@ -30,9 +32,9 @@ public enum MetricsError: Error, Equatable, Sendable, CustomStringConvertible, L
             return "FID Inception weights \"\(path)\", key '\(key)': \(problem)"
         case let .notADirectory(path):
             return "\"\(path)\" is not a folder"
-        case let .noImages(path, skipped):
+        case let .noImages(path, skipped, failures):
             return "no readable PNG or JPEG image in \"\(path)\""
-                + (skipped > 0 ? " (\(skipped) unreadable files skipped)" : "")
+                + (skipped > 0 ? ": " + ImageFolder.noneDecoded(count: skipped, failures: failures) : "")
         case let .tooFewSamples(what, count, needed):
             return "\(what): \(count) samples, at least \(needed) needed"
         case let .cacheFailed(path, reason):

@@ -36,7 +36,7 @@ public struct FolderImages: TrainingImages {
                 }
             }
         }
-        guard !good.isEmpty else { throw PipelineError.badData(path: url.path, problem: "none of the \(folder.count) image files could be decoded") }
+        guard !good.isEmpty else { throw PipelineError.badData(path: url.path, problem: ImageFolder.noneDecoded(count: folder.count, failures: bad)) }
         readable = good
         firstFailures = bad
     }

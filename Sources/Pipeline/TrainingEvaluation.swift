@@ -184,10 +184,15 @@ extension DataSource {
         if let folder {
             guard folder.count > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "no .png/.jpg/.jpeg files found") }
             let chosen = spaced(folder.count)
+            var failures: [String] = []
             for start in stride(from: 0, to: chosen.count, by: 256) {      // decoded a chunk at a time
-                try write(folder.load(Array(chosen[start..<min(start + 256, chosen.count)]), size: size).compactMap { $0 })
+                let results = folder.loadReporting(Array(chosen[start..<min(start + 256, chosen.count)]), size: size)
+                try write(results.compactMap { try? $0.get() })
+                if failures.count < 3 { failures += results.compactMap { if case .failure(let e) = $0 { e.description } else { nil } }.prefix(3) }
             }
-            guard written > 0 else { throw PipelineError.badData(path: folder.root.path, problem: "none of the image files could be decoded") }
+            guard written > 0 else {
+                throw PipelineError.badData(path: folder.root.path, problem: ImageFolder.noneDecoded(count: chosen.count, failures: failures))
+            }
         } else {
             let all = try load(size: size).images
             try write(spaced(all.count).map { all[$0] })

@@ -107,4 +107,34 @@ import Testing
         let empty = try tempDir(); defer { try? FileManager.default.removeItem(at: empty) }
         #expect { try ImageFolder(empty).loadAll(size: 8) } throws: { "\($0)".contains("no .png") }
     }
+
+    /// A folder given as a symbolic link is walked; links to image files are read through, a
+    /// link whose target is gone is listed and named as unreadable, a link to a folder is not walked.
+    /// A folder of only undecodable files says why, naming them.
+    @Test func symbolicLinksAndAFolderOfUndecodableFiles() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        let real = dir.appendingPathComponent("real")
+        try fm.createDirectory(at: real, withIntermediateDirectories: true)
+        try Image(width: 6, height: 6, color: [255, 0, 0]).write(to: real.appendingPathComponent("a.png"))
+        try Image(width: 6, height: 6, color: [0, 0, 255]).write(to: dir.appendingPathComponent("outside.png"))
+        try fm.createSymbolicLink(at: real.appendingPathComponent("b.png"), withDestinationURL: dir.appendingPathComponent("outside.png"))
+        try fm.createSymbolicLink(at: real.appendingPathComponent("gone.png"), withDestinationURL: dir.appendingPathComponent("missing.png"))
+        try fm.createSymbolicLink(at: real.appendingPathComponent("loop.png"), withDestinationURL: real)   // a folder link
+        let link = dir.appendingPathComponent("link")
+        try fm.createSymbolicLink(at: link, withDestinationURL: real)
+        let folder = try ImageFolder(link)
+        #expect(folder.entries.map(\.path) == ["a.png", "b.png", "gone.png"])
+        let loaded = try folder.loadAllReporting(size: nil)
+        #expect(loaded.images.map { $0[x: 0, y: 0] } == [[255, 0, 0], [0, 0, 255]])
+        #expect(loaded.failures.count == 1 && loaded.failures[0].contains("gone.png"), "\(loaded.failures)")
+
+        let bad = dir.appendingPathComponent("bad")
+        try fm.createDirectory(at: bad, withIntermediateDirectories: true)
+        for name in ["x.png", "y.jpg", "z.png", "w.png"] { try Data("text, not pixels".utf8).write(to: bad.appendingPathComponent(name)) }
+        #expect { try ImageFolder(bad).loadAll(size: 8) } throws: { error in
+            let message = "\(error)"
+            return message.contains("none of the 4 image files could be decoded: ") && message.contains("w.png") && message.contains("(and 1 more)")
+        }
+    }
 }

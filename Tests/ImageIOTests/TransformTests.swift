@@ -74,6 +74,23 @@ import Testing
         #expect(square == short.cropped(x: 5, y: 0, width: 10, height: 10))
     }
 
+    /// The centre crop of the short-side resize is computed alone, with the same pixels as the
+    /// whole resize cropped, for every filter, channel count and aspect (thin strips included).
+    @Test(arguments: [ResizeFilter.area, .bilinear])
+    func resizedAndCroppedEqualsTheWholeResizeCropped(filter: ResizeFilter) {
+        for channels in [1, 3, 4] {
+            for (w, h, size) in [(40, 20, 10), (20, 41, 9), (3, 700, 16), (900, 2, 16), (13, 13, 32), (7, 5, 3), (1, 300, 4)] {
+                let image = testImage(width: w, height: h, channels: channels)
+                let whole = image.resizedShortSide(to: size, filter: filter)
+                let expected = whole.centerCropped(width: size, height: size)
+                #expect(image.resizedAndCenterCropped(to: size, filter: filter) == expected, "\(w)x\(h)x\(channels) -> \(size)")
+            }
+        }
+        // A 1 x 1,000,000 strip at 16 px: the square alone (the whole resize would be 16 x 16,000,000).
+        let strip = Image(width: 1, height: 1_000_000, color: [10, 20, 30])
+        #expect(strip.resizedAndCenterCropped(to: 16, filter: filter) == Image(width: 16, height: 16, color: [10, 20, 30]))
+    }
+
     @Test func horizontalFlip() {
         let image = testImage(width: 5, height: 3, channels: 4)
         let flipped = image.flippedHorizontally()

@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import Testing
+import ImageIO
 @testable import Metrics
 
 @Suite struct ResizeTests {
@@ -26,6 +27,27 @@ import Testing
         // Same size: the identity.
         let same = LinearTaps.axis(inSize: 5, outSize: 5)
         #expect(same.map(\.index0) == [0, 1, 2, 3, 4] && same.allSatisfy { $0.weight1 == 0 })
+    }
+
+    /// Images larger than 299 are resized from the rows and columns the taps read only: the same
+    /// values as converting and resizing the whole image, for RGB, RGBA (composited) and grey.
+    @Test func largeImagesResizeFromTheUsedPixelsOnly() {
+        var rng = RandomGenerator(seed: 4)
+        func image(_ w: Int, _ h: Int, _ c: Int) -> Image {
+            Image(width: w, height: h, channels: c, pixels: (0..<(w * h * c)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) })
+        }
+        let images = [image(700, 650, 4), image(1200, 5, 1), image(640, 480, 3), image(299, 1000, 3), image(37, 41, 3)]
+        let batch = FIDPreprocessing.channelMajor(images)                                 // (3, 5, 299, 299)
+        for (i, img) in images.enumerated() {
+            let whole = FIDPreprocessing.rgb(img).tensor().reshaped([1, 3, img.height, img.width])
+            let want = whole.interpolatedBilinear(height: 299, width: 299)                // (1, 3, 299, 299)
+            let planes = FIDPreprocessing.planes(img)
+            #expect(planes == want.scalars, "\(img.width)x\(img.height)x\(img.channels)")
+            for c in 0..<3 {
+                let start = (c * images.count + i) * 299 * 299
+                #expect(Array(batch.scalars[start..<(start + 299 * 299)]) == Array(planes[(c * 299 * 299)..<((c + 1) * 299 * 299)]))
+            }
+        }
     }
 
     /// The channel-major preprocessing of a (B, 3, H, W) batch is the resize, transposed.

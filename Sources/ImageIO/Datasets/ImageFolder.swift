@@ -2,7 +2,9 @@ import Foundation
 import Tensor
 
 /// The PNG and JPEG files under a folder, found recursively (extensions `png`, `jpg`, `jpeg`,
-/// any case; hidden files and folders skipped), in sorted relative-path order.
+/// any case; hidden files and folders skipped), in sorted relative-path order. The folder may be
+/// a symbolic link, and so may the files in it (a link whose target is missing is listed, so that
+/// reading it names the problem); links to folders inside it are not followed.
 ///
 /// ```swift
 /// let folder = try ImageFolder(URL(fileURLWithPath: "samples"))
@@ -37,16 +39,27 @@ public struct ImageFolder: Sendable {
         guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .unreadableFile(path: root.path, reason: "not a folder")
         }
-        let keys: [URLResourceKey] = [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey]
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: keys,
+        let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey, .fileSizeKey, .contentModificationDateKey]
+        // The walk starts from the link's target: a folder given as a symbolic link is listed.
+        let walkRoot = root.resolvingSymlinksInPath()
+        guard let walker = FileManager.default.enumerator(at: walkRoot, includingPropertiesForKeys: keys,
                                                           options: [.skipsHiddenFiles]) else {
             throw .unreadableFile(path: root.path, reason: "not a readable folder")
         }
-        let base = root.standardizedFileURL.path
+        let base = walkRoot.standardizedFileURL.path
         var entries: [Entry] = []
         for case let url as URL in walker where ImageFolder.extensions.contains(url.pathExtension.lowercased()) {
-            let values = try? url.resourceValues(forKeys: Set(keys))
-            guard values?.isRegularFile ?? false else { continue }
+            var values = try? url.resourceValues(forKeys: Set(keys))
+            if values?.isSymbolicLink ?? false {
+                // A link to a file is read through; one to a folder is not walked (loops).
+                let target = url.resolvingSymlinksInPath()
+                var targetIsDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: target.path, isDirectory: &targetIsDirectory)
+                if exists && targetIsDirectory.boolValue { continue }
+                values = exists ? try? target.resourceValues(forKeys: Set(keys)) : nil
+            } else if !(values?.isRegularFile ?? false) {
+                continue
+            }
             var path = url.standardizedFileURL.path
             if path.hasPrefix(base + "/") { path.removeFirst(base.count + 1) }
             entries.append(Entry(path: path, size: values?.fileSize ?? 0,
@@ -76,10 +89,18 @@ public struct ImageFolder: Sendable {
         Self.partition(decode(Array(range), grain: 1) { $0 })
     }
 
+    /// Decodes the files at `indices` in parallel, passing each image through `transform` as soon
+    /// as it is decoded, so that no more than one full-size image per thread is alive (a way to
+    /// reduce large photos while reading them). A file that cannot be read or decoded gives its
+    /// error (naming the file and the problem).
+    public func loadReporting<T>(_ indices: [Int], transform: (Image) -> T) -> [Result<T, ImageIOError>] {
+        decode(indices, grain: 1, prepare: transform)
+    }
+
     /// Decodes the files at `indices` in parallel (chunks of at least `grain`), each image passed
     /// through `prepare`; a file that cannot be read or decoded gives its error.
-    func decode(_ indices: [Int], grain: Int, prepare: (Image) -> Image) -> [Result<Image, ImageIOError>] {
-        let results = ResultSlots<Result<Image, ImageIOError>>(count: indices.count)
+    func decode<T>(_ indices: [Int], grain: Int, prepare: (Image) -> T) -> [Result<T, ImageIOError>] {
+        let results = ResultSlots<Result<T, ImageIOError>>(count: indices.count)
         parallelFor(indices.count, grain: grain) { part in
             for i in part {
                 do throws(ImageIOError) {
@@ -130,12 +151,21 @@ extension ImageFolder {
         return (loaded.images, loaded.failures.count)
     }
 
+    /// The problem of a folder none of whose `count` image files could be decoded, naming the
+    /// first of `failures` (one message each, naming the file and its problem) so that the
+    /// reason shows: `none of the 4 image files could be decoded: "a.png": ...; ... (and 1 more)`.
+    public static func noneDecoded(count: Int, failures: [String]) -> String {
+        let shown = failures.prefix(3).joined(separator: "; ")
+        let more = count > min(failures.count, 3) ? " (and \(count - min(failures.count, 3)) more)" : ""
+        return "none of the \(count) image files could be decoded" + (shown.isEmpty ? "" : ": \(shown)\(more)")
+    }
+
     /// ``loadAll(size:)`` with one message per unreadable file (naming it and the problem), in
     /// listing order.
     public func loadAllReporting(size: Int?) throws(ImageIOError) -> (images: [Image], failures: [String]) {
         guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
         let (images, failures) = Self.partition(loadReporting(Array(entries.indices), size: size))
-        guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: "none of the \(count) image files could be decoded") }
+        guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: Self.noneDecoded(count: count, failures: failures)) }
         return (images, failures)
     }
 }
