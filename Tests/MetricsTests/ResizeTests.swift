@@ -1,7 +1,7 @@
 import Foundation
+import ImageIO
 import Tensor
 import Testing
-import ImageIO
 @testable import Metrics
 
 @Suite struct ResizeTests {
