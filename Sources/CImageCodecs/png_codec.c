@@ -100,7 +100,8 @@ int mdm_png_decode(const unsigned char *data, size_t size, size_t max_pixels, md
     size_t worst = 0;   // 4 channels after expansion
     if (mdm_pixel_bytes(width, height, 4, &worst) != 0) png_error(png, "image too large (more than 1 GiB of pixels)");
     int transparency = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
-    if (depth == 16) png_set_scale_16(png);
+    // 16-bit samples keep their high byte, as PIL (the reference's loader) reads them.
+    if (depth == 16) png_set_strip_16(png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (transparency) png_set_tRNS_to_alpha(png);
