@@ -17,6 +17,14 @@ import Testing
         }
     }
 
+    /// 16-bit samples keep their high byte, as PIL reads them: R 0xFF00, G 0x00FF, B 0x8000 give
+    /// (255, 0, 128) (rounding v * 255 / 65535 would give 254, 1, 128).
+    @Test func sixteenBitSamplesKeepTheirHighByte() throws {
+        let image = try Image(contentsOf: Fixtures.url("rgb16_high_byte.png"))
+        #expect(image.width == 16 && image.height == 16 && image.channels == 3)
+        #expect(image.pixels == [UInt8]((0..<256).flatMap { _ in [255, 0, 128] as [UInt8] }))
+    }
+
     @Test func formatIsDetectedFromBytesNotName() throws {
         let data = try Data(contentsOf: Fixtures.url("png_named.jpg"))
         #expect(ImageFormat.detect(data) == .png)
