@@ -1,3 +1,5 @@
+import Tensor
+
 /// An 8-bit image: `width` x `height` pixels of `channels` interleaved samples.
 ///
 /// Channels are 1 (grey), 3 (RGB) or 4 (RGBA, straight, not premultiplied alpha). Pixels are

@@ -1,3 +1,5 @@
+import Tensor
+
 /// An 8-bit RGB colour, e.g. `(255, 255, 255)` for white.
 public typealias RGBColor = (r: UInt8, g: UInt8, b: UInt8)
 

@@ -1,3 +1,5 @@
+import Tensor
+
 extension Image {
     /// The `width` x `height` rectangle whose top-left corner is (`x`, `y`); it must lie inside the image.
     public func cropped(x: Int, y: Int, width cropWidth: Int, height cropHeight: Int) -> Image {

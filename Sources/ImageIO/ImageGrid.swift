@@ -37,7 +37,17 @@ extension Image {
     }
 
     /// Writes a sample sheet of `images` (PNG, or JPEG for `.jpg` paths), atomically.
+    /// Throws ``ImageIOError/writeFailed(path:reason:)`` for an empty list, `columns` below 1,
+    /// a negative padding or tiles of different sizes (nothing is written), and for write errors.
     public static func writeGrid(_ images: [Image], columns: Int, to url: URL, padding: Int = 2) throws(ImageIOError) {
+        guard !images.isEmpty, columns >= 1, padding >= 0 else {
+            throw .writeFailed(path: url.path, reason: "a grid needs images (got \(images.count)), columns >= 1 (got \(columns)) "
+                               + "and padding >= 0 (got \(padding))")
+        }
+        if let n = images.firstIndex(where: { $0.width != images[0].width || $0.height != images[0].height }) {
+            throw .writeFailed(path: url.path, reason: "grid tiles must share one size: image \(n) is \(images[n].width)x\(images[n].height), "
+                               + "image 0 is \(images[0].width)x\(images[0].height)")
+        }
         try grid(images, columns: columns, padding: padding).write(to: url)
     }
 }

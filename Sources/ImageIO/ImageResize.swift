@@ -1,3 +1,5 @@
+import Tensor
+
 /// How ``Image/resized(width:height:filter:)`` computes output pixels.
 public enum ResizeFilter: Sendable {
     /// Area averaging: each output pixel is the mean of the input rectangle it covers, input pixels

@@ -1,3 +1,5 @@
+import Tensor
+
 /// Which patches each item of a batch drops, as produced by a ``MaskingStrategy``.
 ///
 /// Patches are numbered in raster order (row-major over the patch grid), `0..<patchCount`.

@@ -56,11 +56,20 @@ extension MaskingStrategy {
     /// drops every patch leaves no token to learn from). Throws
     /// ``MaskingError/unfitGrid(strategy:gridHeight:gridWidth:problem:)`` naming the problem.
     public func validateForTraining(gridHeight: Int, gridWidth: Int) throws {
+        let name = String(describing: self)
+        guard gridHeight >= 1 && gridWidth >= 1 else {
+            throw MaskingError.unfitGrid(strategy: name, gridHeight: gridHeight, gridWidth: gridWidth, problem: "the grid has no patches")
+        }
         try validate(gridHeight: gridHeight, gridWidth: gridWidth)
-        guard visibleCount(gridHeight: gridHeight, gridWidth: gridWidth) >= 1 else {
+        let patches = gridHeight * gridWidth, dropped = maskedCount(gridHeight: gridHeight, gridWidth: gridWidth)
+        guard dropped >= 0 && dropped <= patches else {
+            throw MaskingError.unfitGrid(strategy: name, gridHeight: gridHeight, gridWidth: gridWidth,
+                                         problem: "its maskedCount is \(dropped), not a count from 0 to \(patches)")
+        }
+        guard dropped < patches else {
             throw MaskingError.unfitGrid(
-                strategy: String(describing: self), gridHeight: gridHeight, gridWidth: gridWidth,
-                problem: "it drops all \(gridHeight * gridWidth) patches; lower the ratio so that at least one patch stays visible")
+                strategy: name, gridHeight: gridHeight, gridWidth: gridWidth,
+                problem: "it drops all \(patches) patches; keep at least one patch visible (a lower ratio)")
         }
     }
 

@@ -1,4 +1,5 @@
 // Float64 linear algebra for the Frechet distance: symmetric eigendecomposition (LAPACK dsyevd).
+import Tensor
 import CBLAS
 
 /// Symmetric Float64 matrices, row-major (n, n).

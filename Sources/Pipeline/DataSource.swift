@@ -99,6 +99,7 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
     /// folder, each naming the file and its problem, for the command line to show.
     public func trainingData(size: Int, memoryLimit: Int = 2 << 30) throws
         -> (images: any TrainingImages, skipped: Int, firstFailures: [String]) {
+        try Self.checkSize(size)
         if case .folder(let url) = self {
             let files = try Self.openFolder(url)
             if files.count * size * size * 3 * 4 > memoryLimit {
@@ -112,10 +113,18 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
         return (TensorDataset(images: Image.batch(loaded.images)), loaded.skipped, [])
     }
 
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`size`) unless `size` is a usable side.
+    static func checkSize(_ size: Int) throws {
+        guard (1...16384).contains(size) else {
+            throw PipelineError.invalidOption(name: "size", problem: "an image side of \(size) px: must be from 1 to 16384")
+        }
+    }
+
     /// Loads every image at `size` x `size` (short side resized, centre-cropped, alpha on white).
     /// Undecodable files in a folder are skipped and counted; an error names the folder when it
     /// is missing, empty, or holds no decodable image.
     public func load(size: Int) throws -> (images: [Image], skipped: Int) {
+        try Self.checkSize(size)
         switch self {
         case .bundled(let b):
             return (try b.images(size: size), 0)

@@ -38,10 +38,13 @@ public enum MachineMemory {
     /// lower bound) exceed `limit`, naming both and the ways out.
     static func check(needed: Int, limit: Int?, batch: Int, what: String) throws {
         guard let limit, needed > limit else { return }
-        func gb(_ b: Int) -> String { String(format: "%.1f GB", Double(b) / 1e9) }
+        func size(_ b: Int) -> String {
+            b >= 1_000_000_000 ? String(format: "%.1f GB", Double(b) / 1e9) : String(format: "%.1f MB", Double(b) / 1e6)
+        }
         throw PipelineError.invalidOption(
             name: "--batch",
-            problem: "\(what) needs at least \(gb(needed)) for a batch of \(batch), and this machine has \(gb(limit)) "
-                + "(RAM and swap, or the container's limit): lower the batch, or run it as micro-batches (--accumulate N)")
+            problem: "\(what) needs at least \(size(needed)) for a batch of \(batch), over the memory limit of \(size(max(limit, 0))) "
+                + "(this machine's RAM and swap, or the container's limit, unless given): lower the batch, "
+                + "or run it as micro-batches (--accumulate N, TrainingRecipe.accumulationSteps)")
     }
 }

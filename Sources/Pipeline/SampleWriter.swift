@@ -61,7 +61,7 @@ public enum SampleWriter {
         try createFolder(folder)
         let start = existingCount(in: folder)
         try communicator.barrier()                       // every rank counted before any writes
-        let s = sampler.sampler(schedule: schedule)
+        let s = try sampler.sampler(schedule: schedule)
         let batchStarts = Array(stride(from: start, to: count, by: batchSize))
         var mine = 0, stopped = false
         // One packing of the weights for every batch (each Sampling.sample call would pack again).

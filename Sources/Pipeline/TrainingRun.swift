@@ -200,7 +200,7 @@ public final class TrainingRun {
         started = true
     }
 
-    /// The JSON key path a decoding error points at (`recipe.seed`), or `-`.
+    /// The JSON key path a decoding error points at (`recipe.seed`), or "" for the file as a whole.
     static func decodingKey(of error: Error) -> String {
         let path: [any CodingKey]
         switch error as? DecodingError {
@@ -208,7 +208,7 @@ public final class TrainingRun {
         case .keyNotFound(let key, let c)?: path = c.codingPath + [key]
         default: path = []
         }
-        return path.isEmpty ? "-" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        return path.isEmpty ? "" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
     }
 
     /// Sets the process's GEMM precision for a run: the requested one, else the one `config.json`
@@ -492,7 +492,7 @@ public final class TrainingRun {
     public func writeSampleGrid() throws -> URL? {
         try FileManager.default.createDirectory(at: samplesFolder, withIntermediateDirectories: true)
         var rng = RandomGenerator(seed: config.recipe.seed ^ 0x5A4D_504C_4553)
-        let sampler = config.sampler.sampler(schedule: trainer.schedule)
+        let sampler = try config.sampler.sampler(schedule: trainer.schedule)
         // A single process yields to a stop between batches (ranks would disagree on when).
         let stop: (() -> Bool)? = communicator.size == 1 ? { [stopRequested] in stopRequested() } : nil
         let x = try Sampling.sample(model: trainer.emaModel, objective: trainer.recipe.objective, count: config.sampleCount,

@@ -28,7 +28,7 @@ public enum ScheduleKind: String, Codable, Sendable, CaseIterable, CustomStringC
 ///
 /// ```swift
 /// let kind = try SamplerKind(name: "dpm", steps: 25)
-/// let sampler = kind.sampler(schedule: .linear())        // DPMSolverPlusPlus2M, 25 calls
+/// let sampler = try kind.sampler(schedule: .linear())    // DPMSolverPlusPlus2M, 25 calls
 /// ```
 public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
     /// DDIM on the reference's uniform spacing (MaskDM's reported results: 250 steps, eta 1).
@@ -78,8 +78,11 @@ public enum SamplerKind: Codable, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The sampler for a model trained with `schedule`.
-    public func sampler(schedule: NoiseSchedule) -> any DiffusionSampler {
-        switch self {
+    /// - Throws: ``ScheduleError/unusableSampler(_:)`` when it cannot run on `schedule`
+    ///   (``validate(trainingSteps:)``), e.g. DDIM with 5000 steps on 1000 training steps.
+    public func sampler(schedule: NoiseSchedule) throws -> any DiffusionSampler {
+        try validate(trainingSteps: schedule.timesteps)
+        return switch self {
         case .ddim(let steps, let eta): DDIMSampler(schedule: schedule, steps: steps, eta: eta)
         case .ddpm: DDPMSampler(schedule: schedule)
         case .dpmSolver(let steps): DPMSolverPlusPlus2M(schedule: schedule, steps: steps)

@@ -1,3 +1,5 @@
+import Tensor
+
 /// How a sampler with `S` network evaluations picks its steps among the T training steps.
 ///
 /// `timesteps(steps:trainingSteps:)` returns S + 1 integers, strictly descending, ending with -1

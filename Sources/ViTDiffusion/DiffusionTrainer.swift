@@ -230,14 +230,14 @@ public final class DiffusionTrainer {
         precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
         try validateMasking()
         let start = Date()
-        let (t, noise, mask) = draws(for: batch)
+        let (t, noise, mask) = try draws(for: batch)
         return try trainStep(images: batch.images, timesteps: t, noise: noise, mask: mask,
                              drawSeconds: Date().timeIntervalSince(start))
     }
 
     /// The random draws of a prepared batch: each sample's timestep (uniform), its noise and its
     /// mask, in that order, from its own generator.
-    func draws(for batch: PreparedBatch) -> (timesteps: [Int], noise: Tensor, mask: Mask) {
+    func draws(for batch: PreparedBatch) throws -> (timesteps: [Int], noise: Tensor, mask: Mask) {
         let c = model.config
         var generators = batch.generators
         let t = generators.indices.map { generators[$0].nextInt(below: schedule.timesteps) }
@@ -256,11 +256,28 @@ public final class DiffusionTrainer {
                 }
             }
         }
-        let dropped = generators.indices.map {
-            masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &generators[$0]).dropped[0]
+        let dropped = try generators.indices.map {
+            try checkedMask(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &generators[$0]),
+                            batchSize: 1).dropped[0]
         }
         let mask = Mask(dropped: dropped, patchCount: c.patchCount)
         return (t, noise, mask)
+    }
+
+    /// `mask` as drawn by ``masking`` for `batchSize` images, checked against the strategy's
+    /// contract: one row per image over the model's grid, each dropping the
+    /// `maskedCount(gridHeight:gridWidth:)` it declares. A custom strategy that breaks it would
+    /// otherwise train on other masks than it says (or trap).
+    func checkedMask(_ mask: Mask, batchSize: Int) throws -> Mask {
+        let c = model.config
+        let declared = masking.maskedCount(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
+        guard mask.batchSize == batchSize, mask.patchCount == c.patchCount, mask.droppedCount == declared else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "mask", problem: "the strategy \(String(describing: masking)) returned \(mask.batchSize) rows over \(mask.patchCount) patches, "
+                    + "each dropping \(mask.droppedCount), for \(batchSize) images over the \(c.gridHeight)x\(c.gridWidth) grid (\(c.patchCount) patches), "
+                    + "where its maskedCount says \(declared) (see MaskingStrategy's contract)")
+        }
+        return mask
     }
 
     /// One optimisation step on the clean images `x0` (B, C, H, W) in [-1, 1]: draws the
@@ -274,7 +291,8 @@ public final class DiffusionTrainer {
         let start = Date()
         let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
         let noise = Tensor.randomNormal(x0.shape, using: &rng)
-        let mask = masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng)
+        let mask = try checkedMask(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng),
+                                   batchSize: b)
         return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: Date().timeIntervalSince(start))
     }
 

@@ -79,7 +79,9 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     /// naming the offending field.
     public func validate() throws {
         func fail(_ field: String, _ s: String) -> ViTDiffusionError { .invalidConfig(file: nil, field: field, problem: s) }
-        guard patchSize > 0, imageHeight > 0, imageWidth > 0, imageHeight % patchSize == 0, imageWidth % patchSize == 0 else {
+        guard imageHeight > 0, imageWidth > 0 else { throw fail("img_size", "must be positive, got \(imageHeight)x\(imageWidth)") }
+        guard patchSize > 0 else { throw fail("patch_size", "must be positive, got \(patchSize)") }
+        guard imageHeight % patchSize == 0, imageWidth % patchSize == 0 else {
             throw fail("img_size", "\(imageHeight)x\(imageWidth) is not divisible by patch_size \(patchSize)")
         }
         guard inChannels > 0 else { throw fail("in_chans", "must be positive, got \(inChannels)") }

@@ -68,7 +68,7 @@ import Testing
         // Training also needs one visible patch; `validate` alone accepts a mask that drops all.
         try PatchMasking(ratio: 1).validate(gridHeight: 4, gridWidth: 4)
         #expect(throws: MaskingError.unfitGrid(strategy: "patch(1.0)", gridHeight: 4, gridWidth: 4,
-                                               problem: "it drops all 16 patches; lower the ratio so that at least one patch stays visible")) {
+                                               problem: "it drops all 16 patches; keep at least one patch visible (a lower ratio)")) {
             try PatchMasking(ratio: 1).validateForTraining(gridHeight: 4, gridWidth: 4)
         }
         #expect(throws: MaskingError.self) { try BlockMasking(blockSize: 4, ratio: 0.9).validateForTraining(gridHeight: 7, gridWidth: 8) }

@@ -44,10 +44,14 @@ import Testing
         #expect(message == "invalid token mask: row 1 drops 0 patches, row 0 drops 1")
     }
 
-    @Test func unequalDroppedCountsTrap() async {
-        await #expect(processExitsWith: .failure) {
+    /// A trap says why, in release builds too (the library's `precondition` prints its message,
+    /// where the standard library's drops it under `-O`).
+    @Test func unequalDroppedCountsTrapWithTheirMessage() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = Mask(dropped: [[0], [0, 1]], patchCount: 4)
         }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("Fatal error: Mask:") && stderr.contains("Mask.swift"), "\(stderr)")
     }
 
     @Test func gatherIndices() {

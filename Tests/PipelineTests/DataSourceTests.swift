@@ -29,6 +29,24 @@ import Testing
         #expect(DataSource(argument: "/data/faces").description == "/data/faces")
     }
 
+    /// A side below 1 px is an error naming the setting, before any image is decoded (it used to
+    /// trap in a worker thread); so are grids that cannot be drawn.
+    @Test func unusableSizesAreErrors() throws {
+        for size in [0, -1] {
+            #expect(throws: PipelineError.invalidOption(name: "size", problem: "an image side of \(size) px: must be from 1 to 16384")) {
+                try DataSource(argument: "emoji-faces").load(size: size)
+            }
+            #expect(throws: PipelineError.self) { try DataSource(argument: "/nonexistent").trainingData(size: size) }
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("grid-\(UUID().uuidString).png")
+        #expect(throws: ImageIOError.self) { try Image.writeGrid([], columns: 4, to: out) }
+        #expect(throws: ImageIOError.self) { try Image.writeGrid([Self.image(width: 2, height: 2, channels: 3)], columns: 0, to: out) }
+        #expect(throws: ImageIOError.self) {
+            try Image.writeGrid([Self.image(width: 2, height: 2, channels: 3), Self.image(width: 3, height: 2, channels: 3)], columns: 2, to: out)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
     @Test func missingFolderIsNamed() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-folder-\(UUID().uuidString)")
         let error = #expect(throws: PipelineError.self) { try DataSource.folder(url).load(size: 8) }

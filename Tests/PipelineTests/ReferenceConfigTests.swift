@@ -81,7 +81,7 @@ import ViTDiffusion
         var empty = d
         empty.recipe.mask = .patch(ratio: 1)
         #expect(empty.maskProblem == "masking strategy 'patch(1.0)' cannot mask a 4x4 patch grid: it drops all 16 patches; "
-                    + "lower the ratio so that at least one patch stays visible")
+                    + "keep at least one patch visible (a lower ratio)")
     }
 
     @Test func inlineConfigResolves() throws {

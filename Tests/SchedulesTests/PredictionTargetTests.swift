@@ -78,7 +78,10 @@ import Testing
         }
         try SamplerKind.dpmSolver(steps: 20).validate(trainingSteps: 20)
         try SamplerKind.ddpm.validate(trainingSteps: 1)
-        #expect(SamplerKind.ddim(steps: 50, eta: 0).sampler(schedule: schedule).networkEvaluations == 50)
+        #expect(try SamplerKind.ddim(steps: 50, eta: 0).sampler(schedule: schedule).networkEvaluations == 50)
+        // Parsed without a schedule, a step count the schedule cannot take is an error when it is built.
+        let tooMany = try SamplerKind(name: "ddim", steps: 5000)
+        #expect(throws: ScheduleError.self) { try tooMany.sampler(schedule: .linear()) }
         #expect(try ScheduleKind(name: "Cosine") == .cosine)
         #expect(throws: ScheduleError.self) { try ScheduleKind(name: "sigmoid") }
     }

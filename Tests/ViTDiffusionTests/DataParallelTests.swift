@@ -67,7 +67,7 @@ struct DataParallelTests {
         }
         #expect(Set(steps).count > 1 && Set(dropped).count > 1)
         for threads in [1, 2, 3] {
-            let d = Parallel.$threads.withValue(threads) { trainer.draws(for: batch) }
+            let d = try Parallel.$threads.withValue(threads) { try trainer.draws(for: batch) }
             #expect(d.timesteps == steps, "\(threads) threads")
             #expect(d.noise.shape == batch.images.shape && d.noise.scalars == noise, "\(threads) threads")
             #expect(d.mask.dropped == dropped && d.mask.patchCount == c.patchCount, "\(threads) threads")

@@ -160,6 +160,38 @@ struct KeepRandomRows: MaskingStrategy {
         #expect(snapshot(t.model.store) != before)
     }
 
+    /// A custom strategy that breaks the contract (it drops other counts than its maskedCount
+    /// says, or returns another number of rows) stops the step with an error naming it, through
+    /// both the dataset step and the step on given images; the weights are untouched.
+    @Test func strategyThatBreaksItsContractIsRefused() throws {
+        struct Liar: MaskingStrategy, CustomStringConvertible {
+            let extraRows: Int
+            var description: String { "liar" }
+            func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { gridHeight * gridWidth / 2 }   // says half
+            func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
+                let quarter = Array(0..<(gridHeight * gridWidth / 4))                             // drops a quarter
+                return Mask(dropped: Array(repeating: extraRows > 0 ? quarter + quarter.map { $0 + quarter.count } : quarter,
+                                            count: batchSize + extraRows), patchCount: gridHeight * gridWidth)
+            }
+        }
+        var rng = RandomGenerator(seed: 3)
+        let c = MaskedUViTConfig(imageSize: 16, embedDim: 16, depth: 1, heads: 2)
+        var data = RandomGenerator(seed: 4)
+        let images = Tensor.randomUniform([4, 3, 16, 16], low: -1, high: 1, using: &data)
+        for liar in [Liar(extraRows: 0), Liar(extraRows: 1)] {
+            let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: liar)
+            let before = snapshot(t.model.store)
+            #expect { try t.trainStep(images: images, using: &data) } throws: { "\($0)".contains("the strategy liar returned") }
+            #expect { try t.trainStep(dataset: TensorDataset(images: images)) } throws: { "\($0)".contains("where its maskedCount says 8") }
+            #expect(snapshot(t.model.store) == before && t.step == 0)
+        }
+        // A declared count outside the grid is refused up front, and so is a grid without patches.
+        #expect(throws: MaskingError.self) { try KeepRandomRows(keepRows: 9).validateForTraining(gridHeight: 4, gridWidth: 4) }
+        #expect(throws: MaskingError.unfitGrid(strategy: "none", gridHeight: 0, gridWidth: 0, problem: "the grid has no patches")) {
+            try NoMasking().validateForTraining(gridHeight: 0, gridWidth: 0)
+        }
+    }
+
     /// A mask that cannot tile the model's patch grid, or that drops every patch, stops the first
     /// step that draws masks, naming the mask and the model's size, with the weights untouched
     /// (the first used to trap in `makeMask`, the second to stop on a NaN loss).

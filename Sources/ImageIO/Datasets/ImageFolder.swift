@@ -163,6 +163,7 @@ extension ImageFolder {
     /// ``loadAll(size:)`` with one message per unreadable file (naming it and the problem), in
     /// listing order.
     public func loadAllReporting(size: Int?) throws(ImageIOError) -> (images: [Image], failures: [String]) {
+        if let size, size < 1 { throw .unreadableFile(path: root.path, reason: "cannot resize its images to \(size) px (the side must be positive)") }
         guard count > 0 else { throw .unreadableFile(path: root.path, reason: "no .png/.jpg/.jpeg files found (recursively)") }
         let (images, failures) = Self.partition(loadReporting(Array(entries.indices), size: size))
         guard !images.isEmpty else { throw .unreadableFile(path: root.path, reason: Self.noneDecoded(count: count, failures: failures)) }

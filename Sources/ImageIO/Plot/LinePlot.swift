@@ -1,3 +1,4 @@
+import Tensor
 import Foundation
 
 /// A line chart rendered into an RGB ``Image`` (and PNG) by the library itself: no Python,

@@ -97,6 +97,7 @@ public struct EmojiDataset: Sendable {
     /// `background`, then area-averaged to `size` x `size` (kept at full size when nil).
     public func image(of entry: EmojiEntry, size: Int? = 32,
                       background: RGBColor = (255, 255, 255)) throws(ImageIOError) -> Image {
+        if let size, size < 1 { throw .malformedDataset(path: font.path, problem: "cannot draw its emoji at \(size) px (the side must be positive)") }
         guard let bitmap = font.bitmap(forGlyph: entry.glyphID) else {
             throw .malformedFont(path: font.path, table: "CBDT", problem: "no bitmap for glyph \(entry.glyphID)")
         }
@@ -110,6 +111,7 @@ public struct EmojiDataset: Sendable {
     /// ``image(of:size:background:)`` for each entry, decoded on ``Parallel/threads`` threads.
     public func images(of entries: [EmojiEntry], size: Int? = 32,
                        background: RGBColor = (255, 255, 255)) throws(ImageIOError) -> [Image] {
+        if let size, size < 1 { throw .malformedDataset(path: font.path, problem: "cannot draw its emoji at \(size) px (the side must be positive)") }
         var results = [Result<Image, ImageIOError>?](repeating: nil, count: entries.count)
         results.withUnsafeMutableBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
