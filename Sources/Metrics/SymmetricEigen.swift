@@ -1,6 +1,6 @@
 // Float64 linear algebra for the Frechet distance: symmetric eigendecomposition (LAPACK dsyevd).
-import Tensor
 import CBLAS
+import Tensor
 
 /// Symmetric Float64 matrices, row-major (n, n).
 enum SymmetricMatrix {

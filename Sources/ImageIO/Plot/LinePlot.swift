@@ -1,5 +1,5 @@
-import Tensor
 import Foundation
+import Tensor
 
 /// A line chart rendered into an RGB ``Image`` (and PNG) by the library itself: no Python,
 /// no font files, no external tools. Meant for training curves: loss against step, raw and
