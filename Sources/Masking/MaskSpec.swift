@@ -116,9 +116,17 @@ public enum MaskSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         switch type {
         case "none": self = .none
         case "patch": self = .patch(ratio: ratio ?? 0)
-        case "block": self = .block(size: try c.decode(Int.self, forKey: .blockSize), ratio: ratio ?? 0)
+        case "block":
+            let size = try c.decode(Int.self, forKey: .blockSize)
+            guard size >= 1 else { throw DecodingError.dataCorruptedError(forKey: .blockSize, in: c, debugDescription: "block size \(size) must be at least 1") }
+            self = .block(size: size, ratio: ratio ?? 0)
         case "crop":
-            if let size = try c.decodeIfPresent(Int.self, forKey: .cropSize) { self = .crop(size: size) } else { self = .cropRatio(ratio: ratio ?? 0) }
+            if let size = try c.decodeIfPresent(Int.self, forKey: .cropSize) {
+                guard size >= 1 else { throw DecodingError.dataCorruptedError(forKey: .cropSize, in: c, debugDescription: "crop size \(size) must be at least 1") }
+                self = .crop(size: size)
+            } else {
+                self = .cropRatio(ratio: ratio ?? 0)
+            }
         case "custom": self = .custom(name: try c.decodeIfPresent(String.self, forKey: .name) ?? "custom")
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown mask type '\(type)'")

@@ -18,7 +18,8 @@ public func maskingStrategy(named name: String, ratio: Double) throws -> any Mas
         return ratio
     }
     func size(after prefix: String) throws -> Int {
-        guard let n = Int(key.dropFirst(prefix.count)), n >= 1 else { throw MaskingError.unknownStrategy(name) }
+        guard let n = Int(key.dropFirst(prefix.count)) else { throw MaskingError.unknownStrategy(name) }
+        guard n >= 1 else { throw MaskingError.unknownStrategy("\(name) (the \(prefix) size must be at least 1)") }
         return n
     }
     switch key {

@@ -472,10 +472,23 @@ public final class DiffusionTrainer {
 
     /// A trainer restored from a checkpoint written by ``save(to:extraMetadata:)``: the model
     /// config and recipe come from its metadata, then weights, EMA, optimizer state and step.
-    /// `masking` must be given again for a custom strategy. Every rank reads the file.
+    /// Every rank reads the file.
+    ///
+    /// A checkpoint trained with a custom strategy (recorded as `MaskSpec.custom(name:)`) opens
+    /// without it for sampling and evaluation; training steps then throw, asking for it. Given
+    /// again as `masking`, its description must be the recorded name (as a run folder requires).
     public convenience init(checkpoint url: URL, masking: (any MaskingStrategy)? = nil,
                             communicator: any Communicator = SingleProcessCommunicator()) throws {
         let (config, recipe) = try Self.describe(checkpoint: url)
+        var masking = masking
+        if case .custom(let name) = recipe.mask {
+            if let given = masking, MaskSpec(describing: given) != recipe.mask {
+                throw ViTDiffusionError.invalidInput(
+                    file: url.path, key: "recipe.mask",
+                    problem: "was trained with the custom strategy '\(name)', not '\(MaskSpec(describing: given))'")
+            }
+            masking = masking ?? RecordedCustomMasking(name: name, checkpoint: url.path)
+        }
         var rng = RandomGenerator(seed: 0)
         try self.init(model: MaskedUViT(config: config, rng: &rng), recipe: recipe, masking: masking, communicator: communicator)
         try resume(from: url)
@@ -533,6 +546,24 @@ public final class DiffusionTrainer {
     public func sample(count: Int, batchSize: Int = 64, sampler: any DiffusionSampler, using rng: inout RandomGenerator) throws -> Tensor {
         try Sampling.sample(model: emaModel, objective: recipe.objective, count: count, batchSize: batchSize,
                             sampler: sampler, using: &rng)
+    }
+}
+
+/// Stands in for the custom strategy a checkpoint was trained with when it is opened without it
+/// (``DiffusionTrainer/init(checkpoint:masking:communicator:)``): sampling needs no mask, and a
+/// training step stops at ``DiffusionTrainer/validateMasking()`` with a message asking for it.
+struct RecordedCustomMasking: MaskingStrategy, CustomStringConvertible {
+    let name: String
+    let checkpoint: String
+    var description: String { name }
+    func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { 0 }
+    func validate(gridHeight: Int, gridWidth: Int) throws {
+        throw MaskingError.unfitGrid(strategy: name, gridHeight: gridHeight, gridWidth: gridWidth,
+                                     problem: "the checkpoint \(checkpoint) was trained with this custom strategy; "
+                                        + "pass it again (masking:) to train on")
+    }
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
+        preconditionFailure("\(name): a custom strategy recorded in \(checkpoint) cannot draw masks without its code")
     }
 }
 

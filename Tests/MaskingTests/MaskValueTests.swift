@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import Testing
 @testable import Masking
@@ -76,8 +77,14 @@ import Testing
         let cr = try #require(try maskingStrategy(named: "crop", ratio: 0.5) as? CropMasking)
         #expect(cr.size == .ratio(0.5))
         #expect("\(b)" == "block4(0.9)" && "\(c)" == "crop8")
-        for bad in ["blob", "block", "blockx", "block0", "crop-1", ""] {
+        for bad in ["blob", "block", "blockx", ""] {
             #expect(throws: MaskingError.unknownStrategy(bad)) { try maskingStrategy(named: bad, ratio: 0.5) }
+        }
+        // A size below 1 says so.
+        #expect(throws: MaskingError.unknownStrategy("block0 (the block size must be at least 1)")) { try maskingStrategy(named: "block0", ratio: 0.5) }
+        #expect(throws: MaskingError.unknownStrategy("crop-1 (the crop size must be at least 1)")) { try maskingStrategy(named: "crop-1", ratio: 0.5) }
+        for json in [#"{"type": "block", "block_size": 0, "ratio": 0.5}"#, #"{"type": "crop", "crop_size": -2}"#] {
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode(MaskSpec.self, from: Data(json.utf8)) }
         }
         #expect(throws: MaskingError.invalidRatio(strategy: "patch", ratio: 1.5)) {
             try maskingStrategy(named: "patch", ratio: 1.5)

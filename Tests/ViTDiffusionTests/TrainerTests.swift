@@ -160,6 +160,31 @@ struct KeepRandomRows: MaskingStrategy {
         #expect(snapshot(t.model.store) != before)
     }
 
+    /// A checkpoint trained with a custom strategy opens without it for sampling; a training step
+    /// then asks for it, and another custom strategy than the recorded one is refused.
+    @Test func customStrategyCheckpointOpensForSampling() throws {
+        var rng = RandomGenerator(seed: 3)
+        let c = MaskedUViTConfig(imageSize: 16, embedDim: 16, depth: 1, heads: 2)
+        let t = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: KeepRandomRows(keepRows: 2))
+        var data = RandomGenerator(seed: 4)
+        let images = Tensor.randomUniform([4, 3, 16, 16], low: -1, high: 1, using: &data)
+        try t.trainStep(images: images, using: &data)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("custom-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try t.save(to: url)
+        let reopened = try DiffusionTrainer(checkpoint: url)
+        #expect(reopened.step == 1 && reopened.recipe.mask == t.recipe.mask)
+        var sampling = RandomGenerator(seed: 5)
+        #expect(try reopened.sample(count: 2, sampler: DDIMSampler(schedule: .linear(), steps: 2, eta: 0), using: &sampling).isFinite)
+        #expect { try reopened.trainStep(images: images, using: &data) } throws: { "\($0)".contains("pass it again (masking:)") }
+        #expect { _ = try DiffusionTrainer(checkpoint: url, masking: KeepRandomRows(keepRows: 3)) } throws: {
+            "\($0)".contains("was trained with the custom strategy 'KeepRandomRows(keepRows: 2)'")
+        }
+        let same = try DiffusionTrainer(checkpoint: url, masking: KeepRandomRows(keepRows: 2))
+        try same.trainStep(images: images, using: &data)
+        #expect(same.step == 2)
+    }
+
     /// A custom strategy that breaks the contract (it drops other counts than its maskedCount
     /// says, or returns another number of rows) stops the step with an error naming it, through
     /// both the dataset step and the step on given images; the weights are untouched.
