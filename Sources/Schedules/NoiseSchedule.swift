@@ -55,6 +55,7 @@ public struct NoiseSchedule: Sendable, Equatable {
 
     /// The linear schedule: beta = linspace(1e-4 * 1000/T, 0.02 * 1000/T, T) in Float64 (the
     /// reference scales the end points by 1000/T, a no-op at T = 1000). CelebA 64 and Church.
+    /// T must be above 20: at T = 20 the last beta reaches 1 (the program stops, naming it).
     public static func linear(timesteps: Int = 1000) -> NoiseSchedule {
         precondition(timesteps >= 1, "NoiseSchedule.linear: timesteps \(timesteps) must be positive")
         let scale = 1000 / Double(timesteps)
