@@ -1,4 +1,5 @@
 import Foundation
+import ViTDiffusion
 
 /// How much memory this process can ever have: the machine's RAM and swap (`/proc/meminfo`),
 /// or the container's limit (cgroup `memory.max`, or `memory.limit_in_bytes` of cgroup v1) when
@@ -32,6 +33,16 @@ public enum MachineMemory {
             out[String(parts[0])] = parts.count >= 3 && parts[2] == "kB" ? value * 1024 : value
         }
         return out
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`--batch`) when a training step of
+    /// `trainer` cannot fit in `limit` bytes (default: this machine's, ``limitBytes``; nil checks
+    /// nothing): its ``ViTDiffusion/DiffusionTrainer/memoryLowerBound`` is larger. ``TrainingRun``
+    /// checks this before a run starts; call it before ``ViTDiffusion/DiffusionTrainer/run(dataset:checkpoint:resume:progress:)``
+    /// to have the same check there.
+    public static func validate(_ trainer: DiffusionTrainer, limit: Int? = limitBytes) throws {
+        try check(needed: trainer.memoryLowerBound, limit: limit, batch: trainer.recipe.batchSize,
+                  what: "a training step of \(trainer.model.config.description)")
     }
 
     /// Throws ``PipelineError/invalidOption(name:problem:)`` (`--batch`) when `needed` bytes (a

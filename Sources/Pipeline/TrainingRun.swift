@@ -143,8 +143,7 @@ public final class TrainingRun {
         if !resuming, let initialWeights { try initialWeights(model) }
         trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking, communicator: communicator)
         try trainer.validateMasking()                                    // before the folder is touched
-        try MachineMemory.check(needed: trainer.memoryLowerBound, limit: memoryLimit, batch: config.recipe.batchSize,
-                                what: "a training step of \(config.model.description)")
+        try MachineMemory.validate(trainer, limit: memoryLimit)
         if resuming {
             let meta = try trainer.resume(from: checkpoint)
             trainSeconds = meta["train_seconds"].flatMap(Double.init) ?? 0

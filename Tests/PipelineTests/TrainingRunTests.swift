@@ -108,6 +108,10 @@ import ViTDiffusion
             unmasked.recipe.mask = .none
             let whole = try TrainingRun(folder: tmp.appendingPathComponent("whole"), config: unmasked, memoryLimit: nil)
             #expect(halves.trainer.memoryLowerBound < needed && whole.trainer.memoryLowerBound > needed)
+            // The same check for a trainer used without a run folder.
+            #expect(throws: PipelineError.self) { try MachineMemory.validate(probe.trainer, limit: needed - 1) }
+            try MachineMemory.validate(probe.trainer, limit: needed)
+            try MachineMemory.validate(probe.trainer, limit: nil)
         }
         // /proc/meminfo's lines as bytes; this machine's limit, where it can be read, is positive.
         let fields = MachineMemory.meminfo("MemTotal:       16384 kB\nSwapTotal:          0 kB\nHugePages_Total:       0\n")
