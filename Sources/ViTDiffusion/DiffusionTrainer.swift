@@ -646,7 +646,7 @@ public enum Sampling {
 }
 
 extension DiffusionTrainer {
-    /// Progress of ``run(dataset:checkpoint:progress:)``.
+    /// Progress of ``run(dataset:checkpoint:resume:progress:)``.
     public struct Progress: Sendable {
         /// Steps completed in this stage, including the one just run.
         public let step: Int
