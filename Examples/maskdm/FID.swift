@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Metrics
+import Pipeline
 
 /// `maskdm fid DIR_A DIR_B`: FID and KID between two image folders.
 struct FID: ParsableCommand {
@@ -37,7 +38,7 @@ struct FID: ParsableCommand {
         for dir in [dirA, dirB] {
             let start = Date()
             // A self-overwriting count on a terminal only: in a file it would leave control characters.
-            let live = World.communicator.isWriter && isatty(STDERR_FILENO) != 0 && World.communicator.size == 1
+            let live = World.communicator.isWriter && ProgressPrinter.isTerminal(STDERR_FILENO)
             let f: FolderFeatures
             do {
                 f = try evaluator.features(ofFolder: URL(fileURLWithPath: dir), progress: { folder, done, total in

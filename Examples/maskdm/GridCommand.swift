@@ -23,12 +23,9 @@ struct Grid: ParsableCommand {
         while loaded.count < count && next < files.count {
             let ids = Array(next..<min(files.count, next + count - loaded.count))
             next += ids.count
-            for result in files.loadReporting(ids, size: nil) {
-                switch result {
-                case .success(let image): loaded.append(image)
-                case .failure(let error): failures.append(error.description)
-                }
-            }
+            let (images, failed) = ImageFolder.partition(files.loadReporting(ids, size: nil))
+            loaded += images
+            failures += failed
         }
         guard let first = loaded.first else {
             throw ImageIOError.unreadableFile(path: folder, reason: ImageFolder.noneDecoded(count: failures.count, failures: failures))

@@ -47,8 +47,7 @@ struct PipelineCommand: ParsableCommand {
             }
         } catch let e as PipelineError {
             printers.values.forEach { $0.finish() }
-            if case .interrupted = e { print(e.description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
-            throw e
+            try e.endCommand()
         }
         printers.values.forEach { $0.finish() }
         print(report.table)
@@ -110,9 +109,18 @@ struct Compare: ParsableCommand {
                 }
             }
         } catch let e as PipelineError {
-            if case .interrupted = e { print(e.description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
-            throw e
+            try e.endCommand()
         }
         print("report: \(out)/report.md, plot: \(out)/fid_vs_time.png, grids: \(out)/grids/")
+    }
+}
+
+extension PipelineError {
+    /// How a command ends on this error: a stop prints its message and exits with the signal's
+    /// status (an `ExitCode` that `MaskDM.main` turns into an orderly exit, MPI included);
+    /// anything else is rethrown.
+    func endCommand() throws -> Never {
+        if case .interrupted = self { print(description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
+        throw self
     }
 }

@@ -215,8 +215,7 @@ struct StageOptions: ParsableArguments {
             summary = try run.train(on: loaded.images) { printer.handle($0) }
         } catch let e as PipelineError {
             printer.finish()
-            if case .interrupted = e { print(e.description); fflush(nil); throw ExitCode(StopSignal.exitStatus) }
-            throw e
+            try e.endCommand()
         }
         printer.finish()
         if summary.stepsRun == 0 {

@@ -140,13 +140,8 @@ public struct FIDEvaluator: Sendable {
             let end = Swift.min(folder.count, start + batchSize)
             // Each image is reduced to the network's 299 x 299 planes as it is decoded: a batch of
             // large photos never holds more than one full-size image per thread.
-            var planes: [[Float]] = []
-            for result in folder.loadReporting(Array(start..<end), transform: FIDPreprocessing.planes) {
-                switch result {
-                case .success(let p): planes.append(p)
-                case .failure(let error): failures.append(error.description)
-                }
-            }
+            let (planes, failed) = ImageFolder.partition(folder.loadReporting(Array(start..<end), transform: FIDPreprocessing.planes))
+            failures += failed
             if !planes.isEmpty { rows += network.features(ofPlanes: planes).scalars }
             rowsPerBatch.append(Float(planes.count))
             progress?(url.path, end, folder.count)

@@ -12,14 +12,17 @@ public final class ProgressPrinter {
     private var speed: Double? = nil
     private var lastDraw = 0.0
 
-    /// Whether standard output is a terminal the bar can redraw. False under `mpirun` (Open MPI,
-    /// or any launcher that sets `PMIX_RANK`/`PMI_RANK`): it hands each rank a pseudo-terminal
-    /// even when its own output goes to a file, where a redrawn bar would leave control
-    /// characters, so ranks print plain lines.
-    public static var standardOutputIsTerminal: Bool {
+    /// Whether standard output is a terminal the bar can redraw (``isTerminal(_:)``).
+    public static var standardOutputIsTerminal: Bool { isTerminal(STDOUT_FILENO) }
+
+    /// Whether `fileDescriptor` is a terminal a self-overwriting line can redraw. False under
+    /// `mpirun` (Open MPI, or any launcher that sets `PMIX_RANK`/`PMI_RANK`): it hands each rank a
+    /// pseudo-terminal even when its own output goes to a file, where a redrawn line would leave
+    /// control characters, so ranks print plain lines.
+    public static func isTerminal(_ fileDescriptor: Int32) -> Bool {
         let env = ProcessInfo.processInfo.environment
         if ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].contains(where: { env[$0] != nil }) { return false }
-        return isatty(STDOUT_FILENO) != 0
+        return isatty(fileDescriptor) != 0
     }
 
     /// A printer for a stage named `label` that runs to `total` steps.

@@ -186,9 +186,9 @@ extension DataSource {
             let chosen = spaced(folder.count)
             var failures: [String] = []
             for start in stride(from: 0, to: chosen.count, by: 256) {      // decoded a chunk at a time
-                let results = folder.loadReporting(Array(chosen[start..<min(start + 256, chosen.count)]), size: size)
-                try write(results.compactMap { try? $0.get() })
-                if failures.count < 3 { failures += results.compactMap { if case .failure(let e) = $0 { e.description } else { nil } }.prefix(3) }
+                let (images, failed) = ImageFolder.partition(folder.loadReporting(Array(chosen[start..<min(start + 256, chosen.count)]), size: size))
+                try write(images)
+                if failures.count < 3 { failures += failed.prefix(3) }
             }
             guard written > 0 else {
                 throw PipelineError.badData(path: folder.root.path, problem: ImageFolder.noneDecoded(count: chosen.count, failures: failures))

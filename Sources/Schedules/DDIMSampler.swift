@@ -12,7 +12,7 @@ import Tensor
 /// let ddim = DDIMSampler(schedule: .linear(), steps: 250, eta: 1)
 /// let x = try ddim.sample(shape: [8, 3, 64, 64], model: net, using: &rng)
 /// ```
-public struct DDIMSampler: DiffusionSampler {
+public struct DDIMSampler: StepNoiseSampler {
     /// The schedule the model was trained with.
     public let schedule: NoiseSchedule
     /// The steps, descending, last = -1; the network is evaluated at all but the last.
@@ -65,19 +65,9 @@ public struct DDIMSampler: DiffusionSampler {
     }
 
     /// Runs the reverse process from `noise` = x_T (B, C, H, W); returns x_0 of the same shape.
-    public func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
-                       progress: SamplingProgress?) throws -> Tensor {
-        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, using: &rng) }
-    }
-
-    /// The same with each item's step noise from its own generator (see ``DiffusionSampler``).
-    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
-                       progress: SamplingProgress?) throws -> Tensor {
-        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, itemGenerators: &itemGenerators) }
-    }
-
-    private func run(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
-                     drawNoise: (Shape) -> Tensor) throws -> Tensor {
+    /// Each step's noise comes from `drawNoise` (see ``StepNoiseSampler``).
+    public func sample(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
+                       drawNoise: (Shape) -> Tensor) throws -> Tensor {
         checkSampleInput("DDIMSampler", noise)
         var x = noise
         for (i, (t, s)) in zip(timesteps, timesteps.dropFirst()).enumerated() {

@@ -8,7 +8,7 @@ import Tensor
 /// c2_t = (1 - ab_{t-1}) sqrt(alpha_t)/(1 - ab_t), and variance beta-tilde_t =
 /// beta_t (1 - ab_{t-1})/(1 - ab_t), applied as exp(0.5 log(max(beta-tilde, 1e-20))) z; no noise
 /// at t = 0. (The reference's `p_sample_loop` computes the same but crashes before running.)
-public struct DDPMSampler: DiffusionSampler {
+public struct DDPMSampler: StepNoiseSampler {
     /// The schedule the model was trained with.
     public let schedule: NoiseSchedule
     /// Whether x0 estimates are clamped to [-1, 1] (default on, as the reference).
@@ -49,19 +49,9 @@ public struct DDPMSampler: DiffusionSampler {
     }
 
     /// Runs the reverse process from `noise` = x_T (B, C, H, W); returns x_0 of the same shape.
-    public func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
-                       progress: SamplingProgress?) throws -> Tensor {
-        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, using: &rng) }
-    }
-
-    /// The same with each item's step noise from its own generator (see ``DiffusionSampler``).
-    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
-                       progress: SamplingProgress?) throws -> Tensor {
-        try run(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, itemGenerators: &itemGenerators) }
-    }
-
-    private func run(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
-                     drawNoise: (Shape) -> Tensor) throws -> Tensor {
+    /// Each step's noise comes from `drawNoise` (see ``StepNoiseSampler``).
+    public func sample(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
+                       drawNoise: (Shape) -> Tensor) throws -> Tensor {
         checkSampleInput("DDPMSampler", noise)
         var x = noise
         for t in stride(from: schedule.timesteps - 1, through: 0, by: -1) {

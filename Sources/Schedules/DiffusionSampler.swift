@@ -25,10 +25,37 @@ public protocol DiffusionSampler: Sendable {
     /// The same, with the noise that a stochastic step adds to item i drawn from
     /// `itemGenerators[i]` alone (one generator per item of `noise`), so each item's draws do not
     /// depend on the batch it shares. The default implementation serves deterministic samplers
-    /// (they draw nothing); a stochastic sampler that does not implement it draws from one
-    /// generator split off the first item's, which ties its items to their batch.
+    /// (they draw nothing); a stochastic sampler gets it by conforming to ``StepNoiseSampler``.
+    /// One that does neither draws from one generator split off the first item's, which ties
+    /// its items to their batch.
     func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
                 progress: SamplingProgress?) throws -> Tensor
+}
+
+/// A stochastic sampler written once against a source of step noise. Conforming gives both forms
+/// of ``DiffusionSampler/sample(from:model:using:progress:)``: step noise from one generator, or
+/// item i's from `itemGenerators[i]` (``DiffusionSampler/sample(from:model:itemGenerators:progress:)``),
+/// so its items can be drawn independently of their batch. ``DDIMSampler`` and ``DDPMSampler``
+/// conform.
+public protocol StepNoiseSampler: DiffusionSampler {
+    /// Runs the reverse process from `noise` = x_T (B, C, H, W), returning x_0 of the same shape;
+    /// each step that adds noise takes it, of the batch's shape, from `drawNoise`.
+    func sample(from noise: Tensor, model: NoisePredictor, progress: SamplingProgress?,
+                drawNoise: (Shape) -> Tensor) throws -> Tensor
+}
+
+extension StepNoiseSampler {
+    /// The reverse process with every step's noise drawn from `rng`.
+    public func sample(from noise: Tensor, model: NoisePredictor, using rng: inout RandomGenerator,
+                       progress: SamplingProgress?) throws -> Tensor {
+        try sample(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, using: &rng) }
+    }
+
+    /// The reverse process with item i's step noise drawn from `itemGenerators[i]`.
+    public func sample(from noise: Tensor, model: NoisePredictor, itemGenerators: inout [RandomGenerator],
+                       progress: SamplingProgress?) throws -> Tensor {
+        try sample(from: noise, model: model, progress: progress) { Tensor.randomNormal($0, itemGenerators: &itemGenerators) }
+    }
 }
 
 extension DiffusionSampler {

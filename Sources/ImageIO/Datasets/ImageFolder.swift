@@ -113,9 +113,10 @@ public struct ImageFolder: Sendable {
         return results.values.map { $0 ?? .failure(.unreadableFile(path: root.path, reason: "not decoded")) }
     }
 
-    /// The images of `results` and one message per failure (naming the file and the problem), in order.
-    static func partition(_ results: [Result<Image, ImageIOError>]) -> (images: [Image], failures: [String]) {
-        var images: [Image] = [], failures: [String] = []
+    /// The values of `results` (decoded images, or what a transform made of them) and one message
+    /// per failure (naming the file and the problem), each in order.
+    public static func partition<T>(_ results: [Result<T, ImageIOError>]) -> (images: [T], failures: [String]) {
+        var images: [T] = [], failures: [String] = []
         for result in results {
             switch result {
             case .success(let image): images.append(image)
