@@ -48,8 +48,8 @@ let package = Package(
         // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
         .target(name: "CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
-        // PyTorch `torch.save` / TorchScript reader (zip + pickle; STORED entries only, so no zlib).
-        .target(name: "TorchCheckpoint", dependencies: ["Tensor"]),
+        // PyTorch `torch.save` / TorchScript reader (zip + pickle; STORED entries only; zlib for CRC-32).
+        .target(name: "TorchCheckpoint", dependencies: ["Tensor", "CZlib"]),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),

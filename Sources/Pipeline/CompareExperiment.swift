@@ -95,7 +95,8 @@ public struct CompareExperiment {
     @discardableResult
     public func run(source: DataSource, target: DataSource, events: ((Event) -> Void)? = nil) throws -> [Point] {
         guard budgetSeconds > 0, points >= 1, (0..<1).contains(pretrainShare) else {
-            throw PipelineError.invalidOption(name: "--budget", problem: "need a positive budget, points >= 1 and a pre-train share in [0, 1)")
+            throw PipelineError.invalidOption(name: "budgetSeconds, points, pretrainShare (--minutes, --points, --pretrain-share)",
+                                              problem: "need a positive budget, points >= 1 and a pre-train share in [0, 1)")
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let data = try ExperimentData(source: source, target: target, size: recipe.model.imageHeight, folder: folder)

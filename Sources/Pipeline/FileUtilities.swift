@@ -24,12 +24,12 @@ func createFolder(_ folder: URL) throws {
         path = parent
     }
     if FileManager.default.fileExists(atPath: path.path), !isDirectory.boolValue {
-        throw PipelineError.invalidOption(name: "--out", problem: "'\(path.path)' is a file, not a folder")
+        throw PipelineError.invalidOption(name: "folder (--out)", problem: "'\(path.path)' is a file, not a folder")
     }
     do {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     } catch {
-        throw PipelineError.invalidOption(name: "--out", problem: "cannot create the folder '\(folder.path)': \(error.localizedDescription)")
+        throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot create the folder '\(folder.path)': \(error.localizedDescription)")
     }
 }
 

@@ -24,6 +24,26 @@ public enum MachineMemory {
         return limits.min()
     }
 
+    /// How many processes of this job run on this machine: `OMPI_COMM_WORLD_LOCAL_SIZE` (Open
+    /// MPI's `mpirun`) or `MPI_LOCALNRANKS` (MPICH's), else 1. Ranks on one machine share its memory.
+    public static var processesOnThisMachine: Int {
+        processesOnThisMachine(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// ``processesOnThisMachine`` read from `environment`.
+    static func processesOnThisMachine(environment env: [String: String]) -> Int {
+        let count = (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        return max(count ?? 1, 1)
+    }
+
+    /// This process's share of ``limitBytes``: the limit divided among the
+    /// ``processesOnThisMachine``. What ``TrainingRun`` checks a batch against by default.
+    public static var processLimitBytes: Int? {
+        limitBytes.map { $0 / processesOnThisMachine }
+    }
+
     /// The `Key: N kB` lines of `/proc/meminfo` as bytes.
     static func meminfo(_ text: String) -> [String: Int] {
         var out: [String: Int] = [:]
@@ -35,27 +55,31 @@ public enum MachineMemory {
         return out
     }
 
-    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`--batch`) when a training step of
-    /// `trainer` cannot fit in `limit` bytes (default: this machine's, ``limitBytes``; nil checks
-    /// nothing): its ``ViTDiffusion/DiffusionTrainer/memoryLowerBound`` is larger. ``TrainingRun``
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`batchSize (--batch)`) when a training step of
+    /// `trainer` cannot fit in `limit` bytes (default: this process's share of the machine's,
+    /// ``processLimitBytes``; nil checks nothing): its
+    /// ``ViTDiffusion/DiffusionTrainer/memoryLowerBound`` is larger. ``TrainingRun``
     /// checks this before a run starts; call it before ``ViTDiffusion/DiffusionTrainer/run(dataset:checkpoint:resume:progress:)``
     /// to have the same check there.
-    public static func validate(_ trainer: DiffusionTrainer, limit: Int? = limitBytes) throws {
+    public static func validate(_ trainer: DiffusionTrainer, limit: Int? = processLimitBytes) throws {
         try check(needed: trainer.memoryLowerBound, limit: limit, batch: trainer.recipe.batchSize,
                   what: "a training step of \(trainer.model.config.description)")
     }
 
-    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`--batch`) when `needed` bytes (a
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`batchSize (--batch)`) when `needed` bytes (a
     /// lower bound) exceed `limit`, naming both and the ways out.
     static func check(needed: Int, limit: Int?, batch: Int, what: String) throws {
         guard let limit, needed > limit else { return }
         func size(_ b: Int) -> String {
             b >= 1_000_000_000 ? String(format: "%.1f GB", Double(b) / 1e9) : String(format: "%.1f MB", Double(b) / 1e6)
         }
+        let processes = processesOnThisMachine
+        let whose = "this machine's RAM and swap, or the container's limit"
+            + (processes > 1 ? ", divided among the \(processes) processes of this job on it" : "") + ", unless given"
         throw PipelineError.invalidOption(
-            name: "--batch",
+            name: "batchSize (--batch)",
             problem: "\(what) needs at least \(size(needed)) for a batch of \(batch), over the memory limit of \(size(max(limit, 0))) "
-                + "(this machine's RAM and swap, or the container's limit, unless given): lower the batch, "
+                + "(\(whose)): lower the batch, "
                 + "or run it as micro-batches (--accumulate N, TrainingRecipe.accumulationSteps)")
     }
 }

@@ -24,7 +24,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
         case .missingFile(let p, let hint): "'\(p)' not found: \(hint)"
         case .badData(let p, let problem): "data '\(p)': \(problem)"
         case .runMismatch(let f, let key, let a, let b):
-            "run folder '\(f)' holds a run with \(key) = \(a), not \(b); resume with the same settings or choose another --out"
+            "run folder '\(f)' holds a run with \(key) = \(a), not \(b); resume with the same settings or choose another folder (--out)"
         case .badCheckpoint(let p, let problem): "checkpoint '\(p)': \(problem)"
         case .invalidOption(let n, let problem): "option \(n): \(problem)"
         case .badConfig(let p, let key, let problem): key.isEmpty ? "config '\(p)': \(problem)" : "config '\(p)': key '\(key)': \(problem)"

@@ -31,13 +31,13 @@ final class RunFolderLock: @unchecked Sendable {
             }
             let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
-                throw PipelineError.invalidOption(name: "--out", problem: "cannot open '\(lockPath)': \(String(cString: strerror(errno)))")
+                throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot open '\(lockPath)': \(String(cString: strerror(errno)))")
             }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 close(fd)
                 throw PipelineError.invalidOption(
-                    name: "--out", problem: "run folder '\(folder.path)' is in use by another process (another training run into it "
-                        + "is still going); wait for it to finish or stop it, or choose another --out")
+                    name: "folder (--out)", problem: "run folder '\(folder.path)' is in use by another process (another training run into it "
+                        + "is still going); wait for it to finish or stop it, or choose another folder (--out)")
             }
             held[lockPath] = (fd, 1)
             return fd

@@ -55,8 +55,8 @@ public enum SampleWriter {
                              communicator: any Communicator = SingleProcessCommunicator(),
                              progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
                              stop: (() -> Bool)? = nil) throws -> Int {
-        guard count >= 0 else { throw PipelineError.invalidOption(name: "--count", problem: "must be >= 0, got \(count)") }
-        guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "--batch", problem: "must be >= 1, got \(batchSize)") }
+        guard count >= 0 else { throw PipelineError.invalidOption(name: "count (--count)", problem: "must be >= 0, got \(count)") }
+        guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "batchSize (--batch)", problem: "must be >= 1, got \(batchSize)") }
         try sampler.validate(trainingSteps: schedule.timesteps)
         try createFolder(folder)
         let start = existingCount(in: folder)
@@ -99,7 +99,7 @@ public struct SampleEvaluator: Sendable {
     public init(weights: URL? = nil, cacheDirectory: URL? = nil) throws {
         let url = weights ?? FIDInceptionV3.defaultWeightsURL
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw PipelineError.missingFile(path: url.path, hint: "FID Inception weights; run scripts/fetch-fid-weights.sh")
+            throw PipelineError.missingFile(path: url.path, hint: "the FID Inception weights; " + FIDInceptionV3.weightsHint)
         }
         evaluator = FIDEvaluator(network: try FIDInceptionV3(contentsOf: url), batchSize: 32,
                                  cache: FIDFeatureCache(directory: cacheDirectory ?? URL(fileURLWithPath: FIDFeatureCache.defaultDirectory)))

@@ -44,20 +44,21 @@ public struct EvaluationSchedule: Codable, Sendable, Equatable {
 
     /// Checks the counts and (unless `checkingReference` is false) that the reference folder
     /// exists and holds at least 2 image files.
-    /// - Throws: ``PipelineError/invalidOption(name:problem:)`` naming `--fid-every`,
-    ///   `--fid-samples`, `evaluation.batchSize` or `--fid-reference` (empty);
+    /// - Throws: ``PipelineError/invalidOption(name:problem:)`` naming `evaluation.every`,
+    ///   `evaluation.samples`, `evaluation.batchSize` or `evaluation.reference` (empty), with the
+    ///   `maskdm` flag beside each (`--fid-every`, ...);
     ///   ``PipelineError/missingFile(path:hint:)`` for a missing reference;
     ///   ``PipelineError/badData(path:problem:)`` when it is a file or holds fewer than 2 image files.
     public func validate(checkingReference: Bool = true) throws {
-        guard every >= 1 else { throw PipelineError.invalidOption(name: "--fid-every", problem: "must be >= 1, got \(every)") }
+        guard every >= 1 else { throw PipelineError.invalidOption(name: "evaluation.every (--fid-every)", problem: "must be >= 1, got \(every)") }
         guard samples >= 2 else {
-            throw PipelineError.invalidOption(name: "--fid-samples", problem: "FID needs at least 2 samples, got \(samples)")
+            throw PipelineError.invalidOption(name: "evaluation.samples (--fid-samples)", problem: "FID needs at least 2 samples, got \(samples)")
         }
         guard batchSize >= 1 else {
             throw PipelineError.invalidOption(name: "evaluation.batchSize", problem: "must be >= 1, got \(batchSize)")
         }
         guard checkingReference else { return }
-        guard !reference.isEmpty else { throw PipelineError.invalidOption(name: "--fid-reference", problem: "no reference folder given") }
+        guard !reference.isEmpty else { throw PipelineError.invalidOption(name: "evaluation.reference (--fid-reference)", problem: "no reference folder given") }
         let url = URL(fileURLWithPath: reference)
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {

@@ -109,13 +109,14 @@ public final class TrainingRun {
     ///   ``Metrics/MetricsError/tooFewSamples(what:count:needed:)`` naming the folder when it has
     ///   fewer than 2 readable images).
     /// - Parameter communicator: the job's processes (default: this one alone); see the type's notes.
-    /// - Parameter memoryLimit: bytes this process can have (default: ``MachineMemory/limitBytes``);
+    /// - Parameter memoryLimit: bytes this process can have (default: ``MachineMemory/processLimitBytes``,
+    ///   the machine's memory divided among the processes of an `mpirun` job on it);
     ///   a batch whose ``DiffusionTrainer/memoryLowerBound`` exceeds it is refused with
-    ///   ``PipelineError/invalidOption(name:problem:)`` (`--batch`) before anything is written.
+    ///   ``PipelineError/invalidOption(name:problem:)`` (`batchSize (--batch)`) before anything is written.
     public init(folder: URL, config: RunConfig, masking: (any MaskingStrategy)? = nil,
                 initialWeights: ((MaskedUViT) throws -> Void)? = nil,
                 communicator: any Communicator = SingleProcessCommunicator(),
-                memoryLimit: Int? = MachineMemory.limitBytes) throws {
+                memoryLimit: Int? = MachineMemory.processLimitBytes) throws {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
@@ -171,7 +172,7 @@ public final class TrainingRun {
         if Set(precisions).count > 1 {
             throw PipelineError.invalidOption(name: "precision", problem: "the ranks would train in different precisions "
                                               + "(bf16 on ranks \(precisions.indices.filter { precisions[$0] == 1 }), fp32 on the others): "
-                                              + "give every rank the same --precision or MASKDM_GEMM_ISA")
+                                              + "give every rank the same precision (--precision) or MASKDM_GEMM_ISA")
         }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()

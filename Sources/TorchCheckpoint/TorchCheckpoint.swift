@@ -82,8 +82,10 @@ public struct TorchCheckpoint: Sendable {
         let dataStart: Int
     }
 
-    /// Opens and checks the checkpoint at `url`, memory-mapping it read-only.
-    public init(contentsOf url: URL) throws {
+    /// Opens and checks the checkpoint at `url`, memory-mapping it read-only. With
+    /// `verifyingChecksums` (the default) each zip entry read is checked against its recorded
+    /// CRC-32, so a damaged file is an error naming the entry rather than wrong values.
+    public init(contentsOf url: URL, verifyingChecksums: Bool = true) throws {
         let path = url.path
         let bytes: SafetensorsBytes
         do {
@@ -91,17 +93,19 @@ public struct TorchCheckpoint: Sendable {
         } catch let error as SafetensorsError {
             throw TorchCheckpointError(file: path, error.problem)
         }
-        try self.init(bytes: bytes, name: path)
+        try self.init(bytes: bytes, name: path, verifyingChecksums: verifyingChecksums)
     }
 
-    /// Checks a checkpoint held in memory; `name` is used in error messages.
-    public init(bytes: [UInt8], name: String) throws {
-        try self.init(bytes: SafetensorsBytes(copying: bytes), name: name)
+    /// Checks a checkpoint held in memory; `name` is used in error messages, and
+    /// `verifyingChecksums` is as in ``init(contentsOf:verifyingChecksums:)``.
+    public init(bytes: [UInt8], name: String, verifyingChecksums: Bool = true) throws {
+        try self.init(bytes: SafetensorsBytes(copying: bytes), name: name, verifyingChecksums: verifyingChecksums)
     }
 
-    private init(bytes: SafetensorsBytes, name: String) throws {
+    private init(bytes: SafetensorsBytes, name: String, verifyingChecksums: Bool) throws {
         let archive = try withExtendedLifetime(bytes) {
-            try TorchCheckpointArchive(TorchByteView(base: bytes.base, count: bytes.count), file: name)
+            try TorchCheckpointArchive(TorchByteView(base: bytes.base, count: bytes.count), file: name,
+                                       verifyingChecksums: verifyingChecksums)
         }
         func locate(_ t: TorchTensorRef) -> Located? {
             guard let dtype = t.storage.dtype else { return nil }

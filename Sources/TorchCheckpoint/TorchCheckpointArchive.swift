@@ -19,8 +19,8 @@ struct TorchCheckpointArchive {
         "torch.BoolStorage": .bool,
     ]
 
-    init(_ bytes: TorchByteView, file: String) throws {
-        let zip = try TorchZipArchive(bytes, file: file)
+    init(_ bytes: TorchByteView, file: String, verifyingChecksums: Bool = true) throws {
+        let zip = try TorchZipArchive(bytes, file: file, verifyingChecksums: verifyingChecksums)
         let dataPickle = try Self.findDataPickle(zip, file: file)
         let directory = String(dataPickle.dropLast("data.pkl".count))     // "archive/" or ""
 

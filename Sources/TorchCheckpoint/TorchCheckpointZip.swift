@@ -1,3 +1,5 @@
+import CZlib
+
 /// A read-only view of `count` bytes at `base` with little-endian readers.
 ///
 /// Callers check ranges with ``contains(_:_:)`` before reading; the readers themselves only
@@ -37,7 +39,9 @@ struct TorchByteView {
 /// files), with ZIP64 records. Entry data is located through each entry's local header.
 ///
 /// Only what PyTorch writes is read: a single-disk archive whose entries are STORED (method 0);
-/// compressed or encrypted entries are listed but reading them throws. CRCs are not checked.
+/// compressed or encrypted entries are listed but reading them throws. An entry's data is checked
+/// against the CRC-32 its central record holds when it is read (an archive written with
+/// `torch.serialization.set_crc32_options(False)` records 0, and is not checked).
 struct TorchZipArchive {
     /// One central-directory record.
     struct Entry {
@@ -47,12 +51,16 @@ struct TorchZipArchive {
         let compressedSize: Int
         let uncompressedSize: Int
         let localHeaderOffset: Int
+        /// The CRC-32 of the data (0: not recorded).
+        let crc32: UInt32
     }
 
     /// Entries in central-directory order.
     let entries: [Entry]
     private let index: [String: Int]
     private let file: String
+    /// Whether ``dataRange(of:in:)`` checks the recorded CRC-32s.
+    private let verifyingChecksums: Bool
 
     private static let eocdSignature: UInt32 = 0x0605_4b50
     private static let zip64LocatorSignature: UInt32 = 0x0706_4b50
@@ -61,8 +69,9 @@ struct TorchZipArchive {
     private static let localSignature: UInt32 = 0x0403_4b50
 
     /// Parses the end-of-central-directory record (and its ZIP64 form) and the central directory.
-    init(_ bytes: TorchByteView, file: String) throws {
+    init(_ bytes: TorchByteView, file: String, verifyingChecksums: Bool = true) throws {
         self.file = file
+        self.verifyingChecksums = verifyingChecksums
         func fail(_ problem: String) -> TorchCheckpointError { TorchCheckpointError(file: file, problem) }
 
         guard bytes.count > 0 else { throw fail("file is empty (0 bytes), not a zip archive") }
@@ -131,8 +140,8 @@ struct TorchZipArchive {
     /// True when the archive has an entry called `name`.
     func contains(_ name: String) -> Bool { index[name] != nil }
 
-    /// The byte range of the stored data of entry `name`, checked against the file and its local
-    /// header; throws for a missing, compressed or encrypted entry.
+    /// The byte range of the stored data of entry `name`, checked against the file, its local
+    /// header and (unless the archive was opened without) its recorded CRC-32; throws for a missing, compressed, encrypted or damaged entry.
     func dataRange(of name: String, in bytes: TorchByteView) throws -> Range<Int> {
         func fail(_ problem: String) -> TorchCheckpointError {
             TorchCheckpointError(file: file, entry: name, problem)
@@ -161,6 +170,14 @@ struct TorchZipArchive {
         guard bytes.contains(start, e.compressedSize) else {
             throw fail("data (\(e.compressedSize) bytes at offset \(start)) runs past the end of the file "
                        + "(\(bytes.count) bytes); truncated?")
+        }
+        if verifyingChecksums && e.crc32 != 0 {
+            let actual = CRC32.checksum(bytes.base + start, count: e.compressedSize)
+            guard actual == e.crc32 else {
+                throw fail("data is damaged: its CRC-32 is \(CRC32.hex(actual)), the archive records \(CRC32.hex(e.crc32)) "
+                           + "(\(e.compressedSize) bytes at offset \(start)); the file was changed or corrupted after it "
+                           + "was written, fetch or copy it again")
+            }
         }
         return start..<(start + e.compressedSize)
     }
@@ -192,6 +209,7 @@ struct TorchZipArchive {
         }
         let flags = bytes.u16(p + 8)
         let method = bytes.u16(p + 10)
+        let crc = bytes.u32(p + 16)
         var compressed = UInt64(bytes.u32(p + 20))
         var uncompressed = UInt64(bytes.u32(p + 24))
         let nameLength = Int(bytes.u16(p + 28))
@@ -238,6 +256,19 @@ struct TorchZipArchive {
         }
         p = extraEnd + commentLength
         return Entry(name: name, flags: flags, method: method, compressedSize: Int(compressed),
-                     uncompressedSize: Int(uncompressed), localHeaderOffset: Int(localOffset))
+                     uncompressedSize: Int(uncompressed), localHeaderOffset: Int(localOffset), crc32: crc)
+    }
+}
+
+/// The zip format's CRC-32 (zlib's `crc32_z`, which takes sizes past 4 GB).
+enum CRC32 {
+    static func checksum(_ base: UnsafeRawPointer, count: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: crc32_z(0, base.assumingMemoryBound(to: UInt8.self), count))
+    }
+
+    /// `0x` and eight hex digits.
+    static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 }

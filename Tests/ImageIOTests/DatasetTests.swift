@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 import Testing
 @testable import ImageIO
@@ -136,5 +139,45 @@ import Testing
             let message = "\(error)"
             return message.contains("none of the 4 image files could be decoded: ") && message.contains("w.png") && message.contains("(and 1 more)")
         }
+    }
+
+    /// Links to folders are walked (a link back up is not, so loops end); a name that is not
+    /// UTF-8 is listed with its problem instead of being dropped unseen.
+    @Test func linkedFoldersAndNamesThatAreNotUTF8() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        let data = dir.appendingPathComponent("data"), elsewhere = dir.appendingPathComponent("elsewhere/cats")
+        try fm.createDirectory(at: data, withIntermediateDirectories: true)
+        try fm.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try Image(width: 4, height: 4, color: [255, 0, 0]).write(to: data.appendingPathComponent("a.png"))
+        try Image(width: 4, height: 4, color: [0, 255, 0]).write(to: elsewhere.appendingPathComponent("c.png"))
+        try fm.createSymbolicLink(at: data.appendingPathComponent("cats"), withDestinationURL: elsewhere)
+        try fm.createSymbolicLink(at: elsewhere.appendingPathComponent("up"), withDestinationURL: data)   // a loop
+        // "caf\xE9.png" (Latin-1) beside a valid file, and "d\xFF/e.png".
+        func rename(_ from: URL, to bytes: [UInt8]) {
+            let target = Array(from.deletingLastPathComponent().path.utf8) + [UInt8(ascii: "/")] + bytes + [0]
+            let result = target.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { Glibc.rename(from.path, $0.baseAddress!) }
+            }
+            #expect(result == 0)
+        }
+        let cafe = data.appendingPathComponent("cafe.png")
+        try Image(width: 4, height: 4, color: [0, 0, 255]).write(to: cafe)
+        rename(cafe, to: Array("caf".utf8) + [0xE9] + Array(".png".utf8))
+        let sub = data.appendingPathComponent("d")
+        try fm.createDirectory(at: sub, withIntermediateDirectories: true)
+        try Image(width: 4, height: 4, color: [9, 9, 9]).write(to: sub.appendingPathComponent("e.png"))
+        rename(sub, to: [UInt8(ascii: "d"), 0xFF])
+
+        let folder = try ImageFolder(data)
+        #expect(folder.entries.map(\.path) == ["a.png", "caf\\xE9.png", "cats/c.png", "d\\xFF/e.png"])
+        #expect(folder.entries.filter { $0.problem != nil }.map(\.path) == ["caf\\xE9.png", "d\\xFF/e.png"])
+        let loaded = try folder.loadAllReporting(size: nil)
+        #expect(loaded.images.map { $0[x: 0, y: 0] } == [[255, 0, 0], [0, 255, 0]])
+        #expect(loaded.failures.count == 2, "\(loaded.failures)")
+        #expect(loaded.failures.allSatisfy { $0.contains("not valid UTF-8") }, "\(loaded.failures)")
+        #expect(loaded.failures.first?.contains("caf\\xE9.png") == true, "\(loaded.failures)")
+        #expect(ImageFolderWalk.escaped(Array("é".utf8) + [0xC3]) == "é\\xC3")
+        #expect(ImageFolderWalk.pathExtension(Array("X.JPeG".utf8)) == "jpeg" && ImageFolderWalk.pathExtension(Array(".png".utf8)) == "")
     }
 }

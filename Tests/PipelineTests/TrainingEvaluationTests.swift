@@ -20,9 +20,9 @@ import ViTDiffusion
             }
             #expect(problem(EvaluationSchedule(every: 2, samples: 4, reference: reference.path)) == nil)
             #expect(problem(EvaluationSchedule(every: 0, samples: 4, reference: reference.path))
-                    == .invalidOption(name: "--fid-every", problem: "must be >= 1, got 0"))
+                    == .invalidOption(name: "evaluation.every (--fid-every)", problem: "must be >= 1, got 0"))
             #expect(problem(EvaluationSchedule(every: 2, samples: 1, reference: reference.path))
-                    == .invalidOption(name: "--fid-samples", problem: "FID needs at least 2 samples, got 1"))
+                    == .invalidOption(name: "evaluation.samples (--fid-samples)", problem: "FID needs at least 2 samples, got 1"))
             guard case .missingFile(let path, _)? = problem(EvaluationSchedule(every: 2, reference: tmp.appendingPathComponent("nope").path)) else {
                 Issue.record("a missing reference is not reported as missing"); return
             }
@@ -38,7 +38,7 @@ import ViTDiffusion
                 Issue.record("a one-image reference is not reported"); return
             }
             #expect(q == lonely.path && why.contains("at least 2"))
-            #expect(problem(EvaluationSchedule(every: 2, reference: "")) == .invalidOption(name: "--fid-reference", problem: "no reference folder given"))
+            #expect(problem(EvaluationSchedule(every: 2, reference: "")) == .invalidOption(name: "evaluation.reference (--fid-reference)", problem: "no reference folder given"))
             // The counts alone (a default reference is written after the options are read).
             #expect(throws: Never.self) { try EvaluationSchedule(every: 2, reference: "").validate(checkingReference: false) }
             #expect(throws: PipelineError.self) { try EvaluationSchedule(every: 0, reference: "").validate(checkingReference: false) }

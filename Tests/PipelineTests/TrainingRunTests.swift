@@ -96,7 +96,7 @@ import ViTDiffusion
             // + the time token) 9 tokens x 3 blocks x (8 x 16 + 2 x 9) floats.
             #expect(needed == 5 * probe.trainer.model.parameterCount * 4 + 4 * (9 * 3 * (8 * 16 + 2 * 9) * 4))
             #expect { _ = try TrainingRun(folder: folder, config: Self.config(steps: 1), memoryLimit: needed - 1) } throws: { error in
-                guard case PipelineError.invalidOption("--batch", let problem) = error else { return false }
+                guard case PipelineError.invalidOption("batchSize (--batch)", let problem) = error else { return false }
                 return problem.contains("for a batch of 4") && problem.contains("--accumulate")
             }
             #expect(!FileManager.default.fileExists(atPath: folder.path))
@@ -117,6 +117,15 @@ import ViTDiffusion
         let fields = MachineMemory.meminfo("MemTotal:       16384 kB\nSwapTotal:          0 kB\nHugePages_Total:       0\n")
         #expect(fields == ["MemTotal": 16_777_216, "SwapTotal": 0, "HugePages_Total": 0])
         #expect(MachineMemory.limitBytes.map { $0 > 0 } ?? true)
+        // Ranks of one job on one machine share it: Open MPI's and MPICH's local sizes, else 1.
+        #expect(MachineMemory.processesOnThisMachine(environment: [:]) == 1)
+        #expect(MachineMemory.processesOnThisMachine(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "4"]) == 4)
+        #expect(MachineMemory.processesOnThisMachine(environment: ["MPI_LOCALNRANKS": "2"]) == 2)
+        #expect(MachineMemory.processesOnThisMachine(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "x"]) == 1)
+        if ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] == nil,
+           ProcessInfo.processInfo.environment["MPI_LOCALNRANKS"] == nil {
+            #expect(MachineMemory.processLimitBytes == MachineMemory.limitBytes)
+        }
     }
 
     /// A run that fails to start after switching to bf16 puts back the precision it found. It

@@ -38,6 +38,20 @@ private func patched(_ bytes: [UInt8], at offset: Int, _ values: [UInt8]) -> [UI
     return b
 }
 
+/// `bytes` with the CRC-32 of every central-directory record set to 0 (as an archive written
+/// with `torch.serialization.set_crc32_options(False)` has them).
+private func withoutCRCs(_ bytes: [UInt8]) -> [UInt8] {
+    var b = bytes
+    var p = 0
+    while p + 20 <= b.count {
+        if b[p] == 0x50 && b[p + 1] == 0x4B && b[p + 2] == 0x01 && b[p + 3] == 0x02 {
+            b.replaceSubrange((p + 16)..<(p + 20), with: [0, 0, 0, 0])
+        }
+        p += 1
+    }
+    return b
+}
+
 private let plain = TestZip.build([.init(name: "archive/data.pkl", data: goodPickle),
                                    .init(name: "archive/data/0", data: goodStorage)])
 private let zip64 = TestZip.build([.init(name: "archive/data.pkl", data: goodPickle),
@@ -168,7 +182,8 @@ extension TorchCheckpointTests {
             var rng = RandomGenerator(seed: 11)
             var failures = 0
             for _ in 0..<150 {
-                var b = bytes
+                // Half the copies without their CRCs, so damage reaches the parsers behind the check.
+                var b = rng.nextInt(below: 2) == 0 ? bytes : withoutCRCs(bytes)
                 for _ in 0..<4 { b[rng.nextInt(below: b.count)] = UInt8(truncatingIfNeeded: rng.nextInt(below: 256)) }
                 do {
                     let ckpt = try TorchCheckpoint(bytes: b, name: "fuzz.pt")
@@ -179,6 +194,40 @@ extension TorchCheckpointTests {
                 }
             }
             #expect(failures > 0)
+        }
+
+        @Test func damagedDataIsCaughtByItsCRC() throws {
+            #expect(CRC32.checksum(Array("123456789".utf8), count: 9) == 0xCBF4_3926)   // the check value
+            #expect(CRC32.hex(0xCBF) == "0x00000cbf")
+
+            let bytes = Array(try Data(contentsOf: try fixtureURL("torch_dtypes.pt")))
+            let good = try TorchCheckpoint(bytes: bytes, name: "dtypes.pt")
+            let key = try #require(good.keys.first(where: { (try? good.tensor($0).scalars.count) ?? 0 > 0 }))
+            let zip = try bytes.withUnsafeBytes { raw in
+                try TorchZipArchive(TorchByteView(base: raw.baseAddress!, count: raw.count), file: "dtypes.pt")
+            }
+            // One bit of one storage flipped: the archive still parses, and the values would be wrong.
+            let entry = try #require(zip.entries.first(where: { $0.name.contains("/data/") && $0.compressedSize > 0 }))
+            #expect(entry.crc32 != 0)                             // torch.save records them
+            let start = try bytes.withUnsafeBytes { raw in
+                try zip.dataRange(of: entry.name, in: TorchByteView(base: raw.baseAddress!, count: raw.count)).lowerBound
+            }
+            var damaged = bytes
+            damaged[start] ^= 0x10
+            do {
+                let ckpt = try TorchCheckpoint(bytes: damaged, name: "dtypes.pt")
+                for k in ckpt.keys { _ = try ckpt.tensor(k) }
+                Issue.record("a flipped bit in \(entry.name) was not noticed")
+            } catch let error as TorchCheckpointError {
+                #expect(error.entry == entry.name)
+                #expect(error.description.contains("damaged"), "\(error)")
+                #expect(error.description.contains("CRC-32"), "\(error)")
+            }
+            // Without recorded CRCs (set_crc32_options(False) writes 0) nothing is checked.
+            let unchecked = try TorchCheckpoint(bytes: withoutCRCs(damaged), name: "dtypes.pt")
+            #expect(try unchecked.tensor(key).shape == good.tensor(key).shape)
+            // Nor when the caller asks for no check.
+            _ = try TorchCheckpoint(bytes: damaged, name: "dtypes.pt", verifyingChecksums: false)
         }
 
         @Test func unknownStorageTypesAreOpaqueAndUnknownGlobalsRefused() throws {

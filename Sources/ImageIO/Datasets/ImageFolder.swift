@@ -2,9 +2,13 @@ import Foundation
 import Tensor
 
 /// The PNG and JPEG files under a folder, found recursively (extensions `png`, `jpg`, `jpeg`,
-/// any case; hidden files and folders skipped), in sorted relative-path order. The folder may be
-/// a symbolic link, and so may the files in it (a link whose target is missing is listed, so that
-/// reading it names the problem); links to folders inside it are not followed.
+/// any case; hidden files and folders skipped), in sorted relative-path order.
+///
+/// Symbolic links are followed: the folder itself, files and folders inside it (a link back to a
+/// folder above it is not walked again, so loops end). Nothing is dropped unseen: a file whose
+/// name (or a folder name above it) is not valid UTF-8, a folder inside that cannot be opened,
+/// and a link whose target is missing are listed, and reading them fails with the problem, so
+/// the loaders name them among their failures.
 ///
 /// ```swift
 /// let folder = try ImageFolder(URL(fileURLWithPath: "samples"))
@@ -13,12 +17,20 @@ import Tensor
 public struct ImageFolder: Sendable {
     /// One listed file.
     public struct Entry: Sendable, Equatable {
-        /// The path relative to the folder (`a/b.png`).
+        /// The path relative to the folder (`a/b.png`); bytes that are not valid UTF-8 are
+        /// written `\xHH` (see ``problem``).
         public let path: String
         /// Size in bytes.
         public let size: Int
         /// Modification time, seconds since 1970.
         public let modified: Double
+        /// Why the file cannot be read, when that is known from the listing alone (a name that is
+        /// not UTF-8, a folder that cannot be opened); nil otherwise.
+        public let problem: String?
+
+        init(path: String, size: Int, modified: Double, problem: String? = nil) {
+            self.path = path; self.size = size; self.modified = modified; self.problem = problem
+        }
     }
 
     /// File extensions that are listed (lower case).
@@ -39,31 +51,8 @@ public struct ImageFolder: Sendable {
         guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .unreadableFile(path: root.path, reason: "not a folder")
         }
-        let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey, .fileSizeKey, .contentModificationDateKey]
-        // The walk starts from the link's target: a folder given as a symbolic link is listed.
-        let walkRoot = root.resolvingSymlinksInPath()
-        guard let walker = FileManager.default.enumerator(at: walkRoot, includingPropertiesForKeys: keys,
-                                                          options: [.skipsHiddenFiles]) else {
-            throw .unreadableFile(path: root.path, reason: "not a readable folder")
-        }
-        let base = walkRoot.standardizedFileURL.path
-        var entries: [Entry] = []
-        for case let url as URL in walker where ImageFolder.extensions.contains(url.pathExtension.lowercased()) {
-            var values = try? url.resourceValues(forKeys: Set(keys))
-            if values?.isSymbolicLink ?? false {
-                // A link to a file is read through; one to a folder is not walked (loops).
-                let target = url.resolvingSymlinksInPath()
-                var targetIsDirectory: ObjCBool = false
-                let exists = FileManager.default.fileExists(atPath: target.path, isDirectory: &targetIsDirectory)
-                if exists && targetIsDirectory.boolValue { continue }
-                values = exists ? try? target.resourceValues(forKeys: Set(keys)) : nil
-            } else if !(values?.isRegularFile ?? false) {
-                continue
-            }
-            var path = url.standardizedFileURL.path
-            if path.hasPrefix(base + "/") { path.removeFirst(base.count + 1) }
-            entries.append(Entry(path: path, size: values?.fileSize ?? 0,
-                                 modified: values?.contentModificationDate?.timeIntervalSince1970 ?? 0))
+        guard let entries = ImageFolderWalk.entries(under: root.path) else {
+            throw .unreadableFile(path: root.path, reason: "not a readable folder: \(String(cString: strerror(errno)))")
         }
         self.root = root
         self.entries = entries.sorted { $0.path < $1.path }
@@ -104,6 +93,9 @@ public struct ImageFolder: Sendable {
         parallelFor(indices.count, grain: grain) { part in
             for i in part {
                 do throws(ImageIOError) {
+                    if let problem = entries[indices[i]].problem {
+                        throw .unreadableFile(path: url(indices[i]).path, reason: problem)
+                    }
                     results.set(i, .success(prepare(try Image(contentsOf: url(indices[i])))))
                 } catch {
                     results.set(i, .failure(error))

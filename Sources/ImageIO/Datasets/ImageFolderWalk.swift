@@ -1,0 +1,132 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The directory walk behind ``ImageFolder/init(_:)``, on the POSIX calls so that nothing is
+/// dropped unseen: a name that is not UTF-8 (which Foundation's walk leaves out) and a folder that
+/// cannot be opened are listed with their problem, links to folders are walked unless they lead
+/// back to a folder above them, and a link whose target is missing is listed so that reading it
+/// names the problem.
+struct ImageFolderWalk {
+    private var entries: [ImageFolder.Entry] = []
+    /// (device, inode) of the folders from the root down to the one being walked.
+    private var ancestors: Set<FolderID> = []
+
+    private struct FolderID: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// The listed files under the folder at `path`, unsorted; nil when it cannot be opened.
+    static func entries(under path: String) -> [ImageFolder.Entry]? {
+        guard let dir = opendir(path) else { return nil }
+        closedir(dir)
+        var walk = ImageFolderWalk()
+        walk.visit(Array(path.utf8), relative: "", nameIsExact: true)
+        return walk.entries
+    }
+
+    /// Lists the folder at `folder` (bytes of its path), whose path relative to the root is
+    /// `relative` (empty, or ending in "/"); `nameIsExact` is false below a folder whose name had
+    /// to be escaped, so that the files there are listed with that problem.
+    private mutating func visit(_ folder: [UInt8], relative: String, nameIsExact: Bool) {
+        var info = stat()
+        guard let id = Self.status(folder, &info, follow: true).map({ _ in FolderID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) }),
+              !ancestors.contains(id) else { return }     // gone meanwhile, or a loop of links
+        guard let dir = Self.withCString(folder, { opendir($0) }) else {
+            if !relative.isEmpty {
+                let reason = String(cString: strerror(errno))
+                entries.append(.init(path: relative, size: 0, modified: 0, problem: "cannot open this folder: \(reason)"))
+            }
+            return
+        }
+        defer { closedir(dir) }
+        ancestors.insert(id)
+        defer { ancestors.remove(id) }
+
+        var names: [[UInt8]] = []
+        while let item = readdir(dir) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
+                Array(raw.prefix(while: { $0 != 0 }))
+            }
+            if name.first == UInt8(ascii: ".") { continue }          // ".", "..", hidden files and folders
+            names.append(name)
+        }
+        for name in names {
+            let path = folder + [UInt8(ascii: "/")] + name
+            let decoded = String(validating: name, as: UTF8.self)
+            let shown = relative + (decoded ?? Self.escaped(name))
+            let exact = nameIsExact && decoded != nil
+            var own = stat()
+            guard Self.status(path, &own, follow: false) != nil else { continue }   // removed meanwhile
+            var target = own
+            var dangling = false
+            if Self.isKind(own, S_IFLNK) && Self.status(path, &target, follow: true) == nil { dangling = true }
+            if !dangling && Self.isKind(target, S_IFDIR) {
+                visit(path, relative: shown + "/", nameIsExact: exact)
+                continue
+            }
+            guard ImageFolder.extensions.contains(Self.pathExtension(name)),
+                  dangling || Self.isKind(target, S_IFREG) else { continue }
+            let modified = dangling ? 0 : Self.modificationTime(target)
+            let problem = exact ? nil
+                : "the file name, or a folder name above it, is not valid UTF-8 (shown with \\x escapes); rename it to read it"
+            entries.append(.init(path: shown, size: dangling ? 0 : Int(target.st_size), modified: modified, problem: problem))
+        }
+    }
+
+    /// `stat` (following links) or `lstat` of `path`; nil when it fails.
+    private static func status(_ path: [UInt8], _ info: inout stat, follow: Bool) -> Int32? {
+        let result = withCString(path) { follow ? stat($0, &info) : lstat($0, &info) }
+        return result == 0 ? 0 : nil
+    }
+
+    /// Seconds since 1970.
+    private static func modificationTime(_ info: stat) -> Double {
+        #if canImport(Darwin)
+        Double(info.st_mtimespec.tv_sec) + Double(info.st_mtimespec.tv_nsec) / 1e9
+        #else
+        Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        #endif
+    }
+
+    private static func isKind(_ info: stat, _ kind: mode_t) -> Bool { info.st_mode & S_IFMT == kind }
+
+    private static func withCString<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
+        (bytes + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) }
+        }
+    }
+
+    /// The lower-cased extension of a file name (the bytes after its last dot), or "".
+    static func pathExtension(_ name: [UInt8]) -> String {
+        guard let dot = name.lastIndex(of: UInt8(ascii: ".")), dot > 0 else { return "" }
+        return String(decoding: name[(dot + 1)...], as: UTF8.self).lowercased()
+    }
+
+    /// `name` with each byte that is not part of valid UTF-8 written as `\xHH`.
+    static func escaped(_ name: [UInt8]) -> String {
+        var out = ""
+        var i = 0
+        while i < name.count {
+            // The longest valid UTF-8 sequence starting here (1 to 4 bytes), else one escaped byte.
+            var taken = 0
+            for length in 1...4 where i + length <= name.count {
+                if let s = String(validating: name[i..<(i + length)], as: UTF8.self), s.unicodeScalars.count == 1 {
+                    out += s
+                    taken = length
+                    break
+                }
+            }
+            if taken == 0 {
+                out += "\\x" + String(format: "%02X", name[i])
+                taken = 1
+            }
+            i += taken
+        }
+        return out
+    }
+}
