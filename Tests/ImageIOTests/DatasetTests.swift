@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Tensor
 import Testing
 @testable import ImageIO
@@ -154,20 +151,20 @@ import Testing
         try fm.createSymbolicLink(at: data.appendingPathComponent("cats"), withDestinationURL: elsewhere)
         try fm.createSymbolicLink(at: elsewhere.appendingPathComponent("up"), withDestinationURL: data)   // a loop
         // "caf\xE9.png" (Latin-1) beside a valid file, and "d\xFF/e.png".
-        func rename(_ from: URL, to bytes: [UInt8]) {
+        func move(_ from: URL, to bytes: [UInt8]) {
             let target = Array(from.deletingLastPathComponent().path.utf8) + [UInt8(ascii: "/")] + bytes + [0]
             let result = target.withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { Glibc.rename(from.path, $0.baseAddress!) }
+                buffer.withMemoryRebound(to: CChar.self) { rename(from.path, $0.baseAddress!) }
             }
             #expect(result == 0)
         }
         let cafe = data.appendingPathComponent("cafe.png")
         try Image(width: 4, height: 4, color: [0, 0, 255]).write(to: cafe)
-        rename(cafe, to: Array("caf".utf8) + [0xE9] + Array(".png".utf8))
+        move(cafe, to: Array("caf".utf8) + [0xE9] + Array(".png".utf8))
         let sub = data.appendingPathComponent("d")
         try fm.createDirectory(at: sub, withIntermediateDirectories: true)
         try Image(width: 4, height: 4, color: [9, 9, 9]).write(to: sub.appendingPathComponent("e.png"))
-        rename(sub, to: [UInt8(ascii: "d"), 0xFF])
+        move(sub, to: [UInt8(ascii: "d"), 0xFF])
 
         let folder = try ImageFolder(data)
         #expect(folder.entries.map(\.path) == ["a.png", "caf\\xE9.png", "cats/c.png", "d\\xFF/e.png"])
