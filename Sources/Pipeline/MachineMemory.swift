@@ -62,13 +62,15 @@ public enum MachineMemory {
     /// checks this before a run starts; call it before ``ViTDiffusion/DiffusionTrainer/run(dataset:checkpoint:resume:progress:)``
     /// to have the same check there.
     public static func validate(_ trainer: DiffusionTrainer, limit: Int? = processLimitBytes) throws {
-        try check(needed: trainer.memoryLowerBound, limit: limit, batch: trainer.recipe.batchSize,
+        let batch = trainer.recipe.batchSize, local = trainer.localBatchSize
+        try check(needed: trainer.memoryLowerBound, limit: limit,
+                  batch: local == batch ? "a batch of \(batch)" : "this rank's \(local) images of a batch of \(batch)",
                   what: "a training step of \(trainer.model.config.description)")
     }
 
     /// Throws ``PipelineError/invalidOption(name:problem:)`` (`batchSize (--batch)`) when `needed` bytes (a
     /// lower bound) exceed `limit`, naming both and the ways out.
-    static func check(needed: Int, limit: Int?, batch: Int, what: String) throws {
+    static func check(needed: Int, limit: Int?, batch: String, what: String) throws {
         guard let limit, needed > limit else { return }
         func size(_ b: Int) -> String {
             b >= 1_000_000_000 ? String(format: "%.1f GB", Double(b) / 1e9) : String(format: "%.1f MB", Double(b) / 1e6)
@@ -78,7 +80,7 @@ public enum MachineMemory {
             + (processes > 1 ? ", divided among the \(processes) processes of this job on it" : "") + ", unless given"
         throw PipelineError.invalidOption(
             name: "batchSize (--batch)",
-            problem: "\(what) needs at least \(size(needed)) for a batch of \(batch), over the memory limit of \(size(max(limit, 0))) "
+            problem: "\(what) needs at least \(size(needed)) for \(batch), over the memory limit of \(size(max(limit, 0))) "
                 + "(\(whose)): lower the batch, "
                 + "or run it as micro-batches (--accumulate N, TrainingRecipe.accumulationSteps)")
     }
