@@ -10,9 +10,9 @@ struct Dataset: ParsableCommand {
     @Argument(help: "emoji | emoji-faces (the 115 face-* emoji) | emoji-others (the rest) | fashion-mnist | mnist5k | lfw")
     var name: String
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Square size in pixels (area-resized; emoji composited on white).") var size = 32
-    @Option(help: "Write at most this many images.") var limit: Int?
-    @Option(help: "Skip this many images first.") var skip = 0
+    @Option(parsing: .unconditional, help: "Square size in pixels (area-resized; emoji composited on white).") var size = 32
+    @Option(parsing: .unconditional, help: "Write at most this many images.") var limit: Int?
+    @Option(parsing: .unconditional, help: "Skip this many images first.") var skip = 0
     @Option(help: "File format: png or jpg.") var format = "png"
 
     func run() throws {

@@ -14,16 +14,20 @@ struct FID: ParsableCommand {
     @Argument(help: "First image folder.") var dirA: String
     @Argument(help: "Second image folder.") var dirB: String
     @Flag(help: "Print {\"fid\", \"kid\", \"kid_std\", \"n_a\", \"n_b\"} as JSON.") var json = false
-    @Option(help: "Images per network batch.") var batchSize = 32
+    @Option(parsing: .unconditional, help: "Images per network batch.") var batchSize = 32
     @Option(help: "Inception weights (default: $MASKDM_FID_PT or \(FIDInceptionV3.defaultWeightsPath)).") var weights: String?
     @Option(help: "Feature cache folder.") var cacheDir = FIDFeatureCache.defaultDirectory
     @Flag(help: "Neither read nor write the feature cache.") var noCache = false
-    @Option(help: "KID subsets.") var kidSubsets = 100
-    @Option(help: "KID subset size (capped by the smaller folder).") var kidSubsetSize = 1000
-    @Option(help: "Seed of the KID subsets.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "KID subsets.") var kidSubsets = 100
+    @Option(parsing: .unconditional, help: "KID subset size (capped by the smaller folder).") var kidSubsetSize = 1000
+    @Option(parsing: .unconditional, help: "Seed of the KID subsets.") var seed: UInt64 = 0
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        var isFolder: ObjCBool = false
+        if !noCache, FileManager.default.fileExists(atPath: cacheDir, isDirectory: &isFolder), !isFolder.boolValue {
+            throw ValidationError("--cache-dir '\(cacheDir)' is a file, not a folder")
+        }
         guard kidSubsets > 0 && kidSubsetSize > 1 else { throw ValidationError("need --kid-subsets > 0 and --kid-subset-size > 1") }
     }
 
@@ -53,6 +57,7 @@ struct FID: ParsableCommand {
             log(f.fromCache ? "\(dir): \(f.count) images, features from \(f.cacheFile ?? "cache")"
                             : String(format: "%@%@: %d images, %.1f s (%.1f images/s)", live ? "\r" : "", dir, f.count, seconds,
                                      Double(f.count) / seconds))
+            if let problem = f.cacheProblem { log("warning: features not cached: \(problem)") }
             if f.skipped > 0 {
                 log("warning: \(f.skipped) unreadable files skipped in \(dir)")
                 for message in f.failures.prefix(5) { log("  \(message)") }

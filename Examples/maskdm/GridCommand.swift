@@ -8,9 +8,9 @@ struct Grid: ParsableCommand {
 
     @Argument(help: "Image folder.") var folder: String
     @Option(help: "Output PNG.") var out: String
-    @Option(help: "Number of images.") var count = 64
-    @Option(help: "Columns.") var columns = 8
-    @Option(help: "Integer enlargement of each tile (images of another size than the first are resized to it first).") var scale = 1
+    @Option(parsing: .unconditional, help: "Number of images.") var count = 64
+    @Option(parsing: .unconditional, help: "Columns.") var columns = 8
+    @Option(parsing: .unconditional, help: "Integer enlargement of each tile (images of another size than the first are resized to it first).") var scale = 1
 
     func run() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }

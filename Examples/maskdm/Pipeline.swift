@@ -14,9 +14,9 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: "Pre-training data (bundled name or folder).") var source = "emoji-others"
     @Option(help: "Fine-tuning data and FID reference (bundled name or folder).") var target = "emoji-faces"
     @Flag(help: "Tiny budgets: the whole pipeline in a couple of minutes (a smoke test).") var quick = false
-    @Option(help: "Override the pre-training steps.") var pretrainSteps: Int?
-    @Option(help: "Override the fine-tuning steps.") var finetuneSteps: Int?
-    @Option(help: "Override the number of final samples.") var samples: Int?
+    @Option(parsing: .unconditional, help: "Override the pre-training steps.") var pretrainSteps: Int?
+    @Option(parsing: .unconditional, help: "Override the fine-tuning steps.") var finetuneSteps: Int?
+    @Option(parsing: .unconditional, help: "Override the number of final samples.") var samples: Int?
     @Flag(help: "Skip FID/KID.") var noFid = false
     @Option(help: "Matrix-product precision of both stages: fp32, or bf16 (needs AVX512_BF16). Default: as `pretrain`'s --precision.")
     var precision: String?
@@ -62,11 +62,11 @@ struct Compare: ParsableCommand {
     @Option(help: "Job folder (re-running resumes it).") var out = "runs/compare"
     @Option(help: "Pre-training data.") var source = "emoji-others"
     @Option(help: "Target data (fine-tuning, scratch training and FID reference).") var target = "emoji-faces"
-    @Option(help: "Training minutes per arm (summed step time).") var minutes: Double = 30
-    @Option(help: "Share of A's and C's budget spent pre-training.") var pretrainShare = 0.5
-    @Option(help: "Scored points per arm.") var points = 5
-    @Option(help: "Samples at intermediate points.") var pointSamples = 100
-    @Option(help: "Samples at the final point.") var finalSamples = 400
+    @Option(parsing: .unconditional, help: "Training minutes per arm (summed step time).") var minutes: Double = 30
+    @Option(parsing: .unconditional, help: "Share of A's and C's budget spent pre-training.") var pretrainShare = 0.5
+    @Option(parsing: .unconditional, help: "Scored points per arm.") var points = 5
+    @Option(parsing: .unconditional, help: "Samples at intermediate points.") var pointSamples = 100
+    @Option(parsing: .unconditional, help: "Samples at the final point.") var finalSamples = 400
     @Option(help: "Arms to run (subset of ABC).") var arms = "ABC"
     @Flag(help: "Tiny budgets and network (a smoke test).") var quick = false
     @Option(help: "Matrix-product precision of every arm: fp32, or bf16 (needs AVX512_BF16). Default: as `pretrain`'s --precision.")
@@ -82,6 +82,7 @@ struct Compare: ParsableCommand {
         for (flag, value) in [("--point-samples", pointSamples), ("--final-samples", finalSamples)] where value < 2 {
             throw ValidationError("\(flag) must be at least 2 (FID needs 2 samples), got \(value)")
         }
+        guard !arms.isEmpty else { throw ValidationError("--arms is empty: name at least one of A, B and C") }
         guard Set(arms).count == arms.count else { throw ValidationError("--arms lists an arm twice: '\(arms)'") }
         var recipe = quick ? ExperimentRecipe.quick : .calibrated
         if let precision { recipe.precision = try Gemm.Precision.apply(argument: precision) }

@@ -12,7 +12,7 @@ struct PlotLoss: ParsableCommand {
 
     @Argument(help: "Run folders (each with a log.jsonl) or log files.") var runs: [String]
     @Option(help: "Output PNG.") var out: String
-    @Option(help: "Moving-average weight of the curves, 0 (raw) to below 1.") var smoothing = 0.9
+    @Option(parsing: .unconditional, help: "Moving-average weight of the curves, 0 (raw) to below 1.") var smoothing = 0.9
     @Option(help: "Chart title.") var title = "training loss"
 
     func validate() throws {

@@ -11,14 +11,14 @@ struct Sample: ParsableCommand {
         abstract: "Draw samples from a checkpoint (EMA weights by default); re-running continues from the files already written.")
 
     @Option(help: "A run folder or a project checkpoint (.safetensors).") var checkpoint: String
-    @Option(help: "Total number of samples in --out.") var count: Int
+    @Option(parsing: .unconditional, help: "Total number of samples in --out.") var count: Int
     @Option(help: "Output folder of numbered PNGs; a grid of the first 64 goes beside it (OUT.png).") var out: String
     @Option(help: "Sampler: ddim, ddpm or dpm (DPM-Solver++ 2M).") var sampler = "dpm"
-    @Option(help: "Sampler steps (default: 250 for ddim, 25 for dpm).") var steps: Int?
-    @Option(help: "DDIM eta (default 1).") var eta: Double?
+    @Option(parsing: .unconditional, help: "Sampler steps (default: 250 for ddim, 25 for dpm).") var steps: Int?
+    @Option(parsing: .unconditional, help: "DDIM eta (default 1).") var eta: Double?
     @Flag(help: "Use the online weights instead of the EMA.") var online = false
-    @Option(help: "Images per network batch.") var batch = 64
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Images per network batch.") var batch = 64
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: MASKDM_GEMM_ISA's, else fp32.")
     var precision: String?
 
@@ -39,12 +39,23 @@ struct Sample: ParsableCommand {
         let folder = URL(fileURLWithPath: out)
         let before = SampleWriter.existingCount(in: folder)
         let t0 = Date()
+        StopSignal.install()
+        let terminal = ProgressPrinter.isTerminal(STDOUT_FILENO)
         let drawn = try SampleWriter.write(model: model, objective: recipe.objective, schedule: recipe.schedule.schedule(), sampler: kind,
                                            count: count, batchSize: batch, seed: seed, to: folder,
-                                           gridURL: folder.appendingPathExtension("png"), communicator: World.communicator) { done, total in
-            print("\rsampled \(done)/\(total)", terminator: ""); fflush(nil)
+                                           gridURL: folder.appendingPathExtension("png"), communicator: World.communicator,
+                                           progress: { done, total in
+                                               print(terminal ? "\rsampled \(done)/\(total)" : "sampled \(done)/\(total)",
+                                                     terminator: terminal ? "" : "\n")
+                                               fflush(nil)
+                                           }, stop: { StopSignal.isRequested })
+        if drawn > 0, terminal { print("") }
+        if StopSignal.isRequested, SampleWriter.existingCount(in: folder) < count {
+            print("stopped with \(SampleWriter.existingCount(in: folder)) of \(count) samples in \(folder.path); "
+                  + "re-run the same command to draw the rest")
+            fflush(nil)
+            throw ExitCode(StopSignal.exitStatus)
         }
-        if drawn > 0 { print("") }
         let secs = Date().timeIntervalSince(t0)
         print("\(drawn) new samples (\(before) were there) with \(kind) in \(Gemm.precision.rawValue)"
               + String(format: " in %.1f s (%.2f images/s)", secs, drawn > 0 ? Double(drawn) / secs : 0)

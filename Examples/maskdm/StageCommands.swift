@@ -16,38 +16,38 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Run folder (created; re-running the same command resumes it).") var out: String
     @Option(help: "A reference YAML config (e.g. configs/transfer/celebahq_small_90p.yml); flags override it.") var config: String?
     @Option(help: "Network preset: tiny, small or base (without --config: tiny).") var model: String?
-    @Option(help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
+    @Option(parsing: .unconditional, help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
     @Option(help: "Mask: none, patch, blockB (e.g. block4; B must divide the patch grid), crop (side from --ratio) or cropC (e.g. crop8).") var mask: String?
-    @Option(help: "Mask ratio.") var ratio: Double?
-    @Option(help: "Optimisation steps.") var steps: Int?
-    @Option(help: "Batch size (images per optimisation step).") var batch: Int?
-    @Option(help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
+    @Option(parsing: .unconditional, help: "Mask ratio.") var ratio: Double?
+    @Option(parsing: .unconditional, help: "Optimisation steps.") var steps: Int?
+    @Option(parsing: .unconditional, help: "Batch size (images per optimisation step).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
     var accumulate: Int?
-    @Option(help: "Learning rate.") var lr: Float?
-    @Option(help: "Seed of every random draw.") var seed: UInt64?
-    @Option(help: "Checkpoint every K steps (0 = only at the end and when stopped; the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
-    @Option(help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
-    @Option(help: "Images per sample grid.") var sampleCount: Int = 16
-    @Option(help: "Score FID and KID of EMA samples every K steps and at the last step (0 = never); keeps checkpoint-best.safetensors. Needs scripts/fetch-fid-weights.sh.")
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Float?
+    @Option(parsing: .unconditional, help: "Seed of every random draw.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Checkpoint every K steps (0 = only at the end and when stopped; the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
+    @Option(parsing: .unconditional, help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
+    @Option(parsing: .unconditional, help: "Images per sample grid.") var sampleCount: Int = 16
+    @Option(parsing: .unconditional, help: "Score FID and KID of EMA samples every K steps and at the last step (0 = never); keeps checkpoint-best.safetensors. Needs scripts/fetch-fid-weights.sh.")
     var fidEvery: Int = 0
-    @Option(help: "Samples drawn for each FID score (default 400).") var fidSamples: Int?
+    @Option(parsing: .unconditional, help: "Samples drawn for each FID score (default 400).") var fidSamples: Int?
     @Option(help: "FID reference images, a folder (default: the training data as the network sees it, up to --fid-reference-limit images, written once under .cache/fid-reference).")
     var fidReference: String?
-    @Option(help: "Images of the default FID reference, evenly spaced through the data (default 10000).") var fidReferenceLimit: Int?
+    @Option(parsing: .unconditional, help: "Images of the default FID reference, evenly spaced through the data (default 10000).") var fidReferenceLimit: Int?
     @Option(help: "Sampler of the FID samples: dpm (DPM-Solver++ 2M), ddim or ddpm (default: dpm, 25 steps, as the sample grids).")
     var fidSampler: String?
-    @Option(help: "Steps of --fid-sampler (default: 25 for dpm, 250 for ddim; DDIM's eta is 1).") var fidSamplerSteps: Int?
-    @Option(help: "Numbered checkpoints kept.") var keep: Int = 3
+    @Option(parsing: .unconditional, help: "Steps of --fid-sampler (default: 25 for dpm, 250 for ddim; DDIM's eta is 1).") var fidSamplerSteps: Int?
+    @Option(parsing: .unconditional, help: "Numbered checkpoints kept.") var keep: Int = 3
     @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v).") var objective: String?
     @Option(help: "Loss: l2 or l1.") var loss: String?
     @Option(help: "Beta schedule: linear or cosine.") var schedule: String?
-    @Option(help: "Linear warm-up steps.") var warmup: Int?
-    @Option(help: "Horizontal flip probability.") var flip: Double?
-    @Option(help: "Gradient-norm clip (0 = none).") var clip: Float?
-    @Option(help: "EMA decay ceiling.") var emaBeta: Float?
-    @Option(help: "AdamW beta1.") var beta1: Float?
-    @Option(help: "AdamW beta2.") var beta2: Float?
-    @Option(help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
+    @Option(parsing: .unconditional, help: "Linear warm-up steps.") var warmup: Int?
+    @Option(parsing: .unconditional, help: "Horizontal flip probability.") var flip: Double?
+    @Option(parsing: .unconditional, help: "Gradient-norm clip (0 = none).") var clip: Float?
+    @Option(parsing: .unconditional, help: "EMA decay ceiling.") var emaBeta: Float?
+    @Option(parsing: .unconditional, help: "AdamW beta1.") var beta1: Float?
+    @Option(parsing: .unconditional, help: "AdamW beta2.") var beta2: Float?
+    @Option(parsing: .unconditional, help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
     @Option(help: "Matrix-product precision: fp32, or bf16 (bf16 operands, fp32 sums and weights; needs AVX512_BF16). Default: the run's recorded one on resume, else MASKDM_GEMM_ISA's, else fp32.")
     var precision: String?
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
@@ -83,6 +83,9 @@ struct StageOptions: ParsableArguments {
             modelConfig = m
         }
         if stage != .pretrain { recipe.mask = .none }
+        if stage != .pretrain, let mask, mask.lowercased() != "none" {
+            throw ValidationError("\(stage.rawValue) trains unmasked; --mask/--ratio are for pretrain")
+        }
         if let r = initRecipe { recipe.objective = r.objective; recipe.loss = r.loss; recipe.schedule = r.schedule }
         if let mask { recipe.mask = try MaskSpec(name: mask, ratio: ratio ?? recipe.mask.ratio ?? 0.9) }
         else if let ratio { recipe.mask = try MaskSpec(name: recipe.mask == .none ? "block4" : recipe.mask.name, ratio: ratio) }
@@ -152,7 +155,8 @@ struct StageOptions: ParsableArguments {
                                               sampler: sampler)
             // Checked now, before the data loads: the weights, the counts, an explicit reference.
             guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
-                throw ValidationError("--fid-every needs the FID Inception weights at \(FIDInceptionV3.defaultWeightsURL.path): run scripts/fetch-fid-weights.sh")
+                throw ValidationError("--fid-every needs the FID Inception weights, not found at \(FIDInceptionV3.defaultWeightsURL.path): "
+                                      + FIDInceptionV3.weightsHint)
             }
             try schedule.validate(checkingReference: !schedule.reference.isEmpty)   // the default one is written later
             run.evaluation = schedule
@@ -162,6 +166,11 @@ struct StageOptions: ParsableArguments {
         // Applied now, before the data loads: a CPU that cannot run it is told at once.
         if let precision { run.precision = try Gemm.Precision.apply(argument: precision) }
         return run
+    }
+
+    /// `42 s` below two minutes, else `12.5 min`.
+    static func duration(_ seconds: Double) -> String {
+        seconds < 120 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
     }
 
     /// The run config recorded in the run folder `out`, if it has a readable one (a resumed run;
@@ -209,6 +218,16 @@ struct StageOptions: ParsableArguments {
               + ", lr \(config.recipe.learningRate)"
               + ", precision \(Gemm.precision.rawValue)"   // what the products run in
               + (run.resumedFrom.map { ", resuming at step \($0)" } ?? ""))
+        let c = config.model, masking = run.trainer.masking
+        let masked = masking.maskedCount(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
+        if config.recipe.mask != .none {
+            print("mask: \(masked) of \(c.gridHeight * c.gridWidth) patches masked in each image")
+            if masked == 0 {
+                print("warning: mask \(config.recipe.mask) masks none of the \(c.gridHeight * c.gridWidth) patches at "
+                      + "\(c.imageHeight) px in patches of \(c.patchSize), so this \(config.stage.rawValue) is unmasked: "
+                      + "use smaller blocks (e.g. --mask block2), a higher --ratio or a larger --size")
+            }
+        }
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary
         do {
@@ -221,8 +240,9 @@ struct StageOptions: ParsableArguments {
         if summary.stepsRun == 0 {
             print("done: step \(summary.step), nothing left to train (the run's --steps is \(config.recipe.steps))")
         } else {
-            print(String(format: "done: step %d, %.1f min of training (%.1f min wall), final loss %.4f, %.1f images/s",
-                         summary.step, summary.trainSeconds / 60, summary.wallSeconds / 60, summary.finalLoss, summary.imagesPerSecond))
+            print("done: step \(summary.step), \(Self.duration(summary.trainSeconds)) of training (\(Self.duration(summary.wallSeconds)) wall), "
+                  + String(format: "loss %.4f (mean of the last %d steps), %.1f images/s",
+                           summary.finalLoss, min(20, summary.step), summary.imagesPerSecond))
         }
         let hasBest = FileManager.default.fileExists(atPath: run.bestCheckpointURL.path)
         print("run folder: \(run.folder.path) (checkpoint.safetensors, log.jsonl, loss.png\(config.sampleEvery > 0 ? ", samples/" : "")"

@@ -61,7 +61,7 @@ extension Image {
     public init(contentsOf url: URL) throws(ImageIOError) {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw .unreadableFile(path: url.path, reason: error.localizedDescription)
+            throw .unreadableFile(path: url.path, reason: fileProblem(error, at: url.path))
         }
         self = try Image.decode(data: data, name: url.path)
     }
@@ -94,7 +94,7 @@ extension Image {
         let data = ImageFormat.fromExtension(url.pathExtension) == .jpeg
             ? try encodeJPEG(quality: jpegQuality) : try encodePNG()
         do { try data.write(to: url, options: .atomic) } catch {
-            throw .writeFailed(path: url.path, reason: error.localizedDescription)
+            throw .writeFailed(path: url.path, reason: fileProblem(error, at: url.path))
         }
     }
 

@@ -16,6 +16,8 @@ public struct FolderFeatures: Sendable {
     public let cacheFile: String?
     /// True when the features came from the cache.
     public let fromCache: Bool
+    /// Why the features could not be written to the cache (they are returned all the same), or nil.
+    public var cacheProblem: String? = nil
     /// The features' mean and covariance, when computed ahead (``withStatistics()``):
     /// ``FIDEvaluator/compare(_:_:)`` uses them instead of fitting the features again.
     public internal(set) var statistics: GaussianStatistics? = nil
@@ -173,9 +175,14 @@ public struct FIDEvaluator: Sendable {
         var result = FolderFeatures(folder: url.path, features: Tensor(rows, shape: [rows.count / d, d]),
                                     failures: failures, skipped: skipped, cacheFile: nil, fromCache: false)
         if let cache {
-            let file = try cache.store(result, of: folder, network: network)
-            result = FolderFeatures(folder: result.folder, features: result.features, failures: failures,
-                                    skipped: skipped, cacheFile: file.path, fromCache: false)
+            // A cache that cannot be written costs the next run the features, not this one its result.
+            do {
+                let file = try cache.store(result, of: folder, network: network)
+                result = FolderFeatures(folder: result.folder, features: result.features, failures: failures,
+                                        skipped: skipped, cacheFile: file.path, fromCache: false)
+            } catch {
+                result.cacheProblem = "\(error)"
+            }
         }
         return result
     }

@@ -65,6 +65,10 @@ public struct FIDFeatureCache: Sendable {
         let url = url(for: folder, network: network)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw MetricsError.cacheFailed(path: directory.path, reason: "cannot create the cache folder: \(fileProblem(error, at: directory.path))")
+        }
+        do {
             Safetensors.removeStaleTemporaries(of: url)   // left by a process killed mid-write
             try Safetensors.write(["features": features.features],
                                   metadata: ["key": key(for: folder, network: network), "folder": folder.root.path,

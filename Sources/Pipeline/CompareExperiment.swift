@@ -98,6 +98,7 @@ public struct CompareExperiment {
             throw PipelineError.invalidOption(name: "budgetSeconds, points, pretrainShare (--minutes, --points, --pretrain-share)",
                                               problem: "need a positive budget, points >= 1 and a pre-train share in [0, 1)")
         }
+        guard !arms.isEmpty else { throw PipelineError.invalidOption(name: "arms (--arms)", problem: "no arm to run: name at least one") }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let data = try ExperimentData(source: source, target: target, size: recipe.model.imageHeight, folder: folder)
         let evaluator = try SampleEvaluator()
@@ -165,6 +166,7 @@ public struct CompareExperiment {
             try SampleWriter.write(model: run.trainer.emaModel, objective: run.config.recipe.objective, schedule: run.trainer.schedule,
                                    sampler: recipe.sampler, count: count, seed: 77, to: sampleDir,
                                    gridURL: k == points ? folder.appendingPathComponent("grids/arm-\(arm.rawValue).png") : nil,
+                                   replacingOtherSamples: true,
                                    stop: { StopSignal.isRequested })
             if StopSignal.isRequested {
                 throw PipelineError.interrupted(step: run.trainer.step, checkpoint: run.checkpointURL.path)

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Tensor
 
 /// Appends `line` and a newline to `url`, creating the file if needed.
 func appendLine(_ line: String, to url: URL) throws {
@@ -29,7 +30,7 @@ func createFolder(_ folder: URL) throws {
     do {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     } catch {
-        throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot create the folder '\(folder.path)': \(error.localizedDescription)")
+        throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot create the folder '\(folder.path)': \(fileProblem(error, at: folder.path))")
     }
 }
 

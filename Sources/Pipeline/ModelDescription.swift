@@ -73,9 +73,11 @@ public struct ModelDescription: Sendable, Equatable {
         func int(_ x: Int?) -> String { x.map(String.init) ?? "null" }
         let size = model.imageHeight == model.imageWidth ? String(model.imageHeight) : "[\(model.imageHeight), \(model.imageWidth)]"
         let m = recipe.mask
-        return "{\"parameters\": \(parameters), \"image_size\": \(size), \"patch_size\": \(model.patchSize), \"tokens\": \(model.patchCount), "
-            + "\"mask\": {\"type\": \"\(m.type)\", \"ratio\": \(num(m.ratio)), \"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize))}, "
-            + "\"batch_size\": \(recipe.batchSize), \"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), \"schedule\": \"\(recipe.schedule)\"}"
+        // Keys in sorted order, as all JSON the tools write.
+        return "{\"batch_size\": \(recipe.batchSize), \"image_size\": \(size), "
+            + "\"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), "
+            + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"ratio\": \(num(m.ratio)), \"type\": \"\(m.type)\"}, "
+            + "\"parameters\": \(parameters), \"patch_size\": \(model.patchSize), \"schedule\": \"\(recipe.schedule)\", \"tokens\": \(model.patchCount)}"
     }
 
     /// A human-readable summary.

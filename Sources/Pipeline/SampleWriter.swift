@@ -49,16 +49,48 @@ public enum SampleWriter {
     ///
     /// `stop` (a single process only) is polled after each batch: when it returns true the call
     /// returns with the images drawn so far (a re-run draws the rest, as after a kill).
+    ///
+    /// What drew the images (a fingerprint of the weights, the network, objective, schedule,
+    /// sampler and seed) is recorded in `folder/.samples.json` (hidden, so image readers skip
+    /// it). A folder whose images came from anything else is refused with
+    /// ``PipelineError/invalidOption(name:problem:)`` (`folder (--out)`), so that two models' samples
+    /// never mix in one FID, unless `replacingOtherSamples` is true: then its images are deleted
+    /// and drawn again. A folder of images without the record (written by hand, or by an
+    /// earlier version) is continued, and gets it.
     @discardableResult
     public static func write(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind,
                              count: Int, batchSize: Int = 64, seed: UInt64 = 0, to folder: URL, gridURL: URL? = nil,
+                             replacingOtherSamples: Bool = false,
                              communicator: any Communicator = SingleProcessCommunicator(),
                              progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
                              stop: (() -> Bool)? = nil) throws -> Int {
         guard count >= 0 else { throw PipelineError.invalidOption(name: "count (--count)", problem: "must be >= 0, got \(count)") }
+        guard count <= maximumCount else {
+            throw PipelineError.invalidOption(name: "count (--count)", problem: "at most \(maximumCount) samples a folder, got \(count)")
+        }
         guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "batchSize (--batch)", problem: "must be >= 1, got \(batchSize)") }
         try sampler.validate(trainingSteps: schedule.timesteps)
         try createFolder(folder)
+        let record = SampleFolderRecord(model: model, objective: objective, schedule: schedule, sampler: sampler, seed: seed)
+        let recordURL = folder.appendingPathComponent(SampleFolderRecord.fileName)
+        if let existing = SampleFolderRecord.read(recordURL), let (key, was, now) = existing.difference(from: record) {
+            if !replacingOtherSamples {
+                let what = key == "weights"
+                    ? "from other weights (another checkpoint, or the online rather than the EMA weights; hash \(was), not \(now))"
+                    : "with \(key) \(was), not \(now)"
+                throw PipelineError.invalidOption(
+                    name: "folder (--out)",
+                    problem: "'\(folder.path)' holds \(existingCount(in: folder)) samples drawn \(what); samples of different "
+                        + "models or settings must not mix (an FID of the folder would score both): choose another folder, or empty this one")
+            }
+            try communicator.barrier()                   // every rank read the record before it goes
+            if communicator.isWriter {
+                for i in 0..<existingCount(in: folder) { try? FileManager.default.removeItem(at: folder.appendingPathComponent(fileName(i))) }
+                try? FileManager.default.removeItem(at: recordURL)
+            }
+        }
+        try communicator.barrier()                       // every rank checked the record
+        if communicator.isWriter, SampleFolderRecord.read(recordURL) == nil { try record.write(to: recordURL) }
         let start = existingCount(in: folder)
         try communicator.barrier()                       // every rank counted before any writes
         let s = try sampler.sampler(schedule: schedule)
@@ -85,6 +117,59 @@ public enum SampleWriter {
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
         return stopped ? mine : max(0, count - start)
+    }
+}
+
+extension SampleWriter {
+    /// The most samples one folder holds: the file names have five digits.
+    public static let maximumCount = 100_000
+}
+
+/// What drew the images of a sample folder (`.samples.json`).
+struct SampleFolderRecord: Codable, Equatable {
+    static let fileName = ".samples.json"
+
+    /// A 64-bit hash of every weight's bits, in hex.
+    var weights: String
+    var network: String
+    var objective: String
+    var schedule: String
+    var sampler: String
+    var seed: UInt64
+
+    init(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind, seed: UInt64) {
+        let values = UnsafeBufferPointer(start: model.store.values.base, count: model.store.count)
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for v in values { hash = (hash ^ UInt64(v.bitPattern)) &* 0x0000_0100_0000_01B3 }
+        weights = String(hash, radix: 16)
+        network = model.config.description
+        self.objective = objective.rawValue
+        var scheduleHash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in schedule.betas { scheduleHash = (scheduleHash ^ b.bitPattern) &* 0x0000_0100_0000_01B3 }
+        self.schedule = "\(schedule.name), \(schedule.timesteps) steps (betas \(String(scheduleHash, radix: 16)))"
+        self.sampler = sampler.description
+        self.seed = seed
+    }
+
+    static func read(_ url: URL) -> SampleFolderRecord? {
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(SampleFolderRecord.self, from: data)
+    }
+
+    func write(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: url, options: .atomic)
+    }
+
+    /// The first setting that differs from `other`'s: (key, this one's value, other's value).
+    func difference(from other: SampleFolderRecord) -> (String, String, String)? {
+        let pairs: [(String, String, String)] = [
+            ("weights", weights, other.weights),
+            ("network", network, other.network), ("objective", objective, other.objective), ("schedule", schedule, other.schedule),
+            ("sampler", sampler, other.sampler), ("seed", String(seed), String(other.seed)),
+        ]
+        return pairs.first { $0.1 != $0.2 }
     }
 }
 

@@ -126,7 +126,7 @@ public struct TwoStageDemo {
         let t0 = Date()
         try SampleWriter.write(model: fine.trainer.emaModel, objective: recipe.finetune.objective, schedule: fine.trainer.schedule,
                                sampler: recipe.sampler, count: recipe.sampleCount, seed: recipe.finetune.seed &+ 2,
-                               to: samples, gridURL: grid)
+                               to: samples, gridURL: grid, replacingOtherSamples: true)
         let sampling = Date().timeIntervalSince(t0)
         var score: FIDResult? = nil
         if evaluateFID { score = try SampleEvaluator().compare(samples: samples, reference: data.targetFolder) }

@@ -38,14 +38,36 @@ public enum WeightLoading {
 
     /// Loads online (or, with `ema`, EMA) weights strictly into `model`: every parameter must be
     /// there with its shape, and no other network key may be; errors name the file and the key.
+    ///
+    /// Weights of another image or patch size (their position embedding has another number of
+    /// tokens) are refused first, with ``PipelineError/badCheckpoint(path:problem:)`` saying
+    /// which network they fit.
     public static func loadWeights(from url: URL, into model: MaskedUViT, ema: Bool) throws {
         let file = try resolve(url)
+        let key = model.positionEmbedding.name
         if isTorchFile(file) {
             let state = try referenceState(file)
-            try assign(try ema ? state.ema() : state.online(), to: model, file: file.path)
+            let tensors = try ema ? state.ema() : state.online()
+            try checkTokens(tensors[key]?.shape.dims, of: model, file: file.path)
+            try assign(tensors, to: model, file: file.path)
         } else {
-            try Checkpoint.load(from: file, into: model.store, prefix: ema ? "ema." : "")
+            let prefix = ema ? "ema." : ""
+            try checkTokens((try? SafetensorsFile(contentsOf: file))?.info(prefix + key)?.shape, of: model, file: file.path)
+            try Checkpoint.load(from: file, into: model.store, prefix: prefix)
         }
+    }
+
+    /// Throws when a position embedding of shape `found` (1, tokens, D) does not fit `model`.
+    static func checkTokens(_ found: [Int]?, of model: MaskedUViT, file: String) throws {
+        let c = model.config
+        guard let found, found.count == 3, found != [1, 1 + c.patchCount, c.embedDim] else { return }
+        let patches = found[1] - 1
+        throw PipelineError.badCheckpoint(
+            path: file,
+            problem: "its weights are for \(patches) patches of width \(found[2]) (the position embedding "
+                + "'\(model.positionEmbedding.name)' is \(found)), but the network is \(c) with \(c.patchCount) patches of width "
+                + "\(c.embedDim): build the network they were trained as (its image size, patch size and width; "
+                + "maskdm: --config with the reference YAML, or --model and --size)")
     }
 
     /// A reference training state, opened.

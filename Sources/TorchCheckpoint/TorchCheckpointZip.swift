@@ -79,6 +79,10 @@ struct TorchZipArchive {
             throw fail("this is a bare pickle (the legacy torch.save format from before PyTorch 1.6, "
                        + "or _use_new_zipfile_serialization=False), not a zip archive; re-save it with torch.save")
         }
+        if bytes.count >= 9, bytes.u8(8) == UInt8(ascii: "{"), bytes.u64(0) < UInt64(bytes.count) {
+            throw fail("this is a safetensors file (a project checkpoint?), not a PyTorch zip archive")
+        }
+        if bytes.count >= 4, bytes.u32(0) == 0x474E_5089 { throw fail("this is a PNG image, not a PyTorch checkpoint") }
         guard let eocd = Self.findEOCD(bytes) else {
             throw fail("not a zip archive: no end-of-central-directory record in the last "
                        + "\(min(bytes.count, 22 + 0xFFFF)) bytes (file is \(bytes.count) bytes; truncated?)")

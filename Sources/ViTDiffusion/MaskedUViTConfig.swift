@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// Architecture of a ``MaskedUViT``. JSON uses the reference implementation's names
 /// (`img_size`, `patch_size`, `in_chans`, `encoder_embed_dim`, `encoder_depth`, `encoder_heads`,
@@ -141,7 +142,7 @@ public struct MaskedUViTConfig: Codable, Sendable, Equatable, CustomStringConver
     public static func load(from url: URL) throws -> MaskedUViTConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ViTDiffusionError.unreadableConfig(file: url.path, problem: "cannot read: \(error.localizedDescription)")
+            throw ViTDiffusionError.unreadableConfig(file: url.path, problem: "cannot read: \(fileProblem(error, at: url.path))")
         }
         do {
             let c = try JSONDecoder().decode(MaskedUViTConfig.self, from: data)

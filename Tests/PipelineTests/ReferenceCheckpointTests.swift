@@ -119,7 +119,21 @@ import ViTDiffusion
             try WeightLoading.loadWeights(from: Fixtures.referenceState, into: wide, ema: false)
         }
         let text = error?.description ?? ""
-        #expect(text.contains(Fixtures.referenceState.path) && text.contains("shape"), "\(text)")
+        // Another width: the position embedding says which network the weights fit.
+        #expect(text.contains(Fixtures.referenceState.path) && text.contains("patches of width 8") && text.contains("width 16"), "\(text)")
+        // Another image size: the same, from the project checkpoint this state converts to.
+        let converted = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: converted) }
+        try ReferenceConversion.convert(reference: Fixtures.referenceState, config: Fixtures.referenceConfig, output: converted)
+        let (config, _) = try DiffusionTrainer.describe(checkpoint: converted)
+        var larger = config
+        larger.imageHeight *= 2; larger.imageWidth *= 2
+        let big = MaskedUViT(config: larger, rng: &rng)
+        #expect {
+            try WeightLoading.loadWeights(from: converted, into: big, ema: true)
+        } throws: { error in
+            "\(error)".contains("its weights are for \(config.patchCount) patches") && "\(error)".contains("\(larger.patchCount) patches")
+        }
         let deep = MaskedUViT(config: MaskedUViTConfig(imageSize: 8, patchSize: 2, embedDim: 8, depth: 5, heads: 2), rng: &rng)
         let missing = #expect(throws: PipelineError.self) {
             try WeightLoading.loadWeights(from: Fixtures.referenceState, into: deep, ema: true)

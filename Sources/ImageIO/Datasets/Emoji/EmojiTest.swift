@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// How an `emoji-test.txt` line's code point sequence relates to the RGI emoji set (UTS #51).
 public enum EmojiStatus: String, Sendable {
@@ -36,7 +37,7 @@ public struct EmojiTestEntry: Sendable, Equatable {
     public static func load(path: String = defaultPath) throws(ImageIOError) -> [EmojiTestEntry] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .unreadableFile(path: path, reason: error.localizedDescription)
+            throw .unreadableFile(path: path, reason: fileProblem(error, at: path))
         }
         return try parse(String(decoding: data, as: UTF8.self), path: path)
     }
