@@ -211,6 +211,7 @@ struct StageOptions: ParsableArguments {
             print("FID reference: \(e.reference)" + String(format: " (%.1f s)", Date().timeIntervalSince(t1)))
         }
         let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights, communicator: world)
+        for warning in run.warnings where world.isWriter { print("warning: \(warning)") }
         print("\(config.stage.rawValue): \(config.model), \(run.trainer.model.parameterCount) parameters, mask \(config.recipe.mask), "
               + "objective \(config.recipe.objective), batch \(config.recipe.batchSize)"
               + (world.size > 1 ? " (\(run.trainer.localBatchSize) on each of \(world.size) ranks)" : "")
@@ -228,6 +229,7 @@ struct StageOptions: ParsableArguments {
                       + "use smaller blocks (e.g. --mask block2), a higher --ratio or a larger --size")
             }
         }
+        fflush(nil)   // the start lines reach a log file now, not when the buffer fills (a kill would lose them)
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)
         let summary: TrainingRun.Summary
         do {

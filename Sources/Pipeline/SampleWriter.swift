@@ -71,6 +71,12 @@ public enum SampleWriter {
         guard batchSize >= 1 else { throw PipelineError.invalidOption(name: "batchSize (--batch)", problem: "must be >= 1, got \(batchSize)") }
         try sampler.validate(trainingSteps: schedule.timesteps)
         try createFolder(folder)
+        if communicator.isWriter {
+            // A kill while a PNG was being written leaves Foundation's temporary file behind.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".dat.nosync") {
+                try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            }
+        }
         let record = SampleFolderRecord(model: model, objective: objective, schedule: schedule, sampler: sampler, seed: seed)
         let recordURL = folder.appendingPathComponent(SampleFolderRecord.fileName)
         if let existing = SampleFolderRecord.read(recordURL), let (key, was, now) = existing.difference(from: record) {

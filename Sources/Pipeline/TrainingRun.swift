@@ -64,6 +64,9 @@ public final class TrainingRun {
     private var savedStep: Int
     /// The step the run resumed from (nil for a fresh run).
     public let resumedFrom: Int?
+    /// What opening the folder found amiss but could go on with (a damaged `log.jsonl`), one
+    /// message each, for the caller to show.
+    public private(set) var warnings: [String] = []
     /// The job's processes (the trainer's).
     public var communicator: any Communicator { trainer.communicator }
 
@@ -141,6 +144,33 @@ public final class TrainingRun {
         let model = MaskedUViT(config: config.model, rng: &rng)
         let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
         let resuming = fm.fileExists(atPath: checkpoint.path)
+        let loggedSteps = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
+        if !resuming {
+            // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
+            // (numbered ones left, or a log past a checkpoint step) would silently start over.
+            let numbered = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
+                $0.hasPrefix("checkpoint-") && $0.hasSuffix(".safetensors") && Int($0.dropFirst(11).dropLast(12)) != nil
+            }.sorted { Int($0.dropFirst(11).dropLast(12))! < Int($1.dropFirst(11).dropLast(12))! }
+            let every = config.recipe.checkpointEvery
+            let lastLogged = loggedSteps.map(\.step).max() ?? 0
+            if let newest = numbered.last ?? (every > 0 && lastLogged > every ? "" : nil) {
+                throw PipelineError.badCheckpoint(
+                    path: checkpoint.path,
+                    problem: "missing, but the run folder holds a run (log.jsonl to step \(lastLogged)"
+                        + (newest.isEmpty ? "" : ", \(numbered.joined(separator: ", "))") + "): "
+                        + (newest.isEmpty ? "" : "to resume from the newest, copy \(newest) to checkpoint.safetensors; ")
+                        + "to start over, empty the folder or choose another")
+            }
+        } else if try RunConfig.recorded(in: folder) == nil {
+            // Without config.json the checkpoint's own record says what the run was.
+            let (model, recipe) = try DiffusionTrainer.describe(checkpoint: checkpoint)
+            var recorded = config
+            recorded.model = model
+            recorded.recipe = recipe
+            if let c = recorded.conflict(with: config) {
+                throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
+            }
+        }
         if !resuming, let initialWeights { try initialWeights(model) }
         trainer = try DiffusionTrainer(model: model, recipe: config.recipe, masking: masking, communicator: communicator)
         try trainer.validateMasking()                                    // before the folder is touched
@@ -162,8 +192,13 @@ public final class TrainingRun {
         }
         savedStep = trainer.step
         // The log keeps exactly the steps the checkpoint holds (a kill can leave later lines).
-        let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-        records = StepRecord.parseLog(text).filter { $0.step <= trainer.step }
+        records = loggedSteps.filter { $0.step <= trainer.step }
+        let missing = Set(1...Swift.max(trainer.step, 1)).subtracting(records.map(\.step))
+        if trainer.step > 0, !missing.isEmpty, FileManager.default.fileExists(atPath: logURL.path) {
+            let shown = missing.sorted().prefix(5).map(String.init).joined(separator: ", ")
+            warnings.append("\(logURL.path) lacks \(missing.count) of the \(trainer.step) steps the checkpoint has seen "
+                            + "(steps \(shown)\(missing.count > 5 ? ", ..." : "")): damaged or removed lines; their losses are lost")
+        }
         // So do the scores: a later one is scored again when training reaches its step.
         let evalText = (try? String(contentsOf: evaluationLogURL, encoding: .utf8)) ?? ""
         evaluations = EvaluationRecord.parseLog(evalText).filter { $0.step <= trainer.step }
@@ -300,6 +335,12 @@ public final class TrainingRun {
         // step's checkpoint and its score (or after the last step).
         if trainer.step > 0, scoreIsDue, !evaluations.contains(where: { $0.step == trainer.step }) {
             if try evaluate(events: events) == nil { try stopHere(events: events) }
+        }
+        // So can a sample grid: a kill between the step's checkpoint and its grid.
+        if writer, trainer.step > 0, config.sampleEvery > 0, trainer.step % config.sampleEvery == 0,
+           !FileManager.default.fileExists(atPath: sampleGridURL(step: trainer.step).path),
+           let grid = try writeSampleGrid() {
+            events?(.samples(grid, step: trainer.step))
         }
         let prefetcher = BatchPrefetcher(trainer: trainer, dataset: dataset)
         defer { prefetcher.stop() }
@@ -498,11 +539,14 @@ public final class TrainingRun {
         let x = try Sampling.sample(model: trainer.emaModel, objective: trainer.recipe.objective, count: config.sampleCount,
                                     batchSize: 64, sampler: sampler, using: &rng, stop: stop)
         guard x.shape[0] == config.sampleCount else { return nil }
-        let url = samplesFolder.appendingPathComponent("step-\(trainer.step).png")
+        let url = sampleGridURL(step: trainer.step)
         let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
         try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)
         return url
     }
+
+    /// `RUN/samples/step-N.png`.
+    func sampleGridURL(step: Int) -> URL { samplesFolder.appendingPathComponent("step-\(step).png") }
 
     /// Draws `loss.png`: raw and smoothed loss against the step.
     public func writeLossPlot() throws {

@@ -493,4 +493,61 @@ import ViTDiffusion
         try Gemm.setPrecision(.fp32)                                // a no-op on an fp32 kernel
         #expect(Gemm.precision == .fp32)
     }
+
+    /// What a folder's leftovers say is honoured: a missing checkpoint is not a fresh start, a
+    /// missing config.json is replaced by the checkpoint's record, a damaged log is reported, and
+    /// a grid lost to a kill after its step's checkpoint is drawn on resume.
+    @Test func damagedFoldersAreNotSilentlyRestartedOrMixed() throws {
+        try withTemporaryFolder("leftovers") { tmp in
+            let fm = FileManager.default
+            // A run of 6 steps, checkpoints every 2 (4 and 6 kept, with the latest).
+            let folder = tmp.appendingPathComponent("run")
+            var six = Self.config(steps: 6)
+            six.sampleEvery = 6
+            six.sampleCount = 2
+            try TrainingRun(folder: folder, config: six).train(on: Self.dataset)
+            let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
+
+            // config.json gone: the checkpoint's recipe refuses another learning rate.
+            try fm.removeItem(at: folder.appendingPathComponent("config.json"))
+            var other = six
+            other.recipe.learningRate = 5e-4
+            #expect { _ = try TrainingRun(folder: folder, config: other) } throws: { error in
+                guard case PipelineError.runMismatch(_, let key, _, _) = error else { return false }
+                return key.contains("learningRate")
+            }
+            _ = try TrainingRun(folder: folder, config: six)              // the same settings resume (and rewrite it)
+
+            // The grid of step 6 lost (a kill after the step's checkpoint): a re-run draws it.
+            let grid = folder.appendingPathComponent("samples/step-6.png")
+            try fm.removeItem(at: grid)
+            try TrainingRun(folder: folder, config: six).train(on: Self.dataset)
+            #expect(fm.fileExists(atPath: grid.path))
+
+            // A damaged log line: the run goes on, and says which step's record is lost.
+            let log = folder.appendingPathComponent("log.jsonl")
+            var lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").map(String.init)
+            lines[2] = String(lines[2].prefix(10))
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: log)
+            let reopened = try TrainingRun(folder: folder, config: six)
+            #expect(reopened.warnings.count == 1 && reopened.warnings[0].contains("steps 3)"), "\(reopened.warnings)")
+
+            // The checkpoint gone but numbered ones left: refused, naming the newest.
+            try fm.removeItem(at: checkpoint)
+            #expect { _ = try TrainingRun(folder: folder, config: six) } throws: { error in
+                "\(error)".contains("copy checkpoint-6.safetensors to checkpoint.safetensors")
+            }
+            // Every checkpoint gone, the log kept (past the first checkpoint step): refused too.
+            for (_, url) in try reopened.numberedCheckpoints() { try fm.removeItem(at: url) }
+            #expect { _ = try TrainingRun(folder: folder, config: six) } throws: { error in
+                "\(error)".contains("log.jsonl to step 6") && "\(error)".contains("to start over")
+            }
+            // A run killed before its first checkpoint (its log at step 1) starts again quietly.
+            let early = tmp.appendingPathComponent("early")
+            try fm.createDirectory(at: early, withIntermediateDirectories: true)
+            try Data((lines[0] + "\n").utf8).write(to: early.appendingPathComponent("log.jsonl"))
+            let fresh = try TrainingRun(folder: early, config: six)
+            #expect(fresh.resumedFrom == nil && fresh.warnings.isEmpty)
+        }
+    }
 }
