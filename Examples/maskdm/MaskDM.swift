@@ -21,9 +21,12 @@ struct MaskDM: ParsableCommand {
             FileHandle.standardError.write(Data("maskdm: \(error)\n".utf8))
             Foundation.exit(1)
         }
+        // The parsed subcommand: its usage, not the root's, goes with an error it throws.
+        var parsed: any ParsableCommand.Type = MaskDM.self
         do {
             _ = try Gemm.environmentInstructionSet()   // a bad MASKDM_GEMM_ISA: an error, not a crash later
             var command = try parseAsRoot()
+            parsed = type(of: command)
             if World.communicator.size > 1, !(command is any DataParallelCommand) {
                 throw ValidationError("'\(type(of: command).configuration.commandName ?? "this command")' runs in one process; "
                                       + "under mpirun use pretrain, finetune, train, sample or fid")
@@ -42,6 +45,12 @@ struct MaskDM: ParsableCommand {
                     FileHandle.standardError.write(Data("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n".utf8))
                     MPICommunicator.abort(code: code.rawValue)
                 }
+            }
+            // An error from a subcommand's run: its message, and where that command's help is.
+            if parsed != MaskDM.self, case let name = parsed._commandName, exitCode(for: error) != .success {
+                let help = error is ValidationError ? "\n  See 'maskdm \(name) --help' for more information." : ""
+                FileHandle.standardError.write(Data("Error: \(message(for: error))\(help)\n".utf8))
+                Foundation.exit(exitCode(for: error).rawValue)
             }
             exit(withError: error)
         }

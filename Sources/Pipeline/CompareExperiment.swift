@@ -190,6 +190,23 @@ public struct CompareExperiment {
         return done.sorted { $0.index < $1.index }
     }
 
+    /// `grid` (RGB) under a white band holding `title`, shortened to fit the grid's width.
+    static func titled(_ grid: Image, _ title: String) -> Image {
+        let band = BitmapFont.height() + 8
+        // Whole words that fit (a dangling "+" dropped), else as many letters as fit.
+        var words = title.split(separator: " ").map(String.init)
+        while words.count > 1, BitmapFont.width(of: words.joined(separator: " ")) > grid.width - 8 || words.last == "+" {
+            words.removeLast()
+        }
+        var text = words.joined(separator: " ")
+        while text.count > 1, BitmapFont.width(of: text) > grid.width - 8 { text.removeLast() }
+        var pixels = [UInt8](repeating: 255, count: grid.width * band * 3)
+        pixels += grid.pixels
+        var out = Image(width: grid.width, height: grid.height + band, channels: 3, pixels: pixels)
+        BitmapFont.draw(text, into: &out, x: 4, y: 4, color: (0, 0, 0))
+        return out
+    }
+
     /// Writes `report.md`, `report.json`, `fid_vs_time.png` and `grids/arms.png` from `points`.
     public func writeReport(_ points: [Point]) throws {
         let enc = JSONEncoder()
@@ -218,7 +235,9 @@ public struct CompareExperiment {
         try FIDPlot.write(series: series, to: folder.appendingPathComponent("fid_vs_time.png"))
         let grids = arms.compactMap { try? Image(contentsOf: folder.appendingPathComponent("grids/arm-\($0.rawValue).png")) }
         if grids.count == arms.count, let first = grids.first, grids.allSatisfy({ $0.width == first.width && $0.height == first.height }) {
-            try Image.writeGrid(grids, columns: grids.count, to: folder.appendingPathComponent("grids/arms.png"), padding: 8)
+            // Each arm's grid under its name (cut to the grid's width).
+            let labelled = zip(arms, grids).map { arm, grid in Self.titled(grid.rgb(), arm.label) }
+            try Image.writeGrid(labelled, columns: labelled.count, to: folder.appendingPathComponent("grids/arms.png"), padding: 8)
         }
     }
 }
