@@ -22,8 +22,10 @@ struct Dataset: ParsableCommand {
         guard ["png", "jpg"].contains(format) else { throw ValidationError("--format must be png or jpg") }
         guard (1...4096).contains(size) else { throw ValidationError("--size must be from 1 to 4096 pixels, got \(size)") }
         guard skip >= 0 else { throw ValidationError("--skip must be >= 0, got \(skip)") }
-        if let limit, limit < 0 { throw ValidationError("--limit must be >= 0, got \(limit)") }
-        let images = try dataset.images(size: size).dropFirst(skip)
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        let all = try dataset.images(size: size)
+        guard skip < all.count else { throw ValidationError("--skip \(skip) skips every image: \(name) has \(all.count)") }
+        let images = all.dropFirst(skip)
         let n = try ImageWriting.writeNumbered(Array(images.prefix(limit ?? images.count)), to: URL(fileURLWithPath: out),
                                                fileExtension: format)
         print("wrote \(n) images of \(size)x\(size) to \(out)")

@@ -14,7 +14,8 @@ struct FID: ParsableCommand {
     @Argument(help: "First image folder.") var dirA: String
     @Argument(help: "Second image folder.") var dirB: String
     @Flag(help: "Print {\"fid\", \"kid\", \"kid_std\", \"n_a\", \"n_b\"} as JSON.") var json = false
-    @Option(parsing: .unconditional, help: "Images per network batch.") var batchSize = 32
+    @Option(name: [.customLong("batch-size"), .customLong("batch")], parsing: .unconditional,
+            help: "Images per network batch (--batch is the same).") var batchSize = 32
     @Option(help: "Inception weights (default: $MASKDM_FID_PT or \(FIDInceptionV3.defaultWeightsPath)).") var weights: String?
     @Option(help: "Feature cache folder.") var cacheDir = FIDFeatureCache.defaultDirectory
     @Flag(help: "Neither read nor write the feature cache.") var noCache = false
@@ -74,8 +75,9 @@ struct FID: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
+            // A rounding error below the printed digits is not shown as -0.0000.
             print(String(format: "FID %.4f  KID %.6f +- %.6f  (%d vs %d images)",
-                         result.fid, result.kid, result.kidStd, result.nA, result.nB))
+                         abs(result.fid) < 5e-5 ? Double(0) : result.fid, result.kid, result.kidStd, result.nA, result.nB))
         }
     }
 

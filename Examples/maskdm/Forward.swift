@@ -14,7 +14,8 @@ struct Forward: ParsableCommand {
     @Option(help: "Config: JSON with the reference's names (img_size, patch_size, ...) or a reference YAML; optional for project checkpoints.")
     var config: String?
     @Option(help: "Inputs: x (B,C,H,W) F32, t (B) I64/F32, optional mask (B,1+N) U8/BOOL (1 = dropped), optional eps.") var inputs: String
-    @Option(help: "Where to write out (and loss, grad.<name>).") var output: String
+    @Option(name: [.customLong("output"), .customLong("out")], help: "Where to write out (and loss, grad.<name>); --out is the same.")
+    var output: String
     @Flag(help: "Use the EMA weights of a checkpoint or training state (default: online).") var ema = false
 
     func run() throws {

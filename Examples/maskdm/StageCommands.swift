@@ -18,13 +18,13 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Network preset: tiny, small or base (without --config: tiny).") var model: String?
     @Option(parsing: .unconditional, help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
     @Option(help: "Mask: none, patch, blockB (e.g. block4; B must divide the patch grid), crop (side from --ratio) or cropC (e.g. crop8).") var mask: String?
-    @Option(parsing: .unconditional, help: "Mask ratio.") var ratio: Double?
-    @Option(parsing: .unconditional, help: "Optimisation steps.") var steps: Int?
-    @Option(parsing: .unconditional, help: "Batch size (images per optimisation step).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Mask ratio (default 0.9 with a mask).") var ratio: Double?
+    @Option(parsing: .unconditional, help: "Optimisation steps (default 1000, or the config's).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Batch size, images per optimisation step (default: 128 for pretrain, 64 for finetune and train, or the config's).") var batch: Int?
     @Option(parsing: .unconditional, help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
     var accumulate: Int?
-    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Float?
-    @Option(parsing: .unconditional, help: "Seed of every random draw.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Learning rate (default: 2e-4 for pretrain, 5e-5 for finetune and train, or the config's).") var lr: Float?
+    @Option(parsing: .unconditional, help: "Seed of every random draw (default 0).") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Checkpoint every K steps (0 = only at the end and when stopped; the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
     @Option(parsing: .unconditional, help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
     @Option(parsing: .unconditional, help: "Images per sample grid.") var sampleCount: Int = 16
@@ -38,15 +38,15 @@ struct StageOptions: ParsableArguments {
     var fidSampler: String?
     @Option(parsing: .unconditional, help: "Steps of --fid-sampler (default: 25 for dpm, 250 for ddim; DDIM's eta is 1).") var fidSamplerSteps: Int?
     @Option(parsing: .unconditional, help: "Numbered checkpoints kept.") var keep: Int = 3
-    @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v).") var objective: String?
-    @Option(help: "Loss: l2 or l1.") var loss: String?
-    @Option(help: "Beta schedule: linear or cosine.") var schedule: String?
-    @Option(parsing: .unconditional, help: "Linear warm-up steps.") var warmup: Int?
-    @Option(parsing: .unconditional, help: "Horizontal flip probability.") var flip: Double?
-    @Option(parsing: .unconditional, help: "Gradient-norm clip (0 = none).") var clip: Float?
-    @Option(parsing: .unconditional, help: "EMA decay ceiling.") var emaBeta: Float?
-    @Option(parsing: .unconditional, help: "AdamW beta1.") var beta1: Float?
-    @Option(parsing: .unconditional, help: "AdamW beta2.") var beta2: Float?
+    @Option(help: "Prediction target: eps, x0 or v (reference: pred_noise, pred_x0, pred_v; default eps, or --init's).") var objective: String?
+    @Option(help: "Loss: l2 or l1 (default l2, or --init's).") var loss: String?
+    @Option(help: "Beta schedule: linear or cosine (default linear, or --init's).") var schedule: String?
+    @Option(parsing: .unconditional, help: "Linear warm-up steps (default 0).") var warmup: Int?
+    @Option(parsing: .unconditional, help: "Horizontal flip probability (default: 0 for pretrain, 0.5 for finetune and train).") var flip: Double?
+    @Option(parsing: .unconditional, help: "Gradient-norm clip (0 = none, the default).") var clip: Float?
+    @Option(parsing: .unconditional, help: "EMA decay ceiling (default 0.999).") var emaBeta: Float?
+    @Option(parsing: .unconditional, help: "AdamW beta1 (default 0.99, as the reference).") var beta1: Float?
+    @Option(parsing: .unconditional, help: "AdamW beta2 (default 0.99, as the reference).") var beta2: Float?
     @Option(parsing: .unconditional, help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
     @Option(help: "Matrix-product precision: fp32, or bf16 (bf16 operands, fp32 sums and weights; needs AVX512_BF16). Default: the run's recorded one on resume, else MASKDM_GEMM_ISA's, else fp32.")
     var precision: String?
@@ -228,6 +228,10 @@ struct StageOptions: ParsableArguments {
                       + "\(c.imageHeight) px in patches of \(c.patchSize), so this \(config.stage.rawValue) is unmasked: "
                       + "use smaller blocks (e.g. --mask block2), a higher --ratio or a larger --size")
             }
+        }
+        if config.recipe.warmupSteps > config.recipe.steps {
+            print("warning: the warm-up (\(config.recipe.warmupSteps) steps) is longer than the run (\(config.recipe.steps) steps): "
+                  + "the learning rate never reaches \(config.recipe.learningRate)")
         }
         fflush(nil)   // the start lines reach a log file now, not when the buffer fills (a kill would lose them)
         let printer = ProgressPrinter(label: config.stage.rawValue, total: config.recipe.steps, every: logEvery)

@@ -268,6 +268,10 @@ struct MPIJobTests {
             }
             let one = try result(1), two = try result(2)
             #expect(one["n_a"] == 10 && one["n_b"] == 9 && two["n_a"] == 10 && two["n_b"] == 9)
+            // The text line (--batch is --batch-size) prints the JSON's numbers.
+            let text = try MPIJob.run(ranks: 1, args.filter { $0 != "--json" }.map { $0 == "--batch-size" ? "--batch" : $0 }, in: dir)
+            let expected = String(format: "FID %.4f  KID %.6f +- %.6f  (10 vs 9 images)", one["fid"] ?? 0, one["kid"] ?? 0, one["kid_std"] ?? 0)
+            #expect(text.status == 0 && text.output.contains(expected), "\(text.output) lacks \(expected)")
             for key in ["fid", "kid"] {
                 let x = try #require(one[key]), y = try #require(two[key])
                 #expect(abs(x - y) <= 1e-9 * max(abs(x), 1), "\(key): 1 rank \(x), 2 ranks \(y)")
