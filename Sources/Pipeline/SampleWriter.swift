@@ -27,6 +27,11 @@ public enum SampleWriter {
         return n
     }
 
+    /// Whether `name` is a sample's file name (five digits, `.png`).
+    static func isNumbered(_ name: String) -> Bool {
+        name.count == 9 && name.hasSuffix(".png") && name.prefix(5).allSatisfy(\.isASCII) && Int(name.prefix(5)) != nil
+    }
+
     /// Whether `url` is a file whose last 12 bytes are a PNG's IEND chunk (length 0, type, CRC).
     static func isWholePNG(_ url: URL) -> Bool {
         guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
@@ -36,7 +41,8 @@ public enum SampleWriter {
         return Array(tail) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]
     }
 
-    /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`. Image i's
+    /// Samples until `folder` holds `count` numbered images, in batches of `batchSize`, drawing
+    /// only the ones that are not there as whole PNGs (a gap is filled, the images after it kept). Image i's
     /// noise (x_T and any noise the sampler adds) comes from its own generator, derived from
     /// (`seed`, i), so the images do not depend on `batchSize`, on the number of ranks or on where
     /// an earlier run stopped (up to the network's rounding, which can differ with the batch
@@ -91,29 +97,32 @@ public enum SampleWriter {
             }
             try communicator.barrier()                   // every rank read the record before it goes
             if communicator.isWriter {
-                for i in 0..<existingCount(in: folder) { try? FileManager.default.removeItem(at: folder.appendingPathComponent(fileName(i))) }
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where isNumbered(name) {
+                    try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+                }
                 try? FileManager.default.removeItem(at: recordURL)
             }
         }
         try communicator.barrier()                       // every rank checked the record
         if communicator.isWriter, SampleFolderRecord.read(recordURL) == nil { try record.write(to: recordURL) }
-        let start = existingCount(in: folder)
+        // Only the images that are not there (a hole left by a kill or a deleted file is filled,
+        // the images after it kept): image i depends on (seed, i) alone.
+        let missing = (0..<count).filter { !isWholePNG(folder.appendingPathComponent(fileName($0))) }
         try communicator.barrier()                       // every rank counted before any writes
         let s = try sampler.sampler(schedule: schedule)
-        let batchStarts = Array(stride(from: start, to: count, by: batchSize))
+        let batches = stride(from: 0, to: missing.count, by: batchSize).map { Array(missing[$0..<min($0 + batchSize, missing.count)]) }
         var mine = 0, stopped = false
         // One packing of the weights for every batch (each Sampling.sample call would pack again).
         try model.store.withPackedWeights {
-            for (j, first) in batchStarts.enumerated() where j % communicator.size == communicator.rank {
-                let n = min(batchSize, count - first)
-                var generators = (first..<(first + n)).map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+            for (j, indices) in batches.enumerated() where j % communicator.size == communicator.rank {
+                var generators = indices.map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
                 let x = try Sampling.sample(model: model, objective: objective, sampler: s, itemGenerators: &generators)
-                for (i, img) in Image.images(fromBatch: x).enumerated() {
-                    try img.write(to: folder.appendingPathComponent(fileName(first + i)))
+                for (index, img) in zip(indices, Image.images(fromBatch: x)) {
+                    try img.write(to: folder.appendingPathComponent(fileName(index)))
                 }
-                mine += n
-                progress?(min(count, start + mine * communicator.size), count)
-                if communicator.size == 1, first + n < count, stop?() == true { stopped = true; break }
+                mine += indices.count
+                progress?(min(count, count - missing.count + mine * communicator.size), count)
+                if communicator.size == 1, j + 1 < batches.count, stop?() == true { stopped = true; break }
             }
         }
         try communicator.barrier()                       // every image is on disk
@@ -122,7 +131,7 @@ public enum SampleWriter {
             let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
-        return stopped ? mine : max(0, count - start)
+        return stopped ? mine : missing.count
     }
 }
 
