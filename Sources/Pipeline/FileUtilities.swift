@@ -13,6 +13,14 @@ func appendLine(_ line: String, to url: URL) throws {
     try handle.write(contentsOf: Data((line + "\n").utf8))
 }
 
+/// Removes Foundation's temporary files (`.dat.nosync...`) from `folder`: what an atomic write
+/// killed before its rename leaves behind.
+func removeFoundationTemporaries(in folder: URL) {
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".dat.nosync") {
+        try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+    }
+}
+
 /// Creates `folder` (and its parents) unless it exists, with an error naming the path when it,
 /// or a parent, is a file rather than a folder (Foundation's own error is a raw dump).
 func createFolder(_ folder: URL) throws {

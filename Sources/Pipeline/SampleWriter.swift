@@ -78,10 +78,7 @@ public enum SampleWriter {
         try sampler.validate(trainingSteps: schedule.timesteps)
         try createFolder(folder)
         if communicator.isWriter {
-            // A kill while a PNG was being written leaves Foundation's temporary file behind.
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".dat.nosync") {
-                try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
-            }
+            removeFoundationTemporaries(in: folder)   // a kill while a PNG was being written
         }
         let record = SampleFolderRecord(model: model, objective: objective, schedule: schedule, sampler: sampler, seed: seed)
         let recordURL = folder.appendingPathComponent(SampleFolderRecord.fileName)
@@ -154,16 +151,20 @@ struct SampleFolderRecord: Codable, Equatable {
 
     init(model: MaskedUViT, objective: PredictionTarget, schedule: NoiseSchedule, sampler: SamplerKind, seed: UInt64) {
         let values = UnsafeBufferPointer(start: model.store.values.base, count: model.store.count)
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for v in values { hash = (hash ^ UInt64(v.bitPattern)) &* 0x0000_0100_0000_01B3 }
-        weights = String(hash, radix: 16)
+        weights = Self.hash(values.lazy.map { UInt64($0.bitPattern) })
         network = model.config.description
         self.objective = objective.rawValue
-        var scheduleHash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in schedule.betas { scheduleHash = (scheduleHash ^ b.bitPattern) &* 0x0000_0100_0000_01B3 }
-        self.schedule = "\(schedule.name), \(schedule.timesteps) steps (betas \(String(scheduleHash, radix: 16)))"
+        self.schedule = "\(schedule.name), \(schedule.timesteps) steps (betas \(Self.hash(schedule.betas.lazy.map(\.bitPattern))))"
         self.sampler = sampler.description
         self.seed = seed
+    }
+
+    /// FNV-1a taken a word at a time (each value's bit pattern, not its bytes: a pass over the
+    /// weights stays cheap), in hex.
+    static func hash(_ words: some Sequence<UInt64>) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for w in words { h = (h ^ w) &* 0x0000_0100_0000_01B3 }
+        return String(h, radix: 16)
     }
 
     static func read(_ url: URL) -> SampleFolderRecord? {

@@ -148,9 +148,7 @@ public final class TrainingRun {
         if !resuming {
             // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
             // (numbered ones left, or a log past a checkpoint step) would silently start over.
-            let numbered = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
-                $0.hasPrefix("checkpoint-") && $0.hasSuffix(".safetensors") && Int($0.dropFirst(11).dropLast(12)) != nil
-            }.sorted { Int($0.dropFirst(11).dropLast(12))! < Int($1.dropFirst(11).dropLast(12))! }
+            let numbered = ((try? Self.numberedCheckpoints(in: folder)) ?? []).map(\.url.lastPathComponent)
             let every = config.recipe.checkpointEvery
             let lastLogged = loggedSteps.map(\.step).max() ?? 0
             if let newest = numbered.last ?? (every > 0 && lastLogged > every ? "" : nil) {
@@ -219,11 +217,7 @@ public final class TrainingRun {
             // A run killed while writing its checkpoint left the temporary file behind, and one
             // killed while redrawing a plot or a grid left Foundation's (`.dat.nosync...`).
             Safetensors.removeStaleTemporaries(of: checkpoint)
-            for sub in [folder, samplesFolder] {
-                for name in (try? fm.contentsOfDirectory(atPath: sub.path)) ?? [] where name.hasPrefix(".dat.nosync") {
-                    try? fm.removeItem(at: sub.appendingPathComponent(name))
-                }
-            }
+            for sub in [folder, samplesFolder] { removeFoundationTemporaries(in: sub) }
             try Data(config.json.utf8).write(to: configURL, options: .atomic)
             try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
             if !evaluations.isEmpty || fm.fileExists(atPath: evaluationLogURL.path) {
@@ -517,7 +511,10 @@ public final class TrainingRun {
     }
 
     /// The numbered checkpoints in the folder, oldest first.
-    public func numberedCheckpoints() throws -> [(step: Int, url: URL)] {
+    public func numberedCheckpoints() throws -> [(step: Int, url: URL)] { try Self.numberedCheckpoints(in: folder) }
+
+    /// The numbered checkpoints (`checkpoint-N.safetensors`) in `folder`, oldest first.
+    static func numberedCheckpoints(in folder: URL) throws -> [(step: Int, url: URL)] {
         try FileManager.default.contentsOfDirectory(atPath: folder.path).compactMap { name -> (Int, URL)? in
             guard name.hasPrefix("checkpoint-"), name.hasSuffix(".safetensors"),
                   let n = Int(name.dropFirst("checkpoint-".count).dropLast(".safetensors".count)) else { return nil }
