@@ -2,14 +2,25 @@
 import ArgumentParser
 import Foundation
 import MPI
+import Masking
+import Pipeline
+import Schedules
 import Tensor
+import ViTDiffusion
 
 @main
 struct MaskDM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
-        discussion: "Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, sample and fid split their work over the ranks.",
+        discussion: """
+            Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, sample and fid split their work over the ranks.
+
+            Exit status: 0 done; 64 a setting the command cannot use (a flag, a config key, a run folder of other settings); \
+            1 anything else that failed (a missing or damaged file, unusable data, a non-finite loss); \
+            128 + the signal when stopped by one after writing a checkpoint (130 for Ctrl-C).
+            """,
+        version: "maskdm \(maskdmVersion)",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
                       PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self,
                       PlotLoss.self])
@@ -39,7 +50,7 @@ struct MaskDM: ParsableCommand {
             Foundation.exit(stop.rawValue)
         } catch {
             if World.communicator.size > 1 {
-                let code = exitCode(for: error)
+                let code = status(for: error)
                 if code != .success {
                     let text = fullMessage(for: error)
                     FileHandle.standardError.write(Data("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n".utf8))
@@ -48,14 +59,38 @@ struct MaskDM: ParsableCommand {
             }
             // An error from a subcommand's run: its message, and where that command's help is.
             if parsed != MaskDM.self, case let name = parsed._commandName, exitCode(for: error) != .success {
-                let help = error is ValidationError ? "\n  See 'maskdm \(name) --help' for more information." : ""
+                let help = status(for: error) == .validationFailure ? "\n  See 'maskdm \(name) --help' for more information." : ""
                 FileHandle.standardError.write(Data("Error: \(message(for: error))\(help)\n".utf8))
-                Foundation.exit(exitCode(for: error).rawValue)
+                Foundation.exit(status(for: error).rawValue)
             }
             exit(withError: error)
         }
         MPICommunicator.finish()
     }
+}
+
+/// The exit status of an error: 64 (`EX_USAGE`, as ArgumentParser gives its own usage errors) for
+/// a setting the command cannot use, whichever layer found it; ArgumentParser's status (1) for
+/// everything else: files, data, checkpoints, the run itself.
+func status(for error: any Error) -> ExitCode {
+    let isSetting: Bool
+    switch error {
+    case let e as PipelineError:
+        switch e {
+        case .invalidOption, .runMismatch: isSetting = true
+        case .badConfig(_, let key, _): isSetting = !key.isEmpty              // a key's value, not the file as a whole
+        default: isSetting = false
+        }
+    case let e as ViTDiffusionError:
+        switch e {
+        case .invalidRecipe, .invalidArgument: isSetting = true
+        case .invalidConfig: isSetting = true
+        default: isSetting = false
+        }
+    case is MaskingError, is ScheduleError, is Gemm.InstructionSetError: isSetting = true
+    default: return MaskDM.exitCode(for: error)
+    }
+    return isSetting ? .validationFailure : .failure
 }
 
 /// A command that splits its work over the ranks of an mpirun job.

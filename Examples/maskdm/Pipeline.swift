@@ -14,9 +14,12 @@ struct PipelineCommand: ParsableCommand {
     @Option(help: "Pre-training data (bundled name or folder).") var source = "emoji-others"
     @Option(help: "Fine-tuning data and FID reference (bundled name or folder).") var target = "emoji-faces"
     @Flag(help: "Tiny budgets: the whole pipeline in a couple of minutes (a smoke test).") var quick = false
-    @Option(parsing: .unconditional, help: "Override the pre-training steps.") var pretrainSteps: Int?
-    @Option(parsing: .unconditional, help: "Override the fine-tuning steps.") var finetuneSteps: Int?
-    @Option(parsing: .unconditional, help: "Override the number of final samples.") var samples: Int?
+    @Option(parsing: .unconditional, help: "Pre-training steps (default: \(ExperimentRecipe.calibrated.pretrain.steps); --quick: \(ExperimentRecipe.quick.pretrain.steps)).")
+    var pretrainSteps: Int?
+    @Option(parsing: .unconditional, help: "Fine-tuning steps (default: \(ExperimentRecipe.calibrated.finetune.steps); --quick: \(ExperimentRecipe.quick.finetune.steps)).")
+    var finetuneSteps: Int?
+    @Option(parsing: .unconditional, help: "Number of final samples (default: \(ExperimentRecipe.calibrated.sampleCount); --quick: \(ExperimentRecipe.quick.sampleCount)).")
+    var samples: Int?
     @Flag(help: "Skip FID/KID.") var noFid = false
     @Option(help: "Matrix-product precision of both stages: fp32, or bf16 (needs AVX512_BF16). Default: as `pretrain`'s --precision.")
     var precision: String?

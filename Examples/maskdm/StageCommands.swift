@@ -126,6 +126,10 @@ struct StageOptions: ParsableArguments {
         }
         try modelConfig.validate()
         try recipe.validate()
+        // A mask that cannot train this network, found before the data loads (the run checks it again).
+        if let problem = ModelDescription(model: modelConfig, recipe: recipe, source: "").maskProblem {
+            throw ValidationError("--mask/--ratio: \(problem)")
+        }
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
@@ -188,6 +192,7 @@ struct StageOptions: ParsableArguments {
                                   + "but training images load as RGB: use in_chans: 3 (grey images are loaded as RGB)")
         }
         StopSignal.install()
+        try TrainingRun.checkFolder(URL(fileURLWithPath: out))          // before the data loads, not after
         let source = DataSource(argument: data)
         if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()

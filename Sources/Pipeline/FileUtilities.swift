@@ -21,9 +21,10 @@ func removeFoundationTemporaries(in folder: URL) {
     }
 }
 
-/// Creates `folder` (and its parents) unless it exists, with an error naming the path when it,
-/// or a parent, is a file rather than a folder (Foundation's own error is a raw dump).
-func createFolder(_ folder: URL) throws {
+/// Throws the error creating `folder` would give for the path itself, without touching anything:
+/// when it, or the nearest parent that exists, is a file rather than a folder, or that folder
+/// cannot be written.
+func checkFolderCanBeMade(_ folder: URL) throws {
     var isDirectory: ObjCBool = false
     var path = folder.standardizedFileURL
     // The nearest existing ancestor (or the folder itself) must be a folder.
@@ -32,9 +33,19 @@ func createFolder(_ folder: URL) throws {
         if parent.path == path.path { break }
         path = parent
     }
-    if FileManager.default.fileExists(atPath: path.path), !isDirectory.boolValue {
+    guard FileManager.default.fileExists(atPath: path.path) else { return }
+    if !isDirectory.boolValue {
         throw PipelineError.invalidOption(name: "folder (--out)", problem: "'\(path.path)' is a file, not a folder")
     }
+    if access(path.path, W_OK) != 0 {
+        throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot write into the folder '\(path.path)': \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Creates `folder` (and its parents) unless it exists, with an error naming the path when it,
+/// or a parent, is a file rather than a folder (Foundation's own error is a raw dump).
+func createFolder(_ folder: URL) throws {
+    try checkFolderCanBeMade(folder)
     do {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     } catch {

@@ -8,11 +8,12 @@ import Glibc
 /// open, so a second process training into the same folder stops at once instead of overwriting
 /// the first one's checkpoints and log. Runs opened again within one process (a resumed stage,
 /// tests) share the process's lock. The kernel drops the lock when the process ends, however it
-/// ends, so a killed run never leaves its folder locked.
+/// ends, so a killed run never leaves its folder locked. A lock file deleted while the run goes on
+/// is noticed by ``confirm()``: made again if no other process has, else the run stops.
 final class RunFolderLock: @unchecked Sendable {
     // @unchecked Sendable: the descriptor is only read, and the registry is behind its lock.
     private let path: String
-    private let descriptor: Int32
+    private let folder: String
 
     /// The process's held locks, by lock-file path: descriptor and number of open runs.
     private static let held = PthreadLock<[String: (descriptor: Int32, users: Int)]>([:])
@@ -23,25 +24,70 @@ final class RunFolderLock: @unchecked Sendable {
     init(folder: URL) throws {
         // One key per folder however it is spelled (a trailing slash, `..`, a symlink).
         path = folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
-        let lockPath = path
-        descriptor = try Self.held.withLock { held -> Int32 in
+        self.folder = folder.path
+        let lockPath = path, folderPath = self.folder
+        try Self.held.withLock { held in
             if let mine = held[lockPath] {
                 held[lockPath] = (mine.descriptor, mine.users + 1)
-                return mine.descriptor
+                return
             }
-            let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else {
-                throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot open '\(lockPath)': \(String(cString: strerror(errno)))")
-            }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            // The file can be deleted (by a hand or another run's clean-up) between our open and
+            // our flock: a lock on a deleted file guards nothing, so take the one at the path.
+            for _ in 0..<100 {
+                let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+                guard fd >= 0 else {
+                    throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot open '\(lockPath)': \(String(cString: strerror(errno)))")
+                }
+                guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                    close(fd)
+                    throw Self.inUse(folderPath)
+                }
+                if Self.isFile(at: lockPath, openAs: fd) {
+                    held[lockPath] = (fd, 1)
+                    return
+                }
                 close(fd)
-                throw PipelineError.invalidOption(
-                    name: "folder (--out)", problem: "run folder '\(folder.path)' is in use by another process (another training run into it "
-                        + "is still going); wait for it to finish or stop it, or choose another folder (--out)")
             }
-            held[lockPath] = (fd, 1)
-            return fd
+            throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot hold '\(lockPath)': it is replaced as soon as it is opened")
         }
+    }
+
+    /// Checks that the lock file at the path is still the one this process holds; call it before
+    /// each write into the folder. A lock file that was deleted is made and locked again (the
+    /// folder is still this run's). One that another process has made in the meantime throws
+    /// ``PipelineError/invalidOption(name:problem:)``: another run has been in the folder, so this
+    /// one stops before it writes anything more over that run's files.
+    func confirm() throws {
+        let lockPath = path, folderPath = folder
+        try Self.held.withLock { held in
+            guard let mine = held[lockPath], !Self.isFile(at: lockPath, openAs: mine.descriptor) else { return }
+            var found = stat()
+            if stat(lockPath, &found) != 0 && errno == ENOENT {
+                let fd = open(lockPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0, Self.isFile(at: lockPath, openAs: fd) {
+                    close(mine.descriptor)
+                    held[lockPath] = (fd, mine.users)
+                    return
+                }
+                if fd >= 0 { close(fd) }
+            }
+            throw PipelineError.invalidOption(
+                name: "folder (--out)", problem: "the lock file '\(lockPath)' was deleted while this run trained, and another process "
+                    + "has since started in '\(folderPath)'; this run stops without writing more, so that run's files stay whole "
+                    + "(this run's steps since its last checkpoint are lost; never delete .lock while a run is going)")
+        }
+    }
+
+    /// Whether `path` names the file open as `descriptor` (same device and inode).
+    private static func isFile(at path: String, openAs descriptor: Int32) -> Bool {
+        var atPath = stat(), open = stat()
+        guard stat(path, &atPath) == 0, fstat(descriptor, &open) == 0 else { return false }
+        return atPath.st_dev == open.st_dev && atPath.st_ino == open.st_ino
+    }
+
+    private static func inUse(_ folder: String) -> PipelineError {
+        .invalidOption(name: "folder (--out)", problem: "run folder '\(folder)' is in use by another process (another training run into it "
+                           + "is still going); wait for it to finish or stop it, or choose another folder (--out)")
     }
 
     deinit {

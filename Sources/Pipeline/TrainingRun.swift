@@ -367,6 +367,7 @@ public final class TrainingRun {
                                     imagesPerSecond: Double(config.recipe.batchSize) / seconds, trainSeconds: trainSeconds,
                                     communicationSeconds: ranks > 1 ? trainer.lastStepTimings.communicate : nil)
             records.append(record)
+            try folderLock?.confirm()                                     // still this run's folder
             log?.write(Data((record.jsonLine + "\n").utf8))
             events?(.step(record))
             let every = config.recipe.checkpointEvery
@@ -495,6 +496,7 @@ public final class TrainingRun {
     /// removes numbered checkpoints beyond `keepCheckpoints`; redraws `loss.png`. (In a job of
     /// several ranks only rank 0 calls it.)
     public func saveCheckpoint(events: ((Event) -> Void)? = nil) throws {
+        try folderLock?.confirm()
         try trainer.save(to: checkpointURL, extraMetadata: ["train_seconds": String(trainSeconds),
                                                             "stage": config.stage.rawValue, "data": config.data])
         let fm = FileManager.default
@@ -509,6 +511,11 @@ public final class TrainingRun {
         savedStep = trainer.step
         events?(.checkpoint(checkpointURL, step: trainer.step))
     }
+
+    /// Throws the error that opening a run at `folder` would give for the path itself (a file at
+    /// it or at a parent, a parent folder that cannot be written), without touching anything: a
+    /// front end checks `--out` with it before it spends time loading data.
+    public static func checkFolder(_ folder: URL) throws { try checkFolderCanBeMade(folder) }
 
     /// The numbered checkpoints in the folder, oldest first.
     public func numberedCheckpoints() throws -> [(step: Int, url: URL)] { try Self.numberedCheckpoints(in: folder) }

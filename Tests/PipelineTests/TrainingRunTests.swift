@@ -256,6 +256,38 @@ import ViTDiffusion
         }
     }
 
+    /// A deleted `.lock` is made again while the run goes on (so a second process is still kept
+    /// out); one that another process has made meanwhile stops the run before its next write.
+    @Test func aDeletedLockFileIsNoticed() throws {
+        try withTemporaryFolder("run") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            let lock = folder.appendingPathComponent(".lock")
+            let run = try TrainingRun(folder: folder, config: Self.config(steps: 4))
+            try run.train(on: Self.dataset) { event in
+                if case .step(let record) = event, record.step == 1 { try? FileManager.default.removeItem(at: lock) }
+            }
+            #expect(run.trainer.step == 4)
+            #expect(FileManager.default.fileExists(atPath: lock.path), "the lock file was not made again")
+
+            var more = Self.config(steps: 8)
+            more.recipe.checkpointEvery = 1
+            let again = try TrainingRun(folder: folder, config: more)
+            #expect {
+                try again.train(on: Self.dataset) { event in
+                    guard case .step(let record) = event, record.step == 6 else { return }
+                    // Deleted, then made by "another process" (a new file at the path).
+                    try? FileManager.default.removeItem(at: lock)
+                    _ = FileManager.default.createFile(atPath: lock.path, contents: nil)
+                }
+            } throws: { error in
+                "\(error)".contains("was deleted while this run trained, and another process has since started in '\(folder.path)'")
+            }
+            // Step 6 was logged before the replacement; its checkpoint and step 7 wrote nothing.
+            #expect(try Self.logRecords(again).map(\.step) == [1, 2, 3, 4, 5, 6])
+            #expect(try SafetensorsFile(contentsOf: again.checkpointURL).metadata["step"] == "5")
+        }
+    }
+
     /// A stop flag of a test's own: the process-wide ``StopSignal`` would also stop the runs that
     /// other suites train at the same time.
     final class StopFlag: Sendable {

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// What a user meets when a `maskdm` command cannot run: the exit status (64 for a setting the
+/// command cannot use, 1 for a file or data that failed), a message naming the flag or the file,
+/// the subcommand's help hint only for settings, and checks that come before the data loads.
+/// Runs the real binary (one process, no `mpirun`).
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: MPIJob.maskdm.path)
+                || ProcessInfo.processInfo.environment["MASKDM_REQUIRE_MPI"] == "1"))
+struct CLIErrorTests {
+    /// Runs `maskdm ARGS` to the end: status and everything printed (stdout and stderr).
+    static func maskdm(_ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = MPIJob.maskdm
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    @Test func versionIsPrinted() throws {
+        let r = try Self.maskdm(["--version"])
+        #expect(r.status == 0)
+        #expect(r.output.range(of: #"^maskdm \d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(r.output)")
+    }
+
+    @Test func settingsExit64AndFailuresExit1() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let out = tmp.appendingPathComponent("run").path
+            // A setting each layer refuses: the command itself, the recipe, the mask parser.
+            for (args, says) in [
+                (["pretrain", "--data", "emoji-faces", "--out", out, "--steps", "-5"], "steps must be >= 0, got -5"),
+                (["train", "--data", "emoji-faces", "--out", out, "--mask", "block4"], "train trains unmasked"),
+                (["pretrain", "--data", "emoji-faces", "--out", out, "--mask", "stripes"], "stripes"),
+                (["pretrain", "--data", "emoji-faces", "--out", out, "--lr", "-1"], "learningRate"),
+            ] {
+                let r = try Self.maskdm(args)
+                #expect(r.status == 64, "\(args): \(r.output)")
+                #expect(r.output.contains(says), "\(args): \(r.output)")
+                #expect(r.output.contains("See 'maskdm \(args[0]) --help'"), "\(args): \(r.output)")
+            }
+            // A file that is missing or is not a checkpoint: status 1, the file named, no help hint.
+            let notACheckpoint = tmp.appendingPathComponent("notes.txt")
+            try Data("hello".utf8).write(to: notACheckpoint)
+            for (args, says) in [
+                (["sample", "--checkpoint", tmp.appendingPathComponent("missing.safetensors").path, "--count", "1",
+                  "--out", tmp.appendingPathComponent("s").path], "missing.safetensors"),
+                (["describe", notACheckpoint.path], "notes.txt"),
+            ] {
+                let r = try Self.maskdm(args)
+                #expect(r.status == 1, "\(args): \(r.output)")
+                #expect(r.output.contains(says), "\(args): \(r.output)")
+                #expect(!r.output.contains("--help"), "\(args): \(r.output)")
+            }
+        }
+    }
+
+    /// `--out` naming a file, and a mask that cannot train the network, are refused before the
+    /// data loads (a folder of thousands of images would be read first otherwise).
+    @Test func outAndMaskAreCheckedBeforeTheDataLoads() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let file = tmp.appendingPathComponent("taken")
+            try Data("x".utf8).write(to: file)
+            let missingData = tmp.appendingPathComponent("no-such-images").path
+            let asFile = try Self.maskdm(["pretrain", "--data", missingData, "--out", file.path, "--steps", "1"])
+            #expect(asFile.status == 64 && asFile.output.contains("'\(file.path)' is a file, not a folder"), "\(asFile.output)")
+            let below = try Self.maskdm(["pretrain", "--data", missingData, "--out", file.appendingPathComponent("run").path, "--steps", "1"])
+            #expect(below.status == 64 && below.output.contains("'\(file.path)' is a file, not a folder"), "\(below.output)")
+            // block 3 does not divide the 8 x 8 patch grid of tiny at 32 px.
+            let mask = try Self.maskdm(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path,
+                                        "--mask", "block3", "--steps", "1"])
+            #expect(mask.status == 64 && mask.output.contains("--mask") && !mask.output.contains("no-such-images"), "\(mask.output)")
+            #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("r").path))
+            // With a good --out and mask, the missing data is what is reported (status 1).
+            let data = try Self.maskdm(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path, "--steps", "1"])
+            #expect(data.status == 1 && data.output.contains("no-such-images"), "\(data.output)")
+        }
+    }
+}
