@@ -10,12 +10,13 @@ struct Grid: ParsableCommand {
     @Option(help: "Output PNG.") var out: String
     @Option(parsing: .unconditional, help: "Number of images.") var count = 64
     @Option(parsing: .unconditional, help: "Columns.") var columns = 8
-    @Option(parsing: .unconditional, help: "Integer enlargement of each tile (images of another size than the first are resized to it first).") var scale = 1
+    @Option(parsing: .unconditional, help: "Integer enlargement of each tile, nearest neighbour (default: enough to show tiles at least 64 px a side; images of another size than the first are resized to it first).")
+    var scale: Int?
 
     func run() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
-        guard (1...64).contains(scale) else { throw ValidationError("--scale must be from 1 to 64, got \(scale)") }
+        if let scale, !(1...64).contains(scale) { throw ValidationError("--scale must be from 1 to 64, got \(scale)") }
         let files = try ImageFolder(URL(fileURLWithPath: folder))
         guard files.count > 0 else { throw ImageIOError.unreadableFile(path: folder, reason: "no .png/.jpg/.jpeg files found (recursively)") }
         // The first `count` readable images: unreadable files are named and the next ones taken.
@@ -33,14 +34,15 @@ struct Grid: ParsableCommand {
         for failure in failures.prefix(5) { FileHandle.standardError.write(Data("skipped \(failure)\n".utf8)) }
         if failures.count > 5 { FileHandle.standardError.write(Data("... and \(failures.count - 5) more unreadable files skipped\n".utf8)) }
         // Tiles share the first image's size: a folder of mixed sizes is resized to it.
+        let scale = self.scale ?? Image.sheetScale(width: first.width, height: first.height)
         let (w, h) = (first.width * scale, first.height * scale)
         let rows = (loaded.count + columns - 1) / columns, cols = min(columns, loaded.count)
         guard (w + 2) * cols <= 32_768 && (h + 2) * rows <= 32_768 else {
             throw ValidationError("the grid would be \((w + 2) * cols)x\((h + 2) * rows) pixels (at most 32768 a side): "
                                   + "lower --scale, --count or --columns")
         }
-        let images = loaded.map { img in img.width == w && img.height == h ? img : img.resized(width: w, height: h) }
-        try Image.writeGrid(images, columns: columns, to: URL(fileURLWithPath: out))
+        let images = loaded.map { img in img.width == first.width && img.height == first.height ? img : img.resized(width: first.width, height: first.height) }
+        try Image.writeGrid(images, columns: columns, to: URL(fileURLWithPath: out), scale: scale)
         print("wrote \(out) (\(images.count) images)")
     }
 }

@@ -19,6 +19,33 @@ extension Image {
         return Image(width: cropWidth, height: cropHeight, channels: channels, pixels: out)
     }
 
+    /// Each pixel repeated as a `factor` x `factor` square (nearest-neighbour enlargement: no new
+    /// colours, so a small sample stays exactly what the network drew). `factor` must be >= 1.
+    public func enlarged(by factor: Int) -> Image {
+        precondition(factor >= 1, "enlarged: factor must be at least 1, got \(factor)")
+        if factor == 1 { return self }
+        let outWidth = width * factor
+        var out = [UInt8](repeating: 0, count: outWidth * height * factor * channels)
+        pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                let outRow = outWidth * channels
+                for y in 0..<height {
+                    let first = y * factor * outRow
+                    for x in 0..<width {
+                        for c in 0..<channels {
+                            let v = src[(y * width + x) * channels + c]
+                            for k in 0..<factor { dst[first + ((x * factor + k) * channels) + c] = v }
+                        }
+                    }
+                    for r in 1..<factor {                                   // the row's copies
+                        for i in 0..<outRow { dst[first + r * outRow + i] = dst[first + i] }
+                    }
+                }
+            }
+        }
+        return Image(width: outWidth, height: height * factor, channels: channels, pixels: out)
+    }
+
     /// The centred `width` x `height` rectangle; the offset is `round((W - w) / 2)` (half to
     /// even), as torchvision's `CenterCrop`.
     public func centerCropped(width cropWidth: Int, height cropHeight: Int) -> Image {

@@ -36,18 +36,30 @@ extension Image {
         grid(images(fromBatch: batch), columns: columns, padding: padding, background: background)
     }
 
-    /// Writes a sample sheet of `images` (PNG, or JPEG for `.jpg` paths), atomically.
+    /// The integer enlargement that shows a `width` x `height` tile at least `64` pixels a side
+    /// (at most 8x; 1 for tiles of 64 pixels or more): what ``writeGrid(_:columns:to:padding:scale:)``
+    /// uses by default, so a sheet of 16-pixel samples is not a postage stamp.
+    public static func sheetScale(width: Int, height: Int, minimumSide: Int = 64) -> Int {
+        let side = max(1, min(width, height))
+        return max(1, min(8, (minimumSide + side - 1) / side))
+    }
+
+    /// Writes a sample sheet of `images` (PNG, or JPEG for `.jpg` paths), atomically, each tile
+    /// enlarged `scale` times (nearest neighbour; nil: ``sheetScale(width:height:minimumSide:)``,
+    /// so tiles below 64 pixels a side are enlarged and larger ones are not).
     /// Throws ``ImageIOError/writeFailed(path:reason:)`` for an empty list, `columns` below 1,
-    /// a negative padding or tiles of different sizes (nothing is written), and for write errors.
-    public static func writeGrid(_ images: [Image], columns: Int, to url: URL, padding: Int = 2) throws(ImageIOError) {
-        guard !images.isEmpty, columns >= 1, padding >= 0 else {
-            throw .writeFailed(path: url.path, reason: "a grid needs images (got \(images.count)), columns >= 1 (got \(columns)) "
-                               + "and padding >= 0 (got \(padding))")
+    /// a negative padding, a scale below 1 or tiles of different sizes (nothing is written), and
+    /// for write errors.
+    public static func writeGrid(_ images: [Image], columns: Int, to url: URL, padding: Int = 2, scale: Int? = nil) throws(ImageIOError) {
+        guard !images.isEmpty, columns >= 1, padding >= 0, (scale ?? 1) >= 1 else {
+            throw .writeFailed(path: url.path, reason: "a grid needs images (got \(images.count)), columns >= 1 (got \(columns)), "
+                               + "padding >= 0 (got \(padding)) and scale >= 1 (got \(scale.map(String.init) ?? "automatic"))")
         }
         if let n = images.firstIndex(where: { $0.width != images[0].width || $0.height != images[0].height }) {
             throw .writeFailed(path: url.path, reason: "grid tiles must share one size: image \(n) is \(images[n].width)x\(images[n].height), "
                                + "image 0 is \(images[0].width)x\(images[0].height)")
         }
-        try grid(images, columns: columns, padding: padding).write(to: url)
+        let factor = scale ?? sheetScale(width: images[0].width, height: images[0].height)
+        try grid(factor == 1 ? images : images.map { $0.enlarged(by: factor) }, columns: columns, padding: padding).write(to: url)
     }
 }

@@ -59,6 +59,8 @@ public struct CompareExperiment {
         public var fid: Double
         /// Mean KID of the samples against the target images.
         public var kid: Double
+        /// Standard deviation of KID over its subsets (nil in points scored before it was kept).
+        public var kidStd: Double? = nil
     }
 
     /// The comparison's folder.
@@ -123,7 +125,7 @@ public struct CompareExperiment {
         try FileManager.default.createDirectory(at: armFolder, withIntermediateDirectories: true)
         let evalLog = armFolder.appendingPathComponent("evals.jsonl")
         var done = ((try? String(contentsOf: evalLog, encoding: .utf8)) ?? "").split(separator: "\n")
-            .compactMap { try? JSONDecoder().decode(Point.self, from: Data($0.utf8)) }
+            .compactMap { try? recordDecoder().decode(Point.self, from: Data($0.utf8)) }
         let preBudget = arm == .scratch ? 0 : budgetSeconds * pretrainShare
         var pre: TrainingRun? = nil
         if arm != .scratch {
@@ -181,8 +183,8 @@ public struct CompareExperiment {
             }
             let trained = (pre?.trainSeconds ?? 0) + (run === pre ? 0 : run.trainSeconds)
             let point = Point(arm: arm, index: k, trainSeconds: trained, stage: run.config.stage.rawValue, steps: steps,
-                              imagesSeen: images, flops: flops, samples: count, fid: score.fid, kid: score.kid)
-            try appendLine(String(decoding: try JSONEncoder().encode(point), as: UTF8.self), to: evalLog)
+                              imagesSeen: images, flops: flops, samples: count, fid: score.fid, kid: score.kid, kidStd: score.kidStd)
+            try appendLine(String(decoding: try recordEncoder(pretty: false).encode(point), as: UTF8.self), to: evalLog)
             done.append(point)
             events?(.scored(point))
             if k != points { try? FileManager.default.removeItem(at: sampleDir) }   // keep only the final samples
@@ -209,22 +211,23 @@ public struct CompareExperiment {
 
     /// Writes `report.md`, `report.json`, `fid_vs_time.png` and `grids/arms.png` from `points`.
     public func writeReport(_ points: [Point]) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try enc.encode(points).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
-        var md = "# MaskDM compare\n\nBudget per arm: \(String(format: "%.1f", budgetSeconds / 60)) minutes of summed step time; "
+        try recordEncoder(pretty: true).encode(points).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
+        // Two decimals below ten minutes: a quick run's 0.25 min budget is not "0.2" beside arms of "0.3".
+        func minutes(_ seconds: Double) -> String { String(format: seconds < 600 ? "%.2f" : "%.1f", seconds / 60) }
+        func kid(_ p: Point) -> String { String(format: "%.4f", p.kid) + (p.kidStd.map { String(format: " ± %.4f", $0) } ?? "") }
+        var md = "# MaskDM compare\n\nBudget per arm: \(minutes(budgetSeconds)) minutes of summed step time; "
         md += "A and C pre-train for \(Int(pretrainShare * 100))% of it.\n\n"
         md += "| arm | train time (min) | steps | images seen | TFLOPs | FID | KID |\n|---|---|---|---|---|---|---|\n"
         let finals = arms.compactMap { a in points.filter { $0.arm == a }.max { $0.index < $1.index } }
         for p in finals {
-            md += String(format: "| %@ | %.1f | %d | %d | %.0f | %.1f | %.4f |\n", p.arm.label as NSString, p.trainSeconds / 60,
-                         p.steps, p.imagesSeen, p.flops / 1e12, p.fid, p.kid)
+            md += "| \(p.arm.label) | \(minutes(p.trainSeconds)) | \(p.steps) | \(p.imagesSeen) | "
+                + String(format: "%.0f | %.1f | ", p.flops / 1e12, p.fid) + kid(p) + " |\n"
         }
         md += "\nAll points (FID from \(pointSamples) samples before the last point, \(finalSamples) at the last):\n\n"
         md += "| arm | point | stage | train time (min) | steps | FID | KID |\n|---|---|---|---|---|---|---|\n"
         for p in points.sorted(by: { ($0.arm.rawValue, $0.index) < ($1.arm.rawValue, $1.index) }) {
-            md += String(format: "| %@ | %d | %@ | %.1f | %d | %.1f | %.4f |\n", p.arm.rawValue as NSString, p.index,
-                         p.stage as NSString, p.trainSeconds / 60, p.steps, p.fid, p.kid)
+            md += "| \(p.arm.rawValue) | \(p.index) | \(p.stage) | \(minutes(p.trainSeconds)) | \(p.steps) | "
+                + String(format: "%.1f | ", p.fid) + kid(p) + " |\n"
         }
         try Data(md.utf8).write(to: folder.appendingPathComponent("report.md"), options: .atomic)
         let colours: [Arm: (UInt8, UInt8, UInt8)] = [.maskedPretrain: (214, 39, 40), .scratch: (31, 119, 180), .unmaskedPretrain: (44, 160, 44)]
@@ -237,7 +240,7 @@ public struct CompareExperiment {
         if grids.count == arms.count, let first = grids.first, grids.allSatisfy({ $0.width == first.width && $0.height == first.height }) {
             // Each arm's grid under its name (cut to the grid's width).
             let labelled = zip(arms, grids).map { arm, grid in Self.titled(grid.rgb(), arm.label) }
-            try Image.writeGrid(labelled, columns: labelled.count, to: folder.appendingPathComponent("grids/arms.png"), padding: 8)
+            try Image.writeGrid(labelled, columns: labelled.count, to: folder.appendingPathComponent("grids/arms.png"), padding: 8, scale: 1)
         }
     }
 }

@@ -13,6 +13,22 @@ func appendLine(_ line: String, to url: URL) throws {
     try handle.write(contentsOf: Data((line + "\n").utf8))
 }
 
+/// The encoder of the records a job writes (`report.json`, `evals.jsonl`): snake_case keys, as
+/// `log.jsonl`, `fid.jsonl` and `fid --json`; sorted keys; one line unless `pretty`.
+func recordEncoder(pretty: Bool) -> JSONEncoder {
+    let enc = JSONEncoder()
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    enc.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+    return enc
+}
+
+/// The decoder of those records; it also reads the camelCase keys of older files.
+func recordDecoder() -> JSONDecoder {
+    let dec = JSONDecoder()
+    dec.keyDecodingStrategy = .convertFromSnakeCase
+    return dec
+}
+
 /// Removes Foundation's temporary files (`.dat.nosync...`) from `folder`: what an atomic write
 /// killed before its rename leaves behind.
 func removeFoundationTemporaries(in folder: URL) {

@@ -82,6 +82,8 @@ public struct TwoStageDemo {
         public var fid: Double?
         /// Mean KID of the samples against the target, nil when not evaluated.
         public var kid: Double?
+        /// Standard deviation of KID over its subsets, nil when not evaluated.
+        public var kidStd: Double? = nil
         /// Path of the folder of sample PNGs.
         public var samplesFolder: String
         /// Path of the sample grid PNG.
@@ -92,11 +94,16 @@ public struct TwoStageDemo {
             func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
             var lines = [pad("stage", 10) + "   steps  train time   images/s  final loss"]
             for r in stages {
-                lines.append(pad(r.stage, 10) + String(format: " %7d %10.1f min %9.1f %11.4f", r.steps, r.trainSeconds / 60,
-                                                       r.imagesPerSecond, r.finalLoss))
+                // Seconds below two minutes (a quick run's stages are not "0.0 min").
+                let time = r.trainSeconds < 120 ? String(format: "%.1f s", r.trainSeconds) : String(format: "%.1f min", r.trainSeconds / 60)
+                lines.append(pad(r.stage, 10) + String(format: " %7d ", r.steps) + String(repeating: " ", count: max(0, 14 - time.count)) + time
+                             + String(format: " %9.1f %11.4f", r.imagesPerSecond, r.finalLoss))
             }
             lines.append(String(format: "sampling   %d images in %.1f s", samples, samplingSeconds))
-            if let fid, let kid { lines.append(String(format: "FID %.1f  KID %.4f  (%d samples vs the target)", fid, kid, samples)) }
+            if let fid, let kid {
+                let spread = kidStd.map { String(format: " ± %.4f", $0) } ?? ""
+                lines.append(String(format: "FID %.1f  KID %.4f", fid, kid) + spread + "  (\(samples) samples vs the target)")
+            }
             lines.append("samples: \(samplesFolder)   grid: \(grid)")
             return lines.joined(separator: "\n")
         }
@@ -136,10 +143,8 @@ public struct TwoStageDemo {
                      finalLoss: s.finalLoss)
         }
         let report = Report(stages: rows, samplingSeconds: sampling, samples: recipe.sampleCount, fid: score?.fid, kid: score?.kid,
-                            samplesFolder: samples.path, grid: grid.path)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try enc.encode(report).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
+                            kidStd: score?.kidStd, samplesFolder: samples.path, grid: grid.path)
+        try recordEncoder(pretty: true).encode(report).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
         return report
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import Testing
 @testable import ImageIO
@@ -148,5 +149,33 @@ import Testing
         #expect(sheet[x: 0, y: 0] == [255, 255, 255])   // frame
         let fromBatch = Image.grid(batch: Image.batch(tiles), columns: 2, padding: 1, background: (255, 255, 255))
         #expect(fromBatch == sheet)
+    }
+
+    /// Nearest-neighbour enlargement repeats each pixel as a square; sheets of small tiles are
+    /// enlarged to at least 64 pixels a side unless a scale is given.
+    @Test func enlargedRepeatsPixelsAndSheetsOfSmallTilesGrow() throws {
+        let image = testImage(width: 3, height: 2, channels: 3)
+        let big = image.enlarged(by: 3)
+        #expect(big.width == 9 && big.height == 6 && big.channels == 3)
+        for y in 0..<6 { for x in 0..<9 { #expect(big[x: x, y: y] == image[x: x / 3, y: y / 3]) } }
+        #expect(image.enlarged(by: 1) == image)
+        let grey = testImage(width: 2, height: 2, channels: 1).enlarged(by: 2)
+        #expect(grey.channels == 1 && grey[x: 3, y: 1] == testImage(width: 2, height: 2, channels: 1)[x: 1, y: 0])
+
+        #expect(Image.sheetScale(width: 16, height: 16) == 4)
+        #expect(Image.sheetScale(width: 28, height: 28) == 3)      // 84 px: the smallest integer factor reaching 64
+        #expect(Image.sheetScale(width: 64, height: 64) == 1 && Image.sheetScale(width: 256, height: 128) == 1)
+        #expect(Image.sheetScale(width: 2, height: 2) == 8)        // at most 8x
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sheet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tiles = (0..<3).map { Image(width: 16, height: 16, color: [UInt8(50 * $0), 7, 9]) }
+        let auto = folder.appendingPathComponent("auto.png"), plain = folder.appendingPathComponent("plain.png")
+        try Image.writeGrid(tiles, columns: 3, to: auto)
+        try Image.writeGrid(tiles, columns: 3, to: plain, scale: 1)
+        #expect(try Image(contentsOf: auto) == Image.grid(tiles.map { $0.enlarged(by: 4) }, columns: 3))
+        #expect(try Image(contentsOf: plain) == Image.grid(tiles, columns: 3))
+        #expect(throws: ImageIOError.self) { try Image.writeGrid(tiles, columns: 3, to: plain, scale: 0) }
     }
 }

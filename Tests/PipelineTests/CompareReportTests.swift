@@ -1,3 +1,4 @@
+import Foundation
 import ImageIO
 import Testing
 @testable import Pipeline
@@ -23,5 +24,20 @@ import Testing
         var whole = Image(width: 200, height: band, color: [255, 255, 255])
         BitmapFont.draw("B: from scratch", into: &whole, x: 4, y: 4, color: (0, 0, 0))
         #expect((0..<band).allSatisfy { y in (0..<200).allSatisfy { x in wide[x: x, y: y] == whole[x: x, y: y] } })
+    }
+
+    /// The scored points are written with snake_case keys (as `log.jsonl` and `fid --json`),
+    /// KID's spread included, and the camelCase lines of an older `evals.jsonl` still resume.
+    @Test func pointsAreSnakeCaseAndOlderLinesStillRead() throws {
+        let point = CompareExperiment.Point(arm: .scratch, index: 2, trainSeconds: 15, stage: "train", steps: 30, imagesSeen: 960,
+                                            flops: 1.5e12, samples: 100, fid: 80.5, kid: 0.05, kidStd: 0.004)
+        let line = String(decoding: try recordEncoder(pretty: false).encode(point), as: UTF8.self)
+        #expect(line == #"{"arm":"B","fid":80.5,"flops":1500000000000,"images_seen":960,"index":2,"kid":0.05,"kid_std":0.004,"#
+                + #""samples":100,"stage":"train","steps":30,"train_seconds":15}"#)
+        #expect(try recordDecoder().decode(CompareExperiment.Point.self, from: Data(line.utf8)) == point)
+        let older = #"{"arm":"B","fid":80.5,"flops":1500000000000,"imagesSeen":960,"index":2,"kid":0.05,"samples":100,"stage":"train","steps":30,"trainSeconds":15}"#
+        var expected = point
+        expected.kidStd = nil
+        #expect(try recordDecoder().decode(CompareExperiment.Point.self, from: Data(older.utf8)) == expected)
     }
 }
