@@ -16,7 +16,8 @@ struct Forward: ParsableCommand {
     @Option(help: "Inputs: x (B,C,H,W) F32, t (B) I64/F32, optional mask (B,1+N) U8/BOOL (1 = dropped), optional eps.") var inputs: String
     @Option(name: [.customLong("output"), .customLong("out")], help: "Where to write out (and loss, grad.<name>); --out is the same.")
     var output: String
-    @Flag(help: "Use the EMA weights of a checkpoint or training state (default: online).") var ema = false
+    @Flag(help: "Use the online or the EMA weights of a checkpoint or training state (a port check compares the online ones).")
+    var weightChoice: WeightChoice = .online
 
     func run() throws {
         let weightsURL = try WeightLoading.resolve(URL(fileURLWithPath: weights))
@@ -32,7 +33,7 @@ struct Forward: ParsableCommand {
         }
         var rng = RandomGenerator(seed: 0)
         let model = MaskedUViT(config: cfg, rng: &rng)
-        try WeightLoading.loadWeights(from: weightsURL, into: model, ema: ema)
+        try WeightLoading.loadWeights(from: weightsURL, into: model, ema: weightChoice == .ema)
         let results = try Interop.evaluate(model, inputs: URL(fileURLWithPath: inputs))
         try Safetensors.write(results, metadata: ["config": cfg.json], to: URL(fileURLWithPath: output))
         print("wrote \(output)")

@@ -22,7 +22,7 @@ struct MaskDM: ParsableCommand {
             """,
         version: "maskdm \(maskdmVersion)",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
-                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, FID.self, Grid.self,
+                      PipelineCommand.self, Compare.self, Forward.self, Dataset.self, Check.self, FID.self, Grid.self,
                       PlotLoss.self])
 
     /// Starts MPI when launched by mpirun, runs the command, and ends the whole job on an error
@@ -60,7 +60,8 @@ struct MaskDM: ParsableCommand {
             // An error from a subcommand's run: its message, and where that command's help is.
             if parsed != MaskDM.self, case let name = parsed._commandName, exitCode(for: error) != .success {
                 let help = status(for: error) == .validationFailure ? "\n  See 'maskdm \(name) --help' for more information." : ""
-                FileHandle.standardError.write(Data("Error: \(message(for: error))\(help)\n".utf8))
+                let text = message(for: error)                    // empty for a bare exit status (check's)
+                if !text.isEmpty { FileHandle.standardError.write(Data("Error: \(text)\(help)\n".utf8)) }
                 Foundation.exit(status(for: error).rawValue)
             }
             exit(withError: error)

@@ -106,8 +106,8 @@ struct Compare: ParsableCommand {
                 case .training(let arm, let stage, .checkpoint(_, let step)):
                     print("arm \(arm.rawValue) \(stage): step \(step)"); fflush(nil)
                 case .scored(let p):
-                    print(String(format: "arm %@ point %d: %.1f min, %d steps (%@), FID %.1f, KID %.4f (%d samples)",
-                                 p.arm.rawValue as NSString, p.index, p.trainSeconds / 60, p.steps, p.stage as NSString, p.fid, p.kid, p.samples))
+                    print("arm \(p.arm.rawValue) point \(p.index): \(CompareExperiment.minutes(p.trainSeconds)) min, \(p.steps) steps (\(p.stage)), "
+                          + String(format: "FID %.1f, KID %.4f (%d samples)", p.fid, p.kid, p.samples))
                     fflush(nil)
                 default: break
                 }

@@ -16,7 +16,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Sampler: ddim, ddpm or dpm (DPM-Solver++ 2M).") var sampler = "dpm"
     @Option(parsing: .unconditional, help: "Sampler steps (default: 250 for ddim, 25 for dpm).") var steps: Int?
     @Option(parsing: .unconditional, help: "DDIM eta (default 1).") var eta: Double?
-    @Flag(help: "Use the online weights instead of the EMA.") var online = false
+    @Flag(help: "Use the EMA or the online weights of the checkpoint.") var weights: WeightChoice = .ema
     @Option(parsing: .unconditional, help: "Images per network batch.") var batch = 64
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: MASKDM_GEMM_ISA's, else fp32.")
@@ -29,7 +29,7 @@ struct Sample: ParsableCommand {
             throw ValidationError("'\(url.path)' is a PyTorch file: convert it first (maskdm convert REF.pt --config FILE.yml --out CKPT.safetensors)")
         }
         let (_, recipe) = try DiffusionTrainer.describe(checkpoint: url)
-        let model = try MaskedUViT.load(checkpoint: url, ema: !online)
+        let model = try MaskedUViT.load(checkpoint: url, ema: weights == .ema)
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         let kind = try SamplerKind(name: sampler, steps: steps, eta: eta)
         if eta != nil {
@@ -61,6 +61,12 @@ struct Sample: ParsableCommand {
               + String(format: " in %.1f s (%.2f images/s)", secs, drawn > 0 ? Double(drawn) / secs : 0)
               + " -> \(folder.path) (grid: \(folder.appendingPathExtension("png").path))")
     }
+}
+
+/// `--ema` or `--online`: which weights of a checkpoint a command uses (`sample` and `forward`
+/// take the same pair, with their own defaults).
+enum WeightChoice: String, EnumerableFlag {
+    case ema, online
 }
 
 /// `maskdm describe`: what a config or checkpoint builds.

@@ -203,7 +203,7 @@ struct StageOptions: ParsableArguments {
               + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
         for failure in loaded.firstFailures { print("  skipped \(failure)") }
         if loaded.skipped > loaded.firstFailures.count, !loaded.firstFailures.isEmpty {
-            print("  ... and \(loaded.skipped - loaded.firstFailures.count) more")
+            print("  ... and \(loaded.skipped - loaded.firstFailures.count) more (maskdm check \(data) names every one)")
         }
         let world = World.communicator
         if var e = config.evaluation, e.reference.isEmpty {

@@ -209,24 +209,26 @@ public struct CompareExperiment {
         return out
     }
 
+    /// `seconds` in minutes as the report writes them: two decimals below ten minutes (a quick
+    /// run's 0.25-minute budget is not "0.2" beside arms of "0.3"), else one.
+    public static func minutes(_ seconds: Double) -> String { String(format: seconds < 600 ? "%.2f" : "%.1f", seconds / 60) }
+
     /// Writes `report.md`, `report.json`, `fid_vs_time.png` and `grids/arms.png` from `points`.
     public func writeReport(_ points: [Point]) throws {
         try recordEncoder(pretty: true).encode(points).write(to: folder.appendingPathComponent("report.json"), options: .atomic)
-        // Two decimals below ten minutes: a quick run's 0.25 min budget is not "0.2" beside arms of "0.3".
-        func minutes(_ seconds: Double) -> String { String(format: seconds < 600 ? "%.2f" : "%.1f", seconds / 60) }
         func kid(_ p: Point) -> String { String(format: "%.4f", p.kid) + (p.kidStd.map { String(format: " ± %.4f", $0) } ?? "") }
-        var md = "# MaskDM compare\n\nBudget per arm: \(minutes(budgetSeconds)) minutes of summed step time; "
+        var md = "# MaskDM compare\n\nBudget per arm: \(Self.minutes(budgetSeconds)) minutes of summed step time; "
         md += "A and C pre-train for \(Int(pretrainShare * 100))% of it.\n\n"
         md += "| arm | train time (min) | steps | images seen | TFLOPs | FID | KID |\n|---|---|---|---|---|---|---|\n"
         let finals = arms.compactMap { a in points.filter { $0.arm == a }.max { $0.index < $1.index } }
         for p in finals {
-            md += "| \(p.arm.label) | \(minutes(p.trainSeconds)) | \(p.steps) | \(p.imagesSeen) | "
+            md += "| \(p.arm.label) | \(Self.minutes(p.trainSeconds)) | \(p.steps) | \(p.imagesSeen) | "
                 + String(format: "%.0f | %.1f | ", p.flops / 1e12, p.fid) + kid(p) + " |\n"
         }
         md += "\nAll points (FID from \(pointSamples) samples before the last point, \(finalSamples) at the last):\n\n"
         md += "| arm | point | stage | train time (min) | steps | FID | KID |\n|---|---|---|---|---|---|---|\n"
         for p in points.sorted(by: { ($0.arm.rawValue, $0.index) < ($1.arm.rawValue, $1.index) }) {
-            md += "| \(p.arm.rawValue) | \(p.index) | \(p.stage) | \(minutes(p.trainSeconds)) | \(p.steps) | "
+            md += "| \(p.arm.rawValue) | \(p.index) | \(p.stage) | \(Self.minutes(p.trainSeconds)) | \(p.steps) | "
                 + String(format: "%.1f | ", p.fid) + kid(p) + " |\n"
         }
         try Data(md.utf8).write(to: folder.appendingPathComponent("report.md"), options: .atomic)

@@ -138,6 +138,23 @@ import Testing
         }
     }
 
+    /// A survey decodes every file in chunks, counting sizes and kinds and naming every failure.
+    @Test func surveyCountsShapesAndNamesEveryUnreadableFile() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        for i in 0..<5 { try Image(width: 6, height: 4, color: [UInt8(i), 0, 0]).write(to: dir.appendingPathComponent("rgb\(i).png")) }
+        try Image(width: 3, height: 3, channels: 1, repeating: 9).write(to: dir.appendingPathComponent("grey.png"))
+        try Data("not an image".utf8).write(to: dir.appendingPathComponent("bad1.png"))
+        try Data([0xFF, 0xD8, 0xFF]).write(to: dir.appendingPathComponent("bad2.jpg"))
+        var calls: [Int] = []
+        let survey = try ImageFolder(dir).survey(chunk: 3) { done, total in calls.append(done); #expect(total == 8) }
+        #expect(calls == [3, 6, 8])
+        #expect(survey.files == 8 && survey.readable == 6)
+        #expect(survey.shapes == [.init(width: 6, height: 4, channels: 3): 5, .init(width: 3, height: 3, channels: 1): 1])
+        #expect(survey.smallestSide == 3)
+        #expect(survey.failures.count == 2)
+        #expect(survey.failures[0].contains("bad1.png") && survey.failures[1].contains("bad2.jpg"), "\(survey.failures)")
+    }
+
     /// Links to folders are walked (a link back up is not, so loops end); a name that is not
     /// UTF-8 is listed with its problem instead of being dropped unseen.
     @Test func linkedFoldersAndNamesThatAreNotUTF8() throws {

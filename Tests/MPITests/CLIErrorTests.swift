@@ -81,4 +81,22 @@ struct CLIErrorTests {
             #expect(data.status == 1 && data.output.contains("no-such-images"), "\(data.output)")
         }
     }
+
+    /// `maskdm check` names every unreadable file and exits 1 while there is one.
+    @Test func checkNamesEveryUnreadableFile() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let data = tmp.appendingPathComponent("data")
+            try MPIJob.writeImages(count: 3, to: data)
+            for i in 0..<7 { try Data("broken \(i)".utf8).write(to: data.appendingPathComponent("bad\(i).png")) }
+            let bad = try Self.maskdm(["check", data.path, "--size", "32"])
+            #expect(bad.status == 1, "\(bad.output)")
+            #expect((0..<7).allSatisfy { bad.output.contains("bad\($0).png") }, "\(bad.output)")     // all seven, not the first five
+            #expect(bad.output.contains("10 image files in \(data.path): 3 readable, 7 unreadable"), "\(bad.output)")
+            #expect(bad.output.contains("3 x 16x16 RGB") && bad.output.contains("3 images are smaller"), "\(bad.output)")
+            #expect(!bad.output.contains("Error"), "\(bad.output)")
+            for i in 0..<7 { try FileManager.default.removeItem(at: data.appendingPathComponent("bad\(i).png")) }
+            let good = try Self.maskdm(["check", data.path])
+            #expect(good.status == 0 && good.output.contains("3 readable, 0 unreadable"), "\(good.output)")
+        }
+    }
 }

@@ -305,7 +305,8 @@ extension LinePlot {
         let yLabelWidth = yLabels.map { BitmapFont.width(of: $0, scale: s) }.max() ?? 0
         let lastXLabelWidth = BitmapFont.width(of: xLabels.last ?? "", scale: s)
 
-        let title = Self.fit(self.title, in: width - 2 * padding, scale: s + 1)
+        // The title keeps a tenth of the width clear, so a long one does not run edge to edge.
+        let title = Self.fit(self.title, in: width - 2 * padding - width / 10, scale: s + 1)
         let top = padding + (self.title.isEmpty ? h / 2 : BitmapFont.height(scale: title.scale) + 2 * padding)
         let left = padding + (yLabel.isEmpty ? 0 : h + 2 * gap) + yLabelWidth + gap + tickLength
         let bottomMargin = padding + tickLength + gap + h + (xLabel.isEmpty ? 0 : 2 * gap + h)
