@@ -14,14 +14,14 @@ struct MaskDM: ParsableCommand {
         commandName: "maskdm",
         abstract: "Masked diffusion models on CPU: masked pre-training, then unmasked fine-tuning.",
         discussion: """
-            Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, sample and fid split their work over the ranks.
+            Under mpirun (a build with MPI: make mpi), pretrain, finetune, train, resume, sample and fid split their work over the ranks.
 
             Exit status: 0 done; 64 a setting the command cannot use (a flag, a config key, a run folder of other settings); \
             1 anything else that failed (a missing or damaged file, unusable data, a non-finite loss); \
             128 + the signal when stopped by one after writing a checkpoint (130 for Ctrl-C).
             """,
         version: "maskdm \(maskdmVersion)",
-        subcommands: [Pretrain.self, Finetune.self, Train.self, Sample.self, Describe.self, Convert.self,
+        subcommands: [Pretrain.self, Finetune.self, Train.self, Resume.self, Sample.self, Describe.self, Convert.self,
                       PipelineCommand.self, Compare.self, Forward.self, Dataset.self, Check.self, FID.self, Grid.self,
                       PlotLoss.self])
 
@@ -40,7 +40,7 @@ struct MaskDM: ParsableCommand {
             parsed = type(of: command)
             if World.communicator.size > 1, !(command is any DataParallelCommand) {
                 throw ValidationError("'\(type(of: command).configuration.commandName ?? "this command")' runs in one process; "
-                                      + "under mpirun use pretrain, finetune, train, sample or fid")
+                                      + "under mpirun use pretrain, finetune, train, resume, sample or fid")
             }
             try command.run()
         } catch let stop as ExitCode where stop != .success && stop != .validationFailure && stop != .failure {

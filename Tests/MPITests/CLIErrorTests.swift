@@ -99,4 +99,27 @@ struct CLIErrorTests {
             #expect(good.status == 0 && good.output.contains("3 readable, 0 unreadable"), "\(good.output)")
         }
     }
+
+    /// `maskdm resume RUN` continues a run with its recorded settings (none repeated), and
+    /// trains further with `--steps`; a folder without `config.json` is refused, naming it.
+    @Test func resumeContinuesWithTheRecordedSettings() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let run = tmp.appendingPathComponent("run")
+            let first = try Self.maskdm(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4) + ["--lr", "0.001", "--seed", "3"])
+            #expect(first.status == 0, "\(first.output)")
+            let config = try String(contentsOf: run.appendingPathComponent("config.json"), encoding: .utf8)
+            let again = try Self.maskdm(["resume", run.path, "--steps", "4"])
+            #expect(again.status == 0, "\(again.output)")
+            #expect(again.output.contains("resuming at step 2") && again.output.contains("done: step 4"), "\(again.output)")
+            let lines = try String(contentsOf: run.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 4)
+            // Only the step count changed in the recorded settings.
+            let now = try String(contentsOf: run.appendingPathComponent("config.json"), encoding: .utf8)
+            #expect(now.replacingOccurrences(of: "\"steps\" : 4", with: "\"steps\" : 2") == config)
+            let empty = tmp.appendingPathComponent("empty")
+            try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+            let none = try Self.maskdm(["resume", empty.path])
+            #expect(none.status == 1 && none.output.contains(empty.appendingPathComponent("config.json").path), "\(none.output)")
+        }
+    }
 }
