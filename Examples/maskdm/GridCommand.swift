@@ -4,7 +4,7 @@ import ImageIO
 
 /// `maskdm grid`: a sample sheet of the first images of a folder (to look at samples).
 struct Grid: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a grid of the first readable images of a folder (sorted by name; unreadable files are named and skipped), optionally enlarged.")
+    static let configuration = CommandConfiguration(abstract: "Write a grid of the first readable images of a folder (sorted by name; unreadable files are named and skipped); images below 64 px are enlarged.")
 
     @Argument(help: "Image folder.") var folder: String
     @Option(help: "Output PNG.") var out: String
