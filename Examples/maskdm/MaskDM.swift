@@ -57,9 +57,12 @@ struct MaskDM: ParsableCommand {
                     MPICommunicator.abort(code: code.rawValue)
                 }
             }
-            // An error from a subcommand's run: its message, and where that command's help is.
-            if parsed != MaskDM.self, case let name = parsed._commandName, exitCode(for: error) != .success {
-                let help = status(for: error) == .validationFailure ? "\n  See 'maskdm \(name) --help' for more information." : ""
+            // An error from a subcommand's run: its message, and where that command's help is (a
+            // bad MASKDM_GEMM_ISA, found before parsing, gets the same status as under mpirun).
+            if parsed != MaskDM.self || error is Gemm.InstructionSetError, exitCode(for: error) != .success {
+                let name = parsed._commandName
+                let help = status(for: error) == .validationFailure && parsed != MaskDM.self
+                    ? "\n  See 'maskdm \(name) --help' for more information." : ""
                 let text = message(for: error)                    // empty for a bare exit status (check's)
                 if !text.isEmpty { FileHandle.standardError.write(Data("Error: \(text)\(help)\n".utf8)) }
                 Foundation.exit(status(for: error).rawValue)

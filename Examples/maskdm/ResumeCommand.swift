@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Tensor
 import ViTDiffusion
 
 /// `maskdm resume RUN`: continues a run folder with the settings it records, so a stopped or
@@ -14,6 +15,8 @@ struct Resume: ParsableCommand {
     @Option(parsing: .unconditional, help: "Train to this many steps (default: the recorded count).") var steps: Int?
     @Option(parsing: .unconditional, help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
+    @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: the run's recorded one.")
+    var precision: String?
 
     func run() throws {
         let url = URL(fileURLWithPath: folder)
@@ -22,17 +25,40 @@ struct Resume: ParsableCommand {
             throw PipelineError.missingFile(path: url.path, hint: "expected a run folder written by pretrain, finetune or train")
         }
         guard var config = try RunConfig.recorded(in: url) else {
-            throw PipelineError.missingFile(path: url.appendingPathComponent("config.json").path,
-                                            hint: "this folder records no run settings; re-run the command that trained it, with its flags")
+            let has = { (name: String) in FileManager.default.fileExists(atPath: url.appendingPathComponent(name).path) }
+            let hint = has("arm-A") || has("arm-B") || has("arm-C")
+                ? "this is a `maskdm compare` folder: re-run `maskdm compare --out \(url.path)` with its flags to resume it"
+                : has("pretrain") || has("finetune")
+                ? "this is a `maskdm pipeline` folder: re-run `maskdm pipeline --out \(url.path)` with its flags to resume it"
+                : "this folder records no run settings; re-run the command that trained it, with its flags"
+            throw PipelineError.missingFile(path: url.appendingPathComponent("config.json").path, hint: hint)
+        }
+        // An arm of `maskdm compare` trains to a time budget between the comparison's scored
+        // points: trained on here, it would run to the end and spoil the FID-against-time curve.
+        if config.timeBudget != nil {
+            throw ValidationError("\(url.path) is a stage of `maskdm compare` (it trains to a time budget): "
+                                  + "re-run `maskdm compare --out \(url.deletingLastPathComponent().deletingLastPathComponent().path)` with its flags to resume it")
         }
         if let steps {
             guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
             config.recipe.steps = steps
         }
+        // As a re-run without --precision: the recorded precision applies when the run opens
+        // (with its own message on a CPU that cannot run it); --precision overrides it now.
+        config.precision = try precision.map { try Gemm.Precision.apply(argument: $0) }
+        // The default FID reference is a cache: written again, with the limit it was written
+        // with, if it has been deleted (as the original command would).
+        var referenceLimit: [String] = []
+        if var e = config.evaluation, !FileManager.default.fileExists(atPath: e.reference),
+           let limit = Self.defaultReferenceLimit(e.reference, size: config.model.imageHeight) {
+            e.reference = ""
+            config.evaluation = e
+            referenceLimit = ["--fid-reference-limit", String(limit)]
+        }
         print("resuming \(config.stage.rawValue) in \(url.path) on \(config.data) (\(config.recipe.steps) steps)")
         // The stage's own path, with the recorded settings in place of flags.
         let options = try StageOptions.parse(["--data", config.data, "--out", url.path, "--log-every", String(logEvery)]
-                                             + (stream ? ["--stream"] : []))
+                                             + (stream ? ["--stream"] : []) + referenceLimit)
         // A fine-tuning run stopped before its first checkpoint starts again from its --init weights.
         let initial = config.initialization.map { path -> (MaskedUViT) throws -> Void in
             { model in try WeightLoading.loadOnline(from: URL(fileURLWithPath: path), into: model) }
@@ -41,3 +67,15 @@ struct Resume: ParsableCommand {
     }
 }
 extension Resume: DataParallelCommand {}
+
+extension Resume {
+    /// The image limit of a default FID reference folder (`.../fid-reference/KEY-SIZEpx-LIMIT`, as
+    /// `DataSource.fidReference(size:limit:cacheDirectory:)` names it); nil for a folder the user gave.
+    static func defaultReferenceLimit(_ path: String, size: Int) -> Int? {
+        let url = URL(fileURLWithPath: path)
+        guard url.deletingLastPathComponent().lastPathComponent == DataSource.referenceCacheDirectory.lastPathComponent,
+              let tail = url.lastPathComponent.components(separatedBy: "-\(size)px-").last,
+              url.lastPathComponent.contains("-\(size)px-"), let limit = Int(tail) else { return nil }
+        return limit
+    }
+}

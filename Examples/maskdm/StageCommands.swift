@@ -120,16 +120,7 @@ struct StageOptions: ParsableArguments {
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be at least 0 (0: only at the end), got \(checkpointEvery)") }
         guard recipe.batchSize <= 65_536 else { throw ValidationError("--batch \(recipe.batchSize) is above 65536 images a step") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
-        // Beyond this a ViT's token count (and memory) is out of any CPU's reach.
-        guard modelConfig.imageHeight <= 2048 && modelConfig.imageWidth <= 2048 else {
-            throw ValidationError("image size \(modelConfig.imageHeight)x\(modelConfig.imageWidth) is above 2048 pixels a side")
-        }
-        try modelConfig.validate()
-        try recipe.validate()
-        // A mask that cannot train this network, found before the data loads (the run checks it again).
-        if let problem = ModelDescription(model: modelConfig, recipe: recipe, source: "").maskProblem {
-            throw ValidationError("--mask/--ratio: \(problem)")
-        }
+        try Self.checkBeforeLoading(model: modelConfig, recipe: recipe)
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
@@ -172,6 +163,21 @@ struct StageOptions: ParsableArguments {
         return run
     }
 
+    /// What a run's network and recipe must pass before its data loads (a `--size` or a recorded
+    /// config that no CPU can train, a mask that cannot train the network); the run checks the
+    /// rest again when it opens.
+    static func checkBeforeLoading(model: MaskedUViTConfig, recipe: TrainingRecipe) throws {
+        // Beyond this a ViT's token count (and memory) is out of any CPU's reach.
+        guard model.imageHeight <= 2048 && model.imageWidth <= 2048 else {
+            throw ValidationError("image size \(model.imageHeight)x\(model.imageWidth) is above 2048 pixels a side")
+        }
+        try model.validate()
+        try recipe.validate()
+        if let problem = ModelDescription(model: model, recipe: recipe, source: "").maskProblem {
+            throw ValidationError("--mask/--ratio: \(problem)")
+        }
+    }
+
     /// `42 s` below two minutes, else `12.5 min`.
     static func duration(_ seconds: Double) -> String {
         seconds < 120 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
@@ -192,7 +198,16 @@ struct StageOptions: ParsableArguments {
                                   + "but training images load as RGB: use in_chans: 3 (grey images are loaded as RGB)")
         }
         StopSignal.install()
-        try TrainingRun.checkFolder(URL(fileURLWithPath: out))          // before the data loads, not after
+        // Before the data loads, not after (a recorded config on resume has passed no other check).
+        try Self.checkBeforeLoading(model: config.model, recipe: config.recipe)
+        var checked = config
+        if let e = checked.evaluation, e.reference.isEmpty {              // the default reference is written below
+            try e.validate(checkingReference: false)
+            try e.sampler?.validate(trainingSteps: config.recipe.schedule.schedule().timesteps)
+            checked.evaluation = nil
+        }
+        try checked.validate()
+        try TrainingRun.checkFolder(URL(fileURLWithPath: out))
         let source = DataSource(argument: data)
         if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()

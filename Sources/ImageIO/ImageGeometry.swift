@@ -23,9 +23,12 @@ extension Image {
     /// colours, so a small sample stays exactly what the network drew). `factor` must be >= 1.
     public func enlarged(by factor: Int) -> Image {
         precondition(factor >= 1, "enlarged: factor must be at least 1, got \(factor)")
+        let (outWidth, o1) = width.multipliedReportingOverflow(by: factor)
+        let (outHeight, o2) = height.multipliedReportingOverflow(by: factor)
+        precondition(!o1 && !o2 && !(outWidth.multipliedReportingOverflow(by: outHeight).overflow),
+                     "enlarged: \(width)x\(height) times \(factor) does not fit in memory")
         if factor == 1 { return self }
-        let outWidth = width * factor
-        var out = [UInt8](repeating: 0, count: outWidth * height * factor * channels)
+        var out = [UInt8](repeating: 0, count: outWidth * outHeight * channels)
         pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 let outRow = outWidth * channels
@@ -43,7 +46,7 @@ extension Image {
                 }
             }
         }
-        return Image(width: outWidth, height: height * factor, channels: channels, pixels: out)
+        return Image(width: outWidth, height: outHeight, channels: channels, pixels: out)
     }
 
     /// The centred `width` x `height` rectangle; the offset is `round((W - w) / 2)` (half to

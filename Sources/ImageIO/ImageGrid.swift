@@ -60,6 +60,19 @@ extension Image {
                                + "image 0 is \(images[0].width)x\(images[0].height)")
         }
         let factor = scale ?? sheetScale(width: images[0].width, height: images[0].height)
+        // At most 32768 pixels a side (checked a factor at a time, so nothing overflows).
+        let cols = min(columns, images.count), rows = (images.count + columns - 1) / columns
+        let limit = 32_768
+        func side(_ tile: Int, _ count: Int) -> Int? {
+            guard factor <= limit, tile <= limit, padding <= limit, count <= limit else { return nil }
+            let total = (tile * factor + padding) * count + padding
+            return total <= limit ? total : nil
+        }
+        guard let _ = side(images[0].width, cols), let _ = side(images[0].height, rows) else {
+            throw .writeFailed(path: url.path, reason: "the grid would be over 32768 pixels a side (\(images.count) tiles of "
+                               + "\(images[0].width)x\(images[0].height), \(columns) columns, scale \(factor)): "
+                               + "fewer images or columns, or a smaller scale")
+        }
         try grid(factor == 1 ? images : images.map { $0.enlarged(by: factor) }, columns: columns, padding: padding).write(to: url)
     }
 }

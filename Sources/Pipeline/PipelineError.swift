@@ -16,6 +16,9 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
     /// A config file key or value that is not supported; `key` is empty when the problem is the
     /// file as a whole (missing, not UTF-8, not YAML).
     case badConfig(path: String, key: String, problem: String)
+    /// A run folder another process trains into (its `.lock` is held, or was replaced while
+    /// this run trained): `problem` says which and what to do.
+    case folderInUse(folder: String, problem: String)
     /// Training was stopped by SIGINT/SIGTERM after a checkpoint was written at `step`.
     case interrupted(step: Int, checkpoint: String)
 
@@ -28,6 +31,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
         case .badCheckpoint(let p, let problem): "checkpoint '\(p)': \(problem)"
         case .invalidOption(let n, let problem): "option \(n): \(problem)"
         case .badConfig(let p, let key, let problem): key.isEmpty ? "config '\(p)': \(problem)" : "config '\(p)': key '\(key)': \(problem)"
+        case .folderInUse(let f, let problem): "run folder '\(f)': \(problem)"
         case .interrupted(let step, let ckpt): "stopped at step \(step); checkpoint written to \(ckpt); re-run the same command to resume"
         }
     }

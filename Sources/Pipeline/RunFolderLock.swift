@@ -19,7 +19,7 @@ final class RunFolderLock: @unchecked Sendable {
     private static let held = PthreadLock<[String: (descriptor: Int32, users: Int)]>([:])
 
     /// Takes the lock of `folder` (which must exist), or throws
-    /// ``PipelineError/invalidOption(name:problem:)`` naming the folder when another process
+    /// ``PipelineError/folderInUse(folder:problem:)`` naming the folder when another process
     /// holds it.
     init(folder: URL) throws {
         // One key per folder however it is spelled (a trailing slash, `..`, a symlink).
@@ -48,22 +48,31 @@ final class RunFolderLock: @unchecked Sendable {
                 }
                 close(fd)
             }
-            throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot hold '\(lockPath)': it is replaced as soon as it is opened")
+            throw PipelineError.folderInUse(folder: folderPath, problem: "cannot hold '\(lockPath)': it is replaced as soon as it is opened")
         }
     }
 
     /// Checks that the lock file at the path is still the one this process holds; call it before
     /// each write into the folder. A lock file that was deleted is made and locked again (the
     /// folder is still this run's). One that another process has made in the meantime throws
-    /// ``PipelineError/invalidOption(name:problem:)``: another run has been in the folder, so this
+    /// ``PipelineError/folderInUse(folder:problem:)``: another run has been in the folder, so this
     /// one stops before it writes anything more over that run's files.
     func confirm() throws {
         let lockPath = path, folderPath = folder
         try Self.held.withLock { held in
             guard let mine = held[lockPath], !Self.isFile(at: lockPath, openAs: mine.descriptor) else { return }
             var found = stat()
-            if stat(lockPath, &found) != 0 && errno == ENOENT {
+            let missing = stat(lockPath, &found) != 0
+            if missing, errno != ENOENT {
+                throw PipelineError.folderInUse(folder: folderPath, problem: "its lock file '\(lockPath)' cannot be checked "
+                                                + "(\(String(cString: strerror(errno)))); this run stops without writing more")
+            }
+            if missing {                                                   // deleted: made and locked again
                 let fd = open(lockPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                if fd < 0, errno != EEXIST {                              // the folder itself is gone, or read-only now
+                    throw PipelineError.folderInUse(folder: folderPath, problem: "its lock file '\(lockPath)' was deleted and cannot be "
+                                                    + "made again (\(String(cString: strerror(errno)))); this run stops without writing more")
+                }
                 if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0, Self.isFile(at: lockPath, openAs: fd) {
                     close(mine.descriptor)
                     held[lockPath] = (fd, mine.users)
@@ -71,10 +80,10 @@ final class RunFolderLock: @unchecked Sendable {
                 }
                 if fd >= 0 { close(fd) }
             }
-            throw PipelineError.invalidOption(
-                name: "folder (--out)", problem: "the lock file '\(lockPath)' was deleted while this run trained, and another process "
-                    + "has since started in '\(folderPath)'; this run stops without writing more, so that run's files stay whole "
-                    + "(this run's steps since its last checkpoint are lost; never delete .lock while a run is going)")
+            throw PipelineError.folderInUse(
+                folder: folderPath, problem: "its lock file '\(lockPath)' was deleted while this run trained, and another process "
+                    + "has since made a new one (another run is in the folder); this run stops without writing more, so that run's files "
+                    + "stay whole (this run's steps since its last checkpoint are lost; never delete .lock while a run is going)")
         }
     }
 
@@ -86,8 +95,8 @@ final class RunFolderLock: @unchecked Sendable {
     }
 
     private static func inUse(_ folder: String) -> PipelineError {
-        .invalidOption(name: "folder (--out)", problem: "run folder '\(folder)' is in use by another process (another training run into it "
-                           + "is still going); wait for it to finish or stop it, or choose another folder (--out)")
+        .folderInUse(folder: folder, problem: "it is in use by another process (another training run into it is still going); "
+                         + "wait for it to finish or stop it, or choose another folder (--out)")
     }
 
     deinit {

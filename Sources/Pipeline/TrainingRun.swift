@@ -448,6 +448,7 @@ public final class TrainingRun {
         let start = DispatchTime.now().uptimeNanoseconds
         let samples = evaluationSamplesFolder
         let step = trainer.step, sampler = schedule.sampler ?? config.sampler
+        try folderLock?.confirm()                                        // (the writer's) still this run's folder
         // The previous score's images must go: SampleWriter would count them as drawn.
         if communicator.isWriter, FileManager.default.fileExists(atPath: samples.path) { try FileManager.default.removeItem(at: samples) }
         try communicator.barrier()                                       // nobody counts the old images
@@ -471,6 +472,7 @@ public final class TrainingRun {
         let best = record.fid.isFinite && comparableEvaluations.allSatisfy { !($0.fid <= record.fid) }
         evaluations.append(record)
         if communicator.isWriter {
+            try folderLock?.confirm()                                    // still, after minutes of scoring
             try appendLine(record.jsonLine, to: evaluationLogURL)
             if best {
                 if !checkpointIsCurrent { try saveCheckpoint(events: events) }
@@ -545,6 +547,7 @@ public final class TrainingRun {
         guard x.shape[0] == config.sampleCount else { return nil }
         let url = sampleGridURL(step: trainer.step)
         let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        try folderLock?.confirm()
         try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)
         return url
     }
@@ -554,6 +557,7 @@ public final class TrainingRun {
 
     /// Draws `loss.png`: raw and smoothed loss against the step.
     public func writeLossPlot() throws {
+        try folderLock?.confirm()
         try LossPlot.write(records: records, title: "\(config.stage.rawValue) on \(URL(fileURLWithPath: config.data).lastPathComponent)",
                            to: lossPlotURL)
     }

@@ -177,5 +177,7 @@ import Testing
         #expect(try Image(contentsOf: auto) == Image.grid(tiles.map { $0.enlarged(by: 4) }, columns: 3))
         #expect(try Image(contentsOf: plain) == Image.grid(tiles, columns: 3))
         #expect(throws: ImageIOError.self) { try Image.writeGrid(tiles, columns: 3, to: plain, scale: 0) }
+        #expect(throws: ImageIOError.self) { try Image.writeGrid(tiles, columns: 3, to: plain, scale: 1 << 40) }   // no overflow trap
+        #expect(throws: ImageIOError.self) { try Image.writeGrid(tiles, columns: 3, to: plain, scale: 700) }      // 3 x 11,200 px
     }
 }

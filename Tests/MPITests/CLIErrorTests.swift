@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Testing
 
 /// What a user meets when a `maskdm` command cannot run: the exit status (64 for a setting the
@@ -9,11 +10,12 @@ import Testing
                 || ProcessInfo.processInfo.environment["MASKDM_REQUIRE_MPI"] == "1"))
 struct CLIErrorTests {
     /// Runs `maskdm ARGS` to the end: status and everything printed (stdout and stderr).
-    static func maskdm(_ args: [String]) throws -> (status: Int32, output: String) {
+    static func maskdm(_ args: [String], in folder: URL? = nil, environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = MPIJob.maskdm
         p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
+        if let folder { p.currentDirectoryURL = folder }
+        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"].merging(environment) { $1 }) { $1 }
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -116,10 +118,52 @@ struct CLIErrorTests {
             // Only the step count changed in the recorded settings.
             let now = try String(contentsOf: run.appendingPathComponent("config.json"), encoding: .utf8)
             #expect(now.replacingOccurrences(of: "\"steps\" : 4", with: "\"steps\" : 2") == config)
+            // A recorded config no CPU can train is refused before the data loads.
+            let huge = tmp.appendingPathComponent("huge")
+            try FileManager.default.createDirectory(at: huge, withIntermediateDirectories: true)
+            try config.replacingOccurrences(of: "\"img_size\" : 16", with: "\"img_size\" : 100000")
+                .write(to: huge.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            let tooBig = try Self.maskdm(["resume", huge.path])
+            #expect(tooBig.status == 64 && tooBig.output.contains("above 2048 pixels a side") && !tooBig.output.contains("data:"),
+                    "\(tooBig.output)")
+            // A stage of `maskdm compare` (a time budget) is left to compare.
+            let arm = tmp.appendingPathComponent("cmp/arm-A/pretrain")
+            try FileManager.default.createDirectory(at: arm, withIntermediateDirectories: true)
+            try config.replacingOccurrences(of: "{\n", with: "{\n  \"timeBudget\" : 60,\n", options: .anchored)
+                .write(to: arm.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            let budgeted = try Self.maskdm(["resume", arm.path])
+            #expect(budgeted.status == 64 && budgeted.output.contains("re-run `maskdm compare --out \(tmp.appendingPathComponent("cmp").path)`"),
+                    "\(budgeted.output)")
             let empty = tmp.appendingPathComponent("empty")
             try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
             let none = try Self.maskdm(["resume", empty.path])
             #expect(none.status == 1 && none.output.contains(empty.appendingPathComponent("config.json").path), "\(none.output)")
         }
     }
+
+    /// `--fid-every` with the default reference (the training data, written under
+    /// `.cache/fid-reference` of the working folder) scores; `resume` writes a deleted default
+    /// reference again, with its image limit, and scores on.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path)
+                   || ProcessInfo.processInfo.environment["MASKDM_REQUIRE_FID"] == "1"))
+    func fidEveryWithTheDefaultReferenceAndResume() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let weights = ["MASKDM_FID_PT": FIDInceptionV3.defaultWeightsURL.standardizedFileURL.path]
+            let run = tmp.appendingPathComponent("run")
+            let first = try Self.maskdm(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4)
+                                        + ["--fid-every", "2", "--fid-samples", "4", "--fid-reference-limit", "8", "--fid-sampler-steps", "2"],
+                                        in: tmp, environment: weights)
+            #expect(first.status == 0, "\(first.output)")
+            let reference = tmp.appendingPathComponent(".cache/fid-reference/emoji-faces-16px-8")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: reference.path).count == 8)
+            let log = run.appendingPathComponent("fid.jsonl")
+            #expect(try String(contentsOf: log, encoding: .utf8).split(separator: "\n").count == 1)
+            try FileManager.default.removeItem(at: reference)
+            let again = try Self.maskdm(["resume", run.path, "--steps", "4"], in: tmp, environment: weights)
+            #expect(again.status == 0, "\(again.output)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: reference.path).count == 8)
+            #expect(try String(contentsOf: log, encoding: .utf8).split(separator: "\n").count == 2)
+        }
+    }
 }
+

@@ -280,7 +280,8 @@ import ViTDiffusion
                     _ = FileManager.default.createFile(atPath: lock.path, contents: nil)
                 }
             } throws: { error in
-                "\(error)".contains("was deleted while this run trained, and another process has since started in '\(folder.path)'")
+                guard case .folderInUse(let f, let problem) = error as? PipelineError else { return false }
+                return f == folder.path && problem.contains("was deleted while this run trained, and another process has since made a new one")
             }
             // Step 6 was logged before the replacement; its checkpoint and step 7 wrote nothing.
             #expect(try Self.logRecords(again).map(\.step) == [1, 2, 3, 4, 5, 6])
