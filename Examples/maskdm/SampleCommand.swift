@@ -71,10 +71,10 @@ enum WeightChoice: String, EnumerableFlag {
 
 /// `maskdm describe`: what a config or checkpoint builds.
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds.")
+    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints).")
 
     @Argument(help: "A reference YAML config, a project checkpoint or a run folder.") var file: String
-    @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule.") var json = false
+    @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule (and run, for a run folder).") var json = false
 
     func run() throws {
         let url = URL(fileURLWithPath: file)

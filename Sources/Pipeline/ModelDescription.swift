@@ -26,6 +26,8 @@ public struct ModelDescription: Sendable, Equatable {
     public var recipe: TrainingRecipe
     /// What was described.
     public var source: String
+    /// Where the run stands, when a run folder was described.
+    public var run: RunProgress? = nil
 
     /// The description of `model` trained with `recipe`.
     public init(model: MaskedUViTConfig, recipe: TrainingRecipe, source: String) {
@@ -38,12 +40,22 @@ public struct ModelDescription: Sendable, Equatable {
             let ref = try ReferenceConfig(contentsOf: url)
             self.init(model: ref.model, recipe: ref.recipe, source: url.path)
         } else {
+            var isFolder: ObjCBool = false
+            let folder = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) && isFolder.boolValue
+            // A run folder before its first checkpoint: what its config.json records.
+            if folder, !FileManager.default.fileExists(atPath: url.appendingPathComponent("checkpoint.safetensors").path),
+               let config = try RunConfig.recorded(in: url) {
+                self.init(model: config.model, recipe: config.recipe, source: url.appendingPathComponent("config.json").path)
+                run = try RunProgress(folder: url)
+                return
+            }
             let file = try WeightLoading.resolve(url)
             if WeightLoading.isTorchFile(file) {
                 throw PipelineError.badCheckpoint(path: file.path, problem: "a PyTorch file records no model config: describe its YAML config, or convert it first")
             }
             let (c, r) = try DiffusionTrainer.describe(checkpoint: file)
             self.init(model: c, recipe: r, source: file.path)
+            if folder { run = try? RunProgress(folder: url) }
         }
     }
 
@@ -67,7 +79,8 @@ public struct ModelDescription: Sendable, Equatable {
     }
 
     /// `parameters`, `image_size`, `patch_size`, `tokens`, `mask` {type, ratio, block_size,
-    /// crop_size}, `batch_size`, `learning_rate`, `schedule` as one JSON object.
+    /// crop_size}, `batch_size`, `learning_rate`, `schedule` as one JSON object, with `run`
+    /// (``RunProgress/json``) for a run folder.
     public var json: String {
         func num(_ x: Double?) -> String { x.map { String($0) } ?? "null" }
         func int(_ x: Int?) -> String { x.map(String.init) ?? "null" }
@@ -77,7 +90,8 @@ public struct ModelDescription: Sendable, Equatable {
         return "{\"batch_size\": \(recipe.batchSize), \"image_size\": \(size), "
             + "\"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), "
             + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"ratio\": \(num(m.ratio)), \"type\": \"\(m.type)\"}, "
-            + "\"parameters\": \(parameters), \"patch_size\": \(model.patchSize), \"schedule\": \"\(recipe.schedule)\", \"tokens\": \(model.patchCount)}"
+            + "\"parameters\": \(parameters), \"patch_size\": \(model.patchSize), " + (run.map { "\"run\": \($0.json), " } ?? "")
+            + "\"schedule\": \"\(recipe.schedule)\", \"tokens\": \(model.patchCount)}"
     }
 
     /// A human-readable summary.
@@ -91,7 +105,7 @@ public struct ModelDescription: Sendable, Equatable {
           mask        \(maskProblem.map { "\(recipe.mask): unusable, \($0)" } ?? "\(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible")
           training    batch \(recipe.batchSize)\(recipe.accumulationSteps > 1 ? " in \(recipe.accumulationSteps) micro-batches" : ""), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
           diffusion   \(recipe.schedule) schedule, objective \(recipe.objective.referenceName), loss \(recipe.loss)
-        """
+        """ + (run.map { "\n" + $0.text } ?? "")
     }
 }
 

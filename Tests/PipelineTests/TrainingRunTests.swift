@@ -256,6 +256,40 @@ import ViTDiffusion
         }
     }
 
+    /// `RunProgress` (and `describe` of a run folder) reads where a run stands from its files:
+    /// before the first checkpoint, from `config.json`; after, the checkpoint's step and time,
+    /// the logged loss and the numbered checkpoints.
+    @Test func runProgressReadsTheFolder() throws {
+        try withTemporaryFolder("run") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            #expect(throws: PipelineError.self) { try RunProgress(folder: folder) }          // no folder
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            #expect(throws: PipelineError.self) { try RunProgress(folder: folder) }          // no run in it
+            var config = Self.config(steps: 6)
+            config.keepCheckpoints = 2
+            let run = try TrainingRun(folder: folder, config: config)
+            let before = try ModelDescription(describing: folder)                          // config.json, no checkpoint yet
+            #expect(before.model == config.model && before.source.hasSuffix("config.json"))
+            #expect(before.run?.step == 0 && before.run?.steps == 6 && before.run?.recentLoss == nil)
+            #expect(before.text.contains("checkpoints none yet; none numbered"))
+            try run.train(on: Self.dataset)
+            let progress = try RunProgress(folder: folder)
+            let losses = try Self.logRecords(run).map(\.loss)
+            #expect(progress.stage == "pretrain" && progress.data == "test-images")
+            #expect(progress.step == 6 && progress.steps == 6 && progress.numberedCheckpoints == [4, 6])
+            #expect(progress.trainSeconds == run.trainSeconds)
+            #expect(progress.recentLoss?.steps == 6 && progress.recentLoss?.loss == losses.reduce(0, +) / 6)
+            #expect(progress.evaluations.isEmpty && progress.best == nil && !progress.hasBestCheckpoint)
+            let described = try ModelDescription(describing: folder)
+            #expect(described.run == progress)
+            #expect(described.text.contains("run         pretrain on test-images: step 6 of 6 (done)"))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(described.json.utf8)) as? [String: Any])
+            let fields = try #require(json["run"] as? [String: Any])
+            #expect(fields["step"] as? Int == 6 && fields["steps"] as? Int == 6 && fields["checkpoints"] as? [Int] == [4, 6])
+            #expect(fields["best_fid"] is NSNull && fields["scores"] as? Int == 0)
+        }
+    }
+
     /// A deleted `.lock` is made again while the run goes on (so a second process is still kept
     /// out); one that another process has made meanwhile stops the run before its next write.
     @Test func aDeletedLockFileIsNoticed() throws {

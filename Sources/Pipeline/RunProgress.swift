@@ -1,0 +1,109 @@
+import Foundation
+import Tensor
+
+/// Where a run folder stands, read from its files without opening the run (no lock is taken and
+/// no weights are loaded, so it can be read while the run trains): the step of its checkpoint
+/// against the step count it records, the training time, the recent loss, the FID scores and
+/// the checkpoints kept. `maskdm describe RUN` prints it.
+///
+/// ```swift
+/// let progress = try RunProgress(folder: URL(fileURLWithPath: "runs/pre"))
+/// print(progress.step, progress.steps ?? 0, progress.best?.fid ?? .nan)
+/// ```
+public struct RunProgress: Sendable, Equatable {
+    /// The stage (`pretrain`, `finetune`, `train`), from `config.json` or the checkpoint.
+    public var stage: String?
+    /// The training data, as the run records it.
+    public var data: String?
+    /// The step of `checkpoint.safetensors` (0 without one).
+    public var step: Int
+    /// The step count the run trains to (`config.json`'s), nil when the folder has no config.
+    public var steps: Int?
+    /// Summed step seconds up to the checkpoint, when the checkpoint records them.
+    public var trainSeconds: Double?
+    /// The mean loss of the last (up to) 20 logged steps up to the checkpoint's step, and how
+    /// many steps that mean covers; nil when none is logged.
+    public var recentLoss: (loss: Float, steps: Int)?
+    /// The FID scores in `fid.jsonl`, oldest first.
+    public var evaluations: [EvaluationRecord]
+    /// The steps of the numbered checkpoints kept, oldest first.
+    public var numberedCheckpoints: [Int]
+    /// Whether the folder holds `checkpoint-best.safetensors`.
+    public var hasBestCheckpoint: Bool
+
+    /// Reads `folder`'s `config.json`, checkpoint metadata, `log.jsonl` and `fid.jsonl`; a file
+    /// that is missing or unreadable leaves its part empty. Throws
+    /// ``PipelineError/missingFile(path:hint:)`` when `folder` is not a folder, or holds neither a
+    /// config nor a checkpoint.
+    public init(folder: URL) throws {
+        let fm = FileManager.default
+        var isFolder: ObjCBool = false
+        guard fm.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw PipelineError.missingFile(path: folder.path, hint: "expected a run folder")
+        }
+        let config = try? RunConfig.recorded(in: folder)
+        let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
+        let metadata = (try? SafetensorsFile(contentsOf: checkpoint))?.metadata
+        guard config != nil || metadata != nil else {
+            throw PipelineError.missingFile(path: folder.appendingPathComponent("config.json").path,
+                                            hint: "the folder holds no run (no config.json and no readable checkpoint.safetensors)")
+        }
+        stage = config?.stage.rawValue ?? metadata?["stage"]
+        data = config?.data ?? metadata?["data"]
+        let step = metadata?["step"].flatMap { Int($0) } ?? 0
+        self.step = step
+        steps = config?.recipe.steps
+        trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }
+        let logged = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
+        let recent = logged.filter { $0.step <= step && $0.loss.isFinite }.suffix(20)
+        recentLoss = recent.isEmpty ? nil : (recent.map(\.loss).reduce(0, +) / Float(recent.count), recent.count)
+        evaluations = EvaluationRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("fid.jsonl"), encoding: .utf8)) ?? "")
+        numberedCheckpoints = ((try? TrainingRun.numberedCheckpoints(in: folder)) ?? []).map(\.step)
+        hasBestCheckpoint = fm.fileExists(atPath: folder.appendingPathComponent("checkpoint-best.safetensors").path)
+    }
+
+    /// The lowest FID of ``evaluations``.
+    public var best: EvaluationRecord? { EvaluationRecord.best(of: evaluations) }
+
+    /// Lines for `maskdm describe`: the run, its scores and its checkpoints.
+    public var text: String {
+        var run = "\(stage ?? "run")\(data.map { " on \($0)" } ?? ""): step \(step)"
+        if let steps { run += " of \(steps)" + (step >= steps ? " (done)" : "") }
+        if let trainSeconds {
+            run += trainSeconds < 120 ? String(format: trainSeconds < 10 ? ", %.1f s of training" : ", %.0f s of training", trainSeconds)
+                : String(format: ", %.1f min of training", trainSeconds / 60)
+        }
+        if let (loss, n) = recentLoss { run += String(format: "; loss %.4f (mean of the last %d steps)", loss, n) }
+        var lines = ["  run         " + run]
+        if let best, let last = evaluations.last {
+            lines.append("  scores      \(evaluations.count) FID score\(evaluations.count == 1 ? "" : "s")"
+                         + String(format: "; latest %.2f at step %d; best %.2f (KID %.4f) at step %d", last.fid, last.step, best.fid, best.kid, best.step)
+                         + (hasBestCheckpoint ? " (checkpoint-best.safetensors)" : ""))
+        }
+        let numbered = numberedCheckpoints.isEmpty ? "none numbered" : "numbered at steps " + numberedCheckpoints.map(String.init).joined(separator: ", ")
+        lines.append("  checkpoints " + (step > 0 ? "checkpoint.safetensors at step \(step); " : "none yet; ") + numbered)
+        return lines.joined(separator: "\n")
+    }
+
+    /// One JSON object (keys sorted, snake_case): `best_fid`, `best_step`, `checkpoints`,
+    /// `data`, `loss`, `scores`, `stage`, `step`, `steps`, `train_seconds` (`null` for what the
+    /// folder does not record).
+    public var json: String {
+        func text(_ s: String?) -> String {
+            guard let s, let d = try? JSONEncoder().encode(s) else { return "null" }
+            return String(decoding: d, as: UTF8.self)
+        }
+        func number<T: LosslessStringConvertible>(_ x: T?) -> String { x.map { "\($0)" } ?? "null" }
+        return "{\"best_fid\": \(number(best?.fid)), \"best_step\": \(number(best?.step)), "
+            + "\"checkpoints\": [\(numberedCheckpoints.map(String.init).joined(separator: ", "))], \"data\": \(text(data)), "
+            + "\"loss\": \(number(recentLoss?.loss)), \"scores\": \(evaluations.count), \"stage\": \(text(stage)), "
+            + "\"step\": \(step), \"steps\": \(number(steps)), \"train_seconds\": \(number(trainSeconds))}"
+    }
+
+    /// Field-wise equality.
+    public static func == (a: RunProgress, b: RunProgress) -> Bool {
+        a.stage == b.stage && a.data == b.data && a.step == b.step && a.steps == b.steps && a.trainSeconds == b.trainSeconds
+            && a.recentLoss?.loss == b.recentLoss?.loss && a.recentLoss?.steps == b.recentLoss?.steps
+            && a.evaluations == b.evaluations && a.numberedCheckpoints == b.numberedCheckpoints && a.hasBestCheckpoint == b.hasBestCheckpoint
+    }
+}
