@@ -53,7 +53,7 @@ public struct RunProgress: Sendable, Equatable {
         let step = metadata?["step"].flatMap { Int($0) } ?? 0
         self.step = step
         steps = config?.recipe.steps
-        trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }
+        trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
         let logged = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
         let recent = logged.filter { $0.step <= step && $0.loss.isFinite }.suffix(20)
         recentLoss = recent.isEmpty ? nil : (recent.map(\.loss).reduce(0, +) / Float(recent.count), recent.count)
