@@ -36,7 +36,7 @@ struct Grid: ParsableCommand {
         // Tiles share the first image's size: a folder of mixed sizes is resized to it.
         let scale = self.scale ?? Image.sheetScale(width: first.width, height: first.height)
         let (w, h) = (first.width * scale, first.height * scale)
-        let rows = (loaded.count + columns - 1) / columns, cols = min(columns, loaded.count)
+        let rows = (loaded.count - 1) / columns + 1, cols = min(columns, loaded.count)
         guard (w + 2) * cols <= 32_768 && (h + 2) * rows <= 32_768 else {
             throw ValidationError("the grid would be \((w + 2) * cols)x\((h + 2) * rows) pixels (at most 32768 a side): "
                                   + "lower --scale, --count or --columns")

@@ -26,7 +26,9 @@ struct Resume: ParsableCommand {
         }
         guard var config = try RunConfig.recorded(in: url) else {
             let has = { (name: String) in FileManager.default.fileExists(atPath: url.appendingPathComponent(name).path) }
-            let hint = has("arm-A") || has("arm-B") || has("arm-C")
+            let hint = has("evals.jsonl")
+                ? "this is an arm of a `maskdm compare` folder: re-run `maskdm compare --out \(url.deletingLastPathComponent().path)` with its flags to resume it"
+                : has("arm-A") || has("arm-B") || has("arm-C")
                 ? "this is a `maskdm compare` folder: re-run `maskdm compare --out \(url.path)` with its flags to resume it"
                 : has("pretrain") || has("finetune")
                 ? "this is a `maskdm pipeline` folder: re-run `maskdm pipeline --out \(url.path)` with its flags to resume it"

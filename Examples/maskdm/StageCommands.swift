@@ -148,11 +148,8 @@ struct StageOptions: ParsableArguments {
             let schedule = EvaluationSchedule(every: fidEvery, samples: fidSamples ?? 400,
                                               reference: fidReference.map { URL(fileURLWithPath: $0).absoluteURL.path } ?? "",
                                               sampler: sampler)
-            // Checked now, before the data loads: the weights, the counts, an explicit reference.
-            guard FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) else {
-                throw ValidationError("--fid-every needs the FID Inception weights, not found at \(FIDInceptionV3.defaultWeightsURL.path): "
-                                      + FIDInceptionV3.weightsHint)
-            }
+            // Checked now, before the data loads: the counts, an explicit reference (and, in
+            // train(), the weights).
             try schedule.validate(checkingReference: !schedule.reference.isEmpty)   // the default one is written later
             run.evaluation = schedule
         } else if fidSamples != nil || fidReference != nil || fidReferenceLimit != nil || fidSampler != nil || fidSamplerSteps != nil {
@@ -200,6 +197,10 @@ struct StageOptions: ParsableArguments {
         StopSignal.install()
         // Before the data loads, not after (a recorded config on resume has passed no other check).
         try Self.checkBeforeLoading(model: config.model, recipe: config.recipe)
+        if config.evaluation != nil, !FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) {
+            throw ValidationError("--fid-every needs the FID Inception weights, not found at \(FIDInceptionV3.defaultWeightsURL.path): "
+                                  + FIDInceptionV3.weightsHint)
+        }
         var checked = config
         if let e = checked.evaluation, e.reference.isEmpty {              // the default reference is written below
             try e.validate(checkingReference: false)

@@ -10,7 +10,7 @@ extension Image {
         precondition(!images.isEmpty && columns > 0 && padding >= 0,
                      "Image.grid: \(images.count) images, \(columns) columns, padding \(padding)")
         let w = images[0].width, h = images[0].height
-        let cols = min(columns, images.count), rows = (images.count + columns - 1) / columns
+        let cols = min(columns, images.count), rows = (images.count - 1) / columns + 1
         let outW = cols * (w + padding) + padding, outH = rows * (h + padding) + padding
         var sheet = Image(width: outW, height: outH, color: [background.r, background.g, background.b])
         sheet.withUnsafeMutablePixels { dst in
@@ -44,6 +44,24 @@ extension Image {
         return max(1, min(8, (minimumSide + side - 1) / side))
     }
 
+    /// The width and height of a sheet of `count` tiles of `tileWidth` x `tileHeight` in rows of
+    /// `columns`, each enlarged `scale` times, with `padding` around them, as
+    /// ``writeGrid(_:columns:to:padding:scale:)`` writes it; nil when a side would be over 32768
+    /// pixels, the largest sheet it writes (checked a factor at a time, so nothing overflows).
+    public static func sheetSize(count: Int, columns: Int, tileWidth: Int, tileHeight: Int,
+                                 padding: Int = 2, scale: Int = 1) -> (width: Int, height: Int)? {
+        let limit = 32_768
+        guard count >= 1, columns >= 1, scale >= 1, padding >= 0 else { return nil }
+        let cols = min(columns, count), rows = (count - 1) / columns + 1
+        func side(_ tile: Int, _ n: Int) -> Int? {
+            guard scale <= limit, tile <= limit, padding <= limit, n <= limit else { return nil }
+            let total = (tile * scale + padding) * n + padding
+            return total <= limit ? total : nil
+        }
+        guard let w = side(tileWidth, cols), let h = side(tileHeight, rows) else { return nil }
+        return (w, h)
+    }
+
     /// Writes a sample sheet of `images` (PNG, or JPEG for `.jpg` paths), atomically, each tile
     /// enlarged `scale` times (nearest neighbour; nil: ``sheetScale(width:height:minimumSide:)``,
     /// so tiles below 64 pixels a side are enlarged and larger ones are not).
@@ -60,15 +78,8 @@ extension Image {
                                + "image 0 is \(images[0].width)x\(images[0].height)")
         }
         let factor = scale ?? sheetScale(width: images[0].width, height: images[0].height)
-        // At most 32768 pixels a side (checked a factor at a time, so nothing overflows).
-        let cols = min(columns, images.count), rows = (images.count + columns - 1) / columns
-        let limit = 32_768
-        func side(_ tile: Int, _ count: Int) -> Int? {
-            guard factor <= limit, tile <= limit, padding <= limit, count <= limit else { return nil }
-            let total = (tile * factor + padding) * count + padding
-            return total <= limit ? total : nil
-        }
-        guard let _ = side(images[0].width, cols), let _ = side(images[0].height, rows) else {
+        guard sheetSize(count: images.count, columns: columns, tileWidth: images[0].width, tileHeight: images[0].height,
+                        padding: padding, scale: factor) != nil else {
             throw .writeFailed(path: url.path, reason: "the grid would be over 32768 pixels a side (\(images.count) tiles of "
                                + "\(images[0].width)x\(images[0].height), \(columns) columns, scale \(factor)): "
                                + "fewer images or columns, or a smaller scale")

@@ -45,7 +45,11 @@ public struct ModelDescription: Sendable, Equatable {
             // A run folder before its first checkpoint: what its config.json records.
             if folder, !FileManager.default.fileExists(atPath: url.appendingPathComponent("checkpoint.safetensors").path),
                let config = try RunConfig.recorded(in: url) {
-                self.init(model: config.model, recipe: config.recipe, source: url.appendingPathComponent("config.json").path)
+                let path = url.appendingPathComponent("config.json").path
+                do { try config.model.validate(); try config.recipe.validate() } catch {
+                    throw PipelineError.badConfig(path: path, key: "", problem: "not a config a run could train: \(error)")
+                }
+                self.init(model: config.model, recipe: config.recipe, source: path)
                 run = try RunProgress(folder: url)
                 return
             }

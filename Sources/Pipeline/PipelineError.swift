@@ -16,8 +16,9 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
     /// A config file key or value that is not supported; `key` is empty when the problem is the
     /// file as a whole (missing, not UTF-8, not YAML).
     case badConfig(path: String, key: String, problem: String)
-    /// A run folder another process trains into (its `.lock` is held, or was replaced while
-    /// this run trained): `problem` says which and what to do.
+    /// A run folder this run cannot hold: another process trains into it (its `.lock` is held,
+    /// or was replaced while this run trained), or its lock file cannot be opened. `problem` says
+    /// which and what to do.
     case folderInUse(folder: String, problem: String)
     /// Training was stopped by SIGINT/SIGTERM after a checkpoint was written at `step`.
     case interrupted(step: Int, checkpoint: String)

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import Schedules
 import Tensor
 import ViTDiffusion
@@ -119,6 +120,16 @@ public struct RunConfig: Codable, Sendable, Equatable {
         func fail(_ name: String, _ problem: String) -> PipelineError { .invalidOption(name: name, problem: problem) }
         guard sampleEvery >= 0 else { throw fail("sampleEvery", "must be >= 0 (0: no sample grids), got \(sampleEvery)") }
         guard (1...4096).contains(sampleCount) else { throw fail("sampleCount", "a sample grid holds 1 to 4096 images, got \(sampleCount)") }
+        // Found now, not when the first grid is due (and again at every resume).
+        if sampleEvery > 0 {
+            let columns = sampleGridColumns
+            let scale = Image.sheetScale(width: model.imageWidth, height: model.imageHeight)
+            guard Image.sheetSize(count: sampleCount, columns: columns, tileWidth: model.imageWidth, tileHeight: model.imageHeight,
+                                  scale: scale) != nil else {
+                throw fail("sampleCount", "a grid of \(sampleCount) samples of \(model.imageWidth)x\(model.imageHeight) px would be over "
+                           + "32768 pixels a side; draw fewer (--sample-count)")
+            }
+        }
         guard keepCheckpoints >= 0 else { throw fail("keepCheckpoints", "must be >= 0, got \(keepCheckpoints)") }
         if let t = timeBudget, !(t > 0 && t.isFinite) { throw fail("timeBudget", "must be a positive number of seconds, got \(t)") }
         try recipe.validate()
@@ -128,6 +139,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try sampler.validate(trainingSteps: trainingSteps)
         try evaluation?.sampler?.validate(trainingSteps: trainingSteps)
     }
+
+    /// Columns of a sample grid: the square root of ``sampleCount``, rounded up.
+    var sampleGridColumns: Int { Int(Double(sampleCount).squareRoot().rounded(.up)) }
 
     /// Pretty-printed JSON with sorted keys.
     public var json: String {

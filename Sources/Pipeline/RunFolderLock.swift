@@ -36,7 +36,7 @@ final class RunFolderLock: @unchecked Sendable {
             for _ in 0..<100 {
                 let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
                 guard fd >= 0 else {
-                    throw PipelineError.invalidOption(name: "folder (--out)", problem: "cannot open '\(lockPath)': \(String(cString: strerror(errno)))")
+                    throw PipelineError.folderInUse(folder: folderPath, problem: "cannot open its lock file '\(lockPath)': \(String(cString: strerror(errno)))")
                 }
                 guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                     close(fd)
@@ -87,6 +87,19 @@ final class RunFolderLock: @unchecked Sendable {
         }
     }
 
+    /// Throws ``PipelineError/folderInUse(folder:problem:)`` when another process holds the lock
+    /// of `folder` now (a probe: nothing is kept), so a front end can say so before it loads
+    /// data; the lock taken when the run opens is what keeps a second run out.
+    static func checkNotHeldElsewhere(folder: URL) throws {
+        let lockPath = folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
+        if held.withLock({ $0[lockPath] != nil }) { return }                  // this process's own run
+        let fd = open(lockPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }                                        // no lock file: nobody holds it
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { throw inUse(folder.path) }
+        _ = flock(fd, LOCK_UN)
+    }
+
     /// Whether `path` names the file open as `descriptor` (same device and inode).
     private static func isFile(at path: String, openAs descriptor: Int32) -> Bool {
         var atPath = stat(), open = stat()
@@ -96,7 +109,7 @@ final class RunFolderLock: @unchecked Sendable {
 
     private static func inUse(_ folder: String) -> PipelineError {
         .folderInUse(folder: folder, problem: "it is in use by another process (another training run into it is still going); "
-                         + "wait for it to finish or stop it, or choose another folder (--out)")
+                         + "wait for it to finish or stop it, or train into another folder")
     }
 
     deinit {

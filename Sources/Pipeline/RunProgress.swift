@@ -30,6 +30,9 @@ public struct RunProgress: Sendable, Equatable {
     public var numberedCheckpoints: [Int]
     /// Whether the folder holds `checkpoint-best.safetensors`.
     public var hasBestCheckpoint: Bool
+    /// The lowest FID among the scores that compare with the run's current schedule (the one
+    /// `checkpoint-best.safetensors` holds; of all scores when the folder records no schedule).
+    public var best: EvaluationRecord?
 
     /// Reads `folder`'s `config.json`, checkpoint metadata, `log.jsonl` and `fid.jsonl`; a file
     /// that is missing or unreadable leaves its part empty. Throws
@@ -48,22 +51,31 @@ public struct RunProgress: Sendable, Equatable {
             throw PipelineError.missingFile(path: folder.appendingPathComponent("config.json").path,
                                             hint: "the folder holds no run (no config.json and no readable checkpoint.safetensors)")
         }
-        stage = config?.stage.rawValue ?? metadata?["stage"]
-        data = config?.data ?? metadata?["data"]
-        let step = metadata?["step"].flatMap { Int($0) } ?? 0
+        // Metadata is shown on a terminal: its control characters are not passed through.
+        func printable(_ s: String?) -> String? {
+            s.map { String(String.UnicodeScalarView($0.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 })) }
+        }
+        stage = config?.stage.rawValue ?? printable(metadata?["stage"])
+        data = config?.data ?? printable(metadata?["data"])
+        let step = max(0, metadata?["step"].flatMap { Int($0) } ?? 0)
         self.step = step
         steps = config?.recipe.steps
         trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
         let logged = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
         let recent = logged.filter { $0.step <= step && $0.loss.isFinite }.suffix(20)
-        recentLoss = recent.isEmpty ? nil : (recent.map(\.loss).reduce(0, +) / Float(recent.count), recent.count)
+        let mean = recent.map { Double($0.loss) }.reduce(0, +) / Double(max(1, recent.count))     // in Double: no overflow
+        recentLoss = recent.isEmpty || !Float(mean).isFinite ? nil : (Float(mean), recent.count)
         evaluations = EvaluationRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("fid.jsonl"), encoding: .utf8)) ?? "")
+        // The best among the scores taken as the run now scores (as checkpoint-best.safetensors is).
+        if let e = config?.evaluation, let config {
+            best = EvaluationRecord.best(of: evaluations.filter { $0.isScored(like: e, sampler: e.sampler ?? config.sampler) })
+        } else {
+            best = EvaluationRecord.best(of: evaluations)
+        }
         numberedCheckpoints = ((try? TrainingRun.numberedCheckpoints(in: folder)) ?? []).map(\.step)
         hasBestCheckpoint = fm.fileExists(atPath: folder.appendingPathComponent("checkpoint-best.safetensors").path)
     }
 
-    /// The lowest FID of ``evaluations``.
-    public var best: EvaluationRecord? { EvaluationRecord.best(of: evaluations) }
 
     /// Lines for `maskdm describe`: the run, its scores and its checkpoints.
     public var text: String {
@@ -77,7 +89,8 @@ public struct RunProgress: Sendable, Equatable {
         var lines = ["  run         " + run]
         if let best, let last = evaluations.last {
             lines.append("  scores      \(evaluations.count) FID score\(evaluations.count == 1 ? "" : "s")"
-                         + String(format: "; latest %.2f at step %d; best %.2f (KID %.4f) at step %d", last.fid, last.step, best.fid, best.kid, best.step)
+                         + String(format: "; latest %.2f at step ", last.fid) + "\(last.step)"
+                         + String(format: "; best %.2f (KID %.4f) at step ", best.fid, best.kid) + "\(best.step)"
                          + (hasBestCheckpoint ? " (checkpoint-best.safetensors)" : ""))
         }
         let numbered = numberedCheckpoints.isEmpty ? "none numbered" : "numbered at steps " + numberedCheckpoints.map(String.init).joined(separator: ", ")
@@ -93,10 +106,11 @@ public struct RunProgress: Sendable, Equatable {
             guard let s, let d = try? JSONEncoder().encode(s) else { return "null" }
             return String(decoding: d, as: UTF8.self)
         }
-        func number<T: LosslessStringConvertible>(_ x: T?) -> String { x.map { "\($0)" } ?? "null" }
+        func number(_ x: Int?) -> String { x.map { "\($0)" } ?? "null" }
+        func number(_ x: Double?) -> String { x.flatMap { $0.isFinite ? "\($0)" : nil } ?? "null" }
         return "{\"best_fid\": \(number(best?.fid)), \"best_step\": \(number(best?.step)), "
             + "\"checkpoints\": [\(numberedCheckpoints.map(String.init).joined(separator: ", "))], \"data\": \(text(data)), "
-            + "\"loss\": \(number(recentLoss?.loss)), \"scores\": \(evaluations.count), \"stage\": \(text(stage)), "
+            + "\"loss\": \(number(recentLoss.map { Double("\($0.loss)") ?? Double($0.loss) })), \"scores\": \(evaluations.count), \"stage\": \(text(stage)), "
             + "\"step\": \(step), \"steps\": \(number(steps)), \"train_seconds\": \(number(trainSeconds))}"
     }
 
@@ -105,5 +119,6 @@ public struct RunProgress: Sendable, Equatable {
         a.stage == b.stage && a.data == b.data && a.step == b.step && a.steps == b.steps && a.trainSeconds == b.trainSeconds
             && a.recentLoss?.loss == b.recentLoss?.loss && a.recentLoss?.steps == b.recentLoss?.steps
             && a.evaluations == b.evaluations && a.numberedCheckpoints == b.numberedCheckpoints && a.hasBestCheckpoint == b.hasBestCheckpoint
+            && a.best == b.best
     }
 }

@@ -515,9 +515,13 @@ public final class TrainingRun {
     }
 
     /// Throws the error that opening a run at `folder` would give for the path itself (a file at
-    /// it or at a parent, a parent folder that cannot be written), without touching anything: a
-    /// front end checks `--out` with it before it spends time loading data.
-    public static func checkFolder(_ folder: URL) throws { try checkFolderCanBeMade(folder) }
+    /// it or at a parent, a parent folder that cannot be written, another process training into
+    /// it), without changing anything: a front end checks `--out` with it before it spends time
+    /// loading data.
+    public static func checkFolder(_ folder: URL) throws {
+        try checkFolderCanBeMade(folder)
+        try RunFolderLock.checkNotHeldElsewhere(folder: folder)
+    }
 
     /// The numbered checkpoints in the folder, oldest first.
     public func numberedCheckpoints() throws -> [(step: Int, url: URL)] { try Self.numberedCheckpoints(in: folder) }
@@ -537,6 +541,7 @@ public final class TrainingRun {
     /// large grid does not hold up the checkpoint a stop writes.
     @discardableResult
     public func writeSampleGrid() throws -> URL? {
+        try folderLock?.confirm()
         try FileManager.default.createDirectory(at: samplesFolder, withIntermediateDirectories: true)
         var rng = RandomGenerator(seed: config.recipe.seed ^ 0x5A4D_504C_4553)
         let sampler = try config.sampler.sampler(schedule: trainer.schedule)
@@ -546,7 +551,7 @@ public final class TrainingRun {
                                     batchSize: 64, sampler: sampler, using: &rng, stop: stop)
         guard x.shape[0] == config.sampleCount else { return nil }
         let url = sampleGridURL(step: trainer.step)
-        let columns = Int(Double(config.sampleCount).squareRoot().rounded(.up))
+        let columns = config.sampleGridColumns
         try folderLock?.confirm()
         try Image.writeGrid(Image.images(fromBatch: x), columns: columns, to: url)
         return url

@@ -278,7 +278,7 @@ import ViTDiffusion
             #expect(progress.stage == "pretrain" && progress.data == "test-images")
             #expect(progress.step == 6 && progress.steps == 6 && progress.numberedCheckpoints == [4, 6])
             #expect(progress.trainSeconds == run.trainSeconds)
-            #expect(progress.recentLoss?.steps == 6 && progress.recentLoss?.loss == losses.reduce(0, +) / 6)
+            #expect(progress.recentLoss?.steps == 6 && progress.recentLoss?.loss == Float(losses.map { Double($0) }.reduce(0, +) / 6))
             #expect(progress.evaluations.isEmpty && progress.best == nil && !progress.hasBestCheckpoint)
             let described = try ModelDescription(describing: folder)
             #expect(described.run == progress)
@@ -288,6 +288,52 @@ import ViTDiffusion
             #expect(fields["step"] as? Int == 6 && fields["steps"] as? Int == 6 && fields["checkpoints"] as? [Int] == [4, 6])
             #expect(fields["best_fid"] is NSNull && fields["scores"] as? Int == 0)
         }
+    }
+
+    /// `RunProgress` on damaged or odd folders: a config no run could train is an error (not a
+    /// crash), losses whose sum overflows give no loss (the JSON stays valid), and the best score
+    /// is among those taken as the run now scores, as `checkpoint-best.safetensors` is.
+    @Test func runProgressOfOddFolders() throws {
+        try withTemporaryFolder("run") { tmp in
+            let fm = FileManager.default
+            var config = Self.config(steps: 6)
+            let odd = tmp.appendingPathComponent("odd")
+            try fm.createDirectory(at: odd, withIntermediateDirectories: true)
+            try config.json.replacingOccurrences(of: "\"patch_size\" : 2", with: "\"patch_size\" : 0")
+                .write(to: odd.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            #expect(throws: PipelineError.self) { try ModelDescription(describing: odd) }
+
+            let folder = tmp.appendingPathComponent("r")
+            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+            config.evaluation = EvaluationSchedule(every: 2, samples: 4, reference: tmp.path)
+            try config.json.write(to: folder.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            let huge = (1...3).map { StepRecord(step: $0, loss: 3e38, learningRate: 1e-3, gradientNorm: 1, seconds: 1,
+                                                imagesPerSecond: 4, trainSeconds: Double($0)).jsonLine }
+            try (huge.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent("log.jsonl"), atomically: true, encoding: .utf8)
+            let sampler = config.sampler.description
+            let scores = [(2, 4, 50.0), (4, 2, 10.0), (6, 4, 40.0)].map { step, samples, fid in
+                EvaluationRecord(step: step, fid: fid, kid: 0.1, kidStd: 0.01, samples: samples, references: 8, seconds: 1,
+                                 trainSeconds: Double(step), sampler: sampler, reference: tmp.path).jsonLine
+            }
+            try (scores.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent("fid.jsonl"), atomically: true, encoding: .utf8)
+            let progress = try RunProgress(folder: folder)
+            #expect(progress.recentLoss == nil)
+            #expect(progress.evaluations.count == 3)
+            #expect(progress.best?.step == 6 && progress.best?.fid == 40)        // not step 4's 10.0 of 2 samples
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(progress.json.utf8)) as? [String: Any])
+            #expect(json["loss"] is NSNull && json["best_step"] as? Int == 6)
+        }
+    }
+
+    /// A sample grid too large to write is refused when the run is configured, not at its first grid.
+    @Test func sampleGridsTooLargeAreRefusedUpFront() throws {
+        var config = Self.config(steps: 2)
+        config.sampleEvery = 1
+        config.sampleCount = 4096
+        config.model = MaskedUViTConfig(imageSize: 1024, patchSize: 32, embedDim: 16, depth: 1, heads: 2)
+        #expect { try config.validate() } throws: { "\($0)".contains("would be over 32768 pixels a side") }
+        config.sampleCount = 16                                              // 4 x (1026) + 2 px
+        try config.validate()
     }
 
     /// A deleted `.lock` is made again while the run goes on (so a second process is still kept
