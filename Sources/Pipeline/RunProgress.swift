@@ -76,7 +76,6 @@ public struct RunProgress: Sendable, Equatable {
         hasBestCheckpoint = fm.fileExists(atPath: folder.appendingPathComponent("checkpoint-best.safetensors").path)
     }
 
-
     /// Lines for `maskdm describe`: the run, its scores and its checkpoints.
     public var text: String {
         var run = "\(stage ?? "run")\(data.map { " on \($0)" } ?? ""): step \(step)"
