@@ -14,6 +14,12 @@ struct Check: ParsableCommand {
 
     func run() throws {
         if let size, size < 1 { throw ValidationError("--size must be at least 1, got \(size)") }
+        var isFolder: ObjCBool = false
+        if case .bundled(let name) = DataSource(argument: folder),
+           !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) {
+            throw ValidationError("'\(name.rawValue)' names a built-in dataset, not a folder; check a folder of images "
+                                  + "(`maskdm dataset \(name.rawValue) --out DIR` writes this one as files)")
+        }
         let files = try ImageFolder(URL(fileURLWithPath: folder))
         guard files.count > 0 else { throw ImageIOError.unreadableFile(path: folder, reason: "no .png/.jpg/.jpeg files found (recursively)") }
         let terminal = ProgressPrinter.isTerminal(STDOUT_FILENO)

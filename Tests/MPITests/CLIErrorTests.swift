@@ -99,6 +99,8 @@ struct CLIErrorTests {
             for i in 0..<7 { try FileManager.default.removeItem(at: data.appendingPathComponent("bad\(i).png")) }
             let good = try Self.maskdm(["check", data.path])
             #expect(good.status == 0 && good.output.contains("3 readable, 0 unreadable"), "\(good.output)")
+            let bundled = try Self.maskdm(["check", "emoji"], in: tmp)
+            #expect(bundled.status == 64 && bundled.output.contains("names a built-in dataset"), "\(bundled.output)")
         }
     }
 

@@ -287,6 +287,11 @@ import ViTDiffusion
             let fields = try #require(json["run"] as? [String: Any])
             #expect(fields["step"] as? Int == 6 && fields["steps"] as? Int == 6 && fields["checkpoints"] as? [Int] == [4, 6])
             #expect(fields["best_fid"] is NSNull && fields["scores"] as? Int == 0)
+            // A folder holding runs below it (a pipeline's or compare's) names them.
+            #expect { try ModelDescription(describing: tmp) } throws: { error in
+                guard case .missingFile(_, let hint) = error as? PipelineError else { return false }
+                return hint.contains("runs in r ") && hint.contains(folder.path)
+            }
         }
     }
 
