@@ -35,11 +35,9 @@ struct Grid: ParsableCommand {
         if failures.count > 5 { FileHandle.standardError.write(Data("... and \(failures.count - 5) more unreadable files skipped\n".utf8)) }
         // Tiles share the first image's size: a folder of mixed sizes is resized to it.
         let scale = self.scale ?? Image.sheetScale(width: first.width, height: first.height)
-        let (w, h) = (first.width * scale, first.height * scale)
-        let rows = (loaded.count - 1) / columns + 1, cols = min(columns, loaded.count)
-        guard (w + 2) * cols <= 32_768 && (h + 2) * rows <= 32_768 else {
-            throw ValidationError("the grid would be \((w + 2) * cols)x\((h + 2) * rows) pixels (at most 32768 a side): "
-                                  + "lower --scale, --count or --columns")
+        guard Image.sheetSize(count: loaded.count, columns: columns, tileWidth: first.width, tileHeight: first.height, scale: scale) != nil else {
+            throw ValidationError("the grid of \(loaded.count) images of \(first.width)x\(first.height) px in \(columns) columns at scale \(scale) "
+                                  + "would be over 32768 pixels a side: lower --scale, --count or --columns")
         }
         let images = loaded.map { img in img.width == first.width && img.height == first.height ? img : img.resized(width: first.width, height: first.height) }
         try Image.writeGrid(images, columns: columns, to: URL(fileURLWithPath: out), scale: scale)

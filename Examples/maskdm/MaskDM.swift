@@ -87,8 +87,7 @@ func status(for error: any Error) -> ExitCode {
         }
     case let e as ViTDiffusionError:
         switch e {
-        case .invalidRecipe, .invalidArgument: isSetting = true
-        case .invalidConfig: isSetting = true
+        case .invalidRecipe, .invalidArgument, .invalidConfig: isSetting = true
         default: isSetting = false
         }
     case is MaskingError, is ScheduleError, is Gemm.InstructionSetError: isSetting = true

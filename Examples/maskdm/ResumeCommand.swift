@@ -52,7 +52,7 @@ struct Resume: ParsableCommand {
         // with, if it has been deleted (as the original command would).
         var referenceLimit: [String] = []
         if var e = config.evaluation, !FileManager.default.fileExists(atPath: e.reference),
-           let limit = Self.defaultReferenceLimit(e.reference, size: config.model.imageHeight) {
+           let limit = DataSource.cachedReferenceLimit(e.reference, size: config.model.imageHeight) {
             e.reference = ""
             config.evaluation = e
             referenceLimit = ["--fid-reference-limit", String(limit)]
@@ -69,15 +69,3 @@ struct Resume: ParsableCommand {
     }
 }
 extension Resume: DataParallelCommand {}
-
-extension Resume {
-    /// The image limit of a default FID reference folder (`.../fid-reference/KEY-SIZEpx-LIMIT`, as
-    /// `DataSource.fidReference(size:limit:cacheDirectory:)` names it); nil for a folder the user gave.
-    static func defaultReferenceLimit(_ path: String, size: Int) -> Int? {
-        let url = URL(fileURLWithPath: path)
-        guard url.deletingLastPathComponent().lastPathComponent == DataSource.referenceCacheDirectory.lastPathComponent,
-              let tail = url.lastPathComponent.components(separatedBy: "-\(size)px-").last,
-              url.lastPathComponent.contains("-\(size)px-"), let limit = Int(tail) else { return nil }
-        return limit
-    }
-}

@@ -120,7 +120,6 @@ struct StageOptions: ParsableArguments {
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be at least 0 (0: only at the end), got \(checkpointEvery)") }
         guard recipe.batchSize <= 65_536 else { throw ValidationError("--batch \(recipe.batchSize) is above 65536 images a step") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
-        try Self.checkBeforeLoading(model: modelConfig, recipe: recipe)
         var run = RunConfig(stage: stage, model: modelConfig, recipe: recipe, data: DataSource(argument: data).description,
                             initialization: initialization)
         run.sampleEvery = sampleEvery; run.sampleCount = sampleCount; run.keepCheckpoints = keep
@@ -161,7 +160,8 @@ struct StageOptions: ParsableArguments {
     }
 
     /// What a run's network and recipe must pass before its data loads (a `--size` or a recorded
-    /// config that no CPU can train, a mask that cannot train the network); the run checks the
+    /// config that no CPU can train, a mask that cannot train the network), checked in
+    /// ``train(_:initialWeights:)`` for the stage commands and `resume` alike; the run checks the
     /// rest again when it opens.
     static func checkBeforeLoading(model: MaskedUViTConfig, recipe: TrainingRecipe) throws {
         // Beyond this a ViT's token count (and memory) is out of any CPU's reach.

@@ -42,19 +42,18 @@ public struct ModelDescription: Sendable, Equatable {
         } else {
             var isFolder: ObjCBool = false
             let folder = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) && isFolder.boolValue
-            // A run folder before its first checkpoint: what its config.json records.
-            if folder, !FileManager.default.fileExists(atPath: url.appendingPathComponent("checkpoint.safetensors").path),
-               let config = try RunConfig.recorded(in: url) {
-                let path = url.appendingPathComponent("config.json").path
-                do { try config.model.validate(); try config.recipe.validate() } catch {
-                    throw PipelineError.badConfig(path: path, key: "", problem: "not a config a run could train: \(error)")
-                }
-                self.init(model: config.model, recipe: config.recipe, source: path)
-                run = try RunProgress(folder: url)
-                return
-            }
-            // A job folder (`maskdm pipeline`, `compare`) holds runs one or two levels down.
             if folder, !FileManager.default.fileExists(atPath: url.appendingPathComponent("checkpoint.safetensors").path) {
+                // A run folder before its first checkpoint: what its config.json records.
+                if let config = try RunConfig.recorded(in: url) {
+                    let path = url.appendingPathComponent("config.json").path
+                    do { try config.model.validate(); try config.recipe.validate() } catch {
+                        throw PipelineError.badConfig(path: path, key: "", problem: "not a config a run could train: \(error)")
+                    }
+                    self.init(model: config.model, recipe: config.recipe, source: path)
+                    run = try RunProgress(folder: url)
+                    return
+                }
+                // A job folder (`maskdm pipeline`, `compare`) holds runs one or two levels down.
                 let runs = Self.runFolders(under: url)
                 if !runs.isEmpty {
                     throw PipelineError.missingFile(path: url.appendingPathComponent("checkpoint.safetensors").path,

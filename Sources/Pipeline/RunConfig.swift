@@ -122,9 +122,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
         guard (1...4096).contains(sampleCount) else { throw fail("sampleCount", "a sample grid holds 1 to 4096 images, got \(sampleCount)") }
         // Found now, not when the first grid is due (and again at every resume).
         if sampleEvery > 0 {
-            let columns = sampleGridColumns
             let scale = Image.sheetScale(width: model.imageWidth, height: model.imageHeight)
-            guard Image.sheetSize(count: sampleCount, columns: columns, tileWidth: model.imageWidth, tileHeight: model.imageHeight,
+            guard Image.sheetSize(count: sampleCount, columns: sampleGridColumns, tileWidth: model.imageWidth, tileHeight: model.imageHeight,
                                   scale: scale) != nil else {
                 throw fail("sampleCount", "a grid of \(sampleCount) samples of \(model.imageWidth)x\(model.imageHeight) px would be over "
                            + "32768 pixels a side; draw fewer (--sample-count)")

@@ -22,8 +22,7 @@ final class RunFolderLock: @unchecked Sendable {
     /// ``PipelineError/folderInUse(folder:problem:)`` naming the folder when another process
     /// holds it.
     init(folder: URL) throws {
-        // One key per folder however it is spelled (a trailing slash, `..`, a symlink).
-        path = folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
+        path = Self.lockPath(of: folder)
         self.folder = folder.path
         let lockPath = path, folderPath = self.folder
         try Self.held.withLock { held in
@@ -91,13 +90,18 @@ final class RunFolderLock: @unchecked Sendable {
     /// of `folder` now (a probe: nothing is kept), so a front end can say so before it loads
     /// data; the lock taken when the run opens is what keeps a second run out.
     static func checkNotHeldElsewhere(folder: URL) throws {
-        let lockPath = folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
+        let lockPath = lockPath(of: folder)
         if held.withLock({ $0[lockPath] != nil }) { return }                  // this process's own run
         let fd = open(lockPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }                                        // no lock file: nobody holds it
         defer { close(fd) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { throw inUse(folder.path) }
         _ = flock(fd, LOCK_UN)
+    }
+
+    /// `folder/.lock`, one key per folder however it is spelled (a trailing slash, `..`, a symlink).
+    private static func lockPath(of folder: URL) -> String {
+        folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
     }
 
     /// Whether `path` names the file open as `descriptor` (same device and inode).

@@ -147,6 +147,20 @@ extension DataSource {
     /// `.cache/fid-reference` under the current directory.
     public static let referenceCacheDirectory = URL(fileURLWithPath: ".cache/fid-reference")
 
+    /// The end of a cached reference folder's name: `-SIZEpx-LIMIT`.
+    static func referenceSuffix(size: Int, limit: Int) -> String { "-\(size)px-\(limit)" }
+
+    /// The image limit of a reference folder ``fidReference(size:limit:cacheDirectory:)`` wrote
+    /// at `size` px (`.../fid-reference/KEY-SIZEpx-LIMIT`), read from its path; nil for a folder
+    /// it did not name (one the user gave). A run that finds its cached reference deleted writes
+    /// it again with this limit.
+    public static func cachedReferenceLimit(_ path: String, size: Int) -> Int? {
+        let url = URL(fileURLWithPath: path), marker = referenceSuffix(size: size, limit: 0).dropLast()   // "-SIZEpx-"
+        guard url.deletingLastPathComponent().lastPathComponent == referenceCacheDirectory.lastPathComponent,
+              let range = url.lastPathComponent.range(of: marker, options: .backwards) else { return nil }
+        return Int(url.lastPathComponent[range.upperBound...])
+    }
+
     /// A folder of FID reference images for this data: all of its images, or `limit` of them
     /// evenly spaced through the listing when it has more, at `size` x `size` pixels (as training
     /// sees them: short side resized, centre-cropped, on white), written once as PNGs under
@@ -166,7 +180,7 @@ extension DataSource {
             folder = f
             key = url.lastPathComponent + "-" + String(f.fingerprint, radix: 16)
         }
-        let target = cacheDirectory.appendingPathComponent("\(key)-\(size)px-\(limit)", isDirectory: true)
+        let target = cacheDirectory.appendingPathComponent("\(key)\(Self.referenceSuffix(size: size, limit: limit))", isDirectory: true)
         let fm = FileManager.default
         if fm.fileExists(atPath: target.path) { return target }
         // Evenly spaced, so a folder sorted into class subfolders gives every class its share.

@@ -9,24 +9,8 @@ import Testing
 @Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: MPIJob.maskdm.path)
                 || ProcessInfo.processInfo.environment["MASKDM_REQUIRE_MPI"] == "1"))
 struct CLIErrorTests {
-    /// Runs `maskdm ARGS` to the end: status and everything printed (stdout and stderr).
-    static func maskdm(_ args: [String], in folder: URL? = nil, environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = MPIJob.maskdm
-        p.arguments = args
-        if let folder { p.currentDirectoryURL = folder }
-        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"].merging(environment) { $1 }) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
-    }
-
     @Test func versionIsPrinted() throws {
-        let r = try Self.maskdm(["--version"])
+        let r = try MPIJob.runAlone(["--version"])
         #expect(r.status == 0)
         #expect(r.output.range(of: #"^maskdm \d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(r.output)")
     }
@@ -41,7 +25,7 @@ struct CLIErrorTests {
                 (["pretrain", "--data", "emoji-faces", "--out", out, "--mask", "stripes"], "stripes"),
                 (["pretrain", "--data", "emoji-faces", "--out", out, "--lr", "-1"], "learningRate"),
             ] {
-                let r = try Self.maskdm(args)
+                let r = try MPIJob.runAlone(args)
                 #expect(r.status == 64, "\(args): \(r.output)")
                 #expect(r.output.contains(says), "\(args): \(r.output)")
                 #expect(r.output.contains("See 'maskdm \(args[0]) --help'"), "\(args): \(r.output)")
@@ -54,7 +38,7 @@ struct CLIErrorTests {
                   "--out", tmp.appendingPathComponent("s").path], "missing.safetensors"),
                 (["describe", notACheckpoint.path], "notes.txt"),
             ] {
-                let r = try Self.maskdm(args)
+                let r = try MPIJob.runAlone(args)
                 #expect(r.status == 1, "\(args): \(r.output)")
                 #expect(r.output.contains(says), "\(args): \(r.output)")
                 #expect(!r.output.contains("--help"), "\(args): \(r.output)")
@@ -69,17 +53,17 @@ struct CLIErrorTests {
             let file = tmp.appendingPathComponent("taken")
             try Data("x".utf8).write(to: file)
             let missingData = tmp.appendingPathComponent("no-such-images").path
-            let asFile = try Self.maskdm(["pretrain", "--data", missingData, "--out", file.path, "--steps", "1"])
+            let asFile = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", file.path, "--steps", "1"])
             #expect(asFile.status == 64 && asFile.output.contains("'\(file.path)' is a file, not a folder"), "\(asFile.output)")
-            let below = try Self.maskdm(["pretrain", "--data", missingData, "--out", file.appendingPathComponent("run").path, "--steps", "1"])
+            let below = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", file.appendingPathComponent("run").path, "--steps", "1"])
             #expect(below.status == 64 && below.output.contains("'\(file.path)' is a file, not a folder"), "\(below.output)")
             // block 3 does not divide the 8 x 8 patch grid of tiny at 32 px.
-            let mask = try Self.maskdm(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path,
+            let mask = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path,
                                         "--mask", "block3", "--steps", "1"])
             #expect(mask.status == 64 && mask.output.contains("--mask") && !mask.output.contains("no-such-images"), "\(mask.output)")
             #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("r").path))
             // With a good --out and mask, the missing data is what is reported (status 1).
-            let data = try Self.maskdm(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path, "--steps", "1"])
+            let data = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path, "--steps", "1"])
             #expect(data.status == 1 && data.output.contains("no-such-images"), "\(data.output)")
         }
     }
@@ -90,16 +74,16 @@ struct CLIErrorTests {
             let data = tmp.appendingPathComponent("data")
             try MPIJob.writeImages(count: 3, to: data)
             for i in 0..<7 { try Data("broken \(i)".utf8).write(to: data.appendingPathComponent("bad\(i).png")) }
-            let bad = try Self.maskdm(["check", data.path, "--size", "32"])
+            let bad = try MPIJob.runAlone(["check", data.path, "--size", "32"])
             #expect(bad.status == 1, "\(bad.output)")
             #expect((0..<7).allSatisfy { bad.output.contains("bad\($0).png") }, "\(bad.output)")     // all seven, not the first five
             #expect(bad.output.contains("10 image files in \(data.path): 3 readable, 7 unreadable"), "\(bad.output)")
             #expect(bad.output.contains("3 x 16x16 RGB") && bad.output.contains("3 images are smaller"), "\(bad.output)")
             #expect(!bad.output.contains("Error"), "\(bad.output)")
             for i in 0..<7 { try FileManager.default.removeItem(at: data.appendingPathComponent("bad\(i).png")) }
-            let good = try Self.maskdm(["check", data.path])
+            let good = try MPIJob.runAlone(["check", data.path])
             #expect(good.status == 0 && good.output.contains("3 readable, 0 unreadable"), "\(good.output)")
-            let bundled = try Self.maskdm(["check", "emoji"], in: tmp)
+            let bundled = try MPIJob.runAlone(["check", "emoji"], in: tmp)
             #expect(bundled.status == 64 && bundled.output.contains("names a built-in dataset"), "\(bundled.output)")
         }
     }
@@ -109,10 +93,10 @@ struct CLIErrorTests {
     @Test func resumeContinuesWithTheRecordedSettings() throws {
         try withTemporaryFolder("cli") { tmp in
             let run = tmp.appendingPathComponent("run")
-            let first = try Self.maskdm(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4) + ["--lr", "0.001", "--seed", "3"])
+            let first = try MPIJob.runAlone(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4) + ["--lr", "0.001", "--seed", "3"])
             #expect(first.status == 0, "\(first.output)")
             let config = try String(contentsOf: run.appendingPathComponent("config.json"), encoding: .utf8)
-            let again = try Self.maskdm(["resume", run.path, "--steps", "4"])
+            let again = try MPIJob.runAlone(["resume", run.path, "--steps", "4"])
             #expect(again.status == 0, "\(again.output)")
             #expect(again.output.contains("resuming at step 2") && again.output.contains("done: step 4"), "\(again.output)")
             let lines = try String(contentsOf: run.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -125,7 +109,7 @@ struct CLIErrorTests {
             try FileManager.default.createDirectory(at: huge, withIntermediateDirectories: true)
             try config.replacingOccurrences(of: "\"img_size\" : 16", with: "\"img_size\" : 100000")
                 .write(to: huge.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
-            let tooBig = try Self.maskdm(["resume", huge.path])
+            let tooBig = try MPIJob.runAlone(["resume", huge.path])
             #expect(tooBig.status == 64 && tooBig.output.contains("above 2048 pixels a side") && !tooBig.output.contains("data:"),
                     "\(tooBig.output)")
             // A stage of `maskdm compare` (a time budget) is left to compare.
@@ -133,12 +117,12 @@ struct CLIErrorTests {
             try FileManager.default.createDirectory(at: arm, withIntermediateDirectories: true)
             try config.replacingOccurrences(of: "{\n", with: "{\n  \"timeBudget\" : 60,\n", options: .anchored)
                 .write(to: arm.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
-            let budgeted = try Self.maskdm(["resume", arm.path])
+            let budgeted = try MPIJob.runAlone(["resume", arm.path])
             #expect(budgeted.status == 64 && budgeted.output.contains("re-run `maskdm compare --out \(tmp.appendingPathComponent("cmp").path)`"),
                     "\(budgeted.output)")
             let empty = tmp.appendingPathComponent("empty")
             try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-            let none = try Self.maskdm(["resume", empty.path])
+            let none = try MPIJob.runAlone(["resume", empty.path])
             #expect(none.status == 1 && none.output.contains(empty.appendingPathComponent("config.json").path), "\(none.output)")
         }
     }
@@ -152,7 +136,7 @@ struct CLIErrorTests {
         try withTemporaryFolder("cli") { tmp in
             let weights = ["MASKDM_FID_PT": FIDInceptionV3.defaultWeightsURL.standardizedFileURL.path]
             let run = tmp.appendingPathComponent("run")
-            let first = try Self.maskdm(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4)
+            let first = try MPIJob.runAlone(MPIJob.pretrain(data: "emoji-faces", out: run, steps: 2, batch: 4)
                                         + ["--fid-every", "2", "--fid-samples", "4", "--fid-reference-limit", "8", "--fid-sampler-steps", "2"],
                                         in: tmp, environment: weights)
             #expect(first.status == 0, "\(first.output)")
@@ -161,7 +145,7 @@ struct CLIErrorTests {
             let log = run.appendingPathComponent("fid.jsonl")
             #expect(try String(contentsOf: log, encoding: .utf8).split(separator: "\n").count == 1)
             try FileManager.default.removeItem(at: reference)
-            let again = try Self.maskdm(["resume", run.path, "--steps", "4"], in: tmp, environment: weights)
+            let again = try MPIJob.runAlone(["resume", run.path, "--steps", "4"], in: tmp, environment: weights)
             #expect(again.status == 0, "\(again.output)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: reference.path).count == 8)
             #expect(try String(contentsOf: log, encoding: .utf8).split(separator: "\n").count == 2)

@@ -35,17 +35,8 @@ struct CLISignalTests {
         #expect(p.isRunning, "maskdm ended before it was interrupted")
         // A second process training into the same folder meanwhile stops at once (the folder's
         // lock), naming the folder, and changes nothing.
-        let second = Process()
-        second.executableURL = MPIJob.maskdm
-        second.arguments = args
-        second.environment = p.environment
-        let secondOutput = Pipe()
-        second.standardOutput = secondOutput
-        second.standardError = secondOutput
-        try second.run()
-        let secondText = String(decoding: secondOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        second.waitUntilExit()
-        #expect(second.terminationStatus == 1 && secondText.contains("is in use by another process")
+        let (secondStatus, secondText) = try MPIJob.runAlone(args)
+        #expect(secondStatus == 1 && secondText.contains("is in use by another process")
                 && secondText.contains(out.path), "\(secondText)")
         #expect(!secondText.contains("data:"), "the lock was found only after the data loaded: \(secondText)")
         p.interrupt()

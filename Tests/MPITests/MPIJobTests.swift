@@ -60,6 +60,22 @@ enum MPIJob {
         return p
     }
 
+    /// Runs `maskdm ARGS` to the end in one process (no `mpirun`; one thread), in `folder` if given: status and everything printed (stdout and stderr).
+    static func runAlone(_ args: [String], in folder: URL? = nil, environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = MPIJob.maskdm
+        p.arguments = args
+        if let folder { p.currentDirectoryURL = folder }
+        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"].merging(environment) { $1 }) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
     /// Runs to the end; returns the exit status and everything printed.
     @discardableResult
     static func run(ranks: Int, _ args: [String], in folder: URL) throws -> (status: Int32, output: String) {
