@@ -5,10 +5,13 @@
 setup:
 	./scripts/setup.sh
 
+# Built with the MPI trait, as `make test` and `make mpi` build it: one binary in .build/release
+# runs alone and under mpirun. ARGS with --quick writes runs/demo-quick, so a smoke test never
+# stands in the way of the full demo (a later --out in ARGS wins over either).
 demo: setup
 	./scripts/fetch-fid-weights.sh
-	swift build -c release --product maskdm
-	.build/release/maskdm pipeline --out runs/demo $(ARGS)
+	swift build -c release --traits MPI --product maskdm
+	.build/release/maskdm pipeline --out $(if $(findstring --quick,$(ARGS)),runs/demo-quick,runs/demo) $(ARGS)
 
 # Tests run on an optimised build (-O with testability; preconditions stay on): the training
 # tests are ~50x slower in a debug build. The build has the MPI trait, so the 2-rank tests run.

@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "ViTDiffusionTests", dependencies: ["ViTDiffusion", "NN", "Masking", "Schedules", "Tensor"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "MPITests", dependencies: ["MPI", "Tensor", "ImageIO", "Metrics", "ViTDiffusion"]),
+        .testTarget(name: "MPITests", dependencies: ["MPI", "Tensor", "ImageIO", "Metrics", "ViTDiffusion", "Pipeline"]),
         .testTarget(
             name: "PipelineTests", dependencies: ["Pipeline", "ViTDiffusion", "NN", "Masking", "Schedules", "Tensor", "ImageIO"],
             resources: [.copy("Fixtures")]),

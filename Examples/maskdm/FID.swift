@@ -16,7 +16,7 @@ struct FID: ParsableCommand {
     @Flag(help: "Print {\"fid\", \"kid\", \"kid_std\", \"n_a\", \"n_b\"} as JSON.") var json = false
     @Option(name: [.customLong("batch-size"), .customLong("batch")], parsing: .unconditional,
             help: "Images per network batch (--batch is the same).") var batchSize = 32
-    @Option(help: "Inception weights (default: $MASKDM_FID_PT or \(FIDInceptionV3.defaultWeightsPath)).") var weights: String?
+    @Option(help: "Inception weights (default: $MASKDM_FID_PT, else \(FIDInceptionV3.defaultWeightsPath) under the current folder if it exists, else $XDG_CACHE_HOME or ~/.cache, then maskdm/fid/default_1.pt).") var weights: String?
     @Option(help: "Feature cache folder.") var cacheDir = FIDFeatureCache.defaultDirectory
     @Flag(help: "Neither read nor write the feature cache.") var noCache = false
     @Option(parsing: .unconditional, help: "KID subsets.") var kidSubsets = 100

@@ -39,7 +39,7 @@ struct MaskDM: ParsableCommand {
             var command = try parseAsRoot()
             parsed = type(of: command)
             if World.communicator.size > 1, !(command is any DataParallelCommand) {
-                throw ValidationError("'\(type(of: command).configuration.commandName ?? "this command")' runs in one process; "
+                throw ValidationError("'\(type(of: command)._commandName)' runs in one process; "
                                       + "under mpirun use pretrain, finetune, train, resume, sample or fid")
             }
             try command.run()

@@ -13,6 +13,8 @@ struct Resume: ParsableCommand {
 
     @Argument(help: "Run folder.") var folder: String
     @Option(parsing: .unconditional, help: "Train to this many steps (default: the recorded count).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Gradient accumulation: each rank's share of a step's batch as N micro-batches (default: the recorded N; the training is the same for any N).")
+    var accumulate: Int?
     @Option(parsing: .unconditional, help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
     @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: the run's recorded one.")
@@ -25,14 +27,7 @@ struct Resume: ParsableCommand {
             throw PipelineError.missingFile(path: url.path, hint: "expected a run folder written by pretrain, finetune or train")
         }
         guard var config = try RunConfig.recorded(in: url) else {
-            let has = { (name: String) in FileManager.default.fileExists(atPath: url.appendingPathComponent(name).path) }
-            let hint = has("evals.jsonl")
-                ? "this is an arm of a `maskdm compare` folder: re-run `maskdm compare --out \(url.deletingLastPathComponent().path)` with its flags to resume it"
-                : has("arm-A") || has("arm-B") || has("arm-C")
-                ? "this is a `maskdm compare` folder: re-run `maskdm compare --out \(url.path)` with its flags to resume it"
-                : has("pretrain") || has("finetune")
-                ? "this is a `maskdm pipeline` folder: re-run `maskdm pipeline --out \(url.path)` with its flags to resume it"
-                : "this folder records no run settings; re-run the command that trained it, with its flags"
+            let hint = JobFolder(url)?.resumeHint ?? "this folder records no run settings; re-run the command that trained it, with its flags"
             throw PipelineError.missingFile(path: url.appendingPathComponent("config.json").path, hint: hint)
         }
         // An arm of `maskdm compare` trains to a time budget between the comparison's scored
@@ -44,6 +39,10 @@ struct Resume: ParsableCommand {
         if let steps {
             guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
             config.recipe.steps = steps
+        }
+        if let accumulate {
+            guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1, got \(accumulate)") }
+            config.recipe.accumulationSteps = accumulate
         }
         // As a re-run without --precision: the recorded precision applies when the run opens
         // (with its own message on a CPU that cannot run it); --precision overrides it now.

@@ -37,7 +37,6 @@ struct Sample: ParsableCommand {
         }
         if steps != nil, kind == .ddpm { throw ValidationError("--sampler ddpm runs all of the schedule's steps; drop --steps") }
         let folder = URL(fileURLWithPath: out)
-        let before = SampleWriter.existingCount(in: folder)
         let t0 = Date()
         StopSignal.install()
         let terminal = ProgressPrinter.isTerminal(STDOUT_FILENO)
@@ -50,14 +49,16 @@ struct Sample: ParsableCommand {
                                                fflush(nil)
                                            }, stop: { StopSignal.isRequested })
         if drawn > 0, terminal { print("") }
-        if StopSignal.isRequested, SampleWriter.existingCount(in: folder) < count {
+        // Stopped (every rank stops at the same round, whichever received the signal).
+        if SampleWriter.existingCount(in: folder) < count {
+            if World.communicator.size > 1 { try StopSignal.shareSignal(over: World.communicator) }
             print("stopped with \(SampleWriter.existingCount(in: folder)) of \(count) samples in \(folder.path); "
                   + "re-run the same command to draw the rest")
             fflush(nil)
             throw ExitCode(StopSignal.exitStatus)
         }
         let secs = Date().timeIntervalSince(t0)
-        print("\(drawn) new samples (\(before) were there) with \(kind) in \(Gemm.precision.rawValue)"
+        print("\(drawn) new samples (\(max(0, count - drawn)) were there) with \(kind) in \(Gemm.precision.rawValue)"
               + String(format: " in %.1f s (%.2f images/s)", secs, drawn > 0 ? Double(drawn) / secs : 0)
               + " -> \(folder.path) (grid: \(folder.appendingPathExtension("png").path))")
     }

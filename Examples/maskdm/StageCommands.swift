@@ -15,10 +15,10 @@ struct StageOptions: ParsableArguments {
     var data: String
     @Option(help: "Run folder (created; re-running the same command resumes it).") var out: String
     @Option(help: "A reference YAML config (e.g. configs/transfer/celebahq_small_90p.yml); flags override it.") var config: String?
-    @Option(help: "Network preset: tiny, small or base (without --config: tiny).") var model: String?
-    @Option(parsing: .unconditional, help: "Image size in pixels (default: the config's, else 32 for tiny, 64 small, 256 base).") var size: Int?
-    @Option(help: "Mask: none, patch, blockB (e.g. block4; B must divide the patch grid), crop (side from --ratio) or cropC (e.g. crop8).") var mask: String?
-    @Option(parsing: .unconditional, help: "Mask ratio (default 0.9 with a mask).") var ratio: Double?
+    @Option(help: "Network preset: tiny, small or base (default: the config's, else for finetune --init's network, else tiny).") var model: String?
+    @Option(parsing: .unconditional, help: "Image size in pixels (default: the config's or --init's, else 32 for tiny, 64 small, 256 base).") var size: Int?
+    @Option(help: "Pretrain only (finetune and train are unmasked). Mask: none, patch, blockB (e.g. block4; B must divide the patch grid), crop (side from --ratio) or cropC (e.g. crop8).") var mask: String?
+    @Option(parsing: .unconditional, help: "Pretrain only. Mask ratio (default 0.9 with a mask).") var ratio: Double?
     @Option(parsing: .unconditional, help: "Optimisation steps (default 1000, or the config's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Batch size, images per optimisation step (default: 128 for pretrain, 64 for finetune and train, or the config's).") var batch: Int?
     @Option(parsing: .unconditional, help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
@@ -169,15 +169,10 @@ struct StageOptions: ParsableArguments {
             throw ValidationError("image size \(model.imageHeight)x\(model.imageWidth) is above 2048 pixels a side")
         }
         try model.validate()
-        try recipe.validate()
+        try recipe.validate(ranks: World.communicator.size)
         if let problem = ModelDescription(model: model, recipe: recipe, source: "").maskProblem {
             throw ValidationError("--mask/--ratio: \(problem)")
         }
-    }
-
-    /// `42 s` below two minutes, else `12.5 min`.
-    static func duration(_ seconds: Double) -> String {
-        seconds < 120 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
     }
 
     /// The run config recorded in the run folder `out`, if it has a readable one (a resumed run;
@@ -198,8 +193,7 @@ struct StageOptions: ParsableArguments {
         // Before the data loads, not after (a recorded config on resume has passed no other check).
         try Self.checkBeforeLoading(model: config.model, recipe: config.recipe)
         if config.evaluation != nil, !FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) {
-            throw ValidationError("--fid-every needs the FID Inception weights, not found at \(FIDInceptionV3.defaultWeightsURL.path): "
-                                  + FIDInceptionV3.weightsHint)
+            throw MetricsError.missingWeights(path: FIDInceptionV3.defaultWeightsURL.path)     // a missing file: status 1
         }
         var checked = config
         if let e = checked.evaluation, e.reference.isEmpty {              // the default reference is written below
@@ -208,7 +202,7 @@ struct StageOptions: ParsableArguments {
             checked.evaluation = nil
         }
         try checked.validate()
-        try TrainingRun.checkFolder(URL(fileURLWithPath: out))
+        try TrainingRun.checkFolder(URL(fileURLWithPath: out), communicator: World.communicator)
         let source = DataSource(argument: data)
         if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()
@@ -267,7 +261,7 @@ struct StageOptions: ParsableArguments {
         if summary.stepsRun == 0 {
             print("done: step \(summary.step), nothing left to train (the run's --steps is \(config.recipe.steps))")
         } else {
-            print("done: step \(summary.step), \(Self.duration(summary.trainSeconds)) of training (\(Self.duration(summary.wallSeconds)) wall), "
+            print("done: step \(summary.step), \(ProgressPrinter.duration(summary.trainSeconds)) of training (\(ProgressPrinter.duration(summary.wallSeconds)) wall), "
                   + String(format: "loss %.4f (mean of the last %d steps), %.1f images/s",
                            summary.finalLoss, min(20, summary.step), summary.imagesPerSecond))
         }

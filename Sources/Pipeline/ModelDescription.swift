@@ -54,11 +54,10 @@ public struct ModelDescription: Sendable, Equatable {
                     return
                 }
                 // A job folder (`maskdm pipeline`, `compare`) holds runs one or two levels down.
-                let runs = Self.runFolders(under: url)
-                if !runs.isEmpty {
+                if let job = JobFolder(url), let first = job.runs.first {
                     throw PipelineError.missingFile(path: url.appendingPathComponent("checkpoint.safetensors").path,
-                                                    hint: "this folder holds no run itself but runs in \(runs.map(\.lastPathComponent).joined(separator: ", ")) "
-                                                        + "(a `maskdm pipeline` or `compare` folder): describe one of those, e.g. \(runs[0].path)")
+                                                    hint: "this folder holds no run itself but runs in \(job.runNames) "
+                                                        + "(\(job.kindDescription)): describe one of those, e.g. \(first.path)")
                 }
             }
             let file = try WeightLoading.resolve(url)
@@ -69,24 +68,6 @@ public struct ModelDescription: Sendable, Equatable {
             self.init(model: c, recipe: r, source: file.path)
             if folder { run = try? RunProgress(folder: url) }
         }
-    }
-
-    /// The run folders (holding a `config.json` or `checkpoint.safetensors`) one or two levels
-    /// below `folder`, sorted by path.
-    static func runFolders(under folder: URL) -> [URL] {
-        let fm = FileManager.default
-        func isRun(_ u: URL) -> Bool {
-            ["config.json", "checkpoint.safetensors"].contains { fm.fileExists(atPath: u.appendingPathComponent($0).path) }
-        }
-        func subfolders(_ u: URL) -> [URL] {
-            ((try? fm.contentsOfDirectory(atPath: u.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted().map { u.appendingPathComponent($0) }
-                .filter { var d: ObjCBool = false; return fm.fileExists(atPath: $0.path, isDirectory: &d) && d.boolValue }
-        }
-        var runs: [URL] = []
-        for sub in subfolders(folder) {
-            if isRun(sub) { runs.append(sub) } else { runs += subfolders(sub).filter(isRun) }
-        }
-        return runs
     }
 
     /// Trainable parameters.

@@ -25,6 +25,13 @@ public final class ProgressPrinter {
         return isatty(fileDescriptor) != 0
     }
 
+    /// A duration as every command prints it: `4.2 s` below ten seconds, `42 s` below two
+    /// minutes, else `12.5 min`.
+    public static func duration(_ seconds: Double) -> String {
+        if seconds < 10 { return String(format: "%.1f s", seconds) }
+        return seconds < 120 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
+    }
+
     /// A printer for a stage named `label` that runs to `total` steps.
     public init(label: String, total: Int, every: Int = 50, isTerminal: Bool = ProgressPrinter.standardOutputIsTerminal) {
         self.label = label; self.total = max(total, 1); self.every = max(every, 1); self.isTerminal = isTerminal
@@ -56,8 +63,8 @@ public final class ProgressPrinter {
                 print("\(label): scoring FID at step \(step) (\(total) samples)"); fflush(nil)
             }
         case .evaluation(let r, let best):
-            say(String(format: "%@: FID %.2f, KID %.4f at step %d (%d samples, %.0f s)%@", label as NSString, r.fid, r.kid,
-                       r.step, r.samples, r.seconds, best ? ", best so far" : ""))
+            say("\(label): " + String(format: "FID %.2f, KID %.4f", r.fid, r.kid)
+                + " at step \(r.step) (\(r.samples) samples, \(Self.duration(r.seconds)))" + (best ? ", best so far" : ""))
         }
     }
 

@@ -33,19 +33,15 @@ final class RunFolderLock: @unchecked Sendable {
             // The file can be deleted (by a hand or another run's clean-up) between our open and
             // our flock: a lock on a deleted file guards nothing, so take the one at the path.
             for _ in 0..<100 {
-                let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-                guard fd >= 0 else {
-                    throw PipelineError.folderInUse(folder: folderPath, problem: "cannot open its lock file '\(lockPath)': \(String(cString: strerror(errno)))")
-                }
-                guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-                    close(fd)
-                    throw Self.inUse(folderPath)
-                }
-                if Self.isFile(at: lockPath, openAs: fd) {
+                switch Self.lock(lockPath, creatingIt: false) {
+                case .locked(let fd):
                     held[lockPath] = (fd, 1)
                     return
+                case .heldElsewhere: throw Self.inUse(folderPath)
+                case .cannotOpen(let error):
+                    throw PipelineError.folderInUse(folder: folderPath, problem: "cannot open its lock file '\(lockPath)': \(String(cString: strerror(error)))")
+                case .replaced: continue
                 }
-                close(fd)
             }
             throw PipelineError.folderInUse(folder: folderPath, problem: "cannot hold '\(lockPath)': it is replaced as soon as it is opened")
         }
@@ -67,17 +63,16 @@ final class RunFolderLock: @unchecked Sendable {
                                                 + "(\(String(cString: strerror(errno)))); this run stops without writing more")
             }
             if missing {                                                   // deleted: made and locked again
-                let fd = open(lockPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-                if fd < 0, errno != EEXIST {                              // the folder itself is gone, or read-only now
-                    throw PipelineError.folderInUse(folder: folderPath, problem: "its lock file '\(lockPath)' was deleted and cannot be "
-                                                    + "made again (\(String(cString: strerror(errno)))); this run stops without writing more")
-                }
-                if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0, Self.isFile(at: lockPath, openAs: fd) {
+                switch Self.lock(lockPath, creatingIt: true) {
+                case .locked(let fd):
                     close(mine.descriptor)
                     held[lockPath] = (fd, mine.users)
                     return
+                case .cannotOpen(let error) where error != EEXIST:                // the folder itself is gone, or read-only now
+                    throw PipelineError.folderInUse(folder: folderPath, problem: "its lock file '\(lockPath)' was deleted and cannot be "
+                                                    + "made again (\(String(cString: strerror(error)))); this run stops without writing more")
+                default: break                                                   // another process made it first
                 }
-                if fd >= 0 { close(fd) }
             }
             throw PipelineError.folderInUse(
                 folder: folderPath, problem: "its lock file '\(lockPath)' was deleted while this run trained, and another process "
@@ -102,6 +97,28 @@ final class RunFolderLock: @unchecked Sendable {
     /// `folder/.lock`, one key per folder however it is spelled (a trailing slash, `..`, a symlink).
     private static func lockPath(of folder: URL) -> String {
         folder.standardizedFileURL.resolvingSymlinksInPath().appendingPathComponent(".lock").path
+    }
+
+    /// What one attempt to lock the file at a path found.
+    private enum Attempt {
+        /// Locked, and the open file is the one at the path: its descriptor.
+        case locked(Int32)
+        /// Another process holds the lock.
+        case heldElsewhere
+        /// The file at the path was replaced between the open and the lock.
+        case replaced
+        /// The open failed with this `errno` (`EEXIST` when `creatingIt` and the file exists).
+        case cannotOpen(Int32)
+    }
+
+    /// Opens (creating it; only if it does not exist when `creatingIt`) and locks the file at
+    /// `path` without waiting, and checks that the locked file is still the one at the path.
+    private static func lock(_ path: String, creatingIt: Bool) -> Attempt {
+        let fd = open(path, O_RDWR | O_CREAT | (creatingIt ? O_EXCL : 0) | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return .cannotOpen(errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return .heldElsewhere }
+        guard isFile(at: path, openAs: fd) else { close(fd); return .replaced }
+        return .locked(fd)
     }
 
     /// Whether `path` names the file open as `descriptor` (same device and inode).

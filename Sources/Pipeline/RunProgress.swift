@@ -81,8 +81,7 @@ public struct RunProgress: Sendable, Equatable {
         var run = "\(stage ?? "run")\(data.map { " on \($0)" } ?? ""): step \(step)"
         if let steps { run += " of \(steps)" + (step >= steps ? " (done)" : "") }
         if let trainSeconds {
-            run += trainSeconds < 120 ? String(format: trainSeconds < 10 ? ", %.1f s of training" : ", %.0f s of training", trainSeconds)
-                : String(format: ", %.1f min of training", trainSeconds / 60)
+            run += ", \(ProgressPrinter.duration(trainSeconds)) of training"
         }
         if let (loss, n) = recentLoss { run += String(format: "; loss %.4f (mean of the last %d steps)", loss, n) }
         var lines = ["  run         " + run]

@@ -53,8 +53,9 @@ public enum SampleWriter {
     /// With a `communicator` of N ranks, the batches are dealt round-robin (batch j to rank
     /// j mod N); each rank writes its own images (a shared file system) and rank 0 the grid.
     ///
-    /// `stop` (a single process only) is polled after each batch: when it returns true the call
-    /// returns with the images drawn so far (a re-run draws the rest, as after a kill).
+    /// `stop` is polled after each batch (with N ranks, after each round of N batches, one a rank;
+    /// the ranks stop together if any rank's `stop` returns true): the call then returns with the
+    /// images drawn so far (a re-run draws the rest, as after a kill).
     ///
     /// What drew the images (a fingerprint of the weights, the network, objective, schedule,
     /// sampler and seed) is recorded in `folder/.samples.json` (hidden, so image readers skip
@@ -108,18 +109,32 @@ public enum SampleWriter {
         try communicator.barrier()                       // every rank counted before any writes
         let s = try sampler.sampler(schedule: schedule)
         let batches = stride(from: 0, to: missing.count, by: batchSize).map { Array(missing[$0..<min($0 + batchSize, missing.count)]) }
-        var mine = 0, stopped = false
+        let ranks = communicator.size
+        let rounds = (batches.count + ranks - 1) / ranks                 // round r: batch r * ranks + rank on each rank
+        var mine = 0, drawn = missing.count, stopped = false
         // One packing of the weights for every batch (each Sampling.sample call would pack again).
         try model.store.withPackedWeights {
-            for (j, indices) in batches.enumerated() where j % communicator.size == communicator.rank {
-                var generators = indices.map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
-                let x = try Sampling.sample(model: model, objective: objective, sampler: s, itemGenerators: &generators)
-                for (index, img) in zip(indices, Image.images(fromBatch: x)) {
-                    try img.write(to: folder.appendingPathComponent(fileName(index)))
+            for round in 0..<rounds {
+                let j = round * ranks + communicator.rank
+                if j < batches.count {
+                    let indices = batches[j]
+                    var generators = indices.map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+                    let x = try Sampling.sample(model: model, objective: objective, sampler: s, itemGenerators: &generators)
+                    for (index, img) in zip(indices, Image.images(fromBatch: x)) {
+                        try img.write(to: folder.appendingPathComponent(fileName(index)))
+                    }
+                    mine += indices.count
+                    progress?(min(count, count - missing.count + mine * ranks), count)
                 }
-                mine += indices.count
-                progress?(min(count, count - missing.count + mine * communicator.size), count)
-                if communicator.size == 1, j + 1 < batches.count, stop?() == true { stopped = true; break }
+                guard round + 1 < rounds else { break }
+                // Every rank takes part in the vote, whether or not it has a `stop` to ask.
+                var vote = [stop?() == true ? 1.0 : 0.0]
+                if ranks > 1 { try communicator.allReduceSum(&vote) }
+                if vote[0] > 0 {
+                    stopped = true
+                    drawn = batches.prefix((round + 1) * ranks).reduce(0) { $0 + $1.count }
+                    break
+                }
             }
         }
         try communicator.barrier()                       // every image is on disk
@@ -128,7 +143,7 @@ public enum SampleWriter {
             let shown = (0..<min(64, count)).compactMap { try? Image(contentsOf: folder.appendingPathComponent(fileName($0))) }
             if !shown.isEmpty { try Image.writeGrid(shown, columns: 8, to: gridURL) }
         }
-        return stopped ? mine : missing.count
+        return drawn
     }
 }
 

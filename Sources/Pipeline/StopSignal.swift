@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Tensor
 
 /// Set by SIGINT / SIGTERM / SIGHUP once ``StopSignal/install()`` ran; the training loop finishes
 /// its step, writes a checkpoint and stops.
@@ -53,6 +54,19 @@ public enum StopSignal {
 
     /// Requests a stop (what the signal handler does; for tests and embedding programs).
     public static func request() { stopRequested.add(1, ordering: .relaxed) }
+
+    /// The first stop signal's number; 0 when none came (or the stop came from ``request()``).
+    public static var signalNumber: Int32 { firstSignal.load(ordering: .relaxed) }
+
+    /// After the ranks of a job have agreed to stop (each rank calls it, at the same point): every
+    /// rank takes the signal of the lowest rank that received one, so all of them exit with the
+    /// same status (``exitStatus``) whichever rank the signal reached.
+    public static func shareSignal(over communicator: any Communicator) throws {
+        let numbers = try communicator.allGather([Int64(signalNumber)]).map { $0.first ?? 0 }
+        guard let first = numbers.first(where: { $0 > 0 }) else { return }
+        firstSignal.store(Int32(first), ordering: .relaxed)
+        if !isRequested { request() }
+    }
 
     /// Clears a request.
     public static func reset() {

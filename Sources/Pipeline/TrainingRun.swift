@@ -207,6 +207,9 @@ public final class TrainingRun {
                                               + "(bf16 on ranks \(precisions.indices.filter { precisions[$0] == 1 }), fp32 on the others): "
                                               + "give every rank the same precision (--precision) or MASKDM_GEMM_ISA")
         }
+        // Every rank trains with the same settings: ranks started with other flags, configs or
+        // environments would train apart silently, or wait forever for each other at the end.
+        if communicator.size > 1 { try Self.checkRanksAgree(on: config, communicator: communicator) }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()
         if communicator.isWriter {
@@ -321,6 +324,14 @@ public final class TrainingRun {
         let first = trainer.step
         let writer = communicator.isWriter
         let ranks = communicator.size
+        if ranks > 1 {                                                   // one data set: the same images on every rank
+            let counts = try communicator.allGather([Int64(dataset.count)]).map { Int($0.first ?? 0) }
+            if Set(counts).count > 1 {
+                throw PipelineError.invalidOption(
+                    name: "data", problem: "the ranks loaded different numbers of training images (\(counts.enumerated().map { "rank \($0): \($1)" }.joined(separator: ", "))): "
+                        + "every rank must read the same images (--data, MASKDM_DATA)")
+            }
+        }
         let log = writer ? try FileHandle(forWritingTo: logURL) : nil
         defer { try? log?.close() }
         try log?.seekToEnd()
@@ -359,6 +370,7 @@ public final class TrainingRun {
                 try communicator.allReduceSum(&agreed)
                 stopAgreed = agreed[0] > 0
                 seconds = agreed[1] / Double(ranks)
+                if stopAgreed { try StopSignal.shareSignal(over: communicator) }   // one exit status on every rank
             }
             trainSeconds += seconds
             ran += seconds
@@ -514,13 +526,55 @@ public final class TrainingRun {
         events?(.checkpoint(checkpointURL, step: trainer.step))
     }
 
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` naming the settings in which a rank's
+    /// `config` differs from rank 0's (every rank's `config.json`, gathered).
+    static func checkRanksAgree(on config: RunConfig, communicator: any Communicator) throws {
+        let texts = try allGather(text: config.json, communicator: communicator)
+        guard Set(texts).count > 1 else { return }
+        func leaves(_ text: String) -> [String: String] {
+            var out: [String: String] = [:]
+            func walk(_ value: Any, _ path: String) {
+                if let d = value as? [String: Any] {
+                    for (k, v) in d { walk(v, path.isEmpty ? k : path + "." + k) }
+                } else {
+                    out[path] = "\(value)"
+                }
+            }
+            if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) { walk(object, "") }
+            return out
+        }
+        let base = leaves(texts[0])
+        var differences: [String] = []
+        for (rank, text) in texts.enumerated().dropFirst() where text != texts[0] {
+            let mine = leaves(text)
+            let keys = Set(base.keys).union(mine.keys).filter { base[$0] != mine[$0] }.sorted()
+            let shown = keys.prefix(4).map { "\($0) \(mine[$0] ?? "absent") (rank 0: \(base[$0] ?? "absent"))" }
+            differences.append("rank \(rank): " + shown.joined(separator: ", ") + (keys.count > 4 ? ", ..." : ""))
+        }
+        throw PipelineError.invalidOption(
+            name: "settings", problem: "the ranks were started with different settings (\(differences.joined(separator: "; "))): "
+                + "give every rank the same flags, config file and environment")
+    }
+
+    /// Every rank's `text`, in rank order (its UTF-8 bytes through ``Communicator/allGather(_:)``).
+    static func allGather(text: String, communicator: any Communicator) throws -> [String] {
+        let bytes = Array(text.utf8)
+        let lengths = try communicator.allGather([Int64(bytes.count)]).map { Int($0.first ?? 0) }
+        let padded = bytes.map(Int64.init) + Array(repeating: 0, count: (lengths.max() ?? 0) - bytes.count)
+        return try zip(communicator.allGather(padded), lengths).map { values, length in
+            String(decoding: values.prefix(length).map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+        }
+    }
+
     /// Throws the error that opening a run at `folder` would give for the path itself (a file at
     /// it or at a parent, a parent folder that cannot be written, another process training into
     /// it), without changing anything: a front end checks `--out` with it before it spends time
     /// loading data.
-    public static func checkFolder(_ folder: URL) throws {
+    /// In a job of several ranks only the writer (rank 0, which takes the lock) probes it: probes
+    /// of two ranks at one moment would each see the other's.
+    public static func checkFolder(_ folder: URL, communicator: any Communicator = SingleProcessCommunicator()) throws {
         try checkFolderCanBeMade(folder)
-        try RunFolderLock.checkNotHeldElsewhere(folder: folder)
+        if communicator.isWriter { try RunFolderLock.checkNotHeldElsewhere(folder: folder) }
     }
 
     /// The numbered checkpoints in the folder, oldest first.

@@ -94,8 +94,7 @@ public struct TwoStageDemo {
             func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
             var lines = [pad("stage", 10) + "   steps  train time   images/s  final loss"]
             for r in stages {
-                // Seconds below two minutes (a quick run's stages are not "0.0 min").
-                let time = r.trainSeconds < 120 ? String(format: "%.1f s", r.trainSeconds) : String(format: "%.1f min", r.trainSeconds / 60)
+                let time = ProgressPrinter.duration(r.trainSeconds)
                 lines.append(pad(r.stage, 10) + String(format: " %7d ", r.steps) + String(repeating: " ", count: max(0, 14 - time.count)) + time
                              + String(format: " %9.1f %11.4f", r.imagesPerSecond, r.finalLoss))
             }

@@ -124,19 +124,7 @@ public final class DiffusionTrainer {
     ///   copied to every rank before the EMA copy is made.
     public init(model: MaskedUViT, recipe: TrainingRecipe, masking: (any MaskingStrategy)? = nil,
                 communicator: any Communicator = SingleProcessCommunicator()) throws {
-        try recipe.validate()
-        guard recipe.batchSize % communicator.size == 0 else {
-            throw ViTDiffusionError.invalidRecipe(
-                field: "batch_size",
-                problem: "\(recipe.batchSize) does not divide evenly over \(communicator.size) ranks (use a multiple of \(communicator.size))")
-        }
-        guard recipe.accumulationSteps <= recipe.batchSize / communicator.size else {
-            throw ViTDiffusionError.invalidRecipe(
-                field: "accumulationSteps",
-                problem: "\(recipe.accumulationSteps) micro-batches need at least \(recipe.accumulationSteps) images per rank; "
-                    + "the batch of \(recipe.batchSize) gives \(recipe.batchSize / communicator.size)"
-                    + (communicator.size > 1 ? " on each of \(communicator.size) ranks" : ""))
-        }
+        try recipe.validate(ranks: communicator.size)
         self.communicator = communicator
         dataParallelThreads = try Self.environmentSplit()
         localBatchSize = recipe.batchSize / communicator.size

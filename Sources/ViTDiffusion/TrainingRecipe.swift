@@ -97,6 +97,24 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         if let c = gradientClip, !(c > 0 && c.isFinite) { throw fail("gradientClip", "must be positive, got \(c)") }
     }
 
+    /// Checks that the batch can be split over `ranks` processes, each running its share as
+    /// ``accumulationSteps`` micro-batches of at least one image; throws
+    /// ``ViTDiffusionError/invalidRecipe(field:problem:)`` naming the field.
+    public func validate(ranks: Int) throws {
+        try validate()
+        guard ranks >= 1 else { throw ViTDiffusionError.invalidArgument(name: "ranks", problem: "must be at least 1, got \(ranks)") }
+        guard batchSize % ranks == 0 else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "batch_size", problem: "\(batchSize) does not divide evenly over \(ranks) ranks (use a multiple of \(ranks))")
+        }
+        guard accumulationSteps <= batchSize / ranks else {
+            throw ViTDiffusionError.invalidRecipe(
+                field: "accumulationSteps",
+                problem: "\(accumulationSteps) micro-batches need at least \(accumulationSteps) images per rank; "
+                    + "the batch of \(batchSize) gives \(batchSize / ranks)" + (ranks > 1 ? " on each of \(ranks) ranks" : ""))
+        }
+    }
+
     private enum CodingKeys: String, CodingKey {
         case batchSize, learningRate, warmupSteps, gradientClip, beta1, beta2, adamEps, weightDecay, emaBeta, mask
         case objective, loss, schedule, flipProbability, steps, checkpointEvery, seed, skipNonFiniteSteps, accumulationSteps

@@ -155,7 +155,8 @@ import Testing
         #expect(survey.failures[0].contains("bad1.png") && survey.failures[1].contains("bad2.jpg"), "\(survey.failures)")
     }
 
-    /// Links to folders are walked (a link back up is not, so loops end); a name that is not
+    /// Links to folders are walked (a link back up, to a folder the walk is in or one above the
+    /// root, is not, so loops end and nothing outside is read); a name that is not
     /// UTF-8 is listed with its problem instead of being dropped unseen.
     @Test func linkedFoldersAndNamesThatAreNotUTF8() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
@@ -167,6 +168,10 @@ import Testing
         try Image(width: 4, height: 4, color: [0, 255, 0]).write(to: elsewhere.appendingPathComponent("c.png"))
         try fm.createSymbolicLink(at: data.appendingPathComponent("cats"), withDestinationURL: elsewhere)
         try fm.createSymbolicLink(at: elsewhere.appendingPathComponent("up"), withDestinationURL: data)   // a loop
+        // Links to folders above the root would walk files outside it (or the whole disk).
+        try Image(width: 4, height: 4, color: [7, 7, 7]).write(to: dir.appendingPathComponent("outside.png"))
+        try fm.createSymbolicLink(atPath: data.appendingPathComponent("parent").path, withDestinationPath: "..")
+        try fm.createSymbolicLink(atPath: data.appendingPathComponent("root").path, withDestinationPath: "/")
         // "caf\xE9.png" (Latin-1) beside a valid file, and "d\xFF/e.png".
         func move(_ from: URL, to bytes: [UInt8]) {
             let target = Array(from.deletingLastPathComponent().path.utf8) + [UInt8(ascii: "/")] + bytes + [0]

@@ -62,6 +62,11 @@ struct CLIErrorTests {
                                         "--mask", "block3", "--steps", "1"])
             #expect(mask.status == 64 && mask.output.contains("--mask") && !mask.output.contains("no-such-images"), "\(mask.output)")
             #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("r").path))
+            // Missing FID weights are a missing file (status 1), reported before the data loads.
+            let weights = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path,
+                                           "--steps", "1", "--fid-every", "1"], environment: ["MASKDM_FID_PT": "/no/such/weights.pt"])
+            #expect(weights.status == 1 && weights.output.contains("FID Inception weights not found at \"/no/such/weights.pt\"")
+                    && !weights.output.contains("no-such-images") && !weights.output.contains("--help"), "\(weights.output)")
             // With a good --out and mask, the missing data is what is reported (status 1).
             let data = try MPIJob.runAlone(["pretrain", "--data", missingData, "--out", tmp.appendingPathComponent("r").path, "--steps", "1"])
             #expect(data.status == 1 && data.output.contains("no-such-images"), "\(data.output)")

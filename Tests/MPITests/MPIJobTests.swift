@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import MPI
 import Metrics
+import Pipeline
 import Tensor
 import Testing
 import ViTDiffusion
@@ -35,10 +36,18 @@ enum MPIJob {
 
     /// A started `mpirun -np ranks maskdm ARGS` (one thread per rank, root allowed, oversubscribed).
     static func start(ranks: Int, _ args: [String], output: URL) throws -> Process {
+        try start(perRank: [(ranks, [], args)], output: output)
+    }
+
+    /// A started `mpirun` of several `-np N OPTIONS maskdm ARGS` groups (ranks numbered in order;
+    /// OPTIONS are mpirun's for the group, e.g. `-wdir DIR`), as ``start(ranks:_:output:)``.
+    static func start(perRank groups: [(ranks: Int, options: [String], args: [String])], output: URL) throws -> Process {
         let p = Process()
         p.executableURL = mpirun!
-        p.arguments = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", "-x", "MASKDM_THREADS=1",
-                       "-x", "OPENBLAS_NUM_THREADS=1", maskdm.path] + args
+        let apps = groups.enumerated().flatMap { i, group in
+            (i > 0 ? [":"] : []) + ["-np", String(group.ranks)] + group.options + [maskdm.path] + group.args
+        }
+        p.arguments = ["--oversubscribe", "--bind-to", "none", "-x", "MASKDM_THREADS=1", "-x", "OPENBLAS_NUM_THREADS=1"] + apps
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -79,8 +88,14 @@ enum MPIJob {
     /// Runs to the end; returns the exit status and everything printed.
     @discardableResult
     static func run(ranks: Int, _ args: [String], in folder: URL) throws -> (status: Int32, output: String) {
+        try run(perRank: [(ranks, [], args)], in: folder)
+    }
+
+    /// Runs groups of ranks with their own arguments to the end (see ``start(perRank:output:)``).
+    @discardableResult
+    static func run(perRank groups: [(ranks: Int, options: [String], args: [String])], in folder: URL) throws -> (status: Int32, output: String) {
         let out = folder.appendingPathComponent("mpirun-\(UUID().uuidString).txt")
-        let p = try start(ranks: ranks, args, output: out)
+        let p = try start(perRank: groups, output: out)
         p.waitUntilExit()
         return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
     }
@@ -239,6 +254,55 @@ struct MPIJobTests {
         }
     }
 
+    @Test("Ranks started with other settings or other data are refused at the start, naming what differs")
+    func ranksThatDisagreeAreRefused() throws {
+        try withTemporaryFolder("mpi-disagree") { dir in
+            // One path that names 8 images for rank 0 and 6 for rank 1: /proc/self/cwd is each
+            // rank's own working folder (a/ and b/), as node-local data on a cluster would differ.
+            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+            try MPIJob.writeImages(count: 8, to: a.appendingPathComponent("images"))
+            try MPIJob.writeImages(count: 6, to: b.appendingPathComponent("images"))
+            let out = dir.appendingPathComponent("run")
+            let base = MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 2, batch: 4)
+            let lr = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base + ["--lr", "1e-3"]), (1, ["-wdir", a.path], base + ["--lr", "5e-2"])], in: dir)
+            #expect(lr.status == 64, "\(lr.output)")
+            #expect(lr.output.contains("different settings (rank 1: recipe.learningRate 0.05 (rank 0: 0.001))"), "\(lr.output)")
+            let steps = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base),
+                                                 (1, ["-wdir", a.path], MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 3, batch: 4))], in: dir)
+            #expect(steps.status == 64 && steps.output.contains("recipe.steps 3 (rank 0: 2)"), "\(steps.output)")
+            let images = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base), (1, ["-wdir", b.path], base)], in: dir)
+            #expect(images.status == 64, "\(images.output)")
+            #expect(images.output.contains("different numbers of training images (rank 0: 8, rank 1: 6)"), "\(images.output)")
+            #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+        }
+    }
+
+    @Test("Re-running a finished 2-rank run, again and again, says there is nothing left (no lock race, no crash)")
+    func rerunsOfAFinishedRun() throws {
+        try withTemporaryFolder("mpi-rerun") { dir in
+            let args = MPIJob.pretrain(data: "emoji-faces", out: dir.appendingPathComponent("run"), steps: 2, batch: 4)
+            let first = try MPIJob.run(ranks: 2, args, in: dir)
+            #expect(first.status == 0, "\(first.output)")
+            for _ in 0..<4 {
+                let again = try MPIJob.run(ranks: 2, args, in: dir)
+                #expect(again.status == 0 && again.output.contains("nothing left to train"), "\(again.output)")
+                let resumed = try MPIJob.run(ranks: 2, ["resume", dir.appendingPathComponent("run").path], in: dir)
+                #expect(resumed.status == 0 && resumed.output.contains("nothing left to train"), "\(resumed.output)")
+            }
+        }
+    }
+
+    @Test("A command that runs in one process is refused under mpirun, by its name")
+    func oneProcessCommandsNameThemselves() throws {
+        try withTemporaryFolder("mpi-one") { dir in
+            for command in ["describe", "check"] {
+                let r = try MPIJob.run(ranks: 2, [command, dir.path], in: dir)
+                #expect(r.status == 64, "\(r.output)")
+                #expect(r.output.contains("'\(command)' runs in one process; under mpirun use"), "\(r.output)")
+            }
+        }
+    }
+
     @Test("Sampling over 2 ranks writes the same images as 1 rank")
     func samplingSplitsOverRanks() throws {
         try withTemporaryFolder("mpi-sample") { dir in
@@ -259,6 +323,34 @@ struct MPIJobTests {
                 #expect(x.pixels == y.pixels, "\(name) differs")
             }
             #expect(FileManager.default.fileExists(atPath: b.appendingPathExtension("png").path))
+        }
+    }
+
+    @Test("A signal to one rank stops 2-rank sampling on every rank after the round under way; the re-run draws the rest")
+    func samplingStopsOnEveryRank() throws {
+        try withTemporaryFolder("mpi-sample-stop") { dir in
+            let run = dir.appendingPathComponent("run")
+            #expect(try MPIJob.run(ranks: 1, MPIJob.pretrain(data: "emoji-faces", out: run, steps: 1), in: dir).status == 0)
+            let out = dir.appendingPathComponent("s")
+            let args = ["sample", "--checkpoint", run.path, "--count", "400", "--batch", "2", "--sampler", "ddim", "--steps", "10", "--out", out.path]
+            let log = dir.appendingPathComponent("stop.txt")
+            let job = try MPIJob.start(ranks: 2, args, output: log)
+            defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, !FileManager.default.fileExists(atPath: out.appendingPathComponent("00001.png").path) {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            let victim = try #require(Self.rankProcess(1, under: job.processIdentifier), "no rank 1 process found")
+            kill(victim, SIGTERM)
+            job.waitUntilExit()
+            let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(job.terminationStatus == 143, "\(output)")                 // 128 + SIGTERM, on every rank
+            #expect(output.contains("stopped with") && output.contains("of 400 samples"), "\(output)")
+            let written = SampleWriter.existingCount(in: out)
+            #expect(written >= 2 && written < 400, "\(written) samples")
+            let rest = try MPIJob.run(ranks: 2, args, in: dir)
+            #expect(rest.status == 0 && rest.output.contains("\(400 - written) new samples (\(written) were there)"), "\(rest.output)")
+            #expect(SampleWriter.existingCount(in: out) == 400)
         }
     }
 

@@ -330,6 +330,58 @@ import ViTDiffusion
         }
     }
 
+    /// A prefetcher dropped at once (a run with no steps left) ends its thread without touching
+    /// it, however late the thread starts; one in use hands out each step's own batch.
+    @Test func batchPrefetcherOutlivesNothing() throws {
+        try withTemporaryFolder("prefetch") { tmp in
+            let run = try TrainingRun(folder: tmp.appendingPathComponent("r"), config: Self.config(steps: 2))
+            for _ in 0..<200 {
+                let dropped = BatchPrefetcher(trainer: run.trainer, dataset: Self.dataset)
+                dropped.stop()
+            }
+            for _ in 0..<50 { _ = BatchPrefetcher(trainer: run.trainer, dataset: Self.dataset) }   // not even stopped
+            let prefetcher = BatchPrefetcher(trainer: run.trainer, dataset: Self.dataset)
+            prefetcher.prefetch(3)
+            for step in [3, 1, 2] {
+                let got = try prefetcher.batch(step), want = try run.trainer.prepareBatch(forStep: step, from: Self.dataset)
+                #expect(got.step == step && got.images.scalars == want.images.scalars)
+            }
+            Thread.sleep(forTimeInterval: 0.2)                                 // late threads find their state alive
+        }
+    }
+
+    /// Folders of runs are told apart by what wrote them, so describe and resume can say what to do.
+    @Test func jobFoldersAreToldApart() throws {
+        try withTemporaryFolder("jobs") { tmp in
+            let fm = FileManager.default
+            func run(_ path: String) throws {
+                let url = tmp.appendingPathComponent(path)
+                try fm.createDirectory(at: url, withIntermediateDirectories: true)
+                try Self.config(steps: 2).json.write(to: url.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            }
+            try run("p/pretrain"); try run("p/finetune")
+            try run("c/arm-A/pretrain"); try run("c/arm-A/finetune"); try run("c/arm-C/train")
+            try "".write(to: tmp.appendingPathComponent("c/arm-A/evals.jsonl"), atomically: true, encoding: .utf8)
+            try run("o/x")
+            try fm.createDirectory(at: tmp.appendingPathComponent("empty"), withIntermediateDirectories: true)
+
+            let pipeline = try #require(JobFolder(tmp.appendingPathComponent("p")))
+            #expect(pipeline.kind == .pipeline && pipeline.runs.map(\.lastPathComponent) == ["finetune", "pretrain"])
+            #expect(pipeline.resumeHint.contains("maskdm pipeline --out \(tmp.appendingPathComponent("p").path)"))
+            let compare = try #require(JobFolder(tmp.appendingPathComponent("c")))
+            #expect(compare.kind == .compare && compare.runs.count == 3)
+            let arm = try #require(JobFolder(tmp.appendingPathComponent("c/arm-A")))
+            #expect(arm.kind == .compareArm && arm.resumeHint.contains("maskdm compare --out \(tmp.appendingPathComponent("c").path)` with its flags"))
+            #expect(JobFolder(tmp.appendingPathComponent("o"))?.kind == .other)
+            #expect(JobFolder(tmp.appendingPathComponent("p/pretrain")) == nil)        // a run itself
+            #expect(JobFolder(tmp.appendingPathComponent("empty")) == nil)
+            #expect { try ModelDescription(describing: tmp.appendingPathComponent("c")) } throws: { error in
+                guard case .missingFile(_, let hint) = error as? PipelineError else { return false }
+                return hint.contains("runs in arm-A/finetune, arm-A/pretrain, arm-C/train (a `maskdm compare` folder)")
+            }
+        }
+    }
+
     /// A sample grid too large to write is refused when the run is configured, not at its first grid.
     @Test func sampleGridsTooLargeAreRefusedUpFront() throws {
         var config = Self.config(steps: 2)

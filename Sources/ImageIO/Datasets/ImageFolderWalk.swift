@@ -8,25 +8,54 @@ import Darwin
 /// The directory walk behind ``ImageFolder/init(_:)``, on the POSIX calls so that nothing is
 /// dropped unseen: a name that is not UTF-8 (which Foundation's walk leaves out) and a folder that
 /// cannot be opened are listed with their problem, links to folders are walked unless they lead
-/// back to a folder above them, and a link whose target is missing is listed so that reading it
-/// names the problem.
+/// back to a folder above them (one the walk is in, the root, or a folder above the root, such as
+/// `..` or `/`), and a link whose target is missing is listed so that reading it names the problem.
 struct ImageFolderWalk {
     private var entries: [ImageFolder.Entry] = []
     /// (device, inode) of the folders from the root down to the one being walked.
     private var ancestors: Set<FolderID> = []
+    /// (device, inode) of the folders above the root, up to `/`: a link to one of them would walk
+    /// the root again, or files outside it.
+    private var aboveRoot: Set<FolderID> = []
+    /// `errno` of the root's failed open, if it failed.
+    private var rootError: Int32? = nil
 
     private struct FolderID: Hashable {
         let device: UInt64
         let inode: UInt64
+
+        init(_ info: stat) { device = UInt64(info.st_dev); inode = UInt64(info.st_ino) }
     }
 
     /// The listed files under the folder at `path`, unsorted; nil when it cannot be opened.
+    /// (`errno` is left as the failed open set it.)
     static func entries(under path: String) -> [ImageFolder.Entry]? {
-        guard let dir = opendir(path) else { return nil }
-        closedir(dir)
         var walk = ImageFolderWalk()
+        walk.aboveRoot = folders(above: Array(path.utf8))
         walk.visit(Array(path.utf8), relative: "", nameIsExact: true)
+        if let error = walk.rootError {
+            errno = error
+            return nil
+        }
         return walk.entries
+    }
+
+    /// The folders above `folder` (`folder/..`, `folder/../..`, ... up to `/`, as the kernel
+    /// resolves them, links included).
+    private static func folders(above folder: [UInt8]) -> Set<FolderID> {
+        var found: Set<FolderID> = []
+        var path = folder, info = stat()
+        guard status(path, &info, follow: true) != nil else { return found }
+        var current = FolderID(info)
+        for _ in 0..<4096 {                                           // a path's depth is far less
+            path += Array("/..".utf8)
+            guard status(path, &info, follow: true) != nil else { break }
+            let parent = FolderID(info)
+            if parent == current { break }                          // `/..` is `/`
+            found.insert(parent)
+            current = parent
+        }
+        return found
     }
 
     /// Lists the folder at `folder` (bytes of its path), whose path relative to the root is
@@ -34,10 +63,16 @@ struct ImageFolderWalk {
     /// to be escaped, so that the files there are listed with that problem.
     private mutating func visit(_ folder: [UInt8], relative: String, nameIsExact: Bool) {
         var info = stat()
-        guard let id = Self.status(folder, &info, follow: true).map({ _ in FolderID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) }),
-              !ancestors.contains(id) else { return }     // gone meanwhile, or a loop of links
+        guard Self.status(folder, &info, follow: true) != nil else {
+            if relative.isEmpty { rootError = errno }
+            return                                                    // gone meanwhile
+        }
+        let id = FolderID(info)
+        guard !ancestors.contains(id), !aboveRoot.contains(id) else { return }   // a loop of links, or out of the root
         guard let dir = Self.withCString(folder, { opendir($0) }) else {
-            if !relative.isEmpty {
+            if relative.isEmpty {
+                rootError = errno
+            } else {
                 let reason = String(cString: strerror(errno))
                 entries.append(.init(path: relative, size: 0, modified: 0, problem: "cannot open this folder: \(reason)"))
             }
