@@ -31,7 +31,7 @@ struct Check: ParsableCommand {
         for failure in survey.failures { print("unreadable: \(failure)") }
         let kinds = [1: "grey", 3: "RGB", 4: "RGBA"]
         print("\(survey.files) image files in \(folder): \(survey.readable) readable, \(survey.failures.count) unreadable"
-              + String(format: " (%.1f s)", Date().timeIntervalSince(t0)))
+              + " (\(ProgressPrinter.duration(Date().timeIntervalSince(t0))))")
         let shapes = survey.shapes.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         for (shape, n) in shapes.prefix(8) {
             print("  \(n) x \(shape.width)x\(shape.height) \(kinds[shape.channels] ?? "\(shape.channels)-channel")")

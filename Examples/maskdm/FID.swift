@@ -56,8 +56,8 @@ struct FID: ParsableCommand {
             guard World.communicator.isWriter else { continue }            // rank 0 has every rank's features
             let seconds = Date().timeIntervalSince(start)
             log(f.fromCache ? "\(dir): \(f.count) images, features from \(f.cacheFile ?? "cache")"
-                            : String(format: "%@%@: %d images, %.1f s (%.1f images/s)", live ? "\r" : "", dir, f.count, seconds,
-                                     Double(f.count) / seconds))
+                            : (live ? "\r" : "") + "\(dir): \(f.count) images, \(ProgressPrinter.duration(seconds))"
+                                + String(format: " (%.1f images/s)", Double(f.count) / seconds))
             if let problem = f.cacheProblem { log("warning: features not cached: \(problem)") }
             if f.skipped > 0 {
                 log("warning: \(f.skipped) unreadable files skipped in \(dir)")

@@ -49,9 +49,10 @@ struct Sample: ParsableCommand {
                                                fflush(nil)
                                            }, stop: { StopSignal.isRequested })
         if drawn > 0, terminal { print("") }
-        // Stopped (every rank stops at the same round, whichever received the signal).
-        if SampleWriter.existingCount(in: folder) < count {
-            if World.communicator.size > 1 { try StopSignal.shareSignal(over: World.communicator) }
+        // Every rank stops at the same round, whichever received the signal, and exits with its status
+        // (the collective on every rank, whatever each one sees on disk).
+        if World.communicator.size > 1 { try StopSignal.shareSignal(over: World.communicator) }
+        if StopSignal.signalNumber != 0 || StopSignal.isRequested, SampleWriter.existingCount(in: folder) < count {
             print("stopped with \(SampleWriter.existingCount(in: folder)) of \(count) samples in \(folder.path); "
                   + "re-run the same command to draw the rest")
             fflush(nil)
@@ -59,7 +60,7 @@ struct Sample: ParsableCommand {
         }
         let secs = Date().timeIntervalSince(t0)
         print("\(drawn) new samples (\(max(0, count - drawn)) were there) with \(kind) in \(Gemm.precision.rawValue)"
-              + String(format: " in %.1f s (%.2f images/s)", secs, drawn > 0 ? Double(drawn) / secs : 0)
+              + " in \(ProgressPrinter.duration(secs))" + String(format: " (%.2f images/s)", drawn > 0 ? Double(drawn) / secs : 0)
               + " -> \(folder.path) (grid: \(folder.appendingPathExtension("png").path))")
     }
 }

@@ -210,7 +210,7 @@ struct StageOptions: ParsableArguments {
         print("data: \(loaded.images.count) images from \(source) at \(config.model.imageHeight) px"
               + (loaded.images is FolderImages ? " (decoded per batch)" : "")
               + (loaded.skipped > 0 ? " (\(loaded.skipped) unreadable files skipped)" : "")
-              + String(format: " in %.1f s", Date().timeIntervalSince(t0)))
+              + " in \(ProgressPrinter.duration(Date().timeIntervalSince(t0)))")
         for failure in loaded.firstFailures { print("  skipped \(failure)") }
         if loaded.skipped > loaded.firstFailures.count, !loaded.firstFailures.isEmpty {
             print("  ... and \(loaded.skipped - loaded.firstFailures.count) more (maskdm check \(data) names every one)")
@@ -223,7 +223,7 @@ struct StageOptions: ParsableArguments {
             try world.barrier()                                          // the other ranks find it written
             e.reference = try (written ?? source.fidReference(size: config.model.imageHeight, limit: limit)).absoluteURL.path
             config.evaluation = e
-            print("FID reference: \(e.reference)" + String(format: " (%.1f s)", Date().timeIntervalSince(t1)))
+            print("FID reference: \(e.reference) (\(ProgressPrinter.duration(Date().timeIntervalSince(t1))))")
         }
         let run = try TrainingRun(folder: URL(fileURLWithPath: out), config: config, initialWeights: initialWeights, communicator: world)
         for warning in run.warnings where world.isWriter { print("warning: \(warning)") }

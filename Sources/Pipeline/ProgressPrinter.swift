@@ -28,8 +28,8 @@ public final class ProgressPrinter {
     /// A duration as every command prints it: `4.2 s` below ten seconds, `42 s` below two
     /// minutes, else `12.5 min`.
     public static func duration(_ seconds: Double) -> String {
-        if seconds < 10 { return String(format: "%.1f s", seconds) }
-        return seconds < 120 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
+        if seconds < 9.95 { return String(format: "%.1f s", seconds) }              // (9.96 s is "10 s", not "10.0 s")
+        return seconds < 119.5 ? String(format: "%.0f s", seconds) : String(format: "%.1f min", seconds / 60)
     }
 
     /// A printer for a stage named `label` that runs to `total` steps.

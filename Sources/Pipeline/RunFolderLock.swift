@@ -33,7 +33,7 @@ final class RunFolderLock: @unchecked Sendable {
             // The file can be deleted (by a hand or another run's clean-up) between our open and
             // our flock: a lock on a deleted file guards nothing, so take the one at the path.
             for _ in 0..<100 {
-                switch Self.lock(lockPath, creatingIt: false) {
+                switch Self.lock(lockPath, exclusively: false) {
                 case .locked(let fd):
                     held[lockPath] = (fd, 1)
                     return
@@ -63,7 +63,7 @@ final class RunFolderLock: @unchecked Sendable {
                                                 + "(\(String(cString: strerror(errno)))); this run stops without writing more")
             }
             if missing {                                                   // deleted: made and locked again
-                switch Self.lock(lockPath, creatingIt: true) {
+                switch Self.lock(lockPath, exclusively: true) {
                 case .locked(let fd):
                     close(mine.descriptor)
                     held[lockPath] = (fd, mine.users)
@@ -107,14 +107,14 @@ final class RunFolderLock: @unchecked Sendable {
         case heldElsewhere
         /// The file at the path was replaced between the open and the lock.
         case replaced
-        /// The open failed with this `errno` (`EEXIST` when `creatingIt` and the file exists).
+        /// The open failed with this `errno` (`EEXIST` when `exclusively` and the file exists).
         case cannotOpen(Int32)
     }
 
-    /// Opens (creating it; only if it does not exist when `creatingIt`) and locks the file at
+    /// Opens (creating it if need be; when `exclusively`, only a file this call creates) and locks the file at
     /// `path` without waiting, and checks that the locked file is still the one at the path.
-    private static func lock(_ path: String, creatingIt: Bool) -> Attempt {
-        let fd = open(path, O_RDWR | O_CREAT | (creatingIt ? O_EXCL : 0) | O_CLOEXEC, 0o644)
+    private static func lock(_ path: String, exclusively: Bool) -> Attempt {
+        let fd = open(path, O_RDWR | O_CREAT | (exclusively ? O_EXCL : 0) | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return .cannotOpen(errno) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return .heldElsewhere }
         guard isFile(at: path, openAs: fd) else { close(fd); return .replaced }

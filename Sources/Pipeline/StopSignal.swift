@@ -58,14 +58,15 @@ public enum StopSignal {
     /// The first stop signal's number; 0 when none came (or the stop came from ``request()``).
     public static var signalNumber: Int32 { firstSignal.load(ordering: .relaxed) }
 
-    /// After the ranks of a job have agreed to stop (each rank calls it, at the same point): every
-    /// rank takes the signal of the lowest rank that received one, so all of them exit with the
-    /// same status (``exitStatus``) whichever rank the signal reached.
+    /// When the ranks of a job stop together (each rank calls it, at the same point): every rank
+    /// takes the signal of the lowest rank that received one, so all of them exit with the same
+    /// status (``exitStatus``) whichever rank the signal reached. Only the number is taken, not a
+    /// request: the same signal arriving late on this rank is still a first one, not a second
+    /// that would exit at once.
     public static func shareSignal(over communicator: any Communicator) throws {
         let numbers = try communicator.allGather([Int64(signalNumber)]).map { $0.first ?? 0 }
         guard let first = numbers.first(where: { $0 > 0 }) else { return }
         firstSignal.store(Int32(first), ordering: .relaxed)
-        if !isRequested { request() }
     }
 
     /// Clears a request.

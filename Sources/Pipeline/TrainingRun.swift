@@ -140,10 +140,26 @@ public final class TrainingRun {
         config.precision = try TrainingRun.applyPrecision(requested: config.precision, recorded: recordedPrecision,
                                                           configPath: configURL.path)
         self.config = config
-        var rng = RandomGenerator(seed: config.recipe.seed)
-        let model = MaskedUViT(config: config.model, rng: &rng)
         let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
         let resuming = fm.fileExists(atPath: checkpoint.path)
+        if communicator.size > 1 {
+            // Every rank trains in the same precision (each could have its own MASKDM_GEMM_ISA).
+            let precisions = try communicator.allGather([config.precision == .bf16 ? 1 : 0]).map { $0.first ?? 0 }
+            if Set(precisions).count > 1 {
+                throw PipelineError.invalidOption(name: "precision", problem: "the ranks would train in different precisions "
+                                                  + "(bf16 on ranks \(precisions.indices.filter { precisions[$0] == 1 }), fp32 on the others): "
+                                                  + "give every rank the same precision (--precision) or MASKDM_GEMM_ISA")
+            }
+            // And with the same settings, from the same folder state, before any collective that
+            // depends on them: ranks started with other flags, configs or environments would
+            // train apart silently, fail in a collective, or wait forever for each other.
+            var settings = Self.settings(of: config)
+            settings["recipe.accumulationSteps"] = nil                  // each rank's micro-batches are its own
+            settings["run folder"] = resuming ? "has a checkpoint" : "has no checkpoint"
+            try Self.checkRanksAgree(on: settings, communicator: communicator)
+        }
+        var rng = RandomGenerator(seed: config.recipe.seed)
+        let model = MaskedUViT(config: config.model, rng: &rng)
         let loggedSteps = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
         if !resuming {
             // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
@@ -180,6 +196,7 @@ public final class TrainingRun {
         } else {
             resumedFrom = nil
         }
+        if communicator.size > 1 { try Self.checkRanksAgree(on: ["checkpoint step": String(trainer.step)], communicator: communicator) }
         if let schedule = config.evaluation {
             let scorer = try SampleEvaluator()
             // The reference's features now (cached per folder content), kept for every score: a bad
@@ -200,16 +217,6 @@ public final class TrainingRun {
         // So do the scores: a later one is scored again when training reaches its step.
         let evalText = (try? String(contentsOf: evaluationLogURL, encoding: .utf8)) ?? ""
         evaluations = EvaluationRecord.parseLog(evalText).filter { $0.step <= trainer.step }
-        // Every rank trains in the same precision (each could have its own MASKDM_GEMM_ISA).
-        let precisions = try communicator.allGather([config.precision == .bf16 ? 1 : 0]).map { $0.first ?? 0 }
-        if Set(precisions).count > 1 {
-            throw PipelineError.invalidOption(name: "precision", problem: "the ranks would train in different precisions "
-                                              + "(bf16 on ranks \(precisions.indices.filter { precisions[$0] == 1 }), fp32 on the others): "
-                                              + "give every rank the same precision (--precision) or MASKDM_GEMM_ISA")
-        }
-        // Every rank trains with the same settings: ranks started with other flags, configs or
-        // environments would train apart silently, or wait forever for each other at the end.
-        if communicator.size > 1 { try Self.checkRanksAgree(on: config, communicator: communicator) }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()
         if communicator.isWriter {
@@ -465,11 +472,12 @@ public final class TrainingRun {
         if communicator.isWriter, FileManager.default.fileExists(atPath: samples.path) { try FileManager.default.removeItem(at: samples) }
         try communicator.barrier()                                       // nobody counts the old images
         events?(.scoring(step: step, phase: .sampling, done: 0, total: schedule.samples))
+        let stopScore: (() -> Bool)? = communicator.size == 1 ? { [stopRequested] in stopRequested() } : nil   // under mpirun the score finishes first
         try SampleWriter.write(model: trainer.emaModel, objective: config.recipe.objective, schedule: trainer.schedule,
                                sampler: sampler, count: schedule.samples,
                                batchSize: schedule.batchSize, seed: schedule.seed, to: samples, communicator: communicator,
                                progress: { events?(.scoring(step: step, phase: .sampling, done: $0, total: $1)) },
-                               stop: stopRequested)
+                               stop: stopScore)
         if communicator.size == 1, SampleWriter.existingCount(in: samples) < schedule.samples { return nil }   // stopped
         events?(.scoring(step: step, phase: .features, done: 0, total: schedule.samples))
         let score = try scoring.scorer.score(samples: samples, referenceFeatures: scoring.reference, communicator: communicator,
@@ -526,34 +534,46 @@ public final class TrainingRun {
         events?(.checkpoint(checkpointURL, step: trainer.step))
     }
 
-    /// Throws ``PipelineError/invalidOption(name:problem:)`` naming the settings in which a rank's
-    /// `config` differs from rank 0's (every rank's `config.json`, gathered).
-    static func checkRanksAgree(on config: RunConfig, communicator: any Communicator) throws {
-        let texts = try allGather(text: config.json, communicator: communicator)
-        guard Set(texts).count > 1 else { return }
-        func leaves(_ text: String) -> [String: String] {
-            var out: [String: String] = [:]
-            func walk(_ value: Any, _ path: String) {
-                if let d = value as? [String: Any] {
-                    for (k, v) in d { walk(v, path.isEmpty ? k : path + "." + k) }
-                } else {
-                    out[path] = "\(value)"
-                }
+    /// `config` as (key path, value) pairs: `recipe.learningRate` -> `0.001` (its `config.json`).
+    static func settings(of config: RunConfig) -> [String: String] {
+        var out: [String: String] = [:]
+        func walk(_ value: Any, _ path: String) {
+            if let d = value as? [String: Any] {
+                for (k, v) in d { walk(v, path.isEmpty ? k : path + "." + k) }
+            } else {                                                      // one line of JSON: `16`, `[16,32]`, `"linear"`
+                let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+                out[path] = data.map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
             }
-            if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) { walk(object, "") }
-            return out
         }
-        let base = leaves(texts[0])
+        if let object = try? JSONSerialization.jsonObject(with: Data(config.json.utf8)) { walk(object, "") }
+        return out
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` naming the settings in which a rank's
+    /// differ from rank 0's (every rank's `settings`, gathered; every rank must call it).
+    static func checkRanksAgree(on settings: [String: String], communicator: any Communicator) throws {
+        func text(_ d: [String: String]) -> String { d.keys.sorted().map { "\($0)\t\(d[$0]!)\n" }.joined() }
+        func parse(_ t: String) -> [String: String] {
+            var d: [String: String] = [:]
+            for line in t.split(separator: "\n") {
+                let parts = line.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
+                d[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            return d
+        }
+        let texts = try allGather(text: text(settings), communicator: communicator)
+        guard Set(texts).count > 1 else { return }
+        let base = parse(texts[0])
         var differences: [String] = []
-        for (rank, text) in texts.enumerated().dropFirst() where text != texts[0] {
-            let mine = leaves(text)
+        for (rank, t) in texts.enumerated().dropFirst() where t != texts[0] {
+            let mine = parse(t)
             let keys = Set(base.keys).union(mine.keys).filter { base[$0] != mine[$0] }.sorted()
             let shown = keys.prefix(4).map { "\($0) \(mine[$0] ?? "absent") (rank 0: \(base[$0] ?? "absent"))" }
             differences.append("rank \(rank): " + shown.joined(separator: ", ") + (keys.count > 4 ? ", ..." : ""))
         }
         throw PipelineError.invalidOption(
             name: "settings", problem: "the ranks were started with different settings (\(differences.joined(separator: "; "))): "
-                + "give every rank the same flags, config file and environment")
+                + "give every rank the same flags, config file, environment and run folder")
     }
 
     /// Every rank's `text`, in rank order (its UTF-8 bytes through ``Communicator/allGather(_:)``).

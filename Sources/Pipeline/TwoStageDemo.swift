@@ -98,7 +98,7 @@ public struct TwoStageDemo {
                 lines.append(pad(r.stage, 10) + String(format: " %7d ", r.steps) + String(repeating: " ", count: max(0, 14 - time.count)) + time
                              + String(format: " %9.1f %11.4f", r.imagesPerSecond, r.finalLoss))
             }
-            lines.append(String(format: "sampling   %d images in %.1f s", samples, samplingSeconds))
+            lines.append("sampling   \(samples) images in \(ProgressPrinter.duration(samplingSeconds))")
             if let fid, let kid {
                 let spread = kidStd.map { String(format: " ± %.4f", $0) } ?? ""
                 lines.append(String(format: "FID %.1f  KID %.4f", fid, kid) + spread + "  (\(samples) samples vs the target)")

@@ -270,6 +270,21 @@ struct MPIJobTests {
             let steps = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base),
                                                  (1, ["-wdir", a.path], MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 3, batch: 4))], in: dir)
             #expect(steps.status == 64 && steps.output.contains("recipe.steps 3 (rank 0: 2)"), "\(steps.output)")
+            // Settings the start-up collectives depend on (the network's size) are compared before them.
+            for sizes in [("32", "16"), ("16", "32")] {
+                let size = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base + ["--size", sizes.0]),
+                                                    (1, ["-wdir", a.path], base + ["--size", sizes.1])], in: dir)
+                #expect(size.status == 64 && size.output.contains("different settings (rank 1: model.img_size \(sizes.1) (rank 0: \(sizes.0))"),
+                        "\(size.output)")
+            }
+            // A rank that would resume beside one that would start afresh (a node-local --out).
+            let done = dir.appendingPathComponent("done")
+            #expect(try MPIJob.run(perRank: [(1, ["-wdir", a.path], MPIJob.pretrain(data: "/proc/self/cwd/images", out: done, steps: 2, batch: 4))],
+                                   in: dir).status == 0)
+            let mixed = try MPIJob.run(perRank: [(1, ["-wdir", a.path], MPIJob.pretrain(data: "/proc/self/cwd/images", out: done, steps: 4, batch: 4)),
+                                                 (1, ["-wdir", a.path], MPIJob.pretrain(data: "/proc/self/cwd/images", out: dir.appendingPathComponent("fresh"), steps: 4, batch: 4))],
+                                       in: dir)
+            #expect(mixed.status == 64 && mixed.output.contains("run folder has no checkpoint (rank 0: has a checkpoint)"), "\(mixed.output)")
             let images = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base), (1, ["-wdir", b.path], base)], in: dir)
             #expect(images.status == 64, "\(images.output)")
             #expect(images.output.contains("different numbers of training images (rank 0: 8, rank 1: 6)"), "\(images.output)")

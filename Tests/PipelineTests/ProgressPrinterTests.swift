@@ -7,8 +7,10 @@ import Testing
         #expect(ProgressPrinter.duration(0.04) == "0.0 s")
         #expect(ProgressPrinter.duration(4.25) == "4.2 s" || ProgressPrinter.duration(4.25) == "4.3 s")
         #expect(ProgressPrinter.duration(9.94) == "9.9 s")
+        #expect(ProgressPrinter.duration(9.96) == "10 s")
         #expect(ProgressPrinter.duration(10) == "10 s")
         #expect(ProgressPrinter.duration(119.4) == "119 s")
+        #expect(ProgressPrinter.duration(119.6) == "2.0 min")
         #expect(ProgressPrinter.duration(120) == "2.0 min")
         #expect(ProgressPrinter.duration(450) == "7.5 min")
     }
