@@ -21,7 +21,15 @@ struct CenterBiasedMasking: MaskingStrategy, CustomStringConvertible {
 
     func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { Int(ratio * Double(gridHeight * gridWidth)) }
 
-    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
+    /// Its own parameters, checked before a run's first step (a NaN ratio would trap in `Int(...)`).
+    func validate(gridHeight: Int, gridWidth: Int) throws {
+        guard ratio >= 0 && ratio < 1, sharpness.isFinite, sharpness >= 0 else {
+            throw MaskingError.unfitGrid(strategy: description, gridHeight: gridHeight, gridWidth: gridWidth,
+                                         problem: "ratio must be in [0, 1) and sharpness finite and >= 0")
+        }
+    }
+
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
         let n = gridHeight * gridWidth
         let keep = n - maskedCount(gridHeight: gridHeight, gridWidth: gridWidth)
         // Weight of each patch: exp(-sharpness * squared distance from the centre, in grid units).
@@ -36,7 +44,7 @@ struct CenterBiasedMasking: MaskingStrategy, CustomStringConvertible {
             let kept = Set(keys.indices.sorted { keys[$0] > keys[$1] }.prefix(keep))
             return (0..<n).filter { !kept.contains($0) }
         }
-        return Mask(dropped: dropped, patchCount: n)
+        return try Mask(checkedDropped: dropped, patchCount: n)      // a mistake here throws, naming the patch
     }
 
     var description: String { "center-biased(\(ratio), sharpness \(sharpness))" }
@@ -45,7 +53,8 @@ struct CenterBiasedMasking: MaskingStrategy, CustomStringConvertible {
 let steps = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 30
 let strategy = CenterBiasedMasking(ratio: 0.75)
 var rng = RandomGenerator(seed: 0)
-let preview = strategy.makeMask(gridHeight: 8, gridWidth: 8, batchSize: 1, using: &rng)
+try strategy.validateForTraining(gridHeight: 8, gridWidth: 8)
+let preview = try strategy.makeMask(gridHeight: 8, gridWidth: 8, batchSize: 1, using: &rng)
 print("\(strategy): keeps \(preview.visibleCount) of 64 patches, e.g. \(preview.visible[0])")
 
 let images = try DataSource.bundled(.emojiOthers).load(size: 32).images

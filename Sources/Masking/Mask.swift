@@ -28,21 +28,37 @@ public struct Mask: Sendable, Equatable {
     public let droppedCount: Int
 
     /// A mask from the dropped patch indices of each item (any order; duplicates are an error).
-    /// Every item must drop the same number of patches, each in `0..<patchCount`.
+    /// Every item must drop the same number of patches, each in `0..<patchCount`; anything else
+    /// stops the program, naming the item and patch (a strategy that can err: ``init(checkedDropped:patchCount:)``).
     public init(dropped: [[Int]], patchCount: Int) {
-        precondition(patchCount >= 0, "Mask: negative patch count \(patchCount)")
+        do { try self.init(checkedDropped: dropped, patchCount: patchCount) } catch { preconditionFailure("Mask(dropped:): \(error)") }
+    }
+
+    /// A mask from the kept patch indices of each item (any order; duplicates are an error).
+    /// Every item must keep the same number of patches, each in `0..<patchCount`; anything else
+    /// stops the program (see ``init(checkedVisible:patchCount:)``).
+    public init(visible: [[Int]], patchCount: Int) {
+        do { try self.init(checkedVisible: visible, patchCount: patchCount) } catch { preconditionFailure("Mask(visible:): \(error)") }
+    }
+
+    /// ``init(dropped:patchCount:)`` that throws ``MaskingError/invalidMask(_:)`` instead of
+    /// stopping the program: for a strategy whose ``MaskingStrategy/makeMask(gridHeight:gridWidth:batchSize:using:)``
+    /// throws, so that a mistake in it stops the training with an error (after the checkpoint).
+    public init(checkedDropped dropped: [[Int]], patchCount: Int) throws {
+        guard patchCount >= 0 else { throw MaskingError.invalidMask("negative patch count \(patchCount)") }
         let count = dropped.first?.count ?? 0
         var keptRows: [[Int]] = []
         var droppedRows: [[Int]] = []
         keptRows.reserveCapacity(dropped.count)
         droppedRows.reserveCapacity(dropped.count)
         for (b, row) in dropped.enumerated() {
-            precondition(row.count == count,
-                         "Mask: item \(b) drops \(row.count) patches but item 0 drops \(count); every item must drop the same number")
+            guard row.count == count else {
+                throw MaskingError.invalidMask("item \(b) drops \(row.count) patches but item 0 drops \(count); every item must drop the same number")
+            }
             var isDropped = [Bool](repeating: false, count: patchCount)
             for p in row {
-                precondition(p >= 0 && p < patchCount, "Mask: item \(b) drops patch \(p), outside 0..<\(patchCount)")
-                precondition(!isDropped[p], "Mask: item \(b) drops patch \(p) twice")
+                guard p >= 0 && p < patchCount else { throw MaskingError.invalidMask("item \(b) drops patch \(p), outside 0..<\(patchCount)") }
+                guard !isDropped[p] else { throw MaskingError.invalidMask("item \(b) drops patch \(p) twice") }
                 isDropped[p] = true
             }
             droppedRows.append(row.sorted())
@@ -51,19 +67,21 @@ public struct Mask: Sendable, Equatable {
         self.init(trusted: keptRows, dropped: droppedRows, patchCount: patchCount)
     }
 
-    /// A mask from the kept patch indices of each item (any order; duplicates are an error).
-    /// Every item must keep the same number of patches, each in `0..<patchCount`.
-    public init(visible: [[Int]], patchCount: Int) {
-        let dropped = visible.enumerated().map { (b, row) -> [Int] in
+    /// ``init(visible:patchCount:)`` that throws ``MaskingError/invalidMask(_:)`` instead of
+    /// stopping the program (see ``init(checkedDropped:patchCount:)``).
+    public init(checkedVisible visible: [[Int]], patchCount: Int) throws {
+        guard patchCount >= 0 else { throw MaskingError.invalidMask("negative patch count \(patchCount)") }
+        var dropped: [[Int]] = []
+        for (b, row) in visible.enumerated() {
             var kept = [Bool](repeating: false, count: patchCount)
             for p in row {
-                precondition(p >= 0 && p < patchCount, "Mask: item \(b) keeps patch \(p), outside 0..<\(patchCount)")
-                precondition(!kept[p], "Mask: item \(b) keeps patch \(p) twice")
+                guard p >= 0 && p < patchCount else { throw MaskingError.invalidMask("item \(b) keeps patch \(p), outside 0..<\(patchCount)") }
+                guard !kept[p] else { throw MaskingError.invalidMask("item \(b) keeps patch \(p) twice") }
                 kept[p] = true
             }
-            return (0..<patchCount).filter { !kept[$0] }
+            dropped.append((0..<patchCount).filter { !kept[$0] })
         }
-        self.init(dropped: dropped, patchCount: patchCount)
+        try self.init(checkedDropped: dropped, patchCount: patchCount)
     }
 
     /// A mask that keeps every patch of every item.

@@ -47,7 +47,7 @@ public enum MaskSpec: Codable, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The strategy this value names.
-    /// - Throws: ``MaskingError/unknownStrategy(_:)`` for ``custom(name:)``, which only the
+    /// - Throws: ``MaskingError/customStrategy(_:)`` for ``custom(name:)``, which only the
     ///   program that defined it can build.
     public func strategy() throws -> any MaskingStrategy {
         switch self {
@@ -56,7 +56,7 @@ public enum MaskSpec: Codable, Sendable, Equatable, CustomStringConvertible {
         case .block(let b, let r): return try maskingStrategy(named: "block\(b)", ratio: r)
         case .crop(let c): return try maskingStrategy(named: "crop\(c)", ratio: 0)
         case .cropRatio(let r): return try maskingStrategy(named: "crop", ratio: r)
-        case .custom(let name): throw MaskingError.unknownStrategy("\(name) (a custom strategy: pass it to the trainer)")
+        case .custom(let name): throw MaskingError.customStrategy(name)
         }
     }
 

@@ -9,7 +9,7 @@
 // ```swift
 // var rng = RandomGenerator(seed: 0)
 // let strategy = BlockMasking(blockSize: 4, ratio: 0.9)
-// let mask = strategy.makeMask(gridHeight: 16, gridWidth: 16, batchSize: 8, using: &rng)
+// let mask = strategy.makeMask(gridHeight: 16, gridWidth: 16, batchSize: 8, using: &rng)   // (try, through `any MaskingStrategy`)
 // mask.visibleCount            // 32 (2 of the 16 4x4 blocks)
 // mask.visible[0]              // sorted patch indices of item 0
 // let parsed = try maskingStrategy(named: "block4", ratio: 0.9)   // same strategy, from a config
@@ -23,9 +23,9 @@ import Tensor
 /// struct LeftHalfMasking: MaskingStrategy {
 ///     func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { gridHeight * (gridWidth / 2) }
 ///     func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int,
-///                   using rng: inout RandomGenerator) -> Mask {
+///                   using rng: inout RandomGenerator) throws -> Mask {
 ///         let left = (0..<gridHeight).flatMap { r in (0..<gridWidth / 2).map { r * gridWidth + $0 } }
-///         return Mask(dropped: Array(repeating: left, count: batchSize), patchCount: gridHeight * gridWidth)
+///         return try Mask(checkedDropped: Array(repeating: left, count: batchSize), patchCount: gridHeight * gridWidth)
 ///     }
 /// }
 /// ```
@@ -44,7 +44,12 @@ public protocol MaskingStrategy: Sendable {
     func validate(gridHeight: Int, gridWidth: Int) throws
 
     /// Draws one mask per batch item for a `gridHeight x gridWidth` patch grid.
-    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask
+    ///
+    /// It may throw (the built-ins do not): a strategy of your own that builds its mask with
+    /// ``Mask/init(checkedVisible:patchCount:)`` or ``Mask/init(checkedDropped:patchCount:)``
+    /// turns a mistake (a patch outside the grid or kept twice) into an error that stops a
+    /// training run after its checkpoint, naming the strategy, instead of stopping the program.
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask
 }
 
 extension MaskingStrategy {
@@ -79,8 +84,8 @@ extension MaskingStrategy {
     }
 
     /// Draws one mask per batch item for a square `gridSize x gridSize` grid.
-    public func makeMask(gridSize: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
-        makeMask(gridHeight: gridSize, gridWidth: gridSize, batchSize: batchSize, using: &rng)
+    public func makeMask(gridSize: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
+        try makeMask(gridHeight: gridSize, gridWidth: gridSize, batchSize: batchSize, using: &rng)
     }
 }
 

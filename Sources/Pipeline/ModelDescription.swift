@@ -75,7 +75,9 @@ public struct ModelDescription: Sendable, Equatable {
 
     /// Why the recipe's mask cannot train the network (it does not fit the patch grid or drops
     /// every patch: a training run would refuse it), or nil when it can.
+    /// A custom strategy (``MaskSpec/custom(name:)``) is not checked: only its code could.
     public var maskProblem: String? {
+        if case .custom = recipe.mask { return nil }
         do {
             try recipe.mask.strategy().validateForTraining(gridHeight: model.gridHeight, gridWidth: model.gridWidth)
             return nil
@@ -84,25 +86,39 @@ public struct ModelDescription: Sendable, Equatable {
         }
     }
 
-    /// Patch tokens kept per image under the recipe's mask (all without one).
-    public var visibleTokens: Int {
-        ((try? recipe.mask.strategy()).map { $0.visibleCount(gridHeight: model.gridHeight, gridWidth: model.gridWidth) }) ?? model.patchCount
+    /// Patch tokens kept per image under the recipe's mask (all without one); nil for a custom
+    /// strategy, whose count only its code knows.
+    public var visibleTokens: Int? {
+        if case .custom = recipe.mask { return nil }
+        return ((try? recipe.mask.strategy()).map { $0.visibleCount(gridHeight: model.gridHeight, gridWidth: model.gridWidth) }) ?? model.patchCount
     }
 
-    /// `parameters`, `image_size`, `patch_size`, `tokens`, `mask` {type, ratio, block_size,
+    /// `parameters`, `image_size`, `patch_size`, `tokens`, `mask` {type, name, ratio, block_size,
     /// crop_size}, `batch_size`, `learning_rate`, `schedule` as one JSON object, with `run`
     /// (``RunProgress/json``) for a run folder.
     public var json: String {
         func num(_ x: Double?) -> String { x.map { String($0) } ?? "null" }
         func int(_ x: Int?) -> String { x.map(String.init) ?? "null" }
+        func jsonString(_ x: String) -> String {
+            (try? JSONSerialization.data(withJSONObject: x, options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+                .map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
+        }
         let size = model.imageHeight == model.imageWidth ? String(model.imageHeight) : "[\(model.imageHeight), \(model.imageWidth)]"
         let m = recipe.mask
         // Keys in sorted order, as all JSON the tools write.
         return "{\"batch_size\": \(recipe.batchSize), \"image_size\": \(size), "
             + "\"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), "
-            + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"ratio\": \(num(m.ratio)), \"type\": \"\(m.type)\"}, "
+            + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"name\": \(jsonString(m.name)), "
+            + "\"ratio\": \(num(m.ratio)), \"type\": \"\(m.type)\"}, "
             + "\"parameters\": \(parameters), \"patch_size\": \(model.patchSize), " + (run.map { "\"run\": \($0.json), " } ?? "")
             + "\"schedule\": \"\(recipe.schedule)\", \"tokens\": \(model.patchCount)}"
+    }
+
+    /// The mask's line of ``text``.
+    private var maskLine: String {
+        if let maskProblem { return "\(recipe.mask): unusable, \(maskProblem)" }
+        guard let visibleTokens else { return "\(recipe.mask): a custom strategy (its code says how many of the \(model.patchCount) patch tokens stay visible)" }
+        return "\(recipe.mask): \(visibleTokens) of \(model.patchCount) patch tokens visible"
     }
 
     /// A human-readable summary.
@@ -113,7 +129,7 @@ public struct ModelDescription: Sendable, Equatable {
           network     \(m)
           parameters  \(parameters) (trainable)
           image       \(m.imageHeight)x\(m.imageWidth) px, patch \(m.patchSize), \(m.patchCount) patch tokens (+1 time token)
-          mask        \(maskProblem.map { "\(recipe.mask): unusable, \($0)" } ?? "\(recipe.mask): \(visibleTokens) of \(m.patchCount) patch tokens visible")
+          mask        \(maskLine)
           training    batch \(recipe.batchSize)\(recipe.accumulationSteps > 1 ? " in \(recipe.accumulationSteps) micro-batches" : ""), lr \(recipe.learningRate), warm-up \(recipe.warmupSteps), AdamW (\(recipe.beta1), \(recipe.beta2)), weight decay \(recipe.weightDecay), clip \(recipe.gradientClip.map { "\($0)" } ?? "none"), EMA \(recipe.emaBeta), flip \(recipe.flipProbability)
           diffusion   \(recipe.schedule) schedule, objective \(recipe.objective.referenceName), loss \(recipe.loss)
         """ + (run.map { "\n" + $0.text } ?? "")

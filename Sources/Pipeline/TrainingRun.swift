@@ -123,6 +123,11 @@ public final class TrainingRun {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
+        if masking == nil, case .custom(let name) = config.recipe.mask {
+            throw PipelineError.invalidOption(
+                name: "mask", problem: "the run in '\(folder.path)' uses the custom masking strategy '\(name)', which only its code can "
+                    + "make: open it with TrainingRun(folder:config:masking:) and that strategy (the maskdm commands cannot train it)")
+        }
         try config.validate()
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")

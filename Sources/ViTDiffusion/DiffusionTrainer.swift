@@ -154,7 +154,7 @@ public final class DiffusionTrainer {
             try masking.validateForTraining(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
         } catch let error as MaskingError {
             throw ViTDiffusionError.invalidRecipe(
-                field: "mask", problem: "does not fit the model (\(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize)): \(error)")
+                field: "mask", problem: "\(error) (the model: \(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize))")
         }
     }
 
@@ -244,12 +244,23 @@ public final class DiffusionTrainer {
                 }
             }
         }
-        let dropped = try generators.indices.map {
-            try checkedMask(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1, using: &generators[$0]),
-                            batchSize: 1).dropped[0]
-        }
+        let dropped = try generators.indices.map { try drawMask(batchSize: 1, using: &generators[$0]).dropped[0] }
         let mask = Mask(dropped: dropped, patchCount: c.patchCount)
         return (t, noise, mask)
+    }
+
+    /// A mask of ``masking`` for `batchSize` images, checked (``checkedMask(_:batchSize:)``); an
+    /// error the strategy throws becomes ``ViTDiffusionError/invalidRecipe(field:problem:)``
+    /// (`mask`) naming it. Drawn before the step changes any weight, so a run keeps its progress.
+    func drawMask(batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
+        let c = model.config
+        let mask: Mask
+        do {
+            mask = try masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: batchSize, using: &rng)
+        } catch {
+            throw ViTDiffusionError.invalidRecipe(field: "mask", problem: "the strategy \(String(describing: masking)) failed to draw a mask: \(error)")
+        }
+        return try checkedMask(mask, batchSize: batchSize)
     }
 
     /// `mask` as drawn by ``masking`` for `batchSize` images, checked against the strategy's
@@ -279,8 +290,7 @@ public final class DiffusionTrainer {
         let start = Date()
         let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
         let noise = Tensor.randomNormal(x0.shape, using: &rng)
-        let mask = try checkedMask(masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: b, using: &rng),
-                                   batchSize: b)
+        let mask = try drawMask(batchSize: b, using: &rng)
         return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: Date().timeIntervalSince(start))
     }
 

@@ -51,10 +51,14 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
     }
 
     /// Whether the step that threw this left the trainer's state as it was before the step
-    /// (a non-finite loss or gradient: nothing was updated), so that state may be checkpointed.
+    /// (a non-finite loss or gradient: nothing was updated; a mask the strategy could not draw or
+    /// that breaks its contract: drawn before the forward pass), so that state may be checkpointed.
     public var leavesWeightsUntouched: Bool {
-        if case .nonFinite = self { return true }
-        return false
+        switch self {
+        case .nonFinite: return true
+        case .invalidRecipe(let field, _): return field == "mask"
+        default: return false
+        }
     }
 
     /// ``description``, for `localizedDescription`.

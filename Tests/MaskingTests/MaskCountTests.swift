@@ -22,7 +22,7 @@ let maskCountCases: [MaskCountCase] = {
 }()
 
 @Suite struct MaskCountTests {
-    @Test func fixtureParses() {
+    @Test func fixtureParses() throws {
         #expect(maskCountCases.count == 18)
     }
 
@@ -38,7 +38,7 @@ let maskCountCases: [MaskCountCase] = {
             #expect(crop.cropSize(gridHeight: c.grid, gridWidth: c.grid) == size)
         }
         var rng = RandomGenerator(seed: 7)
-        let mask = strategy.makeMask(gridSize: c.grid, batchSize: 3, using: &rng)
+        let mask = try strategy.makeMask(gridSize: c.grid, batchSize: 3, using: &rng)
         #expect(mask.batchSize == 3)
         #expect(mask.patchCount == c.grid * c.grid)
         #expect(mask.droppedCount == c.masked)
@@ -49,7 +49,7 @@ let maskCountCases: [MaskCountCase] = {
     }
 
     /// The table in MASKDM.md: block-4 masking at 90%.
-    @Test func mainRecipeCounts() {
+    @Test func mainRecipeCounts() throws {
         let s = BlockMasking(blockSize: 4, ratio: 0.9)
         // 64 px, patch 4 -> 16x16 grid: 14 of 16 blocks masked, 32 patches visible.
         #expect(s.maskedBlockCount(gridHeight: 16, gridWidth: 16) == 14)
@@ -58,13 +58,13 @@ let maskCountCases: [MaskCountCase] = {
         #expect(s.maskedBlockCount(gridHeight: 64, gridWidth: 64) == 230)
         #expect(s.maskedCount(gridHeight: 64, gridWidth: 64) == 3680)
         var rng = RandomGenerator(seed: 1)
-        let m = s.makeMask(gridSize: 64, batchSize: 2, using: &rng)
+        let m = try s.makeMask(gridSize: 64, batchSize: 2, using: &rng)
         #expect(m.visibleCount == 416)
         #expect(m.keptTokenIndices(item: 1).count == 417)
     }
 
     /// `int(r * N)` is the truncated Float64 product, as in Python.
-    @Test func pythonIntTruncation() {
+    @Test func pythonIntTruncation() throws {
         #expect(pythonIntProduct(0.9, 256) == 230)         // 230.4
         #expect(pythonIntProduct(0.29, 100) == 28)          // 28.999999999999996 in float64
         #expect(pythonIntProduct(0.7, 10) == 7)             // 7.000000000000001
@@ -73,7 +73,7 @@ let maskCountCases: [MaskCountCase] = {
         #expect(PatchMasking(ratio: 0).maskedCount(gridHeight: 4, gridWidth: 4) == 0)
     }
 
-    @Test func rectangularGrids() {
+    @Test func rectangularGrids() throws {
         var rng = RandomGenerator(seed: 3)
         let m = BlockMasking(blockSize: 2, ratio: 0.5).makeMask(gridHeight: 4, gridWidth: 8, batchSize: 2, using: &rng)
         #expect(m.droppedCount == 16)

@@ -5,7 +5,7 @@ import Testing
 
 /// The `Mask` value: construction, validation, token-mask layout and gather indices.
 @Suite struct MaskValueTests {
-    @Test func initFromDroppedSortsAndComplements() {
+    @Test func initFromDroppedSortsAndComplements() throws {
         let m = Mask(dropped: [[3, 0], [1, 2]], patchCount: 4)
         #expect(m.batchSize == 2 && m.patchCount == 4)
         #expect(m.dropped == [[0, 3], [1, 2]])
@@ -26,14 +26,14 @@ import Testing
 
     @Test func tokenMaskRoundTripForRandomMasks() throws {
         var rng = RandomGenerator(seed: 2)
-        let m = BlockMasking(blockSize: 4, ratio: 0.9).makeMask(gridSize: 16, batchSize: 4, using: &rng)
+        let m = try BlockMasking(blockSize: 4, ratio: 0.9).makeMask(gridSize: 16, batchSize: 4, using: &rng)
         let tm = m.tokenMask
         #expect(tm.count == 4 && tm.allSatisfy { $0.count == 257 && !$0[0] })
         #expect(tm.allSatisfy { $0.filter { $0 }.count == 224 })
         #expect(try Mask(tokenMask: tm) == m)
     }
 
-    @Test func invalidTokenMasksThrow() {
+    @Test func invalidTokenMasksThrow() throws {
         #expect(throws: MaskingError.invalidTokenMask("row 1 drops the time token (column 0)")) {
             try Mask(tokenMask: [[false, true, false], [true, false, true]])
         }
@@ -52,10 +52,11 @@ import Testing
             _ = Mask(dropped: [[0], [0, 1]], patchCount: 4)
         }
         let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(stderr.contains("Fatal error: Mask:") && stderr.contains("Mask.swift"), "\(stderr)")
+        #expect(stderr.contains("Fatal error: Mask(dropped:): invalid mask: item 1 drops 2 patches but item 0 drops 1")
+                && stderr.contains("Mask.swift"), "\(stderr)")
     }
 
-    @Test func gatherIndices() {
+    @Test func gatherIndices() throws {
         let m = Mask(dropped: [[0, 3], [1, 2]], patchCount: 4)
         #expect(m.keptTokenIndices(item: 0) == [0, 2, 3])
         #expect(m.keptTokenIndices(item: 1) == [0, 1, 4])

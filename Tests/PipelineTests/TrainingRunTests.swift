@@ -350,6 +350,36 @@ import ViTDiffusion
         }
     }
 
+    /// A run of a custom strategy: described without a false alarm, refused (naming the folder)
+    /// when reopened without its strategy, resumed with it.
+    @Test func customStrategyRunFolders() throws {
+        struct KeepFirstRow: MaskingStrategy, CustomStringConvertible {
+            var description: String { "keep-first-row" }
+            func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { (gridHeight - 1) * gridWidth }
+            func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
+                try Mask(checkedVisible: Array(repeating: Array(0..<gridWidth), count: batchSize), patchCount: gridHeight * gridWidth)
+            }
+        }
+        try withTemporaryFolder("custom") { tmp in
+            let folder = tmp.appendingPathComponent("r")
+            _ = try TrainingRun(folder: folder, config: Self.config(steps: 2), masking: KeepFirstRow()).train(on: Self.dataset)
+            let d = try ModelDescription(describing: folder)
+            #expect(d.maskProblem == nil && d.visibleTokens == nil)
+            #expect(d.text.contains("custom(keep-first-row): a custom strategy") && !d.text.contains("unusable"), "\(d.text)")
+            #expect(d.json.contains("\"name\": \"keep-first-row\"") && d.json.contains("\"type\": \"custom\""), "\(d.json)")
+            let recorded = try #require(try RunConfig.recorded(in: folder))
+            #expect { try TrainingRun(folder: folder, config: recorded) } throws: { error in
+                guard case .invalidOption("mask", let problem) = error as? PipelineError else { return false }
+                return problem.contains(folder.path) && problem.contains("custom masking strategy 'keep-first-row'")
+            }
+            var longer = recorded
+            longer.recipe.steps = 3
+            let resumed = try TrainingRun(folder: folder, config: longer, masking: KeepFirstRow())
+            #expect(resumed.trainer.step == 2)
+            #expect(try resumed.train(on: Self.dataset).step == 3)
+        }
+    }
+
     /// Folders of runs are told apart by what wrote them, so describe and resume can say what to do.
     @Test func jobFoldersAreToldApart() throws {
         try withTemporaryFolder("jobs") { tmp in

@@ -62,7 +62,7 @@ struct DataParallelTests {
         for var g in batch.generators {
             steps.append(g.nextInt(below: trainer.schedule.timesteps))
             noise += Parallel.$threads.withValue(1) { Tensor.randomNormal([1, 3, imageSize, imageSize], using: &g).scalars }
-            dropped.append(trainer.masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1,
+            dropped.append(try trainer.masking.makeMask(gridHeight: c.gridHeight, gridWidth: c.gridWidth, batchSize: 1,
                                                     using: &g).dropped[0])
         }
         #expect(Set(steps).count > 1 && Set(dropped).count > 1)

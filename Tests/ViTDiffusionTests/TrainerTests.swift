@@ -210,6 +210,24 @@ struct KeepRandomRows: MaskingStrategy {
             #expect { try t.trainStep(dataset: TensorDataset(images: images)) } throws: { "\($0)".contains("where its maskedCount says 8") }
             #expect(snapshot(t.model.store) == before && t.step == 0)
         }
+        // A strategy built on the checked initialisers throws its mistake: the step stops with it,
+        // naming the strategy, before any weight changes (so a run can checkpoint and stop).
+        struct Twice: MaskingStrategy, CustomStringConvertible {
+            var description: String { "twice" }
+            func maskedCount(gridHeight: Int, gridWidth: Int) -> Int { gridHeight * gridWidth - 2 }
+            func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
+                try Mask(checkedVisible: Array(repeating: [1, 1], count: batchSize), patchCount: gridHeight * gridWidth)
+            }
+        }
+        let twice = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3), masking: Twice())
+        let before = snapshot(twice.model.store)
+        for step in [{ try twice.trainStep(images: images, using: &data) }, { try twice.trainStep(dataset: TensorDataset(images: images)) }] {
+            #expect { _ = try step() } throws: { error in
+                guard let e = error as? ViTDiffusionError, e.leavesWeightsUntouched else { return false }
+                return "\(e)".contains("the strategy twice failed to draw a mask: invalid mask: item 0 keeps patch 1 twice")
+            }
+        }
+        #expect(snapshot(twice.model.store) == before && twice.step == 0)
         // A declared count outside the grid is refused up front, and so is a grid without patches.
         #expect(throws: MaskingError.self) { try KeepRandomRows(keepRows: 9).validateForTraining(gridHeight: 4, gridWidth: 4) }
         #expect(throws: MaskingError.unfitGrid(strategy: "none", gridHeight: 0, gridWidth: 0, problem: "the grid has no patches")) {
@@ -228,8 +246,8 @@ struct KeepRandomRows: MaskingStrategy {
         let block4 = try DiffusionTrainer(model: MaskedUViT(config: c, rng: &rng), recipe: recipe(steps: 3, mask: "block4", ratio: 0.9))
         let expected = ViTDiffusionError.invalidRecipe(
             field: "mask",
-            problem: "does not fit the model (12x12 px in patches of 2): masking strategy 'block4(0.9)' cannot mask a 6x6 patch grid: "
-                + "4x4 blocks must tile it (both sides a multiple of 4)")
+            problem: "masking strategy 'block4(0.9)' cannot mask a 6x6 patch grid: "
+                + "4x4 blocks must tile it (both sides a multiple of 4) (the model: 12x12 px in patches of 2)")
         #expect(throws: expected) { try block4.validateMasking() }
         let before = snapshot(block4.model.store)
         #expect(throws: expected) { try block4.trainStep(images: images, using: &data) }
