@@ -191,6 +191,7 @@ struct StageOptions: ParsableArguments {
         }
         StopSignal.install()
         // Before the data loads, not after (a recorded config on resume has passed no other check).
+        try TrainingRun.checkStrategyIsKnown(config, folder: URL(fileURLWithPath: out))
         try Self.checkBeforeLoading(model: config.model, recipe: config.recipe)
         if config.evaluation != nil, !FileManager.default.fileExists(atPath: FIDInceptionV3.defaultWeightsURL.path) {
             throw MetricsError.missingWeights(path: FIDInceptionV3.defaultWeightsURL.path)     // a missing file: status 1

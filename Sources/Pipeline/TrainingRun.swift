@@ -123,11 +123,7 @@ public final class TrainingRun {
         self.folder = folder
         var config = config
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
-        if masking == nil, case .custom(let name) = config.recipe.mask {
-            throw PipelineError.invalidOption(
-                name: "mask", problem: "the run in '\(folder.path)' uses the custom masking strategy '\(name)', which only its code can "
-                    + "make: open it with TrainingRun(folder:config:masking:) and that strategy (the maskdm commands cannot train it)")
-        }
+        if masking == nil { try Self.checkStrategyIsKnown(config, folder: folder) }
         try config.validate()
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
@@ -589,6 +585,17 @@ public final class TrainingRun {
         return try zip(communicator.allGather(padded), lengths).map { values, length in
             String(decoding: values.prefix(length).map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
         }
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`mask`) naming the folder and the
+    /// strategy when `config` records a custom masking strategy (``MaskSpec/custom(name:)``):
+    /// only its code can make it, so the run must be opened with it (`masking:`). A front end
+    /// checks a recorded config with it before it loads data.
+    public static func checkStrategyIsKnown(_ config: RunConfig, folder: URL) throws {
+        guard case .custom(let name) = config.recipe.mask else { return }
+        throw PipelineError.invalidOption(
+            name: "mask", problem: "the run in '\(folder.path)' uses the custom masking strategy '\(name)', which only its code can "
+                + "make: open it with TrainingRun(folder:config:masking:) and that strategy (the maskdm commands cannot train it)")
     }
 
     /// Throws the error that opening a run at `folder` would give for the path itself (a file at

@@ -117,6 +117,15 @@ struct CLIErrorTests {
             let tooBig = try MPIJob.runAlone(["resume", huge.path])
             #expect(tooBig.status == 64 && tooBig.output.contains("above 2048 pixels a side") && !tooBig.output.contains("data:"),
                     "\(tooBig.output)")
+            // A run of a custom masking strategy needs its code: refused before the data loads.
+            let custom = tmp.appendingPathComponent("custom")
+            try FileManager.default.createDirectory(at: custom, withIntermediateDirectories: true)
+            let mask = try #require(config.range(of: #""mask" : \{[^}]*\}"#, options: .regularExpression))
+            try config.replacingCharacters(in: mask, with: #""mask" : {"name" : "my-rows", "type" : "custom"}"#)
+                .write(to: custom.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+            let customRun = try MPIJob.runAlone(["resume", custom.path])
+            #expect(customRun.status == 64 && customRun.output.contains("uses the custom masking strategy 'my-rows'")
+                    && !customRun.output.contains("data:"), "\(customRun.output)")
             // A stage of `maskdm compare` (a time budget) is left to compare.
             let arm = tmp.appendingPathComponent("cmp/arm-A/pretrain")
             try FileManager.default.createDirectory(at: arm, withIntermediateDirectories: true)
