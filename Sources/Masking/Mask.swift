@@ -71,8 +71,12 @@ public struct Mask: Sendable, Equatable {
     /// stopping the program (see ``init(checkedDropped:patchCount:)``).
     public init(checkedVisible visible: [[Int]], patchCount: Int) throws {
         guard patchCount >= 0 else { throw MaskingError.invalidMask("negative patch count \(patchCount)") }
+        let count = visible.first?.count ?? 0
         var dropped: [[Int]] = []
         for (b, row) in visible.enumerated() {
+            guard row.count == count else {
+                throw MaskingError.invalidMask("item \(b) keeps \(row.count) patches but item 0 keeps \(count); every item must keep the same number")
+            }
             var kept = [Bool](repeating: false, count: patchCount)
             for p in row {
                 guard p >= 0 && p < patchCount else { throw MaskingError.invalidMask("item \(b) keeps patch \(p), outside 0..<\(patchCount)") }

@@ -104,7 +104,9 @@ public final class TrainingRun {
     /// - Throws: ``PipelineError/runMismatch(folder:key:existing:requested:)`` when the folder
     ///   holds another run; checkpoint errors naming the file and key;
     ///   ``PipelineError/invalidOption(name:problem:)`` (`precision`) when the requested precision
-    ///   cannot run here or the ranks disagree on it, ``PipelineError/badConfig(path:key:problem:)``
+    ///   cannot run here or the ranks disagree on it, `mask` when the config names a custom
+    ///   strategy and `masking` is nil (``checkStrategyIsKnown(_:folder:)``), `settings` when the
+    ///   ranks were started with different settings, ``PipelineError/badConfig(path:key:problem:)``
     ///   (`precision`) when the precision `config.json` records cannot; with an evaluation
     ///   schedule, its ``EvaluationSchedule/validate(checkingReference:)`` errors, a missing Inception network
     ///   (``PipelineError/missingFile(path:hint:)``) and the reference folder's errors (its
@@ -594,8 +596,8 @@ public final class TrainingRun {
     public static func checkStrategyIsKnown(_ config: RunConfig, folder: URL) throws {
         guard case .custom(let name) = config.recipe.mask else { return }
         throw PipelineError.invalidOption(
-            name: "mask", problem: "the run in '\(folder.path)' uses the custom masking strategy '\(name)', which only its code can "
-                + "make: open it with TrainingRun(folder:config:masking:) and that strategy (the maskdm commands cannot train it)")
+            name: "mask", problem: "the run config for '\(folder.path)' names the custom masking strategy '\(name)', which only its "
+                + "code can make: open it with TrainingRun(folder:config:masking:) and that strategy (the maskdm commands cannot train it)")
     }
 
     /// Throws the error that opening a run at `folder` would give for the path itself (a file at

@@ -152,7 +152,7 @@ public final class DiffusionTrainer {
         let c = model.config
         do {
             try masking.validateForTraining(gridHeight: c.gridHeight, gridWidth: c.gridWidth)
-        } catch let error as MaskingError {
+        } catch {                                                         // a custom validate may throw its own errors
             throw ViTDiffusionError.invalidRecipe(
                 field: "mask", problem: "\(error) (the model: \(c.imageHeight)x\(c.imageWidth) px in patches of \(c.patchSize))")
         }
@@ -560,8 +560,8 @@ struct RecordedCustomMasking: MaskingStrategy, CustomStringConvertible {
                                      problem: "the checkpoint \(checkpoint) was trained with this custom strategy; "
                                         + "pass it again (masking:) to train on")
     }
-    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) -> Mask {
-        preconditionFailure("\(name): a custom strategy recorded in \(checkpoint) cannot draw masks without its code")
+    func makeMask(gridHeight: Int, gridWidth: Int, batchSize: Int, using rng: inout RandomGenerator) throws -> Mask {
+        throw MaskingError.customStrategy(name)                          // (validate refuses first, with the checkpoint's name)
     }
 }
 

@@ -124,7 +124,7 @@ struct CLIErrorTests {
             try config.replacingCharacters(in: mask, with: #""mask" : {"name" : "my-rows", "type" : "custom"}"#)
                 .write(to: custom.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
             let customRun = try MPIJob.runAlone(["resume", custom.path])
-            #expect(customRun.status == 64 && customRun.output.contains("uses the custom masking strategy 'my-rows'")
+            #expect(customRun.status == 64 && customRun.output.contains("names the custom masking strategy 'my-rows'")
                     && !customRun.output.contains("data:"), "\(customRun.output)")
             // A stage of `maskdm compare` (a time budget) is left to compare.
             let arm = tmp.appendingPathComponent("cmp/arm-A/pretrain")

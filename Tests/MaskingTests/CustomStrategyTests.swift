@@ -42,6 +42,9 @@ func drawMasks<S: MaskingStrategy>(_ s: S, grid: Int, batches: Int, seed: UInt64
     @Test func checkedMasksThrowInsteadOfStopping() throws {
         #expect(throws: MaskingError.invalidMask("item 1 keeps patch 2 twice")) { try Mask(checkedVisible: [[0, 1], [2, 2]], patchCount: 4) }
         #expect(throws: MaskingError.invalidMask("item 0 keeps patch 4, outside 0..<4")) { try Mask(checkedVisible: [[4]], patchCount: 4) }
+        #expect(throws: MaskingError.invalidMask("item 1 keeps 1 patches but item 0 keeps 2; every item must keep the same number")) {
+            try Mask(checkedVisible: [[0, 1], [2]], patchCount: 4)
+        }
         #expect(throws: MaskingError.invalidMask("item 1 drops 1 patches but item 0 drops 2; every item must drop the same number")) {
             try Mask(checkedDropped: [[0, 1], [2]], patchCount: 4)
         }

@@ -370,7 +370,7 @@ import ViTDiffusion
             let recorded = try #require(try RunConfig.recorded(in: folder))
             #expect { try TrainingRun(folder: folder, config: recorded) } throws: { error in
                 guard case .invalidOption("mask", let problem) = error as? PipelineError else { return false }
-                return problem.contains(folder.path) && problem.contains("custom masking strategy 'keep-first-row'")
+                return problem.contains(folder.path) && problem.contains("names the custom masking strategy 'keep-first-row'")
             }
             var longer = recorded
             longer.recipe.steps = 3
