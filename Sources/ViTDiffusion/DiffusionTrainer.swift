@@ -285,7 +285,6 @@ public final class DiffusionTrainer {
     @discardableResult
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
         try validateMasking()
-        let c = model.config
         let b = x0.shape[0]
         let start = Date()
         let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
