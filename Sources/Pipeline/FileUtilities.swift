@@ -22,6 +22,13 @@ func recordEncoder(pretty: Bool) -> JSONEncoder {
     return enc
 }
 
+/// A value JSONSerialization produced (or a string) as one line of JSON, keys sorted and slashes
+/// unescaped: `16`, `[16,32]`, `"linear"`, `"/data/faces"`.
+func oneLineJSON(_ value: Any) -> String {
+    (try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]))
+        .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+}
+
 /// The decoder of those records; it also reads the camelCase keys of older files.
 func recordDecoder() -> JSONDecoder {
     let dec = JSONDecoder()

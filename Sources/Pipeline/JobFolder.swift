@@ -29,7 +29,7 @@ public struct JobFolder: Sendable, Equatable {
     /// below it. A folder that is a run itself (it has a `config.json` or a checkpoint) is not one.
     public init?(_ folder: URL) {
         let fm = FileManager.default
-        func has(_ name: String, in url: URL = folder) -> Bool { fm.fileExists(atPath: url.appendingPathComponent(name).path) }
+        func has(_ name: String) -> Bool { fm.fileExists(atPath: folder.appendingPathComponent(name).path) }
         if Self.isRun(folder) { return nil }
         self.folder = folder
         runs = Self.runFolders(under: folder)

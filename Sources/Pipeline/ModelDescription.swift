@@ -99,16 +99,12 @@ public struct ModelDescription: Sendable, Equatable {
     public var json: String {
         func num(_ x: Double?) -> String { x.map { String($0) } ?? "null" }
         func int(_ x: Int?) -> String { x.map(String.init) ?? "null" }
-        func jsonString(_ x: String) -> String {
-            (try? JSONSerialization.data(withJSONObject: x, options: [.fragmentsAllowed, .withoutEscapingSlashes]))
-                .map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
-        }
         let size = model.imageHeight == model.imageWidth ? String(model.imageHeight) : "[\(model.imageHeight), \(model.imageWidth)]"
         let m = recipe.mask
         // Keys in sorted order, as all JSON the tools write.
         return "{\"batch_size\": \(recipe.batchSize), \"image_size\": \(size), "
             + "\"learning_rate\": \(Double("\(recipe.learningRate)") ?? Double(recipe.learningRate)), "
-            + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"name\": \(jsonString(m.name)), "
+            + "\"mask\": {\"block_size\": \(int(m.blockSize)), \"crop_size\": \(int(m.cropSize)), \"name\": \(oneLineJSON(m.name)), "
             + "\"ratio\": \(num(m.ratio)), \"type\": \"\(m.type)\"}, "
             + "\"parameters\": \(parameters), \"patch_size\": \(model.patchSize), " + (run.map { "\"run\": \($0.json), " } ?? "")
             + "\"schedule\": \"\(recipe.schedule)\", \"tokens\": \(model.patchCount)}"

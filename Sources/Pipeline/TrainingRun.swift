@@ -543,9 +543,8 @@ public final class TrainingRun {
         func walk(_ value: Any, _ path: String) {
             if let d = value as? [String: Any] {
                 for (k, v) in d { walk(v, path.isEmpty ? k : path + "." + k) }
-            } else {                                                      // one line of JSON: `16`, `[16,32]`, `"linear"`
-                let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
-                out[path] = data.map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+            } else {
+                out[path] = oneLineJSON(value)
             }
         }
         if let object = try? JSONSerialization.jsonObject(with: Data(config.json.utf8)) { walk(object, "") }
