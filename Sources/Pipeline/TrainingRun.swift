@@ -365,7 +365,9 @@ public final class TrainingRun {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss: Float
             do {
-                let batch = try prefetcher.batch(trainer.step)
+                // A rank whose images fail stops the step on every rank (all keep their progress).
+                let batch: DiffusionTrainer.PreparedBatch
+                do { batch = try prefetcher.batch(trainer.step) } catch { try trainer.abandonStep(because: error) }
                 prefetcher.prefetch(trainer.step + 1)                    // decoded while this step trains
                 loss = try trainer.trainStep(batch: batch)
             } catch let error as ViTDiffusionError where error.leavesWeightsUntouched {
@@ -430,6 +432,10 @@ public final class TrainingRun {
     /// steps since the previous one are not lost, then `error`.
     private func keepProgress(before error: Error, events: ((Event) -> Void)?) throws -> Never {
         if trainer.step > 0 { try checkpointNow(events: events) }
+        // Every rank comes here at the same step (the trainer agrees on failures); the others
+        // wait for the checkpoint, as in a stop: a rank whose error ended the job first would
+        // abort rank 0 in the middle of writing it.
+        if communicator.size > 1 { try communicator.barrier() }
         throw error
     }
 
@@ -563,7 +569,7 @@ public final class TrainingRun {
             }
             return d
         }
-        let texts = try allGather(text: text(settings), communicator: communicator)
+        let texts = try communicator.allGather(text: text(settings))
         guard Set(texts).count > 1 else { return }
         let base = parse(texts[0])
         var differences: [String] = []
@@ -576,16 +582,6 @@ public final class TrainingRun {
         throw PipelineError.invalidOption(
             name: "settings", problem: "the ranks were started with different settings (\(differences.joined(separator: "; "))): "
                 + "give every rank the same flags, config file, environment and run folder")
-    }
-
-    /// Every rank's `text`, in rank order (its UTF-8 bytes through ``Communicator/allGather(_:)``).
-    static func allGather(text: String, communicator: any Communicator) throws -> [String] {
-        let bytes = Array(text.utf8)
-        let lengths = try communicator.allGather([Int64(bytes.count)]).map { Int($0.first ?? 0) }
-        let padded = bytes.map(Int64.init) + Array(repeating: 0, count: (lengths.max() ?? 0) - bytes.count)
-        return try zip(communicator.allGather(padded), lengths).map { values, length in
-            String(decoding: values.prefix(length).map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
-        }
     }
 
     /// Throws ``PipelineError/invalidOption(name:problem:)`` (`mask`) naming the folder and the

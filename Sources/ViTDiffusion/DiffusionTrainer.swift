@@ -191,10 +191,44 @@ public final class DiffusionTrainer {
     }
 
     /// One optimisation step on this rank's share of the batch drawn from `dataset`. Returns
-    /// the loss (the mean over the global batch).
+    /// the loss (the mean over the global batch). In a job of several ranks, images that fail to
+    /// load on one rank stop the step on every rank (``abandonStep(because:)``).
     @discardableResult
     public func trainStep(dataset: any TrainingImages) throws -> Float {
-        try trainStep(batch: try prepareBatch(forStep: step, from: dataset))
+        let batch: PreparedBatch
+        do { batch = try prepareBatch(forStep: step, from: dataset) } catch { try abandonStep(because: error) }
+        return try trainStep(batch: batch)
+    }
+
+    /// Gives up this rank's part of the current step because of `error` (its images failed to
+    /// load, say), and throws `error`. Alone, that is all. In a job of several ranks a rank that
+    /// cannot take its part calls this instead of a `trainStep`: it takes part in the step's first
+    /// collective, where the other ranks learn of it, so that their `trainStep` throws
+    /// ``ViTDiffusionError/rankFailed(rank:step:problem:)`` (with this rank's error) instead of
+    /// waiting for it forever. No rank updates its weights, so every rank may keep its progress
+    /// (``ViTDiffusionError/leavesWeightsUntouched``). The `trainStep`s that draw their own masks
+    /// do the same for a mask the strategy fails to draw.
+    public func abandonStep(because error: any Error) throws -> Never {
+        if communicator.size > 1 { _ = try agreeOnLoss(0, failure: error) }
+        throw error
+    }
+
+    /// The mean of the ranks' losses of this step, agreed in one collective that also tells
+    /// every rank whether any rank failed to take its part: then every rank throws, the failed
+    /// ones their own `failure`, the others ``ViTDiffusionError/rankFailed(rank:step:problem:)``
+    /// naming the first failed rank and its error.
+    private func agreeOnLoss(_ loss: Float, failure: (any Error)?) throws -> Float {
+        let ranks = communicator.size
+        var values = [Double](repeating: 0, count: 1 + ranks)
+        values[0] = Double(loss)
+        values[1 + communicator.rank] = failure == nil ? 0 : 1
+        try communicator.allReduceSum(&values)
+        guard let failed = values.dropFirst().firstIndex(where: { $0 > 0 }).map({ $0 - 1 }) else {
+            return Float(values[0] / Double(ranks))
+        }
+        let problems = try communicator.allGather(text: failure.map { "\($0)" } ?? "")
+        if let failure { throw failure }
+        throw ViTDiffusionError.rankFailed(rank: failed, step: step + 1, problem: problems[failed])
     }
 
     /// This rank's images of step `step`: what ``trainStep(dataset:)`` does first, split out so
@@ -218,8 +252,9 @@ public final class DiffusionTrainer {
         precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
         try validateMasking()
         let start = Date()
-        let (t, noise, mask) = try draws(for: batch)
-        return try trainStep(images: batch.images, timesteps: t, noise: noise, mask: mask,
+        let drawn: (timesteps: [Int], noise: Tensor, mask: Mask)
+        do { drawn = try draws(for: batch) } catch { try abandonStep(because: error) }
+        return try trainStep(images: batch.images, timesteps: drawn.timesteps, noise: drawn.noise, mask: drawn.mask,
                              drawSeconds: Date().timeIntervalSince(start))
     }
 
@@ -244,7 +279,15 @@ public final class DiffusionTrainer {
                 }
             }
         }
-        let dropped = try generators.indices.map { try drawMask(batchSize: 1, using: &generators[$0]).dropped[0] }
+        let samples = Array(localSamples)
+        let dropped = try generators.indices.map { i in
+            do {
+                return try drawMask(batchSize: 1, using: &generators[i]).dropped[0]
+            } catch ViTDiffusionError.invalidRecipe(let field, let problem) {
+                // Drawn one image at a time: the strategy's "item 0" is this sample.
+                throw ViTDiffusionError.invalidRecipe(field: field, problem: "\(problem) (the mask of sample \(samples[i]) of step \(step + 1)'s batch, drawn alone as item 0)")
+            }
+        }
         let mask = Mask(dropped: dropped, patchCount: c.patchCount)
         return (t, noise, mask)
     }
@@ -289,7 +332,8 @@ public final class DiffusionTrainer {
         let start = Date()
         let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
         let noise = Tensor.randomNormal(x0.shape, using: &rng)
-        let mask = try drawMask(batchSize: b, using: &rng)
+        let mask: Mask
+        do { mask = try drawMask(batchSize: b, using: &rng) } catch { try abandonStep(because: error) }
         return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: Date().timeIntervalSince(start))
     }
 
@@ -368,12 +412,8 @@ public final class DiffusionTrainer {
         // Share 0's backward, the wait for the others and the sum (0 here when `pending` runs below).
         timings.backward = lap() - timings.forward
         let ranks = communicator.size
-        if ranks > 1 {
-            // Every rank must take the same branch below: agree on the mean loss first.
-            var sum = [Double(value)]
-            try communicator.allReduceSum(&sum)
-            value = Float(sum[0] / Double(ranks))
-        }
+        // Every rank must take the same branch below: agree on the mean loss first.
+        if ranks > 1 { value = try agreeOnLoss(value, failure: nil) }
         guard value.isFinite else { return try nonFinite("loss is \(value) at step \(step + 1)") }
         timings.communicate = lap()
         if let pending {

@@ -23,6 +23,10 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
     case invalidInput(file: String, key: String?, problem: String)
     /// An argument of a call is out of range (for instance a sampling batch size of 0).
     case invalidArgument(name: String, problem: String)
+    /// In a job of several ranks, another rank could not take its part of step `step` (its images
+    /// failed to load, its mask could not be drawn); `problem` is that rank's own error. No rank
+    /// updated its weights.
+    case rankFailed(rank: Int, step: Int, problem: String)
 
     /// One line naming the file, key or field and the problem.
     public var description: String {
@@ -47,15 +51,18 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
             return "\(file)" + (key.map { " '\($0)'" } ?? "") + ": \(problem)"
         case .invalidArgument(let name, let problem):
             return "\(name) \(problem)"
+        case .rankFailed(let rank, let step, let problem):
+            return "training stopped at step \(step): rank \(rank) could not take its part (\(problem)); weights were not updated"
         }
     }
 
     /// Whether the step that threw this left the trainer's state as it was before the step
     /// (a non-finite loss or gradient: nothing was updated; a mask the strategy could not draw or
-    /// that breaks its contract: drawn before the forward pass), so that state may be checkpointed.
+    /// that breaks its contract: drawn before the forward pass; another rank's failure: agreed
+    /// before any update), so that state may be checkpointed.
     public var leavesWeightsUntouched: Bool {
         switch self {
-        case .nonFinite: return true
+        case .nonFinite, .rankFailed: return true
         case .invalidRecipe(let field, _): return field == "mask"
         default: return false
         }

@@ -292,6 +292,43 @@ struct MPIJobTests {
         }
     }
 
+    @Test("Images that become unreadable on one rank end the job with that rank's error, the last step's checkpoint kept")
+    func imagesFailingOnOneRank() throws {
+        try withTemporaryFolder("mpi-unreadable") { dir in
+            // The same 8 images for both ranks under one path (each rank's working folder), decoded
+            // per batch; rank 1's become empty files while the job trains.
+            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+            try MPIJob.writeImages(count: 8, to: a.appendingPathComponent("images"))
+            try MPIJob.writeImages(count: 8, to: b.appendingPathComponent("images"))
+            let out = dir.appendingPathComponent("run")
+            let args = MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 100_000, batch: 4)
+                + ["--stream", "--checkpoint-every", "100000"]
+            let log = dir.appendingPathComponent("job.txt")
+            let job = try MPIJob.start(perRank: [(1, ["-wdir", a.path], args), (1, ["-wdir", b.path], args)], output: log)
+            defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
+            let steps = out.appendingPathComponent("log.jsonl")
+            func logged() -> [Int] {
+                let text = (try? String(contentsOf: steps, encoding: .utf8)) ?? ""
+                return text.split(separator: "\n").compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int
+                }
+            }
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, logged().count < 2, job.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+            for i in 0..<8 { try Data().write(to: b.appendingPathComponent("images/img\(i).png")) }
+            job.waitUntilExit()
+            let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(job.terminationStatus == 1, "\(output)")
+            #expect(output.contains("became unreadable during training"), "\(output)")
+            #expect(output.contains("could not take its part") && output.contains("rank 1"), "\(output)")
+            // Nothing lost: rank 0 wrote the checkpoint of the last step every rank finished.
+            let last = try #require(logged().last)
+            let checkpoint = out.appendingPathComponent("checkpoint.safetensors")
+            let saved = try SafetensorsFile(contentsOf: checkpoint).metadata["step"]
+            #expect(last >= 2 && saved == String(last), "\(output)")
+        }
+    }
+
     @Test("Re-running a finished 2-rank run, again and again, says there is nothing left (no lock race, no crash)")
     func rerunsOfAFinishedRun() throws {
         try withTemporaryFolder("mpi-rerun") { dir in

@@ -58,6 +58,17 @@ extension Communicator {
         }
     }
 
+    /// Every rank's `text`, in rank order (its UTF-8 bytes through ``allGather(_:)``; the texts'
+    /// lengths may differ).
+    public func allGather(text: String) throws -> [String] {
+        let bytes = Array(text.utf8)
+        let lengths = try allGather([Int64(bytes.count)]).map { Int($0.first ?? 0) }
+        let padded = bytes.map(Int64.init) + Array(repeating: 0, count: (lengths.max() ?? 0) - bytes.count)
+        return try zip(allGather(padded), lengths).map { values, length in
+            String(decoding: values.prefix(length).map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self)
+        }
+    }
+
     /// Copies rank `root`'s first `count` values of `storage` to every rank.
     public func broadcast(_ storage: TensorStorage, count: Int, root: Int = 0) throws {
         precondition(count >= 0 && count <= storage.count, "broadcast: \(count) values of a \(storage.count)-value storage")
