@@ -24,7 +24,7 @@ struct StageOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Gradient accumulation: run each step's batch as N micro-batches in turn (same training, a micro-batch's memory).")
     var accumulate: Int?
     @Option(parsing: .unconditional, help: "Learning rate (default: 2e-4 for pretrain, 5e-5 for finetune and train, or the config's).") var lr: Float?
-    @Option(parsing: .unconditional, help: "Seed of every random draw (default 0).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed of every random draw (default 0; finetune: the --init run's seed + 1, or 1).") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Checkpoint every K steps (0 = only at the end and when stopped; the latest is always kept, plus --keep numbered ones).") var checkpointEvery: Int = 500
     @Option(parsing: .unconditional, help: "Write an EMA sample grid every K steps (0 = never).") var sampleEvery: Int = 0
     @Option(parsing: .unconditional, help: "Images per sample grid.") var sampleCount: Int = 16
@@ -59,10 +59,22 @@ struct StageOptions: ParsableArguments {
                  initRecipe: TrainingRecipe? = nil) throws -> RunConfig {
         var modelConfig: MaskedUViTConfig
         var recipe: TrainingRecipe
+        var configSeed: UInt64?
         if let config {
             let ref = try ReferenceConfig(contentsOf: URL(fileURLWithPath: config))
             modelConfig = ref.model
             recipe = ref.recipe
+            configSeed = ref.seed
+            if let weights = ref.pretrainedCheckpoint {
+                // The reference trains on from these weights; here that is the fine-tuning's --init.
+                guard stage == .finetune else {
+                    throw ValidationError("--config \(config) sets pretrained_model_ckpt '\(weights)': the reference trains on from those weights, "
+                                          + "which here is 'maskdm finetune --init \(weights) --config \(config)'")
+                }
+                if let initialization, URL(fileURLWithPath: weights).standardizedFileURL.path != URL(fileURLWithPath: initialization).standardizedFileURL.path {
+                    print("note: --init \(initialization) is used, not the config's pretrained_model_ckpt '\(weights)'")
+                }
+            }
             if let size { modelConfig.imageHeight = size; modelConfig.imageWidth = size }
         } else if model == nil, var m = initModel {
             if let size { m.imageHeight = size; m.imageWidth = size }
@@ -98,6 +110,11 @@ struct StageOptions: ParsableArguments {
         else if let recorded = Self.recordedRun(in: out) { recipe.accumulationSteps = recorded.recipe.accumulationSteps }   // a resumed run keeps its N
         if let lr { recipe.learningRate = lr }
         if let seed { recipe.seed = seed }
+        else if stage == .finetune, configSeed == nil, let pre = initRecipe {
+            // Not the pre-training's seed: with it every step would draw the same images,
+            // timesteps and noise as the pre-training's step of that number.
+            recipe.seed = pre.seed &+ 1
+        }
         if let objective {
             guard let t = PredictionTarget(name: objective) else { throw ValidationError("unknown --objective '\(objective)' (eps, x0, v)") }
             recipe.objective = t

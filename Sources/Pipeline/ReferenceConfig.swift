@@ -8,7 +8,8 @@ import Yams
 /// A training config in the reference implementation's YAML format (its `configs/*.yml`),
 /// resolved to this library's types.
 ///
-/// Every key of the reference's configs is either used, known to be inert (logging, workers,
+/// Every key of the reference's configs is either used, recorded (`SHORT_SIDE_SIZE`,
+/// `pretrained_model_ckpt`: see their properties), known to be inert (logging, workers,
 /// paths, p2 weighting with gamma 0, ...), or refused with an error naming the file and the key
 /// (an unknown key, or a value the method here does not implement such as `decoder_depth > 0`,
 /// `use_final_conv: true`, `mlp_time_embed: true`, class conditioning). Two keys of the
@@ -27,10 +28,16 @@ public struct ReferenceConfig: Sendable, Equatable {
     public var model: MaskedUViTConfig
     /// Optimisation, EMA, clipping, schedule, mask and flips.
     public var recipe: TrainingRecipe
-    /// `SHORT_SIDE_SIZE` (> 0: resize the short side to it before the `IMG_SIZE` centre crop).
+    /// `SHORT_SIDE_SIZE`, when > 0. Recorded only: the reference's datasets do not apply it
+    /// (they take images already at `IMG_SIZE`), and this library resizes every image's short
+    /// side to the model's size and centre-crops it.
     public var shortSideSize: Int?
-    /// `pretrained_model_ckpt`, when set.
+    /// `pretrained_model_ckpt`, when set: the weights the reference loads before it trains.
+    /// ``ReferenceConfig`` does not load them; `maskdm finetune` takes them as `--init`, and the
+    /// other training commands refuse a config that sets them.
     public var pretrainedCheckpoint: String?
+    /// `seed`, when the file sets it (the recipe's seed is then this value, else 0).
+    public var seed: UInt64?
 
     static let topLevel: Set<String> = ["batch_size", "lr", "warmup_steps", "adam_betas", "weight_decay", "ema_decay",
                                         "clip_grad", "beta_schedule", "dataset", "network", "pretrained_model_ckpt",
@@ -138,7 +145,13 @@ public struct ReferenceConfig: Sendable, Equatable {
         }
         rec.weightDecay = Float(try r.double(root, "weight_decay") ?? Double(rec.weightDecay))
         rec.emaBeta = Float(try r.double(root, "ema_decay") ?? Double(rec.emaBeta))
-        rec.gradientClip = try r.double(root, "clip_grad").map { Float($0) }
+        // The reference clips at 1.0 unless the key says otherwise (`main.py`); null or 0 turns
+        // clipping off (its `if clip_grad:`).
+        if root.keys.contains("clip_grad") {
+            rec.gradientClip = try r.double(root, "clip_grad").flatMap { $0 == 0 ? nil : Float($0) }
+        } else {
+            rec.gradientClip = 1
+        }
         if let s = try r.string(root, "beta_schedule") {
             do { rec.schedule = try ScheduleKind(name: s) } catch {
                 throw PipelineError.badConfig(path: path, key: "beta_schedule", problem: "\(error)")
@@ -158,13 +171,21 @@ public struct ReferenceConfig: Sendable, Equatable {
             }
             rec.loss = k
         }
-        if let s = try r.int(root, "seed") { rec.seed = UInt64(truncatingIfNeeded: s) }
+        seed = try r.int(root, "seed").map { UInt64(truncatingIfNeeded: $0) }
+        if let seed { rec.seed = seed }
         rec.flipProbability = try r.double(dataset, "hflip_prob", section: "dataset.") ?? 0
-        let ratio = try r.double(dataset, "MASK_RATIO", section: "dataset.") ?? 0
-        if ratio > 0 {
-            let type = (try r.string(dataset, "MASK_TYPE", section: "dataset.") ?? "block").lowercased()
+        // As the reference: MASK_RATIO defaults to 0.9 under a MASK_TYPE, and a crop of a given
+        // size ignores the ratio. Without MASK_TYPE the reference stops (its default, `random`,
+        // is none of its types): a ratio without a type is refused, neither means no mask.
+        let type = try r.string(dataset, "MASK_TYPE", section: "dataset.")?.lowercased()
+        let givenRatio = try r.double(dataset, "MASK_RATIO", section: "dataset.")
+        if type == nil, let givenRatio, givenRatio > 0 {
+            throw PipelineError.badConfig(path: path, key: "dataset.MASK_TYPE", problem: "missing beside MASK_RATIO \(givenRatio): name patch, block or crop")
+        }
+        let ratio = givenRatio ?? (type == nil ? 0 : 0.9)
+        let crop = try r.int(dataset, "MASK_CROP_SIZE", section: "dataset.") ?? -1
+        if let type, ratio > 0 || (type == "crop" && crop > 0) {
             let block = try r.int(dataset, "MASK_BLOCK_SIZE", section: "dataset.") ?? 4
-            let crop = try r.int(dataset, "MASK_CROP_SIZE", section: "dataset.") ?? -1
             let name: String
             switch type {
             case "patch", "random": name = "patch"

@@ -85,6 +85,8 @@ public final class DiffusionTrainer {
         return Swift.max(1, Swift.min(threads, affordable))
     }
     private var replicas: [MaskedUViT] = []
+    /// The epochs' permutations the last batches used (``prepareBatch(forStep:from:)``).
+    private let epochOrders = EpochOrderCache()
 
     /// The global sample indices (`0..<recipe.batchSize`) this rank trains each step.
     public var localSamples: Range<Int> { communicator.share(of: recipe.batchSize) }
@@ -172,6 +174,10 @@ public final class DiffusionTrainer {
         return 5 * model.parameterCount * 4 + microBatch * perImage
     }
 
+    /// The order in which training visits a dataset of `count` images: an ``EpochOrder`` drawn
+    /// from the recipe's seed.
+    public func imageOrder(count: Int) -> EpochOrder { EpochOrder(count: count, seed: recipe.seed) }
+
     /// The generator of global sample `sample` of step `step`: a pure function of the seed,
     /// the step and the sample's index in the global batch (not of the rank that trains it).
     public func generator(forStep step: Int, sample: Int) -> RandomGenerator {
@@ -180,13 +186,13 @@ public final class DiffusionTrainer {
     }
 
     /// This rank's share of one step's batch: the images, and each sample's generator after it
-    /// drew its pick (it goes on to draw the timestep, the noise and the mask).
+    /// drew its flip (it goes on to draw the timestep, the noise and the mask).
     public struct PreparedBatch: Sendable {
         /// The step it belongs to.
         public let step: Int
         /// (localBatchSize, C, H, W) in [-1, 1].
         public let images: Tensor
-        /// One generator per local sample, positioned after the image pick.
+        /// One generator per local sample, positioned after the flip.
         public let generators: [RandomGenerator]
     }
 
@@ -233,13 +239,17 @@ public final class DiffusionTrainer {
 
     /// This rank's images of step `step`: what ``trainStep(dataset:)`` does first, split out so
     /// that another thread can prepare the next step's batch while this one trains
-    /// (``trainStep(batch:)`` then gives the same result bit for bit).
+    /// (``trainStep(batch:)`` then gives the same result bit for bit). Global sample `i` of the
+    /// step is image ``imageOrder(count:)``'s position `step * batchSize + i` (every image once
+    /// an epoch), flipped by a draw of its generator.
     public func prepareBatch(forStep step: Int, from dataset: any TrainingImages) throws -> PreparedBatch {
         var generators: [RandomGenerator] = []
         var picks: [ImagePick] = []
+        let order = imageOrder(count: dataset.count)
         for i in localSamples {
             var g = generator(forStep: step, sample: i)
-            picks.append(.draw(count: dataset.count, flipProbability: recipe.flipProbability, using: &g))
+            let index = epochOrders.index(order, at: step * recipe.batchSize + i)
+            picks.append(.draw(index: index, flipProbability: recipe.flipProbability, using: &g))
             generators.append(g)
         }
         return PreparedBatch(step: step, images: try dataset.batch(picks), generators: generators)

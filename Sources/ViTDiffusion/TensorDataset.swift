@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// One image of a batch: which image of the dataset, and whether it is flipped horizontally.
@@ -13,17 +14,78 @@ public struct ImagePick: Sendable, Hashable {
         self.flipped = flipped
     }
 
-    /// Draws a pick as training does: the index uniformly from `0..<count`, then (only when
-    /// `flipProbability > 0`) the flip.
+    /// Draws a pick with replacement: the index uniformly from `0..<count`, then the flip
+    /// (``draw(index:flipProbability:using:)``). Training visits the images in an ``EpochOrder``
+    /// instead.
     public static func draw(count: Int, flipProbability: Double, using rng: inout RandomGenerator) -> ImagePick {
-        let i = rng.nextInt(below: count)
-        return ImagePick(index: i, flipped: flipProbability > 0 && rng.nextUniformDouble() < flipProbability)
+        draw(index: rng.nextInt(below: count), flipProbability: flipProbability, using: &rng)
+    }
+
+    /// A pick of image `index`, flipped with probability `flipProbability` (one uniform draw from
+    /// `rng`, only when `flipProbability > 0`), as training picks each sample's image.
+    public static func draw(index: Int, flipProbability: Double, using rng: inout RandomGenerator) -> ImagePick {
+        ImagePick(index: index, flipped: flipProbability > 0 && rng.nextUniformDouble() < flipProbability)
     }
 }
 
-/// A source of training batches. The trainer draws the picks (which images, which flips) from
-/// its per-sample generators and asks for exactly those images, so a batch is a pure function of
-/// (seed, step, sample index) and a prefetching thread can prepare it ahead.
+/// The order in which training visits a dataset of `count` images: epoch after epoch, each a
+/// random permutation of all of them, so every image is seen once an epoch (as the reference's
+/// shuffled `DataLoader`) and batches run on across an epoch's end. Position `p` of the stream
+/// (step `s`, sample `i` of a batch of `B`: `p = s * B + i`) is image
+/// `permutation(epoch: p / count)[p % count]`: a pure function of the seed and the position, so a
+/// resumed run and every rank of a job see the same order.
+public struct EpochOrder: Sendable, Hashable {
+    /// Images in the dataset (at least 1).
+    public let count: Int
+    /// The seed the permutations are drawn from.
+    public let seed: UInt64
+
+    /// The order of `count` images (at least 1) drawn from `seed`.
+    public init(count: Int, seed: UInt64) {
+        precondition(count > 0, "EpochOrder: a dataset of \(count) images")
+        self.count = count
+        self.seed = seed
+    }
+
+    /// The images of epoch `epoch` in the order they are visited: a Fisher-Yates shuffle of
+    /// `0..<count` from a generator of (seed, epoch).
+    public func permutation(epoch: Int) -> [Int] {
+        var g = RandomGenerator(seed: seed ^ 0x4550_4F43_485F_4F52)
+        var rng = RandomGenerator(seed: g.next() &+ UInt64(truncatingIfNeeded: epoch + 1) &* 0x9E37_79B9_7F4A_7C15)
+        var order = Array(0..<count)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
+        return order
+    }
+
+    /// The image at position `position` (>= 0) of the stream.
+    public func index(at position: Int) -> Int {
+        precondition(position >= 0, "EpochOrder: position \(position)")
+        return permutation(epoch: position / count)[position % count]
+    }
+}
+
+/// The permutations of the last epochs a trainer asked for (a batch spans at most a few), so a
+/// step does not reshuffle the dataset; safe to use from the prefetching thread.
+final class EpochOrderCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recent: [(order: EpochOrder, epoch: Int, permutation: [Int])] = []
+
+    /// ``EpochOrder/index(at:)``, from a kept permutation when there is one.
+    func index(_ order: EpochOrder, at position: Int) -> Int {
+        let epoch = position / order.count, offset = position % order.count
+        lock.lock()
+        defer { lock.unlock() }
+        if let hit = recent.first(where: { $0.order == order && $0.epoch == epoch }) { return hit.permutation[offset] }
+        let permutation = order.permutation(epoch: epoch)
+        recent.append((order, epoch, permutation))
+        if recent.count > 2 { recent.removeFirst() }
+        return permutation[offset]
+    }
+}
+
+/// A source of training batches. The trainer picks the images (in an ``EpochOrder``) and the flips
+/// (from its per-sample generators) and asks for exactly those images, so a batch is a pure
+/// function of (seed, step, sample index) and a prefetching thread can prepare it ahead.
 ///
 /// A custom source implements ``count`` and ``batch(_:)``:
 /// ```swift

@@ -57,12 +57,17 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var steps: Int = 1000
     /// Checkpoint every this many steps (0 = only at the end).
     public var checkpointEvery: Int = 0
-    /// Seed of every random choice (timesteps, noise, masks, batches, flips).
+    /// Seed of every random choice (timesteps, noise, masks, batches, flips): 0 by default, 1 in
+    /// ``finetuning(batchSize:steps:learningRate:flipProbability:schedule:)``. Give the two stages
+    /// of a pipeline different seeds: the draws are a function of (seed, step, sample), so a
+    /// fine-tuning with the pre-training's seed would see the same images, timesteps and noise,
+    /// step by step, as the pre-training did.
     public var seed: UInt64 = 0
     /// What to do on a non-finite loss or gradient: stop with an error (default) or skip the step.
     public var skipNonFiniteSteps: Bool = false
 
-    /// The reference's defaults (unmasked, lr 2e-4, batch 128, eps objective, linear schedule).
+    /// The reference's defaults (unmasked, lr 2e-4, batch 128, eps objective), with the linear
+    /// schedule (the reference's `main.py` defaults to cosine; its configs name one or the other).
     public init() {}
 
     /// MaskDM pre-training: block-4 masking at 90%, lr 2e-4, no warm-up.
@@ -74,11 +79,12 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     }
 
     /// MaskDM fine-tuning: no mask; the few-data recipe uses lr 5e-5 and flips with p = 0.5.
+    /// Its seed is 1, so that it does not replay the draws of a pre-training of seed 0.
     public static func finetuning(batchSize: Int = 64, steps: Int = 1000, learningRate: Float = 5e-5,
                                   flipProbability: Double = 0.5, schedule: ScheduleKind = .linear) -> TrainingRecipe {
         var r = TrainingRecipe()
         r.batchSize = batchSize; r.steps = steps; r.learningRate = learningRate; r.flipProbability = flipProbability
-        r.schedule = schedule
+        r.schedule = schedule; r.seed = 1
         return r
     }
 

@@ -95,6 +95,53 @@ struct CLIErrorTests {
 
     /// `maskdm resume RUN` continues a run with its recorded settings (none repeated), and
     /// trains further with `--steps`; a folder without `config.json` is refused, naming it.
+    /// The fine-tuning does not replay the pre-training's draws: without --seed it takes its
+    /// --init run's seed + 1. A reference config that names pre-trained weights is the
+    /// fine-tuning's --init: pretrain refuses it, finetune notes which weights it uses.
+    @Test func finetuneSeedAndPretrainedWeights() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let pre = tmp.appendingPathComponent("pre")
+            #expect(try MPIJob.runAlone(MPIJob.pretrain(data: "emoji-faces", out: pre, steps: 1, batch: 4) + ["--seed", "5"]).status == 0)
+            func seed(_ run: URL) throws -> Int? {
+                let data = try Data(contentsOf: run.appendingPathComponent("config.json"))
+                return ((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["recipe"] as? [String: Any])?["seed"] as? Int
+            }
+            let fine = tmp.appendingPathComponent("fine")
+            let args = ["finetune", "--init", pre.path, "--data", "emoji-faces", "--out", fine.path, "--steps", "1", "--batch", "4"]
+            let r = try MPIJob.runAlone(args)
+            #expect(r.status == 0, "\(r.output)")
+            #expect(try seed(fine) == 6)
+            #expect(try MPIJob.runAlone(args).output.contains("nothing left to train"))      // the same command again agrees
+            let chosen = tmp.appendingPathComponent("fine9")
+            #expect(try MPIJob.runAlone(["finetune", "--init", pre.path, "--data", "emoji-faces", "--out", chosen.path, "--steps", "1",
+                                         "--batch", "4", "--seed", "9"]).status == 0)
+            #expect(try seed(chosen) == 9)
+            // A reference config naming pre-trained weights.
+            let yml = tmp.appendingPathComponent("ref.yml")
+            try """
+            batch_size: 4
+            pretrained_model_ckpt: "/elsewhere/model-100.pt"
+            dataset:
+              MASK_TYPE: block
+              MASK_RATIO: 0.5
+              MASK_BLOCK_SIZE: 2
+            network:
+              name: maskdm
+              img_size: 16
+              patch_size: 4
+              encoder_embed_dim: 64
+              encoder_depth: 3
+              encoder_heads: 2
+            """.write(to: yml, atomically: true, encoding: .utf8)
+            let refused = try MPIJob.runAlone(["pretrain", "--config", yml.path, "--data", "emoji-faces", "--out", tmp.appendingPathComponent("p2").path])
+            #expect(refused.status == 64 && refused.output.contains("maskdm finetune --init /elsewhere/model-100.pt --config \(yml.path)"),
+                    "\(refused.output)")
+            let noted = try MPIJob.runAlone(["finetune", "--config", yml.path, "--init", pre.path, "--data", "emoji-faces",
+                                             "--out", tmp.appendingPathComponent("f2").path, "--steps", "1"])
+            #expect(noted.output.contains("not the config's pretrained_model_ckpt '/elsewhere/model-100.pt'"), "\(noted.output)")
+        }
+    }
+
     @Test func resumeContinuesWithTheRecordedSettings() throws {
         try withTemporaryFolder("cli") { tmp in
             let run = tmp.appendingPathComponent("run")

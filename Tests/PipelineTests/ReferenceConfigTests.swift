@@ -209,6 +209,29 @@ import ViTDiffusion
         #expect(Self.badKey(Self.yaml().replacingOccurrences(of: "IMG_SIZE: 16", with: "IMG_SIZE: 32")) == "dataset.IMG_SIZE")
     }
 
+    /// A config whose dataset section is exactly `dataset` (and extra top-level lines `top`).
+    static func yaml(datasetSection dataset: String, top: String = "") -> String {
+        "batch_size: 8\n\(top)\ndataset:\n  IMG_SIZE: 16\n" + dataset.split(separator: "\n").map { "  \($0)\n" }.joined()
+            + "network:\n  name: maskdm\n  img_size: 16\n  patch_size: 2\n  encoder_embed_dim: 16\n  encoder_depth: 3\n  encoder_heads: 2\n"
+    }
+
+    @Test("Defaults as the reference's main.py: clip_grad 1.0 when absent (null or 0: none), MASK_RATIO 0.9 under a type, a sized crop whatever the ratio")
+    func referenceDefaults() throws {
+        let plain = try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_TYPE: block\nMASK_RATIO: 0.0"))
+        #expect(plain.recipe.gradientClip == 1 && plain.recipe.mask == MaskSpec.none && plain.seed == nil && plain.pretrainedCheckpoint == nil)
+        for (line, clip) in [("clip_grad: null", nil), ("clip_grad: 0", nil), ("clip_grad: 0.5", 0.5)] as [(String, Float?)] {
+            #expect(try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_RATIO: 0.0", top: line)).recipe.gradientClip == clip, "\(line)")
+        }
+        #expect(try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_TYPE: block\nMASK_BLOCK_SIZE: 2")).recipe.mask == .block(size: 2, ratio: 0.9))
+        #expect(try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_TYPE: crop\nMASK_RATIO: 0.0\nMASK_CROP_SIZE: 3")).recipe.mask == .crop(size: 3))
+        #expect(try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_TYPE: crop\nMASK_RATIO: 0.0\nMASK_CROP_SIZE: -1")).recipe.mask == MaskSpec.none)
+        #expect(try ReferenceConfig(yaml: Self.yaml(datasetSection: "hflip_prob: 0.0")).recipe.mask == MaskSpec.none)
+        #expect(Self.badKey(Self.yaml(datasetSection: "MASK_RATIO: 0.5")) == "dataset.MASK_TYPE")
+        // Recorded keys: the seed when given, the pre-trained weights' path.
+        let recorded = try ReferenceConfig(yaml: Self.yaml(datasetSection: "MASK_RATIO: 0.0", top: "seed: 1232\npretrained_model_ckpt: /w/model-10.pt"))
+        #expect(recorded.seed == 1232 && recorded.recipe.seed == 1232 && recorded.pretrainedCheckpoint == "/w/model-10.pt")
+    }
+
     @Test func yamlAnchorsResolve() throws {
         let text = """
         define: &img_size 64

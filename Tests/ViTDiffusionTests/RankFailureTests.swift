@@ -121,7 +121,7 @@ final class FailingImages: TrainingImages, @unchecked Sendable {
     func batch(_ picks: [ImagePick]) throws -> Tensor {
         batches += 1
         if batches >= failFrom { throw Unreadable() }
-        return try images.batch(picks)
+        return images.batch(picks)
     }
 }
 
