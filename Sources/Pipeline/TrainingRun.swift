@@ -158,6 +158,7 @@ public final class TrainingRun {
             // train apart silently, fail in a collective, or wait forever for each other.
             var settings = Self.settings(of: config)
             settings["recipe.accumulationSteps"] = nil                  // each rank's micro-batches are its own
+            for key in ["keepCheckpoints", "sampleEvery", "sampleCount"] { settings[key] = nil }   // rank 0's files alone
             settings["run folder"] = resuming ? "has a checkpoint" : "has no checkpoint"
             try Self.checkRanksAgree(on: settings, communicator: communicator)
         }

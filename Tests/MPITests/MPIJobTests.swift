@@ -289,6 +289,15 @@ struct MPIJobTests {
             #expect(images.status == 64, "\(images.output)")
             #expect(images.output.contains("different numbers of training images (rank 0: 8, rank 1: 6)"), "\(images.output)")
             #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+            // Settings only rank 0 acts on may differ: rank 0's are recorded.
+            let own = dir.appendingPathComponent("writer-only")
+            let writerOnly = MPIJob.pretrain(data: "/proc/self/cwd/images", out: own, steps: 2, batch: 4)
+            let mixedFiles = try MPIJob.run(perRank: [(1, ["-wdir", a.path], writerOnly + ["--keep", "1"]),
+                                                      (1, ["-wdir", a.path], writerOnly + ["--keep", "5", "--sample-every", "1", "--sample-count", "4"])],
+                                            in: dir)
+            #expect(mixedFiles.status == 0, "\(mixedFiles.output)")
+            let recorded = try String(contentsOf: own.appendingPathComponent("config.json"), encoding: .utf8)
+            #expect(recorded.contains("\"keepCheckpoints\" : 1") && recorded.contains("\"sampleEvery\" : 0"), "\(recorded)")
         }
     }
 
