@@ -54,6 +54,10 @@ struct MaskDM: ParsableCommand {
                 if code != .success {
                     let text = fullMessage(for: error)
                     FileHandle.standardError.write(Data("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n".utf8))
+                    // When every rank stops at a failed step, rank 0 reports (its message names
+                    // the failed rank's error) and gives the job's status: the others wait a
+                    // moment, as their abort would end rank 0 before it printed.
+                    if World.communicator.rank != 0 { usleep(200_000) }
                     MPICommunicator.abort(code: code.rawValue)
                 }
             }

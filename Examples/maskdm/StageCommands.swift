@@ -43,7 +43,7 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Beta schedule: linear or cosine (default linear, or --init's).") var schedule: String?
     @Option(parsing: .unconditional, help: "Linear warm-up steps (default 0).") var warmup: Int?
     @Option(parsing: .unconditional, help: "Horizontal flip probability (default: 0 for pretrain, 0.5 for finetune and train).") var flip: Double?
-    @Option(parsing: .unconditional, help: "Gradient-norm clip (0 = none, the default).") var clip: Float?
+    @Option(parsing: .unconditional, help: "Gradient-norm clip (0 = none, the default; under --config its clip_grad, 1.0 when absent).") var clip: Float?
     @Option(parsing: .unconditional, help: "EMA decay ceiling (default 0.999).") var emaBeta: Float?
     @Option(parsing: .unconditional, help: "AdamW beta1 (default 0.99, as the reference).") var beta1: Float?
     @Option(parsing: .unconditional, help: "AdamW beta2 (default 0.99, as the reference).") var beta2: Float?
@@ -71,7 +71,9 @@ struct StageOptions: ParsableArguments {
                     throw ValidationError("--config \(config) sets pretrained_model_ckpt '\(weights)': the reference trains on from those weights, "
                                           + "which here is 'maskdm finetune --init \(weights) --config \(config)'")
                 }
-                if let initialization, URL(fileURLWithPath: weights).standardizedFileURL.path != URL(fileURLWithPath: initialization).standardizedFileURL.path {
+                let named = (try? WeightLoading.resolve(URL(fileURLWithPath: weights))) ?? URL(fileURLWithPath: weights)
+                if let initialization, World.communicator.isWriter,
+                   named.standardizedFileURL.path != URL(fileURLWithPath: initialization).standardizedFileURL.path {
                     print("note: --init \(initialization) is used, not the config's pretrained_model_ckpt '\(weights)'")
                 }
             }
@@ -87,6 +89,7 @@ struct StageOptions: ParsableArguments {
             }
             modelConfig = m
             recipe = stage == .pretrain ? .pretraining(batchSize: 128, steps: 1000) : .finetuning(batchSize: 64, steps: 1000)
+            if stage == .train { recipe.seed = 0 }                        // the fine-tuning preset's 1 is for a second stage
         }
         if let model, config != nil {
             guard let m = MaskedUViTConfig.named(model, imageSize: modelConfig.imageHeight) else {
@@ -110,10 +113,14 @@ struct StageOptions: ParsableArguments {
         else if let recorded = Self.recordedRun(in: out) { recipe.accumulationSteps = recorded.recipe.accumulationSteps }   // a resumed run keeps its N
         if let lr { recipe.learningRate = lr }
         if let seed { recipe.seed = seed }
-        else if stage == .finetune, configSeed == nil, let pre = initRecipe {
+        else if stage == .finetune, configSeed == nil {
             // Not the pre-training's seed: with it every step would draw the same images,
             // timesteps and noise as the pre-training's step of that number.
-            recipe.seed = pre.seed &+ 1
+            recipe.seed = initRecipe.map { $0.seed &+ 1 } ?? 1
+        }
+        if stage == .finetune, let pre = initRecipe, pre.seed == recipe.seed, World.communicator.isWriter {
+            print("note: seed \(recipe.seed) is also the --init run's: each fine-tuning step draws the images, timesteps and noise "
+                  + "of the pre-training's step of that number (another --seed avoids it)")
         }
         if let objective {
             guard let t = PredictionTarget(name: objective) else { throw ValidationError("unknown --objective '\(objective)' (eps, x0, v)") }

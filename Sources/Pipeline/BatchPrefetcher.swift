@@ -14,7 +14,8 @@ final class BatchPrefetcher: Sendable {
     /// What the caller and the thread share.
     private final class Shared: @unchecked Sendable {
         // @unchecked Sendable: `slot`, `wanted` and `stopped` are only touched under `condition`'s
-        // lock; the trainer's `prepareBatch` reads only the immutable recipe, and the dataset is Sendable.
+        // lock; the trainer's `prepareBatch` reads only the immutable recipe and its epoch-order
+        // cache (locked), and the dataset is Sendable.
         let trainer: DiffusionTrainer
         let dataset: any TrainingImages
         let condition = NSCondition()

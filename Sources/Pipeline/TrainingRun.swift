@@ -371,10 +371,10 @@ public final class TrainingRun {
                 do { batch = try prefetcher.batch(trainer.step) } catch { try trainer.abandonStep(because: error) }
                 prefetcher.prefetch(trainer.step + 1)                    // decoded while this step trains
                 loss = try trainer.trainStep(batch: batch)
-            } catch let error as ViTDiffusionError where error.leavesWeightsUntouched {
+            } catch {
+                // A step's every error comes before its update (its data, its mask, a non-finite
+                // loss or gradient), and in a job of several ranks every rank throws at that step.
                 try keepProgress(before: error, events: events)
-            } catch let error as PipelineError {
-                try keepProgress(before: error, events: events)           // the data failed: the step never started
             }
             var seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if ranks > 1 {
@@ -432,12 +432,13 @@ public final class TrainingRun {
     /// a non-finite loss): the last finished step's checkpoint (unless it is on disk), so the
     /// steps since the previous one are not lost, then `error`.
     private func keepProgress(before error: Error, events: ((Event) -> Void)?) throws -> Never {
-        if trainer.step > 0 { try checkpointNow(events: events) }
+        var saveError: Error?
+        do { if trainer.step > 0 { try checkpointNow(events: events) } } catch { saveError = error }
         // Every rank comes here at the same step (the trainer agrees on failures); the others
-        // wait for the checkpoint, as in a stop: a rank whose error ended the job first would
-        // abort rank 0 in the middle of writing it.
+        // wait for the checkpoint (or rank 0's failure to write it), as in a stop: a rank whose
+        // error ended the job first would abort rank 0 in the middle of writing it.
         if communicator.size > 1 { try communicator.barrier() }
-        throw error
+        throw saveError ?? error
     }
 
     /// The writer's end-of-run files: this step's checkpoint unless it is on disk (saving redraws
@@ -450,10 +451,12 @@ public final class TrainingRun {
     /// The end of a stopped run: this step's checkpoint (unless it is on disk) and the loss plot,
     /// then ``PipelineError/interrupted(step:checkpoint:)``.
     private func stopHere(events: ((Event) -> Void)?) throws -> Never {
-        try checkpointNow(events: events)
-        // The other ranks wait for the checkpoint: a rank that exits first makes mpirun end the
-        // job, which would kill rank 0 in the middle of writing it.
+        var saveError: Error?
+        do { try checkpointNow(events: events) } catch { saveError = error }
+        // The other ranks wait for the checkpoint (or rank 0's failure to write it): a rank that
+        // exits first makes mpirun end the job, which would kill rank 0 in the middle of writing it.
         if communicator.size > 1 { try communicator.barrier() }
+        if let saveError { throw saveError }
         throw PipelineError.interrupted(step: trainer.step, checkpoint: checkpointURL.path)
     }
 

@@ -6,8 +6,9 @@ import Tensor
 
 /// Trains a ``MaskedUViT`` with MaskDM's recipe: masked pre-training, then unmasked fine-tuning.
 ///
-/// Every random choice of a step (which image, its flip, its timestep, its noise and its mask)
-/// comes from a generator of (seed, step, global sample index), so a resumed run replays exactly
+/// Every random choice of a step comes from (seed, step, global sample index): which image from
+/// the run's ``EpochOrder``, its flip, its timestep, its noise and its mask from a generator of
+/// them. So a resumed run replays exactly
 /// the same randomness as an uninterrupted one, and a job of N ranks, each training its share of
 /// the global batch (``localSamples``) and summing gradients through its ``communicator``,
 /// computes what one process computes, up to the order of floating-point sums.
@@ -212,8 +213,10 @@ public final class DiffusionTrainer {
     /// collective, where the other ranks learn of it, so that their `trainStep` throws
     /// ``ViTDiffusionError/rankFailed(rank:step:problem:)`` (with this rank's error) instead of
     /// waiting for it forever. No rank updates its weights, so every rank may keep its progress
-    /// (``ViTDiffusionError/leavesWeightsUntouched``). The `trainStep`s that draw their own masks
-    /// do the same for a mask the strategy fails to draw.
+    /// (``ViTDiffusionError/leavesWeightsUntouched``). Every `trainStep` does the same for what
+    /// fails before its loss on one rank: the strategy's validation or mask, images of another
+    /// shape than the network's. So in a job of several ranks every error of a step is thrown by
+    /// every rank at that step, before any update.
     public func abandonStep(because error: any Error) throws -> Never {
         if communicator.size > 1 { _ = try agreeOnLoss(0, failure: error) }
         throw error
@@ -260,10 +263,12 @@ public final class DiffusionTrainer {
     @discardableResult
     public func trainStep(batch: PreparedBatch) throws -> Float {
         precondition(batch.step == step, "trainStep: batch of step \(batch.step) at step \(step)")
-        try validateMasking()
         let start = Date()
         let drawn: (timesteps: [Int], noise: Tensor, mask: Mask)
-        do { drawn = try draws(for: batch) } catch { try abandonStep(because: error) }
+        do {
+            try validateMasking()
+            drawn = try draws(for: batch)
+        } catch { try abandonStep(because: error) }
         return try trainStep(images: batch.images, timesteps: drawn.timesteps, noise: drawn.noise, mask: drawn.mask,
                              drawSeconds: Date().timeIntervalSince(start))
     }
@@ -337,13 +342,16 @@ public final class DiffusionTrainer {
     /// (In a job of several ranks each passes its own share of the batch.)
     @discardableResult
     public func trainStep(images x0: Tensor, using rng: inout RandomGenerator) throws -> Float {
-        try validateMasking()
-        let b = x0.shape[0]
         let start = Date()
-        let t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
-        let noise = Tensor.randomNormal(x0.shape, using: &rng)
-        let mask: Mask
-        do { mask = try drawMask(batchSize: b, using: &rng) } catch { try abandonStep(because: error) }
+        let t: [Int], noise: Tensor, mask: Mask
+        do {
+            try validateMasking()
+            try checkImages(x0)
+            let b = x0.shape[0]
+            t = (0..<b).map { _ in rng.nextInt(below: schedule.timesteps) }
+            noise = Tensor.randomNormal(x0.shape, using: &rng)
+            mask = try drawMask(batchSize: b, using: &rng)
+        } catch { try abandonStep(because: error) }
         return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: Date().timeIntervalSince(start))
     }
 
@@ -361,15 +369,20 @@ public final class DiffusionTrainer {
         try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: 0)
     }
 
-    private func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask, drawSeconds: Double) throws -> Float {
+    /// Images from a dataset that does not match the network (grey images for an RGB model,
+    /// another size) are the caller's data, not a bug: throws
+    /// ``ViTDiffusionError/invalidArgument(name:problem:)`` (`images`) saying so instead of trapping.
+    private func checkImages(_ x0: Tensor) throws {
         let c = model.config
-        // Images from a dataset that does not match the network (grey images for an RGB model,
-        // another size) are the caller's data, not a bug: say so instead of trapping.
         guard x0.rank == 4, x0.shape[0] > 0, Array(x0.shape.dims.dropFirst()) == [c.inChannels, c.imageHeight, c.imageWidth] else {
             throw ViTDiffusionError.invalidArgument(
                 name: "images", problem: "have shape \(x0.shape.dims), but the network takes (B, \(c.inChannels), \(c.imageHeight), \(c.imageWidth))"
                     + " (in_chans \(c.inChannels), \(c.imageHeight)x\(c.imageWidth) px)")
         }
+    }
+
+    private func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask, drawSeconds: Double) throws -> Float {
+        do { try checkImages(x0) } catch { try abandonStep(because: error) }   // on one rank: every rank stops
         let b = x0.shape[0]
         precondition(t.count == b && noise.shape == x0.shape && mask.batchSize == b && mask.patchCount == model.config.patchCount,
                      "trainStep: \(t.count) timesteps, noise \(noise.shape), mask \(mask.batchSize) x \(mask.patchCount) for images \(x0.shape)")

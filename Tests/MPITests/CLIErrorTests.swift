@@ -116,6 +116,14 @@ struct CLIErrorTests {
             #expect(try MPIJob.runAlone(["finetune", "--init", pre.path, "--data", "emoji-faces", "--out", chosen.path, "--steps", "1",
                                          "--batch", "4", "--seed", "9"]).status == 0)
             #expect(try seed(chosen) == 9)
+            // The pre-training's own seed is taken, with a note; train keeps seed 0.
+            let same = try MPIJob.runAlone(["finetune", "--init", pre.path, "--data", "emoji-faces", "--out", tmp.appendingPathComponent("fine5").path,
+                                            "--steps", "1", "--batch", "4", "--seed", "5"])
+            #expect(same.status == 0 && same.output.contains("note: seed 5 is also the --init run's"), "\(same.output)")
+            let scratch = tmp.appendingPathComponent("scratch")
+            #expect(try MPIJob.runAlone(["train", "--data", "emoji-faces", "--out", scratch.path, "--model", "tiny", "--size", "16",
+                                         "--steps", "1", "--batch", "4"]).status == 0)
+            #expect(try seed(scratch) == 0)
             // A reference config naming pre-trained weights.
             let yml = tmp.appendingPathComponent("ref.yml")
             try """
@@ -139,6 +147,12 @@ struct CLIErrorTests {
             let noted = try MPIJob.runAlone(["finetune", "--config", yml.path, "--init", pre.path, "--data", "emoji-faces",
                                              "--out", tmp.appendingPathComponent("f2").path, "--steps", "1"])
             #expect(noted.output.contains("not the config's pretrained_model_ckpt '/elsewhere/model-100.pt'"), "\(noted.output)")
+            // The same weights named as a run folder and as its checkpoint: no note.
+            try String(contentsOf: yml, encoding: .utf8).replacingOccurrences(of: "/elsewhere/model-100.pt", with: pre.path)
+                .write(to: yml, atomically: true, encoding: .utf8)
+            let quiet = try MPIJob.runAlone(["finetune", "--config", yml.path, "--init", pre.appendingPathComponent("checkpoint.safetensors").path,
+                                             "--data", "emoji-faces", "--out", tmp.appendingPathComponent("f3").path, "--steps", "1"])
+            #expect(!quiet.output.contains("pretrained_model_ckpt"), "\(quiet.output)")
         }
     }
 

@@ -256,6 +256,35 @@ import ViTDiffusion
         }
     }
 
+    /// A step that fails, whatever its error (a custom data source's own type, images of another
+    /// shape), keeps the steps since the last checkpoint: the run writes the last finished step's.
+    @Test func anyFailedStepKeepsTheRunsProgress() throws {
+        struct Gone: Error {}
+        /// The images until batch `failAt`, then an error or images of another shape.
+        final class Faltering: TrainingImages, @unchecked Sendable {
+            let failAt: Int, wrongShape: Bool
+            var batches = 0
+            init(failAt: Int, wrongShape: Bool) { self.failAt = failAt; self.wrongShape = wrongShape }
+            var count: Int { TrainingRunTests.dataset.count }
+            func batch(_ picks: [ImagePick]) throws -> Tensor {
+                batches += 1
+                guard batches >= failAt else { return TrainingRunTests.dataset.batch(picks) }
+                if wrongShape { return Tensor.zeros([picks.count, 1, 8, 8]) }
+                throw Gone()
+            }
+        }
+        for wrongShape in [false, true] {
+            try withTemporaryFolder("run") { tmp in
+                var config = Self.config(steps: 8)
+                config.recipe.checkpointEvery = 0
+                let run = try TrainingRun(folder: tmp.appendingPathComponent("r"), config: config)
+                #expect(throws: (any Error).self) { try run.train(on: Faltering(failAt: 4, wrongShape: wrongShape)) }
+                #expect(run.trainer.step == 3)
+                #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "3", "wrong shape: \(wrongShape)")
+            }
+        }
+    }
+
     /// `RunProgress` (and `describe` of a run folder) reads where a run stands from its files:
     /// before the first checkpoint, from `config.json`; after, the checkpoint's step and time,
     /// the logged loss and the numbered checkpoints.

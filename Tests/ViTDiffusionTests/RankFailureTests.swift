@@ -189,6 +189,28 @@ struct RankFailureTests {
         #expect(r0.weights == r1.weights && r0.weights != r0.afterFirst)
     }
 
+    @Test("Images of another shape on one rank stop the step on every rank")
+    func wrongShapeOnOneRank() throws {
+        /// Grey images from the `failFrom`-th batch on.
+        final class Greying: TrainingImages, @unchecked Sendable {
+            let images = RankFailureTests.data(), failFrom: Int
+            private var batches = 0
+            init(failFrom: Int) { self.failFrom = failFrom }
+            var count: Int { images.count }
+            func batch(_ picks: [ImagePick]) throws -> Tensor {
+                batches += 1
+                return batches >= failFrom ? Tensor.zeros([picks.count, 1, 8, 8]) : images.batch(picks)
+            }
+        }
+        let results = Self.trainUntilFailure(masking: { _ in FailingLater(failFrom: .max) },
+                                             data: { rank in Greying(failFrom: rank == 1 ? 2 : .max) })
+        let r0 = try results[0].get(), r1 = try results[1].get()
+        #expect(r0.step == 1 && r1.step == 1)
+        #expect(r1.error.contains("images have shape [2, 1, 8, 8], but the network takes (B, 3, 8, 8)"), "\(r1.error)")
+        #expect(r0.failure == .rankFailed(rank: 1, step: 2, problem: r1.error), "\(r0.error)")
+        #expect(r0.weights == r0.afterFirst && r0.weights == r1.weights)
+    }
+
     @Test("The in-process job's collectives agree with one process's arithmetic")
     func threadedJobCollectives() throws {
         let results = ThreadedJob(size: 3).run { rank, c in
