@@ -83,6 +83,6 @@ struct FID: ParsableCommand {
 
     /// Progress and warnings go to standard error, so `--json` output stays clean.
     func log(_ text: String, newline: Bool = true) {
-        FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
+        writeToStandardError(text + (newline ? "\n" : ""))
     }
 }

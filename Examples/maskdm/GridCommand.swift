@@ -31,8 +31,8 @@ struct Grid: ParsableCommand {
         guard let first = loaded.first else {
             throw ImageIOError.unreadableFile(path: folder, reason: ImageFolder.noneDecoded(count: failures.count, failures: failures))
         }
-        for failure in failures.prefix(5) { FileHandle.standardError.write(Data("skipped \(failure)\n".utf8)) }
-        if failures.count > 5 { FileHandle.standardError.write(Data("... and \(failures.count - 5) more unreadable files skipped\n".utf8)) }
+        for failure in failures.prefix(5) { writeToStandardError("skipped \(failure)\n") }
+        if failures.count > 5 { writeToStandardError("... and \(failures.count - 5) more unreadable files skipped\n") }
         // Tiles share the first image's size: a folder of mixed sizes is resized to it.
         let scale = self.scale ?? Image.sheetScale(width: first.width, height: first.height)
         guard Image.sheetSize(count: loaded.count, columns: columns, tileWidth: first.width, tileHeight: first.height, scale: scale) != nil else {

@@ -29,13 +29,18 @@ struct MaskDM: ParsableCommand {
     /// of any rank (so that no rank waits forever for a dead or failed peer).
     static func main() {
         do { try World.start() } catch {
-            FileHandle.standardError.write(Data("maskdm: \(error)\n".utf8))
+            writeToStandardError("maskdm: \(error)\n")
             Foundation.exit(1)
         }
         // The parsed subcommand: its usage, not the root's, goes with an error it throws.
         var parsed: any ParsableCommand.Type = MaskDM.self
         do {
             _ = try Gemm.environmentInstructionSet()   // a bad MASKDM_GEMM_ISA: an error, not a crash later
+            // An empty argument ('' from an unset shell variable) would name the working folder.
+            if let i = CommandLine.arguments.dropFirst().firstIndex(of: "") {
+                let before = CommandLine.arguments[i - 1]
+                throw ValidationError(before.hasPrefix("-") && i > 1 ? "\(before) is given an empty value" : "argument \(i) is empty")
+            }
             var command = try parseAsRoot()
             parsed = type(of: command)
             if World.communicator.size > 1, !(command is any DataParallelCommand) {
@@ -53,7 +58,7 @@ struct MaskDM: ParsableCommand {
                 let code = status(for: error)
                 if code != .success {
                     let text = fullMessage(for: error)
-                    FileHandle.standardError.write(Data("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n".utf8))
+                    writeToStandardError("maskdm (rank \(World.communicator.rank) of \(World.communicator.size)): \(text)\n")
                     // When every rank stops at a failed step, rank 0 reports (its message names
                     // the failed rank's error) and gives the job's status: the others wait a
                     // moment, as their abort would end rank 0 before it printed.
@@ -68,7 +73,7 @@ struct MaskDM: ParsableCommand {
                 let help = status(for: error) == .validationFailure && parsed != MaskDM.self
                     ? "\n  See 'maskdm \(name) --help' for more information." : ""
                 let text = message(for: error)                    // empty for a bare exit status (check's)
-                if !text.isEmpty { FileHandle.standardError.write(Data("Error: \(text)\(help)\n".utf8)) }
+                if !text.isEmpty { writeToStandardError("Error: \(text)\(help)\n") }
                 Foundation.exit(status(for: error).rawValue)
             }
             exit(withError: error)
@@ -128,4 +133,10 @@ enum World {
             if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
         }
     }
+}
+
+/// Writes `text` to stderr; a closed or full stderr loses the text rather than stopping the
+/// program (Foundation's non-throwing `write` traps on a failed write).
+func writeToStandardError(_ text: String) {
+    try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
 }

@@ -51,6 +51,7 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Matrix-product precision: fp32, or bf16 (bf16 operands, fp32 sums and weights; needs AVX512_BF16). Default: the run's recorded one on resume, else MASKDM_GEMM_ISA's, else fp32.")
     var precision: String?
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
+    @Flag(help: "Skip a step whose loss or gradient is not finite, instead of stopping with a checkpoint.") var skipNonFinite = false
 
     /// The run's config: the YAML (if any), then the preset, then the flags.
     /// `initModel`: the network of the `--init` checkpoint, used when neither --config nor --model is given.
@@ -140,6 +141,7 @@ struct StageOptions: ParsableArguments {
         if let emaBeta { recipe.emaBeta = emaBeta }
         if let beta1 { recipe.beta1 = beta1 }
         if let beta2 { recipe.beta2 = beta2 }
+        if skipNonFinite { recipe.skipNonFiniteSteps = true }
         recipe.checkpointEvery = checkpointEvery
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be at least 0 (0: only at the end), got \(checkpointEvery)") }
         guard recipe.batchSize <= 65_536 else { throw ValidationError("--batch \(recipe.batchSize) is above 65536 images a step") }
@@ -229,6 +231,7 @@ struct StageOptions: ParsableArguments {
         try checked.validate()
         try TrainingRun.checkFolder(URL(fileURLWithPath: out), communicator: World.communicator)
         let source = DataSource(argument: data)
+        try TrainingRun.checkFolder(URL(fileURLWithPath: out), isOutside: source)
         if let note = source.shadowedFolderNote { print(note) }
         let t0 = Date()
         let loaded = try source.trainingData(size: config.model.imageHeight, memoryLimit: stream ? 0 : 2 << 30)
@@ -355,7 +358,7 @@ extension Gemm.Precision {
             throw ValidationError("--precision \(precision.rawValue): \(e)")
         }
         if precision == .bf16, let warning = Gemm.bf16SlowdownWarning() {
-            FileHandle.standardError.write(Data("maskdm: warning: \(warning) (--precision fp32 to train in fp32)\n".utf8))
+            writeToStandardError("maskdm: warning: \(warning) (--precision fp32 to train in fp32)\n")
         }
         return precision
     }

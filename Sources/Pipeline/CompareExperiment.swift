@@ -124,7 +124,7 @@ public struct CompareExperiment {
         let armFolder = folder.appendingPathComponent("arm-\(arm.rawValue)")
         try FileManager.default.createDirectory(at: armFolder, withIntermediateDirectories: true)
         let evalLog = armFolder.appendingPathComponent("evals.jsonl")
-        var done = ((try? String(contentsOf: evalLog, encoding: .utf8)) ?? "").split(separator: "\n")
+        var done = lenientText(of: evalLog).split(separator: "\n")
             .compactMap { try? recordDecoder().decode(Point.self, from: Data($0.utf8)) }
         let preBudget = arm == .scratch ? 0 : budgetSeconds * pretrainShare
         var pre: TrainingRun? = nil

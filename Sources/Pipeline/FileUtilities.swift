@@ -2,6 +2,12 @@ import Foundation
 import ImageIO
 import Tensor
 
+/// The text of a log file (`log.jsonl`, `fid.jsonl`), "" when it cannot be read. Bytes that are
+/// not UTF-8 (a damaged line) become U+FFFD, so only their line fails to parse, not the file.
+func lenientText(of url: URL) -> String {
+    (try? Data(contentsOf: url)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+}
+
 /// Appends `line` and a newline to `url`, creating the file if needed.
 func appendLine(_ line: String, to url: URL) throws {
     if !FileManager.default.fileExists(atPath: url.path) {

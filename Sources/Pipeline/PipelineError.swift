@@ -22,6 +22,8 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
     case folderInUse(folder: String, problem: String)
     /// Training was stopped by SIGINT/SIGTERM after a checkpoint was written at `step`.
     case interrupted(step: Int, checkpoint: String)
+    /// A file of a run could not be written (a full disk, a folder made read-only).
+    case writeFailed(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible, LocalizedE
         case .badConfig(let p, let key, let problem): key.isEmpty ? "config '\(p)': \(problem)" : "config '\(p)': key '\(key)': \(problem)"
         case .folderInUse(let f, let problem): "run folder '\(f)': \(problem)"
         case .interrupted(let step, let ckpt): "stopped at step \(step); checkpoint written to \(ckpt); re-run the same command to resume"
+        case .writeFailed(let p, let problem): "cannot write '\(p)': \(problem)"
         }
     }
 

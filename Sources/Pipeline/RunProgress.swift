@@ -61,11 +61,11 @@ public struct RunProgress: Sendable, Equatable {
         self.step = step
         steps = config?.recipe.steps
         trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
-        let logged = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
+        let logged = StepRecord.parseLog(lenientText(of: folder.appendingPathComponent("log.jsonl")))
         let recent = logged.filter { $0.step <= step && $0.loss.isFinite }.suffix(20)
         let mean = recent.map { Double($0.loss) }.reduce(0, +) / Double(max(1, recent.count))     // in Double: no overflow
         recentLoss = recent.isEmpty || !Float(mean).isFinite ? nil : (Float(mean), recent.count)
-        evaluations = EvaluationRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("fid.jsonl"), encoding: .utf8)) ?? "")
+        evaluations = EvaluationRecord.parseLog(lenientText(of: folder.appendingPathComponent("fid.jsonl")))
         // The best among the scores taken as the run now scores (as checkpoint-best.safetensors is).
         if let e = config?.evaluation, let config {
             best = EvaluationRecord.best(of: evaluations.filter { $0.isScored(like: e, sampler: e.sampler ?? config.sampler) })

@@ -18,7 +18,8 @@ private let firstSignal = Atomic<Int32>(0)
 public enum StopSignal {
     /// Routes SIGINT, SIGTERM, SIGHUP and SIGUSR1 to the stop flag (a second signal exits at once, with
     /// status 128 + its number: 130 for Ctrl-C), and unblocks them on the calling thread (call it
-    /// from the main thread, before starting others).
+    /// from the main thread, before starting others). SIGPIPE (stdout's reader went away) stops
+    /// too, once: its repeats do not count as a second signal.
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { signal in
             _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
@@ -30,6 +31,14 @@ public enum StopSignal {
         // mpirun forwards SIGUSR1 to every rank, while its own Ctrl-C handling kills the ranks a
         // second after SIGTERM, too soon for a checkpoint: `kill -USR1 <mpirun>` stops a job cleanly.
         signal(SIGUSR1, handler)
+        // A closed pipe on stdout (`maskdm ... | tee log` when the session drops, or `| head`)
+        // stops the run as a signal does, instead of killing it between checkpoints. Every later
+        // print raises it again: only the first counts, never as a second signal.
+        let pipe: @convention(c) (Int32) -> Void = { signal in
+            _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
+            _ = stopRequested.compareExchange(expected: 0, desired: 1, ordering: .relaxed)
+        }
+        signal(SIGPIPE, pipe)
         // A parent can start us with the two blocked (a thread of a test runner or a service
         // manager that spawns from a thread blocking them): unblock them, or Ctrl-C never arrives.
         var signals = sigset_t()

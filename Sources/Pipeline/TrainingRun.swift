@@ -127,6 +127,7 @@ public final class TrainingRun {
         if let masking { config.recipe.mask = MaskSpec(describing: masking) }   // config.json names what runs
         if masking == nil { try Self.checkStrategyIsKnown(config, folder: folder) }
         try config.validate()
+        try Self.checkFolder(folder, isOutside: DataSource(argument: config.data))
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
         var recordedPrecision: Gemm.Precision?
@@ -164,7 +165,7 @@ public final class TrainingRun {
         }
         var rng = RandomGenerator(seed: config.recipe.seed)
         let model = MaskedUViT(config: config.model, rng: &rng)
-        let loggedSteps = StepRecord.parseLog((try? String(contentsOf: folder.appendingPathComponent("log.jsonl"), encoding: .utf8)) ?? "")
+        let loggedSteps = StepRecord.parseLog(lenientText(of: folder.appendingPathComponent("log.jsonl")))
         if !resuming {
             // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
             // (numbered ones left, or a log past a checkpoint step) would silently start over.
@@ -179,14 +180,22 @@ public final class TrainingRun {
                         + (newest.isEmpty ? "" : "to resume from the newest, copy \(newest) to checkpoint.safetensors; ")
                         + "to start over, empty the folder or choose another")
             }
-        } else if try RunConfig.recorded(in: folder) == nil {
-            // Without config.json the checkpoint's own record says what the run was.
+        } else {
+            // The checkpoint's own record says what the run was: it must be this run's (not one
+            // copied in from another folder, nor resumed under an edited config.json), or its
+            // state would go on under other settings and replace the folder's checkpoints.
             let (model, recipe) = try DiffusionTrainer.describe(checkpoint: checkpoint)
             var recorded = config
             recorded.model = model
             recorded.recipe = recipe
             if let c = recorded.conflict(with: config) {
-                throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
+                guard try RunConfig.recorded(in: folder) != nil else {
+                    throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
+                }
+                throw PipelineError.badCheckpoint(
+                    path: checkpoint.path, problem: "records \(c.key) = \(c.existing), but the run's config.json says \(c.requested): "
+                        + "a checkpoint of another run, or an edited config.json; put the run's own checkpoint back "
+                        + "(a numbered checkpoint-N.safetensors of this folder) or train elsewhere")
             }
         }
         if !resuming, let initialWeights { try initialWeights(model) }
@@ -219,7 +228,7 @@ public final class TrainingRun {
                             + "(steps \(shown)\(missing.count > 5 ? ", ..." : "")): damaged or removed lines; their losses are lost")
         }
         // So do the scores: a later one is scored again when training reaches its step.
-        let evalText = (try? String(contentsOf: evaluationLogURL, encoding: .utf8)) ?? ""
+        let evalText = lenientText(of: evaluationLogURL)
         evaluations = EvaluationRecord.parseLog(evalText).filter { $0.step <= trainer.step }
         // Every rank has read the folder before rank 0 changes it.
         try communicator.barrier()
@@ -393,7 +402,12 @@ public final class TrainingRun {
                                     communicationSeconds: ranks > 1 ? trainer.lastStepTimings.communicate : nil)
             records.append(record)
             try folderLock?.confirm()                                     // still this run's folder
-            log?.write(Data((record.jsonLine + "\n").utf8))
+            do { try log?.write(contentsOf: Data((record.jsonLine + "\n").utf8)) } catch {
+                // A full disk, say: keep this step in a checkpoint if it can be written (rank 0
+                // alone writes the log, so the others are not waiting for it).
+                try keepProgress(before: PipelineError.writeFailed(path: logURL.path, problem: error.localizedDescription),
+                                 events: events, everyRank: false)
+            }
             events?(.step(record))
             let every = config.recipe.checkpointEvery
             if every > 0, trainer.step % every == 0, !isComplete {
@@ -431,13 +445,15 @@ public final class TrainingRun {
     /// The end of a run whose step failed without touching the training state (unreadable data,
     /// a non-finite loss): the last finished step's checkpoint (unless it is on disk), so the
     /// steps since the previous one are not lost, then `error`.
-    private func keepProgress(before error: Error, events: ((Event) -> Void)?) throws -> Never {
+    /// `everyRank`: whether every rank of a job stops here at this step (false: rank 0 alone, and
+    /// its error then ends the job).
+    private func keepProgress(before error: Error, events: ((Event) -> Void)?, everyRank: Bool = true) throws -> Never {
         var saveError: Error?
         do { if trainer.step > 0 { try checkpointNow(events: events) } } catch { saveError = error }
         // Every rank comes here at the same step (the trainer agrees on failures); the others
         // wait for the checkpoint (or rank 0's failure to write it), as in a stop: a rank whose
         // error ended the job first would abort rank 0 in the middle of writing it.
-        if communicator.size > 1 { try communicator.barrier() }
+        if communicator.size > 1, everyRank { try communicator.barrier() }
         throw saveError ?? error
     }
 
@@ -608,6 +624,19 @@ public final class TrainingRun {
     public static func checkFolder(_ folder: URL, communicator: any Communicator = SingleProcessCommunicator()) throws {
         try checkFolderCanBeMade(folder)
         if communicator.isWriter { try RunFolderLock.checkNotHeldElsewhere(folder: folder) }
+    }
+
+    /// Throws ``PipelineError/invalidOption(name:problem:)`` (`out`) when the run folder `folder`
+    /// is the data folder of `data` or inside it: the run's own files (`loss.png`, sample grids)
+    /// would become training images, and the image count would change between sittings.
+    public static func checkFolder(_ folder: URL, isOutside data: DataSource) throws {
+        guard case .folder(let images) = data else { return }
+        func path(_ url: URL) -> String { url.standardizedFileURL.resolvingSymlinksInPath().path }
+        let run = path(folder), root = path(images)
+        guard run == root || run.hasPrefix(root.hasSuffix("/") ? root : root + "/") else { return }
+        throw PipelineError.invalidOption(
+            name: "out", problem: "the run folder '\(folder.path)' is inside the data folder '\(images.path)': its own files "
+                + "(loss.png, sample grids) would become training images; put the run outside the data")
     }
 
     /// The numbered checkpoints in the folder, oldest first.

@@ -38,7 +38,7 @@ public enum ViTDiffusionError: Error, Equatable, CustomStringConvertible, Locali
         case .invalidRecipe(let field, let problem):
             return "recipe: \(field) \(problem)"
         case .nonFinite(let step, let what):
-            return "training stopped at step \(step): \(what); weights were not updated (set skipNonFiniteSteps to skip such steps)"
+            return "training stopped at step \(step): \(what); weights were not updated (the recipe's skipNonFiniteSteps, maskdm's --skip-non-finite, skips such steps)"
         case .missingMetadata(let file, let key):
             return "checkpoint '\(file)': metadata has no '\(key)'"
         case .checkpointExists(let file):

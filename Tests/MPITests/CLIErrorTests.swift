@@ -46,6 +46,22 @@ struct CLIErrorTests {
         }
     }
 
+    /// An empty argument (an unset shell variable) names no folder: refused, not read as the
+    /// working folder. A run folder inside its data folder is refused before the data loads.
+    @Test func emptyArgumentsAndRunsInsideTheirData() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let empty = try MPIJob.runAlone(["pretrain", "--data", "", "--out", tmp.appendingPathComponent("r").path], in: tmp)
+            #expect(empty.status == 64 && empty.output.contains("--data is given an empty value"), "\(empty.output)")
+            let checkAll = try MPIJob.runAlone(["check", ""], in: tmp)
+            #expect(checkAll.status == 64 && checkAll.output.contains("argument 2 is empty"), "\(checkAll.output)")
+            let data = tmp.appendingPathComponent("images")
+            try MPIJob.writeImages(count: 4, to: data)
+            let inside = try MPIJob.runAlone(["pretrain", "--data", data.path, "--out", data.appendingPathComponent("run").path, "--steps", "1"])
+            #expect(inside.status == 64 && inside.output.contains("is inside the data folder") && !inside.output.contains("data: "),
+                    "\(inside.output)")
+        }
+    }
+
     /// `--out` naming a file, and a mask that cannot train the network, are refused before the
     /// data loads (a folder of thousands of images would be read first otherwise).
     @Test func outAndMaskAreCheckedBeforeTheDataLoads() throws {

@@ -71,4 +71,39 @@ struct CLISignalTests {
         #expect(loggedSteps() == step + 2)
         #expect(try SafetensorsFile(contentsOf: checkpoint).metadata["step"] == String(step + 2))
     }
+
+    /// stdout's reader going away (`maskdm ... | head`, a `| tee` whose session dropped) stops the
+    /// run as a signal does: a checkpoint of the last step, status 141 (128 + SIGPIPE).
+    @Test func closedStdoutStopsWithACheckpoint() throws {
+        try withTemporaryFolder("sigpipe") { folder in
+            let out = folder.appendingPathComponent("run")
+            let p = Process()
+            p.executableURL = MPIJob.maskdm
+            p.arguments = MPIJob.pretrain(data: "emoji-faces", out: out, steps: 100_000, batch: 4)
+                + ["--checkpoint-every", "0", "--log-every", "1"]
+            p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+            // Read until two steps are printed, then close the reading end.
+            var seen = ""
+            let deadline = Date().addingTimeInterval(120)
+            while seen.components(separatedBy: "pretrain ").count < 3, Date() < deadline {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            try pipe.fileHandleForReading.close()
+            let stopBy = Date().addingTimeInterval(60)
+            while p.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(!p.isRunning, "maskdm went on after its stdout closed")
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 141, "printed: \(seen)")
+            let logged = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n").count
+            let saved = try SafetensorsFile(contentsOf: out.appendingPathComponent("checkpoint.safetensors")).metadata["step"]
+            #expect(logged >= 2 && saved == String(logged))
+        }
+    }
 }

@@ -285,6 +285,58 @@ import ViTDiffusion
         }
     }
 
+    /// A log that cannot be written (a full disk: /dev/full) stops the run with an error naming
+    /// it, after a checkpoint of the step; a log line that is not UTF-8 costs only that line; a
+    /// checkpoint of another run (copied in, or under an edited config.json) is refused.
+    @Test func damagedLogsAndForeignCheckpoints() throws {
+        try withTemporaryFolder("run") { tmp in
+            var config = Self.config(steps: 4)
+            config.recipe.checkpointEvery = 0
+            let folder = tmp.appendingPathComponent("r")
+            let run = try TrainingRun(folder: folder, config: config)
+            try FileManager.default.removeItem(at: run.logURL)
+            try FileManager.default.createSymbolicLink(atPath: run.logURL.path, withDestinationPath: "/dev/full")
+            #expect { try run.train(on: Self.dataset) } throws: { error in
+                guard case PipelineError.writeFailed(let path, _)? = error as? PipelineError else { return false }
+                return path == run.logURL.path
+            }
+            #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "1")
+            try FileManager.default.removeItem(at: run.logURL)
+            // Bytes that are not UTF-8 after a good log: the good lines stay.
+            let good = try TrainingRun(folder: tmp.appendingPathComponent("g"), config: Self.config(steps: 4))
+            try good.train(on: Self.dataset)
+            let handle = try FileHandle(forWritingTo: good.logURL)
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data([0xFF, 0x0A]))
+            try handle.close()
+            var more = Self.config(steps: 6)
+            let reopened = try TrainingRun(folder: good.folder, config: more)
+            #expect(reopened.warnings.isEmpty, "\(reopened.warnings)")
+            #expect(try Self.logRecords(reopened).map(\.step) == [1, 2, 3, 4])
+            // Another run's checkpoint copied in, and an edited config.json.
+            more.recipe.learningRate = 5e-4
+            let other = try TrainingRun(folder: tmp.appendingPathComponent("o"), config: more)
+            try other.train(on: Self.dataset)
+            try FileManager.default.removeItem(at: good.checkpointURL)
+            try FileManager.default.copyItem(at: other.checkpointURL, to: good.checkpointURL)
+            #expect { _ = try TrainingRun(folder: good.folder, config: Self.config(steps: 6)) } throws: {
+                "\($0)".contains("records recipe.learningRate = 0.0005, but the run's config.json says 0.001")
+            }
+        }
+    }
+
+    @Test("A run folder inside its data folder is refused")
+    func runInsideItsData() throws {
+        try withTemporaryFolder("run") { tmp in
+            var config = Self.config(steps: 1)
+            config.data = tmp.path
+            #expect { _ = try TrainingRun(folder: tmp.appendingPathComponent("runs/a"), config: config) } throws: {
+                "\($0)".contains("is inside the data folder")
+            }
+            #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("runs").path))
+        }
+    }
+
     /// `RunProgress` (and `describe` of a run folder) reads where a run stands from its files:
     /// before the first checkpoint, from `config.json`; after, the checkpoint's step and time,
     /// the logged loss and the numbered checkpoints.
