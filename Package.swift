@@ -47,9 +47,10 @@ let package = Package(
 
         // Fp32 GEMM kernels (AVX2/AVX-512 by per-function target attributes, chosen at run time).
         .target(name: "CKernels"),
-        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
-        // PyTorch `torch.save` / TorchScript reader (zip + pickle; STORED entries only; zlib for CRC-32).
-        .target(name: "TorchCheckpoint", dependencies: ["Tensor", "CZlib"]),
+        // zlib for the CRC-32 that checkpoints record of their tensors.
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels", "CZlib"]),
+        // PyTorch `torch.save` / TorchScript reader (zip + pickle; STORED entries only; CRC-32 from Tensor).
+        .target(name: "TorchCheckpoint", dependencies: ["Tensor"]),
         .target(name: "NN", dependencies: ["Tensor"]),
         .target(name: "Masking", dependencies: ["Tensor"]),
         .target(name: "Schedules", dependencies: ["Tensor"]),

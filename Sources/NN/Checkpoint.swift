@@ -47,6 +47,7 @@ public enum Checkpoint {
             }
             meta["optimizer_step"] = String(optimizer.step)
         }
+        meta[Safetensors.contentChecksumKey] = Safetensors.contentChecksum(of: tensors)
         try Safetensors.write(tensors, metadata: meta, to: url)
     }
 
@@ -77,7 +78,10 @@ public enum Checkpoint {
                             optimizer: AdamW? = nil, prefix: String = "", emaPrefix: String = "ema.",
                             strict: Bool = true) throws -> LoadReport {
         let file: SafetensorsFile
-        do { file = try SafetensorsFile(contentsOf: url) } catch {
+        do {
+            file = try SafetensorsFile(contentsOf: url)
+            try file.verifyContentChecksum()                             // a value damaged on disk
+        } catch {
             throw CheckpointError(file: url.path, "\(error)")
         }
         let path = url.path

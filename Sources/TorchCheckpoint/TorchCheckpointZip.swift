@@ -1,4 +1,4 @@
-import CZlib
+import Tensor
 
 /// A read-only view of `count` bytes at `base` with little-endian readers.
 ///
@@ -176,7 +176,7 @@ struct TorchZipArchive {
                        + "(\(bytes.count) bytes); truncated?")
         }
         if verifyingChecksums && e.crc32 != 0 {
-            let actual = CRC32.checksum(bytes.base + start, count: e.compressedSize)
+            let actual = CRC32.update(0, UnsafeRawBufferPointer(start: bytes.base + start, count: e.compressedSize))
             guard actual == e.crc32 else {
                 throw fail("data is damaged: its CRC-32 is \(CRC32.hex(actual)), the archive records \(CRC32.hex(e.crc32)) "
                            + "(\(e.compressedSize) bytes at offset \(start)); the file was changed or corrupted after it "
@@ -264,15 +264,3 @@ struct TorchZipArchive {
     }
 }
 
-/// The zip format's CRC-32 (zlib's `crc32_z`, which takes sizes past 4 GB).
-enum CRC32 {
-    static func checksum(_ base: UnsafeRawPointer, count: Int) -> UInt32 {
-        UInt32(truncatingIfNeeded: crc32_z(0, base.assumingMemoryBound(to: UInt8.self), count))
-    }
-
-    /// `0x` and eight hex digits.
-    static func hex(_ value: UInt32) -> String {
-        let digits = String(value, radix: 16)
-        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
-    }
-}

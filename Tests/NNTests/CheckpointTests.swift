@@ -81,6 +81,33 @@ import Testing
         #expect(thrown > headerLength / 10)
     }
 
+    /// A value changed on disk to another finite number is found by the recorded CRC-32 of the
+    /// tensors; a file without the record (an older checkpoint) still loads.
+    @Test func damagedValuesAreCaughtByTheContentChecksum() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.safetensors")
+        try Checkpoint.save(to: url, store: makeStore(seed: 1), ema: ExponentialMovingAverage(online: makeStore(seed: 1)))
+        let file = try SafetensorsFile(contentsOf: url)
+        #expect(file.metadata[Safetensors.contentChecksumKey]?.hasPrefix("0x") == true)
+        try file.verifyContentChecksum()
+        let bytes = try Data(contentsOf: url)
+        let dataStart = 8 + (Int(bytes[0]) | Int(bytes[1]) << 8)
+        var damaged = bytes
+        // The last tensor's last value becomes 4.3e9: finite, so only the checksum can tell.
+        damaged.replaceSubrange((bytes.count - 4)..<bytes.count, with: [0x00, 0x00, 0x80, 0x4F])
+        #expect(damaged.count - 4 >= dataStart)
+        let bad = dir.appendingPathComponent("bad.safetensors")
+        try damaged.write(to: bad)
+        #expect { try Checkpoint.load(from: bad, into: makeStore(seed: 3)) } throws: { "\($0)".contains("CRC-32") && "\($0)".contains("bad.safetensors") }
+        // Without the record (as written before checkpoints had it) the same file loads.
+        let store = makeStore(seed: 1)
+        var tensors: [String: Tensor] = [:]
+        for p in store.parameters { tensors[p.name] = store.value(p) }
+        let old = dir.appendingPathComponent("old.safetensors")
+        try Safetensors.write(tensors, metadata: ["format": Checkpoint.formatVersion], to: old)
+        try Checkpoint.load(from: old, into: makeStore(seed: 3))
+    }
+
     @Test func nonFiniteWeightsAreNeverWrittenAndThePreviousCheckpointSurvives() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("c.safetensors")

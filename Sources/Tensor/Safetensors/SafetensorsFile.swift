@@ -124,6 +124,14 @@ public struct SafetensorsFile: Sendable {
         }
     }
 
+    /// `body` over tensor `key`'s stored bytes (a key of ``keys``), without copying them.
+    func withRawBytes<R>(of key: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let info = entries[key]!
+        return withExtendedLifetime(bytes) {
+            body(UnsafeRawBufferPointer(start: bytes.base + dataStart + info.dataOffsets.lowerBound, count: info.dataOffsets.count))
+        }
+    }
+
     private func require(_ key: String) throws -> TensorInfo {
         guard let info = entries[key] else {
             throw SafetensorsError(file: name, key: key, "no such tensor (the file has \(entries.count))")
