@@ -37,9 +37,14 @@ struct MaskDM: ParsableCommand {
         do {
             _ = try Gemm.environmentInstructionSet()   // a bad MASKDM_GEMM_ISA: an error, not a crash later
             // An empty argument ('' from an unset shell variable) would name the working folder.
-            if let i = CommandLine.arguments.dropFirst().firstIndex(of: "") {
-                let before = CommandLine.arguments[i - 1]
-                throw ValidationError(before.hasPrefix("-") && i > 1 ? "\(before) is given an empty value" : "argument \(i) is empty")
+            // (`--title ""` of plot-loss is free text, and may be empty.)
+            let arguments = CommandLine.arguments
+            for i in arguments.indices.dropFirst() where arguments[i - 1] != "--title" {
+                let a = arguments[i]
+                if a.isEmpty {
+                    throw ValidationError(arguments[i - 1].hasPrefix("-") && i > 1 ? "\(arguments[i - 1]) is given an empty value" : "argument \(i) is empty")
+                }
+                if a.hasPrefix("--"), a.hasSuffix("="), a != "--title=" { throw ValidationError("\(a.dropLast()) is given an empty value") }
             }
             var command = try parseAsRoot()
             parsed = type(of: command)

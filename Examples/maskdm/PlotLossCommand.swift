@@ -29,7 +29,7 @@ struct PlotLoss: ParsableCommand {
             }
             let text: String
             do {
-                text = try String(contentsOf: url, encoding: .utf8)
+                text = String(decoding: try Data(contentsOf: url), as: UTF8.self)   // a damaged line costs only itself
             } catch {
                 throw PlotLossError(description: "cannot read \(url.path): \(error.localizedDescription)")
             }

@@ -17,6 +17,8 @@ struct Resume: ParsableCommand {
     var accumulate: Int?
     @Option(parsing: .unconditional, help: "Print a plain progress line every K steps when not on a terminal.") var logEvery: Int = 50
     @Flag(help: "Decode a folder's images per batch instead of holding them in memory (automatic above 2 GiB).") var stream = false
+    @Flag(help: "Skip a step whose loss or gradient is not finite, instead of stopping with a checkpoint (default: as recorded).")
+    var skipNonFinite = false
     @Option(help: "Matrix-product precision: fp32, or bf16 (needs AVX512_BF16). Default: the run's recorded one.")
     var precision: String?
 
@@ -44,6 +46,7 @@ struct Resume: ParsableCommand {
             guard accumulate >= 1 else { throw ValidationError("--accumulate must be at least 1, got \(accumulate)") }
             config.recipe.accumulationSteps = accumulate
         }
+        if skipNonFinite { config.recipe.skipNonFiniteSteps = true }     // past a step that stopped the run
         // As a re-run without --precision: the recorded precision applies when the run opens
         // (with its own message on a CPU that cannot run it); --precision overrides it now.
         config.precision = try precision.map { try Gemm.Precision.apply(argument: $0) }

@@ -77,7 +77,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     /// The first setting in which `other` differs from this config in a way that changes the
     /// training (the step count, the time budget, the sampling/checkpoint cadence, the FID
-    /// schedule, the precision and the gradient accumulation may change between sittings); nil when a run of
+    /// schedule, the precision, the gradient accumulation and whether non-finite steps are
+    /// skipped may change between sittings); nil when a run of
     /// `self` can resume as `other`.
     public func conflict(with other: RunConfig) -> (key: String, existing: String, requested: String)? {
         func check<T: Equatable>(_ key: String, _ a: T, _ b: T) -> (String, String, String)? {
@@ -86,6 +87,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         var a = recipe, b = other.recipe
         a.steps = 0; b.steps = 0; a.checkpointEvery = 0; b.checkpointEvery = 0
         a.accumulationSteps = 1; b.accumulationSteps = 1
+        a.skipNonFiniteSteps = false; b.skipNonFiniteSteps = false     // may be turned on to get past a bad step
         return check("stage", stage, other.stage) ?? check("model", model, other.model)
             ?? check("data", data, other.data) ?? check("init", initialization ?? "-", other.initialization ?? "-")
             ?? Self.firstDifference(a.json, b.json, prefix: "recipe")

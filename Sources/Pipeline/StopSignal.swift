@@ -7,6 +7,9 @@ import Tensor
 private let stopRequested = Atomic<Int>(0)
 /// The first stop signal's number (0: none, or a request from code).
 private let firstSignal = Atomic<Int32>(0)
+/// Set by SIGPIPE (stdout's reader went away): a stop, but not one that makes the next signal a
+/// second one.
+private let pipeClosed = Atomic<Bool>(false)
 
 /// Cooperative stopping on Ctrl-C, SIGTERM (a batch scheduler's or `kill`'s) and SIGHUP (the
 /// terminal or ssh session closed).
@@ -34,11 +37,19 @@ public enum StopSignal {
         // A closed pipe on stdout (`maskdm ... | tee log` when the session drops, or `| head`)
         // stops the run as a signal does, instead of killing it between checkpoints. Every later
         // print raises it again: only the first counts, never as a second signal.
+        // A SIGPIPE the process inherited as ignored (`trap '' PIPE`, a service manager's
+        // setting) stays ignored.
         let pipe: @convention(c) (Int32) -> Void = { signal in
             _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
-            _ = stopRequested.compareExchange(expected: 0, desired: 1, ordering: .relaxed)
+            pipeClosed.store(true, ordering: .relaxed)
         }
-        signal(SIGPIPE, pipe)
+        _ = stopRequested.load(ordering: .relaxed)                      // the globals exist before any handler runs
+        _ = pipeClosed.load(ordering: .relaxed)
+        _ = firstSignal.load(ordering: .relaxed)
+        let previous = signal(SIGPIPE, pipe)
+        if let previous, unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
+            signal(SIGPIPE, SIG_IGN)
+        }
         // A parent can start us with the two blocked (a thread of a test runner or a service
         // manager that spawns from a thread blocking them): unblock them, or Ctrl-C never arrives.
         var signals = sigset_t()
@@ -47,6 +58,7 @@ public enum StopSignal {
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGHUP)
         sigaddset(&signals, SIGUSR1)
+        sigaddset(&signals, SIGPIPE)
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
@@ -59,7 +71,7 @@ public enum StopSignal {
     }
 
     /// Whether a stop was requested.
-    public static var isRequested: Bool { stopRequested.load(ordering: .relaxed) > 0 }
+    public static var isRequested: Bool { stopRequested.load(ordering: .relaxed) > 0 || pipeClosed.load(ordering: .relaxed) }
 
     /// Requests a stop (what the signal handler does; for tests and embedding programs).
     public static func request() { stopRequested.add(1, ordering: .relaxed) }
@@ -82,5 +94,6 @@ public enum StopSignal {
     public static func reset() {
         stopRequested.store(0, ordering: .relaxed)
         firstSignal.store(0, ordering: .relaxed)
+        pipeClosed.store(false, ordering: .relaxed)
     }
 }

@@ -188,6 +188,11 @@ public final class TrainingRun {
             var recorded = config
             recorded.model = model
             recorded.recipe = recipe
+            // Run folders' checkpoints also record the stage and the data (two default runs on
+            // other data have the same recipe).
+            let metadata = (try? SafetensorsFile(contentsOf: checkpoint).metadata) ?? [:]
+            if let stage = metadata["stage"].flatMap(Stage.init(rawValue:)) { recorded.stage = stage }
+            if let data = metadata["data"] { recorded.data = data }
             if let c = recorded.conflict(with: config) {
                 guard try RunConfig.recorded(in: folder) != nil else {
                     throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
@@ -631,7 +636,16 @@ public final class TrainingRun {
     /// would become training images, and the image count would change between sittings.
     public static func checkFolder(_ folder: URL, isOutside data: DataSource) throws {
         guard case .folder(let images) = data else { return }
-        func path(_ url: URL) -> String { url.standardizedFileURL.resolvingSymlinksInPath().path }
+        // Links resolved in the part of the path that exists (a new run folder does not yet),
+        // the rest appended: a run under a linked data folder is caught from its first sitting.
+        func path(_ url: URL) -> String {
+            var existing = url.standardizedFileURL, rest: [String] = []
+            while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+                rest.insert(existing.lastPathComponent, at: 0)
+                existing = existing.deletingLastPathComponent()
+            }
+            return rest.reduce(existing.resolvingSymlinksInPath()) { $0.appendingPathComponent($1) }.path
+        }
         let run = path(folder), root = path(images)
         guard run == root || run.hasPrefix(root.hasSuffix("/") ? root : root + "/") else { return }
         throw PipelineError.invalidOption(

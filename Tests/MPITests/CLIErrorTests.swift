@@ -52,6 +52,14 @@ struct CLIErrorTests {
         try withTemporaryFolder("cli") { tmp in
             let empty = try MPIJob.runAlone(["pretrain", "--data", "", "--out", tmp.appendingPathComponent("r").path], in: tmp)
             #expect(empty.status == 64 && empty.output.contains("--data is given an empty value"), "\(empty.output)")
+            let joined = try MPIJob.runAlone(["pretrain", "--data=", "--out", tmp.appendingPathComponent("r").path], in: tmp)
+            #expect(joined.status == 64 && joined.output.contains("--data is given an empty value"), "\(joined.output)")
+            // Free text may be empty.
+            let log = tmp.appendingPathComponent("log.jsonl")
+            try #"{"step":1,"loss":0.5,"learning_rate":0.001,"grad_norm":1,"seconds":0.1,"images_per_second":10,"train_seconds":0.1}"#
+                .write(to: log, atomically: true, encoding: .utf8)
+            let untitled = try MPIJob.runAlone(["plot-loss", log.path, "--out", tmp.appendingPathComponent("p.png").path, "--title", ""])
+            #expect(untitled.status == 0, "\(untitled.output)")
             let checkAll = try MPIJob.runAlone(["check", ""], in: tmp)
             #expect(checkAll.status == 64 && checkAll.output.contains("argument 2 is empty"), "\(checkAll.output)")
             let data = tmp.appendingPathComponent("images")
@@ -59,6 +67,21 @@ struct CLIErrorTests {
             let inside = try MPIJob.runAlone(["pretrain", "--data", data.path, "--out", data.appendingPathComponent("run").path, "--steps", "1"])
             #expect(inside.status == 64 && inside.output.contains("is inside the data folder") && !inside.output.contains("data: "),
                     "\(inside.output)")
+        }
+    }
+
+    /// A run stopped by a non-finite step goes on with --skip-non-finite (the same command, or
+    /// resume): the flag may change between sittings.
+    @Test func skipNonFiniteContinuesAStoppedRun() throws {
+        try withTemporaryFolder("cli") { tmp in
+            let run = tmp.appendingPathComponent("run")
+            let args = MPIJob.pretrain(data: "emoji-faces", out: run, steps: 3, batch: 4) + ["--lr", "1e30"]
+            let stopped = try MPIJob.runAlone(args)
+            #expect(stopped.status == 1 && stopped.output.contains("--skip-non-finite"), "\(stopped.output)")
+            let again = try MPIJob.runAlone(args + ["--skip-non-finite"])
+            #expect(again.status == 0 && again.output.contains("done: step 3"), "\(again.output)")
+            let resumed = try MPIJob.runAlone(["resume", run.path, "--steps", "4", "--skip-non-finite"])
+            #expect(resumed.status == 0 && resumed.output.contains("done: step 4"), "\(resumed.output)")
         }
     }
 

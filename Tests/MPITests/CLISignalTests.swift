@@ -72,38 +72,66 @@ struct CLISignalTests {
         #expect(try SafetensorsFile(contentsOf: checkpoint).metadata["step"] == String(step + 2))
     }
 
+    /// `maskdm ARGS` with stdout into a pipe (stderr dropped), read until `steps` progress lines
+    /// came; then the reading end is closed. Returns the process and what it printed.
+    static func startPipedAndCloseAfter(steps: Int, _ args: [String]) throws -> (process: Process, printed: String) {
+        let p = Process()
+        p.executableURL = MPIJob.maskdm
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(180)
+        while seen.components(separatedBy: "pretrain ").count <= steps, Date() < deadline {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        try pipe.fileHandleForReading.close()
+        return (p, seen)
+    }
+
+    /// Waits (a minute at most) for `p` to end; then expects the run folder's checkpoint to hold
+    /// every logged step (at least `minimum`).
+    static func expectEndsWithItsCheckpoint(_ p: Process, out: URL, minimum: Int) throws {
+        let stopBy = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!p.isRunning, "maskdm went on after its stdout closed")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let logged = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n").count
+        let saved = try SafetensorsFile(contentsOf: out.appendingPathComponent("checkpoint.safetensors")).metadata["step"]
+        #expect(logged >= minimum && saved == String(logged))
+    }
+
     /// stdout's reader going away (`maskdm ... | head`, a `| tee` whose session dropped) stops the
     /// run as a signal does: a checkpoint of the last step, status 141 (128 + SIGPIPE).
     @Test func closedStdoutStopsWithACheckpoint() throws {
         try withTemporaryFolder("sigpipe") { folder in
             let out = folder.appendingPathComponent("run")
-            let p = Process()
-            p.executableURL = MPIJob.maskdm
-            p.arguments = MPIJob.pretrain(data: "emoji-faces", out: out, steps: 100_000, batch: 4)
-                + ["--checkpoint-every", "0", "--log-every", "1"]
-            p.environment = ProcessInfo.processInfo.environment.merging(["MASKDM_THREADS": "1"]) { $1 }
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-            // Read until two steps are printed, then close the reading end.
-            var seen = ""
-            let deadline = Date().addingTimeInterval(120)
-            while seen.components(separatedBy: "pretrain ").count < 3, Date() < deadline {
-                let chunk = pipe.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                seen += String(decoding: chunk, as: UTF8.self)
-            }
-            try pipe.fileHandleForReading.close()
-            let stopBy = Date().addingTimeInterval(60)
-            while p.isRunning && Date() < stopBy { Thread.sleep(forTimeInterval: 0.05) }
-            #expect(!p.isRunning, "maskdm went on after its stdout closed")
-            p.waitUntilExit()
+            let (p, seen) = try Self.startPipedAndCloseAfter(
+                steps: 2, MPIJob.pretrain(data: "emoji-faces", out: out, steps: 100_000, batch: 4) + ["--checkpoint-every", "0", "--log-every", "1"])
+            try Self.expectEndsWithItsCheckpoint(p, out: out, minimum: 2)
             #expect(p.terminationStatus == 141, "printed: \(seen)")
-            let logged = try String(contentsOf: out.appendingPathComponent("log.jsonl"), encoding: .utf8).split(separator: "\n").count
-            let saved = try SafetensorsFile(contentsOf: out.appendingPathComponent("checkpoint.safetensors")).metadata["step"]
-            #expect(logged >= 2 && saved == String(logged))
+        }
+    }
+
+    /// A Ctrl-C soon after stdout's reader went away is still a first signal: the run keeps its
+    /// checkpoint (a closed pipe does not count as the first of two).
+    @Test func ctrlCAfterAClosedPipeStillCheckpoints() throws {
+        try withTemporaryFolder("sigpipe-int") { folder in
+            let out = folder.appendingPathComponent("run")
+            // Steps of about half a second, so that the signal comes while a step or the checkpoint runs.
+            let (p, seen) = try Self.startPipedAndCloseAfter(
+                steps: 1, ["pretrain", "--data", "emoji-faces", "--out", out.path, "--model", "small", "--size", "32", "--steps", "100000",
+                           "--batch", "8", "--checkpoint-every", "0", "--log-every", "1"])
+            Thread.sleep(forTimeInterval: 0.3)
+            if p.isRunning { p.interrupt() }
+            try Self.expectEndsWithItsCheckpoint(p, out: out, minimum: 1)
+            #expect([130, 141].contains(p.terminationStatus), "status \(p.terminationStatus), printed: \(seen)")
         }
     }
 }

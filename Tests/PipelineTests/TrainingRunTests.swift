@@ -313,15 +313,23 @@ import ViTDiffusion
             let reopened = try TrainingRun(folder: good.folder, config: more)
             #expect(reopened.warnings.isEmpty, "\(reopened.warnings)")
             #expect(try Self.logRecords(reopened).map(\.step) == [1, 2, 3, 4])
-            // Another run's checkpoint copied in, and an edited config.json.
-            more.recipe.learningRate = 5e-4
-            let other = try TrainingRun(folder: tmp.appendingPathComponent("o"), config: more)
-            try other.train(on: Self.dataset)
-            try FileManager.default.removeItem(at: good.checkpointURL)
-            try FileManager.default.copyItem(at: other.checkpointURL, to: good.checkpointURL)
-            #expect { _ = try TrainingRun(folder: good.folder, config: Self.config(steps: 6)) } throws: {
-                "\($0)".contains("records recipe.learningRate = 0.0005, but the run's config.json says 0.001")
+            // Another run's checkpoint copied in (or an edited config.json): refused, naming the
+            // setting, also when only the data differs (two default runs have the same recipe).
+            func copiedIn(from config: RunConfig, name: String) throws -> String {
+                let other = try TrainingRun(folder: tmp.appendingPathComponent(name), config: config)
+                try other.train(on: Self.dataset)
+                try FileManager.default.removeItem(at: good.checkpointURL)
+                try FileManager.default.copyItem(at: other.checkpointURL, to: good.checkpointURL)
+                do { _ = try TrainingRun(folder: good.folder, config: Self.config(steps: 6)) } catch { return "\(error)" }
+                return "accepted"
             }
+            more.recipe.learningRate = 5e-4
+            let lr = try copiedIn(from: more, name: "o")
+            #expect(lr.contains("records recipe.learningRate = 0.0005, but the run's config.json says 0.001"), "\(lr)")
+            var elsewhere = Self.config(steps: 4)
+            elsewhere.data = "other-images"
+            let data = try copiedIn(from: elsewhere, name: "t")
+            #expect(data.contains("records data = other-images, but the run's config.json says test-images"), "\(data)")
         }
     }
 
@@ -334,6 +342,20 @@ import ViTDiffusion
                 "\($0)".contains("is inside the data folder")
             }
             #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("runs").path))
+            // Through a link to the data folder, from the first sitting on (the run folder does
+            // not exist yet), whichever of the two paths names the data.
+            let real = tmp.appendingPathComponent("real"), link = tmp.appendingPathComponent("link")
+            try FileManager.default.createDirectory(at: real, withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: real)
+            for data in [real, link] {
+                config.data = data.path
+                #expect { _ = try TrainingRun(folder: link.appendingPathComponent("runs/a"), config: config) } throws: {
+                    "\($0)".contains("is inside the data folder")
+                }
+            }
+            // A folder beside the data whose name starts with the data's is not inside it.
+            config.data = real.path
+            _ = try TrainingRun(folder: tmp.appendingPathComponent("real2"), config: config)
         }
     }
 
