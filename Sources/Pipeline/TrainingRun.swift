@@ -246,10 +246,16 @@ public final class TrainingRun {
             // killed while redrawing a plot or a grid left Foundation's (`.dat.nosync...`).
             Safetensors.removeStaleTemporaries(of: checkpoint)
             for sub in [folder, samplesFolder] { removeFoundationTemporaries(in: sub) }
-            try Data(config.json.utf8).write(to: configURL, options: .atomic)
-            try Data(records.map { $0.jsonLine + "\n" }.joined().utf8).write(to: logURL, options: .atomic)
+            // (A full disk or a folder in the way: the file named, not Foundation's error code.)
+            func write(_ text: String, to url: URL) throws {
+                do { try Data(text.utf8).write(to: url, options: .atomic) } catch {
+                    throw PipelineError.writeFailed(path: url.path, problem: fileProblem(error, at: url.path))
+                }
+            }
+            try write(config.json, to: configURL)
+            try write(records.map { $0.jsonLine + "\n" }.joined(), to: logURL)
             if !evaluations.isEmpty || fm.fileExists(atPath: evaluationLogURL.path) {
-                try Data(evaluations.map { $0.jsonLine + "\n" }.joined().utf8).write(to: evaluationLogURL, options: .atomic)
+                try write(evaluations.map { $0.jsonLine + "\n" }.joined(), to: evaluationLogURL)
             }
             // A kill between a best score's checkpoint and its link left the link behind.
             if resuming, EvaluationRecord.best(of: comparableEvaluations)?.step == trainer.step { try linkBestCheckpoint() }
@@ -410,7 +416,7 @@ public final class TrainingRun {
             do { try log?.write(contentsOf: Data((record.jsonLine + "\n").utf8)) } catch {
                 // A full disk, say: keep this step in a checkpoint if it can be written (rank 0
                 // alone writes the log, so the others are not waiting for it).
-                try keepProgress(before: PipelineError.writeFailed(path: logURL.path, problem: error.localizedDescription),
+                try keepProgress(before: PipelineError.writeFailed(path: logURL.path, problem: fileProblem(error, at: logURL.path)),
                                  events: events, everyRank: false)
             }
             events?(.step(record))

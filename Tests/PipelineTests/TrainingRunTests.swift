@@ -302,6 +302,12 @@ import ViTDiffusion
             }
             #expect(try SafetensorsFile(contentsOf: run.checkpointURL).metadata["step"] == "1")
             try FileManager.default.removeItem(at: run.logURL)
+            // A folder where the log goes: named, with what is wrong.
+            let blocked = tmp.appendingPathComponent("b")
+            try FileManager.default.createDirectory(at: blocked.appendingPathComponent("log.jsonl"), withIntermediateDirectories: true)
+            #expect(throws: PipelineError.writeFailed(path: blocked.appendingPathComponent("log.jsonl").path, problem: "it is a folder")) {
+                _ = try TrainingRun(folder: blocked, config: config)
+            }
             // Bytes that are not UTF-8 after a good log: the good lines stay.
             let good = try TrainingRun(folder: tmp.appendingPathComponent("g"), config: Self.config(steps: 4))
             try good.train(on: Self.dataset)
