@@ -131,7 +131,8 @@ public final class TrainingRun {
         let fm = FileManager.default
         let configURL = folder.appendingPathComponent("config.json")
         var recordedPrecision: Gemm.Precision?
-        if let existing = try RunConfig.recorded(in: folder) {
+        let existing = try RunConfig.recorded(in: folder)
+        if let existing {
             if let c = existing.conflict(with: config) {
                 throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
             }
@@ -184,17 +185,20 @@ public final class TrainingRun {
             // The checkpoint's own record says what the run was: it must be this run's (not one
             // copied in from another folder, nor resumed under an edited config.json), or its
             // state would go on under other settings and replace the folder's checkpoints.
-            let (model, recipe) = try DiffusionTrainer.describe(checkpoint: checkpoint)
+            let metadata: [String: String]
+            do { metadata = try SafetensorsFile(contentsOf: checkpoint).metadata } catch {
+                throw CheckpointError(file: checkpoint.path, "\(error)")
+            }
+            let (model, recipe) = try DiffusionTrainer.describe(metadata: metadata, file: checkpoint.path)
             var recorded = config
             recorded.model = model
             recorded.recipe = recipe
             // Run folders' checkpoints also record the stage and the data (two default runs on
             // other data have the same recipe).
-            let metadata = (try? SafetensorsFile(contentsOf: checkpoint).metadata) ?? [:]
             if let stage = metadata["stage"].flatMap(Stage.init(rawValue:)) { recorded.stage = stage }
             if let data = metadata["data"] { recorded.data = data }
             if let c = recorded.conflict(with: config) {
-                guard try RunConfig.recorded(in: folder) != nil else {
+                guard existing != nil else {
                     throw PipelineError.runMismatch(folder: folder.path, key: c.key, existing: c.existing, requested: c.requested)
                 }
                 throw PipelineError.badCheckpoint(

@@ -267,6 +267,7 @@ public final class DiffusionTrainer {
         let drawn: (timesteps: [Int], noise: Tensor, mask: Mask)
         do {
             try validateMasking()
+            try checkImages(batch.images)
             drawn = try draws(for: batch)
         } catch { try abandonStep(because: error) }
         return try trainStep(images: batch.images, timesteps: drawn.timesteps, noise: drawn.noise, mask: drawn.mask,
@@ -366,7 +367,8 @@ public final class DiffusionTrainer {
     ///   - mask: the dropped patches of each image (B rows over the model's patch grid).
     @discardableResult
     public func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask) throws -> Float {
-        try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: 0)
+        do { try checkImages(x0) } catch { try abandonStep(because: error) }   // on one rank: every rank stops
+        return try trainStep(images: x0, timesteps: t, noise: noise, mask: mask, drawSeconds: 0)
     }
 
     /// Images from a dataset that does not match the network (grey images for an RGB model,
@@ -381,8 +383,8 @@ public final class DiffusionTrainer {
         }
     }
 
+    /// The step itself; the public steps have checked the images (``checkImages(_:)``).
     private func trainStep(images x0: Tensor, timesteps t: [Int], noise: Tensor, mask: Mask, drawSeconds: Double) throws -> Float {
-        do { try checkImages(x0) } catch { try abandonStep(because: error) }   // on one rank: every rank stops
         let b = x0.shape[0]
         precondition(t.count == b && noise.shape == x0.shape && mask.batchSize == b && mask.patchCount == model.config.patchCount,
                      "trainStep: \(t.count) timesteps, noise \(noise.shape), mask \(mask.batchSize) x \(mask.patchCount) for images \(x0.shape)")
@@ -560,15 +562,21 @@ public final class DiffusionTrainer {
         do { meta = try SafetensorsFile(contentsOf: url).metadata } catch {
             throw CheckpointError(file: url.path, "\(error)")
         }
-        guard let c = meta["config"]?.data(using: .utf8) else { throw CheckpointError(file: url.path, "metadata has no 'config'") }
+        return try describe(metadata: meta, file: url.path)
+    }
+
+    /// The model config and recipe recorded in the metadata of the checkpoint `file` (for a
+    /// caller that has read the metadata already); errors name `file`.
+    public static func describe(metadata meta: [String: String], file: String) throws -> (config: MaskedUViTConfig, recipe: TrainingRecipe) {
+        guard let c = meta["config"]?.data(using: .utf8) else { throw CheckpointError(file: file, "metadata has no 'config'") }
         let config: MaskedUViTConfig
         do { config = try JSONDecoder().decode(MaskedUViTConfig.self, from: c); try config.validate() } catch {
-            throw CheckpointError(file: url.path, "metadata 'config' is not a model config: \(error)")
+            throw CheckpointError(file: file, "metadata 'config' is not a model config: \(error)")
         }
         var recipe = TrainingRecipe()
         if let r = meta["recipe"]?.data(using: .utf8) {
             do { recipe = try JSONDecoder().decode(TrainingRecipe.self, from: r) } catch {
-                throw CheckpointError(file: url.path, "metadata 'recipe' is not a training recipe: \(error)")
+                throw CheckpointError(file: file, "metadata 'recipe' is not a training recipe: \(error)")
             }
         }
         return (config, recipe)

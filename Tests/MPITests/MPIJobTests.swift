@@ -110,6 +110,16 @@ enum MPIJob {
         }
     }
 
+    /// Two working folders under `dir`, `a/` and `b/`, each with an `images/` folder of `counts`
+    /// PNGs: run with `-wdir`, the one path `/proc/self/cwd/images` names each rank's own images
+    /// (as node-local data on a cluster would).
+    static func perRankImages(in dir: URL, counts: (a: Int, b: Int)) throws -> (a: URL, b: URL) {
+        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+        try writeImages(count: counts.a, to: a.appendingPathComponent("images"))
+        try writeImages(count: counts.b, to: b.appendingPathComponent("images"))
+        return (a, b)
+    }
+
     /// Pre-training arguments of a tiny 16 px network, masked, checkpointing every step.
     static func pretrain(data: URL, out: URL, steps: Int, batch: Int = 8) -> [String] {
         pretrain(data: data.path, out: out, steps: steps, batch: batch)
@@ -257,11 +267,8 @@ struct MPIJobTests {
     @Test("Ranks started with other settings or other data are refused at the start, naming what differs")
     func ranksThatDisagreeAreRefused() throws {
         try withTemporaryFolder("mpi-disagree") { dir in
-            // One path that names 8 images for rank 0 and 6 for rank 1: /proc/self/cwd is each
-            // rank's own working folder (a/ and b/), as node-local data on a cluster would differ.
-            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
-            try MPIJob.writeImages(count: 8, to: a.appendingPathComponent("images"))
-            try MPIJob.writeImages(count: 6, to: b.appendingPathComponent("images"))
+            // One path that names 8 images for rank 0 and 6 for rank 1.
+            let (a, b) = try MPIJob.perRankImages(in: dir, counts: (8, 6))
             let out = dir.appendingPathComponent("run")
             let base = MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 2, batch: 4)
             let lr = try MPIJob.run(perRank: [(1, ["-wdir", a.path], base + ["--lr", "1e-3"]), (1, ["-wdir", a.path], base + ["--lr", "5e-2"])], in: dir)
@@ -304,11 +311,9 @@ struct MPIJobTests {
     @Test("Images that become unreadable on one rank end the job with that rank's error, the last step's checkpoint kept")
     func imagesFailingOnOneRank() throws {
         try withTemporaryFolder("mpi-unreadable") { dir in
-            // The same 8 images for both ranks under one path (each rank's working folder), decoded
-            // per batch; rank 1's become empty files while the job trains.
-            let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
-            try MPIJob.writeImages(count: 8, to: a.appendingPathComponent("images"))
-            try MPIJob.writeImages(count: 8, to: b.appendingPathComponent("images"))
+            // The same 8 images for both ranks under one path, decoded per batch; rank 1's become
+            // empty files while the job trains.
+            let (a, b) = try MPIJob.perRankImages(in: dir, counts: (8, 8))
             let out = dir.appendingPathComponent("run")
             let args = MPIJob.pretrain(data: "/proc/self/cwd/images", out: out, steps: 100_000, batch: 4)
                 + ["--stream", "--checkpoint-every", "100000"]
