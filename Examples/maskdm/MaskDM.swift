@@ -18,7 +18,8 @@ struct MaskDM: ParsableCommand {
 
             Exit status: 0 done; 64 a setting the command cannot use (a flag, a config key, a run folder of other settings); \
             1 anything else that failed (a missing or damaged file, unusable data, a non-finite loss); \
-            128 + the signal when stopped by one after writing a checkpoint (130 for Ctrl-C).
+            128 + the signal when stopped by one after writing a checkpoint (130 for Ctrl-C); \
+            a second signal kills the process at once, by that signal.
             """,
         version: "maskdm \(maskdmVersion)",
         subcommands: [Pretrain.self, Finetune.self, Train.self, Resume.self, Sample.self, Describe.self, Convert.self,

@@ -67,7 +67,10 @@ struct Resume: ParsableCommand {
         let initial = config.initialization.map { path -> (MaskedUViT) throws -> Void in
             { model in try WeightLoading.loadOnline(from: URL(fileURLWithPath: path), into: model) }
         }
-        try options.train(config, initialWeights: initial)
+        do { try options.train(config, initialWeights: initial) } catch PipelineError.invalidOption(let name, let problem)
+            where ["folder (--out)", "out"].contains(name) {
+            throw PipelineError.invalidOption(name: "run folder", problem: problem)      // resume has no --out
+        }
     }
 }
 extension Resume: DataParallelCommand {}

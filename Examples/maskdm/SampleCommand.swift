@@ -73,7 +73,7 @@ enum WeightChoice: String, EnumerableFlag {
 
 /// `maskdm describe`: what a config or checkpoint builds.
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints).")
+    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints). Exit status 1 when a run folder's checkpoint.safetensors is damaged or missing while the run got further.")
 
     @Argument(help: "A reference YAML config, a project checkpoint or a run folder.") var file: String
     @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule (and run, for a run folder).") var json = false
@@ -82,6 +82,8 @@ struct Describe: ParsableCommand {
         let url = URL(fileURLWithPath: file)
         let d = try ModelDescription(describing: url)
         print(json ? d.json : d.text)
+        // A run folder whose checkpoint `resume` would refuse: said in the text, and in the status.
+        if d.run?.checkpointProblem != nil { throw ExitCode.failure }
     }
 }
 

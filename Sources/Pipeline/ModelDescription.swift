@@ -42,8 +42,12 @@ public struct ModelDescription: Sendable, Equatable {
         } else {
             var isFolder: ObjCBool = false
             let folder = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) && isFolder.boolValue
-            if folder, !FileManager.default.fileExists(atPath: url.appendingPathComponent("checkpoint.safetensors").path) {
-                // A run folder before its first checkpoint: what its config.json records.
+            let checkpoint = url.appendingPathComponent("checkpoint.safetensors")
+            let hasCheckpoint = FileManager.default.fileExists(atPath: checkpoint.path)
+            let described = folder && hasCheckpoint ? try? DiffusionTrainer.describe(checkpoint: checkpoint) : nil
+            if folder, described == nil {
+                // A run folder before its first checkpoint, or with one that cannot be read: what
+                // its config.json records, with the checkpoint's problem in `run`.
                 if let config = try RunConfig.recorded(in: url) {
                     let path = url.appendingPathComponent("config.json").path
                     do { try config.model.validate(); try config.recipe.validate() } catch {
@@ -54,7 +58,7 @@ public struct ModelDescription: Sendable, Equatable {
                     return
                 }
                 // A job folder (`maskdm pipeline`, `compare`) holds runs one or two levels down.
-                if let job = JobFolder(url), let first = job.runs.first {
+                if !hasCheckpoint, let job = JobFolder(url), let first = job.runs.first {
                     throw PipelineError.missingFile(path: url.appendingPathComponent("checkpoint.safetensors").path,
                                                     hint: "this folder holds no run itself but runs in \(job.runNames) "
                                                         + "(\(job.kindDescription)): describe one of those, e.g. \(first.path)")
@@ -64,7 +68,7 @@ public struct ModelDescription: Sendable, Equatable {
             if WeightLoading.isTorchFile(file) {
                 throw PipelineError.badCheckpoint(path: file.path, problem: "a PyTorch file records no model config: describe its YAML config, or convert it first")
             }
-            let (c, r) = try DiffusionTrainer.describe(checkpoint: file)
+            let (c, r) = try described ?? DiffusionTrainer.describe(checkpoint: file)
             self.init(model: c, recipe: r, source: file.path)
             if folder { run = try? RunProgress(folder: url) }
         }

@@ -85,11 +85,19 @@ public final class ProgressPrinter {
         fflush(nil)
     }
 
+    /// `m:ss` under an hour, `h:mm:ss` under 1000 hours, `over 999 h` beyond (a step count far
+    /// past any run's), `?` when unknown.
+    static func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        guard seconds < 1000 * 3600 else { return "over 999 h" }
+        let s = Int(seconds)
+        return s < 3600 ? String(format: "%d:%02d", s / 60, s % 60) : String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+    }
+
     /// `label [#####.....] 120/1000  loss 0.1234  85.1 img/s  ETA 12:34`.
     public static func format(label: String, step: Int, total: Int, loss: Double, imagesPerSecond: Double,
                               secondsPerStep: Double, withBar: Bool) -> String {
-        let eta = Double(max(total - step, 0)) * secondsPerStep
-        let etaText = String(format: "%d:%02d", Int(eta) / 60, Int(eta) % 60)
+        let etaText = Self.clock(Double(max(total - step, 0)) * secondsPerStep)
         var s = label
         if withBar {
             let width = 24, filled = min(width, Int(Double(width) * Double(step) / Double(max(total, 1))))

@@ -17,6 +17,11 @@ public struct RunProgress: Sendable, Equatable {
     public var data: String?
     /// The step of `checkpoint.safetensors` (0 without one).
     public var step: Int
+    /// What is wrong with `checkpoint.safetensors` that resuming the run would refuse: it
+    /// cannot be read, records no valid step, or is missing while numbered checkpoints or the
+    /// log show the run got further (see ``TrainingRun``). nil when none of these is found (the
+    /// weights themselves are checked when they load) or the run has not yet written one.
+    public var checkpointProblem: String?
     /// The step count the run trains to (`config.json`'s), nil when the folder has no config.
     public var steps: Int?
     /// Summed step seconds up to the checkpoint, when the checkpoint records them.
@@ -46,7 +51,20 @@ public struct RunProgress: Sendable, Equatable {
         }
         let config = try? RunConfig.recorded(in: folder)
         let checkpoint = folder.appendingPathComponent("checkpoint.safetensors")
-        let metadata = (try? SafetensorsFile(contentsOf: checkpoint))?.metadata
+        // The log and the numbered checkpoints are read before the checkpoint is looked for: a
+        // run writes its checkpoint before either shows it got past it, so a run that writes its
+        // first checkpoint meanwhile is never taken for one whose checkpoint went missing.
+        let logged = StepRecord.parseLog(lenientText(of: folder.appendingPathComponent("log.jsonl")))
+        let missing = TrainingRun.missingCheckpointProblem(in: folder, checkpointEvery: config?.recipe.checkpointEvery ?? 0,
+                                                           loggedSteps: logged)
+        var metadata: [String: String]? = nil
+        if fm.fileExists(atPath: checkpoint.path) {
+            do { metadata = try SafetensorsFile(contentsOf: checkpoint).metadata } catch {
+                checkpointProblem = "unreadable: \(error)"
+            }
+        } else {
+            checkpointProblem = missing
+        }
         guard config != nil || metadata != nil else {
             throw PipelineError.missingFile(path: folder.appendingPathComponent("config.json").path,
                                             hint: "the folder holds no run (no config.json and no readable checkpoint.safetensors)")
@@ -57,11 +75,15 @@ public struct RunProgress: Sendable, Equatable {
         }
         stage = config?.stage.rawValue ?? printable(metadata?["stage"])
         data = config?.data ?? printable(metadata?["data"])
-        let step = max(0, metadata?["step"].flatMap { Int($0) } ?? 0)
+        let recordedStep = metadata.map { $0["step"].flatMap { Int($0) } ?? -1 }
+        if let recordedStep, recordedStep < 0 {
+            checkpointProblem = "records no valid step (its metadata's step is "
+                + (metadata?["step"].map { "'\(printable($0) ?? "")'" } ?? "missing") + ")"
+        }
+        let step = max(0, recordedStep ?? 0)
         self.step = step
         steps = config?.recipe.steps
         trainSeconds = metadata?["train_seconds"].flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
-        let logged = StepRecord.parseLog(lenientText(of: folder.appendingPathComponent("log.jsonl")))
         let recent = logged.filter { $0.step <= step && $0.loss.isFinite }.suffix(20)
         let mean = recent.map { Double($0.loss) }.reduce(0, +) / Double(max(1, recent.count))     // in Double: no overflow
         recentLoss = recent.isEmpty || !Float(mean).isFinite ? nil : (Float(mean), recent.count)
@@ -92,11 +114,13 @@ public struct RunProgress: Sendable, Equatable {
                          + (hasBestCheckpoint ? " (checkpoint-best.safetensors)" : ""))
         }
         let numbered = numberedCheckpoints.isEmpty ? "none numbered" : "numbered at steps " + numberedCheckpoints.map(String.init).joined(separator: ", ")
-        lines.append("  checkpoints " + (step > 0 ? "checkpoint.safetensors at step \(step); " : "none yet; ") + numbered)
+        let latest = checkpointProblem.map { "checkpoint.safetensors \($0); " }
+            ?? (step > 0 ? "checkpoint.safetensors at step \(step); " : "none yet; ")
+        lines.append("  checkpoints " + latest + numbered)
         return lines.joined(separator: "\n")
     }
 
-    /// One JSON object (keys sorted, snake_case): `best_fid`, `best_step`, `checkpoints`,
+    /// One JSON object (keys sorted, snake_case): `best_fid`, `best_step`, `checkpoint_problem`, `checkpoints`,
     /// `data`, `loss`, `scores`, `stage`, `step`, `steps`, `train_seconds` (`null` for what the
     /// folder does not record).
     public var json: String {
@@ -107,6 +131,7 @@ public struct RunProgress: Sendable, Equatable {
         func number(_ x: Int?) -> String { x.map { "\($0)" } ?? "null" }
         func number(_ x: Double?) -> String { x.flatMap { $0.isFinite ? "\($0)" : nil } ?? "null" }
         return "{\"best_fid\": \(number(best?.fid)), \"best_step\": \(number(best?.step)), "
+            + "\"checkpoint_problem\": \(text(checkpointProblem)), "
             + "\"checkpoints\": [\(numberedCheckpoints.map(String.init).joined(separator: ", "))], \"data\": \(text(data)), "
             + "\"loss\": \(number(recentLoss.map { Double("\($0.loss)") ?? Double($0.loss) })), \"scores\": \(evaluations.count), \"stage\": \(text(stage)), "
             + "\"step\": \(step), \"steps\": \(number(steps)), \"train_seconds\": \(number(trainSeconds))}"
@@ -114,7 +139,7 @@ public struct RunProgress: Sendable, Equatable {
 
     /// Field-wise equality.
     public static func == (a: RunProgress, b: RunProgress) -> Bool {
-        a.stage == b.stage && a.data == b.data && a.step == b.step && a.steps == b.steps && a.trainSeconds == b.trainSeconds
+        a.stage == b.stage && a.data == b.data && a.step == b.step && a.checkpointProblem == b.checkpointProblem && a.steps == b.steps && a.trainSeconds == b.trainSeconds
             && a.recentLoss?.loss == b.recentLoss?.loss && a.recentLoss?.steps == b.recentLoss?.steps
             && a.evaluations == b.evaluations && a.numberedCheckpoints == b.numberedCheckpoints && a.hasBestCheckpoint == b.hasBestCheckpoint
             && a.best == b.best

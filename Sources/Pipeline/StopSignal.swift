@@ -19,14 +19,21 @@ private let pipeClosed = Atomic<Bool>(false)
 /// if StopSignal.isRequested { ... }        // polled between steps
 /// ```
 public enum StopSignal {
-    /// Routes SIGINT, SIGTERM, SIGHUP and SIGUSR1 to the stop flag (a second signal exits at once, with
-    /// status 128 + its number: 130 for Ctrl-C), and unblocks them on the calling thread (call it
+    /// Routes SIGINT, SIGTERM, SIGHUP and SIGUSR1 to the stop flag (a second signal ends the
+    /// process at once, killed by that signal: the shell shows 128 + its number, 130 for Ctrl-C, and a
+    /// parent sees a death by signal, not the clean stop's exit status), and unblocks them on the calling thread (call it
     /// from the main thread, before starting others). SIGPIPE (stdout's reader went away) stops
     /// too, once: its repeats do not count as a second signal.
     public static func install() {
-        let handler: @convention(c) (Int32) -> Void = { signal in
-            _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
-            if stopRequested.add(1, ordering: .relaxed).newValue > 1 { _exit(128 + signal) }
+        let handler: @convention(c) (Int32) -> Void = { number in
+            _ = firstSignal.compareExchange(expected: 0, desired: number, ordering: .relaxed)
+            if stopRequested.add(1, ordering: .relaxed).newValue > 1 {
+                // Ended by the signal itself (its default action, as the handler returns), so a
+                // parent tells it from a clean stop's exit status 128 + n (the shell shows both as
+                // 128 + n); a script's loop around the command stops too.
+                signal(number, SIG_DFL)
+                raise(number)
+            }
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)

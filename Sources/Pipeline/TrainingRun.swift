@@ -170,16 +170,9 @@ public final class TrainingRun {
         if !resuming {
             // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
             // (numbered ones left, or a log past a checkpoint step) would silently start over.
-            let numbered = ((try? Self.numberedCheckpoints(in: folder)) ?? []).map(\.url.lastPathComponent)
-            let every = config.recipe.checkpointEvery
-            let lastLogged = loggedSteps.map(\.step).max() ?? 0
-            if let newest = numbered.last ?? (every > 0 && lastLogged > every ? "" : nil) {
-                throw PipelineError.badCheckpoint(
-                    path: checkpoint.path,
-                    problem: "missing, but the run folder holds a run (log.jsonl to step \(lastLogged)"
-                        + (newest.isEmpty ? "" : ", \(numbered.joined(separator: ", "))") + "): "
-                        + (newest.isEmpty ? "" : "to resume from the newest, copy \(newest) to checkpoint.safetensors; ")
-                        + "to start over, empty the folder or choose another")
+            if let problem = Self.missingCheckpointProblem(in: folder, checkpointEvery: config.recipe.checkpointEvery,
+                                                           loggedSteps: loggedSteps) {
+                throw PipelineError.badCheckpoint(path: checkpoint.path, problem: problem)
             }
         } else {
             // The checkpoint's own record says what the run was: it must be this run's (not one
@@ -661,6 +654,20 @@ public final class TrainingRun {
         throw PipelineError.invalidOption(
             name: "out", problem: "the run folder '\(folder.path)' is inside the data folder '\(images.path)': its own files "
                 + "(loss.png, sample grids) would become training images; put the run outside the data")
+    }
+
+    /// Why a folder without `checkpoint.safetensors` cannot start its run afresh, or nil when it
+    /// can: numbered checkpoints are left, or `log.jsonl` goes past the first checkpoint step
+    /// (`checkpointEvery`), so its checkpoint went missing and starting over would silently lose
+    /// the run. Says how to resume from the newest numbered checkpoint.
+    static func missingCheckpointProblem(in folder: URL, checkpointEvery every: Int, loggedSteps: [StepRecord]) -> String? {
+        let numbered = ((try? numberedCheckpoints(in: folder)) ?? []).map(\.url.lastPathComponent)
+        let lastLogged = loggedSteps.map(\.step).max() ?? 0
+        guard let newest = numbered.last ?? (every > 0 && lastLogged > every ? "" : nil) else { return nil }
+        return "missing, but the run folder holds a run (log.jsonl to step \(lastLogged)"
+            + (newest.isEmpty ? "" : ", \(numbered.joined(separator: ", "))") + "): "
+            + (newest.isEmpty ? "" : "to resume from the newest, copy \(newest) to checkpoint.safetensors; ")
+            + "to start over, empty the folder or choose another"
     }
 
     /// The numbered checkpoints in the folder, oldest first.

@@ -85,6 +85,14 @@ import Testing
         #expect(message("truncated.png").contains("truncated") || message("truncated.png").contains("end of file"))
         #expect(message("empty.png").contains("empty"))
         #expect(message("garbage.png").contains("not a PNG or JPEG"))
+        // A file cut inside its signature is named as a cut-short image of that format.
+        func decoding(_ bytes: [UInt8]) -> String {
+            do { _ = try Image.decode(data: Data(bytes), name: "cut"); return "" } catch { return error.description }
+        }
+        #expect(decoding([0xFF, 0xD8]) == "cannot decode \"cut\" as JPEG: the file is cut short: it ends after 2 bytes, inside the JPEG signature")
+        #expect(decoding([0x89, 0x50, 0x4E, 0x47]).contains("as PNG: the file is cut short: it ends after 4 bytes"))
+        #expect(decoding([0xFF]).contains("not a PNG or JPEG file (starts with FF)"))
+        #expect(decoding([0xFF, 0xD9]).contains("not a PNG or JPEG file"))
         #expect(message("truncated_scan.jpg").contains("as JPEG") && message("truncated_scan.jpg").contains("Premature end"))
         #expect(message("truncated_png_named.jpg").contains("as PNG"))
         #expect(message("garbage_after_soi.jpg").contains("as JPEG"))

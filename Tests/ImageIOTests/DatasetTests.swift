@@ -109,7 +109,8 @@ import Testing
     }
 
     /// A folder given as a symbolic link is walked; links to image files are read through, a
-    /// link whose target is gone is listed and named as unreadable, a link to a folder is not walked.
+    /// link whose target is gone, a loop of links and a named pipe are listed and named as
+    /// unreadable (saying which), a link to a folder is not walked.
     /// A folder of only undecodable files says why, naming them.
     @Test func symbolicLinksAndAFolderOfUndecodableFiles() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
@@ -121,13 +122,18 @@ import Testing
         try fm.createSymbolicLink(at: real.appendingPathComponent("b.png"), withDestinationURL: dir.appendingPathComponent("outside.png"))
         try fm.createSymbolicLink(at: real.appendingPathComponent("gone.png"), withDestinationURL: dir.appendingPathComponent("missing.png"))
         try fm.createSymbolicLink(at: real.appendingPathComponent("loop.png"), withDestinationURL: real)   // a folder link
+        try fm.createSymbolicLink(atPath: real.appendingPathComponent("self.png").path, withDestinationPath: "self.png")
+        #expect(mkfifo(real.appendingPathComponent("pipe.png").path, 0o644) == 0)   // never opened: it would block
         let link = dir.appendingPathComponent("link")
         try fm.createSymbolicLink(at: link, withDestinationURL: real)
         let folder = try ImageFolder(link)
-        #expect(folder.entries.map(\.path) == ["a.png", "b.png", "gone.png"])
+        #expect(folder.entries.map(\.path) == ["a.png", "b.png", "gone.png", "pipe.png", "self.png"])
         let loaded = try folder.loadAllReporting(size: nil)
         #expect(loaded.images.map { $0[x: 0, y: 0] } == [[255, 0, 0], [0, 0, 255]])
-        #expect(loaded.failures.count == 1 && loaded.failures[0].contains("gone.png"), "\(loaded.failures)")
+        #expect(loaded.failures.count == 3, "\(loaded.failures)")
+        #expect(loaded.failures.contains { $0.contains("gone.png") && $0.contains("a symbolic link to a file that does not exist") })
+        #expect(loaded.failures.contains { $0.contains("pipe.png") && $0.contains("not an image file but a named pipe") })
+        #expect(loaded.failures.contains { $0.contains("self.png") && $0.contains("a loop of symbolic links") })
 
         let bad = dir.appendingPathComponent("bad")
         try fm.createDirectory(at: bad, withIntermediateDirectories: true)

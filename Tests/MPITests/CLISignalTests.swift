@@ -73,8 +73,9 @@ struct CLISignalTests {
     }
 
     /// `maskdm ARGS` with stdout into a pipe (stderr dropped), read until `steps` progress lines
-    /// came; then the reading end is closed. Returns the process and what it printed.
-    static func startPipedAndCloseAfter(steps: Int, _ args: [String]) throws -> (process: Process, printed: String) {
+    /// came; then the reading end is closed (or, with `keepReading`, drained until the process
+    /// ends). Returns the process and what it printed.
+    static func startPipedAndCloseAfter(steps: Int, _ args: [String], keepReading: Bool = false) throws -> (process: Process, printed: String) {
         let p = Process()
         p.executableURL = MPIJob.maskdm
         p.arguments = args
@@ -90,7 +91,13 @@ struct CLISignalTests {
             if chunk.isEmpty { break }
             seen += String(decoding: chunk, as: UTF8.self)
         }
-        try pipe.fileHandleForReading.close()
+        if keepReading {
+            // Drained on a thread until the process ends: the pipe stays open, so no SIGPIPE comes.
+            let reader = pipe.fileHandleForReading
+            Thread.detachNewThread { while !reader.availableData.isEmpty {} }
+        } else {
+            try pipe.fileHandleForReading.close()
+        }
         return (p, seen)
     }
 
@@ -116,6 +123,30 @@ struct CLISignalTests {
                 steps: 2, MPIJob.pretrain(data: "emoji-faces", out: out, steps: 100_000, batch: 4) + ["--checkpoint-every", "0", "--log-every", "1"])
             try Self.expectEndsWithItsCheckpoint(p, out: out, minimum: 2)
             #expect(p.terminationStatus == 141, "printed: \(seen)")
+        }
+    }
+
+    /// A second Ctrl-C while the first one's step and checkpoint are under way ends the process
+    /// at once, killed by SIGINT (not the clean stop's exit status 130), without a checkpoint.
+    @Test func secondCtrlCKillsAtOnce() throws {
+        try withTemporaryFolder("sigint-twice") { folder in
+            let out = folder.appendingPathComponent("run")
+            // Steps of about half a second and a 700 MB checkpoint: the second signal comes long before the stop is done.
+            let (p, seen) = try Self.startPipedAndCloseAfter(
+                steps: 1, ["pretrain", "--data", "emoji-faces", "--out", out.path, "--model", "small", "--size", "32", "--steps", "100000",
+                           "--batch", "8", "--checkpoint-every", "0", "--log-every", "1"], keepReading: true)
+            // Signals until it ends: two sent before the first is delivered would merge into one,
+            // and every one after the first delivered is a second.
+            let stopBy = Date().addingTimeInterval(60)
+            while p.isRunning && Date() < stopBy {
+                p.interrupt()
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGINT,
+                    "reason \(p.terminationReason.rawValue), status \(p.terminationStatus), printed: \(seen)")
+            #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
         }
     }
 

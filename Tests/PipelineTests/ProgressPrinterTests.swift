@@ -24,4 +24,18 @@ import Testing
         #expect(bar.hasPrefix("pretrain [############............] 500/1000"))
         #expect(bar.hasSuffix("ETA 8:20\u{1B}[K"))
     }
+
+    /// The ETA of a long run reads in hours; one of a step count no run reaches (`--steps` at
+    /// Int.max) does not overflow.
+    @Test func longAndEndlessRunsHaveAnETA() {
+        func eta(steps: Int, secondsPerStep: Double) -> String {
+            let line = ProgressPrinter.format(label: "p", step: 0, total: steps, loss: 1, imagesPerSecond: 1,
+                                              secondsPerStep: secondsPerStep, withBar: false)
+            return String(line.split(separator: "ETA ").last ?? "")
+        }
+        #expect(eta(steps: 3599, secondsPerStep: 1) == "59:59")
+        #expect(eta(steps: 200_000, secondsPerStep: 0.5) == "27:46:40")
+        #expect(eta(steps: Int.max, secondsPerStep: 1) == "over 999 h")
+        #expect(eta(steps: 10, secondsPerStep: .nan) == "?")
+    }
 }

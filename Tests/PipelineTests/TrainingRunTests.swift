@@ -367,7 +367,8 @@ import ViTDiffusion
 
     /// `RunProgress` (and `describe` of a run folder) reads where a run stands from its files:
     /// before the first checkpoint, from `config.json`; after, the checkpoint's step and time,
-    /// the logged loss and the numbered checkpoints.
+    /// the logged loss and the numbered checkpoints; and what is wrong with a checkpoint that
+    /// `resume` would refuse.
     @Test func runProgressReadsTheFolder() throws {
         try withTemporaryFolder("run") { tmp in
             let folder = tmp.appendingPathComponent("r")
@@ -396,6 +397,30 @@ import ViTDiffusion
             let fields = try #require(json["run"] as? [String: Any])
             #expect(fields["step"] as? Int == 6 && fields["steps"] as? Int == 6 && fields["checkpoints"] as? [Int] == [4, 6])
             #expect(fields["best_fid"] is NSNull && fields["scores"] as? Int == 0)
+            #expect(progress.checkpointProblem == nil && fields["checkpoint_problem"] is NSNull)
+            // A checkpoint `resume` would refuse is named: a step that is no step, a file cut
+            // short, a file gone while numbered ones remain.
+            let fm = FileManager.default
+            let original = try Data(contentsOf: run.checkpointURL)
+            let stepText = Data("\"step\":\"6\"".utf8)
+            let at = try #require(original.range(of: stepText))
+            var badStep = original
+            badStep.replaceSubrange(at, with: Data("\"step\":\"x\"".utf8))
+            try fm.removeItem(at: run.checkpointURL)                           // numbered ones are hard links of it
+            try badStep.write(to: run.checkpointURL)
+            let damaged = try RunProgress(folder: folder)
+            #expect(damaged.checkpointProblem == "records no valid step (its metadata's step is 'x')")
+            #expect(damaged.text.contains("checkpoints checkpoint.safetensors records no valid step"))
+            try original.prefix(100).write(to: run.checkpointURL)
+            #expect(try RunProgress(folder: folder).checkpointProblem?.hasPrefix("unreadable: ") == true)
+            let cut = try ModelDescription(describing: folder)                    // described from config.json
+            #expect(cut.source.hasSuffix("config.json") && cut.model == config.model)
+            #expect(cut.text.contains("checkpoints checkpoint.safetensors unreadable: "), "\(cut.text)")
+            try fm.removeItem(at: run.checkpointURL)
+            let missing = try RunProgress(folder: folder)
+            #expect(missing.step == 0 && missing.checkpointProblem?.contains("copy checkpoint-6.safetensors to checkpoint.safetensors") == true)
+            #expect(missing.text.contains("checkpoints checkpoint.safetensors missing, but the run folder holds a run"))
+            #expect((try ModelDescription(describing: folder)).run?.checkpointProblem == missing.checkpointProblem)
             // A folder holding runs below it (a pipeline's or compare's) names them.
             #expect { try ModelDescription(describing: tmp) } throws: { error in
                 guard case .missingFile(_, let hint) = error as? PipelineError else { return false }

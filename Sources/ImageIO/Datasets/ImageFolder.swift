@@ -7,8 +7,9 @@ import Tensor
 /// Symbolic links are followed: the folder itself, files and folders inside it (a link back to a
 /// folder above it is not walked again, so loops end). Nothing is dropped unseen: a file whose
 /// name (or a folder name above it) is not valid UTF-8, a folder inside that cannot be opened,
-/// and a link whose target is missing are listed, and reading them fails with the problem, so
-/// the loaders name them among their failures.
+/// a link that leads nowhere (its target is missing, or links loop), and a named pipe, socket or device with
+/// an image extension are listed, and reading them fails with the problem (without opening
+/// them), so the loaders name them among their failures.
 ///
 /// ```swift
 /// let folder = try ImageFolder(URL(fileURLWithPath: "samples"))
@@ -25,7 +26,8 @@ public struct ImageFolder: Sendable {
         /// Modification time, seconds since 1970.
         public let modified: Double
         /// Why the file cannot be read, when that is known from the listing alone (a name that is
-        /// not UTF-8, a folder that cannot be opened); nil otherwise.
+        /// not UTF-8, a folder that cannot be opened, a link that leads nowhere, a named pipe);
+        /// nil otherwise.
         public let problem: String?
 
         init(path: String, size: Int, modified: Double, problem: String? = nil) {

@@ -98,19 +98,32 @@ struct ImageFolderWalk {
             var own = stat()
             guard Self.status(path, &own, follow: false) != nil else { continue }   // removed meanwhile
             var target = own
-            var dangling = false
-            if Self.isKind(own, S_IFLNK) && Self.status(path, &target, follow: true) == nil { dangling = true }
-            if !dangling && Self.isKind(target, S_IFDIR) {
+            // Why a link leads nowhere (its target is missing, or links loop), nil when it leads somewhere.
+            var dangling: String? = nil
+            if Self.isKind(own, S_IFLNK), let error = Self.failure(path, &target, follow: true) {
+                dangling = error == ELOOP ? "a loop of symbolic links (it leads back to itself)"
+                    : error == ENOENT ? "a symbolic link to a file that does not exist"
+                    : "a symbolic link that cannot be followed: \(String(cString: strerror(error)))"
+            }
+            if dangling == nil && Self.isKind(target, S_IFDIR) {
                 visit(path, relative: shown + "/", nameIsExact: exact)
                 continue
             }
-            guard ImageFolder.extensions.contains(Self.pathExtension(name)),
-                  dangling || Self.isKind(target, S_IFREG) else { continue }
-            let modified = dangling ? 0 : Self.modificationTime(target)
-            let problem = exact ? nil
-                : "the file name, or a folder name above it, is not valid UTF-8 (shown with \\x escapes); rename it to read it"
-            entries.append(.init(path: shown, size: dangling ? 0 : Int(target.st_size), modified: modified, problem: problem))
+            guard ImageFolder.extensions.contains(Self.pathExtension(name)) else { continue }
+            // Named, never opened: a named pipe would block the read until a writer comes.
+            let kind = dangling ?? Self.notAFile(target)
+            let modified = kind != nil ? 0 : Self.modificationTime(target)
+            let problem = kind ?? (exact ? nil
+                : "the file name, or a folder name above it, is not valid UTF-8 (shown with \\x escapes); rename it to read it")
+            entries.append(.init(path: shown, size: kind != nil ? 0 : Int(target.st_size), modified: modified, problem: problem))
         }
+    }
+
+    /// `errno` of a failed `stat` (following links) or `lstat` of `path`, taken at once; nil
+    /// when it succeeds.
+    private static func failure(_ path: [UInt8], _ info: inout stat, follow: Bool) -> Int32? {
+        let result = withCString(path) { follow ? stat($0, &info) : lstat($0, &info) }
+        return result == 0 ? nil : errno
     }
 
     /// `stat` (following links) or `lstat` of `path`; nil when it fails.
@@ -129,6 +142,15 @@ struct ImageFolderWalk {
     }
 
     private static func isKind(_ info: stat, _ kind: mode_t) -> Bool { info.st_mode & S_IFMT == kind }
+
+    /// Why `info` is not a file that can be read as an image (a named pipe, a socket, a
+    /// device), or nil for a regular file.
+    private static func notAFile(_ info: stat) -> String? {
+        if isKind(info, S_IFREG) { return nil }
+        let kind = isKind(info, S_IFIFO) ? "a named pipe" : isKind(info, S_IFSOCK) ? "a socket"
+            : isKind(info, S_IFCHR) || isKind(info, S_IFBLK) ? "a device" : "not a regular file"
+        return "not an image file but \(kind)"
+    }
 
     private static func withCString<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
         (bytes + [0]).withUnsafeBufferPointer { buffer in
