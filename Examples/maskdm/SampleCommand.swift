@@ -73,13 +73,19 @@ enum WeightChoice: String, EnumerableFlag {
 
 /// `maskdm describe`: what a config or checkpoint builds.
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints). Exit status 1 when a run folder's checkpoint.safetensors is damaged or missing while the run got further.")
+    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints); for the folder of a pipeline or compare job, where each of its runs stands. Exit status 1 when a run's checkpoint.safetensors is damaged or missing while the run got further.")
 
-    @Argument(help: "A reference YAML config, a project checkpoint or a run folder.") var file: String
-    @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule (and run, for a run folder).") var json = false
+    @Argument(help: "A reference YAML config, a project checkpoint, a run folder or a job folder (pipeline, compare).") var file: String
+    @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule (and run, for a run folder); for a job folder: folder, kind and runs.") var json = false
 
     func run() throws {
         let url = URL(fileURLWithPath: file)
+        // A job's folder (`maskdm pipeline`, `compare`): where each of its runs stands.
+        if let job = JobFolder(url), !job.runs.isEmpty {
+            print(json ? job.json : job.text)
+            if job.progress().contains(where: { $0.progress?.checkpointProblem != nil }) { throw ExitCode.failure }
+            return
+        }
         let d = try ModelDescription(describing: url)
         print(json ? d.json : d.text)
         // A run folder whose checkpoint `resume` would refuse: said in the text, and in the status.

@@ -22,7 +22,8 @@ public struct JobFolder: Sendable, Equatable {
     /// What wrote it.
     public let kind: Kind
     /// The run folders (holding a `config.json` or `checkpoint.safetensors`) one or two levels
-    /// below ``folder``, sorted by path; may be empty for a job stopped before its first run.
+    /// below ``folder``, sorted by path, but for the stages of one job in the order they train
+    /// (`pretrain`, then `finetune`, then `train`); may be empty for a job stopped before its first run.
     public let runs: [URL]
 
     /// The job folder `folder` is, or nil when it is neither a known job's folder nor holds runs
@@ -41,10 +42,39 @@ public struct JobFolder: Sendable, Equatable {
     }
 
     /// ``runs`` as paths relative to ``folder`` (`arm-A/pretrain`), joined with commas.
-    public var runNames: String {
-        let base = folder.standardizedFileURL.path + "/"
-        return runs.map { $0.standardizedFileURL.path.hasPrefix(base) ? String($0.standardizedFileURL.path.dropFirst(base.count)) : $0.path }
-            .joined(separator: ", ")
+    public var runNames: String { runs.map(name(of:)).joined(separator: ", ") }
+
+    /// `run`'s path relative to ``folder`` (`arm-A/pretrain`).
+    func name(of run: URL) -> String {
+        let base = folder.standardizedFileURL.path + "/", path = run.standardizedFileURL.path
+        return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : run.path
+    }
+
+    /// Where each run of the job stands, in ``runs``' order: its name relative to ``folder``
+    /// (`arm-A/pretrain`) and its ``RunProgress`` (nil when its files cannot be read as a run,
+    /// as when it was removed meanwhile).
+    public func progress() -> [(name: String, progress: RunProgress?)] {
+        runs.map { (name(of: $0), try? RunProgress(folder: $0)) }
+    }
+
+    /// Lines for `maskdm describe` of a job folder: what it is, then each run's
+    /// ``RunProgress/text`` under its name.
+    public var text: String {
+        var lines = ["\(folder.path): \(kindDescription), \(runs.count) run\(runs.count == 1 ? "" : "s")"]
+        for (name, progress) in progress() {
+            lines.append(name)
+            lines.append(progress?.text ?? "  (cannot be read as a run)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One JSON object: `folder`, `kind` (`pipeline`, `compare`, `compareArm`, `other`) and
+    /// `runs`, an object of each run's ``RunProgress/json`` (`null` when it cannot be read) under
+    /// its name.
+    public var json: String {
+        func text(_ s: String) -> String { (try? JSONEncoder().encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "null" }
+        let runs = progress().map { "\(text($0.name)): \($0.progress?.json ?? "null")" }.joined(separator: ", ")
+        return "{\"folder\": \(text(folder.path)), \"kind\": \(text(kind.rawValue)), \"runs\": {\(runs)}}"
     }
 
     /// What to do to go on with the job: the command to re-run with its `--out`.
@@ -76,11 +106,15 @@ public struct JobFolder: Sendable, Equatable {
         ["config.json", "checkpoint.safetensors"].contains { FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path) }
     }
 
-    /// The run folders one or two levels below `folder`, sorted by path.
+    /// The run folders one or two levels below `folder`, sorted by path, stage folders in the
+    /// order they train.
     static func runFolders(under folder: URL) -> [URL] {
         let fm = FileManager.default
+        let stages = ["pretrain", "finetune", "train"]
+        func order(_ name: String) -> (Int, String) { (stages.firstIndex(of: name) ?? stages.count, name) }
         func subfolders(_ u: URL) -> [URL] {
-            ((try? fm.contentsOfDirectory(atPath: u.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted().map { u.appendingPathComponent($0) }
+            ((try? fm.contentsOfDirectory(atPath: u.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted { order($0) < order($1) }
+                .map { u.appendingPathComponent($0) }
                 .filter { var d: ObjCBool = false; return fm.fileExists(atPath: $0.path, isDirectory: &d) && d.boolValue }
         }
         var runs: [URL] = []

@@ -234,6 +234,14 @@ struct CLIErrorTests {
             let budgeted = try MPIJob.runAlone(["resume", arm.path])
             #expect(budgeted.status == 64 && budgeted.output.contains("re-run `maskdm compare --out \(tmp.appendingPathComponent("cmp").path)`"),
                     "\(budgeted.output)")
+            // `describe` of the job's folder says where each of its runs stands.
+            let job = try MPIJob.runAlone(["describe", tmp.appendingPathComponent("cmp").path])
+            #expect(job.status == 0 && job.output.contains("a `maskdm compare` folder, 1 run\narm-A/pretrain\n  run         pretrain on emoji-faces: step 0 of 2"),
+                    "\(job.output)")
+            let jobJSON = try MPIJob.runAlone(["describe", tmp.appendingPathComponent("cmp").path, "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(jobJSON.output.utf8)) as? [String: Any], "\(jobJSON.output)")
+            let runs = try #require(object["runs"] as? [String: Any])
+            #expect(object["kind"] as? String == "compare" && (runs["arm-A/pretrain"] as? [String: Any])?["steps"] as? Int == 2)
             let empty = tmp.appendingPathComponent("empty")
             try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
             let none = try MPIJob.runAlone(["resume", empty.path])

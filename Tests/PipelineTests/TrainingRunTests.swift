@@ -530,7 +530,7 @@ import ViTDiffusion
             try fm.createDirectory(at: tmp.appendingPathComponent("empty"), withIntermediateDirectories: true)
 
             let pipeline = try #require(JobFolder(tmp.appendingPathComponent("p")))
-            #expect(pipeline.kind == .pipeline && pipeline.runs.map(\.lastPathComponent) == ["finetune", "pretrain"])
+            #expect(pipeline.kind == .pipeline && pipeline.runs.map(\.lastPathComponent) == ["pretrain", "finetune"])
             #expect(pipeline.resumeHint.contains("maskdm pipeline --out \(tmp.appendingPathComponent("p").path)"))
             let compare = try #require(JobFolder(tmp.appendingPathComponent("c")))
             #expect(compare.kind == .compare && compare.runs.count == 3)
@@ -539,9 +539,14 @@ import ViTDiffusion
             #expect(JobFolder(tmp.appendingPathComponent("o"))?.kind == .other)
             #expect(JobFolder(tmp.appendingPathComponent("p/pretrain")) == nil)        // a run itself
             #expect(JobFolder(tmp.appendingPathComponent("empty")) == nil)
+            #expect(compare.progress().map(\.name) == ["arm-A/pretrain", "arm-A/finetune", "arm-C/train"])
+            #expect(compare.progress().allSatisfy { $0.progress?.steps == 2 && $0.progress?.checkpointProblem == nil })
+            #expect(compare.text.hasPrefix("\(tmp.appendingPathComponent("c").path): a `maskdm compare` folder, 3 runs\narm-A/pretrain\n  run "))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(compare.json.utf8)) as? [String: Any])
+            #expect(json["kind"] as? String == "compare" && (json["runs"] as? [String: Any])?.keys.sorted() == ["arm-A/finetune", "arm-A/pretrain", "arm-C/train"])
             #expect { try ModelDescription(describing: tmp.appendingPathComponent("c")) } throws: { error in
                 guard case .missingFile(_, let hint) = error as? PipelineError else { return false }
-                return hint.contains("runs in arm-A/finetune, arm-A/pretrain, arm-C/train (a `maskdm compare` folder)")
+                return hint.contains("runs in arm-A/pretrain, arm-A/finetune, arm-C/train (a `maskdm compare` folder)")
             }
         }
     }
