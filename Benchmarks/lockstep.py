@@ -128,6 +128,9 @@ def main():
     compare.apply_isa_options(ap, args)
     if args.pairs < 1:
         ap.error("--pairs must be at least 1")
+    if not args.gap >= 0:
+        ap.error(f"--gap must be at least 0 seconds, got {args.gap}")
+    compare.check_common_options(ap, args)
     if not os.path.exists(compare.SWIFT_BIN):
         sys.exit(f"error: {os.path.relpath(compare.SWIFT_BIN, compare.ROOT)} not found; build it with: {compare.BUILD_CMD}")
     compare.resolve_reference(ap, args)
@@ -167,9 +170,9 @@ def main():
             speedups.append({"network": net, **{side: full[f"{side}_ms"] / masked[f"{side}_ms"]
                                                  for side in ("swift", "torch", "reference") if f"{side}_ms" in full}})
     if args.json:
-        print(json.dumps({"cpu": compare.cpu_model(), "threads": args.threads, "pairs": args.pairs, "peak_gflops": peak,
-                          "isa_option": "avx2" if args.avx2 else "bf16" if args.bf16 else None,
-                          "cases": results, "masked_speedups": speedups}, indent=1))
+        print(json.dumps(compare.json_safe({"cpu": compare.cpu_model(), "threads": args.threads, "pairs": args.pairs,
+                                            "peak_gflops": peak, "isa_option": "avx2" if args.avx2 else "bf16" if args.bf16 else None,
+                                            "cases": results, "masked_speedups": speedups}), indent=1, allow_nan=False))
         return
     with_ref = any("reference_ms" in r for r in results)   # step cases only
     header = ["case", "swift ms", "torch ms", "torch/swift", "range", "quartiles"] \
@@ -186,9 +189,9 @@ def main():
                     span(r[side + "_over_swift_quartiles"])]
         row += [f"{r['swift_gflops']:.1f}", f"{100 * r['swift_peak_share']:.0f}%"]
         rows.append(row)
-    print(f"CPU: {compare.cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'fp32'} peak {peak:.0f} GFLOP/s"
+    print(f"CPU: {compare.cpu_model()}; measured {'bf16 dot-product' if args.bf16 else 'AVX2 fp32' if args.avx2 else 'fp32'} peak {peak:.0f} GFLOP/s"
           " (the highest reading of this run);"
-          f" {args.threads} threads; {args.pairs} rounds, one step of each side per round"
+          f" {args.threads} thread{'s' if args.threads != 1 else ''}; {args.pairs} round{'s' if args.pairs != 1 else ''}, one step of each side per round"
           " in rotating order; ratios are medians of the rounds' ratios (> 1: Swift faster)"
           + ("; ref = the reference repository's MaskedUViT" if with_ref else "")
           + ("; mixed precision: Swift MASKDM_GEMM_ISA=avx512-bf16, PyTorch autocast bf16" if args.bf16 else "")

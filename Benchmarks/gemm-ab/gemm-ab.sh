@@ -30,7 +30,9 @@ options=()
 variants=()
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --rounds|--isa|--set|--shape) options+=("$1" "$2"); shift 2 ;;
+        --rounds|--isa|--set|--shape)
+            [[ $# -ge 2 ]] || { echo "gemm-ab: $1 needs a value" >&2; exit 2; }
+            options+=("$1" "$2"); shift 2 ;;
         --warm) options+=("$1"); shift ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         -*) echo "gemm-ab: unknown option $1" >&2; exit 2 ;;

@@ -18,6 +18,9 @@ func benchLoadMemory(_ paths: [String]) throws {
         return
     }
     let url = URL(fileURLWithPath: paths[0])
+    guard FileManager.default.isReadableFile(atPath: url.path) else {
+        throw SafetensorsError(file: url.path, "no such readable file")
+    }
     let fileBytes = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.doubleValue ?? 0
     let before = currentRSSMiB()
     let start = DispatchTime.now().uptimeNanoseconds

@@ -8,11 +8,29 @@
 import Foundation
 import Tensor
 
+/// Prints `message` on stderr and exits with `status` (2: a bad invocation, 1: a failed run).
+func fail(_ message: String, status: Int32 = 2) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(status)
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
+let valueFlags: Set<String> = ["--threads", "--batch", "--split", "--reps", "--case"]
+let plainFlags: Set<String> = ["--quick", "--serve", "--help", "-h"]
+for (i, a) in args.enumerated() where a.hasPrefix("-") && !(i > 0 && valueFlags.contains(args[i - 1])) {
+    if valueFlags.contains(a) {
+        if i + 1 >= args.count { fail("\(a) needs a value") }
+    } else if !plainFlags.contains(a) {
+        fail("unknown option \(a); options: \((plainFlags.subtracting(["-h"]).union(valueFlags)).sorted().joined(separator: " ")) (see --help)")
+    }
+}
 let quick = args.contains("--quick")
 var threads = Parallel.defaultThreads
-if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
-let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !["--threads", "--batch", "--split", "--reps", "--case"].contains(args[i - 1])) }.map(\.element)
+if let i = args.firstIndex(of: "--threads") {
+    guard let n = Int(args[i + 1]), n >= 1 else { fail("--threads needs a positive count, got '\(args[i + 1])'") }
+    threads = n
+}
+let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !valueFlags.contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
 let usage = """
     usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]
@@ -30,12 +48,12 @@ let usage = """
     environment: MASKDM_THREADS, MASKDM_GEMM_ISA (avx2, avx512, avx512-emulated, avx512-bf16 or openblas), MASKDM_BATCH_SPLIT
     """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
-do { _ = try Gemm.environmentInstructionSet() } catch { print("error: \(error)"); exit(2) }
+do { _ = try Gemm.environmentInstructionSet() } catch { fail("error: \(error)") }
 BLAS.setThreads(threads)
 // A step case is looked up before anything is measured, so a mistyped name fails at once.
 let stepCase = suite == "step-case" ? StepCase.all.first(where: { positional.count > 1 && $0.name == positional[1] }) : nil
 if suite == "step-case" && stepCase == nil {
-    print("unknown step case\(positional.count > 1 ? " '\(positional[1])'" : ""); known: \(StepCase.all.map(\.name))"); exit(2)
+    fail("unknown step case\(positional.count > 1 ? " '\(positional[1])'" : ""); known: \(StepCase.all.map(\.name))")
 }
 // The FMA peak is measured first, before any parallel region starts the polling worker threads
 // (which would compete with the measuring threads for the cores).
@@ -47,39 +65,39 @@ Parallel.$threads.withValue(threads) {
         /// The positive count after `flag`, nil without the flag; exits on a missing or bad count.
         func positiveCount(_ flag: String) -> Int? {
             guard let i = args.firstIndex(of: flag) else { return nil }
-            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { print("\(flag) needs a positive count"); exit(2) }
+            guard i + 1 < args.count, let n = Int(args[i + 1]), n > 0 else { fail("\(flag) needs a positive count") }
             return n
         }
         if let b = positiveCount("--batch") { c.batch = b }
         if let n = positiveCount("--split") { c.split = n }
         if let n = positiveCount("--reps") { c.reps = n }
         c.serve = args.contains("--serve")
-        do { try runStepCase(c, quick: quick, threads: threads) } catch { print("error: \(error)"); exit(1) }
+        do { try runStepCase(c, quick: quick, threads: threads) } catch { fail("error: \(error)", status: 1) }
     case "load-memory":
-        do { try benchLoadMemory(Array(positional.dropFirst())) } catch { print("error: \(error)"); exit(1) }
+        do { try benchLoadMemory(Array(positional.dropFirst())) } catch { fail("error: \(error)", status: 1) }
     case "sample":
         let chosen = args.indices.filter { args[$0] == "--case" && $0 + 1 < args.count }.map { args[$0 + 1] }
         if let unknown = chosen.first(where: { name in !SamplingCase.all.contains { $0.name == name } }) {
-            print("unknown sampling case \(unknown); known: \(SamplingCase.all.map(\.name))"); exit(2)
+            fail("unknown sampling case \(unknown); known: \(SamplingCase.all.map(\.name))")
         }
         let serve = args.contains("--serve")
-        if serve && chosen.count != 1 { print("sample --serve needs exactly one --case"); exit(2) }
-        do { try benchSampling(threads: threads, quick: quick, cases: chosen, serve: serve) } catch { print("error: \(error)"); exit(1) }
+        if serve && chosen.count != 1 { fail("sample --serve needs exactly one --case") }
+        do { try benchSampling(threads: threads, quick: quick, cases: chosen, serve: serve) } catch { fail("error: \(error)", status: 1) }
     case "fid":
-        do { try benchFID(threads: threads, quick: quick) } catch { print("error: \(error)"); exit(1) }
+        do { try benchFID(threads: threads, quick: quick) } catch { fail("error: \(error)", status: 1) }
     case "peak":
         benchPeak(threads: threads)
     case "packed-weights":
         guard positional.count == 2, let batch = Int(positional[1]), batch > 0 else {
-            print("usage: maskdm-bench packed-weights BATCH"); exit(2)
+            fail("usage: maskdm-bench packed-weights BATCH")
         }
         benchPackedWeights(batch: batch, threads: threads, quick: quick)
     case "passes-ab":
-        do { try benchPassesAB(Array(positional.dropFirst()), threads: threads, quick: quick) } catch { print("\(error)"); exit(2) }
+        do { try benchPassesAB(Array(positional.dropFirst()), threads: threads, quick: quick) } catch { fail("\(error)") }
     case "gemm-shapes":
-        do { try benchGemmShapes(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
+        do { try benchGemmShapes(Array(positional.dropFirst()), threads: threads) } catch { fail("\(error)") }
     case "attention-tiles":
-        do { try benchAttentionTiles(Array(positional.dropFirst()), threads: threads) } catch { print("\(error)"); exit(2) }
+        do { try benchAttentionTiles(Array(positional.dropFirst()), threads: threads) } catch { fail("\(error)") }
     case "matmul", "gemm", "attention", "step", "all":
         if suite == "all" { benchPeak(threads: threads) }
         if suite == "matmul" || suite == "all" { benchMatmul(threads: threads, quick: quick) }
@@ -87,6 +105,6 @@ Parallel.$threads.withValue(threads) {
         if suite == "attention" || suite == "all" { benchAttention(threads: threads, quick: quick) }
         if suite == "step" || suite == "all" { benchSteps(threads: threads, quick: quick) }
     default:
-        print(usage); exit(2)
+        fail(usage)
     }
 }
