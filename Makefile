@@ -41,6 +41,7 @@ reference: python
 SUITE ?= all
 
 bench: setup
+	case "$(SUITE)" in fid) ./scripts/fetch-fid-weights.sh ;; esac   # the Inception weights the fid suite loads
 	swift build -c release --product maskdm-bench
 	.build/release/maskdm-bench $(SUITE) $(ARGS)
 

@@ -7,14 +7,18 @@ import TorchCheckpoint
 /// memory-mapped); the JSON line gives the file size, the resident set before, the peak after and
 /// their ratio to the file size (each file in its own process, so each peak is its own).
 func benchLoadMemory(_ paths: [String]) throws {
+    guard !paths.isEmpty else { fail("usage: maskdm-bench load-memory FILE...") }
     guard paths.count == 1 else {
+        var failed: [String] = []
         for path in paths {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
             p.arguments = ["load-memory", path]
             try p.run()
             p.waitUntilExit()
+            if p.terminationStatus != 0 { failed.append(path) }
         }
+        if !failed.isEmpty { fail("load-memory failed for \(failed.joined(separator: ", "))", status: 1) }
         return
     }
     let url = URL(fileURLWithPath: paths[0])

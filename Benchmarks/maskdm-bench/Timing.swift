@@ -83,11 +83,25 @@ func poolCounters(since before: BufferPool.Statistics) -> [(String, Any)] {
             ("pool_evictions", after.evictions - before.evictions), ("pool_recycled", after.recycled - before.recycled)]
 }
 
+/// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
+
 /// Prints one JSON object per line.
 func emit(_ fields: [(String, Any)]) {
     let parts = fields.map { key, value -> String in
         switch value {
-        case let s as String: return "\"\(key)\": \"\(s)\""
+        case let s as String: return "\"\(key)\": \(jsonString(s))"
         case let d as Double: return "\"\(key)\": \(d.isFinite ? String(format: "%.4g", d) : "null")"
         default: return "\"\(key)\": \(value)"
         }

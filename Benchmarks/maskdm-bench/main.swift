@@ -17,20 +17,28 @@ func fail(_ message: String, status: Int32 = 2) -> Never {
 let args = Array(CommandLine.arguments.dropFirst())
 let valueFlags: Set<String> = ["--threads", "--batch", "--split", "--reps", "--case"]
 let plainFlags: Set<String> = ["--quick", "--serve", "--help", "-h"]
-for (i, a) in args.enumerated() where a.hasPrefix("-") && !(i > 0 && valueFlags.contains(args[i - 1])) {
+/// Whether `a` is an option (`--name` or `-h`) rather than a positional argument.
+func isOption(_ a: String) -> Bool { a.hasPrefix("--") || a == "-h" }
+var threads = Parallel.defaultThreads
+var index = 0
+while index < args.count {                  // in order: a value flag's value is never taken for an option
+    let a = args[index]
     if valueFlags.contains(a) {
-        if i + 1 >= args.count { fail("\(a) needs a value") }
-    } else if !plainFlags.contains(a) {
+        guard index + 1 < args.count else { fail("\(a) needs a value") }
+        if a == "--threads" {
+            guard let n = Int(args[index + 1]), n >= 1 else { fail("--threads needs a positive count, got '\(args[index + 1])'") }
+            threads = n
+        }
+        index += 2
+        continue
+    }
+    if isOption(a) && !plainFlags.contains(a) {
         fail("unknown option \(a); options: \((plainFlags.subtracting(["-h"]).union(valueFlags)).sorted().joined(separator: " ")) (see --help)")
     }
+    index += 1
 }
 let quick = args.contains("--quick")
-var threads = Parallel.defaultThreads
-if let i = args.firstIndex(of: "--threads") {
-    guard let n = Int(args[i + 1]), n >= 1 else { fail("--threads needs a positive count, got '\(args[i + 1])'") }
-    threads = n
-}
-let positional = args.enumerated().filter { i, a in !a.hasPrefix("--") && (i == 0 || !valueFlags.contains(args[i - 1])) }.map(\.element)
+let positional = args.enumerated().filter { i, a in !isOption(a) && (i == 0 || !valueFlags.contains(args[i - 1])) }.map(\.element)
 let suite = positional.first ?? "all"
 let usage = """
     usage: maskdm-bench [peak|matmul|gemm|attention|step|sample|fid|all] [--quick] [--threads N]

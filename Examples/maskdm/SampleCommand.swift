@@ -73,7 +73,7 @@ enum WeightChoice: String, EnumerableFlag {
 
 /// `maskdm describe`: what a config or checkpoint builds.
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints); for the folder of a pipeline or compare job, where each of its runs stands. Exit status 1 when a run's checkpoint.safetensors is damaged or missing while the run got further.")
+    static let configuration = CommandConfiguration(abstract: "Describe what a reference YAML config or a checkpoint builds; for a run folder, also where the run stands (step, loss, FID scores, checkpoints); for the folder of a pipeline or compare job, where each of its runs stands. Exit status 1 when a run's checkpoint.safetensors is damaged or missing while the run got further, or a run of a job cannot be read.")
 
     @Argument(help: "A reference YAML config, a project checkpoint, a run folder or a job folder (pipeline, compare).") var file: String
     @Flag(help: "One JSON object: parameters, image_size, patch_size, tokens, mask, batch_size, learning_rate, schedule (and run, for a run folder); for a job folder: folder, kind and runs.") var json = false
@@ -82,8 +82,9 @@ struct Describe: ParsableCommand {
         let url = URL(fileURLWithPath: file)
         // A job's folder (`maskdm pipeline`, `compare`): where each of its runs stands.
         if let job = JobFolder(url), !job.runs.isEmpty {
-            print(json ? job.json : job.text)
-            if job.progress().contains(where: { $0.progress?.checkpointProblem != nil }) { throw ExitCode.failure }
+            let runs = job.progress()                      // read once: the report and the status agree
+            print(json ? job.json(of: runs) : job.text(of: runs))
+            if runs.contains(where: { $0.progress == nil || $0.progress?.checkpointProblem != nil }) { throw ExitCode.failure }
             return
         }
         let d = try ModelDescription(describing: url)

@@ -22,8 +22,9 @@ public struct JobFolder: Sendable, Equatable {
     /// What wrote it.
     public let kind: Kind
     /// The run folders (holding a `config.json` or `checkpoint.safetensors`) one or two levels
-    /// below ``folder``, sorted by path, but for the stages of one job in the order they train
-    /// (`pretrain`, then `finetune`, then `train`); may be empty for a job stopped before its first run.
+    /// below ``folder``, sorted by path, except that folders named `pretrain`, `finetune` and
+    /// `train` come first among their siblings, in the order they train; may be empty for a job
+    /// stopped before its first run.
     public let runs: [URL]
 
     /// The job folder `folder` is, or nil when it is neither a known job's folder nor holds runs
@@ -58,23 +59,33 @@ public struct JobFolder: Sendable, Equatable {
     }
 
     /// Lines for `maskdm describe` of a job folder: what it is, then each run's
-    /// ``RunProgress/text`` under its name.
-    public var text: String {
+    /// ``RunProgress/text`` under its name (read now; see ``text(of:)``).
+    public var text: String { text(of: progress()) }
+
+    /// The lines of ``text`` for runs already read by ``progress()``, so that what is printed and
+    /// what a caller decides from it come from one reading of the folders.
+    public func text(of runs: [(name: String, progress: RunProgress?)]) -> String {
         var lines = ["\(folder.path): \(kindDescription), \(runs.count) run\(runs.count == 1 ? "" : "s")"]
-        for (name, progress) in progress() {
-            lines.append(name)
-            lines.append(progress?.text ?? "  (cannot be read as a run)")
+        for (name, progress) in runs {
+            // Names come from the disk and are shown on a terminal: no control characters.
+            lines.append(String(String.UnicodeScalarView(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 })))
+            lines.append(progress?.text ?? "  (cannot be read as a run: neither its config.json nor its checkpoint)")
         }
         return lines.joined(separator: "\n")
     }
 
     /// One JSON object: `folder`, `kind` (`pipeline`, `compare`, `compareArm`, `other`) and
     /// `runs`, an object of each run's ``RunProgress/json`` (`null` when it cannot be read) under
-    /// its name.
-    public var json: String {
-        func text(_ s: String) -> String { (try? JSONEncoder().encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "null" }
-        let runs = progress().map { "\(text($0.name)): \($0.progress?.json ?? "null")" }.joined(separator: ", ")
-        return "{\"folder\": \(text(folder.path)), \"kind\": \(text(kind.rawValue)), \"runs\": {\(runs)}}"
+    /// its name (read now; see ``json(of:)``).
+    public var json: String { json(of: progress()) }
+
+    /// ``json`` for runs already read by ``progress()``.
+    public func json(of runs: [(name: String, progress: RunProgress?)]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        func text(_ s: String) -> String { (try? encoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "null" }
+        let entries = runs.map { "\(text($0.name)): \($0.progress?.json ?? "null")" }.joined(separator: ", ")
+        return "{\"folder\": \(text(folder.path)), \"kind\": \(text(kind.rawValue)), \"runs\": {\(entries)}}"
     }
 
     /// What to do to go on with the job: the command to re-run with its `--out`.
