@@ -83,18 +83,10 @@ func poolCounters(since before: BufferPool.Statistics) -> [(String, Any)] {
             ("pool_evictions", after.evictions - before.evictions), ("pool_recycled", after.recycled - before.recycled)]
 }
 
-/// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+/// `s` as a JSON string literal (quotes, backslashes and control characters escaped), by Foundation.
 func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
+    (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+        .map { String(decoding: $0, as: UTF8.self) } ?? "null"
 }
 
 /// Prints one JSON object per line.

@@ -37,9 +37,8 @@ extension Image {
                               maximumPixels: Int = ImageLimits.maximumPixels) throws(ImageIOError) -> Image {
         guard let format = ImageFormat.detect(data) else {
             // A file cut inside its signature is a truncated image, not another kind of file.
-            let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-            for (format, signature) in [(ImageFormat.png, png), (.jpeg, [0xFF, 0xD8, 0xFF])]
-            where data.count >= 2 && data.count < signature.count && data.elementsEqual(signature.prefix(data.count)) {
+            for format in [ImageFormat.png, .jpeg]
+            where data.count >= 2 && data.count < format.signature.count && data.elementsEqual(format.signature.prefix(data.count)) {
                 throw .decodingFailed(name: name, format: format,
                                       message: "the file is cut short: it ends after \(data.count) bytes, inside the \(format) signature")
             }

@@ -5,14 +5,17 @@ public enum ImageFormat: String, Sendable, CustomStringConvertible {
     /// JPEG (JFIF / Exif / Adobe).
     case jpeg = "JPEG"
 
-    /// The format whose signature `bytes` start with, or nil.
-    ///
-    /// PNG: `89 50 4E 47 0D 0A 1A 0A`; JPEG: `FF D8 FF`. The file name is never consulted.
+    /// The bytes a file of this format starts with: PNG `89 50 4E 47 0D 0A 1A 0A`, JPEG `FF D8 FF`.
+    public var signature: [UInt8] {
+        switch self {
+        case .png: return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        case .jpeg: return [0xFF, 0xD8, 0xFF]
+        }
+    }
+
+    /// The format whose ``signature`` `bytes` start with, or nil. The file name is never consulted.
     public static func detect<Bytes: Collection>(_ bytes: Bytes) -> ImageFormat? where Bytes.Element == UInt8 {
-        let head = Array(bytes.prefix(8))
-        if head == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
-        if head.count >= 3 && head[0] == 0xFF && head[1] == 0xD8 && head[2] == 0xFF { return .jpeg }
-        return nil
+        [ImageFormat.png, .jpeg].first { bytes.starts(with: $0.signature) }
     }
 
     /// The format for a file extension (`png`, `jpg`, `jpeg`; case-insensitive), or nil.

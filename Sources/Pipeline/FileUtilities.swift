@@ -19,6 +19,12 @@ func appendLine(_ line: String, to url: URL) throws {
     try handle.write(contentsOf: Data((line + "\n").utf8))
 }
 
+/// `s` with every control character shown as `?`: text read from files (checkpoint metadata,
+/// folder names) is printed on a terminal, where a control character could act.
+func withoutControlCharacters(_ s: String) -> String {
+    String(String.UnicodeScalarView(s.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
+}
+
 /// The encoder of the records a job writes (`report.json`, `evals.jsonl`): snake_case keys, as
 /// `log.jsonl`, `fid.jsonl` and `fid --json`; sorted keys; one line unless `pretty`.
 func recordEncoder(pretty: Bool) -> JSONEncoder {

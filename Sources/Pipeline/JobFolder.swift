@@ -68,7 +68,7 @@ public struct JobFolder: Sendable, Equatable {
         var lines = ["\(folder.path): \(kindDescription), \(runs.count) run\(runs.count == 1 ? "" : "s")"]
         for (name, progress) in runs {
             // Names come from the disk and are shown on a terminal: no control characters.
-            lines.append(String(String.UnicodeScalarView(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 })))
+            lines.append(withoutControlCharacters(name))
             lines.append(progress?.text ?? "  (cannot be read as a run: neither its config.json nor its checkpoint)")
         }
         return lines.joined(separator: "\n")
@@ -81,11 +81,8 @@ public struct JobFolder: Sendable, Equatable {
 
     /// ``json`` for runs already read by ``progress()``.
     public func json(of runs: [(name: String, progress: RunProgress?)]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        func text(_ s: String) -> String { (try? encoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "null" }
-        let entries = runs.map { "\(text($0.name)): \($0.progress?.json ?? "null")" }.joined(separator: ", ")
-        return "{\"folder\": \(text(folder.path)), \"kind\": \(text(kind.rawValue)), \"runs\": {\(entries)}}"
+        let entries = runs.map { "\(oneLineJSON($0.name)): \($0.progress?.json ?? "null")" }.joined(separator: ", ")
+        return "{\"folder\": \(oneLineJSON(folder.path)), \"kind\": \(oneLineJSON(kind.rawValue)), \"runs\": {\(entries)}}"
     }
 
     /// What to do to go on with the job: the command to re-run with its `--out`.

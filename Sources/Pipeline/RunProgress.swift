@@ -55,7 +55,8 @@ public struct RunProgress: Sendable, Equatable {
         // run writes its checkpoint before either shows it got past it, so a run that writes its
         // first checkpoint meanwhile is never taken for one whose checkpoint went missing.
         let logged = StepRecord.parseLog(lenientText(of: folder.appendingPathComponent("log.jsonl")))
-        let missing = TrainingRun.missingCheckpointProblem(in: folder, checkpointEvery: config?.recipe.checkpointEvery ?? 0,
+        let numbered = (try? TrainingRun.numberedCheckpoints(in: folder)) ?? []
+        let missing = TrainingRun.missingCheckpointProblem(numbered: numbered, checkpointEvery: config?.recipe.checkpointEvery ?? 0,
                                                            loggedSteps: logged)
         var metadata: [String: String]? = nil
         if fm.fileExists(atPath: checkpoint.path) {
@@ -70,9 +71,7 @@ public struct RunProgress: Sendable, Equatable {
                                             hint: "the folder holds no run (no config.json and no readable checkpoint.safetensors)")
         }
         // Metadata is shown on a terminal: its control characters are not passed through.
-        func printable(_ s: String?) -> String? {
-            s.map { String(String.UnicodeScalarView($0.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 })) }
-        }
+        func printable(_ s: String?) -> String? { s.map(withoutControlCharacters) }
         stage = config?.stage.rawValue ?? printable(metadata?["stage"])
         data = config?.data ?? printable(metadata?["data"])
         let recordedStep = metadata.map { $0["step"].flatMap { Int($0) } ?? -1 }
@@ -94,7 +93,7 @@ public struct RunProgress: Sendable, Equatable {
         } else {
             best = EvaluationRecord.best(of: evaluations)
         }
-        numberedCheckpoints = ((try? TrainingRun.numberedCheckpoints(in: folder)) ?? []).map(\.step)
+        numberedCheckpoints = numbered.map(\.step)
         hasBestCheckpoint = fm.fileExists(atPath: folder.appendingPathComponent("checkpoint-best.safetensors").path)
     }
 

@@ -170,8 +170,8 @@ public final class TrainingRun {
         if !resuming {
             // A run killed before (or while writing) its first checkpoint starts again; one whose checkpoint is gone
             // (numbered ones left, or a log past a checkpoint step) would silently start over.
-            if let problem = Self.missingCheckpointProblem(in: folder, checkpointEvery: config.recipe.checkpointEvery,
-                                                           loggedSteps: loggedSteps) {
+            if let problem = Self.missingCheckpointProblem(numbered: (try? Self.numberedCheckpoints(in: folder)) ?? [],
+                                                           checkpointEvery: config.recipe.checkpointEvery, loggedSteps: loggedSteps) {
                 throw PipelineError.badCheckpoint(path: checkpoint.path, problem: problem)
             }
         } else {
@@ -657,11 +657,13 @@ public final class TrainingRun {
     }
 
     /// Why a folder without `checkpoint.safetensors` cannot start its run afresh, or nil when it
-    /// can: numbered checkpoints are left, or `log.jsonl` goes past the first checkpoint step
-    /// (`checkpointEvery`), so its checkpoint went missing and starting over would silently lose
-    /// the run. Says how to resume from the newest numbered checkpoint.
-    static func missingCheckpointProblem(in folder: URL, checkpointEvery every: Int, loggedSteps: [StepRecord]) -> String? {
-        let numbered = ((try? numberedCheckpoints(in: folder)) ?? []).map(\.url.lastPathComponent)
+    /// can: numbered checkpoints are left (`numbered`, as ``numberedCheckpoints(in:)`` lists
+    /// them), or `log.jsonl` goes past the first checkpoint step (`checkpointEvery`), so its
+    /// checkpoint went missing and starting over would silently lose the run. Says how to resume
+    /// from the newest numbered checkpoint.
+    static func missingCheckpointProblem(numbered checkpoints: [(step: Int, url: URL)], checkpointEvery every: Int,
+                                         loggedSteps: [StepRecord]) -> String? {
+        let numbered = checkpoints.map(\.url.lastPathComponent)
         let lastLogged = loggedSteps.map(\.step).max() ?? 0
         guard let newest = numbered.last ?? (every > 0 && lastLogged > every ? "" : nil) else { return nil }
         return "missing, but the run folder holds a run (log.jsonl to step \(lastLogged)"

@@ -128,8 +128,7 @@ struct ImageFolderWalk {
 
     /// `stat` (following links) or `lstat` of `path`; nil when it fails.
     private static func status(_ path: [UInt8], _ info: inout stat, follow: Bool) -> Int32? {
-        let result = withCString(path) { follow ? stat($0, &info) : lstat($0, &info) }
-        return result == 0 ? 0 : nil
+        failure(path, &info, follow: follow) == nil ? 0 : nil
     }
 
     /// Seconds since 1970.
